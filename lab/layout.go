@@ -1,0 +1,304 @@
+package lab
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/netreconcile/netreconcile/spec"
+)
+
+// Name prefixes of everything the lab creates. Namespaces carry Prefix so
+// that `ip netns list` shows at a glance what belongs to a lab.
+const (
+	Prefix         = "nrlab-"    // node namespaces: Prefix + node name
+	UnderlayPrefix = "nrlab-ul-" // the underlay namespace: UnderlayPrefix + hash
+	bridgePrefix   = "br-"       // underlay bridges: bridgePrefix + hash of the subnet
+	portPrefix     = "u"         // underlay end of a node's uplink: portPrefix + hash of the node
+	defaultUplink  = "eth0"
+	uplinkMTU      = 1500
+	maxIfNameLen   = 15 // IFNAMSIZ - 1
+)
+
+var (
+	// ErrInvalid marks a topology the lab cannot build (no nodes, clashing
+	// addresses, overlapping subnets, no room for a router address). It is
+	// reported before anything in the kernel changes.
+	ErrInvalid = errors.New("invalid lab topology")
+)
+
+// Error is a failure concerning one lab object. Its text names the object
+// and the step, then the cause: `lab: node "a": create uplink "eth0": ...`.
+type Error struct {
+	Object string // e.g. `node "a"`, `underlay "nrlab-ul-0a1b2c3d"`, `subnet 172.31.1.0/24`
+	Op     string // the step that failed, e.g. `create uplink "eth0"`
+	Err    error
+}
+
+func (e *Error) Error() string {
+	if e.Op == "" {
+		return "lab: " + e.Object + ": " + e.Err.Error()
+	}
+	return "lab: " + e.Object + ": " + e.Op + ": " + e.Err.Error()
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+func nodeErr(node, op string, err error) error {
+	return &Error{Object: fmt.Sprintf("node %q", node), Op: op, Err: err}
+}
+
+// NodeNetns is the name of the namespace that plays node's host namespace.
+func NodeNetns(node string) string { return Prefix + node }
+
+// UnderlayNetns is the name of the underlay namespace of r. It depends on
+// the set of node names only, so labs of different topologies (such as
+// parallel tests with unique node names) never share an underlay, while
+// changing addresses in the file keeps the same one.
+func UnderlayNetns(r *spec.Resolved) string {
+	names := make([]string, len(r.Nodes))
+	for i, n := range r.Nodes {
+		names[i] = n.Name
+	}
+	slices.Sort(names)
+	return UnderlayPrefix + shortHash(strings.Join(names, "\n"))
+}
+
+func shortHash(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])[:8]
+}
+
+// bridgeName names the underlay bridge of subnet p. Hashing keeps it under
+// IFNAMSIZ for any prefix, IPv6 included.
+func bridgeName(p netip.Prefix) string { return bridgePrefix + shortHash("subnet "+p.String()) }
+
+// portName names the underlay end of node's uplink veth.
+func portName(node string) string { return portPrefix + shortHash("node " + node)[:8] }
+
+// macFor derives a stable, locally administered unicast MAC address from
+// an object's identity. Stable MACs let Build recreate a device without
+// leaving stale entries in the other nodes' neighbour caches (they would
+// black-hole traffic for many seconds), and make captures readable.
+func macFor(kind, name string) net.HardwareAddr {
+	sum := sha256.Sum256([]byte("mac " + kind + " " + name))
+	mac := net.HardwareAddr(sum[:6])
+	mac[0] = mac[0]&0xfe | 0x02
+	return mac
+}
+
+// Info describes a lab: what Build created or found, for printing and for
+// tests that need the names.
+type Info struct {
+	Underlay string       // underlay namespace
+	Subnets  []SubnetInfo // sorted by prefix
+	Nodes    []NodeInfo   // in the order of spec.Resolved.Nodes (sorted by name)
+
+	// Changes lists what Build changed in the kernel, one line each, in
+	// order. It is empty when the lab was already complete.
+	Changes []string
+}
+
+// SubnetInfo is one underlay L2 segment.
+type SubnetInfo struct {
+	Prefix netip.Prefix // the nodes' subnet (node address, masked)
+	Bridge string       // bridge in the underlay namespace
+	Router netip.Addr   // address of the bridge: the nodes' default gateway
+	MAC    net.HardwareAddr
+}
+
+// NodeInfo is one simulated node.
+type NodeInfo struct {
+	Name    string
+	Netns   string           // the node's host namespace (NodeNetns)
+	Uplink  string           // uplink name inside Netns
+	Address netip.Prefix     // on the uplink
+	MAC     net.HardwareAddr // of the uplink
+	Router  netip.Addr       // default gateway of the node
+	Bridge  string           // underlay bridge the uplink is plugged into
+	Port    string           // underlay end of the uplink veth
+}
+
+// Node returns the node called name, or nil.
+func (in *Info) Node(name string) *NodeInfo {
+	for i := range in.Nodes {
+		if in.Nodes[i].Name == name {
+			return &in.Nodes[i]
+		}
+	}
+	return nil
+}
+
+// String renders the lab as a short human-readable table.
+func (in *Info) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "underlay netns %s\n", in.Underlay)
+	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+	for _, s := range in.Subnets {
+		fmt.Fprintf(tw, "  subnet %s\tbridge %s\trouter %s\n", s.Prefix, s.Bridge, s.Router)
+	}
+	tw.Flush()
+	tw = tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tNETNS\tUPLINK\tADDRESS\tROUTER")
+	for _, n := range in.Nodes {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", n.Name, n.Netns, n.Uplink, n.Address, n.Router)
+	}
+	tw.Flush()
+	return b.String()
+}
+
+// Layout computes the lab of r without touching the kernel: names,
+// subnets and router addresses. Build uses it first, so every error it
+// reports (all at once, each wrapping ErrInvalid) comes before any change.
+func Layout(r *spec.Resolved) (*Info, error) {
+	if r == nil || len(r.Nodes) == 0 {
+		return nil, &Error{Object: "topology", Err: fmt.Errorf("%w: no nodes", ErrInvalid)}
+	}
+	in := &Info{Underlay: UnderlayNetns(r)}
+	var errs []error
+	bad := func(node string, format string, args ...any) {
+		errs = append(errs, nodeErr(node, "", fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...)))
+	}
+
+	byAddr := map[netip.Addr]string{}
+	subnetOf := map[netip.Prefix]string{} // subnet -> first node in it, for messages
+	ports := map[string]string{}
+	names := map[string]bool{}
+	var subnets []netip.Prefix
+	for _, n := range r.Nodes {
+		if names[n.Name] {
+			bad(n.Name, "duplicate node name")
+			continue
+		}
+		names[n.Name] = true
+		if n.Name == "" || strings.ContainsAny(n.Name, "/\x00") || n.Name == "." || n.Name == ".." {
+			bad(n.Name, "name cannot be used in a namespace name")
+			continue
+		}
+		uplink := n.Uplink
+		if uplink == "" {
+			uplink = defaultUplink
+		}
+		if len(uplink) > maxIfNameLen || strings.ContainsAny(uplink, "/: \t\n\x00") || uplink == "." || uplink == ".." || uplink == "lo" {
+			bad(n.Name, "uplink %q is not a valid interface name", uplink)
+		}
+		if !n.Address.IsValid() {
+			bad(n.Name, "no underlay address")
+			continue
+		}
+		addr := n.Address.Addr()
+		subnet := n.Address.Masked()
+		if other, ok := byAddr[addr]; ok {
+			bad(n.Name, "address %s is also node %q's", addr, other)
+			continue
+		}
+		byAddr[addr] = n.Name
+		if addr == subnet.Addr() && n.Address.Bits() < addr.BitLen()-1 {
+			bad(n.Name, "address %s is the network address of %s", addr, subnet)
+		}
+		if addr.Is4() && n.Address.Bits() < 31 && addr == lastAddr(subnet) {
+			bad(n.Name, "address %s is the broadcast address of %s", addr, subnet)
+		}
+		if p, ok := ports[portName(n.Name)]; ok {
+			// A 32-bit hash collision: report it rather than plug two
+			// nodes into one port.
+			bad(n.Name, "underlay port name %s clashes with node %q's", portName(n.Name), p)
+		}
+		ports[portName(n.Name)] = n.Name
+		if _, ok := subnetOf[subnet]; ok {
+			continue
+		}
+		for _, s := range subnets {
+			if s.Overlaps(subnet) {
+				bad(n.Name, "subnet %s overlaps subnet %s of node %q", subnet, s, subnetOf[s])
+			}
+		}
+		subnetOf[subnet] = n.Name
+		subnets = append(subnets, subnet)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+
+	slices.SortFunc(subnets, func(a, b netip.Prefix) int {
+		if c := a.Addr().Compare(b.Addr()); c != 0 {
+			return c
+		}
+		return a.Bits() - b.Bits()
+	})
+	routers := map[netip.Prefix]SubnetInfo{}
+	for _, s := range subnets {
+		router, ok := routerAddr(s, byAddr)
+		if !ok {
+			errs = append(errs, &Error{Object: "subnet " + s.String(),
+				Err: fmt.Errorf("%w: no free address left for the router", ErrInvalid)})
+			continue
+		}
+		si := SubnetInfo{Prefix: s, Bridge: bridgeName(s), Router: router, MAC: macFor("subnet", s.String())}
+		routers[s] = si
+		in.Subnets = append(in.Subnets, si)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	for _, n := range r.Nodes {
+		uplink := n.Uplink
+		if uplink == "" {
+			uplink = defaultUplink
+		}
+		si := routers[n.Address.Masked()]
+		in.Nodes = append(in.Nodes, NodeInfo{
+			Name:    n.Name,
+			Netns:   NodeNetns(n.Name),
+			Uplink:  uplink,
+			Address: n.Address,
+			MAC:     macFor("node", n.Name),
+			Router:  si.Router,
+			Bridge:  si.Bridge,
+			Port:    portName(n.Name),
+		})
+	}
+	return in, nil
+}
+
+// routerAddr picks the highest usable host address of p that no node
+// uses. Routers conventionally sit at the top of a subnet (.254 of a /24)
+// while nodes are numbered from the bottom, so this rarely moves.
+func routerAddr(p netip.Prefix, used map[netip.Addr]string) (netip.Addr, bool) {
+	hostBits := p.Addr().BitLen() - p.Bits()
+	if hostBits == 0 {
+		return netip.Addr{}, false
+	}
+	lo, hi := p.Addr(), lastAddr(p)
+	if hostBits >= 2 {
+		// The network address is not a host (IPv6: the subnet-router
+		// anycast address), and IPv4's last address is the broadcast.
+		lo = lo.Next()
+		if p.Addr().Is4() {
+			hi = hi.Prev()
+		}
+	}
+	for a := hi; a.IsValid() && a.Compare(lo) >= 0; a = a.Prev() {
+		if _, taken := used[a]; !taken {
+			return a, true
+		}
+	}
+	return netip.Addr{}, false
+}
+
+// lastAddr is the highest address of p.
+func lastAddr(p netip.Prefix) netip.Addr {
+	p = p.Masked()
+	b := p.Addr().AsSlice()
+	for i := p.Bits(); i < len(b)*8; i++ {
+		b[i/8] |= 0x80 >> (i % 8)
+	}
+	a, _ := netip.AddrFromSlice(b)
+	return a
+}

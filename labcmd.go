@@ -1,0 +1,100 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"github.com/netreconcile/netreconcile/internal/nsutil"
+	"github.com/netreconcile/netreconcile/lab"
+	"github.com/netreconcile/netreconcile/spec"
+)
+
+func labCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "lab",
+		Short: "Build or remove the whole cluster on this machine (one netns per node, plus an underlay)",
+	}
+	var file string
+	up := &cobra.Command{
+		Use:   "up -f FILE",
+		Short: "Build the underlay and node namespaces, then apply every node",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			r, err := spec.Load(file)
+			if err != nil {
+				return err
+			}
+			info, err := lab.Build(cmd.Context(), r)
+			if err != nil {
+				return err
+			}
+			for _, n := range r.Nodes {
+				lg := *g
+				lg.nodeNetns = lab.NodeNetns(n.Name)
+				res, err := lg.engine(n.Name).Apply(cmd.Context(), r)
+				if res != nil {
+					printApplied(cmd.OutOrStdout(), n.Name, res)
+				}
+				if err != nil {
+					return fmt.Errorf("node %q: %w", n.Name, err)
+				}
+			}
+			printLab(cmd.OutOrStdout(), r, info)
+			return nil
+		},
+	}
+	fileFlag(up, &file)
+	var downFile string
+	down := &cobra.Command{
+		Use:   "down -f FILE",
+		Short: "Destroy every node's objects, then remove the lab's namespaces",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			r, err := spec.Load(downFile)
+			if err != nil {
+				return err
+			}
+			var errs []error
+			for _, n := range r.Nodes {
+				if !nsutil.Exists(lab.NodeNetns(n.Name)) {
+					continue
+				}
+				lg := *g
+				lg.nodeNetns = lab.NodeNetns(n.Name)
+				if _, err := lg.engine(n.Name).Destroy(cmd.Context()); err != nil {
+					errs = append(errs, fmt.Errorf("node %q: %w", n.Name, err))
+				}
+			}
+			if err := lab.Teardown(r); err != nil {
+				errs = append(errs, err)
+			}
+			if len(errs) == 0 {
+				fmt.Fprintf(cmd.OutOrStdout(), "Lab removed (%d nodes).\n", len(r.Nodes))
+			}
+			return errors.Join(errs...)
+		},
+	}
+	fileFlag(down, &downFile)
+	cmd.AddCommand(up, down)
+	return cmd
+}
+
+func printLab(w io.Writer, r *spec.Resolved, info *lab.Info) {
+	fmt.Fprintf(w, "\nLab is up: %d nodes, %d pods.\n", len(r.Nodes), len(r.Pods))
+	for _, n := range r.Nodes {
+		fmt.Fprintf(w, "  node %-10s netns %-20s %s %s  pods %s\n", n.Name, lab.NodeNetns(n.Name), n.Uplink, n.Address, n.PodCIDR)
+		for _, p := range r.PodsOn(n.Name) {
+			fmt.Fprintf(w, "    pod %-16s %-7s %-15s netns %s\n", p.Key, p.Mode, p.IP, p.Netns)
+		}
+	}
+	if len(r.Pods) >= 2 {
+		a, b := r.Pods[0], r.Pods[1]
+		fmt.Fprintf(w, "\nTry:  ip netns exec %s ping -c1 %s      # %s -> %s\n", a.Netns, b.IP, a.Key, b.Key)
+	}
+	fmt.Fprintln(w, "Inspect a node:  netreconcile show --node-netns NODE_NETNS --node NODE")
+	fmt.Fprintln(w, "Remove it all:   netreconcile lab down -f FILE")
+	_ = info
+}

@@ -1,0 +1,489 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/netreconcile/netreconcile/internal/nsutil"
+	"github.com/netreconcile/netreconcile/state"
+)
+
+// applier executes a plan's steps. It does no diffing: each step says
+// exactly what to do.
+type applier struct {
+	cfg *Config
+	h   *handles
+	log logr.Logger
+}
+
+// Apply executes p in order. It stops at the first kernel refusal and
+// returns an error naming the object and the kernel's reason; what was
+// applied before stays applied, and the next apply resumes from the state
+// it then observes.
+func Apply(ctx context.Context, cfg *Config, p *Plan, log logr.Logger) (applied int, err error) {
+	a := &applier{cfg: cfg, h: newHandles(cfg.NodeNetns), log: log}
+	defer a.h.Close()
+	var implied []*state.Link
+	for _, c := range p.steps {
+		if err := ctx.Err(); err != nil {
+			return applied, err
+		}
+		if c.ImpliedBy != "" {
+			if l, ok := c.Observed.(*state.Link); ok && l.NS == state.NodeNS {
+				implied = append(implied, l)
+			}
+			continue
+		}
+		if err := a.step(c); err != nil {
+			return applied, fmt.Errorf("%s %s: %w", c.Action, describe(c), err)
+		}
+		applied++
+		log.Info("applied", "action", string(c.Action), "kind", c.Kind, "key", c.Key, "owner", c.Owner)
+	}
+	return applied, a.settle(implied)
+}
+
+// settle waits briefly for host veth ends whose peer namespace was
+// deleted: the kernel removes them once the namespace is released, which
+// is fast in bulk. A namespace that a process or socket still holds is
+// not released, so what is left after the wait is deleted explicitly.
+func (a *applier) settle(links []*state.Link) error {
+	if len(links) == 0 {
+		return nil
+	}
+	h, err := a.h.get(state.NodeNS)
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(time.Second)
+	for {
+		var left []*state.Link
+		for _, l := range links {
+			if _, err := h.LinkByName(l.Name); !isNotFound(err) {
+				left = append(left, l)
+			}
+		}
+		if len(left) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			for _, l := range left {
+				if err := a.deleteLink(l); err != nil {
+					return fmt.Errorf("delete %s: %w", l, err)
+				}
+				a.log.Info("applied", "action", "delete", "kind", "link", "key", l.Key(), "note", "its namespace is still held open")
+			}
+			return nil
+		}
+		links = left
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func describe(c Change) string {
+	if c.Desired != nil {
+		return fmt.Sprint(c.Desired)
+	}
+	return fmt.Sprint(c.Observed)
+}
+
+func (a *applier) step(c Change) error {
+	obj := c.Desired
+	if c.Action == Delete {
+		obj = c.Observed
+	}
+	switch o := obj.(type) {
+	case *state.Netns:
+		if c.Action == Delete {
+			return a.deleteNetns(o)
+		}
+		return a.createNetns(o)
+	case *state.Link:
+		switch c.Action {
+		case Delete:
+			return a.deleteLink(o)
+		case Update:
+			return a.updateLink(o, c.Changes)
+		default:
+			return a.createLink(o)
+		}
+	case *state.Sysctl:
+		if c.Action == Delete {
+			return a.restoreSysctl(o)
+		}
+		return a.setSysctl(o)
+	case *state.Addr:
+		return a.addr(o, c.Action == Delete)
+	case *state.Neigh:
+		return a.neigh(o, c.Action == Delete)
+	case *state.Route:
+		return a.route(o, c.Action == Delete)
+	}
+	return fmt.Errorf("unknown object %T", obj)
+}
+
+func (a *applier) createNetns(n *state.Netns) error {
+	if !n.Owned {
+		return fmt.Errorf("netns path %s does not exist (a path is used, never created)", n.Ref)
+	}
+	// Record before creating, so a crash in between leaves a record of
+	// an absent namespace rather than an unrecorded one.
+	dir := filepath.Join(a.cfg.nodeStateDir(), "netns")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, n.Ref), []byte(n.Owner()+"\n"), 0o644); err != nil {
+		return err
+	}
+	if !nsutil.Exists(n.Ref) {
+		if err := nsutil.Create(n.Ref); err != nil {
+			return err
+		}
+	}
+	h, err := a.h.get(n.Ref)
+	if err != nil {
+		return err
+	}
+	lo, err := h.LinkByName("lo")
+	if err != nil {
+		return err
+	}
+	return h.LinkSetUp(lo)
+}
+
+func (a *applier) deleteNetns(n *state.Netns) error {
+	a.h.forget(n.Ref)
+	if n.Owned {
+		if err := nsutil.Delete(n.Ref); err != nil {
+			return err
+		}
+	}
+	err := os.Remove(filepath.Join(a.cfg.nodeStateDir(), "netns", n.Ref))
+	if err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	return nil
+}
+
+func (a *applier) createLink(l *state.Link) error {
+	h, err := a.h.get(l.NS)
+	if err != nil {
+		return err
+	}
+	la := netlink.NewLinkAttrs()
+	la.Name, la.MTU = l.Name, l.MTU
+	if l.HWAddr != "" {
+		if la.HardwareAddr, err = net.ParseMAC(l.HWAddr); err != nil {
+			return err
+		}
+	}
+	var link netlink.Link
+	switch l.Type {
+	case "bridge":
+		link = &netlink.Bridge{LinkAttrs: la}
+	case "veth":
+		fd, err := a.h.fd(l.PeerNS)
+		if err != nil {
+			return err
+		}
+		v := &netlink.Veth{LinkAttrs: la, PeerName: l.PeerName, PeerNamespace: netlink.NsFd(int(fd)), PeerMTU: uint32(l.MTU)}
+		if l.PeerMAC != "" {
+			if v.PeerHardwareAddr, err = net.ParseMAC(l.PeerMAC); err != nil {
+				return err
+			}
+		}
+		link = v
+	default:
+		if link, err = a.createOther(l, la); err != nil {
+			return err
+		}
+	}
+	if link != nil {
+		if err := h.LinkAdd(link); err != nil {
+			return err
+		}
+	}
+	created, err := h.LinkByName(l.Name)
+	if err != nil {
+		return err
+	}
+	if err := h.LinkSetAlias(created, l.Alias); err != nil {
+		return err
+	}
+	if l.Master != "" {
+		if err := a.setMaster(h, created, l.Master); err != nil {
+			return err
+		}
+	}
+	if l.ProxyARP {
+		if err := a.proxyARP(l, true); err != nil {
+			return err
+		}
+	}
+	if l.Type == "veth" {
+		ph, err := a.h.get(l.PeerNS)
+		if err != nil {
+			return err
+		}
+		peer, err := ph.LinkByName(l.PeerName)
+		if err != nil {
+			return fmt.Errorf("peer %s: %w", l.PeerName, err)
+		}
+		if err := ph.LinkSetAlias(peer, l.Alias); err != nil {
+			return err
+		}
+		if l.Up {
+			if err := ph.LinkSetUp(peer); err != nil {
+				return err
+			}
+		}
+	}
+	if l.Up {
+		return h.LinkSetUp(created)
+	}
+	return nil
+}
+
+// createOther builds links of the other drivers' types (macvlan, ipvlan,
+// vxlan). It returns nil when it created the link itself.
+func (a *applier) createOther(l *state.Link, la netlink.LinkAttrs) (netlink.Link, error) {
+	return nil, fmt.Errorf("link type %q is not supported", l.Type)
+}
+
+func (a *applier) setMaster(h *netlink.Handle, link netlink.Link, master string) error {
+	if master == "" {
+		return h.LinkSetNoMaster(link)
+	}
+	m, err := h.LinkByName(master)
+	if err != nil {
+		return fmt.Errorf("master %s: %w", master, err)
+	}
+	return h.LinkSetMaster(link, m)
+}
+
+func (a *applier) proxyARP(l *state.Link, on bool) error {
+	arp, delay := "0", "80" // the kernel's defaults
+	if on {
+		arp, delay = "1", "0"
+	}
+	return nsutil.Do(a.h.ref(l.NS), func() error {
+		if err := os.WriteFile("/proc/sys/net/ipv4/neigh/"+l.Name+"/proxy_delay", []byte(delay), 0o644); err != nil {
+			return err
+		}
+		return os.WriteFile("/proc/sys/net/ipv4/conf/"+l.Name+"/proxy_arp", []byte(arp), 0o644)
+	})
+}
+
+func (a *applier) updateLink(l *state.Link, changes []state.Change) error {
+	h, err := a.h.get(l.NS)
+	if err != nil {
+		return err
+	}
+	link, err := h.LinkByName(l.Name)
+	if err != nil {
+		return err
+	}
+	var peer netlink.Link
+	var ph *netlink.Handle
+	if l.Type == "veth" {
+		if ph, err = a.h.get(l.PeerNS); err != nil {
+			return err
+		}
+		if peer, err = ph.LinkByName(l.PeerName); err != nil {
+			return fmt.Errorf("peer %s: %w", l.PeerName, err)
+		}
+	}
+	for _, c := range changes {
+		switch c.Name {
+		case "mtu":
+			err = h.LinkSetMTU(link, l.MTU)
+			if err == nil && peer != nil {
+				err = ph.LinkSetMTU(peer, l.MTU)
+			}
+		case "up":
+			if l.Up {
+				err = h.LinkSetUp(link)
+				if err == nil && peer != nil {
+					err = ph.LinkSetUp(peer)
+				}
+			} else {
+				err = h.LinkSetDown(link)
+			}
+		case "mac":
+			var mac net.HardwareAddr
+			if mac, err = net.ParseMAC(l.HWAddr); err == nil {
+				err = h.LinkSetHardwareAddr(link, mac)
+			}
+		case "peer_mac":
+			var mac net.HardwareAddr
+			if mac, err = net.ParseMAC(l.PeerMAC); err == nil {
+				err = ph.LinkSetHardwareAddr(peer, mac)
+			}
+		case "master":
+			err = a.setMaster(h, link, l.Master)
+		case "alias":
+			err = h.LinkSetAlias(link, l.Alias)
+		case "proxy_arp":
+			err = a.proxyARP(l, l.ProxyARP)
+		default:
+			err = fmt.Errorf("attribute %s cannot change in place", c.Name)
+		}
+		if err != nil {
+			return fmt.Errorf("set %s: %w", c.Name, err)
+		}
+	}
+	return nil
+}
+
+func (a *applier) deleteLink(l *state.Link) error {
+	h, err := a.h.get(l.NS)
+	if err != nil {
+		if l.NS != state.NodeNS && !nsutil.Exists(l.NS) {
+			return nil
+		}
+		return err
+	}
+	link, err := h.LinkByName(l.Name)
+	if isNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return h.LinkDel(link)
+}
+
+func (a *applier) setSysctl(s *state.Sysctl) error {
+	dir := filepath.Join(a.cfg.nodeStateDir(), "sysctl")
+	rec := filepath.Join(dir, strings.ReplaceAll(s.Name, "/", "."))
+	if _, err := os.Stat(rec); os.IsNotExist(err) {
+		orig, err := nsutil.ReadSysctl(a.cfg.NodeNetns, s.Name)
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(rec, []byte(orig+"\n"), 0o644); err != nil {
+			return err
+		}
+	}
+	return nsutil.WriteSysctl(a.cfg.NodeNetns, s.Name, s.Value)
+}
+
+func (a *applier) restoreSysctl(s *state.Sysctl) error {
+	rec := filepath.Join(a.cfg.nodeStateDir(), "sysctl", strings.ReplaceAll(s.Name, "/", "."))
+	b, err := os.ReadFile(rec)
+	if err != nil {
+		return err
+	}
+	if err := nsutil.WriteSysctl(a.cfg.NodeNetns, s.Name, strings.TrimSpace(string(b))); err != nil {
+		return err
+	}
+	return os.Remove(rec)
+}
+
+func (a *applier) linkIndex(ns, name string) (*netlink.Handle, int, error) {
+	h, err := a.h.get(ns)
+	if err != nil {
+		return nil, 0, err
+	}
+	l, err := h.LinkByName(name)
+	if err != nil {
+		return nil, 0, fmt.Errorf("link %s: %w", name, err)
+	}
+	return h, l.Attrs().Index, nil
+}
+
+func ipNet(p netip.Prefix) *net.IPNet {
+	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}
+
+func (a *applier) addr(ad *state.Addr, del bool) error {
+	h, idx, err := a.linkIndex(ad.NS, ad.Link)
+	if err != nil {
+		if del {
+			return nil // the link is gone, and its addresses with it
+		}
+		return err
+	}
+	nl := &netlink.Addr{IPNet: ipNet(ad.Prefix), LinkIndex: idx}
+	if del {
+		if err := h.AddrDel(&netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: idx}}, nl); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
+			return err
+		}
+		return nil
+	}
+	return h.AddrReplace(&netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: idx}}, nl)
+}
+
+func (a *applier) neigh(n *state.Neigh, del bool) error {
+	h, idx, err := a.linkIndex(n.NS, n.Link)
+	if err != nil {
+		if del {
+			return nil
+		}
+		return err
+	}
+	mac, err := net.ParseMAC(n.MAC)
+	if err != nil {
+		return err
+	}
+	nl := &netlink.Neigh{LinkIndex: idx, IP: n.IP.AsSlice(), HardwareAddr: mac, State: netlink.NUD_PERMANENT,
+		Family: netlink.FAMILY_V4}
+	if n.Bridge {
+		nl.Family, nl.Flags = unix.AF_BRIDGE, netlink.NTF_SELF
+	}
+	if del {
+		if err := h.NeighDel(nl); err != nil && !errors.Is(err, unix.ENOENT) {
+			return err
+		}
+		return nil
+	}
+	if n.Bridge {
+		return h.NeighAppend(nl)
+	}
+	return h.NeighSet(nl)
+}
+
+func (a *applier) route(r *state.Route, del bool) error {
+	h, idx, err := a.linkIndex(r.NS, r.Dev)
+	if err != nil {
+		if del {
+			return nil
+		}
+		return err
+	}
+	nl := &netlink.Route{Dst: ipNet(r.Dst), LinkIndex: idx, Protocol: state.RouteProtocol, Table: unix.RT_TABLE_MAIN,
+		Scope: netlink.SCOPE_UNIVERSE, MTU: r.MTU}
+	if r.Scope == "link" {
+		nl.Scope = netlink.SCOPE_LINK
+	}
+	if r.Gw.IsValid() {
+		nl.Gw = r.Gw.AsSlice()
+	}
+	if r.Src.IsValid() {
+		nl.Src = r.Src.AsSlice()
+	}
+	if r.OnLink {
+		nl.Flags = int(netlink.FLAG_ONLINK)
+	}
+	if del {
+		if err := h.RouteDel(nl); err != nil && !errors.Is(err, unix.ESRCH) {
+			return err
+		}
+		return nil
+	}
+	return h.RouteReplace(nl)
+}

@@ -1,0 +1,87 @@
+package reconcile
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/netreconcile/netreconcile/drivers"
+	"github.com/netreconcile/netreconcile/spec"
+	"github.com/netreconcile/netreconcile/state"
+)
+
+// Desired builds the kernel objects node cfg.Node needs, from the file and
+// the uplink facts. It does no I/O.
+func Desired(cfg *Config, r *spec.Resolved, up Uplink) (*state.State, error) {
+	ns := r.Node(cfg.Node)
+	if ns == nil {
+		return nil, fmt.Errorf("node %q is not in the file", cfg.Node)
+	}
+	n := &drivers.Node{Name: cfg.Node, Spec: ns, Cluster: r, MTU: r.MTU, UplinkIndex: up.Index}
+	if n.MTU == 0 {
+		n.MTU = up.MTU
+	}
+	s := state.New()
+	pods := r.PodsOn(cfg.Node)
+	modes := map[string]bool{}
+	for _, p := range pods {
+		modes[p.Mode] = true
+	}
+	sorted := make([]string, 0, len(modes))
+	for m := range modes {
+		sorted = append(sorted, m)
+	}
+	sort.Strings(sorted)
+	for _, m := range sorted {
+		d, err := cfg.Drivers.Get(m)
+		if err != nil {
+			return nil, err
+		}
+		if err := d.Node(n, s); err != nil {
+			return nil, fmt.Errorf("mode %s on node %q: %w", m, cfg.Node, err)
+		}
+	}
+	for i := range pods {
+		d, _ := cfg.Drivers.Get(pods[i].Mode)
+		if err := d.Pod(n, &pods[i], s); err != nil {
+			return nil, fmt.Errorf("pod %s: %w", pods[i].Key, err)
+		}
+	}
+	return s, nil
+}
+
+// Preflight checks, before any change, what the file needs of this node:
+// the uplink exists and carries the node address, and every mode in use
+// runs on this kernel.
+func Preflight(cfg *Config, r *spec.Resolved, up Uplink, k *drivers.Kernel) error {
+	ns := r.Node(cfg.Node)
+	if ns == nil {
+		return fmt.Errorf("node %q is not in the file", cfg.Node)
+	}
+	if !up.Found {
+		return fmt.Errorf("node %q: uplink %q not found in the node namespace", cfg.Node, ns.Uplink)
+	}
+	has := false
+	for _, a := range up.Addrs {
+		if a == ns.Address {
+			has = true
+		}
+	}
+	if !has {
+		return fmt.Errorf("node %q: uplink %q does not carry the node address %s (has %v)", cfg.Node, ns.Uplink, ns.Address, up.Addrs)
+	}
+	checked := map[string]bool{}
+	for _, p := range r.PodsOn(cfg.Node) {
+		d, err := cfg.Drivers.Get(p.Mode)
+		if err != nil {
+			return err
+		}
+		if checked[p.Mode] {
+			continue
+		}
+		checked[p.Mode] = true
+		if err := d.Check(k); err != nil {
+			return fmt.Errorf("%w: pod %s", err, p.Key)
+		}
+	}
+	return nil
+}

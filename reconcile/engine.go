@@ -1,0 +1,233 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/netreconcile/netreconcile/drivers"
+	"github.com/netreconcile/netreconcile/spec"
+	"github.com/netreconcile/netreconcile/state"
+)
+
+// Engine runs reconcile passes for one node.
+type Engine struct {
+	Cfg    *Config
+	Log    logr.Logger
+	Kernel *drivers.Kernel
+	// Settle bounds how long verify waits for deletions the kernel
+	// finishes asynchronously (namespace teardown).
+	Settle time.Duration
+}
+
+// ErrNotConverged is wrapped when verify still finds changes after apply.
+var ErrNotConverged = errors.New("did not converge")
+
+// Result is the outcome of one pass.
+type Result struct {
+	Plan     *Plan
+	Observed *Observed
+	Applied  int
+}
+
+// uplink reads the uplink facts the desired state depends on (its MTU),
+// with single requests rather than dumps.
+func (e *Engine) uplink(r *spec.Resolved) (Uplink, error) {
+	up := Uplink{Name: e.Cfg.Uplink}
+	h := newHandles(e.Cfg.NodeNetns)
+	defer h.Close()
+	nh, err := h.get(state.NodeNS)
+	if err != nil {
+		return up, err
+	}
+	l, err := nh.LinkByName(e.Cfg.Uplink)
+	if isNotFound(err) {
+		return up, nil
+	}
+	if err != nil {
+		return up, fmt.Errorf("uplink %q: %w", e.Cfg.Uplink, err)
+	}
+	up.Found, up.Index, up.MTU = true, l.Attrs().Index, l.Attrs().MTU
+	addrs, err := nh.AddrList(l, 2 /* AF_INET */)
+	if err != nil {
+		return up, fmt.Errorf("uplink %q addresses: %w", e.Cfg.Uplink, err)
+	}
+	for _, a := range addrs {
+		ip, _ := netip.AddrFromSlice(a.IP)
+		bits, _ := a.Mask.Size()
+		up.Addrs = append(up.Addrs, netip.PrefixFrom(ip.Unmap(), bits))
+	}
+	return up, nil
+}
+
+// Plan observes the node and diffs it against the file. With observed
+// given (plan --observed) it does no kernel access at all.
+func (e *Engine) Plan(r *spec.Resolved, observed *Observed) (*Result, error) {
+	node := r.Node(e.Cfg.Node)
+	if node == nil {
+		return nil, fmt.Errorf("node %q is not in the file (nodes: %s)", e.Cfg.Node, nodeNames(r))
+	}
+	e.Cfg.Uplink = node.Uplink
+	up := Uplink{}
+	if observed != nil {
+		up = observed.Uplink
+	} else {
+		var err error
+		if up, err = e.uplink(r); err != nil {
+			return nil, err
+		}
+	}
+	if err := Preflight(e.Cfg, r, up, e.kernel()); err != nil {
+		return nil, err
+	}
+	desired, err := Desired(e.Cfg, r, up)
+	if err != nil {
+		return nil, err
+	}
+	if observed == nil {
+		if observed, err = Observe(e.Cfg, desired); err != nil {
+			return nil, err
+		}
+	}
+	p, err := Diff(e.Cfg.Node, desired, observed)
+	if err != nil {
+		return nil, err
+	}
+	return &Result{Plan: p, Observed: observed}, nil
+}
+
+func (e *Engine) kernel() *drivers.Kernel {
+	if e.Kernel == nil {
+		e.Kernel = &drivers.Kernel{LinkTypes: map[string]bool{}}
+	}
+	return e.Kernel
+}
+
+func nodeNames(r *spec.Resolved) string {
+	var names []string
+	for _, n := range r.Nodes {
+		names = append(names, n.Name)
+	}
+	return strings.Join(names, ", ")
+}
+
+// Apply converges the node to the file and verifies the result.
+func (e *Engine) Apply(ctx context.Context, r *spec.Resolved) (*Result, error) {
+	res, err := e.Plan(r, nil)
+	if err != nil {
+		return nil, err
+	}
+	if res.Plan.Empty() {
+		return res, nil
+	}
+	res.Applied, err = Apply(ctx, e.Cfg, res.Plan, e.Log)
+	if err != nil {
+		if verr := e.verify(ctx, func() (*Plan, error) {
+			r2, err := e.Plan(r, nil)
+			if err != nil {
+				return nil, err
+			}
+			return r2.Plan, nil
+		}, 0); verr != nil {
+			return res, fmt.Errorf("%w; %d of %d changes applied; left: %v", err, res.Applied, len(res.Plan.steps), verr)
+		}
+		return res, err
+	}
+	return res, e.verify(ctx, func() (*Plan, error) {
+		r2, err := e.Plan(r, nil)
+		if err != nil {
+			return nil, err
+		}
+		return r2.Plan, nil
+	}, e.settle())
+}
+
+func (e *Engine) settle() time.Duration {
+	if e.Settle == 0 {
+		return 10 * time.Second
+	}
+	return e.Settle
+}
+
+// verify re-plans until the plan is empty. It waits (up to settle) only
+// while what is left are deletions the kernel performs asynchronously.
+func (e *Engine) verify(ctx context.Context, plan func() (*Plan, error), settle time.Duration) error {
+	deadline := time.Now().Add(settle)
+	for {
+		p, err := plan()
+		if err != nil {
+			return fmt.Errorf("verify: %w", err)
+		}
+		if p.Empty() {
+			return nil
+		}
+		if !onlyDeletions(p) || time.Now().After(deadline) || ctx.Err() != nil {
+			var left []string
+			for _, c := range p.Changes {
+				left = append(left, string(c.Action)+" "+c.Kind+" "+c.Key)
+			}
+			return fmt.Errorf("%w: %s", ErrNotConverged, strings.Join(left, "; "))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func onlyDeletions(p *Plan) bool {
+	for _, c := range p.Changes {
+		if c.Action != Delete {
+			return false
+		}
+	}
+	return true
+}
+
+// Destroy removes everything netreconcile owns on the node and restores
+// the sysctls it changed. It needs nothing from the file but the node's
+// existence, so a broken file can still be cleaned up after.
+func (e *Engine) Destroy(ctx context.Context) (*Result, error) {
+	plan := func() (*Plan, *Observed, error) {
+		empty := state.New()
+		obs, err := Observe(e.Cfg, empty)
+		if err != nil {
+			return nil, nil, err
+		}
+		p, err := Diff(e.Cfg.Node, empty, obs)
+		return p, obs, err
+	}
+	p, obs, err := plan()
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Plan: p, Observed: obs}
+	if p.Empty() {
+		return res, nil
+	}
+	if res.Applied, err = Apply(ctx, e.Cfg, p, e.Log); err != nil {
+		return res, err
+	}
+	return res, e.verify(ctx, func() (*Plan, error) { p, _, err := plan(); return p, err }, e.settle())
+}
+
+// Show observes what netreconcile owns on the node. With a file it also
+// observes the pod namespaces the file names.
+func (e *Engine) Show(r *spec.Resolved) (*Observed, error) {
+	desired := state.New()
+	if r != nil {
+		if n := r.Node(e.Cfg.Node); n != nil {
+			e.Cfg.Uplink = n.Uplink
+			up, err := e.uplink(r)
+			if err != nil {
+				return nil, err
+			}
+			if d, err := Desired(e.Cfg, r, up); err == nil {
+				desired = d
+			}
+		}
+	}
+	return Observe(e.Cfg, desired)
+}

@@ -1,0 +1,386 @@
+package reconcile
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/netreconcile/netreconcile/state"
+)
+
+// Action is what a change does to one object.
+type Action string
+
+// Actions, shown as terraform shows them.
+const (
+	Create  Action = "create"  // +
+	Update  Action = "update"  // ~
+	Delete  Action = "delete"  // -
+	Replace Action = "replace" // -/+ (an immutable attribute changed)
+)
+
+var symbols = map[Action]string{Create: "+", Update: "~", Delete: "-", Replace: "-/+"}
+
+// PlanFormatVersion versions the JSON shape of a Plan. Bump the major
+// number on incompatible changes.
+const PlanFormatVersion = "1.0"
+
+// Change is one planned change to one object.
+type Change struct {
+	Action  Action         `json:"action"`
+	Kind    string         `json:"kind"`
+	Key     string         `json:"key"`
+	Owner   string         `json:"owner,omitempty"`
+	Attrs   []state.Attr   `json:"attributes,omitempty"` // what a created object will have
+	Changes []state.Change `json:"changes,omitempty"`    // update/replace: attributes that differ
+	// ImpliedBy names the namespace whose deletion removes this object:
+	// nothing is done for it but waiting.
+	ImpliedBy string `json:"implied_by,omitempty"`
+	// Reason explains a change that the attributes alone do not.
+	Reason string `json:"reason,omitempty"`
+
+	Desired  state.Object `json:"-"`
+	Observed state.Object `json:"-"`
+}
+
+// Summary counts a plan's changes the way terraform does: a replace is
+// one add and one destroy.
+type Summary struct {
+	Add     int `json:"add"`
+	Change  int `json:"change"`
+	Destroy int `json:"destroy"`
+}
+
+// Plan is the ordered list of changes that converges a node.
+type Plan struct {
+	FormatVersion string   `json:"format_version"`
+	Node          string   `json:"node"`
+	Changes       []Change `json:"changes"`
+	Summary       Summary  `json:"summary"`
+
+	// steps is what apply executes: Changes plus the delete half of
+	// every replace, in order.
+	steps []Change
+}
+
+// Empty reports whether the plan changes nothing.
+func (p *Plan) Empty() bool { return len(p.Changes) == 0 }
+
+// ErrClash is wrapped by errors about foreign objects in the way.
+var ErrClash = errors.New("clash with an object netreconcile does not own")
+
+// Diff compares desired with observed and returns the plan. It fails,
+// listing every one, when a desired object would clash with a foreign
+// object, so that nothing is changed. It does no I/O.
+func Diff(node string, desired *state.State, obs *Observed) (*Plan, error) {
+	if err := clashes(desired, obs); err != nil {
+		return nil, err
+	}
+	p := &Plan{FormatVersion: PlanFormatVersion, Node: node, Changes: []Change{}}
+	var dels, puts []Change
+	for _, k := range state.Kinds() {
+		for _, want := range desired.Of(k) {
+			have := obs.Owned.Get(k, want.Key())
+			if have == nil {
+				if k == state.KindNetns && obs.Foreign.Netns[want.Key()] {
+					continue // a namespace that exists and is not ours is used as it is
+				}
+				puts = append(puts, Change{Action: Create, Kind: k.String(), Key: want.Key(), Owner: want.Owner(),
+					Attrs: want.Attrs(), Desired: want})
+				continue
+			}
+			diff := state.Diff(have, want)
+			if len(diff) == 0 {
+				continue
+			}
+			act := Update
+			for _, c := range diff {
+				if want.Immutable(c.Name) {
+					act = Replace
+				}
+			}
+			c := Change{Action: act, Kind: k.String(), Key: want.Key(), Owner: want.Owner(), Changes: diff,
+				Desired: want, Observed: have}
+			if act == Replace {
+				c.Attrs = want.Attrs()
+				dels = append(dels, Change{Action: Delete, Kind: k.String(), Key: have.Key(), Observed: have})
+			}
+			puts = append(puts, c)
+		}
+		for _, have := range obs.Owned.Of(k) {
+			if desired.Get(k, have.Key()) == nil {
+				dels = append(dels, Change{Action: Delete, Kind: k.String(), Key: have.Key(), Owner: have.Owner(), Observed: have})
+			}
+		}
+	}
+	puts = append(puts, readdOnAddrLoss(desired, obs, dels, puts)...)
+	// Deletions run first, most dependent kinds first (routes before
+	// links before namespaces); then creations in kind order.
+	sort.SliceStable(dels, func(i, j int) bool { return kindOf(dels[i]) > kindOf(dels[j]) })
+	sort.SliceStable(puts, func(i, j int) bool {
+		ki, kj := kindOf(puts[i]), kindOf(puts[j])
+		if ki != kj {
+			return ki < kj
+		}
+		return linkRank(puts[i].Desired) < linkRank(puts[j].Desired)
+	})
+	markImplied(dels, desired)
+	for _, c := range dels {
+		if c.Action == Delete && isReplaceHalf(c, puts) {
+			continue // shown as one replace; apply deletes it first
+		}
+		p.Changes = append(p.Changes, c)
+	}
+	p.Changes = append(p.Changes, puts...)
+	p.steps = append(append([]Change{}, dels...), puts...)
+	// Shown grouped by owner (node-wide objects first), in step order
+	// within an owner; apply follows steps.
+	sort.SliceStable(p.Changes, func(i, j int) bool { return ownerRank(p.Changes[i].Owner) < ownerRank(p.Changes[j].Owner) })
+	for _, c := range p.Changes {
+		switch c.Action {
+		case Create:
+			p.Summary.Add++
+		case Update:
+			p.Summary.Change++
+		case Delete:
+			p.Summary.Destroy++
+		case Replace:
+			p.Summary.Add++
+			p.Summary.Destroy++
+		}
+	}
+	return p, nil
+}
+
+func ownerRank(owner string) string {
+	if strings.HasPrefix(owner, "pod/") {
+		return "1" + owner
+	}
+	return "0" + owner
+}
+
+func isReplaceHalf(d Change, puts []Change) bool {
+	for _, c := range puts {
+		if c.Action == Replace && c.Kind == d.Kind && c.Key == d.Key {
+			return true
+		}
+	}
+	return false
+}
+
+func kindOf(c Change) state.Kind {
+	for _, k := range state.Kinds() {
+		if k.String() == c.Kind {
+			return k
+		}
+	}
+	return 0
+}
+
+// linkRank orders link creation: bridges and tunnels before the veths
+// that may be their ports.
+func linkRank(o state.Object) int {
+	if l, ok := o.(*state.Link); ok && l.Type != "veth" && l.Type != "macvlan" && l.Type != "ipvlan" {
+		return 0
+	}
+	return 1
+}
+
+// markImplied marks deletions that a namespace deletion performs anyway:
+// objects inside the namespace, and host veth ends whose peer is in it
+// (deleting a namespace tears its veths down far faster than deleting
+// links one by one). Objects also wanted again (a replace) stay explicit.
+func markImplied(dels []Change, desired *state.State) {
+	gone := map[string]bool{}
+	for _, c := range dels {
+		if c.Kind == state.KindNetns.String() {
+			if n := c.Observed.(*state.Netns); n.Owned {
+				gone[n.Ref] = true
+			}
+		}
+	}
+	for i := range dels {
+		c := &dels[i]
+		if c.Kind == state.KindNetns.String() || desired.Get(kindOf(*c), c.Key) != nil {
+			continue
+		}
+		switch o := c.Observed.(type) {
+		case *state.Link:
+			if gone[o.NS] {
+				c.ImpliedBy = o.NS
+			} else if o.Type == "veth" && gone[o.PeerNS] {
+				c.ImpliedBy = o.PeerNS
+			}
+		case *state.Addr:
+			if gone[o.NS] {
+				c.ImpliedBy = o.NS
+			}
+		case *state.Neigh:
+			if gone[o.NS] {
+				c.ImpliedBy = o.NS
+			}
+		case *state.Route:
+			if gone[o.NS] {
+				c.ImpliedBy = o.NS
+			}
+		}
+	}
+}
+
+// clashes lists desired objects that foreign objects are in the way of.
+func clashes(desired *state.State, obs *Observed) error {
+	var errs []error
+	for _, o := range desired.Of(state.KindLink) {
+		if t, ok := obs.Foreign.Links[o.Key()]; ok {
+			errs = append(errs, fmt.Errorf("%w: %s (%s) exists", ErrClash, o.(*state.Link), t))
+		}
+		if l := o.(*state.Link); l.Type == "veth" && l.PeerNS != "" {
+			if t, ok := obs.Foreign.Links[state.LinkKey(l.PeerNS, l.PeerName)]; ok {
+				errs = append(errs, fmt.Errorf("%w: link %s in %s (%s) exists", ErrClash, l.PeerName, l.PeerNS, t))
+			}
+		}
+	}
+	for _, o := range desired.Of(state.KindAddr) {
+		a := o.(*state.Addr)
+		if link, ok := obs.Foreign.Addrs[addrKey(a.NS, a.Prefix.Addr())]; ok {
+			errs = append(errs, fmt.Errorf("%w: address %s is on link %s", ErrClash, a.Prefix.Addr(), link))
+		}
+	}
+	for _, o := range desired.Of(state.KindRoute) {
+		if proto, ok := obs.Foreign.Routes[o.Key()]; ok {
+			errs = append(errs, fmt.Errorf("%w: %s exists with protocol %d", ErrClash, o, proto))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// WriteText renders the plan for humans, like terraform's plan output.
+func (p *Plan) WriteText(w io.Writer) {
+	if p.Empty() {
+		fmt.Fprintf(w, "No changes. Node %s matches the file.\n", p.Node)
+		return
+	}
+	used := map[Action]bool{}
+	for _, c := range p.Changes {
+		used[c.Action] = true
+	}
+	fmt.Fprintln(w, "netreconcile uses these symbols:")
+	for _, a := range []Action{Create, Update, Delete, Replace} {
+		if used[a] {
+			fmt.Fprintf(w, "  %-3s %s\n", symbols[a], a)
+		}
+	}
+	fmt.Fprintf(w, "\nnetreconcile will perform these actions on node %s:\n", p.Node)
+	owner := "\x00"
+	for _, c := range p.Changes {
+		if c.Owner != owner {
+			owner = c.Owner
+			label := owner
+			if label == "" {
+				label = "(no owner)"
+			}
+			fmt.Fprintf(w, "\n  # %s\n", label)
+		}
+		fmt.Fprintf(w, "  %-3s %s %s", symbols[c.Action], c.Kind, c.Key)
+		switch {
+		case c.ImpliedBy != "":
+			fmt.Fprintf(w, " (with netns %s)", c.ImpliedBy)
+		case c.Action == Create:
+			fmt.Fprintf(w, " %s", attrText(c.Attrs))
+		}
+		if c.Reason != "" {
+			fmt.Fprintf(w, " # %s", c.Reason)
+		}
+		fmt.Fprintln(w)
+		for _, ch := range c.Changes {
+			note := ""
+			if c.Desired != nil && c.Desired.Immutable(ch.Name) {
+				note = " # forces replacement"
+			}
+			fmt.Fprintf(w, "      ~ %s: %s -> %s%s\n", ch.Name, quoteEmpty(ch.From), quoteEmpty(ch.To), note)
+		}
+	}
+	fmt.Fprintf(w, "\nPlan: %d to add, %d to change, %d to destroy.\n", p.Summary.Add, p.Summary.Change, p.Summary.Destroy)
+}
+
+func attrText(as []state.Attr) string {
+	if len(as) == 0 {
+		return ""
+	}
+	parts := make([]string, 0, len(as))
+	for _, a := range as {
+		if a.Value == "" || a.Value == "false" {
+			continue
+		}
+		parts = append(parts, a.Name+"="+a.Value)
+	}
+	return "(" + strings.Join(parts, " ") + ")"
+}
+
+func quoteEmpty(s string) string {
+	if s == "" {
+		return `""`
+	}
+	return s
+}
+
+// NS returns the namespace the changed object lives in.
+func (c Change) NS() string {
+	o := c.Desired
+	if o == nil {
+		o = c.Observed
+	}
+	switch v := o.(type) {
+	case *state.Link:
+		return v.NS
+	case *state.Addr:
+		return v.NS
+	case *state.Neigh:
+		return v.NS
+	case *state.Route:
+		return v.NS
+	case *state.Sysctl:
+		return v.NS
+	}
+	return ""
+}
+
+// readdOnAddrLoss re-adds routes and neighbours on links that lose an
+// address: when a device's last IPv4 address goes, the kernel flushes its
+// routes and neighbour entries, even ones that are otherwise unchanged.
+func readdOnAddrLoss(desired *state.State, obs *Observed, dels, puts []Change) []Change {
+	losing := map[string]bool{}
+	for _, c := range dels {
+		if a, ok := c.Observed.(*state.Addr); ok {
+			losing[state.LinkKey(a.NS, a.Link)] = true
+		}
+	}
+	if len(losing) == 0 {
+		return nil
+	}
+	planned := map[string]bool{}
+	for _, c := range puts {
+		planned[c.Kind+"|"+c.Key] = true
+	}
+	var out []Change
+	for _, k := range []state.Kind{state.KindNeigh, state.KindRoute} {
+		for _, want := range desired.Of(k) {
+			var link string
+			switch v := want.(type) {
+			case *state.Neigh:
+				link = state.LinkKey(v.NS, v.Link)
+			case *state.Route:
+				link = state.LinkKey(v.NS, v.Dev)
+			}
+			if !losing[link] || planned[k.String()+"|"+want.Key()] || obs.Owned.Get(k, want.Key()) == nil {
+				continue
+			}
+			out = append(out, Change{Action: Update, Kind: k.String(), Key: want.Key(), Owner: want.Owner(),
+				Desired: want, Observed: obs.Owned.Get(k, want.Key()),
+				Reason: "re-added: the kernel drops it with the address it depends on"})
+		}
+	}
+	return out
+}

@@ -1,0 +1,91 @@
+package spec
+
+import "net/netip"
+
+// Resolved is the desired model: the file after validation, with defaults
+// applied, addresses parsed and allocated, and everything sorted by key.
+// Later stages (reconcile, drivers, datapath, policy) read only this.
+type Resolved struct {
+	Source      *Topology
+	PodCIDR     netip.Prefix
+	ServiceCIDR netip.Prefix // invalid (zero) when the file has none
+	Mode        string       // default pod mode
+	Routing     string       // auto | direct | vxlan
+	VNI         int
+	VXLANPort   int
+	MTU         int // 0: derive from the uplink
+
+	// Namespaces maps every namespace that the file names (in namespaces:
+	// or used by a pod, service or policy) to its labels, including
+	// kubernetes.io/metadata.name.
+	Namespaces map[string]map[string]string
+
+	Nodes    []ResolvedNode    // sorted by Name
+	Pods     []ResolvedPod     // sorted by Key
+	Services []ResolvedService // sorted by Key
+	Policies []ResolvedPolicy  // sorted by Key
+}
+
+// ResolvedNode is a node with parsed addresses.
+type ResolvedNode struct {
+	Name    string
+	Address netip.Prefix // underlay address and its subnet
+	Uplink  string       // default "eth0"
+	PodCIDR netip.Prefix
+	Gateway netip.Addr // first host address of PodCIDR: the bridge/shim gateway, never a pod's
+}
+
+// ResolvedPod is a pod with its address, mode and netns decided.
+type ResolvedPod struct {
+	Key       string // namespace/name
+	Name      string
+	Namespace string
+	Node      string
+	IP        netip.Addr
+	Allocated bool   // IP came from the allocator, not the file
+	Mode      string // veth | bridge | macvlan | ipvlan
+	Netns     string // a name under /var/run/netns, or an absolute path
+	Labels    map[string]string
+	Ports     []ContainerPort // protocol defaulted to TCP
+}
+
+// ResolvedService is a service with parsed clusterIP and defaulted ports.
+type ResolvedService struct {
+	Key             string
+	Name            string
+	Namespace       string
+	ClusterIP       netip.Addr
+	Selector        map[string]string
+	Ports           []ServicePort // protocol defaulted to TCP, targetPort to port
+	SessionAffinity string        // None | ClientIP
+}
+
+// ResolvedPolicy is a policy with its namespace and policyTypes defaulted
+// the Kubernetes way (Ingress always; Egress when egress rules exist).
+type ResolvedPolicy struct {
+	Key       string
+	Name      string
+	Namespace string
+	Spec      PolicySpec
+}
+
+// Node returns the node called name, or nil.
+func (r *Resolved) Node(name string) *ResolvedNode {
+	for i := range r.Nodes {
+		if r.Nodes[i].Name == name {
+			return &r.Nodes[i]
+		}
+	}
+	return nil
+}
+
+// PodsOn returns the pods placed on node, in key order.
+func (r *Resolved) PodsOn(node string) []ResolvedPod {
+	var out []ResolvedPod
+	for _, p := range r.Pods {
+		if p.Node == node {
+			out = append(out, p)
+		}
+	}
+	return out
+}

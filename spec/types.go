@@ -1,0 +1,178 @@
+package spec
+
+// APIVersion and Kind identify a v1 topology file.
+const (
+	APIVersion = "netreconcile/v1"
+	Kind       = "Topology"
+)
+
+// Attachment modes for pods.
+const (
+	ModeVeth    = "veth"
+	ModeBridge  = "bridge"
+	ModeMacvlan = "macvlan"
+	ModeIPvlan  = "ipvlan"
+)
+
+// Node routing modes.
+const (
+	RoutingAuto   = "auto"
+	RoutingDirect = "direct"
+	RoutingVXLAN  = "vxlan"
+)
+
+// Topology is the whole v1 file as the user wrote it. Field names follow
+// DESIGN.md; yaml and json tags are the same so that the JSON Schema in
+// schema/ describes both.
+type Topology struct {
+	APIVersion string      `yaml:"apiVersion" json:"apiVersion"`
+	Kind       string      `yaml:"kind" json:"kind"`
+	Cluster    Cluster     `yaml:"cluster" json:"cluster"`
+	Namespaces []Namespace `yaml:"namespaces,omitempty" json:"namespaces,omitempty"`
+	Nodes      []Node      `yaml:"nodes" json:"nodes"`
+	Pods       []Pod       `yaml:"pods,omitempty" json:"pods,omitempty"`
+	Services   []Service   `yaml:"services,omitempty" json:"services,omitempty"`
+	Policies   []Policy    `yaml:"policies,omitempty" json:"policies,omitempty"`
+}
+
+// Cluster holds cluster-wide settings.
+type Cluster struct {
+	PodCIDR     string  `yaml:"podCIDR" json:"podCIDR"`
+	ServiceCIDR string  `yaml:"serviceCIDR,omitempty" json:"serviceCIDR,omitempty"`
+	Mode        string  `yaml:"mode,omitempty" json:"mode,omitempty"` // default attachment; "" means veth
+	Routing     Routing `yaml:"routing,omitempty" json:"routing,omitempty"`
+	MTU         int     `yaml:"mtu,omitempty" json:"mtu,omitempty"` // 0: derive from the uplink
+}
+
+// Routing selects how pod CIDRs of other nodes are reached.
+type Routing struct {
+	Mode  string `yaml:"mode,omitempty" json:"mode,omitempty"` // auto (default) | direct | vxlan
+	VXLAN VXLAN  `yaml:"vxlan,omitempty" json:"vxlan,omitempty"`
+}
+
+// VXLAN parameters shared by all nodes.
+type VXLAN struct {
+	VNI  int `yaml:"vni,omitempty" json:"vni,omitempty"`   // default 1
+	Port int `yaml:"port,omitempty" json:"port,omitempty"` // default 4789
+}
+
+// Namespace gives labels to a (Kubernetes-style) namespace.
+type Namespace struct {
+	Name   string            `yaml:"name" json:"name"`
+	Labels map[string]string `yaml:"labels,omitempty" json:"labels,omitempty"`
+}
+
+// Node is one host of the cluster.
+type Node struct {
+	Name    string `yaml:"name" json:"name"`
+	Address string `yaml:"address" json:"address"` // underlay address with prefix, on the uplink
+	Uplink  string `yaml:"uplink,omitempty" json:"uplink,omitempty"`
+	PodCIDR string `yaml:"podCIDR" json:"podCIDR"`
+}
+
+// Pod is one network namespace attached to a node.
+type Pod struct {
+	Name      string            `yaml:"name" json:"name"`
+	Namespace string            `yaml:"namespace,omitempty" json:"namespace,omitempty"` // default "default"
+	Node      string            `yaml:"node" json:"node"`
+	IP        string            `yaml:"ip,omitempty" json:"ip,omitempty"`
+	Mode      string            `yaml:"mode,omitempty" json:"mode,omitempty"`
+	Netns     string            `yaml:"netns,omitempty" json:"netns,omitempty"` // name under /var/run/netns or absolute path
+	Labels    map[string]string `yaml:"labels,omitempty" json:"labels,omitempty"`
+	Ports     []ContainerPort   `yaml:"ports,omitempty" json:"ports,omitempty"`
+}
+
+// ContainerPort is a port a pod serves, optionally named for policies.
+type ContainerPort struct {
+	Name     string `yaml:"name,omitempty" json:"name,omitempty"`
+	Port     int    `yaml:"port" json:"port"`
+	Protocol string `yaml:"protocol,omitempty" json:"protocol,omitempty"` // default TCP
+}
+
+// Service is a clusterIP load-balanced onto the pods its selector matches.
+type Service struct {
+	Name            string            `yaml:"name" json:"name"`
+	Namespace       string            `yaml:"namespace,omitempty" json:"namespace,omitempty"`
+	ClusterIP       string            `yaml:"clusterIP" json:"clusterIP"`
+	Selector        map[string]string `yaml:"selector,omitempty" json:"selector,omitempty"`
+	Ports           []ServicePort     `yaml:"ports" json:"ports"`
+	SessionAffinity string            `yaml:"sessionAffinity,omitempty" json:"sessionAffinity,omitempty"` // None | ClientIP
+}
+
+// ServicePort maps a service port to a target port on the backends.
+// TargetPort is a number or the name of a pod port (IntOrString).
+type ServicePort struct {
+	Name       string      `yaml:"name,omitempty" json:"name,omitempty"`
+	Port       int         `yaml:"port" json:"port"`
+	TargetPort IntOrString `yaml:"targetPort,omitempty" json:"targetPort,omitzero"` // default: port
+	Protocol   string      `yaml:"protocol,omitempty" json:"protocol,omitempty"`    // default TCP
+}
+
+// Policy is a Kubernetes NetworkPolicy (networking.k8s.io/v1).
+type Policy struct {
+	Name      string     `yaml:"name" json:"name"`
+	Namespace string     `yaml:"namespace,omitempty" json:"namespace,omitempty"`
+	Spec      PolicySpec `yaml:"spec" json:"spec"`
+}
+
+// PolicySpec mirrors NetworkPolicySpec.
+type PolicySpec struct {
+	PodSelector LabelSelector       `yaml:"podSelector" json:"podSelector"`
+	PolicyTypes []string            `yaml:"policyTypes,omitempty" json:"policyTypes,omitempty"` // Ingress | Egress
+	Ingress     []PolicyIngressRule `yaml:"ingress,omitempty" json:"ingress,omitempty"`
+	Egress      []PolicyEgressRule  `yaml:"egress,omitempty" json:"egress,omitempty"`
+}
+
+// PolicyIngressRule mirrors NetworkPolicyIngressRule.
+type PolicyIngressRule struct {
+	From  []PolicyPeer `yaml:"from,omitempty" json:"from,omitempty"`
+	Ports []PolicyPort `yaml:"ports,omitempty" json:"ports,omitempty"`
+}
+
+// PolicyEgressRule mirrors NetworkPolicyEgressRule.
+type PolicyEgressRule struct {
+	To    []PolicyPeer `yaml:"to,omitempty" json:"to,omitempty"`
+	Ports []PolicyPort `yaml:"ports,omitempty" json:"ports,omitempty"`
+}
+
+// PolicyPeer mirrors NetworkPolicyPeer. Pointers distinguish "absent"
+// from "empty selector" ({} selects everything).
+type PolicyPeer struct {
+	PodSelector       *LabelSelector `yaml:"podSelector,omitempty" json:"podSelector,omitempty"`
+	NamespaceSelector *LabelSelector `yaml:"namespaceSelector,omitempty" json:"namespaceSelector,omitempty"`
+	IPBlock           *IPBlock       `yaml:"ipBlock,omitempty" json:"ipBlock,omitempty"`
+}
+
+// IPBlock mirrors the Kubernetes IPBlock.
+type IPBlock struct {
+	CIDR   string   `yaml:"cidr" json:"cidr"`
+	Except []string `yaml:"except,omitempty" json:"except,omitempty"`
+}
+
+// PolicyPort mirrors NetworkPolicyPort. Port is a number or a named port;
+// absent means all ports.
+type PolicyPort struct {
+	Protocol string       `yaml:"protocol,omitempty" json:"protocol,omitempty"` // default TCP
+	Port     *IntOrString `yaml:"port,omitempty" json:"port,omitempty"`
+	EndPort  int          `yaml:"endPort,omitempty" json:"endPort,omitempty"`
+}
+
+// LabelSelector mirrors metav1.LabelSelector.
+type LabelSelector struct {
+	MatchLabels      map[string]string          `yaml:"matchLabels,omitempty" json:"matchLabels,omitempty"`
+	MatchExpressions []LabelSelectorRequirement `yaml:"matchExpressions,omitempty" json:"matchExpressions,omitempty"`
+}
+
+// LabelSelectorRequirement mirrors metav1.LabelSelectorRequirement.
+type LabelSelectorRequirement struct {
+	Key      string   `yaml:"key" json:"key"`
+	Operator string   `yaml:"operator" json:"operator"` // In | NotIn | Exists | DoesNotExist
+	Values   []string `yaml:"values,omitempty" json:"values,omitempty"`
+}
+
+// IntOrString holds a port number or a port name, as in Kubernetes.
+type IntOrString struct {
+	IsString bool
+	IntVal   int
+	StrVal   string
+}

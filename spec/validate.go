@@ -1,0 +1,963 @@
+package spec
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"net/netip"
+	"slices"
+	"strings"
+)
+
+// Defaults and limits of the v1 file.
+const (
+	DefaultNamespace = "default"
+	DefaultUplink    = "eth0"
+	DefaultVNI       = 1
+	DefaultVXLANPort = 4789
+	MaxVNI           = 1<<24 - 1
+	MinMTU           = 576
+	MaxMTU           = 65535
+
+	// MetadataNameLabel is set on every namespace to its name, as
+	// Kubernetes does, so namespaceSelector can pick a namespace by name.
+	MetadataNameLabel = "kubernetes.io/metadata.name"
+
+	AffinityNone     = "None"
+	AffinityClientIP = "ClientIP"
+
+	PolicyIngress = "Ingress"
+	PolicyEgress  = "Egress"
+
+	ProtocolTCP  = "TCP"
+	ProtocolUDP  = "UDP"
+	ProtocolSCTP = "SCTP"
+)
+
+// Modes lists the valid pod attachment modes, in the order messages show them.
+var Modes = []string{ModeVeth, ModeBridge, ModeMacvlan, ModeIPvlan}
+
+// RoutingModes lists the valid cluster.routing.mode values.
+var RoutingModes = []string{RoutingAuto, RoutingDirect, RoutingVXLAN}
+
+// Protocols lists the valid port protocols.
+var Protocols = []string{ProtocolTCP, ProtocolUDP, ProtocolSCTP}
+
+// Operators lists the valid label selector operators.
+var Operators = []string{"In", "NotIn", "Exists", "DoesNotExist"}
+
+// Load reads, decodes and resolves the topology file at path ("-" for
+// standard input), reporting every problem at once as *Errors.
+func Load(path string) (*Resolved, error) {
+	t, pos, err := LoadFile(path)
+	return resolveParsed(t, pos, err)
+}
+
+// LoadBytes is Load for a file already in memory; name is used in messages.
+func LoadBytes(name string, data []byte) (*Resolved, error) {
+	t, pos, err := Parse(name, data)
+	return resolveParsed(t, pos, err)
+}
+
+// resolveParsed runs Resolve even when decoding found problems, so that a
+// user sees structural and semantic errors together, but drops semantic
+// errors at or under a field that failed to decode: those only repeat the
+// first error ("required" after "expected a string").
+func resolveParsed(t *Topology, pos *Positions, err error) (*Resolved, error) {
+	if t == nil {
+		return nil, err
+	}
+	var decodeErrs *Errors
+	if err != nil && !errors.As(err, &decodeErrs) {
+		return nil, err
+	}
+	r, rerr := Resolve(t, pos)
+	if decodeErrs == nil {
+		return r, rerr
+	}
+	all := &Errors{List: slices.Clone(decodeErrs.List)}
+	var semantic *Errors
+	if errors.As(rerr, &semantic) {
+		for _, e := range semantic.List {
+			covered := slices.ContainsFunc(decodeErrs.List, func(d *Error) bool { return isUnder(e.Path, d.Path) })
+			if !covered {
+				all.List = append(all.List, e)
+			}
+		}
+	}
+	return nil, all.orNil()
+}
+
+// Resolve checks a decoded topology as a whole and builds the desired
+// model: defaults applied, addresses parsed, pod addresses allocated,
+// everything sorted by key. pos (from Parse, may be nil) places errors in
+// the file. Every problem is reported, as *Errors; on error the Resolved is
+// nil, so later stages never see a half-valid model.
+func Resolve(t *Topology, pos *Positions) (*Resolved, error) {
+	if t == nil {
+		return nil, errors.New("resolve topology: no topology")
+	}
+	c := &checker{pos: pos}
+	r := &Resolved{Source: t}
+	c.header(t)
+	c.cluster(t, r)
+	c.namespaces(t, r)
+	nodes := c.nodes(t, r)
+	c.pods(t, r, nodes)
+	c.services(t, r)
+	c.policies(t, r)
+	if err := c.errs.orNil(); err != nil {
+		return nil, err
+	}
+	slices.SortFunc(r.Nodes, func(a, b ResolvedNode) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(r.Pods, func(a, b ResolvedPod) int { return strings.Compare(a.Key, b.Key) })
+	slices.SortFunc(r.Services, func(a, b ResolvedService) int { return strings.Compare(a.Key, b.Key) })
+	slices.SortFunc(r.Policies, func(a, b ResolvedPolicy) int { return strings.Compare(a.Key, b.Key) })
+	return r, nil
+}
+
+// checker collects problems with their positions.
+type checker struct {
+	pos  *Positions
+	errs Errors
+}
+
+func (c *checker) add(path, format string, args ...any) {
+	c.errs.List = append(c.errs.List, c.pos.errorAt(path, fmt.Sprintf(format, args...)))
+}
+
+// written reports whether a field was present in the file, to tell an
+// explicit 0 from an absent value. Without positions nothing is known and
+// zero means absent.
+func (c *checker) written(path string) bool {
+	return c.pos.Has(path)
+}
+
+func (c *checker) header(t *Topology) {
+	switch t.APIVersion {
+	case APIVersion:
+	case "":
+		c.add("apiVersion", "required; must be %q", APIVersion)
+	default:
+		c.add("apiVersion", "unsupported apiVersion %q; must be %q", t.APIVersion, APIVersion)
+	}
+	switch t.Kind {
+	case Kind:
+	case "":
+		c.add("kind", "required; must be %q", Kind)
+	default:
+		c.add("kind", "unsupported kind %q; must be %q", t.Kind, Kind)
+	}
+}
+
+func (c *checker) cluster(t *Topology, r *Resolved) {
+	cl := t.Cluster
+	if cl.PodCIDR == "" {
+		c.add("cluster.podCIDR", "required")
+	} else if p, ok := c.cidr("cluster.podCIDR", cl.PodCIDR); ok {
+		if p.Bits() > 30 {
+			c.add("cluster.podCIDR", "%s is too small: a node needs at least a /30", p)
+		} else {
+			r.PodCIDR = p
+		}
+	}
+	if cl.ServiceCIDR != "" {
+		if p, ok := c.cidr("cluster.serviceCIDR", cl.ServiceCIDR); ok {
+			if cl.PodCIDR != "" && r.PodCIDR.IsValid() && r.PodCIDR.Overlaps(p) {
+				c.add("cluster.serviceCIDR", "%s overlaps cluster.podCIDR %s", p, r.PodCIDR)
+			} else {
+				r.ServiceCIDR = p
+			}
+		}
+	}
+
+	r.Mode = cl.Mode
+	if r.Mode == "" {
+		r.Mode = ModeVeth
+	}
+	c.oneOf("cluster.mode", cl.Mode, "mode", Modes)
+
+	r.Routing = cl.Routing.Mode
+	if r.Routing == "" {
+		r.Routing = RoutingAuto
+	}
+	c.oneOf("cluster.routing.mode", cl.Routing.Mode, "routing mode", RoutingModes)
+
+	r.VNI = cl.Routing.VXLAN.VNI
+	if r.VNI == 0 && !c.written("cluster.routing.vxlan.vni") {
+		r.VNI = DefaultVNI
+	} else if r.VNI < 1 || r.VNI > MaxVNI {
+		c.add("cluster.routing.vxlan.vni", "must be between 1 and %d, got %d", MaxVNI, r.VNI)
+	}
+	r.VXLANPort = cl.Routing.VXLAN.Port
+	if r.VXLANPort == 0 && !c.written("cluster.routing.vxlan.port") {
+		r.VXLANPort = DefaultVXLANPort
+	} else {
+		c.portRange("cluster.routing.vxlan.port", r.VXLANPort)
+	}
+
+	r.MTU = cl.MTU
+	if r.MTU != 0 && (r.MTU < MinMTU || r.MTU > MaxMTU) {
+		c.add("cluster.mtu", "must be 0 (derive from the uplink) or between %d and %d, got %d", MinMTU, MaxMTU, r.MTU)
+	}
+}
+
+func (c *checker) namespaces(t *Topology, r *Resolved) {
+	r.Namespaces = map[string]map[string]string{}
+	first := map[string]int{}
+	for i, ns := range t.Namespaces {
+		p := index("namespaces", i)
+		if !c.name(join(p, "name"), ns.Name) {
+			continue
+		}
+		if j, dup := first[ns.Name]; dup {
+			c.add(join(p, "name"), "duplicate namespace %q (first at namespaces[%d])", ns.Name, j)
+			continue
+		}
+		first[ns.Name] = i
+		c.labels(join(p, "labels"), ns.Labels)
+		if v, ok := ns.Labels[MetadataNameLabel]; ok && v != ns.Name {
+			c.add(key(join(p, "labels"), MetadataNameLabel), "must be %q, the namespace's name (it is set automatically)", ns.Name)
+		}
+		labels := maps.Clone(ns.Labels)
+		if labels == nil {
+			labels = map[string]string{}
+		}
+		labels[MetadataNameLabel] = ns.Name
+		r.Namespaces[ns.Name] = labels
+	}
+}
+
+// useNamespace records a namespace that an object lives in, so that
+// namespaceSelector sees namespaces that were never listed.
+func useNamespace(r *Resolved, ns string) {
+	if _, ok := r.Namespaces[ns]; !ok {
+		r.Namespaces[ns] = map[string]string{MetadataNameLabel: ns}
+	}
+}
+
+// objectKey validates an object's name and namespace and returns its
+// namespace (defaulted) and key; ok is false when either is invalid.
+func (c *checker) objectKey(path string, name, namespace string) (ns, k string, ok bool) {
+	ok = c.name(join(path, "name"), name)
+	ns = namespace
+	if ns == "" {
+		ns = DefaultNamespace
+	} else if !c.name(join(path, "namespace"), ns) {
+		ok = false
+	}
+	return ns, ns + "/" + name, ok
+}
+
+func (c *checker) nodes(t *Topology, r *Resolved) map[string]*ResolvedNode {
+	if len(t.Nodes) == 0 {
+		c.add("nodes", "at least one node is required")
+	}
+	byName := map[string]*ResolvedNode{}
+	nameAt := map[string]int{}
+	addrAt := map[netip.Addr]int{}
+	type cidrAt struct {
+		i    int
+		name string
+		p    netip.Prefix
+	}
+	var cidrs []cidrAt
+	type addrOf struct {
+		i    int
+		name string
+		p    netip.Prefix
+	}
+	var addrs []addrOf
+	for i, n := range t.Nodes {
+		p := index("nodes", i)
+		rn := ResolvedNode{Name: n.Name, Uplink: n.Uplink}
+		if rn.Uplink == "" {
+			rn.Uplink = DefaultUplink
+		} else if msg := checkIfName(n.Uplink); msg != "" {
+			c.add(join(p, "uplink"), "%s", msg)
+		}
+		nameOK := c.name(join(p, "name"), n.Name)
+		if j, dup := nameAt[n.Name]; nameOK && dup {
+			c.add(join(p, "name"), "duplicate node %q (first at nodes[%d])", n.Name, j)
+			nameOK = false
+		}
+
+		if n.Address == "" {
+			c.add(join(p, "address"), "required")
+		} else if a, ok := c.nodeAddress(join(p, "address"), n.Address); ok {
+			rn.Address = a
+			switch j, dup := addrAt[a.Addr()]; {
+			case dup:
+				c.add(join(p, "address"), "address %s is already used by nodes[%d] (node %q)", a.Addr(), j, t.Nodes[j].Name)
+			case r.PodCIDR.IsValid() && r.PodCIDR.Contains(a.Addr()):
+				c.add(join(p, "address"), "underlay address %s lies inside cluster.podCIDR %s", a.Addr(), r.PodCIDR)
+			case r.ServiceCIDR.IsValid() && r.ServiceCIDR.Contains(a.Addr()):
+				c.add(join(p, "address"), "underlay address %s lies inside cluster.serviceCIDR %s", a.Addr(), r.ServiceCIDR)
+			default:
+				addrAt[a.Addr()] = i
+				addrs = append(addrs, addrOf{i, n.Name, a})
+			}
+		}
+
+		cidrPath := join(p, "podCIDR")
+		if n.PodCIDR == "" {
+			c.add(cidrPath, "required")
+		} else if pc, ok := c.cidr(cidrPath, n.PodCIDR); ok {
+			switch {
+			case pc.Bits() > 30:
+				c.add(cidrPath, "%s leaves no address for pods (network, gateway and broadcast take three); use a /30 or shorter", pc)
+			case r.PodCIDR.IsValid() && !(r.PodCIDR.Bits() <= pc.Bits() && r.PodCIDR.Contains(pc.Addr())):
+				c.add(cidrPath, "%s is not inside cluster.podCIDR %s", pc, r.PodCIDR)
+			default:
+				overlap := false
+				for _, o := range cidrs {
+					if o.p.Overlaps(pc) {
+						c.add(cidrPath, "%s overlaps nodes[%d].podCIDR %s (node %q)", pc, o.i, o.p, o.name)
+						overlap = true
+						break
+					}
+				}
+				if !overlap {
+					cidrs = append(cidrs, cidrAt{i, n.Name, pc})
+					rn.PodCIDR = pc
+					rn.Gateway = pc.Addr().Next()
+				}
+			}
+		}
+		if nameOK {
+			nameAt[n.Name] = i
+			r.Nodes = append(r.Nodes, rn)
+		}
+	}
+	for i := range r.Nodes {
+		byName[r.Nodes[i].Name] = &r.Nodes[i]
+	}
+
+	if r.Routing == RoutingDirect {
+		for j := 1; j < len(addrs); j++ {
+			for _, a := range addrs[:j] {
+				b := addrs[j]
+				if !a.p.Contains(b.p.Addr()) || !b.p.Contains(a.p.Addr()) {
+					c.add(join(index("nodes", b.i), "address"),
+						"routing mode direct needs every node on one underlay subnet: node %q (%s) and node %q (%s) do not share one; use auto or vxlan",
+						a.name, a.p, b.name, b.p)
+					break
+				}
+			}
+		}
+	}
+	return byName
+}
+
+func (c *checker) pods(t *Topology, r *Resolved, nodes map[string]*ResolvedNode) {
+	keyAt := map[string]int{}
+	netnsAt := map[string]int{}
+	ipAt := map[netip.Addr]int{}
+	allocs := map[string]*allocator{}
+	allocFor := func(n *ResolvedNode) *allocator {
+		if a, ok := allocs[n.Name]; ok {
+			return a
+		}
+		a := newAllocator(n.PodCIDR)
+		allocs[n.Name] = a
+		return a
+	}
+	resolved := make([]ResolvedPod, len(t.Pods))
+	for i, p := range t.Pods {
+		path := index("pods", i)
+		ns, k, ok := c.objectKey(path, p.Name, p.Namespace)
+		if ok {
+			if j, dup := keyAt[k]; dup {
+				c.add(join(path, "name"), "duplicate pod %q (first at pods[%d])", k, j)
+				ok = false // its default netns would clash too; say it once
+			} else {
+				keyAt[k] = i
+			}
+		}
+		useNamespace(r, ns)
+		rp := ResolvedPod{
+			Key: k, Name: p.Name, Namespace: ns, Node: p.Node, Mode: p.Mode, Netns: p.Netns,
+			Labels: maps.Clone(p.Labels), Ports: c.containerPorts(join(path, "ports"), p.Ports),
+		}
+		if rp.Mode == "" {
+			rp.Mode = r.Mode
+		}
+		c.oneOf(join(path, "mode"), p.Mode, "mode", Modes)
+		c.labels(join(path, "labels"), p.Labels)
+
+		netnsPath := join(path, "netns")
+		netnsOK := true
+		if rp.Netns == "" {
+			rp.Netns = ns + "-" + p.Name
+			netnsOK = ok // an invalid name is reported already
+			if ok && len(rp.Netns) > maxNetnsName {
+				c.add(netnsPath, "the default netns name %q is longer than %d characters; set netns", rp.Netns, maxNetnsName)
+				netnsOK = false
+			}
+		} else if msg := checkNetns(rp.Netns); msg != "" {
+			c.add(netnsPath, "%s", msg)
+			netnsOK = false
+		}
+		if netnsOK {
+			id := netnsIdentity(rp.Netns)
+			if j, dup := netnsAt[id]; dup {
+				c.add(netnsPath, "netns %q is already used by pods[%d] (pod %q)", rp.Netns, j, resolved[j].Key)
+			} else {
+				netnsAt[id] = i
+			}
+		}
+
+		var node *ResolvedNode
+		if p.Node == "" {
+			c.add(join(path, "node"), "required")
+		} else if node = nodes[p.Node]; node == nil {
+			c.add(join(path, "node"), "unknown node %q (nodes: %s)", p.Node, strings.Join(slices.Sorted(maps.Keys(nodes)), ", "))
+		} else if !node.PodCIDR.IsValid() {
+			node = nil // its podCIDR is already reported
+		}
+
+		if p.IP != "" {
+			ipPath := join(path, "ip")
+			if ip, good := c.addr(ipPath, p.IP); good {
+				rp.IP = ip
+				if j, dup := ipAt[ip]; dup {
+					c.add(ipPath, "address %s is already used by pods[%d] (pod %q)", ip, j, resolved[j].Key)
+				} else {
+					ipAt[ip] = i
+				}
+				if node != nil {
+					if c.podAddr(ipPath, ip, node) {
+						allocFor(node).reserve(ip)
+					}
+				}
+			}
+		}
+		resolved[i] = rp
+	}
+	// Allocation comes after every explicit ip is known and reserved, in
+	// file order; see alloc.go for why.
+	for i, p := range t.Pods {
+		node := nodes[p.Node]
+		if p.IP != "" || node == nil || !node.PodCIDR.IsValid() {
+			continue
+		}
+		ip, ok := allocFor(node).allocate(resolved[i].Key)
+		if !ok {
+			c.add(index("pods", i), "no free address left for pod %q: node %q's podCIDR %s is full", resolved[i].Key, node.Name, node.PodCIDR)
+			continue
+		}
+		resolved[i].IP, resolved[i].Allocated = ip, true
+	}
+	r.Pods = resolved
+}
+
+// podAddr checks that an explicit pod address is a usable host address of
+// its node's podCIDR.
+func (c *checker) podAddr(path string, ip netip.Addr, n *ResolvedNode) bool {
+	switch {
+	case !n.PodCIDR.Contains(ip):
+		c.add(path, "%s is outside node %q's podCIDR %s", ip, n.Name, n.PodCIDR)
+	case ip == n.PodCIDR.Addr():
+		c.add(path, "%s is the network address of node %q's podCIDR %s", ip, n.Name, n.PodCIDR)
+	case ip == n.Gateway:
+		c.add(path, "%s is node %q's gateway address (the first host address of podCIDR %s is reserved for the bridge/shim gateway)", ip, n.Name, n.PodCIDR)
+	case ip == broadcast(n.PodCIDR):
+		c.add(path, "%s is the broadcast address of node %q's podCIDR %s", ip, n.Name, n.PodCIDR)
+	default:
+		return true
+	}
+	return false
+}
+
+// containerPorts validates a pod's ports and returns them with the
+// protocol defaulted.
+func (c *checker) containerPorts(path string, ports []ContainerPort) []ContainerPort {
+	var out []ContainerPort
+	nameAt := map[string]int{}
+	for i, cp := range ports {
+		p := index(path, i)
+		if cp.Name != "" {
+			if msg := checkPortName(cp.Name); msg != "" {
+				c.add(join(p, "name"), "%s", msg)
+			} else if j, dup := nameAt[cp.Name]; dup {
+				c.add(join(p, "name"), "duplicate port name %q (first at ports[%d])", cp.Name, j)
+			} else {
+				nameAt[cp.Name] = i
+			}
+		}
+		c.port(join(p, "port"), cp.Port)
+		cp.Protocol = c.protocol(join(p, "protocol"), cp.Protocol)
+		out = append(out, cp)
+	}
+	return out
+}
+
+func (c *checker) services(t *Topology, r *Resolved) {
+	if len(t.Services) > 0 && t.Cluster.ServiceCIDR == "" {
+		c.add("cluster.serviceCIDR", "required when services are defined")
+	}
+	keyAt := map[string]int{}
+	ipAt := map[netip.Addr]int{}
+	for i, s := range t.Services {
+		path := index("services", i)
+		ns, k, ok := c.objectKey(path, s.Name, s.Namespace)
+		if ok {
+			if j, dup := keyAt[k]; dup {
+				c.add(join(path, "name"), "duplicate service %q (first at services[%d])", k, j)
+			} else {
+				keyAt[k] = i
+			}
+		}
+		useNamespace(r, ns)
+		rs := ResolvedService{Key: k, Name: s.Name, Namespace: ns, Selector: maps.Clone(s.Selector), SessionAffinity: s.SessionAffinity}
+
+		ipPath := join(path, "clusterIP")
+		if s.ClusterIP == "" {
+			c.add(ipPath, "required")
+		} else if ip, good := c.addr(ipPath, s.ClusterIP); good {
+			rs.ClusterIP = ip
+			sc := r.ServiceCIDR
+			switch j, dup := ipAt[ip]; {
+			case dup:
+				c.add(ipPath, "clusterIP %s is already used by services[%d] (service %q)", ip, j, t.Services[j].Name)
+			case !sc.IsValid():
+			case !sc.Contains(ip):
+				c.add(ipPath, "%s is outside cluster.serviceCIDR %s", ip, sc)
+			case ip == sc.Addr() && sc.Bits() < 31:
+				c.add(ipPath, "%s is the network address of cluster.serviceCIDR %s", ip, sc)
+			case ip == broadcast(sc) && sc.Bits() < 31:
+				c.add(ipPath, "%s is the broadcast address of cluster.serviceCIDR %s", ip, sc)
+			}
+			if _, dup := ipAt[ip]; !dup {
+				ipAt[ip] = i
+			}
+		}
+
+		c.labels(join(path, "selector"), s.Selector)
+		rs.Ports = c.servicePorts(join(path, "ports"), s.Ports)
+
+		if rs.SessionAffinity == "" {
+			rs.SessionAffinity = AffinityNone
+		}
+		c.oneOf(join(path, "sessionAffinity"), s.SessionAffinity, "session affinity", []string{AffinityNone, AffinityClientIP})
+		r.Services = append(r.Services, rs)
+	}
+}
+
+// servicePorts validates a service's ports and returns them with protocol
+// and targetPort defaulted.
+func (c *checker) servicePorts(path string, ports []ServicePort) []ServicePort {
+	if len(ports) == 0 {
+		c.add(path, "at least one port is required")
+	}
+	var out []ServicePort
+	nameAt := map[string]int{}
+	type portKey struct {
+		port  int
+		proto string
+	}
+	portAt := map[portKey]int{}
+	for i, sp := range ports {
+		p := index(path, i)
+		switch {
+		case sp.Name == "" && len(ports) > 1:
+			c.add(join(p, "name"), "required when a service has more than one port")
+		case sp.Name == "":
+		case checkDNSLabel(sp.Name) != "":
+			c.add(join(p, "name"), "invalid port name %q: must be a lowercase RFC 1123 label", sp.Name)
+		default:
+			if j, dup := nameAt[sp.Name]; dup {
+				c.add(join(p, "name"), "duplicate port name %q (first at ports[%d])", sp.Name, j)
+			} else {
+				nameAt[sp.Name] = i
+			}
+		}
+		portOK := c.port(join(p, "port"), sp.Port)
+		sp.Protocol = c.protocol(join(p, "protocol"), sp.Protocol)
+		if portOK {
+			pk := portKey{sp.Port, sp.Protocol}
+			if j, dup := portAt[pk]; dup {
+				c.add(join(p, "port"), "duplicate port %d/%s (first at ports[%d])", sp.Port, sp.Protocol, j)
+			} else {
+				portAt[pk] = i
+			}
+		}
+		tp := join(p, "targetPort")
+		switch {
+		case sp.TargetPort.IsString:
+			if msg := checkPortName(sp.TargetPort.StrVal); msg != "" {
+				c.add(tp, "%s", msg)
+			}
+		case sp.TargetPort.IntVal == 0 && !c.written(tp):
+			sp.TargetPort = FromInt(sp.Port)
+		default:
+			c.portRange(tp, sp.TargetPort.IntVal)
+		}
+		out = append(out, sp)
+	}
+	return out
+}
+
+func (c *checker) policies(t *Topology, r *Resolved) {
+	keyAt := map[string]int{}
+	for i, pol := range t.Policies {
+		path := index("policies", i)
+		ns, k, ok := c.objectKey(path, pol.Name, pol.Namespace)
+		if ok {
+			if j, dup := keyAt[k]; dup {
+				c.add(join(path, "name"), "duplicate policy %q (first at policies[%d])", k, j)
+			} else {
+				keyAt[k] = i
+			}
+		}
+		useNamespace(r, ns)
+		sp := join(path, "spec")
+		spec := clonePolicySpec(pol.Spec)
+		c.selector(join(sp, "podSelector"), spec.PodSelector)
+
+		seen := map[string]bool{}
+		for j, pt := range spec.PolicyTypes {
+			ptPath := index(join(sp, "policyTypes"), j)
+			switch {
+			case pt != PolicyIngress && pt != PolicyEgress:
+				c.add(ptPath, "unknown policy type %q (valid: Ingress, Egress)", pt)
+			case seen[pt]:
+				c.add(ptPath, "duplicate policy type %q", pt)
+			}
+			seen[pt] = true
+		}
+		if len(spec.PolicyTypes) == 0 {
+			// As Kubernetes: a policy always isolates ingress, and
+			// isolates egress only when it says something about it.
+			spec.PolicyTypes = []string{PolicyIngress}
+			if len(spec.Egress) > 0 {
+				spec.PolicyTypes = append(spec.PolicyTypes, PolicyEgress)
+			}
+		}
+		for j := range spec.Ingress {
+			rp := index(join(sp, "ingress"), j)
+			for k, peer := range spec.Ingress[j].From {
+				c.peer(index(join(rp, "from"), k), peer)
+			}
+			for k := range spec.Ingress[j].Ports {
+				c.policyPort(index(join(rp, "ports"), k), &spec.Ingress[j].Ports[k])
+			}
+		}
+		for j := range spec.Egress {
+			rp := index(join(sp, "egress"), j)
+			for k, peer := range spec.Egress[j].To {
+				c.peer(index(join(rp, "to"), k), peer)
+			}
+			for k := range spec.Egress[j].Ports {
+				c.policyPort(index(join(rp, "ports"), k), &spec.Egress[j].Ports[k])
+			}
+		}
+		r.Policies = append(r.Policies, ResolvedPolicy{Key: k, Name: pol.Name, Namespace: ns, Spec: spec})
+	}
+}
+
+func (c *checker) peer(path string, p PolicyPeer) {
+	if p.PodSelector == nil && p.NamespaceSelector == nil && p.IPBlock == nil {
+		c.add(path, "a peer needs podSelector, namespaceSelector or ipBlock")
+		return
+	}
+	if p.IPBlock != nil && (p.PodSelector != nil || p.NamespaceSelector != nil) {
+		c.add(join(path, "ipBlock"), "ipBlock cannot be combined with podSelector or namespaceSelector in one peer")
+	}
+	if p.PodSelector != nil {
+		c.selector(join(path, "podSelector"), *p.PodSelector)
+	}
+	if p.NamespaceSelector != nil {
+		c.selector(join(path, "namespaceSelector"), *p.NamespaceSelector)
+	}
+	if p.IPBlock == nil {
+		return
+	}
+	bp := join(path, "ipBlock")
+	var block netip.Prefix
+	if p.IPBlock.CIDR == "" {
+		c.add(join(bp, "cidr"), "required")
+	} else if b, ok := c.anyCIDR(join(bp, "cidr"), p.IPBlock.CIDR); ok {
+		block = b
+	}
+	for i, e := range p.IPBlock.Except {
+		ep := index(join(bp, "except"), i)
+		x, ok := c.anyCIDR(ep, e)
+		if !ok || !block.IsValid() {
+			continue
+		}
+		if x.Addr().Is4() != block.Addr().Is4() || x.Bits() <= block.Bits() || !block.Contains(x.Addr()) {
+			c.add(ep, "%s is not strictly inside ipBlock.cidr %s", x, block)
+		}
+	}
+}
+
+// policyPort validates a policy port and defaults its protocol in place.
+func (c *checker) policyPort(path string, pp *PolicyPort) {
+	pp.Protocol = c.protocol(join(path, "protocol"), pp.Protocol)
+	portPath := join(path, "port")
+	if pp.Port != nil {
+		if pp.Port.IsString {
+			if msg := checkPortName(pp.Port.StrVal); msg != "" {
+				c.add(portPath, "%s", msg)
+			}
+		} else {
+			c.portRange(portPath, pp.Port.IntVal)
+		}
+	}
+	endPath := join(path, "endPort")
+	if pp.EndPort == 0 && !c.written(endPath) {
+		return
+	}
+	switch {
+	case pp.Port == nil:
+		c.add(endPath, "endPort requires port")
+	case pp.Port.IsString:
+		c.add(endPath, "endPort requires a numeric port, not the named port %q", pp.Port.StrVal)
+	case !c.portRange(endPath, pp.EndPort):
+	case pp.EndPort < pp.Port.IntVal:
+		c.add(endPath, "endPort %d is less than port %d", pp.EndPort, pp.Port.IntVal)
+	}
+}
+
+func (c *checker) selector(path string, s LabelSelector) {
+	c.labels(join(path, "matchLabels"), s.MatchLabels)
+	for i, e := range s.MatchExpressions {
+		ep := index(join(path, "matchExpressions"), i)
+		if e.Key == "" {
+			c.add(join(ep, "key"), "required")
+		} else if msg := checkLabelKey(e.Key); msg != "" {
+			c.add(join(ep, "key"), "%s", msg)
+		}
+		vp := join(ep, "values")
+		switch e.Operator {
+		case "In", "NotIn":
+			if len(e.Values) == 0 {
+				c.add(vp, "must be non-empty for operator %s", e.Operator)
+			}
+		case "Exists", "DoesNotExist":
+			if len(e.Values) > 0 {
+				c.add(vp, "must be empty for operator %s", e.Operator)
+			}
+		case "":
+			c.add(join(ep, "operator"), "required (valid: %s)", strings.Join(Operators, ", "))
+		default:
+			c.add(join(ep, "operator"), "unknown operator %q (valid: %s)", e.Operator, strings.Join(Operators, ", "))
+		}
+		for j, v := range e.Values {
+			if msg := checkLabelValue(v); msg != "" {
+				c.add(index(vp, j), "%s", msg)
+			}
+		}
+	}
+}
+
+// labels validates a label map (labels, selector, matchLabels), in key
+// order so that messages come out the same each run.
+func (c *checker) labels(path string, m map[string]string) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		if msg := checkLabelKey(k); msg != "" {
+			c.add(key(path, k), "%s", msg)
+		}
+		if msg := checkLabelValue(m[k]); msg != "" {
+			c.add(key(path, k), "%s", msg)
+		}
+	}
+}
+
+// name validates a required object name.
+func (c *checker) name(path, v string) bool {
+	if v == "" {
+		c.add(path, "required")
+		return false
+	}
+	if msg := checkDNSLabel(v); msg != "" {
+		c.add(path, "%s", msg)
+		return false
+	}
+	return true
+}
+
+// oneOf validates an optional enumerated value.
+func (c *checker) oneOf(path, v, what string, valid []string) {
+	if v != "" && !slices.Contains(valid, v) {
+		c.add(path, "unknown %s %q (valid: %s)", what, v, strings.Join(valid, ", "))
+	}
+}
+
+// protocol validates a protocol and returns it defaulted to TCP.
+func (c *checker) protocol(path, v string) string {
+	if v == "" {
+		return ProtocolTCP
+	}
+	if !slices.Contains(Protocols, v) {
+		c.add(path, "unsupported protocol %q (valid: %s)", v, strings.Join(Protocols, ", "))
+	}
+	return v
+}
+
+// port validates a required port number.
+func (c *checker) port(path string, v int) bool {
+	if v == 0 && !c.written(path) {
+		c.add(path, "required")
+		return false
+	}
+	return c.portRange(path, v)
+}
+
+func (c *checker) portRange(path string, v int) bool {
+	if v < 1 || v > 65535 {
+		c.add(path, "port must be between 1 and 65535, got %d", v)
+		return false
+	}
+	return true
+}
+
+// cidr parses an IPv4 prefix that must be written in canonical form: a
+// prefix with host bits set is nearly always a typo for another network.
+func (c *checker) cidr(path, s string) (netip.Prefix, bool) {
+	p, ok := c.anyCIDR(path, s)
+	if ok && !p.Addr().Is4() {
+		c.add(path, "%s is IPv6; only IPv4 is supported", p)
+		return netip.Prefix{}, false
+	}
+	return p, ok
+}
+
+// anyCIDR parses a canonical prefix of either family (policies may match
+// IPv6 peers even though pods are IPv4).
+func (c *checker) anyCIDR(path, s string) (netip.Prefix, bool) {
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		c.add(path, "invalid CIDR %q: %s", s, cidrReason(s, err))
+		return netip.Prefix{}, false
+	}
+	if p.Addr().Is4In6() {
+		c.add(path, "invalid CIDR %q: write IPv4 networks in dotted form", s)
+		return netip.Prefix{}, false
+	}
+	if m := p.Masked(); m != p {
+		c.add(path, "%s has host bits set; did you mean %s?", p, m)
+		return netip.Prefix{}, false
+	}
+	return p, true
+}
+
+func cidrReason(s string, err error) string {
+	if !strings.Contains(s, "/") {
+		return "missing the prefix length (e.g. /24)"
+	}
+	msg := err.Error()
+	// netip quotes the whole input again; keep only the reason.
+	if i := strings.LastIndex(msg, "): "); i >= 0 {
+		return msg[i+3:]
+	}
+	if i := strings.LastIndex(msg, ": "); i >= 0 {
+		return msg[i+2:]
+	}
+	return msg
+}
+
+// addr parses a bare IPv4 address.
+func (c *checker) addr(path, s string) (netip.Addr, bool) {
+	if strings.Contains(s, "/") {
+		c.add(path, "%q must be a bare address, without a prefix length", s)
+		return netip.Addr{}, false
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		c.add(path, "invalid IP address %q", s)
+		return netip.Addr{}, false
+	}
+	if !a.Is4() {
+		c.add(path, "%s is not an IPv4 address; only IPv4 is supported", s)
+		return netip.Addr{}, false
+	}
+	return a, true
+}
+
+// nodeAddress parses an underlay address with its prefix length, which
+// says which other nodes are on the same L2 subnet.
+func (c *checker) nodeAddress(path, s string) (netip.Prefix, bool) {
+	if !strings.Contains(s, "/") {
+		c.add(path, "%q needs a prefix length giving the underlay subnet, e.g. 172.31.1.2/24", s)
+		return netip.Prefix{}, false
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		c.add(path, "invalid address %q: %s", s, cidrReason(s, err))
+		return netip.Prefix{}, false
+	}
+	if !p.Addr().Is4() {
+		c.add(path, "%s is not an IPv4 address; only IPv4 is supported", s)
+		return netip.Prefix{}, false
+	}
+	if p.Bits() < 31 {
+		switch p.Addr() {
+		case p.Masked().Addr():
+			c.add(path, "%s is the network address of %s; give the node's own address", p.Addr(), p.Masked())
+			return netip.Prefix{}, false
+		case broadcast(p):
+			c.add(path, "%s is the broadcast address of %s; give the node's own address", p.Addr(), p.Masked())
+			return netip.Prefix{}, false
+		}
+	}
+	return p, true
+}
+
+// clonePolicySpec copies a spec deeply enough that defaulting the copy
+// leaves the source topology as the user wrote it.
+func clonePolicySpec(s PolicySpec) PolicySpec {
+	out := PolicySpec{
+		PodSelector: cloneSelector(s.PodSelector),
+		PolicyTypes: slices.Clone(s.PolicyTypes),
+	}
+	for _, r := range s.Ingress {
+		out.Ingress = append(out.Ingress, PolicyIngressRule{From: clonePeers(r.From), Ports: clonePorts(r.Ports)})
+	}
+	for _, r := range s.Egress {
+		out.Egress = append(out.Egress, PolicyEgressRule{To: clonePeers(r.To), Ports: clonePorts(r.Ports)})
+	}
+	return out
+}
+
+func cloneSelector(s LabelSelector) LabelSelector {
+	out := LabelSelector{MatchLabels: maps.Clone(s.MatchLabels)}
+	for _, e := range s.MatchExpressions {
+		e.Values = slices.Clone(e.Values)
+		out.MatchExpressions = append(out.MatchExpressions, e)
+	}
+	return out
+}
+
+func clonePeers(peers []PolicyPeer) []PolicyPeer {
+	var out []PolicyPeer
+	for _, p := range peers {
+		var q PolicyPeer
+		if p.PodSelector != nil {
+			s := cloneSelector(*p.PodSelector)
+			q.PodSelector = &s
+		}
+		if p.NamespaceSelector != nil {
+			s := cloneSelector(*p.NamespaceSelector)
+			q.NamespaceSelector = &s
+		}
+		if p.IPBlock != nil {
+			q.IPBlock = &IPBlock{CIDR: p.IPBlock.CIDR, Except: slices.Clone(p.IPBlock.Except)}
+		}
+		out = append(out, q)
+	}
+	return out
+}
+
+func clonePorts(ports []PolicyPort) []PolicyPort {
+	var out []PolicyPort
+	for _, p := range ports {
+		if p.Port != nil {
+			v := *p.Port
+			p.Port = &v
+		}
+		out = append(out, p)
+	}
+	return out
+}
