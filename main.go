@@ -80,7 +80,7 @@ func newRoot() *cobra.Command {
 	pf.StringVar(&g.stateDir, "state-dir", reconcile.DefaultStateDir, "directory of records (created namespaces, changed sysctls)")
 	pf.StringVar(&g.logFormat, "log-format", "", "console or json (default: console on a terminal, json otherwise)")
 	pf.CountVarP(&g.verbose, "verbose", "v", "more logs (repeat for more)")
-	root.AddCommand(validateCmd(g), planCmd(g), applyCmd(g), destroyCmd(g), showCmd(g), labCmd(g), versionCmd())
+	root.AddCommand(validateCmd(g), planCmd(g), applyCmd(g), destroyCmd(g), showCmd(g), labCmd(g), explainCmd(), versionCmd())
 	return root
 }
 

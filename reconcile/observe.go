@@ -1,12 +1,14 @@
 package reconcile
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -62,25 +64,34 @@ type podEnd struct {
 	mac   string
 }
 
-// observer holds one pass's handles and intermediate facts.
+// observer holds one pass's intermediate facts. Pod namespaces are read
+// by several workers at once (the cost is syscalls, not CPU); mu guards
+// what they merge into.
 type observer struct {
 	cfg  *Config
-	h    *handles
+	mu   sync.Mutex
 	obs  *Observed
 	ends map[string]podEnd // "nsid/ifindex" as seen from the node -> pod end
 }
+
+// observeWorkers bounds the namespaces read at once.
+const observeWorkers = 8
 
 // Observe reads the node's state: the node namespace and every pod
 // namespace that the desired state names or that netreconcile recorded
 // as its own. One dump per object kind per namespace.
 func Observe(cfg *Config, desired *state.State) (*Observed, error) {
-	h := newHandles(cfg.NodeNetns)
-	defer h.Close()
-	o := &observer{cfg: cfg, h: h, obs: newObserved(cfg.Node), ends: map[string]podEnd{}}
+	o := &observer{cfg: cfg, obs: newObserved(cfg.Node), ends: map[string]podEnd{}}
 	if err := o.namespaces(desired); err != nil {
 		return nil, err
 	}
-	if err := o.node(desired); err != nil {
+	h := newHandles(cfg.NodeNetns)
+	defer h.Close()
+	nh, err := h.get(state.NodeNS)
+	if err != nil {
+		return nil, err
+	}
+	if err := o.node(nh, desired); err != nil {
 		return nil, err
 	}
 	return o.obs, nil
@@ -93,82 +104,136 @@ func (o *observer) namespaces(desired *state.State) error {
 	if err != nil {
 		return err
 	}
-	refs := map[string]bool{}
+	seen := map[string]bool{}
+	var refs []string
 	for _, obj := range desired.Of(state.KindNetns) {
-		refs[obj.Key()] = true
+		seen[obj.Key()] = true
+		refs = append(refs, obj.Key())
 	}
 	for ref := range owned {
-		refs[ref] = true
-	}
-	nodeH, err := o.h.get(state.NodeNS)
-	if err != nil {
-		return err
-	}
-	for ref := range refs {
-		fd, err := nsutil.Open(ref)
-		if err != nil {
-			continue // absent: desired creates it, or a recorded one was removed by hand
-		}
-		nsid, _ := nodeH.GetNetNsIdByFd(int(fd))
-		fd.Close()
-		if owner, ok := owned[ref]; ok {
-			o.obs.Owned.Put(&state.Netns{Ref: ref, Owned: true, OwnerK: owner})
-		} else {
-			o.obs.Foreign.Netns[ref] = true
-		}
-		if err := o.pod(ref, nsid); err != nil {
-			return err
+		if !seen[ref] {
+			refs = append(refs, ref)
 		}
 	}
-	return nil
+	work := make(chan string)
+	errs := make(chan error, observeWorkers)
+	var wg sync.WaitGroup
+	for range min(observeWorkers, len(refs)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- o.worker(work, owned)
+		}()
+	}
+	for _, ref := range refs {
+		work <- ref
+	}
+	close(work)
+	wg.Wait()
+	close(errs)
+	var all []error
+	for err := range errs {
+		all = append(all, err)
+	}
+	return errors.Join(all...)
+}
+
+// worker observes the namespaces it receives with its own handles. It
+// keeps draining work after an error so that the sender never blocks.
+func (o *observer) worker(work <-chan string, owned map[string]string) error {
+	h := newHandles(o.cfg.NodeNetns)
+	defer h.Close()
+	var first error
+	for ref := range work {
+		if first != nil {
+			continue
+		}
+		first = o.pod(h, ref, owned)
+	}
+	return first
 }
 
 // pod observes one pod namespace.
-func (o *observer) pod(ns string, nsid int) error {
-	h, err := o.h.get(ns)
+func (o *observer) pod(h *handles, ref string, owned map[string]string) error {
+	nodeH, err := h.get(state.NodeNS)
 	if err != nil {
 		return err
 	}
-	defer o.h.forget(ns)
-	links, err := retryDump(h.LinkList)
+	fd, err := nsutil.Open(ref)
 	if err != nil {
-		return fmt.Errorf("list links in netns %q: %w", ns, err)
+		return nil // absent: desired creates it, or a recorded one was removed by hand
 	}
-	byIndex, ours := o.links(ns, links)
-	for _, l := range links {
+	nsid, _ := nodeH.GetNetNsIdByFd(int(fd))
+	fd.Close()
+	ph, err := h.get(ref)
+	if err != nil {
+		return err
+	}
+	defer h.forget(ref)
+	d, err := dump(ph, ref, o.cfg.Node)
+	if err != nil {
+		return err
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if owner, ok := owned[ref]; ok {
+		o.obs.Owned.Put(&state.Netns{Ref: ref, Owned: true, OwnerK: owner})
+	} else {
+		o.obs.Foreign.Netns[ref] = true
+	}
+	byIndex, ours, owners := o.links(ref, d.links)
+	for _, l := range d.links {
 		a := l.Attrs()
 		if !ours[a.Index] || l.Type() != "veth" {
 			continue
 		}
-		o.ends[fmt.Sprintf("%d/%d", nsid, a.Index)] = podEnd{ns: ns, name: a.Name, index: a.Index, mtu: a.MTU,
+		o.ends[fmt.Sprintf("%d/%d", nsid, a.Index)] = podEnd{ns: ref, name: a.Name, index: a.Index, mtu: a.MTU,
 			up: a.Flags&net.FlagUp != 0, mac: a.HardwareAddr.String()}
 	}
-	return o.rest(ns, h, byIndex, ours)
+	o.rest(ref, d, byIndex, ours, owners)
+	return nil
+}
+
+// nsDump is everything one namespace shows: one dump per kind.
+type nsDump struct {
+	links  []netlink.Link
+	addrs  []netlink.Addr
+	routes []netlink.Route
+	neighs []netlink.Neigh
+	fdb    map[int][]netlink.Neigh // by owned vxlan ifindex
+}
+
+func dump(h *netlink.Handle, ns, node string) (*nsDump, error) {
+	d := &nsDump{fdb: map[int][]netlink.Neigh{}}
+	var err error
+	if d.links, err = retryDump(h.LinkList); err != nil {
+		return nil, fmt.Errorf("list links in netns %q: %w", nsLabel(ns), err)
+	}
+	if d.addrs, err = retryDump(func() ([]netlink.Addr, error) { return h.AddrList(nil, netlink.FAMILY_V4) }); err != nil {
+		return nil, fmt.Errorf("list addresses in netns %q: %w", nsLabel(ns), err)
+	}
+	if d.routes, err = retryDump(func() ([]netlink.Route, error) {
+		return h.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
+	}); err != nil {
+		return nil, fmt.Errorf("list routes in netns %q: %w", nsLabel(ns), err)
+	}
+	if d.neighs, err = retryDump(func() ([]netlink.Neigh, error) { return h.NeighList(0, netlink.FAMILY_V4) }); err != nil {
+		return nil, fmt.Errorf("list neighbours in netns %q: %w", nsLabel(ns), err)
+	}
+	for _, l := range d.links {
+		if _, ok := state.OwnerOf(node, l.Attrs().Alias); !ok || l.Type() != "vxlan" {
+			continue
+		}
+		idx := l.Attrs().Index
+		if d.fdb[idx], err = retryDump(func() ([]netlink.Neigh, error) { return h.NeighList(idx, unix.AF_BRIDGE) }); err != nil {
+			return nil, fmt.Errorf("list fdb of %s in netns %q: %w", l.Attrs().Name, nsLabel(ns), err)
+		}
+	}
+	return d, nil
 }
 
 // links sorts a namespace's links into owned objects (except veth pod
 // ends, which belong to their host end) and foreign names.
-func (o *observer) links(ns string, links []netlink.Link) (map[int]string, map[int]bool) {
-	byIndex := map[int]string{}
-	ours := map[int]bool{}
-	for _, l := range links {
-		byIndex[l.Attrs().Index] = l.Attrs().Name
-	}
-	for _, l := range links {
-		a := l.Attrs()
-		if _, ok := state.OwnerOf(o.cfg.Node, a.Alias); !ok {
-			o.obs.Foreign.Links[state.LinkKey(ns, a.Name)] = l.Type()
-			continue
-		}
-		ours[a.Index] = true
-		if ns != state.NodeNS && l.Type() == "veth" {
-			continue
-		}
-		o.obs.Owned.Put(linkObject(ns, l, byIndex))
-	}
-	return byIndex, ours
-}
-
 // linkObject copies the attributes netreconcile sets from a netlink link.
 func linkObject(ns string, l netlink.Link, byIndex map[int]string) *state.Link {
 	a := l.Attrs()
@@ -207,13 +272,34 @@ var ipvlanModes = map[netlink.IPVlanMode]string{
 }
 
 // rest observes addresses, routes and neighbours of namespace ns.
-func (o *observer) rest(ns string, h *netlink.Handle, byIndex map[int]string, ours map[int]bool) error {
-	addrs, err := retryDump(func() ([]netlink.Addr, error) { return h.AddrList(nil, netlink.FAMILY_V4) })
-	if err != nil {
-		return fmt.Errorf("list addresses in netns %q: %w", nsLabel(ns), err)
+// links sorts a namespace's links into owned objects (except veth pod
+// ends, which belong to their host end) and foreign names.
+func (o *observer) links(ns string, links []netlink.Link) (byIndex map[int]string, ours map[int]bool, owners map[string]string) {
+	byIndex, ours, owners = map[int]string{}, map[int]bool{}, map[string]string{}
+	for _, l := range links {
+		byIndex[l.Attrs().Index] = l.Attrs().Name
 	}
-	owners := o.owners(ns)
-	for _, a := range addrs {
+	for _, l := range links {
+		a := l.Attrs()
+		owner, ok := state.OwnerOf(o.cfg.Node, a.Alias)
+		if !ok {
+			o.obs.Foreign.Links[state.LinkKey(ns, a.Name)] = l.Type()
+			continue
+		}
+		ours[a.Index] = true
+		owners[a.Name] = owner
+		if ns != state.NodeNS && l.Type() == "veth" {
+			continue
+		}
+		o.obs.Owned.Put(linkObject(ns, l, byIndex))
+	}
+	return byIndex, ours, owners
+}
+
+// rest sorts addresses, routes and neighbours of namespace ns. Objects
+// on owned links, and routes with our protocol, are ours.
+func (o *observer) rest(ns string, d *nsDump, byIndex map[int]string, ours map[int]bool, owners map[string]string) {
+	for _, a := range d.addrs {
 		p, ok := netip.AddrFromSlice(a.IP)
 		if !ok {
 			continue
@@ -230,13 +316,7 @@ func (o *observer) rest(ns string, h *netlink.Handle, byIndex map[int]string, ou
 		}
 		o.obs.Owned.Put(&state.Addr{NS: ns, Link: link, Prefix: netip.PrefixFrom(p, bits), OwnerK: owners[link]})
 	}
-	routes, err := retryDump(func() ([]netlink.Route, error) {
-		return h.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
-	})
-	if err != nil {
-		return fmt.Errorf("list routes in netns %q: %w", nsLabel(ns), err)
-	}
-	for _, r := range routes {
+	for _, r := range d.routes {
 		obj := routeObject(ns, r, byIndex)
 		if int(r.Protocol) != state.RouteProtocol {
 			if r.Protocol != unix.RTPROT_KERNEL { // connected routes follow addresses
@@ -247,11 +327,7 @@ func (o *observer) rest(ns string, h *netlink.Handle, byIndex map[int]string, ou
 		obj.OwnerK = owners[obj.Dev]
 		o.obs.Owned.Put(obj)
 	}
-	neighs, err := retryDump(func() ([]netlink.Neigh, error) { return h.NeighList(0, netlink.FAMILY_V4) })
-	if err != nil {
-		return fmt.Errorf("list neighbours in netns %q: %w", nsLabel(ns), err)
-	}
-	for _, n := range neighs {
+	for _, n := range d.neighs {
 		if !ours[n.LinkIndex] || n.State&netlink.NUD_PERMANENT == 0 || n.HardwareAddr == nil {
 			continue
 		}
@@ -259,43 +335,17 @@ func (o *observer) rest(ns string, h *netlink.Handle, byIndex map[int]string, ou
 		link := byIndex[n.LinkIndex]
 		o.obs.Owned.Put(&state.Neigh{NS: ns, Link: link, IP: ip.Unmap(), MAC: n.HardwareAddr.String(), OwnerK: owners[link]})
 	}
-	for idx := range ours {
-		l, _ := o.obs.Owned.Get(state.KindLink, state.LinkKey(ns, byIndex[idx])).(*state.Link)
-		if l == nil || l.Type != "vxlan" {
-			continue
-		}
-		fdb, err := retryDump(func() ([]netlink.Neigh, error) { return h.NeighList(idx, unix.AF_BRIDGE) })
-		if err != nil {
-			return fmt.Errorf("list fdb of %s: %w", l, err)
-		}
+	for idx, fdb := range d.fdb {
+		link := byIndex[idx]
 		for _, n := range fdb {
 			ip, ok := netip.AddrFromSlice(n.IP)
 			if !ok || n.HardwareAddr == nil || n.State&netlink.NUD_PERMANENT == 0 {
 				continue
 			}
-			o.obs.Owned.Put(&state.Neigh{NS: ns, Link: l.Name, IP: ip.Unmap(), MAC: n.HardwareAddr.String(),
-				Bridge: true, OwnerK: l.Owner()})
+			o.obs.Owned.Put(&state.Neigh{NS: ns, Link: link, IP: ip.Unmap(), MAC: n.HardwareAddr.String(),
+				Bridge: true, OwnerK: owners[link]})
 		}
 	}
-	return nil
-}
-
-// owners maps link names of ns to the owner recorded in their alias.
-func (o *observer) owners(ns string) map[string]string {
-	m := map[string]string{}
-	for _, obj := range o.obs.Owned.Of(state.KindLink) {
-		if l := obj.(*state.Link); l.NS == ns {
-			m[l.Name] = l.Owner()
-		}
-	}
-	for _, e := range o.ends {
-		if e.ns == ns {
-			// pod ends are not objects; their owner is their alias's,
-			// filled in by the caller when the host end is matched.
-			m[e.name] = ""
-		}
-	}
-	return m
 }
 
 func routeObject(ns string, r netlink.Route, byIndex map[int]string) *state.Route {
@@ -321,18 +371,14 @@ func routeObject(ns string, r netlink.Route, byIndex map[int]string) *state.Rout
 
 // node observes the node namespace, its sysctls, and matches host veth
 // ends to the pod ends seen before.
-func (o *observer) node(desired *state.State) error {
-	h, err := o.h.get(state.NodeNS)
+func (o *observer) node(h *netlink.Handle, desired *state.State) error {
+	d, err := dump(h, state.NodeNS, o.cfg.Node)
 	if err != nil {
 		return err
 	}
-	links, err := retryDump(h.LinkList)
-	if err != nil {
-		return fmt.Errorf("list links in node netns: %w", err)
-	}
-	byIndex, ours := o.links(state.NodeNS, links)
+	byIndex, ours, owners := o.links(state.NodeNS, d.links)
 	o.obs.Uplink.Name = o.cfg.Uplink
-	for _, l := range links {
+	for _, l := range d.links {
 		a := l.Attrs()
 		if a.Name == o.cfg.Uplink {
 			o.obs.Uplink.Found, o.obs.Uplink.Index, o.obs.Uplink.MTU = true, a.Index, a.MTU
@@ -351,38 +397,12 @@ func (o *observer) node(desired *state.State) error {
 		if end.mtu != obj.MTU {
 			obj.MTU = 0 // the ends disagree: an update sets both
 		}
-		o.fixPodOwners(end.ns, end.name, obj.Owner())
 	}
 	if err := o.proxyARP(); err != nil {
 		return err
 	}
-	if err := o.rest(state.NodeNS, h, byIndex, ours); err != nil {
-		return err
-	}
+	o.rest(state.NodeNS, d, byIndex, ours, owners)
 	return o.sysctls(desired)
-}
-
-// fixPodOwners gives the pod-side objects on a veth end the owner of the
-// host end, for grouping in the plan.
-func (o *observer) fixPodOwners(ns, link, owner string) {
-	for _, k := range []state.Kind{state.KindAddr, state.KindNeigh, state.KindRoute} {
-		for _, obj := range o.obs.Owned.Of(k) {
-			switch v := obj.(type) {
-			case *state.Addr:
-				if v.NS == ns && v.Link == link {
-					v.OwnerK = owner
-				}
-			case *state.Neigh:
-				if v.NS == ns && v.Link == link {
-					v.OwnerK = owner
-				}
-			case *state.Route:
-				if v.NS == ns && v.Dev == link {
-					v.OwnerK = owner
-				}
-			}
-		}
-	}
 }
 
 // proxyARP reads proxy_arp of owned node links in one namespace switch.
