@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -25,33 +27,102 @@ type applier struct {
 	cfg *Config
 	h   *handles
 	log logr.Logger
+	// idx caches ifindexes of links this pass created or looked up, by
+	// link key, saving a request per address, neighbour and route.
+	idx map[string]int
 }
 
-// Apply executes p in order. It stops at the first kernel refusal and
-// returns an error naming the object and the kernel's reason; what was
-// applied before stays applied, and the next apply resumes from the state
-// it then observes.
-func Apply(ctx context.Context, cfg *Config, p *Plan, log logr.Logger) (applied int, err error) {
-	a := &applier{cfg: cfg, h: newHandles(cfg.NodeNetns), log: log}
-	defer a.h.Close()
+// applyWorkers bounds the pods whose changes run at once.
+const applyWorkers = 4
+
+// Apply executes p. Deletions run first, in order; then changes to
+// node-wide objects (a bridge, tunnel routes); then each pod's creations
+// and updates, in order within the pod, with several pods at once: pods
+// never depend on each other, and most of the cost is syscalls and
+// namespace switches, which overlap well.
+//
+// It stops at the first kernel refusal (other pods in flight finish
+// their current change) and returns an error naming the object and the
+// kernel's reason; what was applied stays applied, and the next apply
+// resumes from the state it then observes.
+func Apply(ctx context.Context, cfg *Config, p *Plan, log logr.Logger) (int, error) {
+	var serial []Change
 	var implied []*state.Link
+	groups := map[string][]Change{}
+	var owners []string
 	for _, c := range p.steps {
-		if err := ctx.Err(); err != nil {
-			return applied, err
-		}
-		if c.ImpliedBy != "" {
+		switch {
+		case c.ImpliedBy != "":
 			if l, ok := c.Observed.(*state.Link); ok && l.NS == state.NodeNS {
 				implied = append(implied, l)
 			}
-			continue
+		case c.Action == Delete || !strings.HasPrefix(c.Owner, "pod/"):
+			serial = append(serial, c)
+		default:
+			if groups[c.Owner] == nil {
+				owners = append(owners, c.Owner)
+			}
+			groups[c.Owner] = append(groups[c.Owner], c)
+		}
+	}
+	var applied atomic.Int64
+	a := newApplier(cfg, log)
+	defer a.h.Close()
+	if err := a.run(ctx, serial, &applied); err != nil {
+		return int(applied.Load()), err
+	}
+	work := make(chan string)
+	errs := make(chan error, len(owners))
+	var wg sync.WaitGroup
+	for range min(applyWorkers, len(owners)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w := newApplier(cfg, log)
+			defer w.h.Close()
+			for owner := range work {
+				if err := w.run(ctx, groups[owner], &applied); err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	for _, owner := range owners {
+		if len(errs) > 0 {
+			break
+		}
+		work <- owner
+	}
+	close(work)
+	wg.Wait()
+	close(errs)
+	var all []error
+	for err := range errs {
+		all = append(all, err)
+	}
+	if len(all) > 0 {
+		return int(applied.Load()), errors.Join(all...)
+	}
+	return int(applied.Load()), a.settle(implied)
+}
+
+func newApplier(cfg *Config, log logr.Logger) *applier {
+	return &applier{cfg: cfg, h: newHandles(cfg.NodeNetns), log: log, idx: map[string]int{}}
+}
+
+// run executes changes in order, stopping at the first error.
+func (a *applier) run(ctx context.Context, cs []Change, applied *atomic.Int64) error {
+	for _, c := range cs {
+		if err := ctx.Err(); err != nil {
+			return err
 		}
 		if err := a.step(c); err != nil {
-			return applied, fmt.Errorf("%s %s: %w", c.Action, describe(c), err)
+			return fmt.Errorf("%s %s: %w", c.Action, describe(c), err)
 		}
-		applied++
-		log.Info("applied", "action", string(c.Action), "kind", c.Kind, "key", c.Key, "owner", c.Owner)
+		applied.Add(1)
+		a.log.Info("applied", "action", string(c.Action), "kind", c.Kind, "key", c.Key, "owner", c.Owner)
 	}
-	return applied, a.settle(implied)
+	return nil
 }
 
 // settle waits briefly for host veth ends whose peer namespace was
@@ -164,6 +235,12 @@ func (a *applier) createNetns(n *state.Netns) error {
 
 func (a *applier) deleteNetns(n *state.Netns) error {
 	a.h.forget(n.Ref)
+	prefix := state.LinkKey(n.Ref, "")
+	for k := range a.idx {
+		if strings.HasPrefix(k, prefix) {
+			delete(a.idx, k)
+		}
+	}
 	if n.Owned {
 		if err := nsutil.Delete(n.Ref); err != nil {
 			return err
@@ -218,6 +295,7 @@ func (a *applier) createLink(l *state.Link) error {
 	if err != nil {
 		return err
 	}
+	a.idx[l.Key()] = created.Attrs().Index
 	if err := h.LinkSetAlias(created, l.Alias); err != nil {
 		return err
 	}
@@ -240,6 +318,7 @@ func (a *applier) createLink(l *state.Link) error {
 		if err != nil {
 			return fmt.Errorf("peer %s: %w", l.PeerName, err)
 		}
+		a.idx[state.LinkKey(l.PeerNS, l.PeerName)] = peer.Attrs().Index
 		if err := ph.LinkSetAlias(peer, l.Alias); err != nil {
 			return err
 		}
@@ -347,6 +426,10 @@ func (a *applier) updateLink(l *state.Link, changes []state.Change) error {
 }
 
 func (a *applier) deleteLink(l *state.Link) error {
+	delete(a.idx, l.Key())
+	if l.Type == "veth" {
+		delete(a.idx, state.LinkKey(l.PeerNS, l.PeerName))
+	}
 	h, err := a.h.get(l.NS)
 	if err != nil {
 		if l.NS != state.NodeNS && !nsutil.Exists(l.NS) {
@@ -399,10 +482,14 @@ func (a *applier) linkIndex(ns, name string) (*netlink.Handle, int, error) {
 	if err != nil {
 		return nil, 0, err
 	}
+	if idx, ok := a.idx[state.LinkKey(ns, name)]; ok {
+		return h, idx, nil
+	}
 	l, err := h.LinkByName(name)
 	if err != nil {
 		return nil, 0, fmt.Errorf("link %s: %w", name, err)
 	}
+	a.idx[state.LinkKey(ns, name)] = l.Attrs().Index
 	return h, l.Attrs().Index, nil
 }
 
