@@ -29,6 +29,16 @@ const MaxFileSize = 4 << 20
 // labels or port lists between pods needs.
 const maxAliasExpansion = 100_000
 
+// maxErrors bounds how many problems are collected. Past a few screens a
+// user learns nothing more, and a large generated file that is wrong
+// everywhere would otherwise cost memory per error.
+const maxErrors = 1000
+
+// tooManyErrors is the note that ends a truncated list.
+func tooManyErrors(file string) *Error {
+	return &Error{File: file, Msg: fmt.Sprintf("too many errors; showing the first %d", maxErrors), Err: ErrInvalid}
+}
+
 // LoadFile reads and decodes the topology file at path; "-" reads standard
 // input. See Parse for what is checked.
 func LoadFile(path string) (*Topology, *Positions, error) {
@@ -201,12 +211,19 @@ type decoder struct {
 	expanded   int                       // nodes visited through aliases
 	active     map[*yaml.Node]bool       // alias targets being expanded, to catch cycles
 	aliasOf    map[*yaml.Node]*yaml.Node // alias target being expanded → the alias
-	tooMany    bool                      // maxAliasExpansion hit: stop everything
+	tooMany    bool                      // alias budget or error cap hit: stop everything
 }
 
 var intOrStringType = reflect.TypeFor[IntOrString]()
 
 func (d *decoder) fail(n *yaml.Node, path, format string, args ...any) {
+	if len(d.errs) >= maxErrors {
+		// Stop walking: the file is wrong throughout, and Parse returns
+		// no topology.
+		d.tooMany = true
+		d.errs = append(d.errs, tooManyErrors(d.pos.File))
+		return
+	}
 	if a := d.aliasOf[n]; a != nil {
 		// The value as a whole is wrong: point at the alias, where the
 		// user used it, rather than at the anchor.

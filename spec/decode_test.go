@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -278,7 +279,7 @@ func TestAliasesWithinBudget(t *testing.T) {
 	b.WriteString("nodes: [{name: n, address: 172.31.1.2/24, podCIDR: 10.244.0.0/20}]\npods:\n")
 	b.WriteString("  - {name: p0, node: n, labels: &l {app: web, tier: front, team: a}, ports: &ports [{name: http, port: 80}]}\n")
 	for i := 1; i < 2000; i++ {
-		b.WriteString("  - {name: p" + itoa(i) + ", node: n, labels: *l, ports: *ports}\n")
+		b.WriteString("  - {name: p" + strconv.Itoa(i) + ", node: n, labels: *l, ports: *ports}\n")
 	}
 	r, err := LoadBytes("t.yaml", []byte(b.String()))
 	if err != nil {
@@ -287,13 +288,6 @@ func TestAliasesWithinBudget(t *testing.T) {
 	if len(r.Pods) != 2000 || r.Pods[1999].Labels["team"] != "a" {
 		t.Errorf("pods not decoded through aliases")
 	}
-}
-
-func itoa(i int) string { return strings.TrimSpace(strings.Repeat(" ", 0) + fmtInt(i)) }
-
-func fmtInt(i int) string {
-	b, _ := json.Marshal(i)
-	return string(b)
 }
 
 func TestSizeLimit(t *testing.T) {

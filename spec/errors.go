@@ -151,8 +151,10 @@ func (p *Positions) Lookup(path string) Pos {
 	}
 }
 
-// errorAt builds an Error for path, placed with Lookup.
-func (p *Positions) errorAt(path, msg string) *Error {
+// ErrorAt builds an Error about the field at path, placed with Lookup, for
+// checks made outside this package that should still point into the file.
+// p may be nil.
+func (p *Positions) ErrorAt(path, msg string) *Error {
 	e := &Error{Path: path, Msg: msg, Err: ErrInvalid}
 	if p != nil {
 		e.File = p.File

@@ -123,7 +123,16 @@ type checker struct {
 }
 
 func (c *checker) add(path, format string, args ...any) {
-	c.errs.List = append(c.errs.List, c.pos.errorAt(path, fmt.Sprintf(format, args...)))
+	switch {
+	case len(c.errs.List) < maxErrors:
+		c.errs.List = append(c.errs.List, c.pos.ErrorAt(path, fmt.Sprintf(format, args...)))
+	case len(c.errs.List) == maxErrors:
+		file := ""
+		if c.pos != nil {
+			file = c.pos.File
+		}
+		c.errs.List = append(c.errs.List, tooManyErrors(file))
+	}
 }
 
 // written reports whether a field was present in the file, to tell an
@@ -755,6 +764,9 @@ func (c *checker) selector(path string, s LabelSelector) {
 // labels validates a label map (labels, selector, matchLabels), in key
 // order so that messages come out the same each run.
 func (c *checker) labels(path string, m map[string]string) {
+	if len(m) == 0 {
+		return
+	}
 	for _, k := range slices.Sorted(maps.Keys(m)) {
 		if msg := checkLabelKey(k); msg != "" {
 			c.add(key(path, k), "%s", msg)

@@ -2,6 +2,7 @@ package spec
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"reflect"
 	"slices"
@@ -546,5 +547,34 @@ func TestNamespaceOnlyUsedBySomething(t *testing.T) {
 	}
 	if len(r.Namespaces) != 4 {
 		t.Errorf("namespaces = %v", r.Namespaces)
+	}
+}
+
+func TestErrorCap(t *testing.T) {
+	top := baseTopology()
+	for i := range 1200 {
+		top.Pods = append(top.Pods, Pod{Name: fmt.Sprintf("Bad%d", i), Node: "node-a"})
+	}
+	_, err := Resolve(top, nil)
+	var errs *Errors
+	if !errors.As(err, &errs) || len(errs.List) != maxErrors+1 {
+		t.Fatalf("want %d errors, got %v", maxErrors+1, err)
+	}
+	if !strings.Contains(errs.List[0].Msg, "too many errors; showing the first 1000") {
+		t.Errorf("first error = %v", errs.List[0])
+	}
+
+	// The decoder stops walking and returns no topology.
+	var b strings.Builder
+	b.WriteString("x: 1\npods:\n")
+	for range 1200 {
+		b.WriteString("  - {bogus: 1}\n")
+	}
+	top2, _, err := Parse("t.yaml", []byte(b.String()))
+	if top2 != nil || !errors.As(err, &errs) || len(errs.List) != maxErrors+1 {
+		t.Fatalf("decoder: topology %v, %d errors", top2 != nil, len(errs.List))
+	}
+	if errs.List[0].Error() != "t.yaml: too many errors; showing the first 1000" {
+		t.Errorf("first = %v", errs.List[0])
 	}
 }
