@@ -1,0 +1,95 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/netreconcile/netreconcile/internal/nstest"
+	"github.com/netreconcile/netreconcile/spec"
+)
+
+// TestExamples brings every example up as a lab, checks that each node
+// then plans no changes and that pods answer, and takes it down again.
+// Examples use fixed names; this is the only test that uses them.
+func TestExamples(t *testing.T) {
+	nstest.RequireRoot(t)
+	bin := BuildBinary(t)
+	files, _ := filepath.Glob(filepath.Join(repoRoot(t), "examples", "*.yaml"))
+	if len(files) == 0 {
+		t.Fatal("no examples found")
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			r, err := spec.Load(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			stateDir := t.TempDir()
+			t.Cleanup(func() {
+				Run(t, bin, "lab", "down", "-f", f, "--state-dir", stateDir)
+			})
+			out, errOut, code := Run(t, bin, "lab", "up", "-f", f, "--state-dir", stateDir)
+			if code != 0 {
+				if strings.Contains(errOut, "not available in this kernel") {
+					t.Skipf("example needs a kernel feature this machine lacks: %s", lastLine(errOut))
+				}
+				t.Fatalf("lab up: exit %d\n%s%s", code, out, errOut)
+			}
+			for _, n := range r.Nodes {
+				out, errOut, code := Run(t, bin, "plan", "--detailed-exitcode", "-f", f, "--node", n.Name,
+					"--node-netns", "nrlab-"+n.Name, "--state-dir", stateDir)
+				if code != 0 {
+					t.Errorf("node %s: plan after lab up: exit %d\n%s%s", n.Name, code, out, errOut)
+				}
+			}
+			// every pod answers the first pod over TCP
+			if len(r.Pods) > 1 {
+				first := r.Pods[0]
+				nstest.StartEchoTCP(t, first.Netns, first.IP.String()+":7100", first.Name)
+				for _, p := range r.Pods[1:] {
+					if got := nstest.CheckTCP(t, p.Netns, first.IP.String()+":7100"); got != first.Name {
+						t.Errorf("%s -> %s answered by %q", p.Key, first.Key, got)
+					}
+				}
+			}
+		})
+	}
+}
+
+func repoRoot(t *testing.T) string {
+	root, err := RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}
+
+// TestREADMEQuickstart runs the README's main command as written (default
+// state directory) and takes the lab down again.
+func TestREADMEQuickstart(t *testing.T) {
+	nstest.RequireRoot(t)
+	bin := BuildBinary(t)
+	f := filepath.Join(repoRoot(t), "examples", "quickstart.yaml")
+	readme, err := os.ReadFile(filepath.Join(repoRoot(t), "README.md"))
+	if err != nil || !strings.Contains(string(readme), "lab up -f examples/quickstart.yaml") {
+		t.Fatal("README no longer shows `lab up -f examples/quickstart.yaml`")
+	}
+	t.Cleanup(func() { Run(t, bin, "lab", "down", "-f", f) })
+	out, errOut, code := Run(t, bin, "lab", "up", "-f", f)
+	if code != 0 || !strings.Contains(out, "Lab is up") {
+		t.Fatalf("lab up: exit %d\n%s%s", code, out, errOut)
+	}
+	if _, _, code := Run(t, bin, "lab", "down", "-f", f); code != 0 {
+		t.Fatal("lab down failed")
+	}
+	if _, err := os.Stat("/var/run/netns/qs-web"); err == nil {
+		t.Fatal("lab down left qs-web behind")
+	}
+}
