@@ -286,8 +286,15 @@ func (a *applier) createLink(l *state.Link) error {
 			return err
 		}
 	}
+	// The kernel ignores an alias in the create request, so the link
+	// exists unmarked until LinkSetAlias. A pending record written first
+	// lets observe claim such a link after a crash in between.
+	if err := a.cfg.setPending(l.Key(), l.Owner()); err != nil {
+		return err
+	}
 	if link != nil {
 		if err := h.LinkAdd(link); err != nil {
+			_ = a.cfg.clearPending(l.Key())
 			return err
 		}
 	}
@@ -329,9 +336,11 @@ func (a *applier) createLink(l *state.Link) error {
 		}
 	}
 	if l.Up {
-		return h.LinkSetUp(created)
+		if err := h.LinkSetUp(created); err != nil {
+			return err
+		}
 	}
-	return nil
+	return a.cfg.clearPending(l.Key())
 }
 
 // createOther builds links of the other drivers' types (macvlan, ipvlan,
@@ -413,6 +422,9 @@ func (a *applier) updateLink(l *state.Link, changes []state.Change) error {
 			err = a.setMaster(h, link, l.Master)
 		case "alias":
 			err = h.LinkSetAlias(link, l.Alias)
+			if err == nil && peer != nil {
+				err = ph.LinkSetAlias(peer, l.Alias)
+			}
 		case "proxy_arp":
 			err = a.proxyARP(l, l.ProxyARP)
 		default:

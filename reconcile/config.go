@@ -1,7 +1,11 @@
 package reconcile
 
 import (
+	"fmt"
+	"net/url"
+	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/netreconcile/netreconcile/drivers"
 )
@@ -26,4 +30,47 @@ func (c *Config) nodeStateDir() string {
 		dir = DefaultStateDir
 	}
 	return filepath.Join(dir, c.Node)
+}
+
+// setPending records that link key (of owner) is about to be created.
+func (c *Config) setPending(key, owner string) error {
+	dir := filepath.Join(c.nodeStateDir(), "pending")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("record pending link %s: %w", key, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, url.PathEscape(key)), []byte(owner+"\n"), 0o644); err != nil {
+		return fmt.Errorf("record pending link %s: %w", key, err)
+	}
+	return nil
+}
+
+// clearPending removes the record once the link carries its mark.
+func (c *Config) clearPending(key string) error {
+	err := os.Remove(filepath.Join(c.nodeStateDir(), "pending", url.PathEscape(key)))
+	if err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("clear pending link %s: %w", key, err)
+	}
+	return nil
+}
+
+// pendingLinks returns link keys recorded as being created, with owners.
+func (c *Config) pendingLinks() (map[string]string, error) {
+	dir := filepath.Join(c.nodeStateDir(), "pending")
+	ents, err := os.ReadDir(dir)
+	if err != nil && !os.IsNotExist(err) {
+		return nil, fmt.Errorf("read state %s: %w", dir, err)
+	}
+	out := map[string]string{}
+	for _, e := range ents {
+		key, err := url.PathUnescape(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return nil, fmt.Errorf("read state %s: %w", e.Name(), err)
+		}
+		out[key] = strings.TrimSpace(string(b))
+	}
+	return out, nil
 }

@@ -62,16 +62,18 @@ type podEnd struct {
 	mtu   int
 	up    bool
 	mac   string
+	alias string
 }
 
 // observer holds one pass's intermediate facts. Pod namespaces are read
 // by several workers at once (the cost is syscalls, not CPU); mu guards
 // what they merge into.
 type observer struct {
-	cfg  *Config
-	mu   sync.Mutex
-	obs  *Observed
-	ends map[string]podEnd // "nsid/ifindex" as seen from the node -> pod end
+	cfg     *Config
+	pending map[string]string // link key -> owner, links being created when a pass stopped
+	mu      sync.Mutex
+	obs     *Observed
+	ends    map[string]podEnd // "nsid/ifindex" as seen from the node -> pod end
 }
 
 // observeWorkers bounds the namespaces read at once.
@@ -82,6 +84,10 @@ const observeWorkers = 8
 // as its own. One dump per object kind per namespace.
 func Observe(cfg *Config, desired *state.State) (*Observed, error) {
 	o := &observer{cfg: cfg, obs: newObserved(cfg.Node), ends: map[string]podEnd{}}
+	var err error
+	if o.pending, err = cfg.pendingLinks(); err != nil {
+		return nil, err
+	}
 	if err := o.namespaces(desired); err != nil {
 		return nil, err
 	}
@@ -184,11 +190,14 @@ func (o *observer) pod(h *handles, ref string, owned map[string]string) error {
 	byIndex, ours, owners := o.links(ref, d.links)
 	for _, l := range d.links {
 		a := l.Attrs()
-		if !ours[a.Index] || l.Type() != "veth" {
+		if l.Type() != "veth" {
 			continue
 		}
+		// Unmarked ends are recorded too: a crash between creating a pair
+		// and marking its pod end leaves one, and the host end (marked at
+		// creation) still claims it.
 		o.ends[fmt.Sprintf("%d/%d", nsid, a.Index)] = podEnd{ns: ref, name: a.Name, index: a.Index, mtu: a.MTU,
-			up: a.Flags&net.FlagUp != 0, mac: a.HardwareAddr.String()}
+			up: a.Flags&net.FlagUp != 0, mac: a.HardwareAddr.String(), alias: a.Alias}
 	}
 	o.rest(ref, d, byIndex, ours, owners)
 	return nil
@@ -282,6 +291,9 @@ func (o *observer) links(ns string, links []netlink.Link) (byIndex map[int]strin
 	for _, l := range links {
 		a := l.Attrs()
 		owner, ok := state.OwnerOf(o.cfg.Node, a.Alias)
+		if !ok && a.Alias == "" {
+			owner, ok = o.pending[state.LinkKey(ns, a.Name)]
+		}
 		if !ok {
 			o.obs.Foreign.Links[state.LinkKey(ns, a.Name)] = l.Type()
 			continue
@@ -393,6 +405,10 @@ func (o *observer) node(h *netlink.Handle, desired *state.State) error {
 			continue
 		}
 		obj.PeerNS, obj.PeerName, obj.PeerMAC = end.ns, end.name, end.mac
+		delete(o.obs.Foreign.Links, state.LinkKey(end.ns, end.name))
+		if end.alias != obj.Alias {
+			obj.Alias = "" // an update marks both ends
+		}
 		obj.Up = obj.Up && end.up
 		if end.mtu != obj.MTU {
 			obj.MTU = 0 // the ends disagree: an update sets both
