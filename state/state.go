@@ -395,3 +395,20 @@ type Change struct {
 	Name     string
 	From, To string
 }
+
+// Equal reports whether s and o hold the same objects with the same
+// attributes.
+func (s *State) Equal(o *State) bool {
+	if s.Len() != o.Len() {
+		return false
+	}
+	for k, m := range s.objs {
+		for key, a := range m {
+			b := o.Get(k, key)
+			if b == nil || !sameAttrs(a, b) {
+				return false
+			}
+		}
+	}
+	return true
+}
