@@ -37,8 +37,12 @@ cluster:
   serviceCIDR: 10.96.0.0/16
 nodes:
   - {name: %s, address: 172.31.1.2/24, uplink: eth0, podCIDR: 10.244.1.0/24}
-pods:
 `, w.node)
+	if len(pods) == 0 {
+		b.WriteString("pods: []\n")
+	} else {
+		b.WriteString("pods:\n")
+	}
 	for _, p := range pods {
 		fmt.Fprintf(&b, "  - {name: %s, namespace: t, node: %s, ip: %s, mode: %s, netns: %s}\n", p.name, w.node, p.ip, p.mode, p.netns)
 	}

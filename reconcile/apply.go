@@ -8,9 +8,11 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -31,6 +33,9 @@ type applier struct {
 	// link key, saving a request per address, neighbour and route.
 	idx map[string]int
 }
+
+// crashAfter is read from NETRECONCILE_CRASH_AFTER, for tests only.
+var crashAfter, _ = strconv.ParseInt(os.Getenv("NETRECONCILE_CRASH_AFTER"), 10, 64)
 
 // applyWorkers bounds the pods whose changes run at once.
 const applyWorkers = 4
@@ -119,7 +124,11 @@ func (a *applier) run(ctx context.Context, cs []Change, applied *atomic.Int64) e
 		if err := a.step(c); err != nil {
 			return fmt.Errorf("%s %s: %w", c.Action, describe(c), err)
 		}
-		applied.Add(1)
+		if n := applied.Add(1); n == crashAfter {
+			// Fault injection for the crash-safety test: die as abruptly as
+			// a power cut would, right after the n-th kernel change.
+			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		}
 		a.log.Info("applied", "action", string(c.Action), "kind", c.Kind, "key", c.Key, "owner", c.Owner)
 	}
 	return nil

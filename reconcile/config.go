@@ -74,3 +74,13 @@ func (c *Config) pendingLinks() (map[string]string, error) {
 	}
 	return out, nil
 }
+
+// clearAllPending drops every pending record. After a verified pass every
+// link of ours carries its mark, so the records are obsolete (one left
+// by a crash names a link that never came to exist).
+func (c *Config) clearAllPending() error {
+	if err := os.RemoveAll(filepath.Join(c.nodeStateDir(), "pending")); err != nil {
+		return fmt.Errorf("clear pending records: %w", err)
+	}
+	return nil
+}

@@ -138,13 +138,16 @@ func (e *Engine) Apply(ctx context.Context, r *spec.Resolved) (*Result, error) {
 		}
 		return res, err
 	}
-	return res, e.verify(ctx, func() (*Plan, error) {
+	if err := e.verify(ctx, func() (*Plan, error) {
 		r2, err := e.Plan(r, nil)
 		if err != nil {
 			return nil, err
 		}
 		return r2.Plan, nil
-	}, e.settle())
+	}, e.settle()); err != nil {
+		return res, err
+	}
+	return res, e.Cfg.clearAllPending()
 }
 
 func (e *Engine) settle() time.Duration {
@@ -204,13 +207,15 @@ func (e *Engine) Destroy(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 	res := &Result{Plan: p, Observed: obs}
-	if p.Empty() {
-		return res, nil
+	if !p.Empty() {
+		if res.Applied, err = Apply(ctx, e.Cfg, p, e.Log); err != nil {
+			return res, err
+		}
+		if err := e.verify(ctx, func() (*Plan, error) { p, _, err := plan(); return p, err }, e.settle()); err != nil {
+			return res, err
+		}
 	}
-	if res.Applied, err = Apply(ctx, e.Cfg, p, e.Log); err != nil {
-		return res, err
-	}
-	return res, e.verify(ctx, func() (*Plan, error) { p, _, err := plan(); return p, err }, e.settle())
+	return res, e.Cfg.clearAllPending()
 }
 
 // Show observes what netreconcile owns on the node. With a file it also

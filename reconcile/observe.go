@@ -128,7 +128,7 @@ func (o *observer) namespaces(desired *state.State) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs <- o.worker(work, owned)
+			errs <- o.worker(work, owned, seen)
 		}()
 	}
 	for _, ref := range refs {
@@ -146,7 +146,7 @@ func (o *observer) namespaces(desired *state.State) error {
 
 // worker observes the namespaces it receives with its own handles. It
 // keeps draining work after an error so that the sender never blocks.
-func (o *observer) worker(work <-chan string, owned map[string]string) error {
+func (o *observer) worker(work <-chan string, owned map[string]string, wanted map[string]bool) error {
 	h := newHandles(o.cfg.NodeNetns)
 	defer h.Close()
 	var first error
@@ -154,20 +154,28 @@ func (o *observer) worker(work <-chan string, owned map[string]string) error {
 		if first != nil {
 			continue
 		}
-		first = o.pod(h, ref, owned)
+		first = o.pod(h, ref, owned, wanted)
 	}
 	return first
 }
 
 // pod observes one pod namespace.
-func (o *observer) pod(h *handles, ref string, owned map[string]string) error {
+func (o *observer) pod(h *handles, ref string, owned map[string]string, wanted map[string]bool) error {
 	nodeH, err := h.get(state.NodeNS)
 	if err != nil {
 		return err
 	}
 	fd, err := nsutil.Open(ref)
 	if err != nil {
-		return nil // absent: desired creates it, or a recorded one was removed by hand
+		// Absent. A record of it without a desire for it is left from a
+		// crash between recording and creating: observed, so that the
+		// plan deletes the record.
+		if owner, ok := owned[ref]; ok && !wanted[ref] {
+			o.mu.Lock()
+			o.obs.Owned.Put(&state.Netns{Ref: ref, Owned: true, OwnerK: owner})
+			o.mu.Unlock()
+		}
+		return nil
 	}
 	nsid, _ := nodeH.GetNetNsIdByFd(int(fd))
 	fd.Close()
