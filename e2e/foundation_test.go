@@ -210,6 +210,11 @@ func TestFoundation(t *testing.T) {
 	if out, errOut, code := Run(t, w.bin, w.nodeArgs("plan", "--detailed-exitcode")...); code != 0 {
 		t.Fatalf("plan --detailed-exitcode: exit %d\n%s%s", code, out, errOut)
 	}
+	// show -o json is usable as plan --observed: no kernel access, same answer.
+	observed := WriteFile(t, "observed.json", w.mustRun(w.nodeArgs("show", "-o", "json")...))
+	if out := w.mustRun("plan", "-f", w.file, "--node", w.node, "--observed", observed, "--node-netns", "/nonexistent"); !strings.Contains(out, "No changes") {
+		t.Errorf("plan --observed: %s", out)
+	}
 
 	// Change a's IP, b's mode and d's netns: only those pods' objects change.
 	before := ifindexes(t, w.nodeNS)
