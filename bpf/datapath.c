@@ -1,0 +1,723 @@
+//go:build ignore
+
+// netreconcile service datapath: clusterIP load balancing with connection
+// tracking and reverse NAT, ClientIP affinity, hairpin, prompt refusal of
+// services without backends, and the same-node fast path.
+//
+// Four entry points share the code below; they differ only in the hook they
+// run at, which decides what a packet is (leaving or entering a pod) and
+// whether bpf_redirect_peer is usable (tc ingress only):
+//
+//   nr_from_pod     tcx ingress of a pod's host-side veth   (veth, bridge)
+//   nr_to_pod       tcx egress  of a pod's host-side veth   (veth, bridge)
+//   nr_pod_egress   tcx egress  of the pod's own interface  (macvlan, ipvlan)
+//   nr_pod_ingress  tcx ingress of the pod's own interface  (macvlan, ipvlan)
+//
+// Every map is pinned by name and shared by all attachments of one node.
+// Their layout is versioned by enum layout: bump NR_LAYOUT_VERSION whenever
+// a key or value changes meaning, even if its size does not, so that the Go
+// side (package datapath) replaces maps pinned by an older build.
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/tcp.h>
+#include <linux/udp.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+char __license[] SEC("license") = "Dual MIT/GPL";
+
+enum layout {
+	NR_LAYOUT_VERSION = 1,
+};
+
+enum cfg_flags {
+	NR_CFG_FASTPATH = 1, // redirect to local endpoints with bpf_redirect_peer
+};
+
+// Service flags (svc_value.flags); mirrored in package datapath.
+#define NR_SVC_AFFINITY 1 // sessionAffinity: ClientIP
+#define NR_SVC_HASH 2     // pick by a hash of the 5-tuple, not at random
+
+// Conntrack entry kinds (ct_value.type) and flags; mirrored in Go.
+#define NR_CT_FWD 1 // client -> clusterIP, as the client sends it
+#define NR_CT_REV 2 // backend -> client, as the backend answers
+#define NR_CT_HAIRPIN 1
+
+#define NR_MAX_SERVICES 65536
+#define NR_MAX_BACKENDS 65536
+#define NR_MAX_CT 65536
+#define NR_MAX_AFFINITY 16384
+#define NR_MAX_ENDPOINTS 16384
+
+// 169.254.42.1: the source a pod sees when it reaches itself through a
+// service (unless nr_config says otherwise).
+#define NR_HAIRPIN_DEFAULT 0xa9fe2a01
+#define NR_AFFINITY_TIMEOUT_NS (10800ULL * 1000000000ULL)
+
+// Every key and value spells out its padding: keys are hashed bytewise and
+// the Go side builds them too.
+
+struct svc_key {
+	__be32 ip;
+	__be16 port;
+	__u8 proto;
+	__u8 pad;
+};
+
+struct svc_value {
+	__u32 id;    // names the service in nr_backends, nr_affinity, nr_ct
+	__u16 count; // backends in slots [0, count)
+	__u8 flags;  // NR_SVC_*
+	__u8 pad;
+};
+
+struct backend_key {
+	__u32 svc_id;
+	__u32 slot;
+};
+
+struct backend {
+	__be32 ip;
+	__be16 port;
+	__u16 pad;
+};
+
+struct ct_key {
+	__be32 saddr;
+	__be32 daddr;
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 pad[3];
+};
+
+struct ct_value {
+	// FWD: the backend (new destination). REV: the service (new source).
+	__be32 addr;
+	__be16 port;
+	__u8 type;  // NR_CT_FWD or NR_CT_REV
+	__u8 flags; // NR_CT_HAIRPIN
+	// FWD: new source address for hairpin, else 0.
+	// REV: the client's address to restore as destination, else 0.
+	__be32 nat_addr;
+	__u32 svc_id;
+	__u16 slot; // FWD: backend slot at selection time
+	__u16 pad;
+};
+
+struct affinity_key {
+	__u32 svc_id;
+	__be32 client;
+};
+
+struct affinity_value {
+	__u64 last_ns;
+	__be32 ip;
+	__be16 port;
+	__u16 slot;
+};
+
+struct endpoint {
+	__u32 ifindex; // host-side veth in the node's namespace
+	__u32 flags;
+};
+
+struct config {
+	enum layout version;
+	__be32 hairpin_ip;
+	enum cfg_flags flags;
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, NR_MAX_SERVICES);
+	__type(key, struct svc_key);
+	__type(value, struct svc_value);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} nr_services SEC(".maps");
+
+// Control plane only: claims service ids (insert with BPF_NOEXIST) and
+// names the service of a conntrack entry. No program reads it.
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, NR_MAX_SERVICES);
+	__type(key, __u32);
+	__type(value, struct svc_key);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} nr_svc_ids SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, NR_MAX_BACKENDS);
+	__type(key, struct backend_key);
+	__type(value, struct backend);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} nr_backends SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, NR_MAX_CT);
+	__type(key, struct ct_key);
+	__type(value, struct ct_value);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} nr_ct SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, NR_MAX_AFFINITY);
+	__type(key, struct affinity_key);
+	__type(value, struct affinity_value);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} nr_affinity SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, NR_MAX_ENDPOINTS);
+	__type(key, __be32);
+	__type(value, struct endpoint);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} nr_endpoints SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct config);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} nr_config SEC(".maps");
+
+enum hook {
+	HOOK_HOST_INGRESS, // leaving the pod, seen on its host-side veth
+	HOOK_HOST_EGRESS,  // entering the pod, seen on its host-side veth
+	HOOK_POD_EGRESS,   // leaving the pod, seen on its own interface
+	HOOK_POD_INGRESS,  // entering the pod, seen on its own interface
+};
+
+#define IP_OFF ETH_HLEN
+#define IP_CSUM_OFF (ETH_HLEN + offsetof(struct iphdr, check))
+#define IP_SRC_OFF (ETH_HLEN + offsetof(struct iphdr, saddr))
+#define IP_DST_OFF (ETH_HLEN + offsetof(struct iphdr, daddr))
+
+// linux/icmp.h drags in glibc's socket headers, which bpf targets lack.
+#define ICMP_DEST_UNREACH 3
+#define ICMP_PORT_UNREACH 3
+
+struct icmphdr {
+	__u8 type;
+	__u8 code;
+	__sum16 checksum;
+	__be32 unused;
+};
+
+#define TCP_FLAG_FIN 0x01
+#define TCP_FLAG_SYN 0x02
+#define TCP_FLAG_RST 0x04
+#define TCP_FLAG_ACK 0x10
+
+// pkt is a parsed IPv4 TCP or UDP packet; t always holds the addresses and
+// ports the packet carries now (rewrite keeps it current).
+struct pkt {
+	struct ct_key t;
+	__u32 l4_off;
+	__u32 csum_off;
+	__u8 tcp_flags;
+};
+
+#include "policy.h"
+
+static __always_inline int parse(struct __sk_buff *skb, struct pkt *p)
+{
+	struct iphdr ip;
+
+	if (skb->protocol != bpf_htons(ETH_P_IP))
+		return -1;
+	if (bpf_skb_load_bytes(skb, IP_OFF, &ip, sizeof(ip)) < 0)
+		return -1;
+	if (ip.version != 4 || ip.ihl < 5)
+		return -1;
+	// Fragments carry no (or only the first) L4 header: not translated.
+	if (ip.frag_off & bpf_htons(0x3fff))
+		return -1;
+	p->l4_off = IP_OFF + ip.ihl * 4;
+	p->t.saddr = ip.saddr;
+	p->t.daddr = ip.daddr;
+	p->t.proto = ip.protocol;
+
+	if (ip.protocol == IPPROTO_TCP) {
+		struct tcphdr th;
+		if (bpf_skb_load_bytes(skb, p->l4_off, &th, sizeof(th)) < 0)
+			return -1;
+		p->t.sport = th.source;
+		p->t.dport = th.dest;
+		p->tcp_flags = ((__u8 *)&th)[13];
+		p->csum_off = p->l4_off + offsetof(struct tcphdr, check);
+		return 0;
+	}
+	if (ip.protocol == IPPROTO_UDP) {
+		struct udphdr uh;
+		if (bpf_skb_load_bytes(skb, p->l4_off, &uh, sizeof(uh)) < 0)
+			return -1;
+		p->t.sport = uh.source;
+		p->t.dport = uh.dest;
+		p->csum_off = p->l4_off + offsetof(struct udphdr, check);
+		return 0;
+	}
+	return -1;
+}
+
+static __always_inline struct config *config(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&nr_config, &zero);
+}
+
+static __always_inline __u64 l4_flags(const struct pkt *p)
+{
+	// A UDP checksum of 0 means "none": keep it so, and never produce 0.
+	return p->t.proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0;
+}
+
+static __always_inline int set_addr(struct __sk_buff *skb, const struct pkt *p,
+				    __u32 off, __be32 from, __be32 to)
+{
+	if (bpf_l4_csum_replace(skb, p->csum_off, from, to,
+				BPF_F_PSEUDO_HDR | sizeof(to) | l4_flags(p)) < 0)
+		return -1;
+	if (bpf_l3_csum_replace(skb, IP_CSUM_OFF, from, to, sizeof(to)) < 0)
+		return -1;
+	return bpf_skb_store_bytes(skb, off, &to, sizeof(to), 0);
+}
+
+static __always_inline int set_port(struct __sk_buff *skb, const struct pkt *p,
+				    __u32 off, __be16 from, __be16 to)
+{
+	if (bpf_l4_csum_replace(skb, p->csum_off, from, to,
+				sizeof(to) | l4_flags(p)) < 0)
+		return -1;
+	return bpf_skb_store_bytes(skb, off, &to, sizeof(to), 0);
+}
+
+// rewrite sets the packet's addresses and ports, fixing both checksums.
+static __always_inline int rewrite(struct __sk_buff *skb, struct pkt *p,
+				   __be32 saddr, __be32 daddr,
+				   __be16 sport, __be16 dport)
+{
+	if (saddr != p->t.saddr) {
+		if (set_addr(skb, p, IP_SRC_OFF, p->t.saddr, saddr) < 0)
+			return -1;
+		p->t.saddr = saddr;
+	}
+	if (daddr != p->t.daddr) {
+		if (set_addr(skb, p, IP_DST_OFF, p->t.daddr, daddr) < 0)
+			return -1;
+		p->t.daddr = daddr;
+	}
+	if (sport != p->t.sport) {
+		if (set_port(skb, p, p->l4_off, p->t.sport, sport) < 0)
+			return -1;
+		p->t.sport = sport;
+	}
+	if (dport != p->t.dport) {
+		if (set_port(skb, p, p->l4_off + 2, p->t.dport, dport) < 0)
+			return -1;
+		p->t.dport = dport;
+	}
+	return 0;
+}
+
+// deliver ends the processing of a packet leaving a pod: ingress policy of
+// a local destination (the fast path skips its to-pod hook), then the
+// redirect straight into that pod, or the host stack.
+static __always_inline int deliver(struct __sk_buff *skb, struct pkt *p,
+				   const int hook, bool translated)
+{
+	struct config *cfg;
+	struct endpoint *ep;
+
+	if (policy_egress(skb, p) != NR_POLICY_ALLOW)
+		return TC_ACT_SHOT;
+	if (hook != HOOK_HOST_INGRESS)
+		return translated ? TC_ACT_OK : TC_ACT_UNSPEC;
+	cfg = config();
+	if (!cfg || !(cfg->flags & NR_CFG_FASTPATH))
+		return translated ? TC_ACT_OK : TC_ACT_UNSPEC;
+	ep = bpf_map_lookup_elem(&nr_endpoints, &p->t.daddr);
+	if (!ep)
+		return translated ? TC_ACT_OK : TC_ACT_UNSPEC;
+	if (policy_ingress(skb, p) != NR_POLICY_ALLOW)
+		return TC_ACT_SHOT;
+	// The frame was addressed to the gateway (or, on a bridge, to the
+	// peer's MAC as seen by the bridge port): make the peer accept it.
+	bpf_skb_change_type(skb, PACKET_HOST);
+	return bpf_redirect_peer(ep->ifindex, 0);
+}
+
+static __always_inline __u16 csum_fold(__s64 sum)
+{
+	__u32 s = (__u32)sum;
+
+	s = (s & 0xffff) + (s >> 16);
+	s = (s & 0xffff) + (s >> 16);
+	return (__u16)~s;
+}
+
+static __always_inline void swap_eth(struct ethhdr *eth)
+{
+	__u8 tmp[ETH_ALEN];
+
+	__builtin_memcpy(tmp, eth->h_source, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, eth->h_dest, ETH_ALEN);
+	__builtin_memcpy(eth->h_dest, tmp, ETH_ALEN);
+}
+
+static __always_inline void reply_ip(struct iphdr *rip, const struct iphdr *ip,
+				     __u8 proto, __u16 len)
+{
+	rip->version = 4;
+	rip->ihl = 5;
+	rip->tot_len = bpf_htons(len);
+	rip->frag_off = bpf_htons(0x4000); // DF
+	rip->ttl = 64;
+	rip->protocol = proto;
+	rip->saddr = ip->daddr;
+	rip->daddr = ip->saddr;
+	rip->check = csum_fold(bpf_csum_diff(0, 0, (__be32 *)rip, sizeof(*rip), 0));
+}
+
+struct pseudo_hdr {
+	__be32 saddr;
+	__be32 daddr;
+	__u8 zero;
+	__u8 proto;
+	__be16 len;
+};
+
+// refuse_tcp turns the packet into the RST its sender would get from a
+// closed port (RFC 9293 3.10.7.1), addressed from the service.
+static __always_inline int refuse_tcp(struct __sk_buff *skb, const struct pkt *p)
+{
+	struct ethhdr eth;
+	struct iphdr ip, rip = {};
+	struct tcphdr th, rst = {};
+	struct pseudo_hdr ph = {};
+	__u32 seglen;
+	__s64 sum;
+
+	if (bpf_skb_load_bytes(skb, 0, &eth, sizeof(eth)) < 0 ||
+	    bpf_skb_load_bytes(skb, IP_OFF, &ip, sizeof(ip)) < 0 ||
+	    bpf_skb_load_bytes(skb, p->l4_off, &th, sizeof(th)) < 0)
+		return -1;
+	if (th.rst)
+		return -1;
+	seglen = bpf_ntohs(ip.tot_len) - ip.ihl * 4 - th.doff * 4 + th.syn + th.fin;
+
+	rst.source = th.dest;
+	rst.dest = th.source;
+	rst.doff = 5;
+	rst.rst = 1;
+	if (th.ack) {
+		rst.seq = th.ack_seq;
+	} else {
+		rst.ack = 1;
+		rst.ack_seq = bpf_htonl(bpf_ntohl(th.seq) + seglen);
+	}
+	reply_ip(&rip, &ip, IPPROTO_TCP, sizeof(rip) + sizeof(rst));
+	ph.saddr = rip.saddr;
+	ph.daddr = rip.daddr;
+	ph.proto = IPPROTO_TCP;
+	ph.len = bpf_htons(sizeof(rst));
+	sum = bpf_csum_diff(0, 0, (__be32 *)&ph, sizeof(ph), 0);
+	sum = bpf_csum_diff(0, 0, (__be32 *)&rst, sizeof(rst), (__u32)sum);
+	rst.check = csum_fold(sum);
+	swap_eth(&eth);
+
+	if (bpf_skb_change_tail(skb, ETH_HLEN + sizeof(rip) + sizeof(rst), 0) < 0)
+		return -1;
+	if (bpf_skb_store_bytes(skb, 0, &eth, sizeof(eth), BPF_F_RECOMPUTE_CSUM) < 0 ||
+	    bpf_skb_store_bytes(skb, IP_OFF, &rip, sizeof(rip), BPF_F_RECOMPUTE_CSUM) < 0 ||
+	    bpf_skb_store_bytes(skb, IP_OFF + sizeof(rip), &rst, sizeof(rst), BPF_F_RECOMPUTE_CSUM) < 0)
+		return -1;
+	return 0;
+}
+
+// refuse_udp turns the datagram into an ICMP port unreachable carrying its
+// IP header and first 8 bytes (RFC 792), addressed from the service.
+static __always_inline int refuse_udp(struct __sk_buff *skb, const struct pkt *p)
+{
+	struct ethhdr eth;
+	struct iphdr ip, rip = {};
+	struct udphdr uh;
+	struct icmphdr ic = {};
+	__u32 room = sizeof(rip) + sizeof(ic);
+	__s64 sum;
+
+	if (bpf_skb_load_bytes(skb, 0, &eth, sizeof(eth)) < 0 ||
+	    bpf_skb_load_bytes(skb, IP_OFF, &ip, sizeof(ip)) < 0 ||
+	    bpf_skb_load_bytes(skb, p->l4_off, &uh, sizeof(uh)) < 0)
+		return -1;
+	if (ip.ihl != 5)
+		return -1; // quoting options is not worth it: dropped instead
+
+	ic.type = ICMP_DEST_UNREACH;
+	ic.code = ICMP_PORT_UNREACH;
+	sum = bpf_csum_diff(0, 0, (__be32 *)&ic, sizeof(ic), 0);
+	sum = bpf_csum_diff(0, 0, (__be32 *)&ip, sizeof(ip), (__u32)sum);
+	sum = bpf_csum_diff(0, 0, (__be32 *)&uh, sizeof(uh), (__u32)sum);
+	ic.checksum = csum_fold(sum);
+	reply_ip(&rip, &ip, IPPROTO_ICMP, room + sizeof(ip) + sizeof(uh));
+	swap_eth(&eth);
+
+	// Room for the new IP and ICMP headers in front of the original IP
+	// header, which with the UDP header becomes the quoted datagram.
+	if (bpf_skb_adjust_room(skb, room, BPF_ADJ_ROOM_MAC, 0) < 0)
+		return -1;
+	if (bpf_skb_change_tail(skb, ETH_HLEN + room + sizeof(ip) + sizeof(uh), 0) < 0)
+		return -1;
+	if (bpf_skb_store_bytes(skb, 0, &eth, sizeof(eth), BPF_F_RECOMPUTE_CSUM) < 0 ||
+	    bpf_skb_store_bytes(skb, IP_OFF, &rip, sizeof(rip), BPF_F_RECOMPUTE_CSUM) < 0 ||
+	    bpf_skb_store_bytes(skb, IP_OFF + sizeof(rip), &ic, sizeof(ic), BPF_F_RECOMPUTE_CSUM) < 0)
+		return -1;
+	return 0;
+}
+
+// refuse answers for a service without backends, back into the sender.
+static __always_inline int refuse(struct __sk_buff *skb, const struct pkt *p,
+				  const int hook)
+{
+	int err;
+
+	if (p->t.proto == IPPROTO_TCP)
+		err = refuse_tcp(skb, p);
+	else
+		err = refuse_udp(skb, p);
+	if (err < 0)
+		return TC_ACT_SHOT;
+	if (hook == HOOK_HOST_INGRESS) {
+		bpf_skb_change_type(skb, PACKET_HOST);
+		return bpf_redirect_peer(skb->ifindex, 0);
+	}
+	return bpf_redirect(skb->ifindex, BPF_F_INGRESS);
+}
+
+static __always_inline __u32 mix32(__u32 h)
+{
+	h ^= h >> 16;
+	h *= 0x85ebca6b;
+	h ^= h >> 13;
+	h *= 0xc2b2ae35;
+	h ^= h >> 16;
+	return h;
+}
+
+static __always_inline __u32 hash_tuple(const struct ct_key *t)
+{
+	__u32 h = mix32(t->saddr);
+
+	h = mix32(h ^ t->daddr);
+	h = mix32(h ^ (((__u32)t->sport << 16) | t->dport));
+	return mix32(h ^ t->proto);
+}
+
+// backend_at returns the backend in slot of the service, if the slot is
+// still in use and still holds ip:port (when ip is not 0).
+static __always_inline struct backend *backend_at(const struct svc_value *svc,
+						  __u32 slot, __be32 ip, __be16 port)
+{
+	struct backend_key bk = { .svc_id = svc->id, .slot = slot };
+	struct backend *b;
+
+	if (slot >= svc->count)
+		return NULL;
+	b = bpf_map_lookup_elem(&nr_backends, &bk);
+	if (!b || (ip && (b->ip != ip || b->port != port)))
+		return NULL;
+	return b;
+}
+
+// pick chooses a backend for a new connection: the client's affine backend
+// while it is still in the service, else a random or hashed slot.
+static __always_inline int pick(const struct pkt *p, const struct svc_value *svc,
+				struct backend *out, __u32 *slot)
+{
+	struct affinity_key ak = { .svc_id = svc->id, .client = p->t.saddr };
+	struct affinity_value *av, nav = {};
+	struct backend *b = NULL;
+	__u64 now = 0;
+
+	if (svc->flags & NR_SVC_AFFINITY) {
+		now = bpf_ktime_get_ns();
+		av = bpf_map_lookup_elem(&nr_affinity, &ak);
+		if (av && now - av->last_ns < NR_AFFINITY_TIMEOUT_NS) {
+			*slot = av->slot;
+			b = backend_at(svc, av->slot, av->ip, av->port);
+		}
+	}
+	if (!b) {
+		if (svc->flags & NR_SVC_HASH)
+			*slot = hash_tuple(&p->t) % svc->count;
+		else
+			*slot = bpf_get_prandom_u32() % svc->count;
+		b = backend_at(svc, *slot, 0, 0);
+		if (!b)
+			return -1;
+	}
+	*out = *b;
+	if (svc->flags & NR_SVC_AFFINITY) {
+		nav.last_ns = now;
+		nav.ip = b->ip;
+		nav.port = b->port;
+		nav.slot = *slot;
+		bpf_map_update_elem(&nr_affinity, &ak, &nav, BPF_ANY);
+	}
+	return 0;
+}
+
+// from_pod handles a packet leaving a pod: replies of translated
+// connections get their service address back; packets to a service are
+// sent to the connection's backend, chosen on its first packet.
+static __always_inline int from_pod(struct __sk_buff *skb, const int hook)
+{
+	struct pkt p = {};
+	struct ct_value *ct, fwd = {}, rev = {};
+	struct ct_key rk = {};
+	struct svc_key sk = {};
+	struct svc_value *svc;
+	struct backend b;
+	struct config *cfg;
+	__be32 hairpin_ip;
+	__u32 slot;
+	bool syn_only;
+
+	if (parse(skb, &p) < 0)
+		return TC_ACT_UNSPEC;
+
+	ct = bpf_map_lookup_elem(&nr_ct, &p.t);
+	if (ct && ct->type == NR_CT_REV) {
+		__be32 daddr = ct->nat_addr ? ct->nat_addr : p.t.daddr;
+		if (rewrite(skb, &p, ct->addr, daddr, ct->port, p.t.dport) < 0)
+			return TC_ACT_SHOT;
+		return deliver(skb, &p, hook, true);
+	}
+
+	// An established connection keeps its backend, even one that left the
+	// service (it drains, as with kube-proxy). A SYN reuses it only while
+	// the backend still is in the service: the 4-tuple may be recycled.
+	syn_only = p.t.proto == IPPROTO_TCP &&
+		   (p.tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN;
+	if (ct && ct->type == NR_CT_FWD && !syn_only) {
+		fwd = *ct;
+		goto dnat;
+	}
+
+	sk.ip = p.t.daddr;
+	sk.port = p.t.dport;
+	sk.proto = p.t.proto;
+	svc = bpf_map_lookup_elem(&nr_services, &sk);
+	if (!svc)
+		return deliver(skb, &p, hook, false);
+	if (ct && ct->type == NR_CT_FWD && ct->svc_id == svc->id &&
+	    backend_at(svc, ct->slot, ct->addr, ct->port)) {
+		// A retransmitted SYN: same backend, and both entries written
+		// again in case the LRU dropped one.
+		b.ip = ct->addr;
+		b.port = ct->port;
+		slot = ct->slot;
+	} else if (svc->count == 0) {
+		return refuse(skb, &p, hook);
+	} else if (pick(&p, svc, &b, &slot) < 0) {
+		return TC_ACT_SHOT; // slots being rewritten: the sender retries
+	}
+
+	cfg = config();
+	hairpin_ip = cfg && cfg->hairpin_ip ? cfg->hairpin_ip : bpf_htonl(NR_HAIRPIN_DEFAULT);
+
+	fwd.addr = b.ip;
+	fwd.port = b.port;
+	fwd.type = NR_CT_FWD;
+	fwd.svc_id = svc->id;
+	fwd.slot = slot;
+	// A pod reaching itself would drop its own address as a martian
+	// source: it sees the hairpin address instead.
+	if (b.ip == p.t.saddr) {
+		fwd.flags = NR_CT_HAIRPIN;
+		fwd.nat_addr = hairpin_ip;
+	}
+
+	rk.saddr = b.ip;
+	rk.daddr = fwd.nat_addr ? fwd.nat_addr : p.t.saddr;
+	rk.sport = b.port;
+	rk.dport = p.t.sport;
+	rk.proto = p.t.proto;
+	rev.addr = p.t.daddr;
+	rev.port = p.t.dport;
+	rev.type = NR_CT_REV;
+	rev.flags = fwd.flags;
+	rev.nat_addr = fwd.nat_addr ? p.t.saddr : 0;
+	rev.svc_id = svc->id;
+	// Reverse entry first: a reply can never find a connection whose
+	// reverse translation is missing.
+	if (bpf_map_update_elem(&nr_ct, &rk, &rev, BPF_ANY) < 0 ||
+	    bpf_map_update_elem(&nr_ct, &p.t, &fwd, BPF_ANY) < 0)
+		return TC_ACT_SHOT;
+
+dnat:
+	if (rewrite(skb, &p, fwd.nat_addr ? fwd.nat_addr : p.t.saddr, fwd.addr,
+		    p.t.sport, fwd.port) < 0)
+		return TC_ACT_SHOT;
+	return deliver(skb, &p, hook, true);
+}
+
+// to_pod handles a packet entering a pod: replies of connections translated
+// elsewhere (backend on another node, or without our program) get their
+// service address back here.
+static __always_inline int to_pod(struct __sk_buff *skb, const int hook)
+{
+	struct pkt p = {};
+	struct ct_value *ct;
+	bool translated = false;
+
+	if (parse(skb, &p) < 0)
+		return TC_ACT_UNSPEC;
+	ct = bpf_map_lookup_elem(&nr_ct, &p.t);
+	if (ct && ct->type == NR_CT_REV) {
+		__be32 daddr = ct->nat_addr ? ct->nat_addr : p.t.daddr;
+		if (rewrite(skb, &p, ct->addr, daddr, ct->port, p.t.dport) < 0)
+			return TC_ACT_SHOT;
+		translated = true;
+	}
+	if (policy_ingress(skb, &p) != NR_POLICY_ALLOW)
+		return TC_ACT_SHOT;
+	return translated ? TC_ACT_OK : TC_ACT_UNSPEC;
+}
+
+SEC("tc")
+int nr_from_pod(struct __sk_buff *skb)
+{
+	return from_pod(skb, HOOK_HOST_INGRESS);
+}
+
+SEC("tc")
+int nr_to_pod(struct __sk_buff *skb)
+{
+	return to_pod(skb, HOOK_HOST_EGRESS);
+}
+
+SEC("tc")
+int nr_pod_egress(struct __sk_buff *skb)
+{
+	return from_pod(skb, HOOK_POD_EGRESS);
+}
+
+SEC("tc")
+int nr_pod_ingress(struct __sk_buff *skb)
+{
+	return to_pod(skb, HOOK_POD_INGRESS);
+}

@@ -1,0 +1,393 @@
+package datapath
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+
+	"github.com/netreconcile/netreconcile/bpf"
+)
+
+// DefaultPinRoot is where node pin directories live unless --bpffs says
+// otherwise; a node's directory is DefaultPinDir(node).
+const DefaultPinRoot = "/sys/fs/bpf/netreconcile"
+
+// bpffsMount is the conventional bpffs mount point that Open mounts when a
+// pin directory below it is requested and it is missing.
+const bpffsMount = "/sys/fs/bpf"
+
+// LayoutVersion is the version of the map layout of this build (enum
+// layout in bpf/datapath.c). Pinned maps of another version are replaced.
+const LayoutVersion = uint32(bpf.NrLayoutNR_LAYOUT_VERSION)
+
+// DefaultHairpinIP is the source address a pod sees when it reaches itself
+// through a service.
+var DefaultHairpinIP = netip.AddrFrom4([4]byte{169, 254, 42, 1})
+
+// Errors matched with errors.Is.
+var (
+	// ErrUnavailable: the kernel refuses BPF, or the pin directory is not
+	// on a bpf filesystem.
+	ErrUnavailable = errors.New("ebpf datapath unavailable")
+	// ErrInvalid: an argument that can never be programmed (not IPv4, port
+	// 0, unknown protocol or direction, duplicate backend, ...).
+	ErrInvalid = errors.New("invalid")
+)
+
+// Directory names inside a pin directory.
+const (
+	linksDir = "links" // pinned tcx links
+	tcDir    = "tc"    // records of clsact attachments (tcx fallback)
+)
+
+// DefaultPinDir is the pin directory of node under DefaultPinRoot.
+func DefaultPinDir(node string) string {
+	return filepath.Join(DefaultPinRoot, node)
+}
+
+// Datapath is a node's service datapath: this build's programs, loaded
+// against the node's pinned maps. Its methods are safe for concurrent use.
+// Close releases our file descriptors only; what is pinned keeps working.
+type Datapath struct {
+	mu     sync.Mutex
+	pinDir string
+	objs   bpf.NrObjects
+	progs  map[string]progIdentity // by program name
+	notes  []string
+	nextID uint32 // hint for the next service id to claim
+}
+
+// progIdentity is what makes a running program "ours": same instructions
+// (tag) using the same maps.
+type progIdentity struct {
+	tag  string
+	maps []ebpf.MapID // sorted
+}
+
+// Open loads the datapath against the maps pinned in pinDir, creating the
+// directory (and mounting bpffs at /sys/fs/bpf when pinDir is below it and
+// nothing is mounted there) and the maps that are missing. Maps pinned by a
+// build with another layout are replaced, never half-used; Notes says what
+// was replaced or upgraded, for the caller to log.
+func Open(pinDir string) (*Datapath, error) {
+	if pinDir == "" {
+		return nil, fmt.Errorf("open datapath: empty pin directory: %w", ErrInvalid)
+	}
+	pinDir = filepath.Clean(pinDir)
+	d, err := open(pinDir)
+	if err != nil {
+		return nil, fmt.Errorf("open datapath %s: %w", pinDir, err)
+	}
+	return d, nil
+}
+
+func open(pinDir string) (*Datapath, error) {
+	if err := ensureBPFFS(pinDir); err != nil {
+		return nil, err
+	}
+	for _, dir := range []string{pinDir, filepath.Join(pinDir, linksDir), filepath.Join(pinDir, tcDir)} {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, err
+		}
+	}
+	spec, err := bpf.LoadNr()
+	if err != nil {
+		return nil, err
+	}
+	d := &Datapath{pinDir: pinDir, nextID: 1}
+
+	if reason, err := pinnedLayoutMismatch(spec, pinDir); err != nil {
+		return nil, err
+	} else if reason != "" {
+		if err := d.replaceMaps(reason); err != nil {
+			return nil, err
+		}
+	}
+	opts := &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: pinDir}}
+	err = spec.LoadAndAssign(&d.objs, opts)
+	if errors.Is(err, ebpf.ErrMapIncompatible) {
+		if rerr := d.replaceMaps(err.Error()); rerr != nil {
+			return nil, errors.Join(err, rerr)
+		}
+		err = spec.LoadAndAssign(&d.objs, opts)
+	}
+	if err != nil {
+		if errors.Is(err, ebpf.ErrNotSupported) || errors.Is(err, unix.EPERM) {
+			return nil, fmt.Errorf("load programs: %w (%w)", ErrUnavailable, err)
+		}
+		var verr *ebpf.VerifierError
+		if errors.As(err, &verr) {
+			return nil, fmt.Errorf("load programs: %+v", verr)
+		}
+		return nil, fmt.Errorf("load programs: %w", err)
+	}
+	if err := d.init(false); err != nil {
+		d.objs.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// Inspect opens the datapath pinned in pinDir for reading only: unlike
+// Open it creates, replaces and upgrades nothing, so plan and show stay
+// read-only. It returns a nil Datapath when pinDir holds none, and a
+// reason (with a nil Datapath) when what is pinned cannot be reused by
+// this build (Open would replace it).
+func Inspect(pinDir string) (*Datapath, string, error) {
+	pinDir = filepath.Clean(pinDir)
+	if _, err := os.Stat(filepath.Join(pinDir, bpf.NrMapNrConfig)); err != nil {
+		return nil, "", nil
+	}
+	spec, err := bpf.LoadNr()
+	if err != nil {
+		return nil, "", err
+	}
+	reason, err := pinnedLayoutMismatch(spec, pinDir)
+	if err != nil || reason != "" {
+		return nil, reason, err
+	}
+	for name := range spec.Maps {
+		if _, err := os.Stat(filepath.Join(pinDir, name)); err != nil {
+			return nil, "map " + name + " is not pinned", nil
+		}
+	}
+	d := &Datapath{pinDir: pinDir, nextID: 1}
+	if err := spec.LoadAndAssign(&d.objs, &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: pinDir}}); err != nil {
+		if errors.Is(err, ebpf.ErrMapIncompatible) {
+			return nil, err.Error(), nil
+		}
+		return nil, "", fmt.Errorf("inspect datapath %s: %w", pinDir, err)
+	}
+	if err := d.init(true); err != nil {
+		d.objs.Close()
+		return nil, "", err
+	}
+	return d, "", nil
+}
+
+func (d *Datapath) init(readOnly bool) error {
+	var cfg bpf.NrConfig
+	if err := d.objs.NrConfig.Lookup(uint32(0), &cfg); err != nil {
+		return fmt.Errorf("read config: %w", err)
+	}
+	if cfg.Version == 0 && !readOnly {
+		// Fresh maps: stamp them with our layout and the defaults.
+		cfg = bpf.NrConfig{
+			Version:   bpf.NrLayoutNR_LAYOUT_VERSION,
+			HairpinIp: be32(DefaultHairpinIP),
+			Flags:     bpf.NrCfgFlagsNR_CFG_FASTPATH,
+		}
+		if err := d.objs.NrConfig.Put(uint32(0), &cfg); err != nil {
+			return fmt.Errorf("write config: %w", err)
+		}
+	}
+
+	d.progs = map[string]progIdentity{}
+	for _, p := range d.programs() {
+		id, err := identify(p)
+		if err != nil {
+			return fmt.Errorf("inspect program: %w", err)
+		}
+		d.progs[progName(p)] = id
+	}
+
+	err := scan(d.objs.NrSvcIds, func(id *uint32, _ *bpf.NrSvcKey) {
+		if *id >= d.nextID {
+			d.nextID = *id + 1
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("read service ids: %w", err)
+	}
+	if !readOnly {
+		d.upgradeLinks()
+	}
+	return nil
+}
+
+// pinnedLayoutMismatch says why the maps pinned in dir cannot be reused by
+// this build ("" when they can, or when there are none).
+func pinnedLayoutMismatch(spec *ebpf.CollectionSpec, dir string) (string, error) {
+	var pinned []string
+	for name := range spec.Maps {
+		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+			pinned = append(pinned, name)
+		}
+	}
+	if len(pinned) == 0 {
+		return "", nil
+	}
+	slices.Sort(pinned)
+	m, err := ebpf.LoadPinnedMap(filepath.Join(dir, bpf.NrMapNrConfig), nil)
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Sprintf("maps %s pinned without %s", strings.Join(pinned, ", "), bpf.NrMapNrConfig), nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("load pinned %s: %w", bpf.NrMapNrConfig, err)
+	}
+	defer m.Close()
+	if err := spec.Maps[bpf.NrMapNrConfig].Compatible(m); err != nil {
+		return fmt.Sprintf("%s: %v", bpf.NrMapNrConfig, err), nil
+	}
+	var cfg bpf.NrConfig
+	if err := m.Lookup(uint32(0), &cfg); err != nil {
+		return "", fmt.Errorf("read pinned %s: %w", bpf.NrMapNrConfig, err)
+	}
+	if v := uint32(cfg.Version); v != 0 && v != LayoutVersion {
+		return fmt.Sprintf("layout version %d, this build uses %d", v, LayoutVersion), nil
+	}
+	return "", nil
+}
+
+// replaceMaps unpins every map of the pin directory (links stay: they keep
+// their old programs and maps until upgradeLinks switches them).
+func (d *Datapath) replaceMaps(reason string) error {
+	entries, err := os.ReadDir(d.pinDir)
+	if err != nil {
+		return err
+	}
+	var removed []string
+	for _, e := range entries {
+		if e.IsDir() {
+			continue
+		}
+		if err := os.Remove(filepath.Join(d.pinDir, e.Name())); err != nil {
+			return fmt.Errorf("unpin incompatible map %s: %w", e.Name(), err)
+		}
+		removed = append(removed, e.Name())
+	}
+	d.notes = append(d.notes, fmt.Sprintf(
+		"replaced incompatible pinned maps in %s (%s): unpinned %s; services, endpoints and connection tracking start empty",
+		d.pinDir, reason, strings.Join(removed, ", ")))
+	return nil
+}
+
+// Notes returns what Open had to do beyond loading (maps replaced, links
+// upgraded), one line each, for the caller to log.
+func (d *Datapath) Notes() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Clone(d.notes)
+}
+
+// PinDir returns the pin directory the datapath was opened on.
+func (d *Datapath) PinDir() string { return d.pinDir }
+
+// Close releases the process's handles. Pinned maps and links, and with
+// them the programs, stay in the kernel.
+func (d *Datapath) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.objs.Close()
+}
+
+// Config is the datapath's global configuration (nr_config).
+type Config struct {
+	// FastPath redirects packets to pods of this node (nr_endpoints) with
+	// bpf_redirect_peer instead of routing them through the host.
+	FastPath bool
+	// HairpinIP is the source a pod sees when it reaches itself through a
+	// service. It must be an address pods never own (link-local).
+	HairpinIP netip.Addr
+}
+
+// Config reads the configuration.
+func (d *Datapath) Config() (Config, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var cfg bpf.NrConfig
+	if err := d.objs.NrConfig.Lookup(uint32(0), &cfg); err != nil {
+		return Config{}, fmt.Errorf("read config: %w", err)
+	}
+	return Config{
+		FastPath:  cfg.Flags&bpf.NrCfgFlagsNR_CFG_FASTPATH != 0,
+		HairpinIP: addrFrom(cfg.HairpinIp),
+	}, nil
+}
+
+// SetConfig writes the configuration. Changing HairpinIP breaks hairpin
+// connections that are established.
+func (d *Datapath) SetConfig(c Config) error {
+	if !c.HairpinIP.Is4() {
+		return fmt.Errorf("set config: hairpin address %v: %w", c.HairpinIP, ErrInvalid)
+	}
+	cfg := bpf.NrConfig{Version: bpf.NrLayoutNR_LAYOUT_VERSION, HairpinIp: be32(c.HairpinIP)}
+	if c.FastPath {
+		cfg.Flags |= bpf.NrCfgFlagsNR_CFG_FASTPATH
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.objs.NrConfig.Put(uint32(0), &cfg); err != nil {
+		return fmt.Errorf("set config: %w", err)
+	}
+	return nil
+}
+
+// Destroy removes everything netreconcile pinned in pinDir: it detaches
+// every link and clsact filter recorded there, unpins every map and
+// removes the directory. A missing directory is success.
+func Destroy(pinDir string) error {
+	if pinDir == "" {
+		return fmt.Errorf("destroy datapath: empty pin directory: %w", ErrInvalid)
+	}
+	pinDir = filepath.Clean(pinDir)
+	if _, err := os.Stat(pinDir); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	var errs []error
+	for _, a := range listPins(pinDir) {
+		if err := detach(pinDir, a); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := os.RemoveAll(pinDir); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("destroy datapath %s: %w", pinDir, err)
+	}
+	return nil
+}
+
+// ensureBPFFS checks that dir is (or will be created) on a bpf filesystem,
+// mounting the conventional one when dir is below it and it is missing.
+func ensureBPFFS(dir string) error {
+	existing := dir
+	for {
+		if _, err := os.Stat(existing); err == nil {
+			break
+		}
+		parent := filepath.Dir(existing)
+		if parent == existing {
+			break
+		}
+		existing = parent
+	}
+	if isBPFFS(existing) {
+		return nil
+	}
+	if (dir == bpffsMount || strings.HasPrefix(dir, bpffsMount+"/")) && !isBPFFS(bpffsMount) {
+		if err := os.MkdirAll(bpffsMount, 0o755); err != nil {
+			return fmt.Errorf("mount bpffs: %w (%w)", ErrUnavailable, err)
+		}
+		if err := unix.Mount("bpf", bpffsMount, "bpf", 0, "mode=0700"); err != nil {
+			return fmt.Errorf("mount bpffs at %s: %w (%w)", bpffsMount, ErrUnavailable, err)
+		}
+		// Nothing below the mount point can have existed before.
+		return nil
+	}
+	return fmt.Errorf("%s is not on a bpf filesystem: %w", dir, ErrUnavailable)
+}
+
+func isBPFFS(path string) bool {
+	var st unix.Statfs_t
+	return unix.Statfs(path, &st) == nil && uint32(st.Type) == unix.BPF_FS_MAGIC
+}

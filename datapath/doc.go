@@ -1,0 +1,88 @@
+// Package datapath loads, attaches and programs netreconcile's eBPF service
+// datapath (the C source and generated objects live in package bpf).
+//
+// It is the kernel side of services for the reconcile engine: every piece of
+// state is observable (Attachments, Services, Endpoints, Conntrack, Config)
+// and every change is per entry and idempotent (Attach/Detach, SetService/
+// DeleteService, SetEndpoint/DeleteEndpoint), so the engine can diff what is
+// programmed against what is desired and converge entry by entry. Nothing
+// here decides what should exist.
+//
+// # Design notes
+//
+// Objects. One pin directory per node (default /sys/fs/bpf/netreconcile/
+// <node>) holds that node's maps, pinned by name, and its links under
+// links/. The maps, the links and therefore the programs live in bpffs, not
+// in our process: the datapath keeps forwarding while netreconcile is
+// stopped, restarted or upgraded, and Open finds it again.
+//
+//	nr_services   hash  {clusterIP, port, proto} -> {id, backend count, flags}
+//	nr_backends   hash  {service id, slot}       -> {backend IP, port}
+//	nr_svc_ids    hash  service id -> service key (control plane only: an
+//	              exclusive insert claims an id, so writers never share one)
+//	nr_ct         LRU   5-tuple -> translation; two entries per connection
+//	              (65536 entries): FWD keyed as the client sends (-> backend),
+//	              REV keyed as the backend answers (-> service, client)
+//	nr_affinity   LRU   {service id, client IP} -> backend, last use (3 h)
+//	nr_endpoints  hash  pod IP -> host-side veth ifindex (fast path)
+//	nr_config     array layout version, hairpin address, fast path switch
+//
+// Programs and hooks. Four entry points over one body of C:
+//
+//	nr_from_pod     tcx ingress, host-side veth  (veth, bridge): leaving pod
+//	nr_to_pod       tcx egress,  host-side veth  (veth, bridge): entering pod
+//	nr_pod_egress   tcx egress,  pod's interface (macvlan, ipvlan): leaving
+//	nr_pod_ingress  tcx ingress, pod's interface (macvlan, ipvlan): entering
+//
+// Leaving a pod: a packet that matches a REV entry is a reply and gets the
+// service as source back; one that matches a FWD entry follows its
+// connection's backend; one to a service picks a backend (affinity, then
+// random or hash), records FWD and REV, and is DNATed. A pod reaching
+// itself is also SNATed to 169.254.42.1 (else it drops its own address as a
+// martian); the REV entry undoes both. A service without backends answers
+// at once: a TCP RST, or an ICMP port unreachable for UDP, sent back into
+// the pod. Entering a pod: REV entries translate replies whose backend is on
+// another node (or not behind our programs). Packets we do not translate
+// return TC_ACT_UNSPEC so that later programs on the hook still run.
+//
+// Fast path. At host-side ingress, a packet whose (translated) destination
+// is in nr_endpoints goes straight to that pod with bpf_redirect_peer,
+// skipping the host's routing, netfilter and the destination's nr_to_pod.
+// Network policy therefore has two hooks (bpf/policy.h): egress for every
+// packet leaving a pod, ingress in nr_to_pod and just before a fast-path
+// redirect. Macvlan pods have no fast path (redirect_peer needs tc ingress).
+//
+// Why conntrack before the service map: an established connection keeps
+// its backend whatever happens to the service, like netfilter NAT; a TCP SYN
+// re-picks unless its recorded backend still holds its slot, so recycled
+// 4-tuples never stick to a removed backend. When a service loses backends,
+// SetService writes the new slots before shrinking the count and deletes
+// the UDP conntrack entries of removed backends (UDP has no end to drain);
+// TCP connections to them drain, as with kube-proxy.
+//
+// Upgrades. Pinned maps are reused when their layout version and spec
+// match; otherwise they are replaced (services, endpoints and conntrack
+// start empty: a returned note says so) and pinned links still running an
+// older program are switched in place with link.Update. Attach never
+// detaches a live link to replace a program.
+//
+// Namespaces. tcx resolves ifindexes in the calling thread's namespace, so
+// Attach looks up the interface and attaches on one locked thread inside
+// the target namespace (nsutil.Do). A link's pin name records the
+// namespace reference, the interface name and the hook; the kernel reports
+// the ifindex (0 once the interface is gone: the link is defunct and holds
+// only memory until Detach).
+//
+// Scale. Per packet: one conntrack lookup, plus for new connections one
+// service lookup, one backend lookup and two conntrack inserts; the cost
+// does not depend on the number of services. One service change writes
+// only the slots that change.
+//
+// Limits: IPv4 only; fragments and ICMP errors about translated connections
+// are not translated; host-network clients (node processes) are not
+// load-balanced. Replies that the node routes (fast path off, or backends
+// elsewhere) carry a clusterIP source: strict rp_filter (1) on the pods'
+// host-side interfaces drops them, loose (2) or off (0) is needed. A
+// client's connections from one source port to two services that resolve
+// to the same backend collide (as they would on the backend itself).
+package datapath
