@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -16,6 +17,8 @@ func labCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "lab",
 		Short: "Build or remove the whole cluster on this machine (one netns per node, plus an underlay)",
+		Long: "Build or remove the whole cluster on this machine (one netns per node, plus an underlay).\n\n" +
+			"With --bpffs DIR, each node's datapath is pinned in DIR/<node>: the nodes of a lab never share maps.",
 	}
 	var file string
 	up := &cobra.Command{
@@ -32,8 +35,7 @@ func labCmd(g *globals) *cobra.Command {
 				return err
 			}
 			for _, n := range r.Nodes {
-				lg := *g
-				lg.nodeNetns = lab.NodeNetns(n.Name)
+				lg := labNode(g, n.Name)
 				res, err := lg.engine(n.Name).Apply(cmd.Context(), r)
 				if res != nil {
 					printApplied(cmd.OutOrStdout(), n.Name, res)
@@ -62,8 +64,7 @@ func labCmd(g *globals) *cobra.Command {
 				if !nsutil.Exists(lab.NodeNetns(n.Name)) {
 					continue
 				}
-				lg := *g
-				lg.nodeNetns = lab.NodeNetns(n.Name)
+				lg := labNode(g, n.Name)
 				if _, err := lg.engine(n.Name).Destroy(cmd.Context()); err != nil {
 					errs = append(errs, fmt.Errorf("node %q: %w", n.Name, err))
 				}
@@ -80,6 +81,19 @@ func labCmd(g *globals) *cobra.Command {
 	fileFlag(down, &downFile)
 	cmd.AddCommand(up, down)
 	return cmd
+}
+
+// labNode returns the global flags for one node of a lab: its namespace,
+// and its own pin directory below --bpffs when that is given (one
+// directory for every node would make them share conntrack and endpoint
+// maps, whose ifindexes mean nothing in another node's namespace).
+func labNode(g *globals, node string) globals {
+	lg := *g
+	lg.nodeNetns = lab.NodeNetns(node)
+	if g.bpffs != "" {
+		lg.bpffs = filepath.Join(g.bpffs, node)
+	}
+	return lg
 }
 
 func printLab(w io.Writer, r *spec.Resolved, info *lab.Info) {

@@ -23,6 +23,8 @@ import (
 
 	"github.com/netreconcile/netreconcile/drivers"
 	"github.com/netreconcile/netreconcile/drivers/bridge"
+	"github.com/netreconcile/netreconcile/drivers/ipvlan"
+	"github.com/netreconcile/netreconcile/drivers/macvlan"
 	"github.com/netreconcile/netreconcile/drivers/veth"
 	"github.com/netreconcile/netreconcile/reconcile"
 	"github.com/netreconcile/netreconcile/spec"
@@ -81,6 +83,7 @@ func newRoot() *cobra.Command {
 	pf.StringVar(&g.logFormat, "log-format", "", "console or json (default: console on a terminal, json otherwise)")
 	pf.CountVarP(&g.verbose, "verbose", "v", "more logs (repeat for more)")
 	root.AddCommand(validateCmd(g), planCmd(g), applyCmd(g), destroyCmd(g), showCmd(g), labCmd(g), explainCmd(), versionCmd())
+	root.AddCommand(watchCmd(g))
 	return root
 }
 
@@ -109,7 +112,7 @@ func newLogger(format string, verbose int, w io.Writer) (logr.Logger, error) {
 
 // registry is the one place drivers are registered.
 func registry() *drivers.Registry {
-	return drivers.NewRegistry(veth.Driver{}, bridge.Driver{})
+	return drivers.NewRegistry(veth.Driver{}, bridge.Driver{}, macvlan.Driver{}, ipvlan.Driver{})
 }
 
 // nodeFlag adds --node, defaulting to the host name.
@@ -238,6 +241,11 @@ func applyCmd(g *globals) *cobra.Command {
 				res.Plan.WriteText(cmd.OutOrStdout())
 				return nil
 			}
+			unlock, err := lockNode(cmd, g, node)
+			if err != nil {
+				return err
+			}
+			defer unlock()
 			res, err := e.Apply(cmd.Context(), r)
 			if res != nil {
 				printApplied(cmd.OutOrStdout(), node, res)
@@ -248,6 +256,7 @@ func applyCmd(g *globals) *cobra.Command {
 	fileFlag(cmd, &file)
 	nodeFlag(cmd, &node)
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "show the plan and change nothing")
+	lockFlag(cmd)
 	return cmd
 }
 
@@ -274,6 +283,11 @@ func destroyCmd(g *globals) *cobra.Command {
 			if r.Node(node) == nil {
 				return fmt.Errorf("node %q is not in the file", node)
 			}
+			unlock, err := lockNode(cmd, g, node)
+			if err != nil {
+				return err
+			}
+			defer unlock()
 			res, err := g.engine(node).Destroy(cmd.Context())
 			if res != nil {
 				printApplied(cmd.OutOrStdout(), node, res)
@@ -283,6 +297,7 @@ func destroyCmd(g *globals) *cobra.Command {
 	}
 	fileFlag(cmd, &file)
 	nodeFlag(cmd, &node)
+	lockFlag(cmd)
 	return cmd
 }
 

@@ -38,7 +38,7 @@ type Node struct {
 	Spec    *spec.ResolvedNode
 	Cluster *spec.Resolved
 	// MTU of pod interfaces: cluster.mtu, or the uplink's minus the VXLAN
-	// overhead when the node has a VXLAN peer.
+	// overhead when the cluster uses VXLAN anywhere (routing.PodMTU).
 	MTU int
 	// UplinkIndex is the uplink's ifindex in the node namespace.
 	UplinkIndex int

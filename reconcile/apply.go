@@ -32,6 +32,8 @@ type applier struct {
 	// idx caches ifindexes of links this pass created or looked up, by
 	// link key, saving a request per address, neighbour and route.
 	idx map[string]int
+	// dp is the node's datapath, opened once per apply and shared.
+	dp *dpHolder
 }
 
 // crashAfter is read from NETRECONCILE_CRASH_AFTER, for tests only.
@@ -71,7 +73,9 @@ func Apply(ctx context.Context, cfg *Config, p *Plan, log logr.Logger) (int, err
 		}
 	}
 	var applied atomic.Int64
-	a := newApplier(cfg, log)
+	dp := &dpHolder{pinDir: cfg.BPFFS}
+	defer dp.close()
+	a := newApplier(cfg, log, dp)
 	defer a.h.Close()
 	if err := a.run(ctx, serial, &applied); err != nil {
 		return int(applied.Load()), err
@@ -83,7 +87,7 @@ func Apply(ctx context.Context, cfg *Config, p *Plan, log logr.Logger) (int, err
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			w := newApplier(cfg, log)
+			w := newApplier(cfg, log, dp)
 			defer w.h.Close()
 			for owner := range work {
 				if err := w.run(ctx, groups[owner], &applied); err != nil {
@@ -111,8 +115,8 @@ func Apply(ctx context.Context, cfg *Config, p *Plan, log logr.Logger) (int, err
 	return int(applied.Load()), a.settle(implied)
 }
 
-func newApplier(cfg *Config, log logr.Logger) *applier {
-	return &applier{cfg: cfg, h: newHandles(cfg.NodeNetns), log: log, idx: map[string]int{}}
+func newApplier(cfg *Config, log logr.Logger, dp *dpHolder) *applier {
+	return &applier{cfg: cfg, h: newHandles(cfg.NodeNetns), log: log, idx: map[string]int{}, dp: dp}
 }
 
 // run executes changes in order, stopping at the first error.
@@ -184,6 +188,8 @@ func (a *applier) step(c Change) error {
 		obj = c.Observed
 	}
 	switch o := obj.(type) {
+	case *state.Datapath, *state.Service, *state.Endpoint, *state.Attach:
+		return a.datapathStep(c)
 	case *state.Netns:
 		if c.Action == Delete {
 			return a.deleteNetns(o)
@@ -325,6 +331,15 @@ func (a *applier) createLink(l *state.Link) error {
 			return err
 		}
 	}
+	if len(l.Sysctls) > 0 {
+		keys := make([]string, 0, len(l.Sysctls))
+		for k := range l.Sysctls {
+			keys = append(keys, k)
+		}
+		if err := a.linkSysctls(l, keys...); err != nil {
+			return err
+		}
+	}
 	if l.Type == "veth" {
 		ph, err := a.h.get(l.PeerNS)
 		if err != nil {
@@ -353,9 +368,73 @@ func (a *applier) createLink(l *state.Link) error {
 }
 
 // createOther builds links of the other drivers' types (macvlan, ipvlan,
-// vxlan). It returns nil when it created the link itself.
+// vxlan). It returns nil when it created the link itself: a macvlan or
+// ipvlan in a pod namespace is created there directly, through the node
+// namespace's handle (where its parent is) with the pod's namespace as
+// its target, so it never exists under its name in the node namespace.
 func (a *applier) createOther(l *state.Link, la netlink.LinkAttrs) (netlink.Link, error) {
-	return nil, fmt.Errorf("link type %q is not supported", l.Type)
+	nh, parent, err := a.linkIndex(state.NodeNS, l.Parent)
+	if err != nil {
+		return nil, fmt.Errorf("parent: %w", err)
+	}
+	var link netlink.Link
+	switch l.Type {
+	case "macvlan":
+		mode, ok := macvlanModeOf[l.Mode]
+		if !ok {
+			return nil, fmt.Errorf("macvlan mode %q is not supported", l.Mode)
+		}
+		la.ParentIndex = parent
+		link = &netlink.Macvlan{LinkAttrs: la, Mode: mode}
+	case "ipvlan":
+		mode, ok := ipvlanModeOf[l.Mode]
+		if !ok {
+			return nil, fmt.Errorf("ipvlan mode %q is not supported", l.Mode)
+		}
+		la.ParentIndex = parent
+		link = &netlink.IPVlan{LinkAttrs: la, Mode: mode}
+	case "vxlan":
+		if l.NS != state.NodeNS {
+			return nil, fmt.Errorf("vxlan devices live in the node namespace")
+		}
+		return &netlink.Vxlan{LinkAttrs: la, VxlanId: l.VNI, VtepDevIndex: parent, SrcAddr: l.Local.AsSlice(),
+			Port: l.Port, Learning: l.Learning}, nil
+	default:
+		return nil, fmt.Errorf("link type %q is not supported", l.Type)
+	}
+	if l.NS == state.NodeNS {
+		return link, nil
+	}
+	fd, err := a.h.fd(l.NS)
+	if err != nil {
+		return nil, err
+	}
+	link.Attrs().Namespace = netlink.NsFd(int(fd))
+	if err := a.cfg.setPending(l.Key(), l.Owner()); err != nil {
+		return nil, err
+	}
+	if err := nh.LinkAdd(link); err != nil {
+		_ = a.cfg.clearPending(l.Key())
+		return nil, err
+	}
+	return nil, nil
+}
+
+var macvlanModeOf = map[string]netlink.MacvlanMode{"bridge": netlink.MACVLAN_MODE_BRIDGE, "private": netlink.MACVLAN_MODE_PRIVATE,
+	"vepa": netlink.MACVLAN_MODE_VEPA, "passthru": netlink.MACVLAN_MODE_PASSTHRU}
+
+var ipvlanModeOf = map[string]netlink.IPVlanMode{"l2": netlink.IPVLAN_MODE_L2, "l3": netlink.IPVLAN_MODE_L3, "l3s": netlink.IPVLAN_MODE_L3S}
+
+// linkSysctls writes the per-interface sysctls keys of l (Link.Sysctls).
+func (a *applier) linkSysctls(l *state.Link, keys ...string) error {
+	return nsutil.Do(a.h.ref(l.NS), func() error {
+		for _, k := range keys {
+			if err := os.WriteFile(state.SysctlPath(l.Name, k), []byte(l.Sysctls[k]), 0o644); err != nil {
+				return fmt.Errorf("set %s: %w", k, err)
+			}
+		}
+		return nil
+	})
 }
 
 func (a *applier) setMaster(h *netlink.Handle, link netlink.Link, master string) error {
@@ -437,6 +516,10 @@ func (a *applier) updateLink(l *state.Link, changes []state.Change) error {
 		case "proxy_arp":
 			err = a.proxyARP(l, l.ProxyARP)
 		default:
+			if _, ok := l.Sysctls[c.Name]; ok {
+				err = a.linkSysctls(l, c.Name)
+				break
+			}
 			err = fmt.Errorf("attribute %s cannot change in place", c.Name)
 		}
 		if err != nil {
@@ -543,6 +626,16 @@ func (a *applier) neigh(n *state.Neigh, del bool) error {
 			return nil
 		}
 		return err
+	}
+	if n.Proxy {
+		nl := &netlink.Neigh{LinkIndex: idx, IP: n.IP.AsSlice(), Family: netlink.FAMILY_V4, Flags: netlink.NTF_PROXY}
+		if del {
+			if err := h.NeighDel(nl); err != nil && !errors.Is(err, unix.ENOENT) {
+				return err
+			}
+			return nil
+		}
+		return h.NeighSet(nl)
 	}
 	mac, err := net.ParseMAC(n.MAC)
 	if err != nil {

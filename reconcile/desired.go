@@ -1,10 +1,13 @@
 package reconcile
 
 import (
+	"errors"
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/netreconcile/netreconcile/drivers"
+	"github.com/netreconcile/netreconcile/routing"
 	"github.com/netreconcile/netreconcile/spec"
 	"github.com/netreconcile/netreconcile/state"
 )
@@ -16,11 +19,11 @@ func Desired(cfg *Config, r *spec.Resolved, up Uplink) (*state.State, error) {
 	if ns == nil {
 		return nil, fmt.Errorf("node %q is not in the file", cfg.Node)
 	}
-	n := &drivers.Node{Name: cfg.Node, Spec: ns, Cluster: r, MTU: r.MTU, UplinkIndex: up.Index}
-	if n.MTU == 0 {
-		n.MTU = up.MTU
-	}
+	n := &drivers.Node{Name: cfg.Node, Spec: ns, Cluster: r, MTU: routing.PodMTU(r, up.MTU), UplinkIndex: up.Index}
 	s := state.New()
+	if err := routing.Desired(r, cfg.Node, up.MTU, s); err != nil {
+		return nil, fmt.Errorf("routing of node %q: %w", cfg.Node, err)
+	}
 	pods := r.PodsOn(cfg.Node)
 	modes := map[string]bool{}
 	for _, p := range pods {
@@ -46,12 +49,16 @@ func Desired(cfg *Config, r *spec.Resolved, up Uplink) (*state.State, error) {
 			return nil, fmt.Errorf("pod %s: %w", pods[i].Key, err)
 		}
 	}
+	if err := desiredDatapath(cfg, r, n, s); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
 // Preflight checks, before any change, what the file needs of this node:
-// the uplink exists and carries the node address, and every mode in use
-// runs on this kernel.
+// the uplink exists and carries the node address, every peer node's
+// address is routable, cluster.mtu leaves room for VXLAN where it is used,
+// and every mode in use runs on this kernel.
 func Preflight(cfg *Config, r *spec.Resolved, up Uplink, k *drivers.Kernel) error {
 	ns := r.Node(cfg.Node)
 	if ns == nil {
@@ -68,6 +75,19 @@ func Preflight(cfg *Config, r *spec.Resolved, up Uplink, k *drivers.Kernel) erro
 	}
 	if !has {
 		return fmt.Errorf("node %q: uplink %q does not carry the node address %s (has %v)", cfg.Node, ns.Uplink, ns.Address, up.Addrs)
+	}
+	var errs []error
+	for _, p := range routing.Peers(r, cfg.Node) {
+		if slices.Contains(up.Unreachable, p.Node.Address.Addr()) {
+			errs = append(errs, fmt.Errorf("node %q: peer node %q (%s) is unreachable: the node namespace has no route to it",
+				cfg.Node, p.Node.Name, p.Node.Address.Addr()))
+		}
+	}
+	if err := routing.Check(r, cfg.Node, up.MTU); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
 	}
 	checked := map[string]bool{}
 	for _, p := range r.PodsOn(cfg.Node) {

@@ -62,6 +62,7 @@ func (e *Engine) uplink(r *spec.Resolved) (Uplink, error) {
 		bits, _ := a.Mask.Size()
 		up.Addrs = append(up.Addrs, netip.PrefixFrom(ip.Unmap(), bits))
 	}
+	up.Unreachable = unreachablePeers(nh, r, e.Cfg.Node)
 	return up, nil
 }
 
@@ -82,7 +83,11 @@ func (e *Engine) Plan(r *spec.Resolved, observed *Observed) (*Result, error) {
 			return nil, err
 		}
 	}
-	if err := Preflight(e.Cfg, r, up, e.kernel()); err != nil {
+	k, err := e.probe(r, observed == nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := Preflight(e.Cfg, r, up, k); err != nil {
 		return nil, err
 	}
 	desired, err := Desired(e.Cfg, r, up)

@@ -35,6 +35,9 @@ type Uplink struct {
 	Index int            `json:"index,omitempty"`
 	MTU   int            `json:"mtu,omitempty"`
 	Addrs []netip.Prefix `json:"addresses,omitempty"`
+	// Unreachable lists peer node addresses the node namespace has no
+	// route to (filled by the engine, with one route lookup per peer).
+	Unreachable []netip.Addr `json:"unreachable,omitempty"`
 }
 
 // Foreign lists objects that are not netreconcile's, by the keys desired
@@ -44,11 +47,15 @@ type Foreign struct {
 	Addrs  map[string]string `json:"addresses,omitempty"` // ns/ip -> link key
 	Routes map[string]int    `json:"routes,omitempty"`    // route key -> protocol
 	Netns  map[string]bool   `json:"netns,omitempty"`     // existing namespaces the file names, not created by us
+	// VXLAN lists foreign VXLAN devices as "VNI/port": the kernel allows
+	// one device per VNI and UDP port in a namespace.
+	VXLAN map[string]string `json:"vxlan,omitempty"` // link key -> "vni/port"
 }
 
 func newObserved(node string) *Observed {
 	return &Observed{Node: node, Owned: state.New(), Foreign: Foreign{
 		Links: map[string]string{}, Addrs: map[string]string{}, Routes: map[string]int{}, Netns: map[string]bool{},
+		VXLAN: map[string]string{},
 	}}
 }
 
@@ -74,6 +81,15 @@ type observer struct {
 	mu      sync.Mutex
 	obs     *Observed
 	ends    map[string]podEnd // "nsid/ifindex" as seen from the node -> pod end
+	// parents are macvlan/ipvlan links in pod namespaces whose parent is
+	// in the node namespace, by the parent's ifindex there: resolved to a
+	// name once the node namespace is read.
+	parents []parentRef
+}
+
+type parentRef struct {
+	link  *state.Link
+	index int
 }
 
 // observeWorkers bounds the namespaces read at once.
@@ -196,6 +212,7 @@ func (o *observer) pod(h *handles, ref string, owned map[string]string, wanted m
 		o.obs.Foreign.Netns[ref] = true
 	}
 	byIndex, ours, owners := o.links(ref, d.links)
+	o.podParents(h, ph, ref, d.links, ours)
 	for _, l := range d.links {
 		a := l.Attrs()
 		if l.Type() != "veth" {
@@ -211,13 +228,42 @@ func (o *observer) pod(h *handles, ref string, owned map[string]string, wanted m
 	return nil
 }
 
+// podParents records the parents of owned macvlan/ipvlan links of pod
+// namespace ref: the kernel names a parent by its ifindex in the namespace
+// of the link's netnsid, which must be the node's.
+func (o *observer) podParents(h *handles, ph *netlink.Handle, ref string, links []netlink.Link, ours map[int]bool) {
+	nodeID := -2
+	for _, l := range links {
+		a := l.Attrs()
+		if !ours[a.Index] || (l.Type() != "macvlan" && l.Type() != "ipvlan") {
+			continue
+		}
+		obj, _ := o.obs.Owned.Get(state.KindLink, state.LinkKey(ref, a.Name)).(*state.Link)
+		if obj == nil {
+			continue
+		}
+		if nodeID == -2 {
+			nodeID = -1
+			if fd, err := h.fd(state.NodeNS); err == nil {
+				nodeID, _ = ph.GetNetNsIdByFd(int(fd))
+			}
+		}
+		if a.NetNsID < 0 || a.NetNsID != nodeID {
+			obj.Parent = "?" // not a child of a node device: replaced
+			continue
+		}
+		o.parents = append(o.parents, parentRef{obj, a.ParentIndex})
+	}
+}
+
 // nsDump is everything one namespace shows: one dump per kind.
 type nsDump struct {
-	links  []netlink.Link
-	addrs  []netlink.Addr
-	routes []netlink.Route
-	neighs []netlink.Neigh
-	fdb    map[int][]netlink.Neigh // by owned vxlan ifindex
+	links   []netlink.Link
+	addrs   []netlink.Addr
+	routes  []netlink.Route
+	neighs  []netlink.Neigh
+	proxies []netlink.Neigh         // proxy ARP entries, node namespace only
+	fdb     map[int][]netlink.Neigh // by owned vxlan ifindex
 }
 
 func dump(h *netlink.Handle, ns, node string) (*nsDump, error) {
@@ -236,6 +282,11 @@ func dump(h *netlink.Handle, ns, node string) (*nsDump, error) {
 	}
 	if d.neighs, err = retryDump(func() ([]netlink.Neigh, error) { return h.NeighList(0, netlink.FAMILY_V4) }); err != nil {
 		return nil, fmt.Errorf("list neighbours in netns %q: %w", nsLabel(ns), err)
+	}
+	if ns == state.NodeNS {
+		if d.proxies, err = retryDump(func() ([]netlink.Neigh, error) { return h.NeighProxyList(0, netlink.FAMILY_V4) }); err != nil {
+			return nil, fmt.Errorf("list proxy neighbours in netns %q: %w", nsLabel(ns), err)
+		}
 	}
 	for _, l := range d.links {
 		if _, ok := state.OwnerOf(node, l.Attrs().Alias); !ok || l.Type() != "vxlan" {
@@ -261,6 +312,9 @@ func linkObject(ns string, l netlink.Link, byIndex map[int]string) *state.Link {
 	}
 	if a.HardwareAddr != nil {
 		s.HWAddr = a.HardwareAddr.String()
+	}
+	if (s.Type == "macvlan" || s.Type == "ipvlan") && a.NetNsID < 0 && a.ParentIndex != 0 {
+		s.Parent = byIndex[a.ParentIndex] // in ns; a parent elsewhere is resolved later
 	}
 	switch v := l.(type) {
 	case *netlink.Macvlan:
@@ -304,6 +358,9 @@ func (o *observer) links(ns string, links []netlink.Link) (byIndex map[int]strin
 		}
 		if !ok {
 			o.obs.Foreign.Links[state.LinkKey(ns, a.Name)] = l.Type()
+			if v, isVXLAN := l.(*netlink.Vxlan); isVXLAN {
+				o.obs.Foreign.VXLAN[state.LinkKey(ns, a.Name)] = fmt.Sprintf("%d/%d", v.VxlanId, v.Port)
+			}
 			continue
 		}
 		ours[a.Index] = true
@@ -345,6 +402,9 @@ func (o *observer) rest(ns string, d *nsDump, byIndex map[int]string, ours map[i
 			continue
 		}
 		obj.OwnerK = owners[obj.Dev]
+		if obj.OwnerK == "" && ns == state.NodeNS {
+			obj.OwnerK = "routing" // a direct route to a peer, on the uplink
+		}
 		o.obs.Owned.Put(obj)
 	}
 	for _, n := range d.neighs {
@@ -354,6 +414,14 @@ func (o *observer) rest(ns string, d *nsDump, byIndex map[int]string, ours map[i
 		ip, _ := netip.AddrFromSlice(n.IP)
 		link := byIndex[n.LinkIndex]
 		o.obs.Owned.Put(&state.Neigh{NS: ns, Link: link, IP: ip.Unmap(), MAC: n.HardwareAddr.String(), OwnerK: owners[link]})
+	}
+	for _, n := range d.proxies {
+		if !ours[n.LinkIndex] {
+			continue
+		}
+		ip, _ := netip.AddrFromSlice(n.IP)
+		link := byIndex[n.LinkIndex]
+		o.obs.Owned.Put(&state.Neigh{NS: ns, Link: link, IP: ip.Unmap(), Proxy: true, OwnerK: owners[link]})
 	}
 	for idx, fdb := range d.fdb {
 		link := byIndex[idx]
@@ -397,6 +465,9 @@ func (o *observer) node(h *netlink.Handle, desired *state.State) error {
 		return err
 	}
 	byIndex, ours, owners := o.links(state.NodeNS, d.links)
+	for _, p := range o.parents {
+		p.link.Parent = byIndex[p.index]
+	}
 	o.obs.Uplink.Name = o.cfg.Uplink
 	for _, l := range d.links {
 		a := l.Attrs()
@@ -425,7 +496,13 @@ func (o *observer) node(h *netlink.Handle, desired *state.State) error {
 	if err := o.proxyARP(); err != nil {
 		return err
 	}
+	if err := o.linkSysctls(desired); err != nil {
+		return err
+	}
 	o.rest(state.NodeNS, d, byIndex, ours, owners)
+	if err := o.observeDatapath(byIndex, desired); err != nil {
+		return err
+	}
 	return o.sysctls(desired)
 }
 
@@ -451,6 +528,48 @@ func (o *observer) proxyARP() error {
 				return fmt.Errorf("read proxy_delay of %s: %w", l, err)
 			}
 			l.ProxyARP = strings.TrimSpace(string(arp)) == "1" && strings.TrimSpace(string(delay)) == "0"
+		}
+		return nil
+	})
+}
+
+// linkSysctls reads the per-interface sysctls that desired node links set
+// (Link.Sysctls), in one namespace switch. Only desired keys are read: the
+// others are not compared.
+func (o *observer) linkSysctls(desired *state.State) error {
+	type read struct {
+		have *state.Link
+		keys []string
+	}
+	var reads []read
+	for _, obj := range desired.Of(state.KindLink) {
+		want := obj.(*state.Link)
+		if want.NS != state.NodeNS || len(want.Sysctls) == 0 {
+			continue
+		}
+		have, _ := o.obs.Owned.Get(state.KindLink, want.Key()).(*state.Link)
+		if have == nil {
+			continue
+		}
+		r := read{have: have}
+		for k := range want.Sysctls {
+			r.keys = append(r.keys, k)
+		}
+		reads = append(reads, r)
+	}
+	if len(reads) == 0 {
+		return nil
+	}
+	return nsutil.Do(o.cfg.NodeNetns, func() error {
+		for _, r := range reads {
+			r.have.Sysctls = map[string]string{}
+			for _, k := range r.keys {
+				b, err := os.ReadFile(state.SysctlPath(r.have.Name, k))
+				if err != nil {
+					return fmt.Errorf("read %s of %s: %w", k, r.have, err)
+				}
+				r.have.Sysctls[k] = strings.TrimSpace(string(b))
+			}
 		}
 		return nil
 	})

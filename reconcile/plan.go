@@ -116,6 +116,7 @@ func Diff(node string, desired *state.State, obs *Observed) (*Plan, error) {
 		}
 	}
 	puts = append(puts, readdOnAddrLoss(desired, obs, dels, puts)...)
+	puts = append(puts, readdOnLinkLoss(desired, obs, dels, puts)...)
 	// Deletions run first, most dependent kinds first (routes before
 	// links before namespaces); then creations in kind order.
 	sort.SliceStable(dels, func(i, j int) bool { return kindOf(dels[i]) > kindOf(dels[j]) })
@@ -127,6 +128,7 @@ func Diff(node string, desired *state.State, obs *Observed) (*Plan, error) {
 		return linkRank(puts[i].Desired) < linkRank(puts[j].Desired)
 	})
 	markImplied(dels, desired)
+	impliedByDatapath(dels)
 	for _, c := range dels {
 		if c.Action == Delete && isReplaceHalf(c, puts) {
 			continue // shown as one replace; apply deletes it first
@@ -241,6 +243,15 @@ func clashes(desired *state.State, obs *Observed) error {
 				errs = append(errs, fmt.Errorf("%w: link %s in %s (%s) exists", ErrClash, l.PeerName, l.PeerNS, t))
 			}
 		}
+		if l := o.(*state.Link); l.Type == "vxlan" {
+			id := fmt.Sprintf("%d/%d", l.VNI, l.Port)
+			for _, key := range sortedKeys(obs.Foreign.VXLAN) {
+				if obs.Foreign.VXLAN[key] == id && strings.HasPrefix(key, state.LinkKey(l.NS, "")) {
+					errs = append(errs, fmt.Errorf("%w: vxlan device %s already uses VNI %d and UDP port %d (wanted by %s)",
+						ErrClash, key, l.VNI, l.Port, l))
+				}
+			}
+		}
 	}
 	for _, o := range desired.Of(state.KindAddr) {
 		a := o.(*state.Addr)
@@ -299,6 +310,10 @@ func (p *Plan) WriteText(w io.Writer) {
 			if c.Desired != nil && c.Desired.Immutable(ch.Name) {
 				note = " # forces replacement"
 			}
+			if ch.Name == "backends" {
+				fmt.Fprintf(w, "      ~ %s: %s\n", ch.Name, listDiff(ch.From, ch.To))
+				continue
+			}
 			fmt.Fprintf(w, "      ~ %s: %s -> %s%s\n", ch.Name, quoteEmpty(ch.From), quoteEmpty(ch.To), note)
 		}
 	}
@@ -345,6 +360,62 @@ func (c Change) NS() string {
 		return v.NS
 	}
 	return ""
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// readdOnLinkLoss re-adds addresses, neighbours and routes of links that
+// are deleted and created again (a replace, or a pod's eth0 changing type
+// with its mode): the kernel removes them with the old link, even those
+// that are otherwise unchanged. A veth takes its pod end along.
+func readdOnLinkLoss(desired *state.State, obs *Observed, dels, puts []Change) []Change {
+	lost := map[string]string{}
+	for _, c := range dels {
+		l, ok := c.Observed.(*state.Link)
+		if !ok {
+			continue
+		}
+		lost[l.Key()] = l.Key()
+		if l.Type == "veth" && l.PeerNS != "" && l.PeerNS != "?" {
+			lost[state.LinkKey(l.PeerNS, l.PeerName)] = l.Key()
+		}
+	}
+	if len(lost) == 0 {
+		return nil
+	}
+	planned := map[string]bool{}
+	for _, c := range puts {
+		planned[c.Kind+"|"+c.Key] = true
+	}
+	var out []Change
+	for _, k := range []state.Kind{state.KindAddr, state.KindNeigh, state.KindRoute} {
+		for _, want := range desired.Of(k) {
+			var link string
+			switch v := want.(type) {
+			case *state.Addr:
+				link = state.LinkKey(v.NS, v.Link)
+			case *state.Neigh:
+				link = state.LinkKey(v.NS, v.Link)
+			case *state.Route:
+				link = state.LinkKey(v.NS, v.Dev)
+			}
+			gone, ok := lost[link]
+			if !ok || planned[k.String()+"|"+want.Key()] || obs.Owned.Get(k, want.Key()) == nil {
+				continue
+			}
+			out = append(out, Change{Action: Update, Kind: k.String(), Key: want.Key(), Owner: want.Owner(),
+				Desired: want, Observed: obs.Owned.Get(k, want.Key()),
+				Reason: "re-added: the kernel removes it with link " + gone + ", which is deleted"})
+		}
+	}
+	return out
 }
 
 // readdOnAddrLoss re-adds routes and neighbours on links that lose an

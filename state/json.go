@@ -13,6 +13,11 @@ type stateJSON struct {
 	Addrs   []*Addr   `json:"addresses"`
 	Neighs  []*Neigh  `json:"neighbours"`
 	Routes  []*Route  `json:"routes"`
+
+	Datapaths []*Datapath `json:"datapaths,omitempty"`
+	Services  []*Service  `json:"services,omitempty"`
+	Endpoints []*Endpoint `json:"endpoints,omitempty"`
+	Attaches  []*Attach   `json:"programs,omitempty"`
 }
 
 // MarshalJSON implements json.Marshaler.
@@ -35,6 +40,14 @@ func (s *State) MarshalJSON() ([]byte, error) {
 				j.Neighs = append(j.Neighs, v)
 			case *Route:
 				j.Routes = append(j.Routes, v)
+			case *Datapath:
+				j.Datapaths = append(j.Datapaths, v)
+			case *Service:
+				j.Services = append(j.Services, v)
+			case *Endpoint:
+				j.Endpoints = append(j.Endpoints, v)
+			case *Attach:
+				j.Attaches = append(j.Attaches, v)
 			}
 		}
 	}
@@ -64,6 +77,18 @@ func (s *State) UnmarshalJSON(b []byte) error {
 		s.Put(o)
 	}
 	for _, o := range j.Routes {
+		s.Put(o)
+	}
+	for _, o := range j.Datapaths {
+		s.Put(o)
+	}
+	for _, o := range j.Services {
+		s.Put(o)
+	}
+	for _, o := range j.Endpoints {
+		s.Put(o)
+	}
+	for _, o := range j.Attaches {
 		s.Put(o)
 	}
 	return nil

@@ -45,9 +45,14 @@ const (
 	KindAddr
 	KindNeigh
 	KindRoute
+	KindDatapath
+	KindService
+	KindEndpoint
+	KindAttach
 )
 
-var kindNames = [...]string{"netns", "link", "sysctl", "address", "neighbour", "route"}
+var kindNames = [...]string{"netns", "link", "sysctl", "address", "neighbour", "route",
+	"datapath", "service", "endpoint", "program"}
 
 func (k Kind) String() string { return kindNames[k] }
 
@@ -130,8 +135,21 @@ type Link struct {
 	// delays proxy replies by up to 0.8 s.
 	ProxyARP bool `json:"proxyArp,omitempty"`
 
+	// Sysctls are per-interface settings under /proc/sys/net/ipv4 in NS,
+	// keyed by directory and name ("conf/arp_ignore", "neigh/proxy_delay",
+	// see SysctlPath). Like ProxyARP they vanish with the link, so they are
+	// its attributes; only the keys a driver sets are compared.
+	Sysctls map[string]string `json:"sysctls,omitempty"`
+
 	// Observed only, not compared.
 	Index int `json:"index,omitempty"`
+}
+
+// SysctlPath is the /proc/sys path of per-interface setting key (see
+// Link.Sysctls) of device dev.
+func SysctlPath(dev, key string) string {
+	dir, name, _ := strings.Cut(key, "/")
+	return "/proc/sys/net/ipv4/" + dir + "/" + dev + "/" + name
 }
 
 func (l *Link) Kind() Kind    { return KindLink }
@@ -181,6 +199,14 @@ func (l *Link) Attrs() []Attr {
 	if l.Type == "veth" || l.Type == "bridge" {
 		a = append(a, Attr{"proxy_arp", fmt.Sprint(l.ProxyARP)})
 	}
+	keys := make([]string, 0, len(l.Sysctls))
+	for k := range l.Sysctls {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		a = append(a, Attr{k, l.Sysctls[k]})
+	}
 	return a
 }
 
@@ -211,34 +237,42 @@ func (a *Addr) String() string {
 }
 
 // Neigh is a permanent neighbour (ARP) entry, or with Bridge set an FDB
-// entry of a VXLAN device.
+// entry of a VXLAN device, or with Proxy set a proxy ARP entry (the node
+// answers ARP for IP on Link with Link's own MAC; no MAC of its own).
 type Neigh struct {
 	NS     string     `json:"ns,omitempty"`
 	Link   string     `json:"link,omitempty"`
 	IP     netip.Addr `json:"ip,omitempty"` // neighbour IP; FDB: the remote VTEP
 	MAC    string     `json:"mac,omitempty"`
 	Bridge bool       `json:"bridge,omitempty"` // an FDB entry (AF_BRIDGE) rather than ARP
+	Proxy  bool       `json:"proxy,omitempty"`  // a proxy entry (NTF_PROXY): answered, not resolved
 	OwnerK string     `json:"owner,omitempty"`
 }
 
 func (n *Neigh) Kind() Kind { return KindNeigh }
 func (n *Neigh) Key() string {
-	if n.Bridge {
+	switch {
+	case n.Bridge:
 		return LinkKey(n.NS, n.Link) + "/fdb/" + n.MAC + "/" + n.IP.String()
+	case n.Proxy:
+		return LinkKey(n.NS, n.Link) + "/proxy/" + n.IP.String()
 	}
 	return LinkKey(n.NS, n.Link) + "/" + n.IP.String()
 }
 func (n *Neigh) Owner() string { return n.OwnerK }
 func (n *Neigh) Attrs() []Attr {
-	if n.Bridge {
+	if n.Bridge || n.Proxy {
 		return nil
 	}
 	return []Attr{{"lladdr", n.MAC}}
 }
 func (n *Neigh) Immutable(string) bool { return false }
 func (n *Neigh) String() string {
-	if n.Bridge {
+	switch {
+	case n.Bridge:
 		return "fdb " + n.MAC + " dst " + n.IP.String() + " on " + LinkKey(n.NS, n.Link)
+	case n.Proxy:
+		return "proxy neighbour " + n.IP.String() + " on " + LinkKey(n.NS, n.Link)
 	}
 	return "neighbour " + n.IP.String() + " on " + LinkKey(n.NS, n.Link)
 }
@@ -359,7 +393,10 @@ func (s *State) Len() int {
 }
 
 // Kinds lists every kind in creation order.
-func Kinds() []Kind { return []Kind{KindNetns, KindLink, KindSysctl, KindAddr, KindNeigh, KindRoute} }
+func Kinds() []Kind {
+	return []Kind{KindNetns, KindLink, KindSysctl, KindAddr, KindNeigh, KindRoute,
+		KindDatapath, KindService, KindEndpoint, KindAttach}
+}
 
 func sameAttrs(a, b Object) bool {
 	x, y := a.Attrs(), b.Attrs()

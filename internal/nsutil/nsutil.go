@@ -44,11 +44,24 @@ func Open(ref string) (netns.NsHandle, error) {
 		}
 		return h, nil
 	}
+	if !isNetns(Path(ref)) {
+		return netns.None(), fmt.Errorf("open netns %q: %w", ref, ErrNotNetns)
+	}
 	h, err := netns.GetFromPath(Path(ref))
 	if err != nil {
 		return netns.None(), fmt.Errorf("open netns %q: %w", ref, err)
 	}
 	return h, nil
+}
+
+// ErrNotNetns is returned for a path that exists but is not a mounted
+// network namespace (missing, or a file left by an interrupted create).
+var ErrNotNetns = errors.New("not a network namespace")
+
+// isNetns reports whether path is a bind-mounted namespace (nsfs).
+func isNetns(path string) bool {
+	var st unix.Statfs_t
+	return unix.Statfs(path, &st) == nil && st.Type == unix.NSFS_MAGIC
 }
 
 // Exists reports whether ref names a namespace that can be opened.
@@ -72,6 +85,13 @@ func Create(name string) error {
 	}
 	if err := os.MkdirAll(Dir, 0o755); err != nil {
 		return fmt.Errorf("create netns %q: %w", name, err)
+	}
+	// A plain file in the way is what an interrupted create leaves (the
+	// file is made before the namespace is mounted on it).
+	if p := Path(name); !isNetns(p) {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("create netns %q: remove leftover: %w", name, err)
+		}
 	}
 	// netns.NewNamed switches the thread into the new namespace; keep the
 	// thread locked and switch back before unlocking.

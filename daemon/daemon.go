@@ -1,0 +1,774 @@
+package daemon
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/netreconcile/netreconcile/internal/nsutil"
+	"github.com/netreconcile/netreconcile/reconcile"
+	"github.com/netreconcile/netreconcile/spec"
+	"github.com/netreconcile/netreconcile/state"
+)
+
+// Config says what a daemon watches and how it behaves. Zero durations
+// take the defaults below.
+type Config struct {
+	File      string // the topology file (a path: watched through its directory)
+	Node      string // node of the file to converge
+	NodeNetns string // the node's namespace reference ("" = the current one)
+	// NewEngine returns the engine of one pass. Run adds the pass's
+	// reconcile ID to its logger.
+	NewEngine func() *reconcile.Engine
+	Log       logr.Logger
+	Metrics   *Metrics  // nil: NewMetrics()
+	Notifier  *Notifier // nil: a new one (a no-op without NOTIFY_SOCKET)
+	// MetricsAddr is the listen address of /metrics, /healthz and
+	// /readyz; "" serves nothing.
+	MetricsAddr string
+	// Reload receives SIGHUP: re-read the file and converge, whether or
+	// not the file changed.
+	Reload <-chan os.Signal
+
+	Resync         time.Duration // full pass after this long without one; negative: never
+	FileDebounce   time.Duration // quiet time after the last file event before reading it
+	KernelDebounce time.Duration // gathering time after the first kernel event of a burst
+	MaxDelay       time.Duration // a file that never stops changing is still read this often
+	StopGrace      time.Duration // how long a pass in flight at SIGTERM may go on
+	PassTimeout    time.Duration // a pass running longer stops the watchdog keep-alives
+	MaxBackoff     time.Duration // longest wait before retrying a failed pass
+}
+
+// Defaults.
+const (
+	DefaultResync         = 5 * time.Minute
+	DefaultFileDebounce   = 200 * time.Millisecond
+	DefaultKernelDebounce = 20 * time.Millisecond
+	DefaultMaxDelay       = 2 * time.Second
+	DefaultStopGrace      = 10 * time.Second
+	DefaultPassTimeout    = 5 * time.Minute
+	DefaultMaxBackoff     = time.Minute
+	minBackoff            = time.Second
+	dirRetry              = time.Second
+)
+
+func (c *Config) defaults() {
+	set := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	set(&c.Resync, DefaultResync)
+	set(&c.FileDebounce, DefaultFileDebounce)
+	set(&c.KernelDebounce, DefaultKernelDebounce)
+	set(&c.MaxDelay, DefaultMaxDelay)
+	set(&c.StopGrace, DefaultStopGrace)
+	set(&c.PassTimeout, DefaultPassTimeout)
+	set(&c.MaxBackoff, DefaultMaxBackoff)
+	if c.Metrics == nil {
+		c.Metrics = NewMetrics()
+	}
+	if c.Notifier == nil {
+		c.Notifier = &Notifier{}
+	}
+}
+
+// ErrFile is wrapped by start-up errors about the file: without a valid
+// file there is no last good state to serve.
+var ErrFile = errors.New("topology file")
+
+// trigger is a set of reasons for a pass.
+type trigger uint8
+
+const (
+	tStart trigger = 1 << iota
+	tReload
+	tFile
+	tKernel
+	tRetry
+	tResync
+	tDirs     // not a pass: retry watching directories that were missing
+	nTriggers = 7
+)
+
+// label names the main reason of a pass, for metrics and logs.
+func (t trigger) label() string {
+	switch {
+	case t&tStart != 0:
+		return TriggerStart
+	case t&tReload != 0:
+		return TriggerReload
+	case t&tFile != 0:
+		return TriggerFile
+	case t&tKernel != 0:
+		return TriggerKernel
+	case t&tRetry != 0:
+		return TriggerRetry
+	}
+	return TriggerResync
+}
+
+// File states, as the status line shows them.
+const (
+	fileOK         = "ok"
+	fileInvalid    = "invalid"
+	fileMissing    = "missing"
+	fileUnreadable = "unreadable"
+)
+
+type daemon struct {
+	Config
+	m  *Metrics
+	n  *Notifier
+	kw *kernelWatcher
+	fw *fsnotify.Watcher
+
+	// The file: the last good model and the sums of what was read.
+	spec      *spec.Resolved
+	specSum   [32]byte // of the last good content (the one served)
+	readSum   [32]byte // of the last content read, good or not
+	fileState string
+	fileDirs  map[string]bool   // directories whose events mean "read the file again"
+	nsPaths   map[string]string // watched namespace path -> key
+	dirs      map[string]bool   // directories watched now
+	dirsLost  bool              // some wanted directory could not be watched
+
+	// Outcome of passes.
+	converged    bool     // the last pass converged ...
+	convergedSum [32]byte // ... to this file content
+	lastErr      error
+	started      bool
+	managed      int
+	drifts       int
+	backoff      time.Duration
+	ready        atomic.Bool
+	passStart    atomic.Int64 // unix nanoseconds of the pass in flight, 0 when idle
+
+	// Scheduling, owned by the loop goroutine.
+	pending     trigger
+	due         [nTriggers]time.Time
+	firstFile   time.Time // first file event of the pending batch
+	kernelFirst time.Time // first kernel event not yet handled by a pass
+	timer       *time.Timer
+
+	// Kernel events arrive from the subscriptions' goroutines.
+	mu      sync.Mutex
+	inFirst time.Time
+	inNetns bool
+	wake    chan struct{}
+}
+
+// Run loads the file, applies it, and then converges again on every
+// change of the file, of the kernel state in the watched namespaces, on
+// SIGHUP and every Resync, until ctx ends. It returns an error only when
+// it cannot start: the file is missing or invalid (wrapping ErrFile), or
+// the metrics address or file watch cannot be set up. Failed passes are
+// logged and retried; they never end the daemon. On return the kernel
+// state is left as it is: a later Run adopts it.
+func Run(ctx context.Context, cfg Config) error {
+	cfg.defaults()
+	d := &daemon{Config: cfg, m: cfg.Metrics, n: cfg.Notifier, wake: make(chan struct{}, 1),
+		dirs: map[string]bool{}, timer: time.NewTimer(time.Hour)}
+	d.timer.Stop()
+	if cfg.File == "" || cfg.File == "-" {
+		return fmt.Errorf("%w: watch needs a file path (standard input cannot be watched)", ErrFile)
+	}
+	data, err := os.ReadFile(cfg.File)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrFile, err)
+	}
+	r, err := spec.LoadBytes(cfg.File, data)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrFile, err)
+	}
+	if r.Node(cfg.Node) == nil {
+		return fmt.Errorf("%w %s: node %q is not in the file (nodes: %s)", ErrFile, cfg.File, cfg.Node, nodeNames(r))
+	}
+	d.spec, d.specSum, d.readSum, d.fileState = r, sha256.Sum256(data), sha256.Sum256(data), fileOK
+	d.m.ConfigOK.Set(1)
+	d.m.Info.WithLabelValues(cfg.Node, cfg.File).Set(1)
+
+	var srv *http.Server
+	if cfg.MetricsAddr != "" {
+		ln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("metrics listener: %w", err)
+		}
+		srv = &http.Server{Handler: d.handler(), ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = srv.Serve(ln) }()
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			_ = srv.Shutdown(sctx)
+			cancel()
+		}()
+	}
+	if d.fw, err = fsnotify.NewWatcher(); err != nil {
+		return fmt.Errorf("watch %s: %w", cfg.File, err)
+	}
+	defer d.fw.Close()
+	d.kw = newKernelWatcher(d.onKernel)
+	defer d.kw.close()
+
+	// Passes are not cut short the moment a signal arrives: a pass in
+	// flight gets StopGrace to finish (apply is safe to interrupt between
+	// steps, but a finished pass leaves less for the next start to do).
+	runCtx, cancelRun := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelRun()
+	stopAfter := context.AfterFunc(ctx, func() { time.AfterFunc(cfg.StopGrace, cancelRun) })
+	defer stopAfter()
+
+	if iv := WatchdogInterval(); iv > 0 {
+		go d.watchdog(ctx, iv)
+	}
+	d.Log.Info("watching", "file", cfg.File, "nodeNetns", cfg.NodeNetns,
+		"resync", cfg.Resync.String(), "metrics", cfg.MetricsAddr)
+	// Subscribe before the first pass, so that nothing changed during it
+	// goes unseen.
+	d.syncWatches(d.Log)
+	d.pass(runCtx, tStart)
+	d.n.Ready(d.status())
+	return d.loop(ctx, runCtx)
+}
+
+func (d *daemon) loop(ctx, runCtx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			d.Log.Info("stopping; pods, routes and pinned state stay in place")
+			d.n.Stopping("stopping; the datapath stays in place")
+			return nil
+		case <-d.wake:
+			d.drainKernel(time.Now())
+		case ev, ok := <-d.fw.Events:
+			if ok {
+				d.fsEvent(ev)
+			}
+		case err, ok := <-d.fw.Errors:
+			if ok {
+				// An inotify queue overflow loses events: read everything
+				// again rather than trust what was seen.
+				d.m.Errors.WithLabelValues(StageWatch).Inc()
+				d.Log.Error(err, "file watch")
+				d.schedule(tFile, time.Now())
+				d.schedule(tKernel, time.Now())
+			}
+		case <-d.Reload:
+			d.Log.Info("SIGHUP: reading the file again")
+			d.n.Reloading()
+			d.schedule(tReload, time.Now())
+		case now := <-d.timer.C:
+			d.fire(runCtx, now)
+		}
+	}
+}
+
+// schedule records a reason for a pass and when it is due.
+func (d *daemon) schedule(t trigger, now time.Time) {
+	i := idx(t)
+	switch t {
+	case tFile:
+		// Sliding: wait for the file to be quiet, but not for ever.
+		if d.pending&tFile == 0 {
+			d.firstFile = now
+		}
+		d.due[i] = minTime(now.Add(d.FileDebounce), d.firstFile.Add(d.MaxDelay))
+	case tKernel:
+		// Fixed from the first event: a burst is gathered, then repaired.
+		if d.pending&tKernel == 0 {
+			d.due[i] = now.Add(d.KernelDebounce)
+		}
+		d.due[i] = d.notBeforeRetry(d.due[i])
+	case tResync:
+		if d.Resync < 0 {
+			return
+		}
+		d.due[i] = d.notBeforeRetry(now.Add(d.Resync))
+	case tRetry:
+		d.due[i] = now.Add(d.backoff)
+	case tDirs:
+		d.due[i] = now.Add(dirRetry)
+	default: // start, reload: at once
+		d.due[i] = now
+	}
+	d.pending |= t
+	d.arm(now)
+}
+
+// notBeforeRetry keeps passes that nobody asked for (kernel events,
+// resync) from running before a failed pass's backoff ends: a pass that
+// fails half-way makes kernel events of its own.
+func (d *daemon) notBeforeRetry(t time.Time) time.Time {
+	if d.pending&tRetry != 0 && d.due[idx(tRetry)].After(t) {
+		return d.due[idx(tRetry)]
+	}
+	return t
+}
+
+func (d *daemon) arm(now time.Time) {
+	var next time.Time
+	for t := trigger(1); t < 1<<nTriggers; t <<= 1 {
+		if d.pending&t != 0 && (next.IsZero() || d.due[idx(t)].Before(next)) {
+			next = d.due[idx(t)]
+		}
+	}
+	if next.IsZero() {
+		d.timer.Stop()
+		return
+	}
+	d.timer.Reset(max(next.Sub(now), 0))
+}
+
+// fire runs what is due.
+func (d *daemon) fire(ctx context.Context, now time.Time) {
+	var run trigger
+	for t := trigger(1); t < 1<<nTriggers; t <<= 1 {
+		if d.pending&t != 0 && !d.due[idx(t)].After(now) {
+			run |= t
+		}
+	}
+	d.pending &^= run
+	if run&tDirs != 0 {
+		d.syncDirs()
+		run &^= tDirs
+	}
+	if run != 0 {
+		d.pass(ctx, run)
+		if run&tReload != 0 {
+			d.n.Ready(d.status())
+		}
+	}
+	d.arm(time.Now())
+}
+
+func idx(t trigger) int {
+	for i := range nTriggers {
+		if t == 1<<i {
+			return i
+		}
+	}
+	panic("daemon: not a single trigger")
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// onKernel runs on a subscription's goroutine.
+func (d *daemon) onKernel(ev KernelEvent) {
+	d.m.KernelEvents.WithLabelValues(ev.Kind).Inc()
+	d.mu.Lock()
+	if d.inFirst.IsZero() {
+		d.inFirst = ev.At
+	}
+	d.mu.Unlock()
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (d *daemon) drainKernel(now time.Time) {
+	d.mu.Lock()
+	first := d.inFirst
+	d.inFirst = time.Time{}
+	d.mu.Unlock()
+	if first.IsZero() {
+		return
+	}
+	if d.kernelFirst.IsZero() {
+		d.kernelFirst = first
+	}
+	d.schedule(tKernel, now)
+}
+
+// fsEvent sorts a file system event: the topology file's directory, or a
+// watched namespace's name.
+func (d *daemon) fsEvent(ev fsnotify.Event) {
+	now := time.Now()
+	if d.dirs[ev.Name] && ev.Has(fsnotify.Remove|fsnotify.Rename) {
+		// A watched directory itself went away (a ConfigMap volume
+		// unmounted, a directory renamed): watch it again when it is back.
+		delete(d.dirs, ev.Name)
+		d.dirsLost = true
+		d.schedule(tDirs, now)
+	}
+	if d.fileDirs[filepath.Dir(ev.Name)] || d.fileDirs[ev.Name] {
+		d.schedule(tFile, now)
+	}
+	if key, ok := d.nsPaths[ev.Name]; ok {
+		// A namespace name appeared or went away. Our subscription holds
+		// a deleted namespace alive (and its veths with it): let it go
+		// now, so the kernel tears it down and the pass sees it gone.
+		d.m.KernelEvents.WithLabelValues(EventNetns).Inc()
+		if closed := d.kw.prune(d.wanted()); len(closed) > 0 {
+			d.Log.V(1).Info("netns went away", "netns", nsLabel(key))
+		}
+		if d.kernelFirst.IsZero() {
+			d.kernelFirst = now
+		}
+		d.schedule(tKernel, now)
+	}
+}
+
+// wanted maps the namespaces to watch (object namespace key -> reference):
+// the node's and every pod namespace of the last good file on this node.
+func (d *daemon) wanted() map[string]string {
+	want := map[string]string{state.NodeNS: d.NodeNetns}
+	for _, p := range d.spec.PodsOn(d.Node) {
+		want[p.Netns] = p.Netns
+	}
+	return want
+}
+
+// syncWatches subscribes to the wanted namespaces that exist and watches
+// the directories of the file and of the namespaces' names.
+func (d *daemon) syncWatches(log logr.Logger) {
+	if _, err := d.kw.sync(d.wanted()); err != nil {
+		d.m.Errors.WithLabelValues(StageSubscribe).Inc()
+		log.Error(err, "subscribe to kernel events")
+	}
+	d.m.Watched.Set(float64(d.kw.count()))
+	d.syncDirs()
+}
+
+// syncDirs watches the directories that matter now: the file's, the
+// directory of its symlink target when that is elsewhere, and the
+// directories holding the watched namespaces' names.
+func (d *daemon) syncDirs() {
+	want := map[string]bool{}
+	d.fileDirs = map[string]bool{}
+	abs, err := filepath.Abs(d.File)
+	if err != nil {
+		abs = d.File
+	}
+	fileDir := filepath.Dir(abs)
+	d.fileDirs[fileDir] = true
+	want[fileDir] = true
+	if target, err := filepath.EvalSymlinks(abs); err == nil {
+		// A ConfigMap's swap happens inside fileDir (..data); a link to
+		// another directory needs that directory watched too.
+		if td := filepath.Dir(target); td != fileDir && !strings.HasPrefix(td, fileDir+string(filepath.Separator)) {
+			d.fileDirs[td] = true
+			want[td] = true
+		}
+	}
+	d.nsPaths = map[string]string{}
+	for key, ref := range d.wanted() {
+		if ref == "" || strings.HasPrefix(ref, "/proc/") {
+			continue // the current namespace, or one held by a process: no name to watch
+		}
+		p := nsutil.Path(ref)
+		d.nsPaths[p] = key
+		want[filepath.Dir(p)] = true
+	}
+	d.dirsLost = false
+	for dir := range want {
+		if d.dirs[dir] {
+			continue
+		}
+		if err := d.fw.Add(dir); err != nil {
+			if !errors.Is(err, fs.ErrNotExist) {
+				d.m.Errors.WithLabelValues(StageWatch).Inc()
+				d.Log.Error(err, "watch directory", "dir", dir)
+			}
+			d.dirsLost = true
+			continue
+		}
+		d.dirs[dir] = true
+		if d.fileDirs[dir] {
+			d.schedule(tFile, time.Now()) // it may have changed while unwatched
+		}
+	}
+	for dir := range d.dirs {
+		if !want[dir] {
+			_ = d.fw.Remove(dir)
+			delete(d.dirs, dir)
+		}
+	}
+	if d.dirsLost {
+		d.schedule(tDirs, time.Now())
+	}
+}
+
+// reload reads the file. It reports whether the model served changed
+// (or force, for SIGHUP, when the file is valid). An unreadable, missing
+// or invalid file is logged once per content and the last good model
+// is kept.
+func (d *daemon) reload(log logr.Logger, force bool) bool {
+	data, err := os.ReadFile(d.File)
+	if err != nil {
+		st := fileUnreadable
+		if errors.Is(err, fs.ErrNotExist) {
+			st = fileMissing
+		}
+		if d.fileState != st {
+			d.m.ConfigReloads.WithLabelValues(st).Inc()
+			d.m.Errors.WithLabelValues(StageLoad).Inc()
+			d.m.ConfigOK.Set(0)
+			if st == fileMissing {
+				log.Error(err, "topology file is gone; keeping the last good state until it is back", "file", d.File)
+			} else {
+				log.Error(err, "cannot read the topology file; keeping the last good state", "file", d.File)
+			}
+		}
+		d.fileState, d.readSum = st, [32]byte{}
+		return false
+	}
+	sum := sha256.Sum256(data)
+	if sum == d.readSum && !force {
+		return false
+	}
+	d.readSum = sum
+	r, err := spec.LoadBytes(d.File, data)
+	if err == nil && r.Node(d.Node) == nil {
+		err = fmt.Errorf("%s: node %q is not in the file (nodes: %s)", d.File, d.Node, nodeNames(r))
+	}
+	if err != nil {
+		d.fileState = fileInvalid
+		d.m.ConfigReloads.WithLabelValues(fileInvalid).Inc()
+		d.m.Errors.WithLabelValues(StageLoad).Inc()
+		d.m.ConfigOK.Set(0)
+		log.Error(err, "topology file is invalid; keeping the last good state", "file", d.File)
+		return false
+	}
+	d.fileState = fileOK
+	d.m.ConfigReloads.WithLabelValues(fileOK).Inc()
+	d.m.ConfigOK.Set(1)
+	if sum == d.specSum {
+		return force // back to the content already served
+	}
+	d.spec, d.specSum = r, sum
+	log.Info("topology file changed", "file", d.File, "sha256", hex.EncodeToString(sum[:6]),
+		"pods", len(r.PodsOn(d.Node)))
+	return true
+}
+
+// pass runs one reconcile pass.
+func (d *daemon) pass(ctx context.Context, run trigger) {
+	id := newID()
+	log := d.Log.WithValues("reconcileID", id)
+	if run&(tFile|tReload) != 0 {
+		changed := d.reload(log, run&tReload != 0)
+		if !changed && run&^(tFile|tDirs) == 0 {
+			d.n.Status(d.status()) // the file state may have changed
+			return
+		}
+	}
+	kernelFirst := d.kernelFirst
+	d.kernelFirst = time.Time{}
+	start := time.Now()
+	d.passStart.Store(start.UnixNano())
+	defer d.passStart.Store(0)
+
+	want := d.wanted()
+	d.kw.prune(want)
+	e := d.NewEngine()
+	e.Log = e.Log.WithValues("reconcileID", id)
+	res, err := e.Apply(ctx, d.spec)
+	dur := time.Since(start)
+	d.m.Duration.Observe(dur.Seconds())
+	d.syncWatches(log)
+	d.started = true
+
+	if err != nil {
+		d.m.Runs.WithLabelValues(run.label(), ResultError).Inc()
+		d.m.Errors.WithLabelValues(StageReconcile).Inc()
+		d.lastErr, d.converged = err, false
+		d.ready.Store(false)
+		d.m.Ready.Set(0)
+		d.backoff = min(max(2*d.backoff, minBackoff), d.MaxBackoff)
+		applied := 0
+		if res != nil {
+			applied = res.Applied
+		}
+		log.Error(err, "reconcile failed; will retry", "trigger", run.label(), "applied", applied,
+			"duration", dur.String(), "retryIn", d.backoff.String())
+		d.schedule(tRetry, time.Now())
+		d.schedule(tResync, time.Now())
+		d.n.Status(d.status())
+		return
+	}
+	// Drift: changes needed although the file is what the last converged
+	// pass applied. Changes after a file change are not drift.
+	drift := d.converged && d.convergedSum == d.specSum && !res.Plan.Empty()
+	for _, c := range res.Plan.Changes {
+		d.m.Applied.WithLabelValues(c.Kind, string(c.Action)).Inc()
+		if drift {
+			d.m.Drift.WithLabelValues(c.Kind).Inc()
+		}
+	}
+	result := ResultUnchanged
+	if !res.Plan.Empty() {
+		result = ResultChanged
+	}
+	d.m.Runs.WithLabelValues(run.label(), result).Inc()
+	counts, neighs := owned(res)
+	total := 0
+	for _, k := range state.Kinds() {
+		d.m.Managed.WithLabelValues(k.String()).Set(float64(counts[k.String()]))
+		total += counts[k.String()]
+	}
+	d.kw.setNeighs(neighs)
+	d.managed = total
+	d.converged, d.convergedSum, d.lastErr, d.backoff = true, d.specSum, nil, 0
+	d.pending &^= tRetry
+	d.ready.Store(true)
+	d.m.Ready.Set(1)
+	d.m.LastSuccess.SetToCurrentTime()
+	d.schedule(tResync, time.Now())
+	kv := []any{"trigger", run.label(), "changes", len(res.Plan.Changes), "duration", dur.String()}
+	if drift {
+		d.drifts++
+		kv = append(kv, "drift", true)
+		if !kernelFirst.IsZero() {
+			lat := time.Since(kernelFirst)
+			d.m.DriftLatency.Observe(lat.Seconds())
+			kv = append(kv, "repairLatency", lat.String())
+		}
+	}
+	if res.Plan.Empty() {
+		log.V(1).Info("reconciled", kv...)
+	} else {
+		s := res.Plan.Summary
+		log.Info("reconciled", append(kv, "added", s.Add, "changed", s.Change, "destroyed", s.Destroy)...)
+	}
+	d.n.Status(d.status())
+}
+
+// owned counts what netreconcile owns after a successful pass (what it
+// observed, plus what the plan created, minus what it deleted) and lists
+// the neighbour IPs it owns by namespace.
+func owned(res *reconcile.Result) (map[string]int, map[string]map[netip.Addr]bool) {
+	counts := map[string]int{}
+	neighs := map[string]map[netip.Addr]bool{}
+	addNeigh := func(o state.Object) {
+		if n, ok := o.(*state.Neigh); ok {
+			if neighs[n.NS] == nil {
+				neighs[n.NS] = map[netip.Addr]bool{}
+			}
+			neighs[n.NS][n.IP] = true
+		}
+	}
+	if res.Observed != nil && res.Observed.Owned != nil {
+		for _, k := range state.Kinds() {
+			objs := res.Observed.Owned.Of(k)
+			counts[k.String()] = len(objs)
+			for _, o := range objs {
+				addNeigh(o)
+			}
+		}
+	}
+	for _, c := range res.Plan.Changes {
+		switch c.Action {
+		case reconcile.Create:
+			counts[c.Kind]++
+		case reconcile.Delete:
+			counts[c.Kind]--
+		}
+		if c.Desired != nil {
+			addNeigh(c.Desired)
+		}
+	}
+	return counts, neighs
+}
+
+// status is the one-line summary for systemd's STATUS=.
+func (d *daemon) status() string {
+	var b strings.Builder
+	switch {
+	case d.lastErr != nil:
+		msg, _, _ := strings.Cut(d.lastErr.Error(), "\n")
+		if len(msg) > 160 {
+			msg = msg[:160] + "..."
+		}
+		b.WriteString("error (retrying): " + msg)
+	case !d.started:
+		b.WriteString("starting")
+	default:
+		b.WriteString("converged")
+	}
+	fmt.Fprintf(&b, "; %d pods, %d objects", len(d.spec.PodsOn(d.Node)), d.managed)
+	if d.drifts > 0 {
+		fmt.Fprintf(&b, "; %d drift repairs", d.drifts)
+	}
+	if d.fileState != fileOK {
+		fmt.Fprintf(&b, "; file %s, serving the last good one", d.fileState)
+	}
+	return b.String()
+}
+
+// healthy is false only when a pass has been running for longer than
+// PassTimeout: the loop is stuck. An idle loop waits in select, healthy.
+func (d *daemon) healthy() bool {
+	s := d.passStart.Load()
+	return s == 0 || time.Since(time.Unix(0, s)) < d.PassTimeout
+}
+
+func (d *daemon) watchdog(ctx context.Context, iv time.Duration) {
+	t := time.NewTicker(iv / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if d.healthy() {
+				d.n.Watchdog()
+			}
+		}
+	}
+}
+
+func (d *daemon) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(d.m.Registry, promhttp.HandlerOpts{Registry: d.m.Registry}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if !d.healthy() {
+			http.Error(w, "a reconcile pass has been running for more than "+d.PassTimeout.String(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !d.ready.Load() {
+			http.Error(w, "not converged (see the logs and netreconcile_errors_total)", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	return mux
+}
+
+func newID() string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func nodeNames(r *spec.Resolved) string {
+	names := make([]string, 0, len(r.Nodes))
+	for _, n := range r.Nodes {
+		names = append(names, n.Name)
+	}
+	return strings.Join(names, ", ")
+}

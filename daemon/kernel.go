@@ -1,0 +1,332 @@
+package daemon
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/netreconcile/netreconcile/internal/nsutil"
+	"github.com/netreconcile/netreconcile/state"
+)
+
+// Kinds of kernel events, as counted in metrics.
+const (
+	EventLink     = "link"
+	EventAddr     = "address"
+	EventRoute    = "route"
+	EventNeigh    = "neighbour"
+	EventNetns    = "netns"    // a watched namespace's name appeared or went away
+	EventOverflow = "overflow" // the socket lost events (ENOBUFS): state unknown
+)
+
+// KernelEvent is one change seen in a watched namespace that may concern
+// objects netreconcile owns. It carries no object: the loop re-plans.
+type KernelEvent struct {
+	NS   string // object namespace key: "" for the node, else the pod netns reference
+	Kind string
+	At   time.Time
+}
+
+// Multicast groups of one subscription (the legacy bitmask form, enough
+// for groups below 32): links, IPv4 addresses, IPv4 routes, neighbours
+// (IPv4 ARP and bridge/vxlan FDB both arrive on RTNLGRP_NEIGH).
+const groups = unix.RTMGRP_LINK | unix.RTMGRP_IPV4_IFADDR | unix.RTMGRP_IPV4_ROUTE | unix.RTMGRP_NEIGH
+
+// recvBuf is the size of one receive buffer. Multicast notifications are
+// one message per datagram, at most a page or two (a link with stats).
+const recvBuf = 32 << 10
+
+// bufs is shared by all subscriptions: a buffer is needed only while a
+// datagram is copied out and parsed, so a thousand idle namespaces do not
+// each keep one.
+var bufs = sync.Pool{New: func() any { b := make([]byte, recvBuf); return &b }}
+
+// nsID identifies a namespace (the nsfs inode) so that a name that now
+// points to a different namespace is noticed.
+type nsID struct{ dev, ino uint64 }
+
+// nsWatch is the subscription of one namespace: one netlink socket
+// bound to the groups above, read through the runtime's poller (no
+// thread parked per namespace).
+type nsWatch struct {
+	key string
+	ref string
+	id  nsID
+	f   *os.File
+}
+
+// kernelWatcher keeps one subscription per watched namespace.
+//
+// A netlink socket holds a reference on its namespace: while subscribed,
+// a namespace deleted by hand (`ip netns del`) lives on with its veths.
+// Prune must therefore run before a pass (and when the name disappears),
+// so the pass sees the namespace gone.
+type kernelWatcher struct {
+	emit func(KernelEvent)
+	mu   sync.Mutex
+	ws   map[string]*nsWatch
+	// neighs holds, per namespace key, the neighbour IPs that
+	// netreconcile owns there. Neighbour events are by far the most
+	// frequent (every ARP state change under traffic); only permanent
+	// entries and changes to these IPs matter. The deletion of a
+	// permanent entry is reported as a FAILED entry, hence the IP list.
+	neighs atomic.Pointer[map[string]map[netip.Addr]bool]
+	// rcvbuf is the receive buffer asked for the node namespace, which
+	// sees bursts when many pods change at once.
+	rcvbuf int
+}
+
+func newKernelWatcher(emit func(KernelEvent)) *kernelWatcher {
+	k := &kernelWatcher{emit: emit, ws: map[string]*nsWatch{}, rcvbuf: 4 << 20}
+	empty := map[string]map[netip.Addr]bool{}
+	k.neighs.Store(&empty)
+	return k
+}
+
+// setNeighs replaces the owned neighbour IPs by namespace.
+func (k *kernelWatcher) setNeighs(m map[string]map[netip.Addr]bool) { k.neighs.Store(&m) }
+
+// count is the number of namespaces subscribed.
+func (k *kernelWatcher) count() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return len(k.ws)
+}
+
+// identify returns the identity of the namespace at ref, or false when
+// the name does not resolve to a namespace. The current namespace ("")
+// cannot change under us and is not compared.
+func identify(ref string) (nsID, bool) {
+	if ref == "" {
+		return nsID{}, true
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(nsutil.Path(ref), &st); err != nil {
+		return nsID{}, false
+	}
+	return nsID{st.Dev, st.Ino}, true
+}
+
+// prune closes subscriptions whose namespace is no longer wanted, or
+// whose name is gone or now names another namespace. want maps object
+// namespace keys to references. It returns the keys it closed.
+func (k *kernelWatcher) prune(want map[string]string) []string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	var closed []string
+	for key, w := range k.ws {
+		ref, ok := want[key]
+		if ok && ref == w.ref {
+			if id, ok2 := identify(ref); ok2 && id == w.id {
+				continue
+			}
+		}
+		w.f.Close()
+		delete(k.ws, key)
+		closed = append(closed, key)
+	}
+	return closed
+}
+
+// sync subscribes to every wanted namespace that exists and is not yet
+// subscribed. Namespaces that do not exist (yet) are skipped: the pass
+// that creates them calls sync again. It returns the keys it added.
+func (k *kernelWatcher) sync(want map[string]string) ([]string, error) {
+	var added []string
+	var errs []error
+	for key, ref := range want {
+		k.mu.Lock()
+		_, have := k.ws[key]
+		k.mu.Unlock()
+		if have {
+			continue
+		}
+		if ref != "" && !nsutil.Exists(ref) {
+			continue
+		}
+		w, err := k.subscribe(key, ref)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		k.mu.Lock()
+		k.ws[key] = w
+		k.mu.Unlock()
+		added = append(added, key)
+		go k.read(w)
+	}
+	return added, errors.Join(errs...)
+}
+
+// close ends every subscription.
+func (k *kernelWatcher) close() {
+	k.prune(nil)
+}
+
+// subscribe opens a netlink socket inside the namespace ref. A socket
+// keeps the namespace it was created in, so only its creation needs the
+// thread switch.
+func (k *kernelWatcher) subscribe(key, ref string) (*nsWatch, error) {
+	h, err := nsutil.Open(ref)
+	if err != nil {
+		return nil, fmt.Errorf("subscribe to netns %q: %w", nsLabel(key), err)
+	}
+	defer h.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(h), &st); err != nil {
+		return nil, fmt.Errorf("subscribe to netns %q: %w", nsLabel(key), err)
+	}
+	fd := -1
+	open := func() error {
+		var err error
+		fd, err = unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.NETLINK_ROUTE)
+		return err
+	}
+	if ref == "" {
+		err = open()
+	} else {
+		err = nsutil.DoHandle(h, open)
+	}
+	if err != nil {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+		return nil, fmt.Errorf("subscribe to netns %q: netlink socket: %w", nsLabel(key), err)
+	}
+	if key == state.NodeNS && k.rcvbuf > 0 {
+		// Best effort: FORCE needs CAP_NET_ADMIN, which we have; an
+		// overflow is handled anyway (a full pass).
+		if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, k.rcvbuf) != nil {
+			_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, k.rcvbuf)
+		}
+	}
+	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Groups: groups}); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("subscribe to netns %q: bind: %w", nsLabel(key), err)
+	}
+	// A non-blocking descriptor makes os.File use the poller.
+	f := os.NewFile(uintptr(fd), "netlink:"+nsLabel(key))
+	id := nsID{st.Dev, st.Ino}
+	if ref == "" {
+		id = nsID{}
+	}
+	return &nsWatch{key: key, ref: ref, id: id, f: f}, nil
+}
+
+// read delivers the events of one subscription until it is closed.
+func (k *kernelWatcher) read(w *nsWatch) {
+	rc, err := w.f.SyscallConn()
+	if err != nil {
+		return
+	}
+	var kinds []string
+	for {
+		kinds = kinds[:0]
+		err := rc.Read(func(fd uintptr) bool {
+			bp := bufs.Get().(*[]byte)
+			defer bufs.Put(bp)
+			n, _, rerr := unix.Recvfrom(int(fd), *bp, unix.MSG_DONTWAIT)
+			switch {
+			case rerr == unix.EAGAIN || rerr == unix.EINTR:
+				return false
+			case rerr == unix.ENOBUFS:
+				kinds = append(kinds, EventOverflow)
+				return true
+			case rerr != nil || n <= 0:
+				return true
+			}
+			kinds = k.classify(w.key, (*bp)[:n], kinds)
+			return true
+		})
+		if err != nil {
+			return // closed
+		}
+		now := time.Now()
+		for _, kind := range kinds {
+			k.emit(KernelEvent{NS: w.key, Kind: kind, At: now})
+		}
+	}
+}
+
+// classify appends the kinds of the messages in b that may concern owned
+// objects. Routes count only when they carry our protocol in the main
+// table; neighbours only when permanent or at an IP we own (see neighs).
+// Links and IPv4 addresses change only when someone changes them, so all
+// of theirs count.
+func (k *kernelWatcher) classify(key string, b []byte, kinds []string) []string {
+	msgs, err := syscall.ParseNetlinkMessage(b)
+	if err != nil {
+		return append(kinds, EventOverflow) // unparsable: assume the worst
+	}
+	for _, m := range msgs {
+		switch m.Header.Type {
+		case unix.RTM_NEWLINK, unix.RTM_DELLINK:
+			kinds = append(kinds, EventLink)
+		case unix.RTM_NEWADDR, unix.RTM_DELADDR:
+			kinds = append(kinds, EventAddr)
+		case unix.RTM_NEWROUTE, unix.RTM_DELROUTE:
+			if len(m.Data) < unix.SizeofRtMsg {
+				continue
+			}
+			rt := (*unix.RtMsg)(unsafe.Pointer(&m.Data[0]))
+			if rt.Table == unix.RT_TABLE_MAIN && int(rt.Protocol) == state.RouteProtocol {
+				kinds = append(kinds, EventRoute)
+			}
+		case unix.RTM_NEWNEIGH, unix.RTM_DELNEIGH:
+			if k.neighMatters(key, m.Data) {
+				kinds = append(kinds, EventNeigh)
+			}
+		}
+	}
+	return kinds
+}
+
+// neighMatters reads an ndmsg and its NDA_DST attribute.
+func (k *kernelWatcher) neighMatters(key string, data []byte) bool {
+	if len(data) < unix.SizeofNdMsg {
+		return false
+	}
+	nd := (*unix.NdMsg)(unsafe.Pointer(&data[0]))
+	if nd.Family != unix.AF_INET && nd.Family != unix.AF_BRIDGE {
+		return false
+	}
+	if nd.State&unix.NUD_PERMANENT != 0 {
+		return true
+	}
+	owned := (*k.neighs.Load())[key]
+	if len(owned) == 0 {
+		return false
+	}
+	attrs := data[unix.SizeofNdMsg:]
+	for len(attrs) >= unix.SizeofRtAttr {
+		l := int(binary.NativeEndian.Uint16(attrs[0:2]))
+		typ := binary.NativeEndian.Uint16(attrs[2:4])
+		if l < unix.SizeofRtAttr || l > len(attrs) {
+			return false
+		}
+		if typ == unix.NDA_DST {
+			if ip, ok := netip.AddrFromSlice(attrs[unix.SizeofRtAttr:l]); ok {
+				return owned[ip.Unmap()]
+			}
+			return false
+		}
+		attrs = attrs[min(len(attrs), (l+unix.NLA_ALIGNTO-1)&^(unix.NLA_ALIGNTO-1)):]
+	}
+	return false
+}
+
+func nsLabel(key string) string {
+	if key == state.NodeNS {
+		return "node"
+	}
+	return key
+}

@@ -1,0 +1,377 @@
+package reconcile
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/netreconcile/netreconcile/datapath"
+	"github.com/netreconcile/netreconcile/drivers"
+	"github.com/netreconcile/netreconcile/spec"
+	"github.com/netreconcile/netreconcile/state"
+)
+
+// The eBPF datapath as state objects. A node gets a datapath when the file
+// has services or policies; then every pod on it has the programs attached
+// (a pod can only reach a service through them), every clusterIP port is a
+// Service entry whose backends are the selected pods on any node, and
+// every local veth or bridge pod is an Endpoint for the fast path.
+
+// datapathOwner owns the node-wide datapath object.
+const datapathOwner = "datapath"
+
+// wantsDatapath reports whether the file needs the eBPF datapath.
+func wantsDatapath(r *spec.Resolved) bool { return len(r.Services) > 0 || len(r.Policies) > 0 }
+
+// desiredDatapath adds the datapath objects of node n to s.
+func desiredDatapath(cfg *Config, r *spec.Resolved, n *drivers.Node, s *state.State) error {
+	if !wantsDatapath(r) {
+		return nil
+	}
+	if err := s.Add(&state.Datapath{PinDir: cfg.BPFFS, FastPath: true, Reusable: true, OwnerK: datapathOwner}); err != nil {
+		return err
+	}
+	for _, svc := range r.Services {
+		for _, port := range svc.Ports {
+			obj := &state.Service{IP: svc.ClusterIP, Port: uint16(port.Port), Proto: port.Protocol,
+				Backends: Backends(r, &svc, port), Affinity: svc.SessionAffinity == "ClientIP",
+				OwnerK: "service/" + svc.Key}
+			if err := s.Add(obj); err != nil {
+				return err
+			}
+		}
+	}
+	for _, p := range r.PodsOn(n.Name) {
+		owner := drivers.PodOwner(&p)
+		var objs []state.Object
+		switch p.Mode {
+		case spec.ModeVeth, spec.ModeBridge:
+			host := drivers.HostIfName(n.Name, p.Key)
+			objs = append(objs, &state.Endpoint{IP: p.IP, Dev: host, OwnerK: owner})
+			for _, dir := range datapath.HostDirections {
+				objs = append(objs, attachObject(cfg.NodeNetns, state.NodeNS, host, dir, owner))
+			}
+		default:
+			for _, dir := range datapath.PodDirections {
+				objs = append(objs, attachObject(p.Netns, p.Netns, drivers.PodIfName, dir, owner))
+			}
+		}
+		for _, o := range objs {
+			if o == nil {
+				return fmt.Errorf("pod %s: bad attachment name", p.Key)
+			}
+			if err := s.Add(o); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func attachObject(nsRef, ns, ifname string, dir datapath.Direction, owner string) state.Object {
+	name, err := datapath.AttachmentName(nsRef, ifname, dir)
+	if err != nil {
+		return nil
+	}
+	return &state.Attach{Name: name, NS: ns, IfName: ifname, Direction: dir.String(), Live: true, OwnerK: owner}
+}
+
+// Backends lists "ip:port" of the pods that back one port of svc: pods of
+// its namespace, on any node, matching its selector; a named targetPort
+// resolves per pod, and pods that do not declare it are left out, as
+// Kubernetes does. A service without a selector has no backends.
+func Backends(r *spec.Resolved, svc *spec.ResolvedService, port spec.ServicePort) []string {
+	out := []string{}
+	if len(svc.Selector) == 0 {
+		return out
+	}
+	for _, p := range r.Pods {
+		if p.Namespace != svc.Namespace || !selects(svc.Selector, p.Labels) {
+			continue
+		}
+		target := port.TargetPort.IntVal
+		if port.TargetPort.IsString {
+			target = 0
+			for _, cp := range p.Ports {
+				if cp.Name == port.TargetPort.StrVal && cp.Protocol == port.Protocol {
+					target = cp.Port
+				}
+			}
+		}
+		if target == 0 {
+			continue
+		}
+		out = append(out, netip.AddrPortFrom(p.IP, uint16(target)).String())
+	}
+	sort.Strings(out)
+	return out
+}
+
+func selects(sel, labels map[string]string) bool {
+	for k, v := range sel {
+		if labels[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// observeDatapath reads what is programmed in the node's pin directory
+// without changing anything. byIndex names the node's links.
+func (o *observer) observeDatapath(byIndex map[int]string, desired *state.State) error {
+	pinDir := o.cfg.BPFFS
+	if pinDir == "" {
+		return nil
+	}
+	if _, err := os.Stat(pinDir); err != nil {
+		return nil
+	}
+	dp, reason, err := datapath.Inspect(pinDir)
+	if err != nil {
+		return err
+	}
+	if dp == nil {
+		if reason != "" {
+			o.obs.Owned.Put(&state.Datapath{PinDir: pinDir, Reusable: false, OwnerK: datapathOwner})
+		} else if empty, _ := dirEmpty(pinDir); !empty {
+			// leftovers without a datapath (links of a destroyed one)
+			o.obs.Owned.Put(&state.Datapath{PinDir: pinDir, Reusable: false, OwnerK: datapathOwner})
+		}
+		return nil
+	}
+	defer dp.Close()
+	conf, err := dp.Config()
+	if err != nil {
+		return err
+	}
+	o.obs.Owned.Put(&state.Datapath{PinDir: pinDir, FastPath: conf.FastPath, Reusable: true, OwnerK: datapathOwner})
+	svcs, err := dp.Services()
+	if err != nil {
+		return err
+	}
+	for k, s := range svcs {
+		obj := &state.Service{IP: k.IP, Port: k.Port, Proto: protoName(k.Proto), Affinity: s.Affinity, Backends: []string{}}
+		for _, b := range s.Backends {
+			obj.Backends = append(obj.Backends, netip.AddrPortFrom(b.IP, b.Port).String())
+		}
+		sort.Strings(obj.Backends)
+		obj.OwnerK = ownerIn(desired, obj)
+		o.obs.Owned.Put(obj)
+	}
+	eps, err := dp.Endpoints()
+	if err != nil {
+		return err
+	}
+	for ip, e := range eps {
+		obj := &state.Endpoint{IP: ip, Dev: byIndex[e.IfIndex]}
+		obj.OwnerK = ownerIn(desired, obj)
+		o.obs.Owned.Put(obj)
+	}
+	atts, err := dp.Attachments()
+	if err != nil {
+		return err
+	}
+	for _, a := range atts {
+		ns := a.Netns
+		if ns == o.cfg.NodeNetns {
+			ns = state.NodeNS
+		}
+		obj := &state.Attach{Name: a.Name, NS: ns, IfName: a.IfName, Direction: a.Direction.String(),
+			Live: a.Current && !a.Defunct}
+		obj.OwnerK = ownerIn(desired, obj)
+		o.obs.Owned.Put(obj)
+	}
+	return nil
+}
+
+func ownerIn(desired *state.State, o state.Object) string {
+	if d := desired.Get(o.Kind(), o.Key()); d != nil {
+		return d.Owner()
+	}
+	return ""
+}
+
+func dirEmpty(dir string) (bool, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return true, err
+	}
+	for _, e := range ents {
+		if e.IsDir() {
+			if empty, _ := dirEmpty(dir + "/" + e.Name()); !empty {
+				return false, nil
+			}
+			continue
+		}
+		return false, nil
+	}
+	return true, nil
+}
+
+var protoNumbers = map[string]uint8{"TCP": 6, "UDP": 17, "SCTP": 132}
+
+func protoName(p uint8) string {
+	for name, n := range protoNumbers {
+		if n == p {
+			return name
+		}
+	}
+	return fmt.Sprint(p)
+}
+
+// dpHolder opens the node's datapath once per apply, for all workers.
+type dpHolder struct {
+	pinDir string
+	mu     sync.Mutex
+	dp     *datapath.Datapath
+	notes  []string
+}
+
+func (h *dpHolder) get() (*datapath.Datapath, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.dp != nil {
+		return h.dp, nil
+	}
+	dp, err := datapath.Open(h.pinDir)
+	if err != nil {
+		return nil, err
+	}
+	h.dp, h.notes = dp, dp.Notes()
+	return dp, nil
+}
+
+func (h *dpHolder) close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.dp != nil {
+		h.dp.Close()
+		h.dp = nil
+	}
+}
+
+// datapathStep applies one change to a datapath object.
+func (a *applier) datapathStep(c Change) error {
+	obj := c.Desired
+	if c.Action == Delete {
+		obj = c.Observed
+	}
+	if d, ok := obj.(*state.Datapath); ok && c.Action == Delete {
+		a.dp.close()
+		return datapath.Destroy(d.PinDir)
+	}
+	if d, ok := obj.(*state.Datapath); ok && c.Action == Replace {
+		a.dp.close()
+		if err := datapath.Destroy(d.PinDir); err != nil {
+			return err
+		}
+	}
+	dp, err := a.dp.get()
+	if err != nil {
+		return err
+	}
+	for _, n := range a.dp.notes {
+		a.log.Info("datapath", "note", n)
+	}
+	switch o := obj.(type) {
+	case *state.Datapath:
+		conf, err := dp.Config()
+		if err != nil {
+			return err
+		}
+		conf.FastPath = o.FastPath
+		return dp.SetConfig(conf)
+	case *state.Service:
+		key := datapath.ServiceKey{IP: o.IP, Port: o.Port, Proto: protoNumbers[o.Proto]}
+		if c.Action == Delete {
+			return dp.DeleteService(key)
+		}
+		svc := datapath.Service{Key: key, Affinity: o.Affinity}
+		for _, b := range o.Backends {
+			ap, err := netip.ParseAddrPort(b)
+			if err != nil {
+				return err
+			}
+			svc.Backends = append(svc.Backends, datapath.Backend{IP: ap.Addr(), Port: ap.Port()})
+		}
+		return dp.SetService(svc)
+	case *state.Endpoint:
+		if c.Action == Delete {
+			return dp.DeleteEndpoint(o.IP)
+		}
+		_, idx, err := a.linkIndex(state.NodeNS, o.Dev)
+		if err != nil {
+			return err
+		}
+		return dp.SetEndpoint(o.IP, datapath.Endpoint{IfIndex: idx})
+	case *state.Attach:
+		if c.Action == Delete {
+			return dp.Detach(o.Name)
+		}
+		dir, err := datapath.ParseDirection(o.Direction)
+		if err != nil {
+			return err
+		}
+		ns := o.NS
+		if ns == state.NodeNS {
+			ns = a.cfg.NodeNetns
+		}
+		return dp.Attach(ns, o.IfName, dir)
+	}
+	return fmt.Errorf("unknown datapath object %T", obj)
+}
+
+// impliedByDatapath marks deletions that destroying the datapath performs.
+func impliedByDatapath(dels []Change) {
+	gone := ""
+	for _, c := range dels {
+		if d, ok := c.Observed.(*state.Datapath); ok && c.Action == Delete {
+			gone = d.PinDir
+		}
+	}
+	if gone == "" {
+		return
+	}
+	for i := range dels {
+		switch dels[i].Observed.(type) {
+		case *state.Service, *state.Endpoint, *state.Attach:
+			if dels[i].ImpliedBy == "" {
+				dels[i].ImpliedBy = gone
+			}
+		}
+	}
+}
+
+// listDiff renders a change of a comma-separated list as added and
+// removed items ("+10.244.2.10:80 -10.244.1.5:80").
+func listDiff(from, to string) string {
+	have := map[string]bool{}
+	for _, x := range strings.Split(from, ",") {
+		if x != "" {
+			have[x] = true
+		}
+	}
+	var out []string
+	want := map[string]bool{}
+	for _, x := range strings.Split(to, ",") {
+		if x == "" {
+			continue
+		}
+		want[x] = true
+		if !have[x] {
+			out = append(out, "+"+x)
+		}
+	}
+	for _, x := range strings.Split(from, ",") {
+		if x != "" && !want[x] {
+			out = append(out, "-"+x)
+		}
+	}
+	if len(out) == 0 {
+		return "(reordered)"
+	}
+	return strings.Join(out, " ")
+}

@@ -1,0 +1,135 @@
+package reconcile
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"runtime"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"github.com/netreconcile/netreconcile/drivers"
+	"github.com/netreconcile/netreconcile/routing"
+	"github.com/netreconcile/netreconcile/spec"
+)
+
+// probed lists the pod modes whose link type some kernels lack; the mode
+// names are the link types.
+var probed = []string{spec.ModeMacvlan, spec.ModeIPvlan}
+
+// probe fills the engine's kernel facts for the link types the node's
+// pods need, once per engine, so that drivers' Check can refuse a mode
+// before any change. Without kernel access (plan --observed) nothing is
+// probed and Check passes: the plan is still shown.
+func (e *Engine) probe(r *spec.Resolved, kernelAccess bool) (*drivers.Kernel, error) {
+	k := e.kernel()
+	if !kernelAccess {
+		return k, nil
+	}
+	for _, p := range r.PodsOn(e.Cfg.Node) {
+		if _, done := k.LinkTypes[p.Mode]; done {
+			continue
+		}
+		for _, typ := range probed {
+			if p.Mode != typ {
+				continue
+			}
+			ok, err := probeLinkType(typ)
+			if err != nil {
+				return nil, err
+			}
+			k.LinkTypes[typ] = ok
+		}
+	}
+	return k, nil
+}
+
+// probeLinkType asks the kernel to create a link of type typ on lo, in a
+// new anonymous network namespace that only this probe holds (it vanishes
+// when the probe closes it), so that nothing the node or anyone sees can
+// change. A kernel with the type refuses the request (EINVAL: macvlan and
+// ipvlan need an Ethernet parent); one without it answers EOPNOTSUPP
+// (iproute2's "Unknown device type"), after trying to load the module.
+func probeLinkType(typ string) (bool, error) {
+	la := netlink.LinkAttrs{Name: "nrprobe0", ParentIndex: 1 /* lo, in every namespace */}
+	var l netlink.Link
+	switch typ {
+	case "macvlan":
+		l = &netlink.Macvlan{LinkAttrs: la, Mode: netlink.MACVLAN_MODE_BRIDGE}
+	case "ipvlan":
+		l = &netlink.IPVlan{LinkAttrs: la, Mode: netlink.IPVLAN_MODE_L2}
+	default:
+		return false, fmt.Errorf("probe link type %q: no probe for it", typ)
+	}
+	ns, err := anonymousNetns()
+	if err != nil {
+		return false, fmt.Errorf("probe link type %q: %w", typ, err)
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return false, fmt.Errorf("probe link type %q: %w", typ, err)
+	}
+	defer h.Close()
+	err = h.LinkAdd(l)
+	switch {
+	case err == nil, errors.Is(err, unix.EINVAL):
+		return true, nil
+	case errors.Is(err, unix.EOPNOTSUPP):
+		return false, nil
+	}
+	return false, fmt.Errorf("probe link type %q: %w", typ, err)
+}
+
+// anonymousNetns returns a handle on a new network namespace that has no
+// name: it exists while the handle is open. The namespace switch happens
+// on a locked thread of a goroutine of its own; if switching back fails,
+// the goroutine ends locked and the runtime discards the thread.
+func anonymousNetns() (netns.NsHandle, error) {
+	type result struct {
+		ns  netns.NsHandle
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			runtime.UnlockOSThread()
+			ch <- result{netns.None(), err}
+			return
+		}
+		defer orig.Close()
+		ns, err := netns.New()
+		if err != nil {
+			if rerr := netns.Set(orig); rerr == nil {
+				runtime.UnlockOSThread()
+			}
+			ch <- result{netns.None(), err}
+			return
+		}
+		if err := netns.Set(orig); err != nil {
+			ch <- result{ns, nil} // the handle is good; the thread stays locked and is discarded
+			return
+		}
+		runtime.UnlockOSThread()
+		ch <- result{ns, nil}
+	}()
+	r := <-ch
+	return r.ns, r.err
+}
+
+// unreachablePeers returns the addresses of peer nodes that the node
+// namespace has no route to, with one route lookup each.
+func unreachablePeers(nh *netlink.Handle, r *spec.Resolved, node string) []netip.Addr {
+	var out []netip.Addr
+	for _, p := range routing.Peers(r, node) {
+		a := p.Node.Address.Addr()
+		if _, err := nh.RouteGet(a.AsSlice()); err != nil {
+			out = append(out, a)
+		}
+	}
+	return out
+}

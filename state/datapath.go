@@ -1,0 +1,90 @@
+package state
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+)
+
+// Datapath is a node's eBPF datapath: programs loaded against maps pinned
+// under PinDir. Deleting it unpins everything, and with it every service,
+// endpoint and attachment.
+type Datapath struct {
+	PinDir   string `json:"pinDir"`
+	FastPath bool   `json:"fastPath,omitempty"`
+	// Reusable is false when the pinned maps have a layout this build
+	// cannot use: the datapath is then replaced (observed only).
+	Reusable bool   `json:"reusable,omitempty"`
+	OwnerK   string `json:"owner,omitempty"`
+}
+
+func (d *Datapath) Kind() Kind    { return KindDatapath }
+func (d *Datapath) Key() string   { return d.PinDir }
+func (d *Datapath) Owner() string { return d.OwnerK }
+func (d *Datapath) Attrs() []Attr {
+	return []Attr{{"fast_path", fmt.Sprint(d.FastPath)}, {"layout", layout(d.Reusable)}}
+}
+func (d *Datapath) Immutable(name string) bool { return name == "layout" }
+func (d *Datapath) String() string             { return "datapath " + d.PinDir }
+
+func layout(ok bool) string {
+	if ok {
+		return "current"
+	}
+	return "incompatible"
+}
+
+// Service is one port of a clusterIP service as the datapath holds it.
+type Service struct {
+	IP       netip.Addr `json:"ip"`
+	Port     uint16     `json:"port"`
+	Proto    string     `json:"proto"`              // TCP | UDP | SCTP
+	Backends []string   `json:"backends,omitempty"` // "ip:port", sorted
+	Affinity bool       `json:"affinity,omitempty"` // sessionAffinity ClientIP
+	OwnerK   string     `json:"owner,omitempty"`
+}
+
+func (s *Service) Kind() Kind    { return KindService }
+func (s *Service) Key() string   { return fmt.Sprintf("%s:%d/%s", s.IP, s.Port, s.Proto) }
+func (s *Service) Owner() string { return s.OwnerK }
+func (s *Service) Attrs() []Attr {
+	return []Attr{{"backends", strings.Join(s.Backends, ",")}, {"affinity", fmt.Sprint(s.Affinity)}}
+}
+func (s *Service) Immutable(string) bool { return false }
+func (s *Service) String() string        { return "service " + s.Key() }
+
+// Endpoint is a pod on this node that the fast path delivers to directly:
+// its IP and its host-side interface in the node namespace.
+type Endpoint struct {
+	IP     netip.Addr `json:"ip"`
+	Dev    string     `json:"dev"`
+	OwnerK string     `json:"owner,omitempty"`
+}
+
+func (e *Endpoint) Kind() Kind            { return KindEndpoint }
+func (e *Endpoint) Key() string           { return e.IP.String() }
+func (e *Endpoint) Owner() string         { return e.OwnerK }
+func (e *Endpoint) Attrs() []Attr         { return []Attr{{"dev", e.Dev}} }
+func (e *Endpoint) Immutable(string) bool { return false }
+func (e *Endpoint) String() string        { return "endpoint " + e.IP.String() }
+
+// Attach is a datapath program attached to an interface. Live is false
+// when the attachment is defunct (its interface is gone) or runs another
+// build's program: an update attaches this build's.
+type Attach struct {
+	Name      string `json:"name"` // the pin name: namespace, interface, hook
+	NS        string `json:"ns,omitempty"`
+	IfName    string `json:"ifname"`
+	Direction string `json:"direction"`
+	Live      bool   `json:"live,omitempty"`
+	OwnerK    string `json:"owner,omitempty"`
+}
+
+func (a *Attach) Kind() Kind            { return KindAttach }
+func (a *Attach) Key() string           { return a.Name }
+func (a *Attach) Owner() string         { return a.OwnerK }
+func (a *Attach) Attrs() []Attr         { return []Attr{{"live", fmt.Sprint(a.Live)}} }
+func (a *Attach) Immutable(string) bool { return false }
+func (a *Attach) String() string {
+	return "program on " + a.IfName + " (" + a.Direction + ") in " + nsName(a.NS)
+}

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/netreconcile/netreconcile/daemon"
+	"github.com/netreconcile/netreconcile/internal/nodelock"
+	"github.com/netreconcile/netreconcile/reconcile"
+	"github.com/netreconcile/netreconcile/spec"
+)
+
+// defaultMetricsAddr is loopback: metrics say what the node runs, and
+// nothing outside the host needs them unless the operator says so.
+const defaultMetricsAddr = "127.0.0.1:9403"
+
+func watchCmd(g *globals) *cobra.Command {
+	var file, node, metricsAddr string
+	cfg := daemon.Config{}
+	cmd := &cobra.Command{
+		Use:   "watch -f FILE",
+		Short: "Run as a daemon: apply, then follow the file and repair drift (systemd notify, Prometheus metrics)",
+		Long: `Apply the file, then converge again whenever the file changes, the kernel state
+netreconcile owns drifts (links, addresses, routes, neighbours in the node and pod
+namespaces), on SIGHUP, and every --resync. An invalid or missing file is logged and
+the last good one is kept. SIGTERM/SIGINT stop the daemon and leave the datapath in
+place; the next start adopts it without recreating anything.
+
+Under systemd (Type=notify) it sends READY=1, RELOADING=1, STOPPING=1, STATUS= and,
+when WatchdogSec= is set, WATCHDOG=1 keep-alives. See examples/systemd/.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			// Catch SIGHUP before anything else: its default action
+			// would end the process.
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+			// Check the file before waiting for the lock, so that a
+			// missing or invalid file is reported at once.
+			if file == "-" {
+				return fmt.Errorf("watch -f -: standard input cannot be watched; give a file path")
+			}
+			r, err := spec.Load(file)
+			if err != nil {
+				return err
+			}
+			if r.Node(node) == nil {
+				return fmt.Errorf("node %q is not in %s", node, file)
+			}
+			unlock, err := lockNode(cmd, g, node)
+			if err != nil {
+				return err
+			}
+			defer unlock()
+			cfg.File, cfg.Node, cfg.NodeNetns, cfg.MetricsAddr = file, node, g.nodeNetns, metricsAddr
+			cfg.NewEngine = func() *reconcile.Engine { return g.engine(node) }
+			cfg.Log = g.log.WithValues("node", node)
+			cfg.Reload = hup
+			return daemon.Run(cmd.Context(), cfg)
+		},
+	}
+	fileFlag(cmd, &file)
+	nodeFlag(cmd, &node)
+	f := cmd.Flags()
+	f.StringVar(&metricsAddr, "metrics-addr", defaultMetricsAddr, "listen address of /metrics, /healthz and /readyz (empty: none)")
+	f.DurationVar(&cfg.Resync, "resync", daemon.DefaultResync, "full pass after this long without one (negative: never)")
+	f.DurationVar(&cfg.FileDebounce, "debounce", daemon.DefaultFileDebounce, "quiet time after a file change before reading it")
+	f.DurationVar(&cfg.KernelDebounce, "drift-debounce", daemon.DefaultKernelDebounce, "time to gather a burst of kernel events before repairing")
+	lockFlag(cmd)
+	return cmd
+}
+
+// lockFlag adds --lock-timeout to a command that changes a node.
+func lockFlag(cmd *cobra.Command) {
+	cmd.Flags().Duration("lock-timeout", 30*time.Second,
+		"how long to wait while another netreconcile (apply, destroy, watch) holds the node (0: fail at once)")
+}
+
+// lockNode takes the node's lock (see internal/nodelock) for the rest of
+// the command, waiting up to --lock-timeout with a message.
+func lockNode(cmd *cobra.Command, g *globals, node string) (release func(), err error) {
+	timeout, _ := cmd.Flags().GetDuration("lock-timeout")
+	dir := g.stateDir
+	if dir == "" {
+		dir = reconcile.DefaultStateDir
+	}
+	self := "netreconcile " + strings.Join(os.Args[1:], " ")
+	l, err := nodelock.Acquire(cmd.Context(), dir, node, self, timeout, func(h nodelock.Holder) {
+		fmt.Fprintf(cmd.ErrOrStderr(), "Waiting for node %q: it is locked by %s (waiting up to %v, --lock-timeout)\n", node, h, timeout)
+	})
+	if err != nil {
+		return func() {}, err
+	}
+	return func() { _ = l.Release() }, nil
+}
