@@ -84,6 +84,7 @@ func newRoot() *cobra.Command {
 	pf.CountVarP(&g.verbose, "verbose", "v", "more logs (repeat for more)")
 	root.AddCommand(validateCmd(g), planCmd(g), applyCmd(g), destroyCmd(g), showCmd(g), labCmd(g), explainCmd(), versionCmd())
 	root.AddCommand(watchCmd(g))
+	root.AddCommand(probeCmd())
 	return root
 }
 

@@ -333,16 +333,18 @@ static __always_inline int rewrite(struct __sk_buff *skb, struct pkt *p,
 	return 0;
 }
 
-// deliver ends the processing of a packet leaving a pod: ingress policy of
-// a local destination (the fast path skips its to-pod hook), then the
-// redirect straight into that pod, or the host stack.
+// deliver ends the processing of a packet leaving a pod: egress policy,
+// ingress policy of a local destination (the fast path skips its to-pod
+// hook), then the redirect straight into that pod, or the host stack.
+// Policy judges conn, the connection as the pods see it: p itself, or for
+// a reply whose source was just restored to the service, p before that.
 static __always_inline int deliver(struct __sk_buff *skb, struct pkt *p,
-				   const int hook, bool translated)
+				   const struct pkt *conn, const int hook, bool translated)
 {
 	struct config *cfg;
 	struct endpoint *ep;
 
-	if (policy_egress(skb, p) != NR_POLICY_ALLOW)
+	if (policy_egress(skb, conn) != NR_POLICY_ALLOW)
 		return TC_ACT_SHOT;
 	if (hook != HOOK_HOST_INGRESS)
 		return translated ? TC_ACT_OK : TC_ACT_UNSPEC;
@@ -352,7 +354,7 @@ static __always_inline int deliver(struct __sk_buff *skb, struct pkt *p,
 	ep = bpf_map_lookup_elem(&nr_endpoints, &p->t.daddr);
 	if (!ep)
 		return translated ? TC_ACT_OK : TC_ACT_UNSPEC;
-	if (policy_ingress(skb, p) != NR_POLICY_ALLOW)
+	if (policy_ingress(skb, conn) != NR_POLICY_ALLOW)
 		return TC_ACT_SHOT;
 	// The frame was addressed to the gateway (or, on a bridge, to the
 	// peer's MAC as seen by the bridge port): make the peer accept it.
@@ -580,6 +582,32 @@ static __always_inline int pick(const struct pkt *p, const struct svc_value *svc
 	return 0;
 }
 
+// forget_stale_rev deletes the REV entry of an earlier service connection
+// that a packet to a pod IP (no service) would inherit: the same client
+// address and port to the same backend address and port. Linux hands the
+// same ephemeral port out again for another destination, and conntrack
+// entries outlive their connections (LRU), so without this the replies of
+// a direct connection would be rewritten as coming from the service. TCP
+// is checked on its SYN only (a live service connection and a new direct
+// one cannot share the tuple on the backend either); UDP on every packet.
+static __always_inline void forget_stale_rev(const struct pkt *p)
+{
+	struct ct_key rk = {};
+	struct ct_value *ct;
+
+	if (p->t.proto == IPPROTO_TCP &&
+	    (p->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) != TCP_FLAG_SYN)
+		return;
+	rk.saddr = p->t.daddr;
+	rk.daddr = p->t.saddr;
+	rk.sport = p->t.dport;
+	rk.dport = p->t.sport;
+	rk.proto = p->t.proto;
+	ct = bpf_map_lookup_elem(&nr_ct, &rk);
+	if (ct && ct->type == NR_CT_REV)
+		bpf_map_delete_elem(&nr_ct, &rk);
+}
+
 // from_pod handles a packet leaving a pod: replies of translated
 // connections get their service address back; packets to a service are
 // sent to the connection's backend, chosen on its first packet.
@@ -602,9 +630,10 @@ static __always_inline int from_pod(struct __sk_buff *skb, const int hook)
 	ct = bpf_map_lookup_elem(&nr_ct, &p.t);
 	if (ct && ct->type == NR_CT_REV) {
 		__be32 daddr = ct->nat_addr ? ct->nat_addr : p.t.daddr;
+		struct pkt reply = p;
 		if (rewrite(skb, &p, ct->addr, daddr, ct->port, p.t.dport) < 0)
 			return TC_ACT_SHOT;
-		return deliver(skb, &p, hook, true);
+		return deliver(skb, &p, &reply, hook, true);
 	}
 
 	// An established connection keeps its backend, even one that left the
@@ -621,8 +650,10 @@ static __always_inline int from_pod(struct __sk_buff *skb, const int hook)
 	sk.port = p.t.dport;
 	sk.proto = p.t.proto;
 	svc = bpf_map_lookup_elem(&nr_services, &sk);
-	if (!svc)
-		return deliver(skb, &p, hook, false);
+	if (!svc) {
+		forget_stale_rev(&p);
+		return deliver(skb, &p, &p, hook, false);
+	}
 	if (ct && ct->type == NR_CT_FWD && ct->svc_id == svc->id &&
 	    backend_at(svc, ct->slot, ct->addr, ct->port)) {
 		// A retransmitted SYN: same backend, and both entries written
@@ -672,30 +703,49 @@ dnat:
 	if (rewrite(skb, &p, fwd.nat_addr ? fwd.nat_addr : p.t.saddr, fwd.addr,
 		    p.t.sport, fwd.port) < 0)
 		return TC_ACT_SHOT;
-	return deliver(skb, &p, hook, true);
+	return deliver(skb, &p, &p, hook, true);
 }
 
-// to_pod handles a packet entering a pod: replies of connections translated
-// elsewhere (backend on another node, or without our program) get their
-// service address back here.
+// to_pod handles a packet entering a pod: ingress policy (judged before
+// any translation: a reply is recognised by the backend's address), then
+// replies of connections translated elsewhere (backend on another node, or
+// without our program) get their service address back here.
 static __always_inline int to_pod(struct __sk_buff *skb, const int hook)
 {
-	struct pkt p = {};
-	struct ct_value *ct;
-	bool translated = false;
+	struct pkt p = {}, conn;
+	struct ct_value *ct, *fwd;
+	struct ct_key fk = {};
 
 	if (parse(skb, &p) < 0)
 		return TC_ACT_UNSPEC;
 	ct = bpf_map_lookup_elem(&nr_ct, &p.t);
+	conn = p;
+	if (!ct || ct->type != NR_CT_REV) {
+		// A reply that our program on the backend (same node, routed)
+		// has already given the service address back: judged as the
+		// backend sent it.
+		fk.saddr = p.t.daddr;
+		fk.daddr = p.t.saddr;
+		fk.sport = p.t.dport;
+		fk.dport = p.t.sport;
+		fk.proto = p.t.proto;
+		fwd = bpf_map_lookup_elem(&nr_ct, &fk);
+		if (fwd && fwd->type == NR_CT_FWD) {
+			conn.t.saddr = fwd->addr;
+			conn.t.sport = fwd->port;
+			if (fwd->nat_addr)
+				conn.t.daddr = fwd->nat_addr;
+		}
+	}
+	if (policy_ingress(skb, &conn) != NR_POLICY_ALLOW)
+		return TC_ACT_SHOT;
 	if (ct && ct->type == NR_CT_REV) {
 		__be32 daddr = ct->nat_addr ? ct->nat_addr : p.t.daddr;
 		if (rewrite(skb, &p, ct->addr, daddr, ct->port, p.t.dport) < 0)
 			return TC_ACT_SHOT;
-		translated = true;
+		return TC_ACT_OK;
 	}
-	if (policy_ingress(skb, &p) != NR_POLICY_ALLOW)
-		return TC_ACT_SHOT;
-	return translated ? TC_ACT_OK : TC_ACT_UNSPEC;
+	return TC_ACT_UNSPEC;
 }
 
 SEC("tc")

@@ -88,6 +88,67 @@ const (
 	NrLayoutNR_LAYOUT_VERSION NrLayout = 1
 )
 
+type NrPolCt struct {
+	_        structs.HostLayout
+	Revision uint32
+	Pad      uint32
+}
+
+type NrPolCtKey struct {
+	_     structs.HostLayout
+	Saddr uint32
+	Daddr uint32
+	Sport uint16
+	Dport uint16
+	Proto uint8
+	Dir   uint8
+	Pad   [2]uint8
+}
+
+type NrPolId struct {
+	_  structs.HostLayout
+	Id uint32
+}
+
+type NrPolIdKey struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	Addr      uint32
+}
+
+type NrPolPod struct {
+	_     structs.HostLayout
+	Flags uint32
+}
+
+type NrPolPodKey struct {
+	_   structs.HostLayout
+	Ip  uint32
+	Dir uint8
+	Pad [3]uint8
+}
+
+type NrPolRule struct {
+	_     structs.HostLayout
+	Flags uint32
+}
+
+type NrPolRuleKey struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	Local     uint32
+	Remote    uint32
+	Dir       uint8
+	Proto     uint8
+	Port      uint16
+}
+
+type NrPolState struct {
+	_        structs.HostLayout
+	Revision uint32
+	Pad      uint32
+}
+
 type NrSvcKey struct {
 	_     structs.HostLayout
 	Ip    uint32
@@ -113,6 +174,11 @@ const (
 	NrMapNrConfig      = "nr_config"
 	NrMapNrCt          = "nr_ct"
 	NrMapNrEndpoints   = "nr_endpoints"
+	NrMapNrPolCt       = "nr_pol_ct"
+	NrMapNrPolIds      = "nr_pol_ids"
+	NrMapNrPolPods     = "nr_pol_pods"
+	NrMapNrPolRules    = "nr_pol_rules"
+	NrMapNrPolState    = "nr_pol_state"
 	NrMapNrServices    = "nr_services"
 	NrMapNrSvcIds      = "nr_svc_ids"
 	NrProgNrFromPod    = "nr_from_pod"
@@ -178,6 +244,11 @@ type NrMapSpecs struct {
 	NrConfig    *ebpf.MapSpec `ebpf:"nr_config"`
 	NrCt        *ebpf.MapSpec `ebpf:"nr_ct"`
 	NrEndpoints *ebpf.MapSpec `ebpf:"nr_endpoints"`
+	NrPolCt     *ebpf.MapSpec `ebpf:"nr_pol_ct"`
+	NrPolIds    *ebpf.MapSpec `ebpf:"nr_pol_ids"`
+	NrPolPods   *ebpf.MapSpec `ebpf:"nr_pol_pods"`
+	NrPolRules  *ebpf.MapSpec `ebpf:"nr_pol_rules"`
+	NrPolState  *ebpf.MapSpec `ebpf:"nr_pol_state"`
 	NrServices  *ebpf.MapSpec `ebpf:"nr_services"`
 	NrSvcIds    *ebpf.MapSpec `ebpf:"nr_svc_ids"`
 }
@@ -213,6 +284,11 @@ type NrMaps struct {
 	NrConfig    *ebpf.Map `ebpf:"nr_config"`
 	NrCt        *ebpf.Map `ebpf:"nr_ct"`
 	NrEndpoints *ebpf.Map `ebpf:"nr_endpoints"`
+	NrPolCt     *ebpf.Map `ebpf:"nr_pol_ct"`
+	NrPolIds    *ebpf.Map `ebpf:"nr_pol_ids"`
+	NrPolPods   *ebpf.Map `ebpf:"nr_pol_pods"`
+	NrPolRules  *ebpf.Map `ebpf:"nr_pol_rules"`
+	NrPolState  *ebpf.Map `ebpf:"nr_pol_state"`
 	NrServices  *ebpf.Map `ebpf:"nr_services"`
 	NrSvcIds    *ebpf.Map `ebpf:"nr_svc_ids"`
 }
@@ -224,6 +300,11 @@ func (m *NrMaps) Close() error {
 		m.NrConfig,
 		m.NrCt,
 		m.NrEndpoints,
+		m.NrPolCt,
+		m.NrPolIds,
+		m.NrPolPods,
+		m.NrPolRules,
+		m.NrPolState,
 		m.NrServices,
 		m.NrSvcIds,
 	)

@@ -3,7 +3,6 @@ package datapath
 import (
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -203,16 +202,36 @@ func (d *Datapath) Attach(nsRef, ifname string, dir Direction) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	err = nsutil.Do(nsRef, func() error {
-		iface, err := net.InterfaceByName(ifname)
+		index, err := ifIndex(ifname)
 		if err != nil {
-			return fmt.Errorf("look up interface: %w", err)
+			return err
 		}
-		return d.attachHere(name, iface.Index, dir)
+		return d.attachHere(name, index, dir)
 	})
 	if err != nil {
 		return fmt.Errorf("attach %s: %w", describe(nsRef, ifname, dir), err)
 	}
 	return nil
+}
+
+// ifIndex looks interface name up in the calling thread's namespace with
+// one ioctl. (net.InterfaceByName dumps every link of the namespace: on a
+// node with a thousand pods that is milliseconds per call, and attaching
+// programs to every pod became quadratic.)
+func ifIndex(name string) (int, error) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return 0, fmt.Errorf("look up interface %s: %w", name, err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq(name)
+	if err == nil {
+		err = unix.IoctlIfreq(fd, unix.SIOCGIFINDEX, ifr)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("look up interface %s: %w", name, err)
+	}
+	return int(ifr.Uint32()), nil
 }
 
 // attachHere runs on a thread in the target namespace.
@@ -462,7 +481,7 @@ func (d *Datapath) inspectTCX(a *Attachment, path string, nl *nsLinks) error {
 	if tcx := info.TCX(); tcx != nil {
 		a.IfIndex = int(tcx.Ifindex)
 	}
-	a.Program, a.Current = d.describeProgram(a.ProgramID, a.Direction)
+	a.Program, a.Current = nl.describe(d, a.ProgramID, a.Direction)
 	switch {
 	case info.TCX() == nil:
 		a.Defunct, a.Reason = true, fmt.Sprintf("not a tcx link (%v)", info.Type)
@@ -490,7 +509,7 @@ func (d *Datapath) inspectTC(a *Attachment, path string, nl *nsLinks) error {
 		return err
 	}
 	recID, _ := recInfo.ID()
-	a.Program, a.Current = d.describeProgram(recID, a.Direction)
+	a.Program, a.Current = nl.describe(d, recID, a.Direction)
 	idx, why := nl.index(a.Netns, a.IfName)
 	if idx == 0 {
 		a.Defunct, a.Reason = true, why
@@ -623,12 +642,12 @@ func (d *Datapath) upgradeLink(r pinRef) (bool, error) {
 	}
 	upgraded := false
 	err = nsutil.Do(r.Netns, func() error {
-		iface, err := net.InterfaceByName(r.IfName)
+		index, err := ifIndex(r.IfName)
 		if err != nil {
 			return nil // gone: Attachments reports it defunct
 		}
 		upgraded = true
-		return d.attachTC(r.Name, iface.Index, r.Direction)
+		return d.attachTC(r.Name, index, r.Direction)
 	})
 	return upgraded, err
 }
@@ -639,10 +658,20 @@ func (d *Datapath) upgradeLink(r pinRef) (bool, error) {
 func (d *Datapath) Detach(name string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	for _, r := range listPins(d.pinDir) {
-		if r.Name != name {
+	// The pins are named after the attachment: look at the two possible
+	// paths rather than list the directories (a thousand pods' detaches
+	// would read them a thousand times).
+	for _, mode := range []string{ModeTCX, ModeTC} {
+		dir := linksDir
+		if mode == ModeTC {
+			dir = tcDir
+		}
+		r := pinRef{path: filepath.Join(d.pinDir, dir, name)}
+		if _, err := os.Lstat(r.path); err != nil || strings.Contains(name, "/") {
 			continue
 		}
+		r.Name, r.Mode = name, mode
+		r.Netns, r.IfName, r.Direction, r.parseErr = ParseAttachmentName(name)
 		if err := detach(d.pinDir, r); err != nil {
 			return err
 		}
@@ -673,7 +702,7 @@ func detach(pinDir string, r pinRef) error {
 	}
 	if r.parseErr == nil && nsutil.Exists(r.Netns) {
 		err := nsutil.Do(r.Netns, func() error {
-			iface, err := net.InterfaceByName(r.IfName)
+			index, err := ifIndex(r.IfName)
 			if err != nil {
 				return nil // gone, and its filters with it
 			}
@@ -682,7 +711,7 @@ func detach(pinDir string, r pinRef) error {
 				return err
 			}
 			defer h.Close()
-			err = h.FilterDel(tcFilter(iface.Index, r.Direction))
+			err = h.FilterDel(tcFilter(index, r.Direction))
 			if err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.EINVAL) {
 				return err
 			}
@@ -703,10 +732,34 @@ func detach(pinDir string, r pinRef) error {
 type nsLinks struct {
 	handles map[string]*netlink.Handle
 	errs    map[string]string
+	progs   map[progRef]progDesc // program descriptions already read
 }
 
 func newNSLinks() *nsLinks {
-	return &nsLinks{handles: map[string]*netlink.Handle{}, errs: map[string]string{}}
+	return &nsLinks{handles: map[string]*netlink.Handle{}, errs: map[string]string{}, progs: map[progRef]progDesc{}}
+}
+
+type progRef struct {
+	id  ebpf.ProgramID
+	dir Direction
+}
+
+type progDesc struct {
+	name    string
+	current bool
+}
+
+// describe is d.describeProgram, once per program and direction: every
+// pod's link runs one of a few programs, and reading a program's info
+// costs several syscalls.
+func (n *nsLinks) describe(d *Datapath, id ebpf.ProgramID, dir Direction) (string, bool) {
+	ref := progRef{id, dir}
+	if p, ok := n.progs[ref]; ok {
+		return p.name, p.current
+	}
+	name, current := d.describeProgram(id, dir)
+	n.progs[ref] = progDesc{name, current}
+	return name, current
 }
 
 func (n *nsLinks) handle(ref string) (*netlink.Handle, string) {

@@ -136,6 +136,15 @@ func open(pinDir string) (*Datapath, error) {
 	return d, nil
 }
 
+// addedMaps are maps that a build may find missing from a pin directory
+// that an older build of the same layout version pinned: Open adds them
+// (empty) without replacing the others. Any other missing map means the
+// pins are incomplete, and the datapath is replaced.
+var addedMaps = map[string]bool{
+	bpf.NrMapNrPolIds: true, bpf.NrMapNrPolPods: true, bpf.NrMapNrPolRules: true,
+	bpf.NrMapNrPolCt: true, bpf.NrMapNrPolState: true,
+}
+
 // Inspect opens the datapath pinned in pinDir for reading only: unlike
 // Open it creates, replaces and upgrades nothing, so plan and show stay
 // read-only. It returns a nil Datapath when pinDir holds none, and a
@@ -154,13 +163,29 @@ func Inspect(pinDir string) (*Datapath, string, error) {
 	if err != nil || reason != "" {
 		return nil, reason, err
 	}
+	opts := &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: pinDir}}
 	for name := range spec.Maps {
 		if _, err := os.Stat(filepath.Join(pinDir, name)); err != nil {
-			return nil, "map " + name + " is not pinned", nil
+			if !addedMaps[name] {
+				return nil, "map " + name + " is not pinned", nil
+			}
+			// Pinned by a build that predates the map: Open adds it,
+			// empty; reading, an unpinned empty one stands in for it.
+			ms := spec.Maps[name].Copy()
+			ms.Pinning = ebpf.PinNone
+			m, err := ebpf.NewMap(ms)
+			if err != nil {
+				return nil, "", fmt.Errorf("inspect datapath %s: stand-in for %s: %w", pinDir, name, err)
+			}
+			defer m.Close()
+			if opts.MapReplacements == nil {
+				opts.MapReplacements = map[string]*ebpf.Map{}
+			}
+			opts.MapReplacements[name] = m
 		}
 	}
 	d := &Datapath{pinDir: pinDir, nextID: 1}
-	if err := spec.LoadAndAssign(&d.objs, &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: pinDir}}); err != nil {
+	if err := spec.LoadAndAssign(&d.objs, opts); err != nil {
 		if errors.Is(err, ebpf.ErrMapIncompatible) {
 			return nil, err.Error(), nil
 		}

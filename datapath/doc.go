@@ -27,6 +27,17 @@
 //	nr_endpoints  hash  pod IP -> host-side veth ifindex (fast path)
 //	nr_config     array layout version, hairpin address, fast path switch
 //
+// Network policy (bpf/policy.h; contents from package policy/compile):
+//
+//	nr_pol_ids    LPM   address prefix -> identity (pods /32, ipBlock
+//	              prefixes; the node's own addresses are the host, 1)
+//	nr_pol_pods   hash  {local pod IP, direction} -> isolated
+//	nr_pol_rules  LPM   {local pod IP, remote identity or ANY, direction,
+//	              protocol, port block} -> allow
+//	nr_pol_ct     LRU   5-tuple + direction -> revision judged under
+//	              (131072 entries): allowed connections, per hook direction
+//	nr_pol_state  array the current revision of the policy entries
+//
 // Programs and hooks. Four entry points over one body of C:
 //
 //	nr_from_pod     tcx ingress, host-side veth  (veth, bridge): leaving pod
@@ -52,13 +63,36 @@
 // packet leaving a pod, ingress in nr_to_pod and just before a fast-path
 // redirect. Macvlan pods have no fast path (redirect_peer needs tc ingress).
 //
+// Policy. Each node judges its own pods only: the egress side of a pod
+// when a packet leaves it, the ingress side when a packet reaches it, on
+// the connection as the pods see it (after DNAT to the backend; a reply
+// before its service address is restored, also when our program on the
+// backend restored it already and the node routes it to a local client).
+// Cross-node traffic is judged twice, on each node for its own pod; the
+// identity map holds every pod of the cluster (addresses are known from
+// the file), so the destination node knows the source pod's identity from
+// its address. A new connection costs one LPM lookup for the remote
+// identity and at most two rule lookups; every other packet one or two
+// conntrack lookups. Connections are tracked whatever the isolation, so
+// that isolating a pod later never cuts the replies of its allowed
+// connections. After a policy change the control plane writes the new
+// revision last; each tracked connection's next packet is judged again,
+// so allowed connections carry on and no longer allowed ones stop. Only
+// unfragmented TCP and UDP are judged: other protocols (ICMP, SCTP) and IP
+// fragments pass unjudged.
+//
 // Why conntrack before the service map: an established connection keeps
 // its backend whatever happens to the service, like netfilter NAT; a TCP SYN
 // re-picks unless its recorded backend still holds its slot, so recycled
 // 4-tuples never stick to a removed backend. When a service loses backends,
 // SetService writes the new slots before shrinking the count and deletes
 // the UDP conntrack entries of removed backends (UDP has no end to drain);
-// TCP connections to them drain, as with kube-proxy.
+// TCP connections to them drain, as with kube-proxy. Entries have no
+// timeout: they stay until the LRU needs their room. A client that later
+// reaches the same backend address and port directly (pod IP) from the
+// same source port would have that connection's replies rewritten by the
+// old REV entry, so a packet to a pod IP drops the REV entry of its
+// reverse tuple (TCP on its SYN, UDP on every packet).
 //
 // Upgrades. Pinned maps are reused when their layout version and spec
 // match; otherwise they are replaced (services, endpoints and conntrack
@@ -76,7 +110,13 @@
 // Scale. Per packet: one conntrack lookup, plus for new connections one
 // service lookup, one backend lookup and two conntrack inserts; the cost
 // does not depend on the number of services. One service change writes
-// only the slots that change.
+// only the slots that change. Policy adds one or two conntrack lookups per
+// hook, and for a new connection at most three LPM lookups and an insert,
+// whatever the number of policies.
+//
+// Upgrades from a build without the policy maps: Open adds them (empty)
+// beside the pinned service maps, and Inspect reads them as empty, so
+// services keep running across the upgrade.
 //
 // Limits: IPv4 only; fragments and ICMP errors about translated connections
 // are not translated; host-network clients (node processes) are not
@@ -85,4 +125,8 @@
 // host-side interfaces drops them, loose (2) or off (0) is needed. A
 // client's connections from one source port to two services that resolve
 // to the same backend collide (as they would on the backend itself).
+// Conntrack holds 32768 connections (two entries each): beyond that the
+// least recently used are forgotten, and an idle long-lived connection
+// that loses its entries is load-balanced afresh on its next packet (and
+// reset unless that picks the same backend).
 package datapath

@@ -13,7 +13,7 @@ func snapshot(t *testing.T, ns string) string {
 	t.Helper()
 	fdb, _ := exec.Command("bridge", "-n", ns, "fdb", "show").CombinedOutput()
 	return ip(t, ns, "-o", "link", "show") + ip(t, ns, "-o", "-4", "addr", "show") +
-		ip(t, ns, "route", "show", "table", "all") + ip(t, ns, "neigh", "show", "nud", "permanent") +
+		ip(t, ns, "-4", "route", "show", "table", "all") + ip(t, ns, "neigh", "show", "nud", "permanent") +
 		ip(t, ns, "neigh", "show", "proxy") + string(fdb)
 }
 

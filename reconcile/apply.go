@@ -188,7 +188,8 @@ func (a *applier) step(c Change) error {
 		obj = c.Observed
 	}
 	switch o := obj.(type) {
-	case *state.Datapath, *state.Service, *state.Endpoint, *state.Attach:
+	case *state.Datapath, *state.Service, *state.Endpoint, *state.Attach,
+		*state.PolicyIdentity, *state.PodPolicy, *state.PolicyRevision:
 		return a.datapathStep(c)
 	case *state.Netns:
 		if c.Action == Delete {

@@ -44,6 +44,9 @@ func desiredDatapath(cfg *Config, r *spec.Resolved, n *drivers.Node, s *state.St
 			}
 		}
 	}
+	if err := desiredPolicy(cfg, r, n, s); err != nil {
+		return err
+	}
 	for _, p := range r.PodsOn(n.Name) {
 		owner := drivers.PodOwner(&p)
 		var objs []state.Object
@@ -184,7 +187,7 @@ func (o *observer) observeDatapath(byIndex map[int]string, desired *state.State)
 		obj.OwnerK = ownerIn(desired, obj)
 		o.obs.Owned.Put(obj)
 	}
-	return nil
+	return o.observePolicy(dp, desired)
 }
 
 func ownerIn(desired *state.State, o state.Object) string {
@@ -307,6 +310,8 @@ func (a *applier) datapathStep(c Change) error {
 			return err
 		}
 		return dp.SetEndpoint(o.IP, datapath.Endpoint{IfIndex: idx})
+	case *state.PolicyIdentity, *state.PodPolicy, *state.PolicyRevision:
+		return policyStep(dp, c)
 	case *state.Attach:
 		if c.Action == Delete {
 			return dp.Detach(o.Name)
@@ -337,7 +342,7 @@ func impliedByDatapath(dels []Change) {
 	}
 	for i := range dels {
 		switch dels[i].Observed.(type) {
-		case *state.Service, *state.Endpoint, *state.Attach:
+		case *state.Service, *state.Endpoint, *state.Attach, *state.PolicyIdentity, *state.PodPolicy, *state.PolicyRevision:
 			if dels[i].ImpliedBy == "" {
 				dels[i].ImpliedBy = gone
 			}

@@ -310,7 +310,7 @@ func (p *Plan) WriteText(w io.Writer) {
 			if c.Desired != nil && c.Desired.Immutable(ch.Name) {
 				note = " # forces replacement"
 			}
-			if ch.Name == "backends" {
+			if ch.Name == "backends" || ch.Name == "rules" {
 				fmt.Fprintf(w, "      ~ %s: %s\n", ch.Name, listDiff(ch.From, ch.To))
 				continue
 			}
@@ -374,7 +374,9 @@ func sortedKeys(m map[string]string) []string {
 // readdOnLinkLoss re-adds addresses, neighbours and routes of links that
 // are deleted and created again (a replace, or a pod's eth0 changing type
 // with its mode): the kernel removes them with the old link, even those
-// that are otherwise unchanged. A veth takes its pod end along.
+// that are otherwise unchanged. A veth takes its pod end along. Datapath
+// objects on such a link are redone too: the fast-path endpoint holds the
+// old ifindex, and a program attachment dies with its interface.
 func readdOnLinkLoss(desired *state.State, obs *Observed, dels, puts []Change) []Change {
 	lost := map[string]string{}
 	for _, c := range dels {
@@ -395,7 +397,7 @@ func readdOnLinkLoss(desired *state.State, obs *Observed, dels, puts []Change) [
 		planned[c.Kind+"|"+c.Key] = true
 	}
 	var out []Change
-	for _, k := range []state.Kind{state.KindAddr, state.KindNeigh, state.KindRoute} {
+	for _, k := range []state.Kind{state.KindAddr, state.KindNeigh, state.KindRoute, state.KindEndpoint, state.KindAttach} {
 		for _, want := range desired.Of(k) {
 			var link string
 			switch v := want.(type) {
@@ -405,6 +407,10 @@ func readdOnLinkLoss(desired *state.State, obs *Observed, dels, puts []Change) [
 				link = state.LinkKey(v.NS, v.Link)
 			case *state.Route:
 				link = state.LinkKey(v.NS, v.Dev)
+			case *state.Endpoint:
+				link = state.LinkKey(state.NodeNS, v.Dev)
+			case *state.Attach:
+				link = state.LinkKey(v.NS, v.IfName)
 			}
 			gone, ok := lost[link]
 			if !ok || planned[k.String()+"|"+want.Key()] || obs.Owned.Get(k, want.Key()) == nil {

@@ -174,6 +174,8 @@ func (c *checker) cluster(t *Topology, r *Resolved) {
 		if p, ok := c.cidr("cluster.serviceCIDR", cl.ServiceCIDR); ok {
 			if cl.PodCIDR != "" && r.PodCIDR.IsValid() && r.PodCIDR.Overlaps(p) {
 				c.add("cluster.serviceCIDR", "%s overlaps cluster.podCIDR %s", p, r.PodCIDR)
+			} else if rs, why := reservedRange(p); why != "" {
+				c.add("cluster.serviceCIDR", "%s overlaps %s (%s)", p, rs, why)
 			} else {
 				r.ServiceCIDR = p
 			}
@@ -499,6 +501,32 @@ func (c *checker) containerPorts(path string, ports []ContainerPort) []Container
 		out = append(out, cp)
 	}
 	return out
+}
+
+// reservedRanges are IPv4 ranges a clusterIP can never come from: a pod
+// would route them to itself or nowhere, and the link-local range holds
+// the veth pods' gateway (169.254.1.1) and the datapath's hairpin source
+// (169.254.42.1).
+var reservedRanges = []struct {
+	p   netip.Prefix
+	why string
+}{
+	{netip.MustParsePrefix("0.0.0.0/8"), "\"this network\""},
+	{netip.MustParsePrefix("127.0.0.0/8"), "loopback"},
+	{netip.MustParsePrefix("169.254.0.0/16"), "link-local: the pods' gateway 169.254.1.1 and the hairpin source 169.254.42.1"},
+	{netip.MustParsePrefix("224.0.0.0/4"), "multicast"},
+	{netip.MustParsePrefix("240.0.0.0/4"), "reserved, with the broadcast address"},
+}
+
+// reservedRange returns the reserved range p overlaps and why it is
+// reserved, or "" when it overlaps none.
+func reservedRange(p netip.Prefix) (netip.Prefix, string) {
+	for _, r := range reservedRanges {
+		if r.p.Overlaps(p) {
+			return r.p, r.why
+		}
+	}
+	return netip.Prefix{}, ""
 }
 
 func (c *checker) services(t *Topology, r *Resolved) {

@@ -3,6 +3,7 @@ package state
 import (
 	"fmt"
 	"net/netip"
+	"strconv"
 	"strings"
 )
 
@@ -44,8 +45,11 @@ type Service struct {
 	OwnerK   string     `json:"owner,omitempty"`
 }
 
-func (s *Service) Kind() Kind    { return KindService }
-func (s *Service) Key() string   { return fmt.Sprintf("%s:%d/%s", s.IP, s.Port, s.Proto) }
+func (s *Service) Kind() Kind { return KindService }
+func (s *Service) Key() string {
+	// called for every service on every comparison of a plan: no fmt
+	return s.IP.String() + ":" + strconv.Itoa(int(s.Port)) + "/" + s.Proto
+}
 func (s *Service) Owner() string { return s.OwnerK }
 func (s *Service) Attrs() []Attr {
 	return []Attr{{"backends", strings.Join(s.Backends, ",")}, {"affinity", fmt.Sprint(s.Affinity)}}

@@ -18,6 +18,10 @@ type stateJSON struct {
 	Services  []*Service  `json:"services,omitempty"`
 	Endpoints []*Endpoint `json:"endpoints,omitempty"`
 	Attaches  []*Attach   `json:"programs,omitempty"`
+
+	PolicyIdentities []*PolicyIdentity `json:"policyIdentities,omitempty"`
+	PodPolicies      []*PodPolicy      `json:"podPolicies,omitempty"`
+	PolicyRevisions  []*PolicyRevision `json:"policyRevisions,omitempty"`
 }
 
 // MarshalJSON implements json.Marshaler.
@@ -48,6 +52,12 @@ func (s *State) MarshalJSON() ([]byte, error) {
 				j.Endpoints = append(j.Endpoints, v)
 			case *Attach:
 				j.Attaches = append(j.Attaches, v)
+			case *PolicyIdentity:
+				j.PolicyIdentities = append(j.PolicyIdentities, v)
+			case *PodPolicy:
+				j.PodPolicies = append(j.PodPolicies, v)
+			case *PolicyRevision:
+				j.PolicyRevisions = append(j.PolicyRevisions, v)
 			}
 		}
 	}
@@ -89,6 +99,15 @@ func (s *State) UnmarshalJSON(b []byte) error {
 		s.Put(o)
 	}
 	for _, o := range j.Attaches {
+		s.Put(o)
+	}
+	for _, o := range j.PolicyIdentities {
+		s.Put(o)
+	}
+	for _, o := range j.PodPolicies {
+		s.Put(o)
+	}
+	for _, o := range j.PolicyRevisions {
 		s.Put(o)
 	}
 	return nil

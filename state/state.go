@@ -49,10 +49,13 @@ const (
 	KindService
 	KindEndpoint
 	KindAttach
+	KindPolicyIdentity
+	KindPodPolicy
+	KindPolicyRevision
 )
 
 var kindNames = [...]string{"netns", "link", "sysctl", "address", "neighbour", "route",
-	"datapath", "service", "endpoint", "program"}
+	"datapath", "service", "endpoint", "program", "policy-identity", "pod-policy", "policy-revision"}
 
 func (k Kind) String() string { return kindNames[k] }
 
@@ -375,11 +378,17 @@ func (s *State) Remove(k Kind, key string) { delete(s.objs[k], key) }
 // Of returns the objects of kind k sorted by key.
 func (s *State) Of(k Kind) []Object {
 	m := s.objs[k]
-	out := make([]Object, 0, len(m))
-	for _, o := range m {
-		out = append(out, o)
+	// Sort the map's keys (each object's Key()): computing keys in the
+	// comparisons cost most of a plan with thousands of services.
+	keys := make([]string, 0, len(m))
+	for key := range m {
+		keys = append(keys, key)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Key() < out[j].Key() })
+	sort.Strings(keys)
+	out := make([]Object, len(keys))
+	for i, key := range keys {
+		out[i] = m[key]
+	}
 	return out
 }
 
@@ -395,7 +404,7 @@ func (s *State) Len() int {
 // Kinds lists every kind in creation order.
 func Kinds() []Kind {
 	return []Kind{KindNetns, KindLink, KindSysctl, KindAddr, KindNeigh, KindRoute,
-		KindDatapath, KindService, KindEndpoint, KindAttach}
+		KindDatapath, KindService, KindEndpoint, KindAttach, KindPolicyIdentity, KindPodPolicy, KindPolicyRevision}
 }
 
 func sameAttrs(a, b Object) bool {

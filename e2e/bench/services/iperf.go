@@ -1,0 +1,108 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// iperf runs one single-stream iperf3 test of secs seconds: a one-off
+// server bound to bindIP:port in srvNS, the client in cliNS connecting to
+// dst:port (a pod IP, a clusterIP or 127.0.0.1). The server is killed by
+// its pid if it is still there. It returns Gbit/s received and the
+// sender's retransmissions.
+func iperf(ctx context.Context, srvNS, bindIP, cliNS, dst string, port, secs int) (float64, int, error) {
+	srv := exec.Command("ip", "netns", "exec", srvNS, "iperf3", "-s", "-1", "-B", bindIP, "-p", fmt.Sprint(port))
+	srv.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var srvOut bytes.Buffer
+	srv.Stdout, srv.Stderr = &srvOut, &srvOut
+	if err := srv.Start(); err != nil {
+		return 0, 0, err
+	}
+	done := make(chan struct{})
+	go func() { _ = srv.Wait(); close(done) }()
+	defer func() {
+		select {
+		case <-done:
+		default:
+			_ = syscall.Kill(-srv.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+	}()
+	if err := waitListening(ctx, srvNS, port, done); err != nil {
+		return 0, 0, fmt.Errorf("%w\n%s", err, srvOut.String())
+	}
+	cctx, cancel := context.WithTimeout(ctx, time.Duration(secs+30)*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(cctx, "ip", "netns", "exec", cliNS, "iperf3", "-c", dst, "-p", fmt.Sprint(port),
+		"-t", fmt.Sprint(secs), "-J").Output()
+	var j struct {
+		End struct {
+			Sent struct {
+				Retransmits int `json:"retransmits"`
+			} `json:"sum_sent"`
+			Received struct {
+				BitsPerSecond float64 `json:"bits_per_second"`
+			} `json:"sum_received"`
+		} `json:"end"`
+		Error string `json:"error"`
+	}
+	if jerr := json.Unmarshal(out, &j); jerr == nil && j.Error != "" {
+		return 0, 0, fmt.Errorf("iperf3 -c %s:%d: %s", dst, port, j.Error)
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("iperf3 -c %s:%d: %w\n%s", dst, port, err, out)
+	}
+	if err := json.Unmarshal(out, &j); err != nil {
+		return 0, 0, fmt.Errorf("iperf3 output: %w", err)
+	}
+	return j.End.Received.BitsPerSecond / 1e9, j.End.Sent.Retransmits, nil
+}
+
+// waitListening waits until something listens on TCP port in ns, without
+// connecting (a one-off iperf3 server would take a probe for its test).
+func waitListening(ctx context.Context, ns string, port int, exited <-chan struct{}) error {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		out, _ := exec.CommandContext(ctx, "ip", "netns", "exec", ns, "ss", "-Hltn", fmt.Sprintf("sport = :%d", port)).Output()
+		if strings.TrimSpace(string(out)) != "" {
+			return nil
+		}
+		select {
+		case <-exited:
+			return errors.New("iperf3 server exited")
+		case <-ctx.Done():
+			return ctx.Err()
+		default:
+		}
+		if time.Now().After(deadline) {
+			return errors.New("iperf3 server not listening after 5s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// ensureTools installs the Debian packages the bench needs when their
+// commands are missing.
+func ensureTools(ctx context.Context) error {
+	need := map[string]string{"iperf3": "iperf3", "iptables-nft-restore": "iptables", "ss": "iproute2"}
+	for cmd, pkg := range need {
+		if _, err := exec.LookPath(cmd); err == nil {
+			continue
+		}
+		fmt.Fprintf(os.Stderr, "%s missing: apt-get install -y %s\n", cmd, pkg)
+		c := exec.CommandContext(ctx, "apt-get", "install", "-y", "-qq", pkg)
+		c.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+		if out, err := c.CombinedOutput(); err != nil {
+			return fmt.Errorf("install %s: %w\n%s", pkg, err, tail(out))
+		}
+	}
+	return nil
+}

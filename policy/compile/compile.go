@@ -1,0 +1,706 @@
+package compile
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"maps"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/netreconcile/netreconcile/spec"
+)
+
+// Reserved identities, as the datapath reads them (bpf/policy.h).
+const (
+	// World is an address in no class: no identity entry matches it.
+	World uint32 = 0
+	// Host is the node's own addresses, always allowed.
+	Host uint32 = 1
+	// Any in a rule matches every remote address.
+	Any uint32 = 0xffffffff
+)
+
+// Directions of a Side.
+const (
+	Ingress = "ingress"
+	Egress  = "egress"
+)
+
+// ErrUnknownNode is returned for a node the file does not declare.
+var ErrUnknownNode = errors.New("no such node in the topology")
+
+// Program is what one node's datapath holds to enforce the policies.
+type Program struct {
+	Node string
+	// Identities are the identity map's entries, by prefix.
+	Identities []Identity
+	// Sides are the isolated sides of the node's pods, sorted by address
+	// and direction. A side that is not listed is not isolated.
+	Sides []Side
+	// Revision stands for all of the above; never 0.
+	Revision uint32
+}
+
+// Identity is one entry of the identity map: the addresses of Prefix that
+// no longer prefix claims have identity ID.
+type Identity struct {
+	Prefix netip.Prefix
+	ID     uint32
+	// Class describes the class for humans (and is hashed into ID).
+	Class string
+}
+
+// Side is one isolated direction of one local pod and the rules that
+// allow connections on it.
+type Side struct {
+	Pod   string // namespace/name
+	IP    netip.Addr
+	Dir   string // Ingress or Egress
+	Rules []Rule // sorted (CompareRules), no duplicates
+}
+
+// Rule allows connections whose remote end has identity Remote (or Any),
+// with protocol Proto, to a port in [Port, Port + 2^(16-PortBits)).
+type Rule struct {
+	Remote   uint32
+	Proto    string // TCP, UDP or SCTP
+	Port     uint16
+	PortBits uint8 // 16: the single port Port; 0: every port (Port 0)
+}
+
+// String prints the rule as plans show it: remote/protocol/ports, e.g.
+// "1f2e3d4c/TCP/80", "any/UDP/64-127", "any/TCP/all".
+func (r Rule) String() string {
+	remote := fmt.Sprintf("%08x", r.Remote)
+	if r.Remote == Any {
+		remote = "any"
+	}
+	return remote + "/" + r.Proto + "/" + PortsText(r.Port, r.PortBits)
+}
+
+// PortsText prints a port block: "80", "64-127" or "all".
+func PortsText(port uint16, bits uint8) string {
+	switch {
+	case bits == 0:
+		return "all"
+	case bits >= 16:
+		return strconv.Itoa(int(port))
+	}
+	last := int(port) + 1<<(16-bits) - 1
+	return strconv.Itoa(int(port)) + "-" + strconv.Itoa(last)
+}
+
+// ParseRule reads Rule.String's form back.
+func ParseRule(s string) (Rule, error) {
+	parts := strings.Split(s, "/")
+	if len(parts) != 3 {
+		return Rule{}, fmt.Errorf("parse policy rule %q: want remote/protocol/ports", s)
+	}
+	var r Rule
+	if parts[0] == "any" {
+		r.Remote = Any
+	} else {
+		id, err := strconv.ParseUint(parts[0], 16, 32)
+		if err != nil {
+			return Rule{}, fmt.Errorf("parse policy rule %q: remote: %w", s, err)
+		}
+		r.Remote = uint32(id)
+	}
+	r.Proto = parts[1]
+	if !slices.Contains(spec.Protocols, r.Proto) {
+		return Rule{}, fmt.Errorf("parse policy rule %q: protocol %q", s, r.Proto)
+	}
+	if parts[2] == "all" {
+		return r, nil
+	}
+	lo, hi, isRange := strings.Cut(parts[2], "-")
+	first, err := strconv.ParseUint(lo, 10, 16)
+	if err != nil {
+		return Rule{}, fmt.Errorf("parse policy rule %q: port: %w", s, err)
+	}
+	r.Port, r.PortBits = uint16(first), 16
+	if isRange {
+		last, err := strconv.ParseUint(hi, 10, 16)
+		if err != nil || last < first {
+			return Rule{}, fmt.Errorf("parse policy rule %q: bad port range", s)
+		}
+		size := last - first + 1
+		if size&(size-1) != 0 || first%size != 0 {
+			return Rule{}, fmt.Errorf("parse policy rule %q: %d-%d is not an aligned block", s, first, last)
+		}
+		for size > 1 {
+			size >>= 1
+			r.PortBits--
+		}
+	}
+	return r, nil
+}
+
+// CompareRules orders rules by remote, protocol and ports.
+func CompareRules(a, b Rule) int {
+	return cmp.Or(cmp.Compare(a.Remote, b.Remote), cmp.Compare(a.Proto, b.Proto),
+		cmp.Compare(a.Port, b.Port), cmp.Compare(a.PortBits, b.PortBits))
+}
+
+// PortBlocks splits the range [first, last] into the fewest aligned
+// power-of-two blocks, as (first port, fixed bits) pairs.
+func PortBlocks(first, last int) [][2]int {
+	var out [][2]int
+	for lo := first; lo <= last; {
+		size := 1 << 16
+		for size > 1 && (lo%size != 0 || lo+size-1 > last) {
+			size >>= 1
+		}
+		bits := 16
+		for s := size; s > 1; s >>= 1 {
+			bits--
+		}
+		out = append(out, [2]int{lo, bits})
+		lo += size
+	}
+	return out
+}
+
+// Node compiles r's policies for node.
+func Node(r *spec.Resolved, node string) (*Program, error) {
+	n := r.Node(node)
+	if n == nil {
+		return nil, fmt.Errorf("compile policies for node %q: %w", node, ErrUnknownNode)
+	}
+	c := &compiler{r: r, node: n, classOf: map[netip.Addr]*class{}}
+	c.selectSides()
+	prog := &Program{Node: node}
+	if len(c.sides) > 0 {
+		c.collectBlocks()
+		c.buildClasses()
+		prog.Identities = c.identities()
+		for _, s := range c.sides {
+			prog.Sides = append(prog.Sides, c.compileSide(s))
+		}
+	}
+	prog.Revision = revision(prog)
+	return prog, nil
+}
+
+// side is an isolated side of a local pod with the policies that select it.
+type side struct {
+	pod      *spec.ResolvedPod
+	dir      string
+	policies []*spec.ResolvedPolicy
+}
+
+// block is an IPv4 ipBlock; text names it in class descriptions.
+type block struct {
+	text   string
+	cidr   netip.Prefix
+	except []netip.Prefix
+}
+
+func (b *block) contains(p netip.Prefix) bool {
+	if !covers(b.cidr, p) {
+		return false
+	}
+	for _, e := range b.except {
+		if covers(e, p) {
+			return false
+		}
+	}
+	return true
+}
+
+// covers reports whether every address of p is in outer.
+func covers(outer, p netip.Prefix) bool {
+	return outer.Bits() <= p.Bits() && outer.Contains(p.Addr())
+}
+
+// class is an identity class.
+type class struct {
+	desc   string
+	id     uint32
+	pod    *spec.ResolvedPod // a member, for pod classes (ports and labels)
+	blocks map[string]bool   // texts of the blocks its members are in
+}
+
+type compiler struct {
+	r    *spec.Resolved
+	node *spec.ResolvedNode
+
+	sides   []side
+	blocks  []*block // sorted by text
+	classes []*class // every class with members; sorted by desc
+	podCls  []*class // the pod classes
+	classOf map[netip.Addr]*class
+	netCls  map[netip.Prefix]*class // classes of ipBlock prefixes (nil: the world)
+
+	// Pod classes by namespace, and by namespace and label pair, so that
+	// a selector looks at the classes that can match, not at every pod.
+	byNS    map[string][]*class
+	byLabel map[string]map[string][]*class // namespace -> "key=value"
+	nsNames []string                       // every namespace, sorted
+	inBlock map[string][]*class            // block text -> classes in it
+}
+
+func (c *compiler) selectSides() {
+	for i := range c.r.Pods {
+		p := &c.r.Pods[i]
+		if p.Node != c.node.Name || !p.IP.Is4() {
+			continue
+		}
+		for _, dir := range []string{Ingress, Egress} {
+			s := side{pod: p, dir: dir}
+			for j := range c.r.Policies {
+				pol := &c.r.Policies[j]
+				if pol.Namespace == p.Namespace && slices.Contains(pol.Spec.PolicyTypes, specDir(dir)) &&
+					matches(&pol.Spec.PodSelector, p.Labels) {
+					s.policies = append(s.policies, pol)
+				}
+			}
+			if len(s.policies) > 0 {
+				c.sides = append(c.sides, s)
+			}
+		}
+	}
+	slices.SortStableFunc(c.sides, func(a, b side) int {
+		return cmp.Or(a.pod.IP.Compare(b.pod.IP), strings.Compare(a.dir, b.dir))
+	})
+}
+
+func specDir(dir string) string {
+	if dir == Ingress {
+		return spec.PolicyIngress
+	}
+	return spec.PolicyEgress
+}
+
+// rule is an ingress or egress rule seen the same way.
+type rule struct {
+	peers []spec.PolicyPeer
+	ports []spec.PolicyPort
+}
+
+func rulesOf(pol *spec.ResolvedPolicy, dir string) []rule {
+	var out []rule
+	if dir == Ingress {
+		for _, r := range pol.Spec.Ingress {
+			out = append(out, rule{r.From, r.Ports})
+		}
+	} else {
+		for _, r := range pol.Spec.Egress {
+			out = append(out, rule{r.To, r.Ports})
+		}
+	}
+	return out
+}
+
+// collectBlocks gathers the IPv4 ipBlocks of the rules that apply here.
+// IPv6 blocks match no address the datapath sees.
+func (c *compiler) collectBlocks() {
+	byText := map[string]*block{}
+	for _, s := range c.sides {
+		for _, pol := range s.policies {
+			for _, ru := range rulesOf(pol, s.dir) {
+				for _, peer := range ru.peers {
+					if peer.IPBlock == nil {
+						continue
+					}
+					b, ok := parseBlock(peer.IPBlock)
+					if ok {
+						byText[b.text] = b
+					}
+				}
+			}
+		}
+	}
+	for _, t := range slices.Sorted(maps.Keys(byText)) {
+		c.blocks = append(c.blocks, byText[t])
+	}
+}
+
+func parseBlock(ib *spec.IPBlock) (*block, bool) {
+	cidr, err := netip.ParsePrefix(ib.CIDR)
+	if err != nil || !cidr.Addr().Is4() {
+		return nil, false
+	}
+	b := &block{cidr: cidr.Masked()}
+	var ex []string
+	for _, e := range ib.Except {
+		p, err := netip.ParsePrefix(e)
+		if err != nil || !p.Addr().Is4() {
+			continue
+		}
+		b.except = append(b.except, p.Masked())
+		ex = append(ex, p.Masked().String())
+	}
+	slices.Sort(ex)
+	b.text = b.cidr.String()
+	if len(ex) > 0 {
+		b.text += " except " + strings.Join(ex, " ")
+	}
+	return b, true
+}
+
+func (c *compiler) membership(p netip.Prefix) (map[string]bool, string) {
+	in := map[string]bool{}
+	var names []string
+	for _, b := range c.blocks {
+		if b.contains(p) {
+			in[b.text] = true
+			names = append(names, b.text)
+		}
+	}
+	return in, strings.Join(names, "; ")
+}
+
+// buildClasses sorts every pod, and every ipBlock prefix, into its class.
+func (c *compiler) buildClasses() {
+	byDesc := map[string]*class{}
+	get := func(desc string, in map[string]bool, pod *spec.ResolvedPod) *class {
+		if k, ok := byDesc[desc]; ok {
+			return k
+		}
+		k := &class{desc: desc, blocks: in, pod: pod}
+		byDesc[desc] = k
+		return k
+	}
+	for i := range c.r.Pods {
+		p := &c.r.Pods[i]
+		if !p.IP.Is4() {
+			continue
+		}
+		in, blocks := c.membership(netip.PrefixFrom(p.IP, 32))
+		k := get(podDesc(p, blocks), in, p)
+		c.classOf[p.IP] = k
+	}
+	c.netCls = map[netip.Prefix]*class{}
+	for _, b := range c.blocks {
+		for _, p := range append([]netip.Prefix{b.cidr}, b.except...) {
+			if _, done := c.netCls[p]; done {
+				continue
+			}
+			in, blocks := c.membership(p)
+			if len(in) == 0 {
+				c.netCls[p] = nil // the world: the entry overrides a shorter prefix
+				continue
+			}
+			c.netCls[p] = get("addresses in "+blocks, in, nil)
+		}
+	}
+	c.byNS = map[string][]*class{}
+	c.byLabel = map[string]map[string][]*class{}
+	c.inBlock = map[string][]*class{}
+	for _, d := range slices.Sorted(maps.Keys(byDesc)) {
+		k := byDesc[d]
+		c.classes = append(c.classes, k)
+		for text := range k.blocks {
+			c.inBlock[text] = append(c.inBlock[text], k)
+		}
+		if k.pod == nil {
+			continue
+		}
+		c.podCls = append(c.podCls, k)
+		ns := k.pod.Namespace
+		c.byNS[ns] = append(c.byNS[ns], k)
+		if c.byLabel[ns] == nil {
+			c.byLabel[ns] = map[string][]*class{}
+		}
+		for lk, lv := range k.pod.Labels {
+			c.byLabel[ns][lk+"="+lv] = append(c.byLabel[ns][lk+"="+lv], k)
+		}
+	}
+	nsSet := map[string]bool{}
+	for ns := range c.r.Namespaces {
+		nsSet[ns] = true
+	}
+	for ns := range c.byNS {
+		nsSet[ns] = true
+	}
+	c.nsNames = slices.Sorted(maps.Keys(nsSet))
+	// Identities: a hash of the description, rehashed (in description
+	// order, so deterministically) on the rare collision or reserved value.
+	used := map[uint32]bool{World: true, Host: true, Any: true}
+	for _, k := range c.classes {
+		for n := 0; ; n++ {
+			h := fnv.New32a()
+			h.Write([]byte(k.desc))
+			if n > 0 {
+				fmt.Fprintf(h, "\x00%d", n)
+			}
+			if id := h.Sum32(); !used[id] {
+				k.id, used[id] = id, true
+				break
+			}
+		}
+	}
+}
+
+func podDesc(p *spec.ResolvedPod, blocks string) string {
+	var b strings.Builder
+	b.WriteString("pods in " + p.Namespace + " with labels {")
+	for i, k := range slices.Sorted(maps.Keys(p.Labels)) {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		b.WriteString(k + "=" + p.Labels[k])
+	}
+	b.WriteString("}")
+	if len(p.Ports) > 0 {
+		ports := make([]string, len(p.Ports))
+		for i, cp := range p.Ports {
+			ports[i] = fmt.Sprintf("%s=%d/%s", cp.Name, cp.Port, protocolOf(cp.Protocol))
+		}
+		slices.Sort(ports)
+		b.WriteString(" ports {" + strings.Join(ports, ",") + "}")
+	}
+	if blocks != "" {
+		b.WriteString(" in " + blocks)
+	}
+	return b.String()
+}
+
+func (c *compiler) identities() []Identity {
+	out := map[netip.Prefix]Identity{}
+	for p, k := range c.netCls {
+		id := Identity{Prefix: p, ID: World, Class: "the world"}
+		if k != nil {
+			id.ID, id.Class = k.id, k.desc
+		}
+		out[p] = id
+	}
+	// A pod's /32 wins over a prefix that is also a /32: the pod's class
+	// carries the same blocks.
+	for ip, k := range c.classOf {
+		out[netip.PrefixFrom(ip, 32)] = Identity{Prefix: netip.PrefixFrom(ip, 32), ID: k.id, Class: k.desc}
+	}
+	for _, a := range []netip.Addr{c.node.Address.Addr(), c.node.Gateway} {
+		if a.Is4() {
+			p := netip.PrefixFrom(a, 32)
+			out[p] = Identity{Prefix: p, ID: Host, Class: "node " + c.node.Name}
+		}
+	}
+	ids := slices.Collect(maps.Values(out))
+	slices.SortFunc(ids, func(a, b Identity) int {
+		return cmp.Or(a.Prefix.Addr().Compare(b.Prefix.Addr()), cmp.Compare(a.Prefix.Bits(), b.Prefix.Bits()))
+	})
+	return ids
+}
+
+// remotes is a rule's peer set: every address (any) or some classes.
+type remotes struct {
+	any     bool
+	classes []*class
+}
+
+func (c *compiler) peers(policyNS string, peers []spec.PolicyPeer) remotes {
+	if len(peers) == 0 {
+		return remotes{any: true}
+	}
+	set := map[*class]bool{}
+	for _, peer := range peers {
+		if peer.IPBlock != nil {
+			b, ok := parseBlock(peer.IPBlock)
+			if !ok {
+				continue
+			}
+			for _, k := range c.inBlock[b.text] {
+				set[k] = true
+			}
+			continue
+		}
+		namespaces := []string{policyNS}
+		if peer.NamespaceSelector != nil {
+			namespaces = namespaces[:0]
+			for _, ns := range c.nsNames {
+				if matches(peer.NamespaceSelector, c.namespaceLabels(ns)) {
+					namespaces = append(namespaces, ns)
+				}
+			}
+		}
+		for _, ns := range namespaces {
+			for _, k := range c.candidates(ns, peer.PodSelector) {
+				if !set[k] && (peer.PodSelector == nil || matches(peer.PodSelector, k.pod.Labels)) {
+					set[k] = true
+				}
+			}
+		}
+	}
+	out := remotes{}
+	for _, k := range c.classes {
+		if set[k] {
+			out.classes = append(out.classes, k)
+		}
+	}
+	return out
+}
+
+// candidates are the pod classes of namespace ns that sel may match: with
+// matchLabels, those carrying its rarest pair; else all of them.
+func (c *compiler) candidates(ns string, sel *spec.LabelSelector) []*class {
+	all := c.byNS[ns]
+	if sel == nil || len(sel.MatchLabels) == 0 {
+		return all
+	}
+	best := all
+	for k, v := range sel.MatchLabels {
+		if l := c.byLabel[ns][k+"="+v]; len(l) < len(best) {
+			best = l
+		}
+		if len(best) == 0 {
+			break
+		}
+	}
+	return best
+}
+
+func (c *compiler) namespaceLabels(ns string) map[string]string {
+	if l, ok := c.r.Namespaces[ns]; ok {
+		return l
+	}
+	return map[string]string{spec.MetadataNameLabel: ns}
+}
+
+func (c *compiler) compileSide(s side) Side {
+	out := Side{Pod: s.pod.Key, IP: s.pod.IP, Dir: s.dir}
+	set := map[Rule]bool{}
+	add := func(remote uint32, proto string, port uint16, bits uint8) {
+		set[Rule{Remote: remote, Proto: proto, Port: port, PortBits: bits}] = true
+	}
+	for _, pol := range s.policies {
+		for _, ru := range rulesOf(pol, s.dir) {
+			rem := c.peers(pol.Namespace, ru.peers)
+			ids := func() []uint32 {
+				if rem.any {
+					return []uint32{Any}
+				}
+				out := make([]uint32, len(rem.classes))
+				for i, k := range rem.classes {
+					out[i] = k.id
+				}
+				return out
+			}()
+			ports := ru.ports
+			if len(ports) == 0 {
+				for _, proto := range spec.Protocols {
+					for _, id := range ids {
+						add(id, proto, 0, 0)
+					}
+				}
+				continue
+			}
+			for _, pp := range ports {
+				proto := protocolOf(pp.Protocol)
+				switch {
+				case pp.Port == nil:
+					for _, id := range ids {
+						add(id, proto, 0, 0)
+					}
+				case pp.Port.IsString && s.dir == Ingress:
+					// The name is the selected pod's.
+					if n, ok := namedPort(s.pod, pp.Port.StrVal, proto); ok {
+						for _, id := range ids {
+							add(id, proto, uint16(n), 16)
+						}
+					}
+				case pp.Port.IsString:
+					// The name is each peer's: only pod classes have ports.
+					cls := rem.classes
+					if rem.any {
+						cls = c.podCls
+					}
+					for _, k := range cls {
+						if n, ok := namedPort(k.pod, pp.Port.StrVal, proto); ok {
+							add(k.id, proto, uint16(n), 16)
+						}
+					}
+				default:
+					last := pp.Port.IntVal
+					if pp.EndPort > 0 {
+						last = pp.EndPort
+					}
+					for _, blk := range PortBlocks(pp.Port.IntVal, last) {
+						for _, id := range ids {
+							add(id, proto, uint16(blk[0]), uint8(blk[1]))
+						}
+					}
+				}
+			}
+		}
+	}
+	out.Rules = slices.Collect(maps.Keys(set))
+	slices.SortFunc(out.Rules, CompareRules)
+	return out
+}
+
+func namedPort(p *spec.ResolvedPod, name, proto string) (int, bool) {
+	if p == nil {
+		return 0, false
+	}
+	for _, cp := range p.Ports {
+		if cp.Name == name && protocolOf(cp.Protocol) == proto {
+			return cp.Port, true
+		}
+	}
+	return 0, false
+}
+
+func protocolOf(p string) string {
+	if p == "" {
+		return spec.ProtocolTCP
+	}
+	return p
+}
+
+// matches is metav1.LabelSelector matching: every matchLabels pair and
+// every expression must hold; NotIn and DoesNotExist hold for an absent
+// key; an unknown operator matches nothing.
+func matches(sel *spec.LabelSelector, labels map[string]string) bool {
+	if sel == nil {
+		return false
+	}
+	for k, v := range sel.MatchLabels {
+		if got, ok := labels[k]; !ok || got != v {
+			return false
+		}
+	}
+	for _, e := range sel.MatchExpressions {
+		got, ok := labels[e.Key]
+		var hold bool
+		switch e.Operator {
+		case "In":
+			hold = ok && slices.Contains(e.Values, got)
+		case "NotIn":
+			hold = !ok || !slices.Contains(e.Values, got)
+		case "Exists":
+			hold = ok
+		case "DoesNotExist":
+			hold = !ok
+		}
+		if !hold {
+			return false
+		}
+	}
+	return true
+}
+
+// revision hashes the program's entries.
+func revision(p *Program) uint32 {
+	h := fnv.New64a()
+	for _, id := range p.Identities {
+		fmt.Fprintf(h, "id %s %d\n", id.Prefix, id.ID)
+	}
+	for _, s := range p.Sides {
+		fmt.Fprintf(h, "side %s %s\n", s.IP, s.Dir)
+		for _, r := range s.Rules {
+			fmt.Fprintf(h, "  %s\n", r)
+		}
+	}
+	sum := h.Sum64()
+	rev := uint32(sum) ^ uint32(sum>>32)
+	if rev == 0 {
+		rev = 1
+	}
+	return rev
+}

@@ -1,0 +1,376 @@
+// Package probe measures which pods can reach which, with real traffic, in
+// a lab or on a node whose pods' network namespaces are on this machine,
+// and compares the result with what the policies say (package policy).
+//
+// For every port to probe it starts a short-lived listener in every pod
+// (TCP: accept and close; UDP: echo), or uses one that is already bound
+// there, then tries every ordered pair of pods at once, a bounded number in
+// parallel: TCP counts as reached when the handshake completes (or the
+// destination refuses: the packets crossed both ways), UDP when the echo
+// (or an ICMP port unreachable) comes back. A denied connection is
+// dropped, so it costs the whole timeout; cells that look denied are tried
+// again (Options.Retries) before they count, so that a slow machine makes
+// a probe slower, not wrong. A connection that got through is proof.
+package probe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/vishvananda/netns"
+
+	"github.com/netreconcile/netreconcile/internal/nsutil"
+	"github.com/netreconcile/netreconcile/policy"
+	"github.com/netreconcile/netreconcile/spec"
+)
+
+// Target is a port and protocol to probe.
+type Target struct {
+	Port  int    `json:"port"`
+	Proto string `json:"protocol"` // TCP or UDP
+}
+
+func (t Target) String() string { return fmt.Sprintf("%d/%s", t.Port, t.Proto) }
+
+// Options tune a probe. The zero value probes every declared TCP and UDP
+// port of every pod found here, 1 s per attempt, one retry, 64 at once.
+type Options struct {
+	// Targets to probe; empty: the union of the pods' declared TCP and
+	// UDP ports.
+	Targets []Target
+	// Timeout of one attempt (default 1 s).
+	Timeout time.Duration
+	// Retries for cells that look denied (default 1; negative: none).
+	Retries int
+	// Parallel bounds the attempts in flight (default 64).
+	Parallel int
+}
+
+// Matrix is the outcome for one target over Result.Pods.
+type Matrix struct {
+	Target
+	Expected [][]bool `json:"-"`
+	Observed [][]bool `json:"-"`
+	// Disagreements lists the cells where Observed differs from Expected.
+	Disagreements []policy.Disagreement `json:"-"`
+}
+
+// Result is a whole probe.
+type Result struct {
+	// Pods are the rows and columns, in the file's key order.
+	Pods     []string
+	Matrices []Matrix
+	// Notes say what was skipped or borrowed (pods whose namespace is not
+	// here, SCTP ports, ports already bound by another server).
+	Notes []string
+}
+
+// Agree reports whether every observed matrix is the expected one.
+func (r *Result) Agree() bool {
+	for _, m := range r.Matrices {
+		if len(m.Disagreements) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// Errors matched with errors.Is.
+var (
+	// ErrNoPods: none of the file's pods has its namespace here.
+	ErrNoPods = errors.New("no pod of the file has its network namespace on this machine")
+	// ErrNoTargets: nothing to probe (no declared TCP or UDP port).
+	ErrNoTargets = errors.New("no TCP or UDP port to probe")
+)
+
+// pod is a pod found here, with its namespace open.
+type pod struct {
+	key string
+	ip  string
+	ns  netns.NsHandle
+}
+
+// Run probes r's pods and compares with policy.Matrix.
+func Run(ctx context.Context, r *spec.Resolved, o Options) (*Result, error) {
+	if o.Timeout <= 0 {
+		o.Timeout = time.Second
+	}
+	if o.Retries == 0 {
+		o.Retries = 1
+	}
+	if o.Parallel <= 0 {
+		o.Parallel = 64
+	}
+	res := &Result{}
+	var pods []*pod
+	defer func() {
+		for _, p := range pods {
+			p.ns.Close()
+		}
+	}()
+	for _, p := range r.Pods {
+		if !p.IP.Is4() {
+			res.Notes = append(res.Notes, fmt.Sprintf("pod %s skipped: %s is not IPv4", p.Key, p.IP))
+			continue
+		}
+		h, err := nsutil.Open(p.Netns)
+		if err != nil {
+			res.Notes = append(res.Notes, fmt.Sprintf("pod %s skipped: netns %s is not here", p.Key, p.Netns))
+			continue
+		}
+		pods = append(pods, &pod{key: p.Key, ip: p.IP.String(), ns: h})
+		res.Pods = append(res.Pods, p.Key)
+	}
+	if len(pods) == 0 {
+		return nil, fmt.Errorf("probe: %w", ErrNoPods)
+	}
+	targets := o.Targets
+	if len(targets) == 0 {
+		targets = declared(r, res)
+	}
+	if len(targets) == 0 {
+		return nil, fmt.Errorf("probe: %w (declare pods[].ports or give ports)", ErrNoTargets)
+	}
+
+	stop, notes, err := listen(pods, targets)
+	defer stop()
+	if err != nil {
+		return nil, err
+	}
+	res.Notes = append(res.Notes, notes...)
+
+	n := len(pods)
+	for _, t := range targets {
+		m := Matrix{Target: t, Expected: policy.Matrix(r, res.Pods, t.Port, t.Proto), Observed: grid(n)}
+		res.Matrices = append(res.Matrices, m)
+	}
+	type cell struct{ t, i, j int }
+	var todo []cell
+	for ti := range targets {
+		for i := range n {
+			for j := range n {
+				todo = append(todo, cell{ti, i, j})
+			}
+		}
+	}
+	for attempt := 0; attempt <= max(o.Retries, 0) && len(todo) > 0; attempt++ {
+		work := make(chan cell)
+		var mu sync.Mutex
+		var failed []cell
+		var wg sync.WaitGroup
+		for range min(o.Parallel, len(todo)) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for c := range work {
+					ok := try(pods[c.i], pods[c.j], targets[c.t], o.Timeout)
+					mu.Lock()
+					if ok {
+						res.Matrices[c.t].Observed[c.i][c.j] = true
+					} else {
+						failed = append(failed, c)
+					}
+					mu.Unlock()
+				}
+			}()
+		}
+	feed:
+		for _, c := range todo {
+			select {
+			case work <- c:
+			case <-ctx.Done():
+				break feed
+			}
+		}
+		close(work)
+		wg.Wait()
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("probe: %w", err)
+		}
+		todo = failed
+	}
+	for i := range res.Matrices {
+		m := &res.Matrices[i]
+		d, err := policy.Compare(res.Pods, m.Expected, m.Observed)
+		if err != nil {
+			return nil, err
+		}
+		m.Disagreements = d
+	}
+	return res, nil
+}
+
+func grid(n int) [][]bool {
+	m := make([][]bool, n)
+	for i := range m {
+		m[i] = make([]bool, n)
+	}
+	return m
+}
+
+// declared is the union of the pods' TCP and UDP ports, sorted.
+func declared(r *spec.Resolved, res *Result) []Target {
+	seen := map[Target]bool{}
+	sctp := false
+	for _, p := range r.Pods {
+		for _, cp := range p.Ports {
+			proto := cp.Protocol
+			if proto == "" {
+				proto = spec.ProtocolTCP
+			}
+			if proto == spec.ProtocolSCTP {
+				sctp = true
+				continue
+			}
+			seen[Target{cp.Port, proto}] = true
+		}
+	}
+	if sctp {
+		res.Notes = append(res.Notes, "SCTP ports are not probed")
+	}
+	out := make([]Target, 0, len(seen))
+	for t := range seen {
+		out = append(out, t)
+	}
+	slices.SortFunc(out, func(a, b Target) int {
+		if a.Port != b.Port {
+			return a.Port - b.Port
+		}
+		return strings.Compare(a.Proto, b.Proto)
+	})
+	return out
+}
+
+// listen starts a listener for every target in every pod; stop closes
+// them all.
+func listen(pods []*pod, targets []Target) (stop func(), notes []string, err error) {
+	var closers []io.Closer
+	stop = func() {
+		for _, c := range closers {
+			c.Close()
+		}
+	}
+	for _, p := range pods {
+		for _, t := range targets {
+			addr := net.JoinHostPort(p.ip, fmt.Sprint(t.Port))
+			var c io.Closer
+			err := nsutil.DoHandle(p.ns, func() error {
+				if t.Proto == spec.ProtocolUDP {
+					pc, err := net.ListenPacket("udp4", addr)
+					if err == nil {
+						go echo(pc)
+						c = pc
+					}
+					return err
+				}
+				l, err := net.Listen("tcp4", addr)
+				if err == nil {
+					go accept(l)
+					c = l
+				}
+				return err
+			})
+			switch {
+			case errors.Is(err, syscall.EADDRINUSE):
+				msg := fmt.Sprintf("%s %s: already bound there; probing the server that holds it", p.key, t)
+				if t.Proto == spec.ProtocolUDP {
+					msg += " (it must answer datagrams, or its cells read as denied)"
+				}
+				notes = append(notes, msg)
+			case err != nil:
+				return stop, notes, fmt.Errorf("probe: listen on %s in pod %s: %w", t, p.key, err)
+			default:
+				closers = append(closers, c)
+			}
+		}
+	}
+	return stop, notes, nil
+}
+
+func accept(l net.Listener) {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		c.Close()
+	}
+}
+
+func echo(pc net.PacketConn) {
+	buf := make([]byte, 1500)
+	for {
+		n, from, err := pc.ReadFrom(buf)
+		if errors.Is(err, net.ErrClosed) {
+			return
+		}
+		if err == nil {
+			pc.WriteTo(buf[:n], from)
+		}
+	}
+}
+
+// udpResend is how often a UDP attempt repeats its datagram.
+const udpResend = 100 * time.Millisecond
+
+// try makes one attempt from src to dst on t.
+func try(src, dst *pod, t Target, timeout time.Duration) bool {
+	addr := net.JoinHostPort(dst.ip, fmt.Sprint(t.Port))
+	var c net.Conn
+	network := "tcp4"
+	if t.Proto == spec.ProtocolUDP {
+		network = "udp4"
+	}
+	err := nsutil.DoHandle(src.ns, func() (err error) {
+		d := net.Dialer{Timeout: timeout}
+		c, err = d.Dial(network, addr)
+		return err
+	})
+	if network == "tcp4" {
+		if err == nil {
+			c.Close()
+		}
+		return err == nil || errors.Is(err, syscall.ECONNREFUSED)
+	}
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	payload := []byte("netreconcile-probe " + src.key + " " + addr)
+	buf := make([]byte, 1500)
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if _, err := c.Write(payload); err != nil {
+			return errors.Is(err, syscall.ECONNREFUSED)
+		}
+		round := time.Now().Add(udpResend)
+		if round.After(deadline) {
+			round = deadline
+		}
+		c.SetReadDeadline(round)
+		for {
+			n, err := c.Read(buf)
+			if err != nil {
+				if errors.Is(err, syscall.ECONNREFUSED) {
+					return true
+				}
+				break // timeout of this round: send again
+			}
+			if string(buf[:n]) == string(payload) {
+				return true
+			}
+		}
+	}
+	return false
+}
