@@ -84,6 +84,13 @@ func (d Direction) tcParent() uint32 {
 	return netlink.HANDLE_MIN_EGRESS
 }
 
+// programNames names the program of each hook (as the kernel reports it),
+// so that a datapath opened without its programs (Inspect) can still tell
+// which program an attachment should run.
+var programNames = map[Direction]string{
+	HostIngress: "nr_from_pod", HostEgress: "nr_to_pod", PodEgress: "nr_pod_egress", PodIngress: "nr_pod_ingress",
+}
+
 func (d *Datapath) program(dir Direction) *ebpf.Program {
 	switch dir {
 	case HostIngress:
@@ -384,7 +391,7 @@ func (d *Datapath) tcCurrent(h *netlink.Handle, rec string, ifindex int, dir Dir
 	}
 	for _, f := range filters {
 		if bf, ok := f.(*netlink.BpfFilter); ok && bf.Priority == tcPriority && bf.Handle == tcHandle {
-			return d.isCurrent(ebpf.ProgramID(bf.Id), progName(d.program(dir))), nil
+			return d.isCurrent(ebpf.ProgramID(bf.Id), programNames[dir]), nil
 		}
 	}
 	return false, nil
@@ -537,8 +544,7 @@ func (d *Datapath) describeProgram(id ebpf.ProgramID, dir Direction) (name strin
 	if err != nil {
 		return "", false
 	}
-	want := d.program(dir)
-	return info.Name, want != nil && info.Name == progName(want) && d.sameIdentity(info, info.Name)
+	return info.Name, info.Name == programNames[dir] && d.sameIdentity(info, info.Name)
 }
 
 // isCurrent reports whether the program id is the build's program name on
@@ -732,11 +738,13 @@ func detach(pinDir string, r pinRef) error {
 type nsLinks struct {
 	handles map[string]*netlink.Handle
 	errs    map[string]string
-	progs   map[progRef]progDesc // program descriptions already read
+	progs   map[progRef]progDesc      // program descriptions already read
+	names   map[string]map[string]int // per namespace: link name -> ifindex
 }
 
 func newNSLinks() *nsLinks {
-	return &nsLinks{handles: map[string]*netlink.Handle{}, errs: map[string]string{}, progs: map[progRef]progDesc{}}
+	return &nsLinks{handles: map[string]*netlink.Handle{}, errs: map[string]string{}, progs: map[progRef]progDesc{},
+		names: map[string]map[string]int{}}
 }
 
 type progRef struct {
@@ -784,17 +792,35 @@ func (n *nsLinks) handle(ref string) (*netlink.Handle, string) {
 	return h, ""
 }
 
-// index returns the ifindex of ifname in ref, or 0 and why not.
+// index returns the ifindex of ifname in ref, or 0 and why not. The
+// namespace's links are listed once (the node's namespace holds every
+// pod's host end: one request per attachment was most of Attachments).
 func (n *nsLinks) index(ref, ifname string) (int, string) {
 	h, why := n.handle(ref)
 	if h == nil {
 		return 0, why
 	}
-	l, err := h.LinkByName(ifname)
-	if err != nil {
-		return 0, "interface gone"
+	names, ok := n.names[ref]
+	if !ok {
+		links, err := h.LinkList()
+		if err != nil {
+			// a dump interrupted by a concurrent change: ask for this one
+			l, err := h.LinkByName(ifname)
+			if err != nil {
+				return 0, "interface gone"
+			}
+			return l.Attrs().Index, ""
+		}
+		names = make(map[string]int, len(links))
+		for _, l := range links {
+			names[l.Attrs().Name] = l.Attrs().Index
+		}
+		n.names[ref] = names
 	}
-	return l.Attrs().Index, ""
+	if idx := names[ifname]; idx != 0 {
+		return idx, ""
+	}
+	return 0, "interface gone"
 }
 
 // tcProgram returns the program id of our clsact filter on the hook.

@@ -45,6 +45,7 @@ var (
 // Directory names inside a pin directory.
 const (
 	linksDir = "links" // pinned tcx links
+	progsDir = "progs" // this build's programs, under progs/<bpf.ObjectHash()>
 	tcDir    = "tc"    // records of clsact attachments (tcx fallback)
 )
 
@@ -133,7 +134,58 @@ func open(pinDir string) (*Datapath, error) {
 		d.objs.Close()
 		return nil, err
 	}
+	if err := d.pinPrograms(); err != nil {
+		d.objs.Close()
+		return nil, err
+	}
 	return d, nil
+}
+
+// pinPrograms pins this build's programs under progs/<hash>, so Inspect
+// can identify them without loading, and drops other builds' pins (links
+// still running those programs hold them; upgradeLinks switches them).
+func (d *Datapath) pinPrograms() error {
+	root := filepath.Join(d.pinDir, progsDir)
+	dir := filepath.Join(root, bpf.ObjectHash())
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("pin programs: %w", err)
+	}
+	for _, p := range d.programs() {
+		path := filepath.Join(dir, progName(p))
+		if _, err := os.Stat(path); err == nil {
+			continue
+		}
+		if err := p.Pin(path); err != nil {
+			return fmt.Errorf("pin program %s: %w", progName(p), err)
+		}
+	}
+	ents, _ := os.ReadDir(root)
+	for _, e := range ents {
+		if e.Name() != bpf.ObjectHash() {
+			_ = os.RemoveAll(filepath.Join(root, e.Name()))
+		}
+	}
+	return nil
+}
+
+// pinnedIdentities identifies this build's programs from their pins.
+// Without pins (a datapath set up by an older build) it returns none, and
+// every attachment reads as not current until Open pins them.
+func pinnedIdentities(pinDir string) map[string]progIdentity {
+	out := map[string]progIdentity{}
+	dir := filepath.Join(pinDir, progsDir, bpf.ObjectHash())
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		p, err := ebpf.LoadPinnedProgram(filepath.Join(dir, e.Name()), nil)
+		if err != nil {
+			continue
+		}
+		if id, err := identify(p); err == nil {
+			out[e.Name()] = id
+		}
+		p.Close()
+	}
+	return out
 }
 
 // addedMaps are maps that a build may find missing from a pin directory
@@ -185,7 +237,9 @@ func Inspect(pinDir string) (*Datapath, string, error) {
 		}
 	}
 	d := &Datapath{pinDir: pinDir, nextID: 1}
-	if err := spec.LoadAndAssign(&d.objs, opts); err != nil {
+	// Maps only: loading the programs would mean verifying them on every
+	// plan; their identity comes from this build's pinned programs.
+	if err := spec.LoadAndAssign(&d.objs.NrMaps, opts); err != nil {
 		if errors.Is(err, ebpf.ErrMapIncompatible) {
 			return nil, err.Error(), nil
 		}
@@ -215,8 +269,15 @@ func (d *Datapath) init(readOnly bool) error {
 		}
 	}
 
-	d.progs = map[string]progIdentity{}
+	if readOnly {
+		d.progs = pinnedIdentities(d.pinDir)
+	} else {
+		d.progs = map[string]progIdentity{}
+	}
 	for _, p := range d.programs() {
+		if readOnly {
+			break
+		}
 		id, err := identify(p)
 		if err != nil {
 			return fmt.Errorf("inspect program: %w", err)
@@ -382,9 +443,23 @@ func Destroy(pinDir string) error {
 	return nil
 }
 
+// CheckPinDir reports, changing nothing, whether Open can use dir: it
+// must be (or be created) on a bpf filesystem, or below /sys/fs/bpf when
+// nothing is mounted there (Open mounts bpffs then). Callers check it
+// before any other change, so that a wrong pin directory fails a run
+// before it starts rather than half-way.
+func CheckPinDir(dir string) error {
+	if dir == "" {
+		return fmt.Errorf("empty pin directory: %w", ErrInvalid)
+	}
+	return bpffsFor(filepath.Clean(dir), false)
+}
+
 // ensureBPFFS checks that dir is (or will be created) on a bpf filesystem,
 // mounting the conventional one when dir is below it and it is missing.
-func ensureBPFFS(dir string) error {
+func ensureBPFFS(dir string) error { return bpffsFor(dir, true) }
+
+func bpffsFor(dir string, mount bool) error {
 	existing := dir
 	for {
 		if _, err := os.Stat(existing); err == nil {
@@ -400,6 +475,9 @@ func ensureBPFFS(dir string) error {
 		return nil
 	}
 	if (dir == bpffsMount || strings.HasPrefix(dir, bpffsMount+"/")) && !isBPFFS(bpffsMount) {
+		if !mount {
+			return nil
+		}
 		if err := os.MkdirAll(bpffsMount, 0o755); err != nil {
 			return fmt.Errorf("mount bpffs: %w (%w)", ErrUnavailable, err)
 		}

@@ -34,10 +34,16 @@ func desiredDatapath(cfg *Config, r *spec.Resolved, n *drivers.Node, s *state.St
 	if err := s.Add(&state.Datapath{PinDir: cfg.BPFFS, FastPath: true, Reusable: true, OwnerK: datapathOwner}); err != nil {
 		return err
 	}
+	// Services select pods of their own namespace only: group them once
+	// rather than scan every pod for every service port.
+	podsOf := map[string][]spec.ResolvedPod{}
+	for _, p := range r.Pods {
+		podsOf[p.Namespace] = append(podsOf[p.Namespace], p)
+	}
 	for _, svc := range r.Services {
 		for _, port := range svc.Ports {
 			obj := &state.Service{IP: svc.ClusterIP, Port: uint16(port.Port), Proto: port.Protocol,
-				Backends: Backends(r, &svc, port), Affinity: svc.SessionAffinity == "ClientIP",
+				Backends: backends(podsOf[svc.Namespace], &svc, port), Affinity: svc.SessionAffinity == "ClientIP",
 				OwnerK: "service/" + svc.Key}
 			if err := s.Add(obj); err != nil {
 				return err
@@ -87,11 +93,16 @@ func attachObject(nsRef, ns, ifname string, dir datapath.Direction, owner string
 // resolves per pod, and pods that do not declare it are left out, as
 // Kubernetes does. A service without a selector has no backends.
 func Backends(r *spec.Resolved, svc *spec.ResolvedService, port spec.ServicePort) []string {
+	return backends(r.Pods, svc, port)
+}
+
+// backends is Backends among pods.
+func backends(pods []spec.ResolvedPod, svc *spec.ResolvedService, port spec.ServicePort) []string {
 	out := []string{}
 	if len(svc.Selector) == 0 {
 		return out
 	}
-	for _, p := range r.Pods {
+	for _, p := range pods {
 		if p.Namespace != svc.Namespace || !selects(svc.Selector, p.Labels) {
 			continue
 		}
@@ -226,25 +237,48 @@ func protoName(p uint8) string {
 }
 
 // dpHolder opens the node's datapath once per apply, for all workers.
+// Map changes use the maps alone (datapath.Inspect); only attaching
+// programs or (re)creating the datapath loads the programs, which means
+// verifying them.
 type dpHolder struct {
 	pinDir string
 	mu     sync.Mutex
 	dp     *datapath.Datapath
+	full   bool // dp has its programs loaded
 	notes  []string
 }
 
-func (h *dpHolder) get() (*datapath.Datapath, error) {
+func (h *dpHolder) get(needPrograms bool) (*datapath.Datapath, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.dp != nil {
+	if h.dp != nil && (h.full || !needPrograms) {
 		return h.dp, nil
+	}
+	if h.dp != nil {
+		h.dp.Close()
+		h.dp = nil
+	}
+	if !needPrograms {
+		if dp, reason, err := datapath.Inspect(h.pinDir); err == nil && dp != nil && reason == "" {
+			h.dp = dp
+			return dp, nil
+		}
 	}
 	dp, err := datapath.Open(h.pinDir)
 	if err != nil {
 		return nil, err
 	}
-	h.dp, h.notes = dp, dp.Notes()
+	h.dp, h.full, h.notes = dp, true, dp.Notes()
 	return dp, nil
+}
+
+// takeNotes returns what opening the datapath replaced or upgraded, once.
+func (h *dpHolder) takeNotes() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := h.notes
+	h.notes = nil
+	return n
 }
 
 func (h *dpHolder) close() {
@@ -272,11 +306,13 @@ func (a *applier) datapathStep(c Change) error {
 			return err
 		}
 	}
-	dp, err := a.dp.get()
+	_, isAttach := obj.(*state.Attach)
+	_, isDatapath := obj.(*state.Datapath)
+	dp, err := a.dp.get((isAttach || isDatapath) && c.Action != Delete)
 	if err != nil {
 		return err
 	}
-	for _, n := range a.dp.notes {
+	for _, n := range a.dp.takeNotes() {
 		a.log.Info("datapath", "note", n)
 	}
 	switch o := obj.(type) {
