@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -145,7 +146,8 @@ type daemon struct {
 	specSum   [32]byte // of the last good content (the one served)
 	readSum   [32]byte // of the last content read, good or not
 	fileState string
-	fileDirs  map[string]bool   // directories whose events mean "read the file again"
+	fileDirs  map[string]bool   // directories whose events may mean "read the file again" ...
+	fileNames map[string]bool   // ... when about these names (or a ConfigMap's "..*")
 	nsPaths   map[string]string // watched namespace path -> key
 	dirs      map[string]bool   // directories watched now
 	dirsLost  bool              // some wanted directory could not be watched
@@ -171,8 +173,11 @@ type daemon struct {
 	// Kernel events arrive from the subscriptions' goroutines.
 	mu      sync.Mutex
 	inFirst time.Time
-	inNetns bool
+	inKinds map[string]int // "ns/kind" -> count since the last drain
 	wake    chan struct{}
+	// events counts, by namespace and kind, the kernel events the next
+	// pass answers (for its log line).
+	events map[string]int
 }
 
 // Run loads the file, applies it, and then converges again on every
@@ -219,7 +224,9 @@ func Run(ctx context.Context, cfg Config) error {
 			cancel()
 		}()
 	}
-	if d.fw, err = fsnotify.NewWatcher(); err != nil {
+	// Buffered: a pass that creates a thousand pod namespaces queues a
+	// thousand events while the loop is busy applying.
+	if d.fw, err = fsnotify.NewBufferedWatcher(4096); err != nil {
 		return fmt.Errorf("watch %s: %w", cfg.File, err)
 	}
 	defer d.fw.Close()
@@ -259,6 +266,7 @@ func (d *daemon) loop(ctx, runCtx context.Context) error {
 		case ev, ok := <-d.fw.Events:
 			if ok {
 				d.fsEvent(ev)
+				d.drainFS()
 			}
 		case err, ok := <-d.fw.Errors:
 			if ok {
@@ -349,6 +357,11 @@ func (d *daemon) fire(ctx context.Context, now time.Time) {
 		run &^= tDirs
 	}
 	if run != 0 {
+		// Any pass observes everything: it answers kernel events, a
+		// retry and the resync whether or not they were due yet. (A file
+		// still changing keeps its own quiet time.)
+		run |= d.pending & (tKernel | tRetry | tResync)
+		d.pending &^= tKernel | tRetry | tResync
 		d.pass(ctx, run)
 		if run&tReload != 0 {
 			d.n.Ready(d.status())
@@ -380,6 +393,10 @@ func (d *daemon) onKernel(ev KernelEvent) {
 	if d.inFirst.IsZero() {
 		d.inFirst = ev.At
 	}
+	if d.inKinds == nil {
+		d.inKinds = map[string]int{}
+	}
+	d.inKinds[nsLabel(ev.NS)+"/"+ev.Kind]++
 	d.mu.Unlock()
 	select {
 	case d.wake <- struct{}{}:
@@ -389,16 +406,39 @@ func (d *daemon) onKernel(ev KernelEvent) {
 
 func (d *daemon) drainKernel(now time.Time) {
 	d.mu.Lock()
-	first := d.inFirst
-	d.inFirst = time.Time{}
+	first, kinds := d.inFirst, d.inKinds
+	d.inFirst, d.inKinds = time.Time{}, nil
 	d.mu.Unlock()
 	if first.IsZero() {
 		return
+	}
+	if d.events == nil {
+		d.events = map[string]int{}
+	}
+	for k, n := range kinds {
+		d.events[k] += n
 	}
 	if d.kernelFirst.IsZero() {
 		d.kernelFirst = first
 	}
 	d.schedule(tKernel, now)
+}
+
+// drainFS handles the file system events already queued, so that a
+// backlog gathered during a long pass (our own apply creating many pod
+// namespaces) is read at once rather than one per pass.
+func (d *daemon) drainFS() {
+	for {
+		select {
+		case ev, ok := <-d.fw.Events:
+			if !ok {
+				return
+			}
+			d.fsEvent(ev)
+		default:
+			return
+		}
+	}
 }
 
 // fsEvent sorts a file system event: the topology file's directory, or a
@@ -412,15 +452,34 @@ func (d *daemon) fsEvent(ev fsnotify.Event) {
 		d.dirsLost = true
 		d.schedule(tDirs, now)
 	}
-	if d.fileDirs[filepath.Dir(ev.Name)] || d.fileDirs[ev.Name] {
+	// Only names that can change what the file reads: its own, its
+	// symlink target's, and a ConfigMap's "..data" and "..<timestamp>"
+	// entries. Anything else in the directory (the daemon's own log file,
+	// an editor's swap file) is not news.
+	dir, base := filepath.Split(ev.Name)
+	if d.fileDirs[ev.Name] || (d.fileDirs[filepath.Clean(dir)] && (d.fileNames[base] || strings.HasPrefix(base, ".."))) {
 		d.schedule(tFile, now)
 	}
 	if key, ok := d.nsPaths[ev.Name]; ok {
-		// A namespace name appeared or went away. Our subscription holds
-		// a deleted namespace alive (and its veths with it): let it go
-		// now, so the kernel tears it down and the pass sees it gone.
+		// A namespace name appeared or went away. A name that still
+		// names the namespace we subscribed to is old news: typically our
+		// own pass created it, and the event was queued behind the pass.
+		ref := key
+		if key == state.NodeNS {
+			ref = d.NodeNetns
+		}
+		if !ev.Has(fsnotify.Remove|fsnotify.Rename) && d.kw.known(key, ref) {
+			return
+		}
+		// Our subscription holds a deleted namespace alive (and its veths
+		// with it): let it go now, so the kernel tears it down and the
+		// pass sees it gone.
 		d.m.KernelEvents.WithLabelValues(EventNetns).Inc()
-		if closed := d.kw.prune(d.wanted()); len(closed) > 0 {
+		if d.events == nil {
+			d.events = map[string]int{}
+		}
+		d.events[nsLabel(key)+"/"+EventNetns]++
+		if d.kw.drop(key, ref) {
 			d.Log.V(1).Info("netns went away", "netns", nsLabel(key))
 		}
 		if d.kernelFirst.IsZero() {
@@ -456,19 +515,21 @@ func (d *daemon) syncWatches(log logr.Logger) {
 // directories holding the watched namespaces' names.
 func (d *daemon) syncDirs() {
 	want := map[string]bool{}
-	d.fileDirs = map[string]bool{}
+	d.fileDirs, d.fileNames = map[string]bool{}, map[string]bool{}
 	abs, err := filepath.Abs(d.File)
 	if err != nil {
 		abs = d.File
 	}
 	fileDir := filepath.Dir(abs)
 	d.fileDirs[fileDir] = true
+	d.fileNames[filepath.Base(abs)] = true
 	want[fileDir] = true
 	if target, err := filepath.EvalSymlinks(abs); err == nil {
 		// A ConfigMap's swap happens inside fileDir (..data); a link to
 		// another directory needs that directory watched too.
 		if td := filepath.Dir(target); td != fileDir && !strings.HasPrefix(td, fileDir+string(filepath.Separator)) {
 			d.fileDirs[td] = true
+			d.fileNames[filepath.Base(target)] = true
 			want[td] = true
 		}
 	}
@@ -495,8 +556,8 @@ func (d *daemon) syncDirs() {
 			continue
 		}
 		d.dirs[dir] = true
-		if d.fileDirs[dir] {
-			d.schedule(tFile, time.Now()) // it may have changed while unwatched
+		if d.fileDirs[dir] && d.started {
+			d.schedule(tFile, time.Now()) // watched again: it may have changed meanwhile
 		}
 	}
 	for dir := range d.dirs {
@@ -574,8 +635,8 @@ func (d *daemon) pass(ctx context.Context, run trigger) {
 			return
 		}
 	}
-	kernelFirst := d.kernelFirst
-	d.kernelFirst = time.Time{}
+	kernelFirst, events := d.kernelFirst, d.events
+	d.kernelFirst, d.events = time.Time{}, nil
 	start := time.Now()
 	d.passStart.Store(start.UnixNano())
 	defer d.passStart.Store(0)
@@ -637,6 +698,9 @@ func (d *daemon) pass(ctx context.Context, run trigger) {
 	d.m.LastSuccess.SetToCurrentTime()
 	d.schedule(tResync, time.Now())
 	kv := []any{"trigger", run.label(), "changes", len(res.Plan.Changes), "duration", dur.String()}
+	if len(events) > 0 {
+		kv = append(kv, "events", eventSummary(events))
+	}
 	if drift {
 		d.drifts++
 		kv = append(kv, "drift", true)
@@ -757,6 +821,33 @@ func (d *daemon) handler() http.Handler {
 		fmt.Fprintln(w, "ok")
 	})
 	return mux
+}
+
+// eventSummary renders event counts as "node/link=2 pod-a/route=1", the
+// busiest first, at most five.
+func eventSummary(m map[string]int) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if m[keys[i]] != m[keys[j]] {
+			return m[keys[i]] > m[keys[j]]
+		}
+		return keys[i] < keys[j]
+	})
+	var b strings.Builder
+	for i, k := range keys {
+		if i == 5 {
+			fmt.Fprintf(&b, " (+%d more)", len(keys)-5)
+			break
+		}
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprintf(&b, "%s=%d", k, m[k])
+	}
+	return b.String()
 }
 
 func newID() string {

@@ -22,22 +22,34 @@
 //     each pod namespace of the file), bound to the link, IPv4 address,
 //     IPv4 route and neighbour groups and read through the Go poller, so
 //     a thousand namespaces cost a thousand descriptors and parked
-//     goroutines, not threads. Routes count only with our protocol in the
-//     main table; neighbours only when permanent or at an IP we own (ARP
-//     churn under traffic would otherwise wake the loop). Fixed debounce
+//     goroutines, not threads. Events are filtered at the socket so that
+//     only possible drift wakes the loop: links when created, deleted or
+//     changed in what we set (up, MTU, name, master, alias, MAC; a link
+//     cache primed by a dump on the same socket, so carrier changes, which
+//     a new veth reports up to a second later, are not news); routes with
+//     our protocol in the main table; neighbours when permanent or at an
+//     IP we own (ARP churn under traffic is not news). Fixed debounce
 //     (KernelDebounce from the first event) gathers a burst (deleting a
 //     veth makes link, address and route events in two namespaces).
+//   - netns: fsnotify on the directories holding the watched namespaces'
+//     names (/var/run/netns). A name that goes away is let go at once (see
+//     below); a name that appears and is not the namespace subscribed to
+//     (a runtime created a pod's namespace) causes a pass.
 //   - reload (SIGHUP): at once, even if the file did not change.
 //   - resync: Resync after the last pass, a full pass whatever happened.
 //   - retry: a failed pass is retried with exponential backoff; kernel
 //     events and resyncs wait for the backoff (a pass that fails half-way
 //     causes kernel events of its own), file changes and SIGHUP do not.
 //
-// Events caused by our own applies are not filtered: they arrive during
-// or just after the pass and cause one more pass, whose plan is empty.
-// That costs one observation (milliseconds for tens of pods) and is
-// always right, where matching events to our own changes would miss a
-// concurrent change made by someone else in the same instant.
+// Events caused by our own applies are not matched to the changes that
+// caused them: they arrive during or just after the pass and cause one
+// more pass, whose plan is empty. That costs one observation (milliseconds
+// for tens of pods, about a second for a thousand) and is always right,
+// where matching events to our own changes would miss a concurrent change
+// made by someone else in the same instant. What is filtered is what can
+// never be drift (above), and namespace names that still name the
+// namespace already subscribed to (our own pass created them; the event
+// was queued behind the pass).
 //
 // A netlink socket holds a reference on its namespace. Subscriptions of
 // namespaces that left the file, or whose name is gone or names another

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -58,10 +59,28 @@ type nsID struct{ dev, ino uint64 }
 // bound to the groups above, read through the runtime's poller (no
 // thread parked per namespace).
 type nsWatch struct {
-	key string
-	ref string
-	id  nsID
-	f   *os.File
+	key  string
+	ref  string
+	id   nsID
+	f    *os.File
+	port uint32 // the socket's netlink port id: replies to our dump carry it
+	// links holds what we last saw of each link, by ifindex. Only the
+	// reader goroutine touches it.
+	links map[int32]linkFP
+}
+
+// linkFP is what an RTM_NEWLINK may change that netreconcile manages or
+// would notice: a notification that leaves it unchanged (carrier and
+// operational state, which a new link reports up to a second after its
+// creation, statistics) does not wake the loop. Without this, creating a
+// thousand pods makes a trail of carrier events, each a full pass.
+type linkFP struct {
+	up     bool
+	mtu    uint32
+	master uint32
+	name   string
+	alias  string
+	addr   string
 }
 
 // kernelWatcher keeps one subscription per watched namespace.
@@ -135,6 +154,36 @@ func (k *kernelWatcher) prune(want map[string]string) []string {
 		closed = append(closed, key)
 	}
 	return closed
+}
+
+// known reports whether key is subscribed and ref still names the same
+// namespace: news about that name is old news.
+func (k *kernelWatcher) known(key, ref string) bool {
+	k.mu.Lock()
+	w, ok := k.ws[key]
+	k.mu.Unlock()
+	if !ok || w.ref != ref {
+		return false
+	}
+	id, ok := identify(ref)
+	return ok && id == w.id
+}
+
+// drop closes the subscription of key unless ref still names the
+// namespace it was made in. It reports whether it closed one.
+func (k *kernelWatcher) drop(key, ref string) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	w, ok := k.ws[key]
+	if !ok {
+		return false
+	}
+	if id, ok := identify(ref); ok && id == w.id && w.ref == ref {
+		return false
+	}
+	w.f.Close()
+	delete(k.ws, key)
+	return true
 }
 
 // sync subscribes to every wanted namespace that exists and is not yet
@@ -213,13 +262,38 @@ func (k *kernelWatcher) subscribe(key, ref string) (*nsWatch, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("subscribe to netns %q: bind: %w", nsLabel(key), err)
 	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("subscribe to netns %q: getsockname: %w", nsLabel(key), err)
+	}
+	port := sa.(*unix.SockaddrNetlink).Pid
+	// Learn the links there are with a dump on the same socket: its
+	// replies (carrying our port id) fill the link cache without waking
+	// the loop, so that the first carrier event of an existing link is
+	// recognised as nothing new.
+	if err := requestLinkDump(fd); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("subscribe to netns %q: link dump: %w", nsLabel(key), err)
+	}
 	// A non-blocking descriptor makes os.File use the poller.
 	f := os.NewFile(uintptr(fd), "netlink:"+nsLabel(key))
 	id := nsID{st.Dev, st.Ino}
 	if ref == "" {
 		id = nsID{}
 	}
-	return &nsWatch{key: key, ref: ref, id: id, f: f}, nil
+	return &nsWatch{key: key, ref: ref, id: id, f: f, port: port, links: map[int32]linkFP{}}, nil
+}
+
+// requestLinkDump sends RTM_GETLINK with NLM_F_DUMP.
+func requestLinkDump(fd int) error {
+	b := make([]byte, unix.SizeofNlMsghdr+unix.SizeofIfInfomsg)
+	binary.NativeEndian.PutUint32(b[0:4], uint32(len(b)))
+	binary.NativeEndian.PutUint16(b[4:6], unix.RTM_GETLINK)
+	binary.NativeEndian.PutUint16(b[6:8], unix.NLM_F_REQUEST|unix.NLM_F_DUMP)
+	binary.NativeEndian.PutUint32(b[8:12], 1) // seq
+	b[unix.SizeofNlMsghdr] = unix.AF_UNSPEC
+	return unix.Sendto(fd, b, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK})
 }
 
 // read delivers the events of one subscription until it is closed.
@@ -244,7 +318,7 @@ func (k *kernelWatcher) read(w *nsWatch) {
 			case rerr != nil || n <= 0:
 				return true
 			}
-			kinds = k.classify(w.key, (*bp)[:n], kinds)
+			kinds = k.classify(w, (*bp)[:n], kinds)
 			return true
 		})
 		if err != nil {
@@ -258,11 +332,11 @@ func (k *kernelWatcher) read(w *nsWatch) {
 }
 
 // classify appends the kinds of the messages in b that may concern owned
-// objects. Routes count only when they carry our protocol in the main
-// table; neighbours only when permanent or at an IP we own (see neighs).
-// Links and IPv4 addresses change only when someone changes them, so all
-// of theirs count.
-func (k *kernelWatcher) classify(key string, b []byte, kinds []string) []string {
+// objects. Links count when created, deleted, or changed in what linkFP
+// holds; routes only with our protocol in the main table; neighbours only
+// when permanent or at an IP we own (see neighs). IPv4 addresses change
+// only when someone changes them: all of theirs count.
+func (k *kernelWatcher) classify(w *nsWatch, b []byte, kinds []string) []string {
 	msgs, err := syscall.ParseNetlinkMessage(b)
 	if err != nil {
 		return append(kinds, EventOverflow) // unparsable: assume the worst
@@ -270,7 +344,9 @@ func (k *kernelWatcher) classify(key string, b []byte, kinds []string) []string 
 	for _, m := range msgs {
 		switch m.Header.Type {
 		case unix.RTM_NEWLINK, unix.RTM_DELLINK:
-			kinds = append(kinds, EventLink)
+			if w.linkChanged(&m) {
+				kinds = append(kinds, EventLink)
+			}
 		case unix.RTM_NEWADDR, unix.RTM_DELADDR:
 			kinds = append(kinds, EventAddr)
 		case unix.RTM_NEWROUTE, unix.RTM_DELROUTE:
@@ -282,12 +358,57 @@ func (k *kernelWatcher) classify(key string, b []byte, kinds []string) []string 
 				kinds = append(kinds, EventRoute)
 			}
 		case unix.RTM_NEWNEIGH, unix.RTM_DELNEIGH:
-			if k.neighMatters(key, m.Data) {
+			if k.neighMatters(w.key, m.Data) {
 				kinds = append(kinds, EventNeigh)
 			}
 		}
 	}
 	return kinds
+}
+
+// linkChanged updates the link cache with m and reports whether it is
+// news: a link created or deleted, or one whose linkFP changed. Replies to
+// our own dump only fill the cache. Bridge-family messages (port states)
+// are not ours to watch.
+func (w *nsWatch) linkChanged(m *syscall.NetlinkMessage) bool {
+	if len(m.Data) < unix.SizeofIfInfomsg {
+		return false
+	}
+	ifi := (*unix.IfInfomsg)(unsafe.Pointer(&m.Data[0]))
+	if ifi.Family != unix.AF_UNSPEC {
+		return false
+	}
+	dump := m.Header.Pid == w.port && w.port != 0
+	if m.Header.Type == unix.RTM_DELLINK {
+		delete(w.links, ifi.Index)
+		return !dump
+	}
+	fp := linkFP{up: ifi.Flags&unix.IFF_UP != 0}
+	attrs, err := syscall.ParseNetlinkRouteAttr(m)
+	if err != nil {
+		return !dump
+	}
+	for _, a := range attrs {
+		switch a.Attr.Type {
+		case unix.IFLA_MTU:
+			if len(a.Value) >= 4 {
+				fp.mtu = binary.NativeEndian.Uint32(a.Value)
+			}
+		case unix.IFLA_MASTER:
+			if len(a.Value) >= 4 {
+				fp.master = binary.NativeEndian.Uint32(a.Value)
+			}
+		case unix.IFLA_IFNAME:
+			fp.name = strings.TrimRight(string(a.Value), "\x00")
+		case unix.IFLA_IFALIAS:
+			fp.alias = strings.TrimRight(string(a.Value), "\x00")
+		case unix.IFLA_ADDRESS:
+			fp.addr = string(a.Value)
+		}
+	}
+	old, known := w.links[ifi.Index]
+	w.links[ifi.Index] = fp
+	return !dump && (!known || old != fp)
 }
 
 // neighMatters reads an ndmsg and its NDA_DST attribute.

@@ -41,6 +41,47 @@ func ndmsg(family uint8, st uint16, dst netip.Addr) []byte {
 	return append(b, attr...)
 }
 
+// ifinfo builds an RTM_NEWLINK/DELLINK body: ifinfomsg and IFLA_MTU.
+func ifinfo(family uint8, index int32, flags uint32, mtu uint32) []byte {
+	m := unix.IfInfomsg{Family: family, Index: index, Flags: flags}
+	b := append([]byte{}, unsafe.Slice((*byte)(unsafe.Pointer(&m)), unix.SizeofIfInfomsg)...)
+	attr := make([]byte, unix.SizeofRtAttr+4)
+	binary.NativeEndian.PutUint16(attr[0:2], uint16(len(attr)))
+	binary.NativeEndian.PutUint16(attr[2:4], unix.IFLA_MTU)
+	binary.NativeEndian.PutUint32(attr[4:], mtu)
+	return append(b, attr...)
+}
+
+// Link notifications wake the loop only for news: carrier and operstate
+// changes of a known link (IFF_RUNNING, IFF_LOWER_UP) do not.
+func TestClassifyLinks(t *testing.T) {
+	k := newKernelWatcher(func(KernelEvent) {})
+	w := &nsWatch{port: 4242, links: map[int32]linkFP{}}
+	up := uint32(unix.IFF_UP | unix.IFF_BROADCAST)
+	dump := nlmsg(unix.RTM_NEWLINK, ifinfo(unix.AF_UNSPEC, 7, up, 1500))
+	binary.NativeEndian.PutUint32(dump[12:16], 4242) // nlmsg_pid: a reply to our dump
+	for _, c := range []struct {
+		name string
+		msg  []byte
+		news bool
+	}{
+		{"dump reply", dump, false},
+		{"carrier up", nlmsg(unix.RTM_NEWLINK, ifinfo(unix.AF_UNSPEC, 7, up|unix.IFF_RUNNING|unix.IFF_LOWER_UP, 1500)), false},
+		{"carrier down", nlmsg(unix.RTM_NEWLINK, ifinfo(unix.AF_UNSPEC, 7, up, 1500)), false},
+		{"mtu", nlmsg(unix.RTM_NEWLINK, ifinfo(unix.AF_UNSPEC, 7, up, 1400)), true},
+		{"admin down", nlmsg(unix.RTM_NEWLINK, ifinfo(unix.AF_UNSPEC, 7, unix.IFF_BROADCAST, 1400)), true},
+		{"bridge port state", nlmsg(unix.RTM_NEWLINK, ifinfo(unix.AF_BRIDGE, 7, up, 1400)), false},
+		{"new link", nlmsg(unix.RTM_NEWLINK, ifinfo(unix.AF_UNSPEC, 8, up, 1500)), true},
+		{"deleted", nlmsg(unix.RTM_DELLINK, ifinfo(unix.AF_UNSPEC, 7, 0, 1400)), true},
+		{"seen again after deletion", nlmsg(unix.RTM_NEWLINK, ifinfo(unix.AF_UNSPEC, 7, up, 1400)), true},
+	} {
+		got := k.classify(w, c.msg, nil)
+		if news := len(got) == 1 && got[0] == EventLink; news != c.news || len(got) > 1 {
+			t.Errorf("%s: %v, want news=%v", c.name, got, c.news)
+		}
+	}
+}
+
 func TestClassify(t *testing.T) {
 	owned := netip.MustParseAddr("169.254.1.1")
 	k := newKernelWatcher(func(KernelEvent) {})
@@ -67,14 +108,14 @@ func TestClassify(t *testing.T) {
 		{"IPv6 neighbour", "pod-a", nlmsg(unix.RTM_NEWNEIGH, ndmsg(unix.AF_INET6, unix.NUD_PERMANENT, netip.MustParseAddr("fe80::1"))), ""},
 		{"fdb entry", "", nlmsg(unix.RTM_NEWNEIGH, ndmsg(unix.AF_BRIDGE, unix.NUD_PERMANENT, other)), EventNeigh},
 	} {
-		got := k.classify(c.ns, c.msg, nil)
+		got := k.classify(&nsWatch{key: c.ns, links: map[int32]linkFP{}}, c.msg, nil)
 		if (c.want == "" && len(got) != 0) || (c.want != "" && (len(got) != 1 || got[0] != c.want)) {
 			t.Errorf("%s: %v, want %q", c.name, got, c.want)
 		}
 	}
 	bad := nlmsg(unix.RTM_NEWLINK, make([]byte, unix.SizeofIfInfomsg))
 	binary.NativeEndian.PutUint32(bad[0:4], 4096) // longer than the datagram
-	if got := k.classify("", bad, nil); len(got) != 1 || got[0] != EventOverflow {
+	if got := k.classify(&nsWatch{links: map[int32]linkFP{}}, bad, nil); len(got) != 1 || got[0] != EventOverflow {
 		t.Errorf("truncated message: %v", got)
 	}
 }
@@ -137,9 +178,22 @@ func TestKernelWatcher(t *testing.T) {
 		}
 	}
 
+	// The peer lives in another namespace, so that its changes show here
+	// only as carrier changes of v0.
+	peerNS := nstest.TempNetns(t, "nrdp")
+	pfd, err := nsutil.Open(peerNS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pfd.Close()
+	ph, err := netlink.NewHandleAt(pfd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ph.Close()
 	la := netlink.NewLinkAttrs()
 	la.Name = "v0"
-	if err := h.LinkAdd(&netlink.Veth{LinkAttrs: la, PeerName: "v1"}); err != nil {
+	if err := h.LinkAdd(&netlink.Veth{LinkAttrs: la, PeerName: "v1", PeerNamespace: netlink.NsFd(int(pfd))}); err != nil {
 		t.Fatal(err)
 	}
 	expect("veth added", EventLink)
@@ -150,6 +204,20 @@ func TestKernelWatcher(t *testing.T) {
 	if err := h.LinkSetUp(v0); err != nil {
 		t.Fatal(err)
 	}
+	expect("set up", EventLink)
+	drain()
+	v1, err := ph.LinkByName("v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ph.LinkSetUp(v1); err != nil {
+		t.Fatal(err)
+	}
+	quiet("carrier up (the peer set up)")
+	if err := h.LinkSetMTU(v0, 1400); err != nil {
+		t.Fatal(err)
+	}
+	expect("mtu changed", EventLink)
 	if err := h.AddrAdd(v0, &netlink.Addr{IPNet: &net.IPNet{IP: net.IPv4(10, 9, 0, 1), Mask: net.CIDRMask(24, 32)}}); err != nil {
 		t.Fatal(err)
 	}
