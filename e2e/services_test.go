@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -289,6 +291,43 @@ func TestServiceConnectionSurvives(t *testing.T) {
 		spread(t, c.name+" -> far", 40, map[string]int{"fkeep": 8080, "fnew": 8080}, c.ip,
 			func() (svcHit, error) { return tcpHit(ns, "10.96.0.11:80") })
 	}
+	checkAll("before the daemon")
+
+	// The watch daemon adopts the datapath, is stopped with SIGTERM and
+	// started again: the connections never notice.
+	for round := 1; round <= 2; round++ {
+		cmd := exec.Command(l.bin, l.nodeArgs("a", "watch", "-v", "--metrics-addr", "")...)
+		logFile := filepath.Join(t.TempDir(), "watch.log")
+		f, err := os.Create(logFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.Stdout, cmd.Stderr = f, f
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		logs := func() string { b, _ := os.ReadFile(logFile); return string(b) }
+		deadline := time.Now().Add(30 * time.Second)
+		for !strings.Contains(logs(), `"msg":"reconciled"`) {
+			if time.Now().After(deadline) {
+				_ = cmd.Process.Kill()
+				_ = cmd.Wait()
+				t.Fatalf("watch did not reconcile in 30 s:\n%s", logs())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		checkAll(fmt.Sprintf("with the daemon running (start %d)", round))
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("watch exit after SIGTERM: %v\n%s", err, logs())
+		}
+		if strings.Contains(logs(), `"action":"create"`) || strings.Contains(logs(), `"action":"replace"`) {
+			t.Errorf("watch start %d recreated objects:\n%s", round, logs())
+		}
+		checkAll(fmt.Sprintf("after the daemon stopped (start %d)", round))
+	}
+	l.requireNoChanges("after the daemon restarts")
 	checkAll("at the end")
 	for _, p := range pumps {
 		n, rtt, _ := p.state()
