@@ -59,6 +59,7 @@ type globals struct {
 	bpffs     string
 	stateDir  string
 	logFormat string
+	attach    string
 	verbose   int
 	log       logr.Logger
 }
@@ -71,6 +72,9 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if g.attach != "tcx" && g.attach != "tc" {
+				return fmt.Errorf("--attach-mode %q: want tcx or tc", g.attach)
+			}
 			l, err := newLogger(g.logFormat, g.verbose, cmd.ErrOrStderr())
 			g.log = l
 			return err
@@ -82,6 +86,7 @@ func newRoot() *cobra.Command {
 	pf.StringVar(&g.stateDir, "state-dir", reconcile.DefaultStateDir, "directory of records (created namespaces, changed sysctls)")
 	pf.StringVar(&g.logFormat, "log-format", "", "console or json (default: console on a terminal, json otherwise)")
 	pf.CountVarP(&g.verbose, "verbose", "v", "more logs (repeat for more)")
+	pf.StringVar(&g.attach, "attach-mode", "tcx", "how datapath programs attach: tcx (links; an RCU wait each) or tc (clsact filters; fast in bulk)")
 	root.AddCommand(validateCmd(g), planCmd(g), applyCmd(g), destroyCmd(g), showCmd(g), labCmd(g), explainCmd(), versionCmd())
 	root.AddCommand(watchCmd(g))
 	root.AddCommand(probeCmd())
@@ -133,7 +138,8 @@ func (g *globals) engine(node string) *reconcile.Engine {
 		bpffs = filepath.Join("/sys/fs/bpf/netreconcile", node)
 	}
 	return &reconcile.Engine{
-		Cfg: &reconcile.Config{Node: node, NodeNetns: g.nodeNetns, StateDir: g.stateDir, BPFFS: bpffs, Drivers: registry()},
+		Cfg: &reconcile.Config{Node: node, NodeNetns: g.nodeNetns, StateDir: g.stateDir, BPFFS: bpffs, Drivers: registry(),
+			AttachTC: g.attach == "tc"},
 		Log: g.log.WithValues("node", node),
 	}
 }

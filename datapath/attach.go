@@ -245,7 +245,7 @@ func ifIndex(name string) (int, error) {
 func (d *Datapath) attachHere(name string, ifindex int, dir Direction) error {
 	prog := d.program(dir)
 	path := filepath.Join(d.pinDir, linksDir, name)
-	if forceTC {
+	if forceTC || d.PreferTC {
 		return d.attachTC(name, ifindex, dir)
 	}
 	l, err := link.LoadPinnedLink(path, nil)

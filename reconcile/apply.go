@@ -73,7 +73,7 @@ func Apply(ctx context.Context, cfg *Config, p *Plan, log logr.Logger) (int, err
 		}
 	}
 	var applied atomic.Int64
-	dp := &dpHolder{pinDir: cfg.BPFFS}
+	dp := &dpHolder{pinDir: cfg.BPFFS, tc: cfg.AttachTC}
 	defer dp.close()
 	a := newApplier(cfg, log, dp)
 	defer a.h.Close()

@@ -17,7 +17,10 @@ type Config struct {
 	StateDir  string // records of created namespaces and changed sysctls
 	BPFFS     string // pin directory of this node
 	Uplink    string // filled from the file
-	Drivers   *drivers.Registry
+	// AttachTC attaches datapath programs as clsact filters rather than
+	// tcx links (see datapath.Datapath.PreferTC).
+	AttachTC bool
+	Drivers  *drivers.Registry
 }
 
 // DefaultStateDir holds per-node records. It is on tmpfs, like

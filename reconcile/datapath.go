@@ -242,6 +242,7 @@ func protoName(p uint8) string {
 // verifying them.
 type dpHolder struct {
 	pinDir string
+	tc     bool // prefer clsact to tcx
 	mu     sync.Mutex
 	dp     *datapath.Datapath
 	full   bool // dp has its programs loaded
@@ -268,6 +269,7 @@ func (h *dpHolder) get(needPrograms bool) (*datapath.Datapath, error) {
 	if err != nil {
 		return nil, err
 	}
+	dp.PreferTC = h.tc
 	h.dp, h.full, h.notes = dp, true, dp.Notes()
 	return dp, nil
 }
