@@ -829,11 +829,13 @@ func (n *nsLinks) tcProgram(ref string, ifindex int, dir Direction) (ebpf.Progra
 	if h == nil {
 		return 0, nil
 	}
-	l, err := h.LinkByIndex(ifindex)
-	if err != nil {
-		return 0, nil
-	}
+	// The caller found ifindex in this namespace's links (index): list
+	// its filters without asking for the link again.
+	l := &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: ifindex}}
 	filters, err := h.FilterList(l, dir.tcParent())
+	if errors.Is(err, unix.ENODEV) {
+		return 0, nil // gone since
+	}
 	if err != nil {
 		return 0, fmt.Errorf("list clsact filters: %w", err)
 	}

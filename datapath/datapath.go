@@ -64,6 +64,9 @@ type Datapath struct {
 	progs  map[string]progIdentity // by program name
 	notes  []string
 	nextID uint32 // hint for the next service id to claim
+	// standIns counts maps that Inspect found unpinned (addedMaps) and
+	// replaced with empty unpinned ones: what is written to them is lost.
+	standIns int
 
 	// PreferTC attaches new programs as clsact filters even where tcx
 	// exists. Each tcx attach waits for an RCU grace period while holding
@@ -119,9 +122,11 @@ func open(pinDir string) (*Datapath, error) {
 			return nil, err
 		}
 	}
+	added := missingAddedMaps(spec, pinDir)
 	opts := &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: pinDir}}
 	err = spec.LoadAndAssign(&d.objs, opts)
 	if errors.Is(err, ebpf.ErrMapIncompatible) {
+		added = nil
 		if rerr := d.replaceMaps(err.Error()); rerr != nil {
 			return nil, errors.Join(err, rerr)
 		}
@@ -136,6 +141,10 @@ func open(pinDir string) (*Datapath, error) {
 			return nil, fmt.Errorf("load programs: %+v", verr)
 		}
 		return nil, fmt.Errorf("load programs: %w", err)
+	}
+	if len(added) > 0 {
+		d.notes = append(d.notes, fmt.Sprintf("added maps %s (empty) beside the maps an older build pinned in %s",
+			strings.Join(added, ", "), pinDir))
 	}
 	if err := d.init(false); err != nil {
 		d.objs.Close()
@@ -204,6 +213,27 @@ var addedMaps = map[string]bool{
 	bpf.NrMapNrPolCt: true, bpf.NrMapNrPolState: true,
 }
 
+// missingAddedMaps lists the addedMaps that are not pinned in dir while
+// other maps of spec are: a build that predates them pinned the datapath.
+func missingAddedMaps(spec *ebpf.CollectionSpec, dir string) []string {
+	var missing []string
+	others := false
+	for name := range spec.Maps {
+		_, err := os.Stat(filepath.Join(dir, name))
+		switch {
+		case addedMaps[name] && err != nil:
+			missing = append(missing, name)
+		case !addedMaps[name] && err == nil:
+			others = true
+		}
+	}
+	if !others {
+		return nil
+	}
+	slices.Sort(missing)
+	return missing
+}
+
 // Inspect opens the datapath pinned in pinDir for reading only: unlike
 // Open it creates, replaces and upgrades nothing, so plan and show stay
 // read-only. It returns a nil Datapath when pinDir holds none, and a
@@ -243,7 +273,7 @@ func Inspect(pinDir string) (*Datapath, string, error) {
 			opts.MapReplacements[name] = m
 		}
 	}
-	d := &Datapath{pinDir: pinDir, nextID: 1}
+	d := &Datapath{pinDir: pinDir, nextID: 1, standIns: len(opts.MapReplacements)}
 	// Maps only: loading the programs would mean verifying them on every
 	// plan; their identity comes from this build's pinned programs.
 	if err := spec.LoadAndAssign(&d.objs.NrMaps, opts); err != nil {
@@ -370,6 +400,12 @@ func (d *Datapath) Notes() []string {
 	defer d.mu.Unlock()
 	return slices.Clone(d.notes)
 }
+
+// Complete reports whether every map is the pinned one. Only a Datapath
+// from Inspect on the pins of an older build (see addedMaps) is not: it
+// reads as that build's datapath did, but writes to the maps it lacks are
+// lost. Open such a datapath to change it.
+func (d *Datapath) Complete() bool { return d.standIns == 0 }
 
 // PinDir returns the pin directory the datapath was opened on.
 func (d *Datapath) PinDir() string { return d.pinDir }

@@ -260,9 +260,15 @@ func (h *dpHolder) get(needPrograms bool) (*datapath.Datapath, error) {
 		h.dp = nil
 	}
 	if !needPrograms {
-		if dp, reason, err := datapath.Inspect(h.pinDir); err == nil && dp != nil && reason == "" {
+		// (Not on an older build's pins: writes to the maps it lacks
+		// would go to Inspect's stand-ins; Open adds them.)
+		dp, reason, err := datapath.Inspect(h.pinDir)
+		if err == nil && dp != nil && reason == "" && dp.Complete() {
 			h.dp = dp
 			return dp, nil
+		}
+		if dp != nil {
+			dp.Close()
 		}
 	}
 	dp, err := datapath.Open(h.pinDir)
@@ -298,14 +304,21 @@ func (a *applier) datapathStep(c Change) error {
 	if c.Action == Delete {
 		obj = c.Observed
 	}
-	if d, ok := obj.(*state.Datapath); ok && c.Action == Delete {
+	if d, ok := obj.(*state.Datapath); ok && (c.Action == Delete || c.Action == Replace) {
 		a.dp.close()
-		return datapath.Destroy(d.PinDir)
-	}
-	if d, ok := obj.(*state.Datapath); ok && c.Action == Replace {
-		a.dp.close()
+		why := ""
+		if have, ok := c.Observed.(*state.Datapath); ok && !have.Reusable {
+			_, why, _ = datapath.Inspect(d.PinDir) // for the log: the pins are about to go
+		}
 		if err := datapath.Destroy(d.PinDir); err != nil {
 			return err
+		}
+		if why != "" {
+			a.log.Info("datapath", "note", fmt.Sprintf("removed the datapath pinned in %s by a build with another map layout (%s): "+
+				"services, endpoints and connection tracking start empty", d.PinDir, why))
+		}
+		if c.Action == Delete {
+			return nil
 		}
 	}
 	_, isAttach := obj.(*state.Attach)

@@ -104,13 +104,15 @@ func Observe(cfg *Config, desired *state.State) (*Observed, error) {
 	if o.pending, err = cfg.pendingLinks(); err != nil {
 		return nil, err
 	}
-	if err := o.namespaces(desired); err != nil {
-		return nil, err
-	}
+	// The node namespace first: when it cannot be opened, that is the one
+	// error, not one per pod namespace worker.
 	h := newHandles(cfg.NodeNetns)
 	defer h.Close()
 	nh, err := h.get(state.NodeNS)
 	if err != nil {
+		return nil, err
+	}
+	if err := o.namespaces(desired); err != nil {
 		return nil, err
 	}
 	if err := o.node(nh, desired); err != nil {

@@ -106,6 +106,16 @@ func Parse(name string, data []byte) (t *Topology, pos *Positions, err error) {
 // yamlLine extracts the line yaml.v3 puts in its syntax errors.
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
+// yamlParserErrors are the problems yaml.v3's parser (not its scanner)
+// reports. For those it gives the line where the enclosing collection
+// starts counted from 0, so one less than the line in an editor (scanner
+// errors are counted from 1).
+var yamlParserErrors = map[string]bool{
+	"did not find expected ',' or ']'": true, "did not find expected ',' or '}'": true,
+	"did not find expected '-' indicator": true, "did not find expected key": true,
+	"did not find expected node content": true, "found undefined tag handle": true,
+}
+
 var unknownAnchor = regexp.MustCompile(`^unknown anchor '(.*)' referenced$`)
 
 // locate returns the line and column of the first occurrence of s in
@@ -129,6 +139,9 @@ func parseOne(name string, data []byte) (root *yaml.Node, err error) {
 		if m := yamlLine.FindStringSubmatch(msg); m != nil {
 			line, _ = strconv.Atoi(m[1])
 			msg = m[2]
+			if yamlParserErrors[msg] {
+				line++
+			}
 		}
 		msg = strings.TrimPrefix(msg, "yaml: ")
 		if line == 0 {

@@ -335,6 +335,11 @@ func TestNotYAML(t *testing.T) {
 		"only comments":   {"# nothing\n", 0, "file holds no YAML document"},
 		"empty document":  {"---\n", 2, "the YAML document is empty"},
 		"unclosed quote":  {"kind: \"Topology\n", 2, "not valid YAML"},
+		// parser errors: the line where the unfinished collection starts
+		"unclosed flow mapping":  {"kind: x\ncluster: {podCIDR: a\n", 2, "not valid YAML: did not find expected ',' or '}'"},
+		"unclosed flow sequence": {"kind: x\nnodes: [a, b\n", 2, "not valid YAML: did not find expected ',' or ']'"},
+		"sequence in a mapping":  {"kind: x\ncluster:\n  podCIDR: a\n  - b\n", 3, "not valid YAML: did not find expected key"},
+		"misindented entry":      {"kind: x\nnodes:\n  - name: a\n   address: b\n", 3, "not valid YAML: did not find expected '-' indicator"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			top, _, err := Parse("t.yaml", []byte(tc.doc))

@@ -10,25 +10,20 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"flag"
 	"fmt"
-	"net"
 	"os"
 	"runtime/pprof"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
-	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 
 	"github.com/netreconcile/netreconcile/drivers"
 	"github.com/netreconcile/netreconcile/drivers/bridge"
 	"github.com/netreconcile/netreconcile/drivers/veth"
+	"github.com/netreconcile/netreconcile/e2e/bench/internal/benchnode"
 	"github.com/netreconcile/netreconcile/internal/nsutil"
 	"github.com/netreconcile/netreconcile/reconcile"
 	"github.com/netreconcile/netreconcile/spec"
@@ -61,47 +56,12 @@ func main() {
 
 var profile string
 
-func randID() string {
-	b := make([]byte, 3)
-	_, _ = rand.Read(b)
-	return "nrb" + hex.EncodeToString(b)
-}
-
-// nodeNS makes a node namespace with an uplink carrying 172.31.1.2/24.
-func nodeNS(id string) (string, error) {
-	name := id + "-node"
-	if err := nsutil.Create(name); err != nil {
-		return "", err
-	}
-	fd, err := nsutil.Open(name)
-	if err != nil {
-		return "", err
-	}
-	defer fd.Close()
-	h, err := netlink.NewHandleAt(fd)
-	if err != nil {
-		return "", err
-	}
-	defer h.Close()
-	la := netlink.NewLinkAttrs()
-	la.Name = "eth0"
-	if err := h.LinkAdd(&netlink.Veth{LinkAttrs: la, PeerName: "eth0p"}); err != nil {
-		return "", err
-	}
-	up, _ := h.LinkByName("eth0")
-	addr, _ := netlink.ParseAddr("172.31.1.2/24")
-	if err := h.AddrAdd(up, addr); err != nil {
-		return "", err
-	}
-	return name, h.LinkSetUp(up)
-}
-
 func topo(id string, n int) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "apiVersion: netreconcile/v1\nkind: Topology\ncluster: {podCIDR: 10.0.0.0/8}\n")
 	fmt.Fprintf(&b, "nodes:\n  - {name: %s, address: 172.31.1.2/24, uplink: eth0, podCIDR: 10.1.0.0/16}\npods:\n", id)
 	for i := range n {
-		fmt.Fprintf(&b, "  - {name: p%d, namespace: b, node: %s, ip: 10.1.%d.%d, netns: %s-p%d}\n", i, id, 1+i/250, 1+i%250, id, i)
+		fmt.Fprintf(&b, "  - {name: p%d, namespace: b, node: %s, ip: %s, netns: %s-p%d}\n", i, id, benchnode.PodIP(i), id, i)
 	}
 	return b.String()
 }
@@ -111,8 +71,8 @@ func row(n, runs int) error {
 	if err != nil {
 		return fmt.Errorf("floor: %w", err)
 	}
-	id := randID()
-	node, err := nodeNS(id)
+	id := benchnode.RandID("nrb")
+	node, err := benchnode.NodeNS(id)
 	if err != nil {
 		return err
 	}
@@ -171,8 +131,8 @@ func row(n, runs int) error {
 		return err
 	}
 	destroy := time.Since(t0)
-	fmt.Printf("%6d %12s %12s %7.2fx %14s %14s %12s\n", n, round(floor), round(apply),
-		float64(apply)/float64(floor), round(median(plans)), round(median(observes)/time.Duration(n)), round(destroy))
+	fmt.Printf("%6d %12s %12s %7.2fx %14s %14s %12s\n", n, benchnode.Round(floor), benchnode.Round(apply),
+		float64(apply)/float64(floor), benchnode.Round(benchnode.Median(plans)), benchnode.Round(benchnode.Median(observes)/time.Duration(n)), benchnode.Round(destroy))
 	return nil
 }
 
@@ -184,95 +144,17 @@ func mustDesired(e *reconcile.Engine, r *spec.Resolved) *state.State {
 	return d
 }
 
-func median(ds []time.Duration) time.Duration {
-	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
-	return ds[len(ds)/2]
-}
-
-func round(d time.Duration) string {
-	switch {
-	case d > time.Second:
-		return d.Round(time.Millisecond).String()
-	case d > time.Millisecond:
-		return d.Round(10 * time.Microsecond).String()
-	}
-	return d.Round(100 * time.Nanosecond).String()
-}
-
 // measureFloor creates what apply creates for n veth pods (netns, veth
 // pair with the peer in it, pod address and routes, node /32 routes) with
 // direct netlink calls and no observation, diffing or verification.
 func measureFloor(n int) (time.Duration, error) {
-	id := randID()
-	node, err := nodeNS(id)
+	id := benchnode.RandID("nrb")
+	node, err := benchnode.NodeNS(id)
 	if err != nil {
 		return 0, err
 	}
 	defer nsutil.Delete(node)
-	nodeFd, err := nsutil.Open(node)
-	if err != nil {
-		return 0, err
-	}
-	defer nodeFd.Close()
-	h, err := netlink.NewHandleAt(nodeFd)
-	if err != nil {
-		return 0, err
-	}
-	defer h.Close()
-	var names []string
-	defer func() {
-		for _, name := range names {
-			_ = nsutil.Delete(name)
-		}
-	}()
-	gw := net.ParseIP("169.254.1.1")
-	mac, _ := net.ParseMAC(veth.HostMAC)
-	t0 := time.Now()
-	for i := range n {
-		name := fmt.Sprintf("%s-p%d", id, i)
-		if err := nsutil.Create(name); err != nil {
-			return 0, err
-		}
-		names = append(names, name)
-		fd, err := nsutil.Open(name)
-		if err != nil {
-			return 0, err
-		}
-		ph, err := netlink.NewHandleAt(fd)
-		if err != nil {
-			fd.Close()
-			return 0, err
-		}
-		host := fmt.Sprintf("nrf%d", i)
-		la := netlink.NewLinkAttrs()
-		la.Name, la.MTU, la.HardwareAddr = host, 1500, mac
-		if err := h.LinkAdd(&netlink.Veth{LinkAttrs: la, PeerName: "eth0", PeerNamespace: netlink.NsFd(int(fd))}); err != nil {
-			return 0, err
-		}
-		ip := net.IPv4(10, 1, byte(1+i/250), byte(1+i%250))
-		lo, _ := ph.LinkByName("lo")
-		_ = ph.LinkSetUp(lo)
-		eth0, err := ph.LinkByName("eth0")
-		if err != nil {
-			return 0, err
-		}
-		_ = ph.AddrAdd(eth0, &netlink.Addr{IPNet: &net.IPNet{IP: ip, Mask: net.CIDRMask(32, 32)}})
-		_ = ph.LinkSetUp(eth0)
-		_ = ph.NeighSet(&netlink.Neigh{LinkIndex: eth0.Attrs().Index, IP: gw, HardwareAddr: mac, State: netlink.NUD_PERMANENT, Family: netlink.FAMILY_V4})
-		_ = ph.RouteAdd(&netlink.Route{LinkIndex: eth0.Attrs().Index, Gw: gw, Flags: int(netlink.FLAG_ONLINK)})
-		hl, err := h.LinkByName(host)
-		if err != nil {
-			return 0, err
-		}
-		_ = h.LinkSetUp(hl)
-		if err := h.RouteAdd(&netlink.Route{LinkIndex: hl.Attrs().Index, Dst: &net.IPNet{IP: ip, Mask: net.CIDRMask(32, 32)},
-			Scope: netlink.SCOPE_LINK}); err != nil {
-			return 0, err
-		}
-		ph.Close()
-		fd.Close()
-	}
-	d := time.Since(t0)
-	_ = netns.None()
-	return d, nil
+	d, cleanup, err := benchnode.FloorPods(node, id, n)
+	cleanup()
+	return d, err
 }
