@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -434,33 +435,54 @@ func listPins(pinDir string) []pinRef {
 
 // Attachments lists what is attached, from the pin directory and the
 // kernel: one entry per pinned link (and per clsact record), sorted by
-// name, with defunct ones flagged.
+// name, with defunct ones flagged. A few workers read them at once: the
+// cost is a netlink or bpf round trip per attachment, two per pod.
 func (d *Datapath) Attachments() ([]Attachment, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	nl := newNSLinks()
-	defer nl.close()
-	var out []Attachment
-	for _, r := range listPins(d.pinDir) {
-		a := r.Attachment
-		a.NetnsInode = nsInode(a.Netns)
-		var err error
-		switch {
-		case r.parseErr != nil:
-			a.Defunct, a.Reason = true, "not a netreconcile attachment name"
-		case r.Mode == ModeTCX:
-			err = d.inspectTCX(&a, r.path, nl)
-		default:
-			err = d.inspectTC(&a, r.path, nl)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("list attachments: %s: %w", r.Name, err)
-		}
-		out = append(out, a)
+	refs := listPins(d.pinDir)
+	out := make([]Attachment, len(refs))
+	errs := make([]error, attachWorkers)
+	var wg sync.WaitGroup
+	names := newNSLinks().names
+	for w := range min(attachWorkers, len(refs)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			nl := newNSLinks()
+			nl.names = names
+			defer nl.close()
+			for i := w; i < len(refs); i += attachWorkers {
+				r := refs[i]
+				a := r.Attachment
+				a.NetnsInode = nsInode(a.Netns)
+				var err error
+				switch {
+				case r.parseErr != nil:
+					a.Defunct, a.Reason = true, "not a netreconcile attachment name"
+				case r.Mode == ModeTCX:
+					err = d.inspectTCX(&a, r.path, nl)
+				default:
+					err = d.inspectTC(&a, nl)
+				}
+				if err != nil {
+					errs[w] = fmt.Errorf("list attachments: %s: %w", r.Name, err)
+					return
+				}
+				out[i] = a
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	slices.SortFunc(out, func(a, b Attachment) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
 }
+
+// attachWorkers bounds the attachments Attachments reads at once.
+const attachWorkers = 4
 
 func nsInode(ref string) uint64 {
 	p := nsutil.Path(ref)
@@ -505,18 +527,9 @@ func (d *Datapath) inspectTCX(a *Attachment, path string, nl *nsLinks) error {
 	return nil
 }
 
-func (d *Datapath) inspectTC(a *Attachment, path string, nl *nsLinks) error {
-	rec, err := ebpf.LoadPinnedProgram(path, nil)
-	if err != nil {
-		return err
-	}
-	defer rec.Close()
-	recInfo, err := rec.Info()
-	if err != nil {
-		return err
-	}
-	recID, _ := recInfo.ID()
-	a.Program, a.Current = nl.describe(d, recID, a.Direction)
+// inspectTC reads a clsact attachment: its record (the pin) says it is
+// ours; the filter on the hook says what runs there.
+func (d *Datapath) inspectTC(a *Attachment, nl *nsLinks) error {
 	idx, why := nl.index(a.Netns, a.IfName)
 	if idx == 0 {
 		a.Defunct, a.Reason = true, why
@@ -527,10 +540,12 @@ func (d *Datapath) inspectTC(a *Attachment, path string, nl *nsLinks) error {
 	if err != nil {
 		return err
 	}
-	a.ProgramID = id
-	if id != recID {
-		a.Defunct, a.Reason = true, "clsact filter missing or replaced"
+	if id == 0 {
+		a.Defunct, a.Reason = true, "clsact filter missing"
+		return nil
 	}
+	a.ProgramID = id
+	a.Program, a.Current = nl.describe(d, id, a.Direction)
 	return nil
 }
 
@@ -738,13 +753,21 @@ func detach(pinDir string, r pinRef) error {
 type nsLinks struct {
 	handles map[string]*netlink.Handle
 	errs    map[string]string
-	progs   map[progRef]progDesc      // program descriptions already read
-	names   map[string]map[string]int // per namespace: link name -> ifindex
+	progs   map[progRef]progDesc // program descriptions already read
+	names   *linkNames
+}
+
+// linkNames is, per namespace, link name -> ifindex: listed once and
+// shared by the workers of one Attachments call (the node namespace holds
+// every pod's host end, a large dump).
+type linkNames struct {
+	mu sync.Mutex
+	m  map[string]map[string]int
 }
 
 func newNSLinks() *nsLinks {
 	return &nsLinks{handles: map[string]*netlink.Handle{}, errs: map[string]string{}, progs: map[progRef]progDesc{},
-		names: map[string]map[string]int{}}
+		names: &linkNames{m: map[string]map[string]int{}}}
 }
 
 type progRef struct {
@@ -783,7 +806,7 @@ func (n *nsLinks) handle(ref string) (*netlink.Handle, string) {
 		return nil, n.errs[ref]
 	}
 	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns)
+	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
 	if err != nil {
 		n.errs[ref] = fmt.Sprintf("netlink in namespace: %v", err)
 		return nil, n.errs[ref]
@@ -800,7 +823,9 @@ func (n *nsLinks) index(ref, ifname string) (int, string) {
 	if h == nil {
 		return 0, why
 	}
-	names, ok := n.names[ref]
+	n.names.mu.Lock()
+	defer n.names.mu.Unlock()
+	names, ok := n.names.m[ref]
 	if !ok {
 		links, err := h.LinkList()
 		if err != nil {
@@ -815,7 +840,7 @@ func (n *nsLinks) index(ref, ifname string) (int, string) {
 		for _, l := range links {
 			names[l.Attrs().Name] = l.Attrs().Index
 		}
-		n.names[ref] = names
+		n.names.m[ref] = names
 	}
 	if idx := names[ifname]; idx != 0 {
 		return idx, ""

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/netreconcile/netreconcile/datapath"
 	"github.com/netreconcile/netreconcile/drivers"
@@ -34,16 +35,29 @@ func desiredDatapath(cfg *Config, r *spec.Resolved, n *drivers.Node, s *state.St
 	if err := s.Add(&state.Datapath{PinDir: cfg.BPFFS, FastPath: true, Reusable: true, OwnerK: datapathOwner}); err != nil {
 		return err
 	}
-	// Services select pods of their own namespace only: group them once
-	// rather than scan every pod for every service port.
-	podsOf := map[string][]spec.ResolvedPod{}
+	// Services select pods of their own namespace by labels: index pods
+	// by namespace and label once rather than scan every pod for every
+	// service port.
+	idx := map[string][]spec.ResolvedPod{}
 	for _, p := range r.Pods {
-		podsOf[p.Namespace] = append(podsOf[p.Namespace], p)
+		for k, v := range p.Labels {
+			key := labelKey(p.Namespace, k, v)
+			idx[key] = append(idx[key], p)
+		}
 	}
 	for _, svc := range r.Services {
+		// Any one pair of the selector narrows the search; the shortest
+		// list is the cheapest to check against the rest.
+		var cands []spec.ResolvedPod
+		first := true
+		for k, v := range svc.Selector {
+			if c := idx[labelKey(svc.Namespace, k, v)]; first || len(c) < len(cands) {
+				cands, first = c, false
+			}
+		}
 		for _, port := range svc.Ports {
 			obj := &state.Service{IP: svc.ClusterIP, Port: uint16(port.Port), Proto: port.Protocol,
-				Backends: backends(podsOf[svc.Namespace], &svc, port), Affinity: svc.SessionAffinity == "ClientIP",
+				Backends: backends(cands, &svc, port), Affinity: svc.SessionAffinity == "ClientIP",
 				OwnerK: "service/" + svc.Key}
 			if err := s.Add(obj); err != nil {
 				return err
@@ -79,6 +93,8 @@ func desiredDatapath(cfg *Config, r *spec.Resolved, n *drivers.Node, s *state.St
 	}
 	return nil
 }
+
+func labelKey(ns, k, v string) string { return ns + "\x00" + k + "\x00" + v }
 
 func attachObject(nsRef, ns, ifname string, dir datapath.Direction, owner string) state.Object {
 	name, err := datapath.AttachmentName(nsRef, ifname, dir)
@@ -134,8 +150,10 @@ func selects(sel, labels map[string]string) bool {
 }
 
 // observeDatapath reads what is programmed in the node's pin directory
-// without changing anything. byIndex names the node's links.
-func (o *observer) observeDatapath(byIndex map[int]string, desired *state.State) error {
+// without changing anything. It runs beside the pod namespace workers:
+// the objects wait in o.dp until node names the endpoints' devices and
+// merges them.
+func (o *observer) observeDatapath(desired *state.State) error {
 	pinDir := o.cfg.BPFFS
 	if pinDir == "" {
 		return nil
@@ -143,16 +161,18 @@ func (o *observer) observeDatapath(byIndex map[int]string, desired *state.State)
 	if _, err := os.Stat(pinDir); err != nil {
 		return nil
 	}
+	start := time.Now()
 	dp, reason, err := datapath.Inspect(pinDir)
 	if err != nil {
 		return err
 	}
+	o.dp.phases = append(o.dp.phases, "datapathOpen", time.Since(start))
 	if dp == nil {
 		if reason != "" {
-			o.obs.Owned.Put(&state.Datapath{PinDir: pinDir, Reusable: false, OwnerK: datapathOwner})
+			o.dp.put(&state.Datapath{PinDir: pinDir, Reusable: false, OwnerK: datapathOwner})
 		} else if empty, _ := dirEmpty(pinDir); !empty {
 			// leftovers without a datapath (links of a destroyed one)
-			o.obs.Owned.Put(&state.Datapath{PinDir: pinDir, Reusable: false, OwnerK: datapathOwner})
+			o.dp.put(&state.Datapath{PinDir: pinDir, Reusable: false, OwnerK: datapathOwner})
 		}
 		return nil
 	}
@@ -161,7 +181,7 @@ func (o *observer) observeDatapath(byIndex map[int]string, desired *state.State)
 	if err != nil {
 		return err
 	}
-	o.obs.Owned.Put(&state.Datapath{PinDir: pinDir, FastPath: conf.FastPath, Reusable: true, OwnerK: datapathOwner})
+	o.dp.put(&state.Datapath{PinDir: pinDir, FastPath: conf.FastPath, Reusable: true, OwnerK: datapathOwner})
 	svcs, err := dp.Services()
 	if err != nil {
 		return err
@@ -173,21 +193,25 @@ func (o *observer) observeDatapath(byIndex map[int]string, desired *state.State)
 		}
 		sort.Strings(obj.Backends)
 		obj.OwnerK = ownerIn(desired, obj)
-		o.obs.Owned.Put(obj)
+		o.dp.put(obj)
 	}
 	eps, err := dp.Endpoints()
 	if err != nil {
 		return err
 	}
 	for ip, e := range eps {
-		obj := &state.Endpoint{IP: ip, Dev: byIndex[e.IfIndex]}
+		obj := &state.Endpoint{IP: ip}
 		obj.OwnerK = ownerIn(desired, obj)
-		o.obs.Owned.Put(obj)
+		o.dp.put(obj)
+		o.dp.devs[obj] = e.IfIndex
 	}
+	o.dp.phases = append(o.dp.phases, "datapathMaps", time.Since(start))
+	start = time.Now()
 	atts, err := dp.Attachments()
 	if err != nil {
 		return err
 	}
+	o.dp.phases = append(o.dp.phases, "datapathAttachments", time.Since(start))
 	for _, a := range atts {
 		ns := a.Netns
 		if ns == o.cfg.NodeNetns {
@@ -196,9 +220,31 @@ func (o *observer) observeDatapath(byIndex map[int]string, desired *state.State)
 		obj := &state.Attach{Name: a.Name, NS: ns, IfName: a.IfName, Direction: a.Direction.String(),
 			Live: a.Current && !a.Defunct}
 		obj.OwnerK = ownerIn(desired, obj)
-		o.obs.Owned.Put(obj)
+		o.dp.put(obj)
 	}
+	start = time.Now()
+	defer func() { o.dp.phases = append(o.dp.phases, "policyMaps", time.Since(start)) }()
 	return o.observePolicy(dp, desired)
+}
+
+// dpObserved is what observeDatapath found, held until the node's links
+// are known.
+type dpObserved struct {
+	objs   []state.Object
+	devs   map[*state.Endpoint]int // endpoint -> ifindex of its device
+	phases []any
+}
+
+func (d *dpObserved) put(obj state.Object) { d.objs = append(d.objs, obj) }
+
+// merge names the endpoints' devices and adds the objects to owned.
+func (d *dpObserved) merge(owned *state.State, byIndex map[int]string) {
+	for e, idx := range d.devs {
+		e.Dev = byIndex[idx]
+	}
+	for _, obj := range d.objs {
+		owned.Put(obj)
+	}
 }
 
 func ownerIn(desired *state.State, o state.Object) string {

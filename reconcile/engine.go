@@ -34,6 +34,7 @@ type Result struct {
 	Plan     *Plan
 	Observed *Observed
 	Applied  int
+	desired  *state.State // what Plan diffed against, for verify
 }
 
 // uplink reads the uplink facts the desired state depends on (its MTU),
@@ -97,20 +98,27 @@ func (e *Engine) Plan(r *spec.Resolved, observed *Observed) (*Result, error) {
 			return nil, fmt.Errorf("datapath pin directory (--bpffs): %w", err)
 		}
 	}
+	start := time.Now()
 	desired, err := Desired(e.Cfg, r, up)
 	if err != nil {
 		return nil, err
 	}
+	phases := []any{"desired", time.Since(start)}
 	if observed == nil {
+		start = time.Now()
 		if observed, err = Observe(e.Cfg, desired); err != nil {
 			return nil, err
 		}
+		phases = append(phases, "observe", time.Since(start))
+		phases = append(phases, observed.phases...)
 	}
+	start = time.Now()
 	p, err := Diff(e.Cfg.Node, desired, observed)
 	if err != nil {
 		return nil, err
 	}
-	return &Result{Plan: p, Observed: observed}, nil
+	e.Log.V(1).Info("planned", append(phases, "diff", time.Since(start), "changes", len(p.Changes))...)
+	return &Result{Plan: p, Observed: observed, desired: desired}, nil
 }
 
 func (e *Engine) kernel() *drivers.Kernel {
@@ -138,25 +146,22 @@ func (e *Engine) Apply(ctx context.Context, r *spec.Resolved) (*Result, error) {
 		return res, nil
 	}
 	res.Applied, err = Apply(ctx, e.Cfg, res.Plan, e.Log)
+	// Verify observes again against the same desired state: the file and
+	// the uplink facts it was computed from have not changed since.
+	replan := func() (*Plan, error) {
+		obs, err := Observe(e.Cfg, res.desired)
+		if err != nil {
+			return nil, err
+		}
+		return Diff(e.Cfg.Node, res.desired, obs)
+	}
 	if err != nil {
-		if verr := e.verify(ctx, func() (*Plan, error) {
-			r2, err := e.Plan(r, nil)
-			if err != nil {
-				return nil, err
-			}
-			return r2.Plan, nil
-		}, 0); verr != nil {
+		if verr := e.verify(ctx, replan, 0); verr != nil {
 			return res, fmt.Errorf("%w; %d of %d changes applied; left: %v", err, res.Applied, len(res.Plan.steps), verr)
 		}
 		return res, err
 	}
-	if err := e.verify(ctx, func() (*Plan, error) {
-		r2, err := e.Plan(r, nil)
-		if err != nil {
-			return nil, err
-		}
-		return r2.Plan, nil
-	}, e.settle()); err != nil {
+	if err := e.verify(ctx, replan, e.settle()); err != nil {
 		return res, err
 	}
 	return res, e.Cfg.clearAllPending()

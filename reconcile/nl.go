@@ -6,6 +6,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
 	"github.com/netreconcile/netreconcile/internal/nsutil"
 )
@@ -40,7 +41,7 @@ func (h *handles) get(ns string) (*netlink.Handle, error) {
 	if err != nil {
 		return nil, err
 	}
-	nh, err := netlink.NewHandleAt(fd)
+	nh, err := netlink.NewHandleAt(fd, unix.NETLINK_ROUTE) // one socket, not one per family
 	if err != nil {
 		return nil, fmt.Errorf("netlink in netns %q: %w", nsLabel(ns), err)
 	}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -26,6 +27,8 @@ type Observed struct {
 	Uplink  Uplink       `json:"uplink"`
 	Owned   *state.State `json:"owned"`
 	Foreign Foreign      `json:"foreign"`
+	// phases times the parts of the pass, for the verbose log.
+	phases []any
 }
 
 // Uplink describes the node's uplink as found in the node namespace.
@@ -85,6 +88,7 @@ type observer struct {
 	// in the node namespace, by the parent's ifindex there: resolved to a
 	// name once the node namespace is read.
 	parents []parentRef
+	dp      dpObserved
 }
 
 type parentRef struct {
@@ -99,7 +103,8 @@ const observeWorkers = 8
 // namespace that the desired state names or that netreconcile recorded
 // as its own. One dump per object kind per namespace.
 func Observe(cfg *Config, desired *state.State) (*Observed, error) {
-	o := &observer{cfg: cfg, obs: newObserved(cfg.Node), ends: map[string]podEnd{}}
+	o := &observer{cfg: cfg, obs: newObserved(cfg.Node), ends: map[string]podEnd{},
+		dp: dpObserved{devs: map[*state.Endpoint]int{}}}
 	var err error
 	if o.pending, err = cfg.pendingLinks(); err != nil {
 		return nil, err
@@ -112,12 +117,21 @@ func Observe(cfg *Config, desired *state.State) (*Observed, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := o.namespaces(desired); err != nil {
+	// The datapath's pins and maps are read beside the namespaces.
+	dpDone := make(chan error, 1)
+	go func() { dpDone <- o.observeDatapath(desired) }()
+	start := time.Now()
+	nsErr := o.namespaces(desired)
+	o.obs.phases = append(o.obs.phases, "podNamespaces", time.Since(start))
+	if err := errors.Join(nsErr, <-dpDone); err != nil {
 		return nil, err
 	}
+	o.obs.phases = append(o.obs.phases, o.dp.phases...)
+	start = time.Now()
 	if err := o.node(nh, desired); err != nil {
 		return nil, err
 	}
+	o.obs.phases = append(o.obs.phases, "nodeNamespace", time.Since(start))
 	return o.obs, nil
 }
 
@@ -183,7 +197,7 @@ func (o *observer) pod(h *handles, ref string, owned map[string]string, wanted m
 	if err != nil {
 		return err
 	}
-	fd, err := nsutil.Open(ref)
+	fd, err := h.fd(ref)
 	if err != nil {
 		// Absent. A record of it without a desire for it is left from a
 		// crash between recording and creating: observed, so that the
@@ -195,13 +209,12 @@ func (o *observer) pod(h *handles, ref string, owned map[string]string, wanted m
 		}
 		return nil
 	}
+	defer h.forget(ref)
 	nsid, _ := nodeH.GetNetNsIdByFd(int(fd))
-	fd.Close()
 	ph, err := h.get(ref)
 	if err != nil {
 		return err
 	}
-	defer h.forget(ref)
 	d, err := dump(ph, ref, o.cfg.Node)
 	if err != nil {
 		return err
@@ -502,9 +515,7 @@ func (o *observer) node(h *netlink.Handle, desired *state.State) error {
 		return err
 	}
 	o.rest(state.NodeNS, d, byIndex, ours, owners)
-	if err := o.observeDatapath(byIndex, desired); err != nil {
-		return err
-	}
+	o.dp.merge(o.obs.Owned, byIndex)
 	return o.sysctls(desired)
 }
 

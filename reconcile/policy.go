@@ -55,7 +55,7 @@ func (o *observer) observePolicy(dp *datapath.Datapath, desired *state.State) er
 	for p, id := range ids {
 		obj := &state.PolicyIdentity{Prefix: p, ID: id}
 		obj.OwnerK = ownerIn(desired, obj)
-		o.obs.Owned.Put(obj)
+		o.dp.put(obj)
 	}
 	sides := map[datapath.PolicySide]*state.PodPolicy{}
 	side := func(s datapath.PolicySide) *state.PodPolicy {
@@ -85,7 +85,7 @@ func (o *observer) observePolicy(dp *datapath.Datapath, desired *state.State) er
 	for _, pp := range sides {
 		slices.Sort(pp.Rules)
 		pp.OwnerK = ownerIn(desired, pp)
-		o.obs.Owned.Put(pp)
+		o.dp.put(pp)
 	}
 	rev, err := dp.PolicyRevision()
 	if err != nil {
@@ -93,7 +93,7 @@ func (o *observer) observePolicy(dp *datapath.Datapath, desired *state.State) er
 	}
 	obj := &state.PolicyRevision{PinDir: o.cfg.BPFFS, Revision: rev}
 	obj.OwnerK = ownerIn(desired, obj)
-	o.obs.Owned.Put(obj)
+	o.dp.put(obj)
 	return nil
 }
 

@@ -68,7 +68,7 @@ func probeLinkType(typ string) (bool, error) {
 		return false, fmt.Errorf("probe link type %q: %w", typ, err)
 	}
 	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns)
+	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
 	if err != nil {
 		return false, fmt.Errorf("probe link type %q: %w", typ, err)
 	}

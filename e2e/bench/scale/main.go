@@ -50,6 +50,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/go-logr/logr/funcr"
 	"golang.org/x/sys/unix"
 
 	"github.com/netreconcile/netreconcile/datapath"
@@ -76,6 +77,7 @@ type config struct {
 	pods, services, policies, runs int
 	inProcess                      bool
 	profileDir                     string
+	verbose                        bool
 	attachMode                     string // tcx or tc (--attach-mode)
 }
 
@@ -88,6 +90,7 @@ func main() {
 	flag.StringVar(&c.attachMode, "attach-mode", "tcx", "how programs attach, in the floor and netreconcile alike: tcx or tc (--attach-mode)")
 	flag.BoolVar(&c.inProcess, "inprocess", false, "run the phases in this process through reconcile.Engine instead of the binary")
 	flag.StringVar(&c.profileDir, "cpuprofile", "", "with -inprocess: write a CPU profile per phase into this directory")
+	flag.BoolVar(&c.verbose, "v", false, "with -inprocess: log the engine's phase timings to stderr")
 	flag.Parse()
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(os.Stderr, "scale bench needs root (it builds namespaces)")
@@ -522,8 +525,15 @@ func newEngineRunner(b *bench) *engineRunner {
 		Cfg: &reconcile.Config{Node: b.id, NodeNetns: b.nodeNS, StateDir: b.stateDir, BPFFS: b.pinDir,
 			AttachTC: b.cfg.attachMode == "tc",
 			Drivers:  drivers.NewRegistry(veth.Driver{}, bridge.Driver{}, macvlan.Driver{}, ipvlan.Driver{})},
-		Log: logr.Discard(),
+		Log: engineLog(b.cfg.verbose),
 	}}
+}
+
+func engineLog(verbose bool) logr.Logger {
+	if !verbose {
+		return logr.Discard()
+	}
+	return funcr.New(func(prefix, args string) { fmt.Fprintln(os.Stderr, prefix, args) }, funcr.Options{Verbosity: 1})
 }
 
 // measure runs fn with the peak RSS reset and, with -cpuprofile, a CPU
