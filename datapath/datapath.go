@@ -483,6 +483,9 @@ func Destroy(pinDir string) error {
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("destroy datapath %s: %w", pinDir, err)
 	}
+	if filepath.Dir(pinDir) == DefaultPinRoot {
+		_ = os.Remove(DefaultPinRoot) // the last node's: only when empty
+	}
 	return nil
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/netreconcile/netreconcile/drivers"
 	"github.com/netreconcile/netreconcile/internal/nstest"
+	"github.com/netreconcile/netreconcile/internal/nsutil"
 )
 
 // world is one lab built from a generated topology, with its own node,
@@ -209,6 +210,22 @@ func TestFoundation(t *testing.T) {
 	}
 	if out, errOut, code := Run(t, w.bin, w.nodeArgs("plan", "--detailed-exitcode")...); code != 0 {
 		t.Fatalf("plan --detailed-exitcode: exit %d\n%s%s", code, out, errOut)
+	}
+	// Proxy ARP drift on a's host side (off, or answering late) is seen
+	// (netconf and neighbour-table dumps) and repaired in place.
+	hostA := drivers.HostIfName(w.node, "t/a")
+	for _, drift := range [][2]string{{"net/ipv4/conf/" + hostA + "/proxy_arp", "0"}, {"net/ipv4/neigh/" + hostA + "/proxy_delay", "80"}} {
+		if err := nsutil.WriteSysctl(w.nodeNS, drift[0], drift[1]); err != nil {
+			t.Fatal(err)
+		}
+		p := w.plan()
+		if len(p.Changes) != 1 || p.Changes[0].Kind != "link" || p.Changes[0].Action != "update" || p.Changes[0].Owner != "pod/t/a" {
+			t.Fatalf("plan after %s=%s: %+v", drift[0], drift[1], p.Changes)
+		}
+		w.mustRun(w.nodeArgs("apply")...)
+		if v, err := nsutil.ReadSysctl(w.nodeNS, drift[0]); err != nil || v == drift[1] {
+			t.Errorf("%s after apply: %q, %v", drift[0], v, err)
+		}
 	}
 	// show -o json is usable as plan --observed: no kernel access, same answer.
 	observed := WriteFile(t, "observed.json", w.mustRun(w.nodeArgs("show", "-o", "json")...))

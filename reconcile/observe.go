@@ -531,16 +531,12 @@ func (o *observer) proxyARP() error {
 		return nil
 	}
 	return nsutil.Do(o.cfg.NodeNetns, func() error {
+		on, err := proxyARPByIndex()
+		if err != nil {
+			return fmt.Errorf("read proxy_arp of node links: %w", err)
+		}
 		for _, l := range links {
-			arp, err := os.ReadFile("/proc/sys/net/ipv4/conf/" + l.Name + "/proxy_arp")
-			if err != nil {
-				return fmt.Errorf("read proxy_arp of %s: %w", l, err)
-			}
-			delay, err := os.ReadFile("/proc/sys/net/ipv4/neigh/" + l.Name + "/proxy_delay")
-			if err != nil {
-				return fmt.Errorf("read proxy_delay of %s: %w", l, err)
-			}
-			l.ProxyARP = strings.TrimSpace(string(arp)) == "1" && strings.TrimSpace(string(delay)) == "0"
+			l.ProxyARP = on[l.Index]
 		}
 		return nil
 	})

@@ -3,7 +3,6 @@ package spec
 import (
 	"cmp"
 	"errors"
-	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -200,7 +199,7 @@ func join(path, field string) string {
 
 // index appends a sequence index to a path.
 func index(path string, i int) string {
-	return fmt.Sprintf("%s[%d]", path, i)
+	return path + "[" + strconv.Itoa(i) + "]"
 }
 
 // key appends a map key to a path, Kubernetes style: labels[app].
