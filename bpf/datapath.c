@@ -45,6 +45,10 @@ enum cfg_flags {
 #define NR_SVC_AFFINITY 1 // sessionAffinity: ClientIP
 #define NR_SVC_HASH 2     // pick by a hash of the 5-tuple, not at random
 
+// A translated frame sent again through its pod's egress hook (see
+// from_pod) carries this skb mark bit until that second pass clears it.
+#define NR_MARK_READDRESSED 0x00400000
+
 // Conntrack entry kinds (ct_value.type) and flags; mirrored in Go.
 #define NR_CT_FWD 1 // client -> clusterIP, as the client sends it
 #define NR_CT_REV 2 // backend -> client, as the backend answers
@@ -623,7 +627,12 @@ static __always_inline int from_pod(struct __sk_buff *skb, const int hook)
 	__be32 hairpin_ip;
 	__u32 slot;
 	bool syn_only;
+	int verdict;
 
+	if (hook == HOOK_POD_EGRESS && (skb->mark & NR_MARK_READDRESSED)) {
+		skb->mark &= ~NR_MARK_READDRESSED;
+		return TC_ACT_UNSPEC; // translated and judged on its first pass
+	}
 	if (parse(skb, &p) < 0)
 		return TC_ACT_UNSPEC;
 
@@ -703,7 +712,20 @@ dnat:
 	if (rewrite(skb, &p, fwd.nat_addr ? fwd.nat_addr : p.t.saddr, fwd.addr,
 		    p.t.sport, fwd.port) < 0)
 		return TC_ACT_SHOT;
-	return deliver(skb, &p, &p, hook, true);
+	verdict = deliver(skb, &p, &p, hook, true);
+	// Leaving a macvlan or ipvlan pod, the frame is addressed to the next
+	// hop of the clusterIP: the gateway, the node's shim. Send it to the
+	// next hop of the backend instead, as the pod's own packets to that
+	// address go: straight over the pod's segment to a backend on it,
+	// without a detour through the node (the kernel resolves the
+	// neighbour). The frame passes this hook once more, marked so that it
+	// goes through untouched. Not for a pod reaching itself: that goes
+	// through the node.
+	if (verdict == TC_ACT_OK && hook == HOOK_POD_EGRESS && !fwd.nat_addr) {
+		skb->mark |= NR_MARK_READDRESSED;
+		return bpf_redirect_neigh(skb->ifindex, NULL, 0, 0);
+	}
+	return verdict;
 }
 
 // to_pod handles a packet entering a pod: ingress policy (judged before

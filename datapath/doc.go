@@ -61,7 +61,13 @@
 // skipping the host's routing, netfilter and the destination's nr_to_pod.
 // Network policy therefore has two hooks (bpf/policy.h): egress for every
 // packet leaving a pod, ingress in nr_to_pod and just before a fast-path
-// redirect. Macvlan pods have no fast path (redirect_peer needs tc ingress).
+// redirect. Macvlan pods have no fast path (redirect_peer needs tc ingress);
+// instead a translated packet leaving one is re-sent with
+// bpf_redirect_neigh, addressed to the backend's next hop rather than the
+// clusterIP's (the node's shim): a backend on the same segment is reached
+// straight over the uplink's macvlan bridge, as pod IPs are. That second
+// pass through nr_pod_egress is recognised by skb mark bit 0x00400000,
+// which it clears.
 //
 // Policy. Each node judges its own pods only: the egress side of a pod
 // when a packet leaves it, the ingress side when a packet reaches it, on
