@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"encoding/json"
 	"testing"
 
 	"github.com/netreconcile/netreconcile/internal/nstest"
@@ -30,33 +29,19 @@ func TestMacvlanServiceStaysOnL2(t *testing.T) {
 	if _, _, err := nstest.Transfer(l.netns("cl"), "10.96.0.20:80", 1000); err != nil {
 		t.Fatal(err)
 	}
-	shim0, client0 := linkStats(t, l.nodeNS("a"), "nrmv0").rx, linkStats(t, l.netns("cl"), "eth0").tx
+	shim0, _ := linkCounters(t, l.nodeNS("a"), "nrmv0")
+	_, client0 := linkCounters(t, l.netns("cl"), "eth0")
 	const n = 64 << 20
 	got, d, err := nstest.Transfer(l.netns("cl"), "10.96.0.20:80", n)
 	if err != nil || got != n {
 		t.Fatalf("transfer through the clusterIP: %d of %d bytes, %v", got, n, err)
 	}
-	shim, client := linkStats(t, l.nodeNS("a"), "nrmv0").rx-shim0, linkStats(t, l.netns("cl"), "eth0").tx-client0
+	shim, _ := linkCounters(t, l.nodeNS("a"), "nrmv0")
+	_, client := linkCounters(t, l.netns("cl"), "eth0")
+	shim, client = shim-shim0, client-client0
 	t.Logf("64 MiB through the clusterIP in %v: client sent %d packets, the shim received %d", d, client, shim)
 	if client < 1000 || shim*20 > client {
 		t.Errorf("the shim received %d of the client's %d packets: translated traffic detours through the node\nclient's neighbours:\n%s",
 			shim, client, ip(t, l.netns("cl"), "neigh", "show"))
 	}
-}
-
-type ifStats struct{ rx, tx uint64 }
-
-// linkStats reads a link's packet counters in namespace ns.
-func linkStats(t *testing.T, ns, link string) ifStats {
-	t.Helper()
-	var out []struct {
-		Stats struct {
-			RX struct{ Packets uint64 } `json:"rx"`
-			TX struct{ Packets uint64 } `json:"tx"`
-		} `json:"stats64"`
-	}
-	if err := json.Unmarshal([]byte(ip(t, ns, "-s", "-j", "link", "show", "dev", link)), &out); err != nil || len(out) != 1 {
-		t.Fatalf("stats of %s in %s: %v", link, ns, err)
-	}
-	return ifStats{out[0].Stats.RX.Packets, out[0].Stats.TX.Packets}
 }
