@@ -132,12 +132,7 @@ func TestKernelWatcher(t *testing.T) {
 	if err != nil || len(added) != 1 {
 		t.Fatalf("sync: %v %v", added, err)
 	}
-	fd, err := nsutil.Open(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fd.Close()
-	h, err := netlink.NewHandleAt(fd)
+	h, err := nsutil.Handle(ns)
 	if err != nil {
 		t.Fatal(err)
 	}

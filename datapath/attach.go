@@ -433,40 +433,33 @@ func listPins(pinDir string) []pinRef {
 	return refs
 }
 
+// KnownLinks is what a caller has already listed of some namespaces'
+// links: namespace reference (as given to Attach) -> link name -> ifindex.
+type KnownLinks map[string]map[string]int
+
 // Attachments lists what is attached, from the pin directory and the
 // kernel: one entry per pinned link (and per clsact record), sorted by
 // name, with defunct ones flagged. A few workers read them at once: the
-// cost is a netlink or bpf round trip per attachment, two per pod.
-func (d *Datapath) Attachments() ([]Attachment, error) {
+// cost is a netlink or bpf round trip per attachment, two per pod. The
+// links of a namespace in known are not listed again (may be nil).
+func (d *Datapath) Attachments(known KnownLinks) ([]Attachment, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	refs := listPins(d.pinDir)
 	out := make([]Attachment, len(refs))
 	errs := make([]error, attachWorkers)
+	shared := newNSFacts(known)
 	var wg sync.WaitGroup
-	names := newNSLinks().names
 	for w := range min(attachWorkers, len(refs)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			nl := newNSLinks()
-			nl.names = names
+			nl := newNSLinks(shared)
 			defer nl.close()
 			for i := w; i < len(refs); i += attachWorkers {
-				r := refs[i]
-				a := r.Attachment
-				a.NetnsInode = nsInode(a.Netns)
-				var err error
-				switch {
-				case r.parseErr != nil:
-					a.Defunct, a.Reason = true, "not a netreconcile attachment name"
-				case r.Mode == ModeTCX:
-					err = d.inspectTCX(&a, r.path, nl)
-				default:
-					err = d.inspectTC(&a, nl)
-				}
+				a, err := d.inspect(refs[i], nl)
 				if err != nil {
-					errs[w] = fmt.Errorf("list attachments: %s: %w", r.Name, err)
+					errs[w] = fmt.Errorf("list attachments: %s: %w", refs[i].Name, err)
 					return
 				}
 				out[i] = a
@@ -483,6 +476,20 @@ func (d *Datapath) Attachments() ([]Attachment, error) {
 
 // attachWorkers bounds the attachments Attachments reads at once.
 const attachWorkers = 4
+
+func (d *Datapath) inspect(r pinRef, nl *nsLinks) (Attachment, error) {
+	a := r.Attachment
+	a.NetnsInode = nl.inode(a.Netns)
+	switch {
+	case r.parseErr != nil:
+		a.Defunct, a.Reason = true, "not a netreconcile attachment name"
+		return a, nil
+	case r.Mode == ModeTCX:
+		return a, d.inspectTCX(&a, r.path, nl)
+	default:
+		return a, d.inspectTC(&a, nl)
+	}
+}
 
 func nsInode(ref string) uint64 {
 	p := nsutil.Path(ref)
@@ -749,25 +756,46 @@ func detach(pinDir string, r pinRef) error {
 }
 
 // nsLinks resolves interface names and clsact filters per namespace with
-// one netlink handle each (no thread switching).
+// one netlink handle each (no thread switching). One per worker; facts is
+// shared by the workers of one Attachments call.
 type nsLinks struct {
 	handles map[string]*netlink.Handle
 	errs    map[string]string
 	progs   map[progRef]progDesc // program descriptions already read
-	names   *linkNames
+	facts   *nsFacts
 }
 
-// linkNames is, per namespace, link name -> ifindex: listed once and
-// shared by the workers of one Attachments call (the node namespace holds
-// every pod's host end, a large dump).
-type linkNames struct {
-	mu sync.Mutex
-	m  map[string]map[string]int
+// nsFacts holds, per namespace, what every attachment in it needs: its
+// links by name (the node namespace holds every pod's host end, a large
+// dump) and its inode. Each is read once.
+type nsFacts struct {
+	mu     sync.Mutex
+	names  map[string]map[string]int
+	inodes map[string]uint64
 }
 
-func newNSLinks() *nsLinks {
+func newNSFacts(known KnownLinks) *nsFacts {
+	f := &nsFacts{names: map[string]map[string]int{}, inodes: map[string]uint64{}}
+	for ref, names := range known {
+		f.names[ref] = names
+	}
+	return f
+}
+
+func newNSLinks(facts *nsFacts) *nsLinks {
 	return &nsLinks{handles: map[string]*netlink.Handle{}, errs: map[string]string{}, progs: map[progRef]progDesc{},
-		names: &linkNames{m: map[string]map[string]int{}}}
+		facts: facts}
+}
+
+func (n *nsLinks) inode(ref string) uint64 {
+	n.facts.mu.Lock()
+	defer n.facts.mu.Unlock()
+	ino, ok := n.facts.inodes[ref]
+	if !ok {
+		ino = nsInode(ref)
+		n.facts.inodes[ref] = ino
+	}
+	return ino
 }
 
 type progRef struct {
@@ -800,15 +828,13 @@ func (n *nsLinks) handle(ref string) (*netlink.Handle, string) {
 	if why, ok := n.errs[ref]; ok {
 		return nil, why
 	}
-	ns, err := nsutil.Open(ref)
-	if err != nil {
+	h, err := nsutil.Handle(ref)
+	switch {
+	case errors.Is(err, nsutil.ErrNotNetns):
 		n.errs[ref] = "namespace gone"
 		return nil, n.errs[ref]
-	}
-	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
-	if err != nil {
-		n.errs[ref] = fmt.Sprintf("netlink in namespace: %v", err)
+	case err != nil:
+		n.errs[ref] = err.Error()
 		return nil, n.errs[ref]
 	}
 	n.handles[ref] = h
@@ -819,14 +845,14 @@ func (n *nsLinks) handle(ref string) (*netlink.Handle, string) {
 // namespace's links are listed once (the node's namespace holds every
 // pod's host end: one request per attachment was most of Attachments).
 func (n *nsLinks) index(ref, ifname string) (int, string) {
-	h, why := n.handle(ref)
-	if h == nil {
-		return 0, why
-	}
-	n.names.mu.Lock()
-	defer n.names.mu.Unlock()
-	names, ok := n.names.m[ref]
+	n.facts.mu.Lock()
+	defer n.facts.mu.Unlock()
+	names, ok := n.facts.names[ref]
 	if !ok {
+		h, why := n.handle(ref)
+		if h == nil {
+			return 0, why
+		}
 		links, err := h.LinkList()
 		if err != nil {
 			// a dump interrupted by a concurrent change: ask for this one
@@ -840,7 +866,7 @@ func (n *nsLinks) index(ref, ifname string) (int, string) {
 		for _, l := range links {
 			names[l.Attrs().Name] = l.Attrs().Index
 		}
-		n.names.m[ref] = names
+		n.facts.names[ref] = names
 	}
 	if idx := names[ifname]; idx != 0 {
 		return idx, ""

@@ -91,7 +91,7 @@ func TestAttachIdempotent(t *testing.T) {
 	dir := tempPinDir(t)
 	w := newWorld(t, "veth", dir, 2)
 	defer w.dump()
-	before, err := w.dp.Attachments()
+	before, err := w.dp.Attachments(nil)
 	must(t, err, "attachments")
 	if len(before) != 4 {
 		t.Fatalf("attachments: %+v, want 4", before)
@@ -102,7 +102,7 @@ func TestAttachIdempotent(t *testing.T) {
 		}
 	}
 	w.attachAll(w.dp)
-	after, err := w.dp.Attachments()
+	after, err := w.dp.Attachments(nil)
 	must(t, err, "attachments")
 	if !slices.Equal(before, after) {
 		t.Errorf("attach again changed attachments:\n%+v\n%+v", before, after)
@@ -112,7 +112,7 @@ func TestAttachIdempotent(t *testing.T) {
 	d2 := openDP(t, dir)
 	w.dp = d2
 	w.attachAll(d2)
-	after, err = d2.Attachments()
+	after, err = d2.Attachments(nil)
 	must(t, err, "attachments")
 	if !slices.Equal(before, after) {
 		t.Errorf("attach after reopen changed attachments:\n%+v\n%+v", before, after)
@@ -151,7 +151,7 @@ func TestDefunctDetachDestroy(t *testing.T) {
 	defer w.dump()
 	gone := w.pods[1]
 	var linkIDs []link.ID
-	atts, err := w.dp.Attachments()
+	atts, err := w.dp.Attachments(nil)
 	must(t, err, "attachments")
 	for _, a := range atts {
 		linkIDs = append(linkIDs, a.LinkID)
@@ -163,7 +163,7 @@ func TestDefunctDetachDestroy(t *testing.T) {
 	must(t, err, "host veth")
 	must(t, nh.LinkDel(hl), "delete veth")
 	waitFor(t, func() bool {
-		atts, err := w.dp.Attachments()
+		atts, err := w.dp.Attachments(nil)
 		must(t, err, "attachments")
 		n := 0
 		for _, a := range atts {
@@ -173,7 +173,7 @@ func TestDefunctDetachDestroy(t *testing.T) {
 		}
 		return n == 2
 	}, "the vanished pod's two attachments to turn defunct")
-	atts, err = w.dp.Attachments()
+	atts, err = w.dp.Attachments(nil)
 	must(t, err, "attachments")
 	for _, a := range atts {
 		if a.Defunct != (a.IfName == gone.hostIf) {
@@ -189,7 +189,7 @@ func TestDefunctDetachDestroy(t *testing.T) {
 	hl, err = nh.LinkByName(gone.hostIf)
 	must(t, err, "host veth")
 	must(t, w.dp.Attach(w.node, gone.hostIf, HostIngress), "attach again")
-	atts, err = w.dp.Attachments()
+	atts, err = w.dp.Attachments(nil)
 	must(t, err, "attachments")
 	for _, a := range atts {
 		if a.IfName != gone.hostIf {
@@ -206,7 +206,7 @@ func TestDefunctDetachDestroy(t *testing.T) {
 			must(t, w.dp.Detach(a.Name), "detach again") // idempotent
 		}
 	}
-	atts, err = w.dp.Attachments()
+	atts, err = w.dp.Attachments(nil)
 	must(t, err, "attachments")
 	if len(atts) != 3 {
 		t.Errorf("after detaching the defunct one: %+v", atts)
@@ -280,7 +280,7 @@ func TestIncompatiblePinnedMaps(t *testing.T) {
 		if !strings.Contains(notes, "layout version 99") || !strings.Contains(notes, "upgraded attachment") {
 			t.Errorf("notes: %q", notes)
 		}
-		atts, err := d.Attachments()
+		atts, err := d.Attachments(nil)
 		must(t, err, "attachments")
 		for _, a := range atts {
 			if !a.Current {
@@ -314,10 +314,10 @@ func TestTCFallback(t *testing.T) {
 		t.Fatalf("through clsact: %s %v", backend, err)
 	}
 	c.Close()
-	before, err := w.dp.Attachments()
+	before, err := w.dp.Attachments(nil)
 	must(t, err, "attachments")
 	w.attachAll(w.dp)
-	after, err := w.dp.Attachments()
+	after, err := w.dp.Attachments(nil)
 	must(t, err, "attachments")
 	if len(before) != 4 {
 		t.Fatalf("attachments %+v", before)
@@ -334,13 +334,13 @@ func TestTCFallback(t *testing.T) {
 	w.dp.Close()
 	w.dp = openDP(t, dir)
 	w.attachAll(w.dp)
-	after, err = w.dp.Attachments()
+	after, err = w.dp.Attachments(nil)
 	must(t, err, "attachments")
 	if !slices.Equal(before, after) {
 		t.Errorf("attach after reopen changed attachments:\n%+v\n%+v", before, after)
 	}
 	must(t, w.dp.Detach(before[0].Name), "detach")
-	atts, err := w.dp.Attachments()
+	atts, err := w.dp.Attachments(nil)
 	must(t, err, "attachments")
 	if len(atts) != 3 {
 		t.Errorf("after detach: %+v", atts)
@@ -350,7 +350,7 @@ func TestTCFallback(t *testing.T) {
 	// leaves no filter behind to run the program twice.
 	forceTC = false
 	w.attachAll(w.dp)
-	atts, err = w.dp.Attachments()
+	atts, err = w.dp.Attachments(nil)
 	must(t, err, "attachments")
 	if len(atts) != 4 {
 		t.Errorf("after moving to tcx: %+v", atts)

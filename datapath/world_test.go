@@ -430,7 +430,7 @@ func (w *world) dump() {
 		for _, c := range conns {
 			w.t.Logf("  %+v", c)
 		}
-		atts, err := w.dp.Attachments()
+		atts, err := w.dp.Attachments(nil)
 		w.t.Logf("attachments (%v):", err)
 		for _, a := range atts {
 			w.t.Logf("  %+v", a)

@@ -358,12 +358,7 @@ func makeForeign(t *testing.T, l *svcLab) *foreignLab {
 	if err != nil {
 		t.Fatalf("attach foreign tcx programs: %v", err)
 	}
-	fd, err := nsutil.Open(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fd.Close()
-	h, err := netlink.NewHandleAt(fd)
+	h, err := nsutil.Handle(ns)
 	if err != nil {
 		t.Fatal(err)
 	}

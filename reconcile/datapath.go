@@ -150,10 +150,10 @@ func selects(sel, labels map[string]string) bool {
 }
 
 // observeDatapath reads what is programmed in the node's pin directory
-// without changing anything. It runs beside the pod namespace workers:
-// the objects wait in o.dp until node names the endpoints' devices and
-// merges them.
-func (o *observer) observeDatapath(desired *state.State) error {
+// without changing anything. It runs beside the pod namespace workers,
+// so its objects wait in o.dp for node to add them. known and byIndex
+// are the node namespace's links.
+func (o *observer) observeDatapath(desired *state.State, known datapath.KnownLinks, byIndex map[int]string) error {
 	pinDir := o.cfg.BPFFS
 	if pinDir == "" {
 		return nil
@@ -200,14 +200,13 @@ func (o *observer) observeDatapath(desired *state.State) error {
 		return err
 	}
 	for ip, e := range eps {
-		obj := &state.Endpoint{IP: ip}
+		obj := &state.Endpoint{IP: ip, Dev: byIndex[e.IfIndex]}
 		obj.OwnerK = ownerIn(desired, obj)
 		o.dp.put(obj)
-		o.dp.devs[obj] = e.IfIndex
 	}
 	o.dp.phases = append(o.dp.phases, "datapathMaps", time.Since(start))
 	start = time.Now()
-	atts, err := dp.Attachments()
+	atts, err := dp.Attachments(known)
 	if err != nil {
 		return err
 	}
@@ -227,25 +226,13 @@ func (o *observer) observeDatapath(desired *state.State) error {
 	return o.observePolicy(dp, desired)
 }
 
-// dpObserved is what observeDatapath found, held until the node's links
-// are known.
+// dpObserved is what observeDatapath found, held until node adds it.
 type dpObserved struct {
 	objs   []state.Object
-	devs   map[*state.Endpoint]int // endpoint -> ifindex of its device
 	phases []any
 }
 
 func (d *dpObserved) put(obj state.Object) { d.objs = append(d.objs, obj) }
-
-// merge names the endpoints' devices and adds the objects to owned.
-func (d *dpObserved) merge(owned *state.State, byIndex map[int]string) {
-	for e, idx := range d.devs {
-		e.Dev = byIndex[idx]
-	}
-	for _, obj := range d.objs {
-		owned.Put(obj)
-	}
-}
 
 func ownerIn(desired *state.State, o state.Object) string {
 	if d := desired.Get(o.Kind(), o.Key()); d != nil {

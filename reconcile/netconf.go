@@ -56,7 +56,7 @@ func proxyARPByIndex() (map[int]bool, error) {
 	out := map[int]bool{}
 	for _, attrs := range tbls {
 		var name string
-		var parms []syscallAttr
+		var parms []syscall.NetlinkRouteAttr
 		for _, a := range attrs {
 			switch a.Attr.Type {
 			case ndtaName:
@@ -86,20 +86,18 @@ func proxyARPByIndex() (map[int]bool, error) {
 	return out, nil
 }
 
-type syscallAttr = syscall.NetlinkRouteAttr
-
 var native = binary.NativeEndian
 
 // dumpAttrs runs one AF_INET dump and returns each message's attributes
 // (after the 4-byte family header).
-func dumpAttrs(req, res uint16) ([][]syscallAttr, error) {
+func dumpAttrs(req, res uint16) ([][]syscall.NetlinkRouteAttr, error) {
 	r := nl.NewNetlinkRequest(int(req), unix.NLM_F_DUMP)
 	r.AddData(family(unix.AF_INET))
 	msgs, err := r.Execute(unix.NETLINK_ROUTE, res)
 	if err != nil {
 		return nil, err
 	}
-	out := make([][]syscallAttr, 0, len(msgs))
+	out := make([][]syscall.NetlinkRouteAttr, 0, len(msgs))
 	for _, m := range msgs {
 		if len(m) < 4 {
 			continue

@@ -14,6 +14,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/netreconcile/netreconcile/datapath"
 	"github.com/netreconcile/netreconcile/internal/nsutil"
 	"github.com/netreconcile/netreconcile/state"
 )
@@ -103,24 +104,34 @@ const observeWorkers = 8
 // namespace that the desired state names or that netreconcile recorded
 // as its own. One dump per object kind per namespace.
 func Observe(cfg *Config, desired *state.State) (*Observed, error) {
-	o := &observer{cfg: cfg, obs: newObserved(cfg.Node), ends: map[string]podEnd{},
-		dp: dpObserved{devs: map[*state.Endpoint]int{}}}
+	o := &observer{cfg: cfg, obs: newObserved(cfg.Node), ends: map[string]podEnd{}}
 	var err error
 	if o.pending, err = cfg.pendingLinks(); err != nil {
 		return nil, err
 	}
 	// The node namespace first: when it cannot be opened, that is the one
-	// error, not one per pod namespace worker.
+	// error, not one per pod namespace worker; and the datapath, read
+	// beside the pod namespaces, finds the host ends of pods among its
+	// links without listing them again.
+	start := time.Now()
 	h := newHandles(cfg.NodeNetns)
 	defer h.Close()
 	nh, err := h.get(state.NodeNS)
 	if err != nil {
 		return nil, err
 	}
-	// The datapath's pins and maps are read beside the namespaces.
+	nd, err := dump(nh, state.NodeNS, cfg.Node)
+	if err != nil {
+		return nil, err
+	}
+	names, byIndex := make(map[string]int, len(nd.links)), make(map[int]string, len(nd.links))
+	for _, l := range nd.links {
+		names[l.Attrs().Name], byIndex[l.Attrs().Index] = l.Attrs().Index, l.Attrs().Name
+	}
+	o.obs.phases = append(o.obs.phases, "nodeDump", time.Since(start))
 	dpDone := make(chan error, 1)
-	go func() { dpDone <- o.observeDatapath(desired) }()
-	start := time.Now()
+	go func() { dpDone <- o.observeDatapath(desired, datapath.KnownLinks{cfg.NodeNetns: names}, byIndex) }()
+	start = time.Now()
 	nsErr := o.namespaces(desired)
 	o.obs.phases = append(o.obs.phases, "podNamespaces", time.Since(start))
 	if err := errors.Join(nsErr, <-dpDone); err != nil {
@@ -128,7 +139,7 @@ func Observe(cfg *Config, desired *state.State) (*Observed, error) {
 	}
 	o.obs.phases = append(o.obs.phases, o.dp.phases...)
 	start = time.Now()
-	if err := o.node(nh, desired); err != nil {
+	if err := o.node(nd, desired); err != nil {
 		return nil, err
 	}
 	o.obs.phases = append(o.obs.phases, "nodeNamespace", time.Since(start))
@@ -474,11 +485,7 @@ func routeObject(ns string, r netlink.Route, byIndex map[int]string) *state.Rout
 
 // node observes the node namespace, its sysctls, and matches host veth
 // ends to the pod ends seen before.
-func (o *observer) node(h *netlink.Handle, desired *state.State) error {
-	d, err := dump(h, state.NodeNS, o.cfg.Node)
-	if err != nil {
-		return err
-	}
+func (o *observer) node(d *nsDump, desired *state.State) error {
 	byIndex, ours, owners := o.links(state.NodeNS, d.links)
 	for _, p := range o.parents {
 		p.link.Parent = byIndex[p.index]
@@ -515,7 +522,9 @@ func (o *observer) node(h *netlink.Handle, desired *state.State) error {
 		return err
 	}
 	o.rest(state.NodeNS, d, byIndex, ours, owners)
-	o.dp.merge(o.obs.Owned, byIndex)
+	for _, obj := range o.dp.objs {
+		o.obs.Owned.Put(obj)
+	}
 	return o.sysctls(desired)
 }
 

@@ -92,9 +92,7 @@ func Parse(name string, data []byte) (t *Topology, pos *Positions, err error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	// About one recorded path per 25 bytes of flow-style YAML: sized
-	// once, the map is not rebuilt as it grows.
-	pos = &Positions{File: name, paths: make(map[string]Pos, len(data)/25)}
+	pos = &Positions{File: name, paths: map[string]Pos{}}
 	d := &decoder{pos: pos, active: map[*yaml.Node]bool{}, aliasOf: map[*yaml.Node]*yaml.Node{}}
 	t = &Topology{}
 	d.value(root, reflect.ValueOf(t).Elem(), "")

@@ -57,14 +57,9 @@ func TempNetns(t testing.TB, prefix string) string {
 // LinkUp sets the link called link up in nsRef, through a netlink handle
 // on that namespace (no thread switching).
 func LinkUp(nsRef, link string) error {
-	ns, err := nsutil.Open(nsRef)
+	h, err := nsutil.Handle(nsRef)
 	if err != nil {
 		return err
-	}
-	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		return fmt.Errorf("netlink handle on netns %q: %w", nsRef, err)
 	}
 	defer h.Close()
 	l, err := h.LinkByName(link)
@@ -83,14 +78,9 @@ func LinkUp(nsRef, link string) error {
 // creating a veth would see its first SYN or ARP lost and stall for a
 // retransmission timeout.
 func WaitLinkUp(nsRef, link string, timeout time.Duration) error {
-	ns, err := nsutil.Open(nsRef)
+	h, err := nsutil.Handle(nsRef)
 	if err != nil {
 		return err
-	}
-	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		return fmt.Errorf("netlink handle on netns %q: %w", nsRef, err)
 	}
 	defer h.Close()
 	deadline := time.Now().Add(timeout)

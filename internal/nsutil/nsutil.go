@@ -1,7 +1,7 @@
 // Package nsutil opens, creates and enters network namespaces.
 //
 // Netlink work never needs this package's thread switching: use one
-// netlink.Handle per namespace (netlink.NewHandleAt). Do is for the few
+// netlink.Handle per namespace (Handle). Do is for the few
 // things that act on the calling thread's namespace: /proc/sys writes,
 // opening sockets, attaching tcx programs.
 package nsutil
@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"strings"
 
+	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
@@ -198,4 +199,20 @@ func WriteSysctl(ref, key, value string) error {
 		return fmt.Errorf("write sysctl %s=%s: %w", key, value, err)
 	}
 	return nil
+}
+
+// Handle returns a netlink handle (NETLINK_ROUTE only) whose socket lives
+// in the namespace ref, without switching the calling thread. The caller
+// must Close it.
+func Handle(ref string) (*netlink.Handle, error) {
+	ns, err := Open(ref)
+	if err != nil {
+		return nil, err
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
+	if err != nil {
+		return nil, fmt.Errorf("netlink in netns %q: %w", ref, err)
+	}
+	return h, nil
 }

@@ -413,7 +413,7 @@ func (l *lab) packetCost() (est, nw float64, err error) {
 		return 0, 0, fmt.Errorf("inspect datapath: %v %s", err, reason)
 	}
 	defer dp.Close()
-	atts, err := dp.Attachments()
+	atts, err := dp.Attachments(nil)
 	if err != nil {
 		return 0, 0, err
 	}

@@ -446,12 +446,7 @@ func (b *bench) latencies(ctx context.Context) error {
 		return err
 	}
 	b.add(fmt.Sprintf("start to READY, %d pods created", len(pods)), ready.Round(time.Millisecond).String())
-	fd, err := nsutil.Open(b.nodeNS)
-	if err != nil {
-		return err
-	}
-	defer fd.Close()
-	h, err := netlink.NewHandleAt(fd)
+	h, err := nsutil.Handle(b.nodeNS)
 	if err != nil {
 		return err
 	}

@@ -96,12 +96,7 @@ func FloorPods(nodeNS, id string, n int) (time.Duration, func(), error) {
 			_ = nsutil.Delete(name)
 		}
 	}
-	nodeFd, err := nsutil.Open(nodeNS)
-	if err != nil {
-		return 0, cleanup, err
-	}
-	defer nodeFd.Close()
-	h, err := netlink.NewHandleAt(nodeFd)
+	h, err := nsutil.Handle(nodeNS)
 	if err != nil {
 		return 0, cleanup, err
 	}
