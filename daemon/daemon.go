@@ -143,8 +143,11 @@ type daemon struct {
 
 	// The file: the last good model and the sums of what was read.
 	spec      *spec.Resolved
-	specSum   [32]byte // of the last good content (the one served)
-	readSum   [32]byte // of the last content read, good or not
+	parser    spec.Parser      // reuses the unchanged items of the last file read
+	cache     *reconcile.Cache // observations kept between passes; kernel events invalidate them
+	lastFull  time.Time        // start of the last pass that read everything
+	specSum   [32]byte         // of the last good content (the one served)
+	readSum   [32]byte         // of the last content read, good or not
 	fileState string
 	fileDirs  map[string]bool   // directories whose events may mean "read the file again" ...
 	fileNames map[string]bool   // ... when about these names (or a ConfigMap's "..*")
@@ -190,7 +193,7 @@ type daemon struct {
 func Run(ctx context.Context, cfg Config) error {
 	cfg.defaults()
 	d := &daemon{Config: cfg, m: cfg.Metrics, n: cfg.Notifier, wake: make(chan struct{}, 1),
-		dirs: map[string]bool{}, timer: time.NewTimer(time.Hour)}
+		dirs: map[string]bool{}, timer: time.NewTimer(time.Hour), cache: reconcile.NewCache()}
 	d.timer.Stop()
 	if cfg.File == "" || cfg.File == "-" {
 		return fmt.Errorf("%w: watch needs a file path (standard input cannot be watched)", ErrFile)
@@ -199,7 +202,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrFile, err)
 	}
-	r, err := spec.LoadBytes(cfg.File, data)
+	r, err := d.parser.Load(cfg.File, data)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrFile, err)
 	}
@@ -389,6 +392,11 @@ func minTime(a, b time.Time) time.Time {
 // onKernel runs on a subscription's goroutine.
 func (d *daemon) onKernel(ev KernelEvent) {
 	d.m.KernelEvents.WithLabelValues(ev.Kind).Inc()
+	if ev.Kind == EventOverflow {
+		d.cache.InvalidateAll() // events were lost: anything may have changed
+	} else {
+		d.cache.Invalidate(ev.NS)
+	}
 	d.mu.Lock()
 	if d.inFirst.IsZero() {
 		d.inFirst = ev.At
@@ -502,7 +510,14 @@ func (d *daemon) wanted() map[string]string {
 // syncWatches subscribes to the wanted namespaces that exist and watches
 // the directories of the file and of the namespaces' names.
 func (d *daemon) syncWatches(log logr.Logger) {
-	if _, err := d.kw.sync(d.wanted()); err != nil {
+	added, err := d.kw.sync(d.wanted())
+	// What changed between a namespace's last observation and its new
+	// subscription raised no event: read it again next time.
+	for _, key := range added {
+		d.cache.Invalidate(key)
+	}
+	if err != nil {
+		d.cache.InvalidateAll() // an unwatched namespace cannot be trusted
 		d.m.Errors.WithLabelValues(StageSubscribe).Inc()
 		log.Error(err, "subscribe to kernel events")
 	}
@@ -600,7 +615,7 @@ func (d *daemon) reload(log logr.Logger, force bool) bool {
 		return false
 	}
 	d.readSum = sum
-	r, err := spec.LoadBytes(d.File, data)
+	r, err := d.parser.Load(d.File, data)
 	if err == nil && r.Node(d.Node) == nil {
 		err = fmt.Errorf("%s: node %q is not in the file (nodes: %s)", d.File, d.Node, nodeNames(r))
 	}
@@ -628,6 +643,7 @@ func (d *daemon) reload(log logr.Logger, force bool) bool {
 func (d *daemon) pass(ctx context.Context, run trigger) {
 	id := newID()
 	log := d.Log.WithValues("reconcileID", id)
+	start := time.Now() // a pass's duration includes reading the file
 	if run&(tFile|tReload) != 0 {
 		changed := d.reload(log, run&tReload != 0)
 		if !changed && run&^(tFile|tDirs) == 0 {
@@ -635,16 +651,25 @@ func (d *daemon) pass(ctx context.Context, run trigger) {
 			return
 		}
 	}
+	read := time.Since(start)
 	kernelFirst, events := d.kernelFirst, d.events
 	d.kernelFirst, d.events = time.Time{}, nil
-	start := time.Now()
 	d.passStart.Store(start.UnixNano())
 	defer d.passStart.Store(0)
 
 	want := d.wanted()
 	d.kw.prune(want)
+	// A full pass reads everything again, the datapath included, whose
+	// drift raises no event: at start, on SIGHUP, and once per resync
+	// period however busy the loop is (any pass answers a pending resync,
+	// so its timer alone would not do).
+	if run&tReload != 0 || d.lastFull.IsZero() || (d.Resync >= 0 && start.Sub(d.lastFull) >= d.Resync) {
+		d.cache.InvalidateAll()
+		d.lastFull = start
+	}
 	e := d.NewEngine()
 	e.Log = e.Log.WithValues("reconcileID", id)
+	e.Cache = d.cache
 	res, err := e.Apply(ctx, d.spec)
 	dur := time.Since(start)
 	d.m.Duration.Observe(dur.Seconds())
@@ -697,7 +722,8 @@ func (d *daemon) pass(ctx context.Context, run trigger) {
 	d.m.Ready.Set(1)
 	d.m.LastSuccess.SetToCurrentTime()
 	d.schedule(tResync, time.Now())
-	kv := []any{"trigger", run.label(), "changes", len(res.Plan.Changes), "duration", dur.String()}
+	kv := []any{"trigger", run.label(), "changes", len(res.Plan.Changes), "duration", dur.String(),
+		"readFile", read.String()}
 	if len(events) > 0 {
 		kv = append(kv, "events", eventSummary(events))
 	}

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -83,6 +84,19 @@ type progIdentity struct {
 	maps []ebpf.MapID // sorted
 }
 
+// nrSpec is the embedded object, parsed once: parsing its ELF and BTF
+// costs more than opening pinned maps, which a plan does every time.
+var nrSpec = sync.OnceValues(bpf.LoadNr)
+
+// loadSpec returns a copy of the parsed object for one use.
+func loadSpec() (*ebpf.CollectionSpec, error) {
+	spec, err := nrSpec()
+	if err != nil {
+		return nil, err
+	}
+	return spec.Copy(), nil
+}
+
 // Open loads the datapath against the maps pinned in pinDir, creating the
 // directory (and mounting bpffs at /sys/fs/bpf when pinDir is below it and
 // nothing is mounted there) and the maps that are missing. Maps pinned by a
@@ -109,7 +123,7 @@ func open(pinDir string) (*Datapath, error) {
 			return nil, err
 		}
 	}
-	spec, err := bpf.LoadNr()
+	spec, err := loadSpec()
 	if err != nil {
 		return nil, err
 	}
@@ -123,6 +137,13 @@ func open(pinDir string) (*Datapath, error) {
 		}
 	}
 	added := missingAddedMaps(spec, pinDir)
+	if len(added) == 0 && d.loadPinned(spec) {
+		if err := d.init(false); err != nil {
+			d.objs.Close()
+			return nil, err
+		}
+		return d, nil
+	}
 	opts := &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: pinDir}}
 	err = spec.LoadAndAssign(&d.objs, opts)
 	if errors.Is(err, ebpf.ErrMapIncompatible) {
@@ -150,11 +171,61 @@ func open(pinDir string) (*Datapath, error) {
 		d.objs.Close()
 		return nil, err
 	}
+	// Programs just loaded: attachments may run an older build's. (With
+	// this build's pins reused above, the Open that pinned them did this.)
+	d.upgradeLinks()
 	if err := d.pinPrograms(); err != nil {
 		d.objs.Close()
 		return nil, err
 	}
 	return d, nil
+}
+
+// loadPinned fills d.objs from pins alone: the maps, and this build's
+// programs as pinPrograms left them, provided those use exactly the maps
+// pinned now (not ones since replaced). Loading the programs instead means
+// the verifier runs on each, about half a second, which would dominate a
+// one-pod change. It reports false, holding nothing, when the pins do not
+// qualify.
+func (d *Datapath) loadPinned(spec *ebpf.CollectionSpec) bool {
+	dir := filepath.Join(d.pinDir, progsDir, bpf.ObjectHash())
+	if _, err := os.Stat(dir); err != nil {
+		return false
+	}
+	opts := &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: d.pinDir}}
+	if err := spec.LoadAndAssign(&d.objs.NrMaps, opts); err != nil {
+		return false
+	}
+	pinned := map[ebpf.MapID]bool{}
+	maps := reflect.ValueOf(&d.objs.NrMaps).Elem()
+	for i := range maps.NumField() {
+		info, err := maps.Field(i).Interface().(*ebpf.Map).Info()
+		id, ok := ebpf.MapID(0), false
+		if err == nil {
+			id, ok = info.ID()
+		}
+		if !ok {
+			d.objs.Close()
+			return false
+		}
+		pinned[id] = true
+	}
+	progs := reflect.ValueOf(&d.objs.NrPrograms).Elem()
+	for i := range progs.NumField() {
+		name := progs.Type().Field(i).Tag.Get("ebpf")
+		p, err := ebpf.LoadPinnedProgram(filepath.Join(dir, name), nil)
+		if err != nil {
+			d.objs.Close()
+			return false
+		}
+		progs.Field(i).Set(reflect.ValueOf(p))
+		id, err := identify(p)
+		if err != nil || slices.ContainsFunc(id.maps, func(m ebpf.MapID) bool { return !pinned[m] }) {
+			d.objs.Close()
+			return false
+		}
+	}
+	return true
 }
 
 // pinPrograms pins this build's programs under progs/<hash>, so Inspect
@@ -244,7 +315,7 @@ func Inspect(pinDir string) (*Datapath, string, error) {
 	if _, err := os.Stat(filepath.Join(pinDir, bpf.NrMapNrConfig)); err != nil {
 		return nil, "", nil
 	}
-	spec, err := bpf.LoadNr()
+	spec, err := loadSpec()
 	if err != nil {
 		return nil, "", err
 	}
@@ -329,9 +400,6 @@ func (d *Datapath) init(readOnly bool) error {
 	})
 	if err != nil {
 		return fmt.Errorf("read service ids: %w", err)
-	}
-	if !readOnly {
-		d.upgradeLinks()
 	}
 	return nil
 }

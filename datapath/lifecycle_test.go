@@ -250,11 +250,7 @@ func waitFor(t *testing.T, cond func() bool, what string) {
 func TestIncompatiblePinnedMaps(t *testing.T) {
 	t.Run("spec mismatch", func(t *testing.T) {
 		dir := tempPinDir(t)
-		must(t, os.Remove(filepath.Join(dir, bpf.NrMapNrServices)), "unpin")
-		m, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Hash, KeySize: 8, ValueSize: 16, MaxEntries: 16})
-		must(t, err, "map")
-		must(t, m.Pin(filepath.Join(dir, bpf.NrMapNrServices)), "pin")
-		m.Close()
+		pinIncompatibleServices(t, dir)
 		d := openDP(t, dir)
 		if notes := strings.Join(d.Notes(), "\n"); !strings.Contains(notes, "replaced incompatible pinned maps") || !strings.Contains(notes, "ValueSize") {
 			t.Errorf("notes: %q", notes)
@@ -517,4 +513,49 @@ func TestAttachmentName(t *testing.T) {
 	if _, err := AttachmentName("x", "a:b", HostIngress); !errors.Is(err, ErrInvalid) {
 		t.Errorf("bad ifname accepted: %v", err)
 	}
+}
+
+// TestOpenReusesPinnedPrograms: a second Open of the same pins takes the
+// programs the first one pinned (the same kernel programs, not verified
+// again); once the maps they use are replaced, Open loads new ones.
+func TestOpenReusesPinnedPrograms(t *testing.T) {
+	dir := tempPinDir(t)
+	progID := func(d *Datapath) ebpf.ProgramID {
+		t.Helper()
+		info, err := d.objs.NrFromPod.Info()
+		must(t, err, "program info")
+		id, ok := info.ID()
+		if !ok {
+			t.Fatal("no program id")
+		}
+		return id
+	}
+	first := openDP(t, dir)
+	id1 := progID(first)
+	first.Close()
+	second := openDP(t, dir)
+	if id2 := progID(second); id2 != id1 {
+		t.Fatalf("second Open loaded program %d, want the pinned %d", id2, id1)
+	}
+	k := ServiceKey{IP: clusterIP, Port: 80, Proto: ProtoTCP}
+	must(t, second.SetService(Service{Key: k}), "set through the reused datapath")
+	second.Close()
+
+	pinIncompatibleServices(t, dir)
+	third := openDP(t, dir)
+	if id3 := progID(third); id3 == id1 {
+		t.Fatalf("Open after the maps were replaced kept program %d, which uses the old maps", id3)
+	}
+	must(t, third.SetService(Service{Key: k}), "set after replacement")
+}
+
+// pinIncompatibleServices pins, in place of the services map, one of
+// another shape, as a build with another layout might have left.
+func pinIncompatibleServices(t *testing.T, dir string) {
+	t.Helper()
+	must(t, os.Remove(filepath.Join(dir, bpf.NrMapNrServices)), "unpin")
+	m, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Hash, KeySize: 8, ValueSize: 16, MaxEntries: 16})
+	must(t, err, "map")
+	must(t, m.Pin(filepath.Join(dir, bpf.NrMapNrServices)), "pin")
+	m.Close()
 }

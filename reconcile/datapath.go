@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -27,8 +29,9 @@ const datapathOwner = "datapath"
 // wantsDatapath reports whether the file needs the eBPF datapath.
 func wantsDatapath(r *spec.Resolved) bool { return len(r.Services) > 0 || len(r.Policies) > 0 }
 
-// desiredDatapath adds the datapath objects of node n to s.
-func desiredDatapath(cfg *Config, r *spec.Resolved, n *drivers.Node, s *state.State) error {
+// desiredDatapath adds the datapath objects of node n, which holds pods,
+// to s.
+func desiredDatapath(cfg *Config, r *spec.Resolved, n *drivers.Node, pods []spec.ResolvedPod, s *state.State) error {
 	if !wantsDatapath(r) {
 		return nil
 	}
@@ -38,26 +41,35 @@ func desiredDatapath(cfg *Config, r *spec.Resolved, n *drivers.Node, s *state.St
 	// Services select pods of their own namespace by labels: index pods
 	// by namespace and label once rather than scan every pod for every
 	// service port.
-	idx := map[string][]spec.ResolvedPod{}
-	for _, p := range r.Pods {
+	idx := map[string][]*spec.ResolvedPod{}
+	for i := range r.Pods {
+		p := &r.Pods[i]
 		for k, v := range p.Labels {
 			key := labelKey(p.Namespace, k, v)
 			idx[key] = append(idx[key], p)
 		}
 	}
+	// Backends depend only on a service's namespace and selector and on
+	// the port's target and protocol: services that share these (one per
+	// port of a workload, say) share the work.
+	known := map[string][]string{}
+	ports := 0
 	for _, svc := range r.Services {
-		// Any one pair of the selector narrows the search; the shortest
-		// list is the cheapest to check against the rest.
-		var cands []spec.ResolvedPod
-		first := true
-		for k, v := range svc.Selector {
-			if c := idx[labelKey(svc.Namespace, k, v)]; first || len(c) < len(cands) {
-				cands, first = c, false
-			}
-		}
+		ports += len(svc.Ports)
+	}
+	s.Grow(state.KindService, ports)
+	for i := range r.Services {
+		svc := &r.Services[i]
 		for _, port := range svc.Ports {
+			key := backendsKey(svc, port)
+			bs, ok := known[key]
+			if !ok {
+				bs = backends(candidates(idx, svc), svc, port)
+				known[key] = bs
+			}
+			// (each object gets its own copy of the shared list)
 			obj := &state.Service{IP: svc.ClusterIP, Port: uint16(port.Port), Proto: port.Protocol,
-				Backends: backends(cands, &svc, port), Affinity: svc.SessionAffinity == "ClientIP",
+				Backends: slices.Clone(bs), Affinity: svc.SessionAffinity == "ClientIP",
 				OwnerK: "service/" + svc.Key}
 			if err := s.Add(obj); err != nil {
 				return err
@@ -67,8 +79,11 @@ func desiredDatapath(cfg *Config, r *spec.Resolved, n *drivers.Node, s *state.St
 	if err := desiredPolicy(cfg, r, n, s); err != nil {
 		return err
 	}
-	for _, p := range r.PodsOn(n.Name) {
-		owner := drivers.PodOwner(&p)
+	s.Grow(state.KindEndpoint, len(pods))
+	s.Grow(state.KindAttach, len(datapath.HostDirections)*len(pods))
+	for i := range pods {
+		p := &pods[i]
+		owner := drivers.PodOwner(p)
 		var objs []state.Object
 		switch p.Mode {
 		case spec.ModeVeth, spec.ModeBridge:
@@ -96,6 +111,42 @@ func desiredDatapath(cfg *Config, r *spec.Resolved, n *drivers.Node, s *state.St
 
 func labelKey(ns, k, v string) string { return ns + "\x00" + k + "\x00" + v }
 
+// candidates are the pods of idx (by labelKey) that svc may select. Any
+// one pair of the selector narrows the search; the shortest list is the
+// cheapest to check against the rest.
+func candidates(idx map[string][]*spec.ResolvedPod, svc *spec.ResolvedService) []*spec.ResolvedPod {
+	var cands []*spec.ResolvedPod
+	first := true
+	for k, v := range svc.Selector {
+		if c := idx[labelKey(svc.Namespace, k, v)]; first || len(c) < len(cands) {
+			cands, first = c, false
+		}
+	}
+	return cands
+}
+
+// backendsKey names what the backends of one port of svc depend on.
+func backendsKey(svc *spec.ResolvedService, port spec.ServicePort) string {
+	keys := make([]string, 0, len(svc.Selector))
+	for k := range svc.Selector {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	b.Grow(64)
+	b.WriteString(svc.Namespace)
+	for _, k := range keys {
+		b.WriteString("\x00" + k + "\x00" + svc.Selector[k])
+	}
+	b.WriteString("\x00" + port.Protocol)
+	if port.TargetPort.IsString {
+		b.WriteString("\x00name " + port.TargetPort.StrVal)
+	} else {
+		b.WriteString("\x00port " + strconv.Itoa(port.TargetPort.IntVal))
+	}
+	return b.String()
+}
+
 func attachObject(nsRef, ns, ifname string, dir datapath.Direction, owner string) state.Object {
 	name, err := datapath.AttachmentName(nsRef, ifname, dir)
 	if err != nil {
@@ -109,11 +160,15 @@ func attachObject(nsRef, ns, ifname string, dir datapath.Direction, owner string
 // resolves per pod, and pods that do not declare it are left out, as
 // Kubernetes does. A service without a selector has no backends.
 func Backends(r *spec.Resolved, svc *spec.ResolvedService, port spec.ServicePort) []string {
-	return backends(r.Pods, svc, port)
+	pods := make([]*spec.ResolvedPod, len(r.Pods))
+	for i := range r.Pods {
+		pods[i] = &r.Pods[i]
+	}
+	return backends(pods, svc, port)
 }
 
 // backends is Backends among pods.
-func backends(pods []spec.ResolvedPod, svc *spec.ResolvedService, port spec.ServicePort) []string {
+func backends(pods []*spec.ResolvedPod, svc *spec.ResolvedService, port spec.ServicePort) []string {
 	out := []string{}
 	if len(svc.Selector) == 0 {
 		return out
@@ -150,11 +205,16 @@ func selects(sel, labels map[string]string) bool {
 }
 
 // observeDatapath reads what is programmed in the node's pin directory
-// without changing anything. It runs beside the pod namespace workers,
-// so its objects wait in o.dp for node to add them. known and byIndex
-// are the node namespace's links.
-func (o *observer) observeDatapath(desired *state.State, known datapath.KnownLinks, byIndex map[int]string) error {
+// without changing anything, taking from cached (may be nil) the parts it
+// holds. It runs beside the pod namespace workers, so its objects wait in
+// o.dp for node to add them. known and byIndex are the node namespace's
+// links.
+func (o *observer) observeDatapath(desired *state.State, known datapath.KnownLinks, byIndex map[int]string, cached *dpObserved) error {
 	pinDir := o.cfg.BPFFS
+	if cached != nil && cached.entries != nil && cached.atts != nil && cached.attsOn(known[o.cfg.NodeNetns]) {
+		o.dp.reuse(cached, desired, known, byIndex, true)
+		return nil
+	}
 	if pinDir == "" {
 		return nil
 	}
@@ -169,19 +229,50 @@ func (o *observer) observeDatapath(desired *state.State, known datapath.KnownLin
 	o.dp.phases = append(o.dp.phases, "datapathOpen", time.Since(start))
 	if dp == nil {
 		if reason != "" {
-			o.dp.put(&state.Datapath{PinDir: pinDir, Reusable: false, OwnerK: datapathOwner})
+			o.dp.entries = append(o.dp.entries, &state.Datapath{PinDir: pinDir, Reusable: false, OwnerK: datapathOwner})
 		} else if empty, _ := dirEmpty(pinDir); !empty {
 			// leftovers without a datapath (links of a destroyed one)
-			o.dp.put(&state.Datapath{PinDir: pinDir, Reusable: false, OwnerK: datapathOwner})
+			o.dp.entries = append(o.dp.entries, &state.Datapath{PinDir: pinDir, Reusable: false, OwnerK: datapathOwner})
 		}
+		o.dp.atts = []state.Object{}
 		return nil
 	}
 	defer dp.Close()
+	if cached != nil && cached.entries != nil {
+		o.dp.reuse(cached, desired, known, byIndex, false)
+	} else if err := o.observeEntries(dp, desired, byIndex); err != nil {
+		return err
+	}
+	start = time.Now()
+	atts, err := dp.Attachments(known)
+	if err != nil {
+		return err
+	}
+	o.dp.phases = append(o.dp.phases, "datapathAttachments", time.Since(start))
+	o.dp.atts = []state.Object{}
+	o.dp.attIndex = make(map[string]int, len(atts))
+	for _, a := range atts {
+		ns := a.Netns
+		if ns == o.cfg.NodeNetns {
+			ns = state.NodeNS
+		}
+		obj := &state.Attach{Name: a.Name, NS: ns, IfName: a.IfName, Direction: a.Direction.String(),
+			Live: a.Current && !a.Defunct}
+		obj.OwnerK = ownerIn(desired, obj)
+		o.dp.atts = append(o.dp.atts, obj)
+		o.dp.attIndex[obj.Name] = a.IfIndex
+	}
+	return nil
+}
+
+// observeEntries reads the datapath's configuration and map entries.
+func (o *observer) observeEntries(dp *datapath.Datapath, desired *state.State, byIndex map[int]string) error {
+	start := time.Now()
 	conf, err := dp.Config()
 	if err != nil {
 		return err
 	}
-	o.dp.put(&state.Datapath{PinDir: pinDir, FastPath: conf.FastPath, Reusable: true, OwnerK: datapathOwner})
+	o.dp.entries = []state.Object{&state.Datapath{PinDir: o.cfg.BPFFS, FastPath: conf.FastPath, Reusable: true, OwnerK: datapathOwner}}
 	svcs, err := dp.Services()
 	if err != nil {
 		return err
@@ -199,40 +290,92 @@ func (o *observer) observeDatapath(desired *state.State, known datapath.KnownLin
 	if err != nil {
 		return err
 	}
+	o.dp.epIndex = make(map[string]int, len(eps))
 	for ip, e := range eps {
 		obj := &state.Endpoint{IP: ip, Dev: byIndex[e.IfIndex]}
 		obj.OwnerK = ownerIn(desired, obj)
 		o.dp.put(obj)
+		o.dp.epIndex[obj.Key()] = e.IfIndex
 	}
 	o.dp.phases = append(o.dp.phases, "datapathMaps", time.Since(start))
-	start = time.Now()
-	atts, err := dp.Attachments(known)
-	if err != nil {
-		return err
-	}
-	o.dp.phases = append(o.dp.phases, "datapathAttachments", time.Since(start))
-	for _, a := range atts {
-		ns := a.Netns
-		if ns == o.cfg.NodeNetns {
-			ns = state.NodeNS
-		}
-		obj := &state.Attach{Name: a.Name, NS: ns, IfName: a.IfName, Direction: a.Direction.String(),
-			Live: a.Current && !a.Defunct}
-		obj.OwnerK = ownerIn(desired, obj)
-		o.dp.put(obj)
-	}
 	start = time.Now()
 	defer func() { o.dp.phases = append(o.dp.phases, "policyMaps", time.Since(start)) }()
 	return o.observePolicy(dp, desired)
 }
 
-// dpObserved is what observeDatapath found, held until node adds it.
+// dpObserved is what observeDatapath found, held until node adds it: the
+// datapath itself and its map entries, and the attachments. A Cache keeps
+// the two apart: attachments go with the links they are on, map entries
+// change only when netreconcile writes them.
 type dpObserved struct {
-	objs   []state.Object
-	phases []any
+	entries []state.Object
+	// epIndex is the ifindex each endpoint entry holds, named again from
+	// the node's links on every pass (a link may be gone or renamed);
+	// -1 for an entry written through, named by its desired Dev until
+	// the next pass looks the index up.
+	epIndex map[string]int
+	atts    []state.Object
+	// attIndex is the ifindex each attachment is on (-1 as for epIndex).
+	attIndex map[string]int
+	phases   []any
 }
 
-func (d *dpObserved) put(obj state.Object) { d.objs = append(d.objs, obj) }
+// attsOn reports whether the attachments kept in d are still on the node
+// links they were read or written on: a link deleted, recreated or
+// renamed since takes its attachment with it. names are the node
+// namespace's links now.
+func (d *dpObserved) attsOn(names map[string]int) bool {
+	for _, obj := range d.atts {
+		a := obj.(*state.Attach)
+		if a.NS != state.NodeNS {
+			continue // a pod namespace's: dropped when it is invalidated
+		}
+		idx, now := d.attIndex[a.Name], names[a.IfName]
+		if idx == -1 && now != 0 {
+			d.attIndex[a.Name] = now
+			continue
+		}
+		if idx != now || now == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func (d *dpObserved) put(obj state.Object) { d.entries = append(d.entries, obj) }
+
+// objs lists everything found.
+func (d *dpObserved) objs() []state.Object { return slices.Concat(d.entries, d.atts) }
+
+// reuse takes the entries (and with atts the attachments) of a cached
+// observation, owned as desired now, endpoints named from byIndex.
+func (d *dpObserved) reuse(c *dpObserved, desired *state.State, known datapath.KnownLinks, byIndex map[int]string, atts bool) {
+	d.entries, d.epIndex = c.entries, c.epIndex
+	var names map[string]int
+	for _, ks := range known {
+		names = ks // the node namespace's: the only one known
+	}
+	for _, obj := range d.entries {
+		setOwner(obj, desired)
+		if ep, ok := obj.(*state.Endpoint); ok {
+			idx, have := d.epIndex[ep.Key()]
+			if !have || idx < 0 {
+				idx, have = names[ep.Dev]
+				if !have {
+					idx = 0
+				}
+				d.epIndex[ep.Key()] = idx
+			}
+			ep.Dev = byIndex[idx]
+		}
+	}
+	if atts {
+		d.atts, d.attIndex = c.atts, c.attIndex
+		for _, obj := range d.atts {
+			setOwner(obj, desired)
+		}
+	}
+}
 
 func ownerIn(desired *state.State, o state.Object) string {
 	if d := desired.Get(o.Kind(), o.Key()); d != nil {

@@ -49,7 +49,7 @@ func Desired(cfg *Config, r *spec.Resolved, up Uplink) (*state.State, error) {
 			return nil, fmt.Errorf("pod %s: %w", pods[i].Key, err)
 		}
 	}
-	if err := desiredDatapath(cfg, r, n, s); err != nil {
+	if err := desiredDatapath(cfg, r, n, pods, s); err != nil {
 		return nil, err
 	}
 	return s, nil

@@ -24,6 +24,9 @@ type Engine struct {
 	// Settle bounds how long verify waits for deletions the kernel
 	// finishes asynchronously (namespace teardown).
 	Settle time.Duration
+	// Cache, when set, carries observations from one pass to the next
+	// (the watch daemon); nil reads everything every time.
+	Cache *Cache
 }
 
 // ErrNotConverged is wrapped when verify still finds changes after apply.
@@ -106,7 +109,7 @@ func (e *Engine) Plan(r *spec.Resolved, observed *Observed) (*Result, error) {
 	phases := []any{"desired", time.Since(start)}
 	if observed == nil {
 		start = time.Now()
-		if observed, err = Observe(e.Cfg, desired); err != nil {
+		if observed, err = observe(e.Cfg, desired, e.Cache); err != nil {
 			return nil, err
 		}
 		phases = append(phases, "observe", time.Since(start))
@@ -147,21 +150,38 @@ func (e *Engine) Apply(ctx context.Context, r *spec.Resolved) (*Result, error) {
 	}
 	res.Applied, err = Apply(ctx, e.Cfg, res.Plan, e.Log)
 	// Verify observes again against the same desired state: the file and
-	// the uplink facts it was computed from have not changed since.
+	// the uplink facts it was computed from have not changed since. With a
+	// cache, only what the plan touched is read again, and a plan of map
+	// entries alone, each acknowledged by the kernel, needs no reading.
+	if err == nil && e.Cache.applied(res.Plan) {
+		return res, e.Cfg.clearAllPending()
+	}
 	replan := func() (*Plan, error) {
-		obs, err := Observe(e.Cfg, res.desired)
+		start := time.Now()
+		obs, err := observe(e.Cfg, res.desired, e.Cache)
 		if err != nil {
 			return nil, err
 		}
-		return Diff(e.Cfg.Node, res.desired, obs)
+		phases := append([]any{"observe", time.Since(start)}, obs.phases...)
+		start = time.Now()
+		p, err := Diff(e.Cfg.Node, res.desired, obs)
+		if err == nil {
+			e.Log.V(1).Info("verified", append(phases, "diff", time.Since(start), "left", len(p.Changes))...)
+		}
+		if err == nil && !p.Empty() {
+			e.Cache.InvalidateAll() // the kernel is still settling: read it all again
+		}
+		return p, err
 	}
 	if err != nil {
+		e.Cache.InvalidateAll()
 		if verr := e.verify(ctx, replan, 0); verr != nil {
 			return res, fmt.Errorf("%w; %d of %d changes applied; left: %v", err, res.Applied, len(res.Plan.steps), verr)
 		}
 		return res, err
 	}
 	if err := e.verify(ctx, replan, e.settle()); err != nil {
+		e.Cache.InvalidateAll()
 		return res, err
 	}
 	return res, e.Cfg.clearAllPending()
@@ -224,6 +244,7 @@ func (e *Engine) Destroy(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 	res := &Result{Plan: p, Observed: obs}
+	e.Cache.InvalidateAll()
 	if !p.Empty() {
 		if res.Applied, err = Apply(ctx, e.Cfg, p, e.Log); err != nil {
 			return res, err

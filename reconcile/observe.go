@@ -3,6 +3,7 @@ package reconcile
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -90,6 +91,7 @@ type observer struct {
 	// name once the node namespace is read.
 	parents []parentRef
 	dp      dpObserved
+	cache   *Cache // nil: read everything
 }
 
 type parentRef struct {
@@ -104,7 +106,12 @@ const observeWorkers = 8
 // namespace that the desired state names or that netreconcile recorded
 // as its own. One dump per object kind per namespace.
 func Observe(cfg *Config, desired *state.State) (*Observed, error) {
-	o := &observer{cfg: cfg, obs: newObserved(cfg.Node), ends: map[string]podEnd{}}
+	return observe(cfg, desired, nil)
+}
+
+// observe is Observe reusing what cache holds.
+func observe(cfg *Config, desired *state.State, cache *Cache) (*Observed, error) {
+	o := &observer{cfg: cfg, obs: newObserved(cfg.Node), ends: map[string]podEnd{}, cache: cache}
 	var err error
 	if o.pending, err = cfg.pendingLinks(); err != nil {
 		return nil, err
@@ -114,23 +121,39 @@ func Observe(cfg *Config, desired *state.State) (*Observed, error) {
 	// beside the pod namespaces, finds the host ends of pods among its
 	// links without listing them again.
 	start := time.Now()
-	h := newHandles(cfg.NodeNetns)
-	defer h.Close()
-	nh, err := h.get(state.NodeNS)
-	if err != nil {
-		return nil, err
+	nr, sys, nodeStamp := cache.nodeNamespace()
+	fresh := nr == nil
+	if fresh {
+		h := newHandles(cfg.NodeNetns)
+		defer h.Close()
+		nh, err := h.get(state.NodeNS)
+		if err != nil {
+			return nil, err
+		}
+		nd, err := dump(nh, state.NodeNS, cfg.Node)
+		if err != nil {
+			return nil, err
+		}
+		if sys == nil {
+			sys = &nodeSysctls{linkSysctls: map[string]indexed{}, sysctls: map[string]string{}}
+		}
+		nr = &nodeRaw{d: nd, sys: sys}
+		o.obs.phases = append(o.obs.phases, "nodeDump", time.Since(start))
 	}
-	nd, err := dump(nh, state.NodeNS, cfg.Node)
-	if err != nil {
-		return nil, err
-	}
+	nd := nr.d
 	names, byIndex := make(map[string]int, len(nd.links)), make(map[int]string, len(nd.links))
 	for _, l := range nd.links {
 		names[l.Attrs().Name], byIndex[l.Attrs().Index] = l.Attrs().Index, l.Attrs().Name
 	}
-	o.obs.phases = append(o.obs.phases, "nodeDump", time.Since(start))
 	dpDone := make(chan error, 1)
-	go func() { dpDone <- o.observeDatapath(desired, datapath.KnownLinks{cfg.NodeNetns: names}, byIndex) }()
+	cachedDP, dpStamp := cache.datapath()
+	go func() {
+		err := o.observeDatapath(desired, datapath.KnownLinks{cfg.NodeNetns: names}, byIndex, cachedDP)
+		if err == nil {
+			cache.putDatapath(&dpObserved{entries: o.dp.entries, epIndex: o.dp.epIndex, atts: o.dp.atts, attIndex: o.dp.attIndex}, dpStamp)
+		}
+		dpDone <- err
+	}()
 	start = time.Now()
 	nsErr := o.namespaces(desired)
 	o.obs.phases = append(o.obs.phases, "podNamespaces", time.Since(start))
@@ -139,8 +162,11 @@ func Observe(cfg *Config, desired *state.State) (*Observed, error) {
 	}
 	o.obs.phases = append(o.obs.phases, o.dp.phases...)
 	start = time.Now()
-	if err := o.node(nd, desired); err != nil {
+	if err := o.node(nr, desired); err != nil {
 		return nil, err
+	}
+	if fresh {
+		cache.putNode(nr, nodeStamp) // with the sysctls node read
 	}
 	o.obs.phases = append(o.obs.phases, "nodeNamespace", time.Since(start))
 	return o.obs, nil
@@ -149,9 +175,13 @@ func Observe(cfg *Config, desired *state.State) (*Observed, error) {
 // namespaces observes pod namespaces first, so that node veths can be
 // matched to their peers.
 func (o *observer) namespaces(desired *state.State) error {
-	owned, err := o.cfg.ownedNetns()
-	if err != nil {
-		return err
+	owned, st := o.cache.records()
+	if owned == nil {
+		var err error
+		if owned, err = o.cfg.ownedNetns(); err != nil {
+			return err
+		}
+		o.cache.putRecords(owned, st)
 	}
 	seen := map[string]bool{}
 	var refs []string
@@ -163,6 +193,18 @@ func (o *observer) namespaces(desired *state.State) error {
 		if !seen[ref] {
 			refs = append(refs, ref)
 		}
+	}
+	if o.cache != nil {
+		// What the cache holds needs no worker.
+		uncached := refs[:0]
+		for _, ref := range refs {
+			if p, _ := o.cache.pod(ref); p != nil {
+				o.merge(ref, p, owned)
+			} else {
+				uncached = append(uncached, ref)
+			}
+		}
+		refs = uncached
 	}
 	work := make(chan string)
 	errs := make(chan error, observeWorkers)
@@ -202,8 +244,13 @@ func (o *observer) worker(work <-chan string, owned map[string]string, wanted ma
 	return first
 }
 
-// pod observes one pod namespace.
+// pod observes one pod namespace, or takes what the cache kept of it.
 func (o *observer) pod(h *handles, ref string, owned map[string]string, wanted map[string]bool) error {
+	cached, st := o.cache.pod(ref)
+	if cached != nil {
+		o.merge(ref, cached, owned)
+		return nil
+	}
 	nodeH, err := h.get(state.NodeNS)
 	if err != nil {
 		return err
@@ -230,15 +277,11 @@ func (o *observer) pod(h *handles, ref string, owned map[string]string, wanted m
 	if err != nil {
 		return err
 	}
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if owner, ok := owned[ref]; ok {
-		o.obs.Owned.Put(&state.Netns{Ref: ref, Owned: true, OwnerK: owner})
-	} else {
-		o.obs.Foreign.Netns[ref] = true
-	}
-	byIndex, ours, owners := o.links(ref, d.links)
-	o.podParents(h, ph, ref, d.links, ours)
+	// Sorted apart from the pass's observation, so that the cache can
+	// keep this namespace's part.
+	sub := &observer{cfg: o.cfg, pending: o.pending, obs: newObserved(o.cfg.Node), ends: map[string]podEnd{}}
+	byIndex, ours, owners := sub.links(ref, d.links)
+	sub.podParents(h, ph, ref, d.links, ours)
 	for _, l := range d.links {
 		a := l.Attrs()
 		if l.Type() != "veth" {
@@ -247,11 +290,42 @@ func (o *observer) pod(h *handles, ref string, owned map[string]string, wanted m
 		// Unmarked ends are recorded too: a crash between creating a pair
 		// and marking its pod end leaves one, and the host end (marked at
 		// creation) still claims it.
-		o.ends[fmt.Sprintf("%d/%d", nsid, a.Index)] = podEnd{ns: ref, name: a.Name, index: a.Index, mtu: a.MTU,
+		sub.ends[fmt.Sprintf("%d/%d", nsid, a.Index)] = podEnd{ns: ref, name: a.Name, index: a.Index, mtu: a.MTU,
 			up: a.Flags&net.FlagUp != 0, mac: a.HardwareAddr.String(), alias: a.Alias}
 	}
-	o.rest(ref, d, byIndex, ours, owners)
+	sub.rest(ref, d, byIndex, ours, owners)
+	p := &podObs{obs: sub.obs, ends: sub.ends, parents: sub.parents}
+	o.cache.putPod(ref, p, st)
+	o.merge(ref, p, owned)
 	return nil
+}
+
+// podObs is what one pod namespace showed.
+type podObs struct {
+	obs     *Observed // its owned and foreign objects
+	ends    map[string]podEnd
+	parents []parentRef
+}
+
+// merge adds what pod namespace ref showed to the pass's observation.
+// Whether the namespace itself is ours comes from the records, which may
+// have changed since p was observed.
+func (o *observer) merge(ref string, p *podObs, owned map[string]string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if owner, ok := owned[ref]; ok {
+		o.obs.Owned.Put(&state.Netns{Ref: ref, Owned: true, OwnerK: owner})
+	} else {
+		o.obs.Foreign.Netns[ref] = true
+	}
+	o.obs.Owned.Merge(p.obs.Owned)
+	f := &p.obs.Foreign
+	maps.Copy(o.obs.Foreign.Links, f.Links)
+	maps.Copy(o.obs.Foreign.Addrs, f.Addrs)
+	maps.Copy(o.obs.Foreign.Routes, f.Routes)
+	maps.Copy(o.obs.Foreign.VXLAN, f.VXLAN)
+	maps.Copy(o.ends, p.ends)
+	o.parents = append(o.parents, p.parents...)
 }
 
 // podParents records the parents of owned macvlan/ipvlan links of pod
@@ -485,7 +559,8 @@ func routeObject(ns string, r netlink.Route, byIndex map[int]string) *state.Rout
 
 // node observes the node namespace, its sysctls, and matches host veth
 // ends to the pod ends seen before.
-func (o *observer) node(d *nsDump, desired *state.State) error {
+func (o *observer) node(nr *nodeRaw, desired *state.State) error {
+	d := nr.d
 	byIndex, ours, owners := o.links(state.NodeNS, d.links)
 	for _, p := range o.parents {
 		p.link.Parent = byIndex[p.index]
@@ -515,21 +590,21 @@ func (o *observer) node(d *nsDump, desired *state.State) error {
 			obj.MTU = 0 // the ends disagree: an update sets both
 		}
 	}
-	if err := o.proxyARP(); err != nil {
+	if err := o.proxyARP(nr); err != nil {
 		return err
 	}
-	if err := o.linkSysctls(desired); err != nil {
+	if err := o.linkSysctls(desired, nr); err != nil {
 		return err
 	}
 	o.rest(state.NodeNS, d, byIndex, ours, owners)
-	for _, obj := range o.dp.objs {
+	for _, obj := range o.dp.objs() {
 		o.obs.Owned.Put(obj)
 	}
-	return o.sysctls(desired)
+	return o.sysctls(desired, nr)
 }
 
 // proxyARP reads proxy_arp of owned node links in one namespace switch.
-func (o *observer) proxyARP() error {
+func (o *observer) proxyARP(nr *nodeRaw) error {
 	var links []*state.Link
 	for _, obj := range o.obs.Owned.Of(state.KindLink) {
 		if l := obj.(*state.Link); l.NS == state.NodeNS && (l.Type == "veth" || l.Type == "bridge") {
@@ -539,22 +614,32 @@ func (o *observer) proxyARP() error {
 	if len(links) == 0 {
 		return nil
 	}
-	return nsutil.Do(o.cfg.NodeNetns, func() error {
-		on, err := proxyARPByIndex()
+	sys := nr.sys
+	for _, l := range links {
+		if _, known := sys.proxyARP[l.Index]; !known {
+			sys.proxyARP = nil // a link the last read did not see
+			break
+		}
+	}
+	if sys.proxyARP == nil {
+		err := nsutil.Do(o.cfg.NodeNetns, func() (err error) {
+			sys.proxyARP, err = proxyARPByIndex()
+			return err
+		})
 		if err != nil {
 			return fmt.Errorf("read proxy_arp of node links: %w", err)
 		}
-		for _, l := range links {
-			l.ProxyARP = on[l.Index]
-		}
-		return nil
-	})
+	}
+	for _, l := range links {
+		l.ProxyARP = sys.proxyARP[l.Index]
+	}
+	return nil
 }
 
 // linkSysctls reads the per-interface sysctls that desired node links set
 // (Link.Sysctls), in one namespace switch. Only desired keys are read: the
 // others are not compared.
-func (o *observer) linkSysctls(desired *state.State) error {
+func (o *observer) linkSysctls(desired *state.State, nr *nodeRaw) error {
 	type read struct {
 		have *state.Link
 		keys []string
@@ -578,15 +663,32 @@ func (o *observer) linkSysctls(desired *state.State) error {
 	if len(reads) == 0 {
 		return nil
 	}
+	kept := nr.sys.linkSysctls
+	var missing bool
+	for _, r := range reads {
+		r.have.Sysctls = map[string]string{}
+		for _, k := range r.keys {
+			v, ok := kept[r.have.Name+"/"+k]
+			ok = ok && v.index == r.have.Index
+			r.have.Sysctls[k] = v.value
+			missing = missing || !ok
+		}
+	}
+	if !missing {
+		return nil
+	}
 	return nsutil.Do(o.cfg.NodeNetns, func() error {
 		for _, r := range reads {
-			r.have.Sysctls = map[string]string{}
 			for _, k := range r.keys {
+				if v, ok := kept[r.have.Name+"/"+k]; ok && v.index == r.have.Index {
+					continue
+				}
 				b, err := os.ReadFile(state.SysctlPath(r.have.Name, k))
 				if err != nil {
 					return fmt.Errorf("read %s of %s: %w", k, r.have, err)
 				}
-				r.have.Sysctls[k] = strings.TrimSpace(string(b))
+				v := strings.TrimSpace(string(b))
+				kept[r.have.Name+"/"+k], r.have.Sysctls[k] = indexed{r.have.Index, v}, v
 			}
 		}
 		return nil
@@ -595,7 +697,7 @@ func (o *observer) linkSysctls(desired *state.State) error {
 
 // sysctls reads the node sysctls that are desired or that netreconcile
 // changed before (recorded with their original value).
-func (o *observer) sysctls(desired *state.State) error {
+func (o *observer) sysctls(desired *state.State, nr *nodeRaw) error {
 	names := map[string]string{}
 	for _, obj := range desired.Of(state.KindSysctl) {
 		s := obj.(*state.Sysctl)
@@ -611,9 +713,12 @@ func (o *observer) sysctls(desired *state.State) error {
 		}
 	}
 	for name, owner := range names {
-		v, err := nsutil.ReadSysctl(o.cfg.NodeNetns, name)
-		if err != nil {
-			return err
+		v, ok := nr.sys.sysctls[name]
+		if !ok {
+			if v, err = nsutil.ReadSysctl(o.cfg.NodeNetns, name); err != nil {
+				return err
+			}
+			nr.sys.sysctls[name] = v
 		}
 		o.obs.Owned.Put(&state.Sysctl{NS: state.NodeNS, Name: name, Value: v, OwnerK: owner})
 	}

@@ -1,9 +1,11 @@
 package reconcile
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 
@@ -80,17 +82,24 @@ func Diff(node string, desired *state.State, obs *Observed) (*Plan, error) {
 	}
 	p := &Plan{FormatVersion: PlanFormatVersion, Node: node, Changes: []Change{}}
 	var dels, puts []Change
+	var kputs, kdels, gone []Change // of one kind, reused
 	for _, k := range state.Kinds() {
-		for _, want := range desired.Of(k) {
-			have := obs.Owned.Get(k, want.Key())
+		// Objects are compared in no order and the changes of a kind
+		// sorted by key: on a node of thousands of objects, sorting them
+		// all cost more than comparing them.
+		kputs, kdels, gone = kputs[:0], kdels[:0], gone[:0]
+		found := 0
+		for key, want := range desired.All(k) {
+			have := obs.Owned.Get(k, key)
 			if have == nil {
-				if k == state.KindNetns && obs.Foreign.Netns[want.Key()] {
+				if k == state.KindNetns && obs.Foreign.Netns[key] {
 					continue // a namespace that exists and is not ours is used as it is
 				}
-				puts = append(puts, Change{Action: Create, Kind: k.String(), Key: want.Key(), Owner: want.Owner(),
+				kputs = append(kputs, Change{Action: Create, Kind: k.String(), Key: want.Key(), Owner: want.Owner(),
 					Attrs: want.Attrs(), Desired: want})
 				continue
 			}
+			found++
 			diff := state.Diff(have, want)
 			if len(diff) == 0 {
 				continue
@@ -105,41 +114,50 @@ func Diff(node string, desired *state.State, obs *Observed) (*Plan, error) {
 				Desired: want, Observed: have}
 			if act == Replace {
 				c.Attrs = want.Attrs()
-				dels = append(dels, Change{Action: Delete, Kind: k.String(), Key: have.Key(), Observed: have})
+				kdels = append(kdels, Change{Action: Delete, Kind: k.String(), Key: have.Key(), Observed: have})
 			}
-			puts = append(puts, c)
+			kputs = append(kputs, c)
 		}
-		for _, have := range obs.Owned.Of(k) {
-			if desired.Get(k, have.Key()) == nil {
-				dels = append(dels, Change{Action: Delete, Kind: k.String(), Key: have.Key(), Owner: have.Owner(), Observed: have})
+		// Keys are unique: when every observed object was found, none
+		// is unwanted.
+		if found < obs.Owned.Count(k) {
+			for key, have := range obs.Owned.All(k) {
+				if desired.Get(k, key) == nil {
+					gone = append(gone, Change{Action: Delete, Kind: k.String(), Key: have.Key(), Owner: have.Owner(), Observed: have})
+				}
 			}
 		}
+		puts = appendByKey(puts, kputs)
+		dels = appendByKey(appendByKey(dels, kdels), gone)
 	}
 	puts = append(puts, readdOnAddrLoss(desired, obs, dels, puts)...)
 	puts = append(puts, readdOnLinkLoss(desired, obs, dels, puts)...)
 	// Deletions run first, most dependent kinds first (routes before
 	// links before namespaces); then creations in kind order.
-	sort.SliceStable(dels, func(i, j int) bool { return kindOf(dels[i]) > kindOf(dels[j]) })
-	sort.SliceStable(puts, func(i, j int) bool {
-		ki, kj := kindOf(puts[i]), kindOf(puts[j])
-		if ki != kj {
-			return ki < kj
-		}
-		return linkRank(puts[i].Desired) < linkRank(puts[j].Desired)
+	dels = stableSorted(dels, func(a, b *Change) int { return cmp.Compare(kindOf(*b), kindOf(*a)) })
+	puts = stableSorted(puts, func(a, b *Change) int {
+		return cmp.Or(cmp.Compare(kindOf(*a), kindOf(*b)), cmp.Compare(linkRank(a.Desired), linkRank(b.Desired)))
 	})
 	markImplied(dels, desired)
 	impliedByDatapath(dels)
+	replaced := map[string]bool{}
+	for _, c := range puts {
+		if c.Action == Replace {
+			replaced[c.Kind+"|"+c.Key] = true
+		}
+	}
+	p.Changes = slices.Grow(p.Changes, len(dels)+len(puts))
 	for _, c := range dels {
-		if c.Action == Delete && isReplaceHalf(c, puts) {
+		if c.Action == Delete && replaced[c.Kind+"|"+c.Key] {
 			continue // shown as one replace; apply deletes it first
 		}
 		p.Changes = append(p.Changes, c)
 	}
 	p.Changes = append(p.Changes, puts...)
-	p.steps = append(append([]Change{}, dels...), puts...)
+	p.steps = append(append(make([]Change, 0, len(dels)+len(puts)), dels...), puts...)
 	// Shown grouped by owner (node-wide objects first), in step order
 	// within an owner; apply follows steps.
-	sort.SliceStable(p.Changes, func(i, j int) bool { return ownerRank(p.Changes[i].Owner) < ownerRank(p.Changes[j].Owner) })
+	p.Changes = stableSorted(p.Changes, func(a, b *Change) int { return compareOwners(a.Owner, b.Owner) })
 	for _, c := range p.Changes {
 		switch c.Action {
 		case Create:
@@ -156,20 +174,46 @@ func Diff(node string, desired *state.State, obs *Observed) (*Plan, error) {
 	return p, nil
 }
 
-func ownerRank(owner string) string {
-	if strings.HasPrefix(owner, "pod/") {
-		return "1" + owner
+// compareOwners orders node-wide owners before pods, each by name.
+func compareOwners(a, b string) int {
+	podA, podB := strings.HasPrefix(a, "pod/"), strings.HasPrefix(b, "pod/")
+	if podA != podB {
+		if podB {
+			return -1
+		}
+		return 1
 	}
-	return "0" + owner
+	return strings.Compare(a, b)
 }
 
-func isReplaceHalf(d Change, puts []Change) bool {
-	for _, c := range puts {
-		if c.Action == Replace && c.Kind == d.Kind && c.Key == d.Key {
-			return true
-		}
+// stableSorted returns cs sorted stably by compare. It sorts pointers: a
+// change is large to move, and a plan at scale holds thousands.
+func stableSorted(cs []Change, compare func(a, b *Change) int) []Change {
+	ptrs := make([]*Change, len(cs))
+	for i := range cs {
+		ptrs[i] = &cs[i]
 	}
-	return false
+	slices.SortStableFunc(ptrs, compare)
+	sorted := make([]Change, len(cs))
+	for i, c := range ptrs {
+		sorted[i] = *c
+	}
+	return sorted
+}
+
+// appendByKey appends changes of one kind to out in key order (keys are
+// unique among them). It sorts pointers: a change is large to move.
+func appendByKey(out, cs []Change) []Change {
+	sorted := make([]*Change, len(cs))
+	for i := range cs {
+		sorted[i] = &cs[i]
+	}
+	slices.SortFunc(sorted, func(a, b *Change) int { return strings.Compare(a.Key, b.Key) })
+	out = slices.Grow(out, len(cs))
+	for _, c := range sorted {
+		out = append(out, *c)
+	}
+	return out
 }
 
 func kindOf(c Change) state.Kind {
@@ -232,39 +276,59 @@ func markImplied(dels []Change, desired *state.State) {
 }
 
 // clashes lists desired objects that foreign objects are in the way of.
+// Objects are visited in no order and the errors of a kind sorted by key.
 func clashes(desired *state.State, obs *Observed) error {
 	var errs []error
-	for _, o := range desired.Of(state.KindLink) {
-		if t, ok := obs.Foreign.Links[o.Key()]; ok {
-			errs = append(errs, fmt.Errorf("%w: %s (%s) exists", ErrClash, o.(*state.Link), t))
+	var found []clash
+	for key, o := range desired.All(state.KindLink) {
+		if t, ok := obs.Foreign.Links[key]; ok {
+			found = append(found, clash{key, fmt.Errorf("%w: %s (%s) exists", ErrClash, o.(*state.Link), t)})
 		}
 		if l := o.(*state.Link); l.Type == "veth" && l.PeerNS != "" {
 			if t, ok := obs.Foreign.Links[state.LinkKey(l.PeerNS, l.PeerName)]; ok {
-				errs = append(errs, fmt.Errorf("%w: link %s in %s (%s) exists", ErrClash, l.PeerName, l.PeerNS, t))
+				found = append(found, clash{key, fmt.Errorf("%w: link %s in %s (%s) exists", ErrClash, l.PeerName, l.PeerNS, t)})
 			}
 		}
 		if l := o.(*state.Link); l.Type == "vxlan" {
 			id := fmt.Sprintf("%d/%d", l.VNI, l.Port)
-			for _, key := range sortedKeys(obs.Foreign.VXLAN) {
-				if obs.Foreign.VXLAN[key] == id && strings.HasPrefix(key, state.LinkKey(l.NS, "")) {
-					errs = append(errs, fmt.Errorf("%w: vxlan device %s already uses VNI %d and UDP port %d (wanted by %s)",
-						ErrClash, key, l.VNI, l.Port, l))
+			for _, fk := range sortedKeys(obs.Foreign.VXLAN) {
+				if obs.Foreign.VXLAN[fk] == id && strings.HasPrefix(fk, state.LinkKey(l.NS, "")) {
+					found = append(found, clash{key, fmt.Errorf("%w: vxlan device %s already uses VNI %d and UDP port %d (wanted by %s)",
+						ErrClash, fk, l.VNI, l.Port, l)})
 				}
 			}
 		}
 	}
-	for _, o := range desired.Of(state.KindAddr) {
+	errs, found = appendClashes(errs, found), nil
+	for key, o := range desired.All(state.KindAddr) {
 		a := o.(*state.Addr)
 		if link, ok := obs.Foreign.Addrs[addrKey(a.NS, a.Prefix.Addr())]; ok {
-			errs = append(errs, fmt.Errorf("%w: address %s is on link %s", ErrClash, a.Prefix.Addr(), link))
+			found = append(found, clash{key, fmt.Errorf("%w: address %s is on link %s", ErrClash, a.Prefix.Addr(), link)})
 		}
 	}
-	for _, o := range desired.Of(state.KindRoute) {
-		if proto, ok := obs.Foreign.Routes[o.Key()]; ok {
-			errs = append(errs, fmt.Errorf("%w: %s exists with protocol %d", ErrClash, o, proto))
+	errs, found = appendClashes(errs, found), nil
+	for key, o := range desired.All(state.KindRoute) {
+		if proto, ok := obs.Foreign.Routes[key]; ok {
+			found = append(found, clash{key, fmt.Errorf("%w: %s exists with protocol %d", ErrClash, o, proto)})
 		}
 	}
-	return errors.Join(errs...)
+	return errors.Join(appendClashes(errs, found)...)
+}
+
+// clash is an error about the desired object with key.
+type clash struct {
+	key string
+	err error
+}
+
+// appendClashes appends the errors of clashes of one kind to errs, sorted
+// by key, those of one object in the order found.
+func appendClashes(errs []error, cs []clash) []error {
+	slices.SortStableFunc(cs, func(a, b clash) int { return strings.Compare(a.key, b.key) })
+	for _, c := range cs {
+		errs = append(errs, c.err)
+	}
+	return errs
 }
 
 // WriteText renders the plan for humans, like terraform's plan output.

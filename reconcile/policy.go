@@ -27,6 +27,8 @@ func desiredPolicy(cfg *Config, r *spec.Resolved, n *drivers.Node, s *state.Stat
 	if err != nil {
 		return err
 	}
+	s.Grow(state.KindPolicyIdentity, len(prog.Identities))
+	s.Grow(state.KindPodPolicy, len(prog.Sides))
 	for _, id := range prog.Identities {
 		if err := s.Add(&state.PolicyIdentity{Prefix: id.Prefix, ID: id.ID, OwnerK: policyOwner}); err != nil {
 			return err

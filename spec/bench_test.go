@@ -1,47 +1,45 @@
 package spec
 
 import (
-	"fmt"
-	"strings"
+	"bytes"
 	"testing"
-)
 
-// scaleFile is issue 7's scale topology: 1000 pods, 5000 services and 500
-// policies in flow style, as e2e/bench/scale writes it.
-func scaleFile() []byte {
-	var s strings.Builder
-	s.WriteString("apiVersion: netreconcile/v1\nkind: Topology\n")
-	s.WriteString("cluster: {podCIDR: 10.0.0.0/10, serviceCIDR: 10.96.0.0/16}\nnamespaces:\n")
-	for i := range 10 {
-		fmt.Fprintf(&s, "  - {name: g%d, labels: {team: t%d}}\n", i, i)
-	}
-	s.WriteString("nodes:\n  - {name: n1, address: 192.168.0.1/24, uplink: eth0, podCIDR: 10.1.0.0/16}\npods:\n")
-	for i := range 1000 {
-		fmt.Fprintf(&s, "  - {name: p%d, namespace: g%d, node: n1, ip: 10.1.%d.%d, mode: veth, netns: p%d, labels: {app: a%d}, ports: [{name: web, port: 8080}]}\n",
-			i, i%10, 1+i/250, 1+i%250, i, i%100)
-	}
-	s.WriteString("services:\n")
-	for i := range 5000 {
-		fmt.Fprintf(&s, "  - {name: s%d, namespace: g%d, clusterIP: 10.96.%d.%d, selector: {app: a%d}, ports: [{port: 80, targetPort: web}]}\n",
-			i, i%10, i/250, 1+i%250, i%100)
-	}
-	s.WriteString("policies:\n")
-	for i := range 500 {
-		fmt.Fprintf(&s, "  - {name: pol%d, namespace: g%d, spec: {podSelector: {matchLabels: {app: a%d}}, ingress: [{from: [{podSelector: {matchLabels: {app: a%d}}}], ports: [{port: %d}]}]}}\n",
-			i, i%10, i%100, (i+10)%100, 1000+i)
-	}
-	return []byte(s.String())
-}
+	"github.com/netreconcile/netreconcile/internal/scaletopo"
+)
 
 // BenchmarkParseScale decodes, validates and resolves the scale file: the
 // fixed cost of every plan at that size.
 func BenchmarkParseScale(b *testing.B) {
-	data := scaleFile()
+	data := scaletopo.File()
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := LoadBytes("scale.yaml", data); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkParserOneChange is what the watch daemon pays to read the scale
+// file after one service changed: the Parser decodes that item alone.
+func BenchmarkParserOneChange(b *testing.B) {
+	data := scaletopo.File()
+	changed := bytes.Replace(data, []byte("{name: s0, namespace: g0, clusterIP: 10.96.0.1, selector: {app: a0}"),
+		[]byte("{name: s0, namespace: g0, clusterIP: 10.96.0.1, selector: {app: a10}"), 1)
+	if bytes.Equal(changed, data) {
+		b.Fatal("no service to change")
+	}
+	var p Parser
+	if _, err := p.Load("scale.yaml", data); err != nil {
+		b.Fatal(err)
+	}
+	files := [][]byte{changed, data}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, err := p.Load("scale.yaml", files[i%2]); err != nil {
+			b.Fatal(err)
+		}
+		i++
 	}
 }

@@ -76,7 +76,27 @@ func LoadFile(path string) (*Topology, *Positions, error) {
 // wrong, the Topology and Positions are still returned, holding what could
 // be decoded, so that a caller can run Resolve as well and report every
 // problem at once (Load does).
-func Parse(name string, data []byte) (t *Topology, pos *Positions, err error) {
+func Parse(name string, data []byte) (*Topology, *Positions, error) {
+	return parse(name, data, nil)
+}
+
+// parse decodes data item by item when the file allows it (see split.go),
+// as one document otherwise.
+func parse(name string, data []byte, p *Parser) (*Topology, *Positions, error) {
+	if len(data) <= MaxFileSize {
+		if _, _, _, ok := checkText(data); ok {
+			if seqs, ok := splitSeqs(data); ok && len(seqs) > 0 {
+				if t, pos, ok := splitParse(name, data, seqs, p); ok {
+					return t, pos, nil
+				}
+			}
+		}
+	}
+	return wholeParse(name, data)
+}
+
+// wholeParse decodes data as one document.
+func wholeParse(name string, data []byte) (t *Topology, pos *Positions, err error) {
 	fatal := func(line, col int, sentinel error, format string, args ...any) error {
 		return &Errors{List: []*Error{{
 			File: name, Line: line, Column: col, Msg: fmt.Sprintf(format, args...), Err: sentinel,
@@ -225,6 +245,7 @@ type decoder struct {
 	active     map[*yaml.Node]bool       // alias targets being expanded, to catch cycles
 	aliasOf    map[*yaml.Node]*yaml.Node // alias target being expanded → the alias
 	tooMany    bool                      // alias budget or error cap hit: stop everything
+	lineBase   int                       // subtracted from recorded lines (split items)
 }
 
 var intOrStringType = reflect.TypeFor[IntOrString]()
@@ -252,7 +273,7 @@ func (d *decoder) fail(n *yaml.Node, path, format string, args ...any) {
 // field given through an alias points at the alias, not at the anchor.
 func (d *decoder) record(n *yaml.Node, path string) {
 	if _, ok := d.pos.paths[path]; !ok {
-		d.pos.paths[path] = Pos{Line: n.Line, Column: n.Column}
+		d.pos.paths[path] = Pos{Line: n.Line - d.lineBase, Column: n.Column}
 	}
 }
 

@@ -119,6 +119,7 @@ type Positions struct {
 	// File is the name errors are reported under.
 	File  string
 	paths map[string]Pos
+	seqs  map[string][]seqItem // top-level sequences decoded item by item (split.go)
 }
 
 // Has reports whether the field at path was written in the file. It tells
@@ -126,6 +127,9 @@ type Positions struct {
 func (p *Positions) Has(path string) bool {
 	if p == nil {
 		return false
+	}
+	if _, found, inSeq := p.lookupItem(path); inSeq {
+		return found
 	}
 	_, ok := p.paths[path]
 	return ok
@@ -140,8 +144,12 @@ func (p *Positions) Lookup(path string) Pos {
 		return Pos{}
 	}
 	for {
-		if pos, ok := p.paths[path]; ok {
+		if pos, found, inSeq := p.lookupItem(path); found {
 			return pos
+		} else if !inSeq {
+			if pos, ok := p.paths[path]; ok {
+				return pos
+			}
 		}
 		if path == "" {
 			return Pos{}

@@ -2,8 +2,11 @@ package spec
 
 import (
 	"errors"
+	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 )
 
@@ -30,6 +33,13 @@ func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		top, pos, err := Parse("fuzz.yaml", data)
 		checkErr(t, err)
+		sameAsWhole(t, data, top, pos, err)
+		// A Parser that saw part of the file first reuses what it can and
+		// must still decode exactly what one document gives.
+		var p Parser
+		p.Parse("fuzz.yaml", data[:len(data)/2])
+		top2, pos2, err2 := p.Parse("fuzz.yaml", data)
+		sameAsWhole(t, data, top2, pos2, err2)
 		if top == nil {
 			if err == nil {
 				t.Fatal("no topology and no error")
@@ -48,6 +58,63 @@ func FuzzParse(f *testing.F) {
 			t.Fatal("a Resolved with an error")
 		}
 	})
+}
+
+// sameAsWhole fails unless the topology, positions and errors equal what
+// decoding data as one document gives (split.go is an optimisation only).
+func sameAsWhole(t *testing.T, data []byte, top *Topology, pos *Positions, err error) {
+	t.Helper()
+	wtop, wpos, werr := wholeParse("fuzz.yaml", data)
+	if fmt.Sprint(err) != fmt.Sprint(werr) {
+		t.Fatalf("errors differ:\n%.2000v\none document:\n%.2000v", err, werr)
+	}
+	if !reflect.DeepEqual(top, wtop) {
+		t.Fatalf("topologies differ:\n%.2000v\none document:\n%.2000v", fmt.Sprintf("%+v", top), fmt.Sprintf("%+v", wtop))
+	}
+	got, want := allPositions(pos), allPositions(wpos)
+	for path, p := range want {
+		if got[path] != p {
+			t.Fatalf("path %s at %v, one document: %v", path, got[path], p)
+		}
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d positions, one document: %d", len(got), len(want))
+	}
+	if top == nil {
+		return
+	}
+	_, rerr := Resolve(top, pos)
+	_, wrerr := Resolve(wtop, wpos)
+	if fmt.Sprint(rerr) != fmt.Sprint(wrerr) {
+		t.Fatalf("resolve errors differ:\n%v\none document:\n%v", rerr, wrerr)
+	}
+}
+
+// allPositions lists every recorded path with its position, items of split
+// sequences included, and checks that Lookup and Has agree with the list.
+func allPositions(p *Positions) map[string]Pos {
+	if p == nil {
+		return nil
+	}
+	all := maps.Clone(p.paths)
+	for k, items := range p.seqs {
+		for i, it := range items {
+			for rel, pos := range it.paths {
+				path := index(k, i)
+				if rel != "" {
+					path += "." + rel
+				}
+				pos.Line += it.line
+				all[path] = pos
+			}
+		}
+	}
+	for path, pos := range all {
+		if !p.Has(path) || p.Lookup(path) != pos {
+			panic(fmt.Sprintf("path %.200q: Has %v, Lookup %v, recorded %v", path, p.Has(path), p.Lookup(path), pos))
+		}
+	}
+	return all
 }
 
 func checkErr(t *testing.T, err error) {

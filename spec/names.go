@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/netip"
 	"path"
-	"regexp"
 	"strings"
 	"unicode"
 )
@@ -14,17 +13,57 @@ import (
 // file written for one reads the same in the other. Each check returns ""
 // when the value is valid and a message otherwise.
 
-var (
-	dns1123LabelRe     = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
-	dns1123SubdomainRe = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
-	qualifiedNameRe    = regexp.MustCompile(`^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$`)
-	ianaSvcNameRe      = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
-	hasLetterRe        = regexp.MustCompile(`[a-z]`)
-)
+// The Kubernetes rules below are written as loops: the regular
+// expressions they replace (kept in names_test.go, which holds both equal)
+// cost most of validating a file of thousands of services.
+
+// isDNSLabel is ^[a-z0-9]([-a-z0-9]*[a-z0-9])?$ (also IANA_SVC_NAME's
+// characters).
+func isDNSLabel(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' && i > 0 && i < len(s)-1) {
+			return false
+		}
+	}
+	return true
+}
+
+// isDNSSubdomain is dot-separated DNS labels.
+func isDNSSubdomain(s string) bool {
+	for part := range strings.SplitSeq(s, ".") {
+		if !isDNSLabel(part) {
+			return false
+		}
+	}
+	return true
+}
+
+// isQualifiedName is ^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$.
+func isQualifiedName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if !alnum && !((c == '-' || c == '_' || c == '.') && i > 0 && i < len(s)-1) {
+			return false
+		}
+	}
+	return true
+}
+
+func hasLowerLetter(s string) bool {
+	return strings.ContainsFunc(s, func(r rune) bool { return r >= 'a' && r <= 'z' })
+}
 
 // checkDNSLabel validates an object name (RFC 1123 label).
 func checkDNSLabel(s string) string {
-	if len(s) > 63 || !dns1123LabelRe.MatchString(s) {
+	if len(s) > 63 || !isDNSLabel(s) {
 		return fmt.Sprintf("invalid name %q: must be a lowercase RFC 1123 label "+
 			"(letters a-z, digits and '-', starting and ending with a letter or digit, at most 63 characters)", s)
 	}
@@ -43,11 +82,11 @@ func checkLabelKey(k string) string {
 		return "label key must not be empty"
 	case slashed && prefix == "":
 		return fmt.Sprintf("invalid label key %q: the prefix before '/' must not be empty", k)
-	case prefix != "" && (len(prefix) > 253 || !dns1123SubdomainRe.MatchString(prefix)):
+	case prefix != "" && (len(prefix) > 253 || !isDNSSubdomain(prefix)):
 		return fmt.Sprintf("invalid label key %q: the prefix must be a lowercase DNS subdomain (e.g. example.com)", k)
 	case name == "":
 		return fmt.Sprintf("invalid label key %q: the name after the prefix must not be empty", k)
-	case len(name) > 63 || !qualifiedNameRe.MatchString(name):
+	case len(name) > 63 || !isQualifiedName(name):
 		return fmt.Sprintf("invalid label key %q: the name must be at most 63 characters of letters, digits, '-', '_' and '.', "+
 			"starting and ending with a letter or digit", k)
 	}
@@ -59,7 +98,7 @@ func checkLabelValue(v string) string {
 	if v == "" {
 		return ""
 	}
-	if len(v) > 63 || !qualifiedNameRe.MatchString(v) {
+	if len(v) > 63 || !isQualifiedName(v) {
 		return fmt.Sprintf("invalid label value %q: must be empty or at most 63 characters of letters, digits, '-', '_' and '.', "+
 			"starting and ending with a letter or digit", v)
 	}
@@ -72,11 +111,11 @@ func checkPortName(s string) string {
 	switch {
 	case len(s) == 0 || len(s) > 15:
 		return fmt.Sprintf("invalid port name %q: must be 1 to 15 characters", s)
-	case !ianaSvcNameRe.MatchString(s):
+	case !isDNSLabel(s):
 		return fmt.Sprintf("invalid port name %q: must be lowercase letters, digits and '-', starting and ending with a letter or digit", s)
 	case strings.Contains(s, "--"):
 		return fmt.Sprintf("invalid port name %q: must not contain \"--\"", s)
-	case !hasLetterRe.MatchString(s):
+	case !hasLowerLetter(s):
 		return fmt.Sprintf("invalid port name %q: must contain at least one letter", s)
 	}
 	return ""

@@ -792,10 +792,14 @@ func (c *checker) selector(path string, s LabelSelector) {
 // labels validates a label map (labels, selector, matchLabels), in key
 // order so that messages come out the same each run.
 func (c *checker) labels(path string, m map[string]string) {
-	if len(m) == 0 {
+	valid := true
+	for k, v := range m {
+		valid = valid && checkLabelKey(k) == "" && checkLabelValue(v) == ""
+	}
+	if valid {
 		return
 	}
-	for _, k := range slices.Sorted(maps.Keys(m)) {
+	for _, k := range slices.Sorted(maps.Keys(m)) { // errors in a stable order
 		if msg := checkLabelKey(k); msg != "" {
 			c.add(key(path, k), "%s", msg)
 		}

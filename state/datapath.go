@@ -1,7 +1,6 @@
 package state
 
 import (
-	"fmt"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -23,7 +22,7 @@ func (d *Datapath) Kind() Kind    { return KindDatapath }
 func (d *Datapath) Key() string   { return d.PinDir }
 func (d *Datapath) Owner() string { return d.OwnerK }
 func (d *Datapath) Attrs() []Attr {
-	return []Attr{{"fast_path", fmt.Sprint(d.FastPath)}, {"layout", layout(d.Reusable)}}
+	return []Attr{{"fast_path", strconv.FormatBool(d.FastPath)}, {"layout", layout(d.Reusable)}}
 }
 func (d *Datapath) Immutable(name string) bool { return name == "layout" }
 func (d *Datapath) String() string             { return "datapath " + d.PinDir }
@@ -52,7 +51,8 @@ func (s *Service) Key() string {
 }
 func (s *Service) Owner() string { return s.OwnerK }
 func (s *Service) Attrs() []Attr {
-	return []Attr{{"backends", strings.Join(s.Backends, ",")}, {"affinity", fmt.Sprint(s.Affinity)}}
+	// (sameFields relies on these fields alone making the attributes)
+	return []Attr{{"backends", strings.Join(s.Backends, ",")}, {"affinity", strconv.FormatBool(s.Affinity)}}
 }
 func (s *Service) Immutable(string) bool { return false }
 func (s *Service) String() string        { return "service " + s.Key() }
@@ -87,7 +87,7 @@ type Attach struct {
 func (a *Attach) Kind() Kind            { return KindAttach }
 func (a *Attach) Key() string           { return a.Name }
 func (a *Attach) Owner() string         { return a.OwnerK }
-func (a *Attach) Attrs() []Attr         { return []Attr{{"live", fmt.Sprint(a.Live)}} }
+func (a *Attach) Attrs() []Attr         { return []Attr{{"live", strconv.FormatBool(a.Live)}} }
 func (a *Attach) Immutable(string) bool { return false }
 func (a *Attach) String() string {
 	return "program on " + a.IfName + " (" + a.Direction + ") in " + nsName(a.NS)

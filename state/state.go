@@ -2,8 +2,12 @@ package state
 
 import (
 	"fmt"
+	"iter"
+	"maps"
 	"net/netip"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -103,7 +107,7 @@ func (n *Netns) Kind() Kind            { return KindNetns }
 func (n *Netns) Key() string           { return n.Ref }
 func (n *Netns) Owner() string         { return n.OwnerK }
 func (n *Netns) Immutable(string) bool { return true }
-func (n *Netns) Attrs() []Attr         { return []Attr{{"owned", fmt.Sprint(n.Owned)}} }
+func (n *Netns) Attrs() []Attr         { return []Attr{{"owned", strconv.FormatBool(n.Owned)}} }
 func (n *Netns) String() string        { return "netns " + n.Ref }
 func (n *Netns) clone() *Netns         { c := *n; return &c }
 
@@ -176,7 +180,8 @@ func ownerFromAlias(alias string) (string, bool) {
 
 // Attrs implements Object.
 func (l *Link) Attrs() []Attr {
-	a := []Attr{{"type", l.Type}, {"alias", l.Alias}, {"mtu", fmt.Sprint(l.MTU)}, {"up", fmt.Sprint(l.Up)}}
+	a := make([]Attr, 0, 8+len(l.Sysctls))
+	a = append(a, Attr{"type", l.Type}, Attr{"alias", l.Alias}, Attr{"mtu", strconv.Itoa(l.MTU)}, Attr{"up", strconv.FormatBool(l.Up)})
 	if l.HWAddr != "" {
 		a = append(a, Attr{"mac", l.HWAddr})
 	}
@@ -196,11 +201,11 @@ func (l *Link) Attrs() []Attr {
 		a = append(a, Attr{"mode", l.Mode})
 	}
 	if l.Type == "vxlan" {
-		a = append(a, Attr{"vni", fmt.Sprint(l.VNI)}, Attr{"port", fmt.Sprint(l.Port)},
-			Attr{"local", l.Local.String()}, Attr{"learning", fmt.Sprint(l.Learning)})
+		a = append(a, Attr{"vni", strconv.Itoa(l.VNI)}, Attr{"port", strconv.Itoa(l.Port)},
+			Attr{"local", l.Local.String()}, Attr{"learning", strconv.FormatBool(l.Learning)})
 	}
 	if l.Type == "veth" || l.Type == "bridge" {
-		a = append(a, Attr{"proxy_arp", fmt.Sprint(l.ProxyARP)})
+		a = append(a, Attr{"proxy_arp", strconv.FormatBool(l.ProxyARP)})
 	}
 	keys := make([]string, 0, len(l.Sysctls))
 	for k := range l.Sysctls {
@@ -297,7 +302,8 @@ func (r *Route) Kind() Kind    { return KindRoute }
 func (r *Route) Key() string   { return nsName(r.NS) + "/" + r.Dst.String() }
 func (r *Route) Owner() string { return r.OwnerK }
 func (r *Route) Attrs() []Attr {
-	a := []Attr{{"dev", r.Dev}}
+	a := make([]Attr, 0, 6)
+	a = append(a, Attr{"dev", r.Dev})
 	if r.Gw.IsValid() {
 		a = append(a, Attr{"via", r.Gw.String()})
 	}
@@ -309,7 +315,7 @@ func (r *Route) Attrs() []Attr {
 	}
 	a = append(a, Attr{"scope", r.Scope})
 	if r.MTU != 0 {
-		a = append(a, Attr{"mtu", fmt.Sprint(r.MTU)})
+		a = append(a, Attr{"mtu", strconv.Itoa(r.MTU)})
 	}
 	return a
 }
@@ -347,26 +353,45 @@ func New() *State { return &State{objs: map[Kind]map[string]Object{}} }
 // asking for the same link name is a bug in the desired model, not
 // something to paper over.
 func (s *State) Add(o Object) error {
-	m := s.objs[o.Kind()]
-	if m == nil {
-		m = map[string]Object{}
-		s.objs[o.Kind()] = m
+	m := s.kind(o.Kind())
+	key := o.Key()
+	if prev, ok := m[key]; ok && !sameAttrs(prev, o) {
+		return fmt.Errorf("%s %s wanted twice (by %s and %s)", o.Kind(), key, prev.Owner(), o.Owner())
 	}
-	if prev, ok := m[o.Key()]; ok && !sameAttrs(prev, o) {
-		return fmt.Errorf("%s %s wanted twice (by %s and %s)", o.Kind(), o.Key(), prev.Owner(), o.Owner())
-	}
-	m[o.Key()] = o
+	m[key] = o
 	return nil
 }
 
 // Put puts o into s, replacing any object with its key.
-func (s *State) Put(o Object) {
-	m := s.objs[o.Kind()]
+func (s *State) Put(o Object) { s.kind(o.Kind())[o.Key()] = o }
+
+// Merge puts every object of o into s, replacing those with the same key.
+func (s *State) Merge(o *State) {
+	for k, m := range o.objs {
+		if len(m) > 0 {
+			maps.Copy(s.kind(k), m)
+		}
+	}
+}
+
+func (s *State) kind(k Kind) map[string]Object {
+	m := s.objs[k]
 	if m == nil {
 		m = map[string]Object{}
-		s.objs[o.Kind()] = m
+		s.objs[k] = m
 	}
-	m[o.Key()] = o
+	return m
+}
+
+// Grow makes room for n more objects of kind k, sparing a large state
+// the rehashing of growing one object at a time.
+func (s *State) Grow(k Kind, n int) {
+	if n <= 0 {
+		return
+	}
+	grown := make(map[string]Object, len(s.objs[k])+n)
+	maps.Copy(grown, s.objs[k])
+	s.objs[k] = grown
 }
 
 // Get returns the object of kind k with key, or nil.
@@ -391,6 +416,13 @@ func (s *State) Of(k Kind) []Object {
 	}
 	return out
 }
+
+// All returns the objects of kind k with their keys, in no particular
+// order: for a caller that sorts only what it keeps, cheaper than Of.
+func (s *State) All(k Kind) iter.Seq2[string, Object] { return maps.All(s.objs[k]) }
+
+// Count returns the number of objects of kind k in s.
+func (s *State) Count(k Kind) int { return len(s.objs[k]) }
 
 // Len returns the number of objects in s.
 func (s *State) Len() int {
@@ -423,17 +455,66 @@ func sameAttrs(a, b Object) bool {
 // Diff returns the attributes whose values differ between observed and
 // desired, in desired's order.
 func Diff(observed, desired Object) []Change {
-	have := map[string]string{}
-	for _, a := range observed.Attrs() {
+	if sameFields(observed, desired) {
+		return nil
+	}
+	from, to := observed.Attrs(), desired.Attrs()
+	if slices.Equal(from, to) {
+		return nil // told without a map: an object's attribute names are unique
+	}
+	have := make(map[string]string, len(from))
+	for _, a := range from {
 		have[a.Name] = a.Value
 	}
 	var out []Change
-	for _, a := range desired.Attrs() {
+	for _, a := range to {
 		if v, ok := have[a.Name]; !ok || v != a.Value {
 			out = append(out, Change{Name: a.Name, From: have[a.Name], To: a.Value})
 		}
 	}
 	return out
+}
+
+// sameFields reports whether a and b have equal Attrs without building
+// them, the costliest part of comparing a large node: from the fields the
+// attributes are made of (services and pod policies, whose lists Attrs
+// joins), or from every field. False when it cannot tell.
+func sameFields(a, b Object) bool {
+	switch x := a.(type) {
+	case *Service:
+		y, ok := b.(*Service)
+		return ok && x.Affinity == y.Affinity && slices.Equal(x.Backends, y.Backends)
+	case *PodPolicy:
+		y, ok := b.(*PodPolicy)
+		return ok && x.Isolated == y.Isolated && slices.Equal(x.Rules, y.Rules)
+	case *Netns:
+		return equalTo(x, b)
+	case *Sysctl:
+		return equalTo(x, b)
+	case *Addr:
+		return equalTo(x, b)
+	case *Neigh:
+		return equalTo(x, b)
+	case *Route:
+		return equalTo(x, b)
+	case *Datapath:
+		return equalTo(x, b)
+	case *Endpoint:
+		return equalTo(x, b)
+	case *Attach:
+		return equalTo(x, b)
+	case *PolicyIdentity:
+		return equalTo(x, b)
+	case *PolicyRevision:
+		return equalTo(x, b)
+	}
+	return false
+}
+
+// equalTo reports whether b is a *T equal to *x.
+func equalTo[T comparable](x *T, b any) bool {
+	y, ok := b.(*T)
+	return ok && *x == *y
 }
 
 // Change is one attribute moving from one value to another.

@@ -87,6 +87,9 @@ func Create(name string) error {
 	if err := os.MkdirAll(Dir, 0o755); err != nil {
 		return fmt.Errorf("create netns %q: %w", name, err)
 	}
+	if err := sharedDir(); err != nil {
+		return fmt.Errorf("create netns %q: make %s a shared mount point: %w", name, Dir, err)
+	}
 	// A plain file in the way is what an interrupted create leaves (the
 	// file is made before the namespace is mounted on it).
 	if p := Path(name); !isNetns(p) {
@@ -119,6 +122,24 @@ func Create(name string) error {
 	}
 	runtime.UnlockOSThread()
 	return nil
+}
+
+// sharedDir makes Dir a shared mount point, as `ip netns add` does the
+// first time after boot. Otherwise a namespace mounted on the plain
+// directory is hidden once iproute2 binds the directory over itself, and
+// its name can never be removed again (EBUSY): it is a mount point in a
+// mount that is no longer visible.
+func sharedDir() error {
+	for bound := false; ; bound = true {
+		err := unix.Mount("", Dir, "none", unix.MS_SHARED|unix.MS_REC, "")
+		if err == nil || !errors.Is(err, unix.EINVAL) || bound {
+			return err
+		}
+		// Not a mount point yet.
+		if err := unix.Mount(Dir, Dir, "none", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return err
+		}
+	}
 }
 
 // Delete removes the named namespace (like `ip netns del`). A namespace

@@ -74,24 +74,41 @@ type Rule struct {
 
 // String prints the rule as plans show it: remote/protocol/ports, e.g.
 // "1f2e3d4c/TCP/80", "any/UDP/64-127", "any/TCP/all".
-func (r Rule) String() string {
-	remote := fmt.Sprintf("%08x", r.Remote)
+func (r Rule) String() string { return string(r.appendText(make([]byte, 0, 32))) }
+
+// appendText appends String's form of r to b, built without fmt: plans
+// hold the text of every rule of every local pod.
+func (r Rule) appendText(b []byte) []byte {
 	if r.Remote == Any {
-		remote = "any"
+		b = append(b, "any"...)
+	} else {
+		const digits = "0123456789abcdef" // %08x
+		for shift := 28; shift >= 0; shift -= 4 {
+			b = append(b, digits[r.Remote>>shift&0xf])
+		}
 	}
-	return remote + "/" + r.Proto + "/" + PortsText(r.Port, r.PortBits)
+	b = append(b, '/')
+	b = append(b, r.Proto...)
+	b = append(b, '/')
+	return appendPorts(b, r.Port, r.PortBits)
 }
 
 // PortsText prints a port block: "80", "64-127" or "all".
 func PortsText(port uint16, bits uint8) string {
+	return string(appendPorts(make([]byte, 0, 12), port, bits))
+}
+
+func appendPorts(b []byte, port uint16, bits uint8) []byte {
 	switch {
 	case bits == 0:
-		return "all"
+		return append(b, "all"...)
 	case bits >= 16:
-		return strconv.Itoa(int(port))
+		return strconv.AppendInt(b, int64(port), 10)
 	}
 	last := int(port) + 1<<(16-bits) - 1
-	return strconv.Itoa(int(port)) + "-" + strconv.Itoa(last)
+	b = strconv.AppendInt(b, int64(port), 10)
+	b = append(b, '-')
+	return strconv.AppendInt(b, int64(last), 10)
 }
 
 // ParseRule reads Rule.String's form back.
@@ -171,7 +188,7 @@ func Node(r *spec.Resolved, node string) (*Program, error) {
 	if n == nil {
 		return nil, fmt.Errorf("compile policies for node %q: %w", node, ErrUnknownNode)
 	}
-	c := &compiler{r: r, node: n, classOf: map[netip.Addr]*class{}}
+	c := &compiler{r: r, node: n, classOf: map[netip.Addr]*class{}, remotes: map[ruleRef]remotes{}}
 	c.selectSides()
 	prog := &Program{Node: node}
 	if len(c.sides) > 0 {
@@ -242,25 +259,59 @@ type compiler struct {
 	byLabel map[string]map[string][]*class // namespace -> "key=value"
 	nsNames []string                       // every namespace, sorted
 	inBlock map[string][]*class            // block text -> classes in it
+
+	// remotes holds the peer set of each rule: a policy's rules are
+	// compiled once for every pod it selects.
+	remotes map[ruleRef]remotes
+}
+
+// ruleRef identifies a rule's peers: their namespace and the first of them.
+type ruleRef struct {
+	ns    string
+	first *spec.PolicyPeer
 }
 
 func (c *compiler) selectSides() {
+	// A policy looks only at the local pods of its namespace that carry
+	// its rarest matchLabels pair, not at every pod.
+	byNS := map[string][]int{}    // namespace -> local pods (indexes in r.Pods)
+	byLabel := map[string][]int{} // namespace, key and value -> local pods
 	for i := range c.r.Pods {
 		p := &c.r.Pods[i]
 		if p.Node != c.node.Name || !p.IP.Is4() {
 			continue
 		}
-		for _, dir := range []string{Ingress, Egress} {
-			s := side{pod: p, dir: dir}
-			for j := range c.r.Policies {
-				pol := &c.r.Policies[j]
-				if pol.Namespace == p.Namespace && slices.Contains(pol.Spec.PolicyTypes, specDir(dir)) &&
-					matches(&pol.Spec.PodSelector, p.Labels) {
-					s.policies = append(s.policies, pol)
+		byNS[p.Namespace] = append(byNS[p.Namespace], i)
+		for k, v := range p.Labels {
+			key := labelKey(p.Namespace, k, v)
+			byLabel[key] = append(byLabel[key], i)
+		}
+	}
+	dirs := [2]string{Ingress, Egress}
+	selecting := make([][2][]*spec.ResolvedPolicy, len(c.r.Pods)) // by pod, by direction, in file order
+	for j := range c.r.Policies {
+		pol := &c.r.Policies[j]
+		cands := byNS[pol.Namespace]
+		for k, v := range pol.Spec.PodSelector.MatchLabels {
+			if l := byLabel[labelKey(pol.Namespace, k, v)]; len(l) < len(cands) {
+				cands = l
+			}
+		}
+		for _, i := range cands {
+			if !matches(&pol.Spec.PodSelector, c.r.Pods[i].Labels) {
+				continue
+			}
+			for d, dir := range dirs {
+				if slices.Contains(pol.Spec.PolicyTypes, specDir(dir)) {
+					selecting[i][d] = append(selecting[i][d], pol)
 				}
 			}
-			if len(s.policies) > 0 {
-				c.sides = append(c.sides, s)
+		}
+	}
+	for i := range c.r.Pods {
+		for d, dir := range dirs {
+			if pols := selecting[i][d]; len(pols) > 0 {
+				c.sides = append(c.sides, side{pod: &c.r.Pods[i], dir: dir, policies: pols})
 			}
 		}
 	}
@@ -268,6 +319,8 @@ func (c *compiler) selectSides() {
 		return cmp.Or(a.pod.IP.Compare(b.pod.IP), strings.Compare(a.dir, b.dir))
 	})
 }
+
+func labelKey(ns, k, v string) string { return ns + "\x00" + k + "\x00" + v }
 
 func specDir(dir string) string {
 	if dir == Ingress {
@@ -450,7 +503,7 @@ func podDesc(p *spec.ResolvedPod, blocks string) string {
 	if len(p.Ports) > 0 {
 		ports := make([]string, len(p.Ports))
 		for i, cp := range p.Ports {
-			ports[i] = fmt.Sprintf("%s=%d/%s", cp.Name, cp.Port, protocolOf(cp.Protocol))
+			ports[i] = cp.Name + "=" + strconv.Itoa(cp.Port) + "/" + protocolOf(cp.Protocol)
 		}
 		slices.Sort(ports)
 		b.WriteString(" ports {" + strings.Join(ports, ",") + "}")
@@ -498,6 +551,16 @@ func (c *compiler) peers(policyNS string, peers []spec.PolicyPeer) remotes {
 	if len(peers) == 0 {
 		return remotes{any: true}
 	}
+	ref := ruleRef{policyNS, &peers[0]}
+	if rem, ok := c.remotes[ref]; ok {
+		return rem
+	}
+	rem := c.resolvePeers(policyNS, peers)
+	c.remotes[ref] = rem
+	return rem
+}
+
+func (c *compiler) resolvePeers(policyNS string, peers []spec.PolicyPeer) remotes {
 	set := map[*class]bool{}
 	for _, peer := range peers {
 		if peer.IPBlock != nil {
@@ -687,15 +750,31 @@ func matches(sel *spec.LabelSelector, labels map[string]string) bool {
 
 // revision hashes the program's entries.
 func revision(p *Program) uint32 {
+	// The text hashed is "id <prefix> <id>\n" per identity, then "side
+	// <ip> <direction>\n" per side followed by "  <rule>\n" per rule,
+	// built without fmt: its cost showed on nodes with thousands of rules.
 	h := fnv.New64a()
+	var b []byte
 	for _, id := range p.Identities {
-		fmt.Fprintf(h, "id %s %d\n", id.Prefix, id.ID)
+		b = append(b[:0], "id "...)
+		b = append(b, id.Prefix.String()...)
+		b = append(b, ' ')
+		b = strconv.AppendUint(b, uint64(id.ID), 10)
+		b = append(b, '\n')
+		h.Write(b)
 	}
 	for _, s := range p.Sides {
-		fmt.Fprintf(h, "side %s %s\n", s.IP, s.Dir)
+		b = append(b[:0], "side "...)
+		b = append(b, s.IP.String()...)
+		b = append(b, ' ')
+		b = append(b, s.Dir...)
+		b = append(b, '\n')
 		for _, r := range s.Rules {
-			fmt.Fprintf(h, "  %s\n", r)
+			b = append(b, "  "...)
+			b = r.appendText(b)
+			b = append(b, '\n')
 		}
+		h.Write(b)
 	}
 	sum := h.Sum64()
 	rev := uint32(sum) ^ uint32(sum>>32)

@@ -1,0 +1,350 @@
+package reconcile
+
+import (
+	"maps"
+	"slices"
+	"sync"
+
+	"github.com/netreconcile/netreconcile/state"
+)
+
+// Cache lets the passes of one long-running process (the watch daemon)
+// reuse what they observed in the node namespace, in pod namespaces and in
+// the datapath that nothing has changed since. The daemon invalidates a
+// namespace when its netlink subscription reports a change there, and
+// everything when a subscription overflows and on its periodic full pass;
+// the engine invalidates what it applies changes to (map entries it
+// writes through: the kernel acknowledged each write), and everything when
+// a pass fails. A Cache serves one pass at a time.
+//
+// What raises no netlink event is read again only on a full pass (watch's
+// --resync, SIGHUP): the datapath's map entries, written only by
+// netreconcile; its attachments, also read again when a link they were on
+// is gone, recreated or renamed (they go with it); and the sysctls, also
+// read again for a recreated link. Drift made there by hand is repaired
+// by the next full pass. The daemon's subscriptions report only changes
+// that may concern owned objects, so a foreign object can appear unseen;
+// a desired one clashing with it then fails to apply, which invalidates
+// everything, and the retry reports the clash.
+type Cache struct {
+	mu      sync.Mutex
+	pods    map[string]*podObs // by netns reference
+	nodeNS  *nodeRaw
+	nodeSys *nodeSysctls // outlives nodeNS
+	dp      *dpObserved
+	// netns records (the state directory) are written by this process's
+	// passes alone: watch holds the node lock all along.
+	netns map[string]string
+	// Invalidations count up, so that what was read while one arrived is
+	// not kept: the read may predate the change.
+	gen   map[string]uint64 // per namespace
+	dpGen uint64            // datapath entries or attachments dropped or written
+	epoch uint64            // InvalidateAll
+}
+
+// stamp identifies the invalidations a read started after.
+type stamp struct{ gen, epoch uint64 }
+
+// NewCache returns an empty cache: the first pass reads everything.
+func NewCache() *Cache { return &Cache{pods: map[string]*podObs{}, gen: map[string]uint64{}} }
+
+// Invalidate marks namespace ns ("" for the node namespace, else a pod
+// netns reference) as changed since it was observed.
+func (c *Cache) Invalidate(ns string) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.invalidate(ns)
+}
+
+// InvalidateAll makes the next pass read everything.
+func (c *Cache) InvalidateAll() {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.epoch++
+	clear(c.gen) // stamps of older epochs never match again
+	clear(c.pods)
+	c.nodeNS, c.nodeSys, c.dp, c.netns = nil, nil, nil, nil
+	c.dpGen++
+}
+
+// pod returns what the cache holds of namespace ref, or nil and the stamp
+// to store a fresh read with.
+func (c *Cache) pod(ref string) (*podObs, stamp) {
+	if c == nil {
+		return nil, stamp{}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.pods[ref], stamp{c.gen[ref], c.epoch}
+}
+
+// putPod keeps p unless ref was invalidated since st.
+func (c *Cache) putPod(ref string, p *podObs, st stamp) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st == (stamp{c.gen[ref], c.epoch}) {
+		c.pods[ref] = p
+	}
+}
+
+// nodeRaw is what the node namespace showed: its dump, and the sysctls
+// read so far (filled as passes ask for them). Sysctls change no link and
+// raise no event; a Cache keeps them when the node namespace's dump is
+// invalidated, each link's under the ifindex it was read from (a link
+// recreated starts with the defaults).
+type nodeRaw struct {
+	d   *nsDump
+	sys *nodeSysctls
+}
+
+type nodeSysctls struct {
+	proxyARP    map[int]bool       // by ifindex; nil: read again
+	linkSysctls map[string]indexed // "ifname/key" -> value
+	sysctls     map[string]string  // name -> value
+}
+
+type indexed struct {
+	index int
+	value string
+}
+
+// nodeNamespace returns the node namespace's dump kept, or nil and the
+// sysctls kept (maybe nil), and the stamp to store a fresh dump with.
+func (c *Cache) nodeNamespace() (*nodeRaw, *nodeSysctls, stamp) {
+	if c == nil {
+		return nil, nil, stamp{}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nodeNS, c.nodeSys, stamp{c.gen[state.NodeNS], c.epoch}
+}
+
+func (c *Cache) putNode(n *nodeRaw, st stamp) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st == (stamp{c.gen[state.NodeNS], c.epoch}) {
+		c.nodeNS = n
+	}
+	if st.epoch == c.epoch {
+		c.nodeSys = n.sys
+	}
+}
+
+// records returns the netns records, or nil and the stamp to store them
+// with.
+func (c *Cache) records() (map[string]string, stamp) {
+	if c == nil {
+		return nil, stamp{}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.netns, stamp{0, c.epoch}
+}
+
+func (c *Cache) putRecords(r map[string]string, st stamp) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st.epoch == c.epoch {
+		c.netns = r
+	}
+}
+
+func (c *Cache) datapath() (*dpObserved, stamp) {
+	if c == nil {
+		return nil, stamp{}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.dp, stamp{c.dpGen, c.epoch}
+}
+
+func (c *Cache) putDatapath(d *dpObserved, st stamp) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st == (stamp{c.dpGen, c.epoch}) {
+		c.dp = d
+	}
+}
+
+// mapKinds are the objects that are entries of the datapath's maps. A map
+// write the kernel accepted is what reading the map back would show, so
+// the cache takes applied changes to them as written (write-through)
+// rather than reading thousands of entries again. Attachments likewise:
+// an attach the kernel accepted runs this build's program.
+var mapKinds = map[state.Kind]bool{
+	state.KindService: true, state.KindEndpoint: true, state.KindPolicyIdentity: true,
+	state.KindPodPolicy: true, state.KindPolicyRevision: true,
+}
+
+// applied updates the cache after p was applied without error: datapath
+// entries, attachments and netns records are written through; whatever
+// else p touched is invalidated. It reports whether p held map entries
+// only and the cache took them all, so that nothing needs reading again
+// to verify p.
+func (c *Cache) applied(p *Plan) bool {
+	if c == nil {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var entries, atts []Change
+	all := true
+	for _, ch := range p.Changes {
+		kind := kindOf(ch)
+		switch {
+		case mapKinds[kind]:
+			entries = append(entries, ch)
+			continue
+		case kind == state.KindAttach:
+			atts = append(atts, ch)
+		case kind == state.KindNetns:
+			c.invalidate(ch.Key)
+			c.recordNetns(ch)
+		case kind == state.KindDatapath:
+			c.dp = nil
+			c.dpGen++
+		case kind == state.KindSysctl && c.nodeSys != nil:
+			c.invalidate(ch.NS())
+			if sc, ok := ch.Desired.(*state.Sysctl); ok {
+				delete(c.nodeSys.sysctls, sc.Name)
+			} else if sc, ok := ch.Observed.(*state.Sysctl); ok {
+				delete(c.nodeSys.sysctls, sc.Name)
+			}
+		case kind == state.KindLink && ch.NS() == state.NodeNS && c.nodeSys != nil:
+			c.invalidate(state.NodeNS)
+			c.nodeSys.proxyARP = nil // what the kernel says of a new or changed link
+			if l, ok := ch.Desired.(*state.Link); ok {
+				for k := range l.Sysctls {
+					delete(c.nodeSys.linkSysctls, l.Name+"/"+k)
+				}
+			}
+		default:
+			c.invalidate(ch.NS())
+		}
+		all = false
+	}
+	if c.dp == nil || c.dp.entries == nil {
+		return false // read again anyway
+	}
+	dp := *c.dp
+	if len(entries) > 0 {
+		dp.entries, dp.epIndex = writeThrough(dp.entries, dp.epIndex, entries)
+	}
+	if len(atts) > 0 && dp.atts != nil {
+		dp.atts, dp.attIndex = writeThrough(dp.atts, dp.attIndex, atts)
+	}
+	c.dp = &dp
+	c.dpGen++
+	return all && len(entries) > 0
+}
+
+// writeThrough applies changes to objs, objects of one kind found in the
+// datapath. index, the ifindex each object holds, gets -1 for an object
+// written: the index its link has now, looked up by name next time.
+func writeThrough(objs []state.Object, index map[string]int, changes []Change) ([]state.Object, map[string]int) {
+	objs, index = slices.Clone(objs), maps.Clone(index)
+	if index == nil {
+		index = map[string]int{}
+	}
+	byKey := make(map[string]int, len(objs))
+	for i, o := range objs {
+		byKey[o.Kind().String()+" "+o.Key()] = i
+	}
+	var gone []int
+	for _, ch := range changes {
+		k := ch.Kind + " " + ch.Key
+		i, have := byKey[k]
+		switch {
+		case ch.Action == Delete:
+			if have {
+				gone = append(gone, i)
+			}
+			delete(index, ch.Key)
+			continue
+		case have:
+			objs[i] = ch.Desired
+		default:
+			byKey[k] = len(objs)
+			objs = append(objs, ch.Desired)
+		}
+		index[ch.Key] = -1
+	}
+	slices.Sort(gone)
+	for j := len(gone) - 1; j >= 0; j-- {
+		objs = slices.Delete(objs, gone[j], gone[j]+1)
+	}
+	return objs, index
+}
+
+// recordNetns writes a netns change through to the records kept.
+func (c *Cache) recordNetns(ch Change) {
+	if c.netns == nil {
+		return
+	}
+	recs := maps.Clone(c.netns)
+	delete(recs, ch.Key)
+	if n, ok := ch.Desired.(*state.Netns); ok && ch.Action != Delete && n.Owned {
+		recs[ch.Key] = n.Owner()
+	}
+	c.netns = recs
+}
+
+// dropAttachments forgets the attachments, keeping the map entries.
+func (c *Cache) dropAttachments() {
+	if c.dp != nil && c.dp.atts != nil {
+		c.dp = &dpObserved{entries: c.dp.entries, epIndex: c.dp.epIndex}
+	}
+	c.dpGen++
+}
+
+// invalidate is Invalidate with c.mu held.
+func (c *Cache) invalidate(ns string) {
+	c.gen[ns]++
+	if ns == state.NodeNS {
+		// Attachments there are checked against the links on every pass.
+		c.nodeNS = nil
+		return
+	}
+	delete(c.pods, ns)
+	if c.dp != nil && slices.ContainsFunc(c.dp.atts, func(o state.Object) bool { return o.(*state.Attach).NS == ns }) {
+		c.dropAttachments() // macvlan pods' are in their namespace
+	}
+}
+
+// setOwner gives a datapath object kept from an earlier pass its owner in
+// this pass's desired state, as observeDatapath does.
+func setOwner(obj state.Object, desired *state.State) {
+	owner := ownerIn(desired, obj)
+	switch o := obj.(type) {
+	case *state.Service:
+		o.OwnerK = owner
+	case *state.Endpoint:
+		o.OwnerK = owner
+	case *state.Attach:
+		o.OwnerK = owner
+	case *state.PolicyIdentity:
+		o.OwnerK = owner
+	case *state.PodPolicy:
+		o.OwnerK = owner
+	case *state.PolicyRevision:
+		o.OwnerK = owner
+	}
+}
