@@ -392,9 +392,14 @@ func minTime(a, b time.Time) time.Time {
 // onKernel runs on a subscription's goroutine.
 func (d *daemon) onKernel(ev KernelEvent) {
 	d.m.KernelEvents.WithLabelValues(ev.Kind).Inc()
-	if ev.Kind == EventOverflow {
+	switch ev.Kind {
+	case EventOverflow:
 		d.cache.InvalidateAll() // events were lost: anything may have changed
-	} else {
+	case EventLink:
+		d.cache.InvalidateLink(ev.NS, ev.Index)
+	case EventAddr, EventRoute, EventNeigh:
+		d.cache.InvalidateObjects(ev.NS)
+	default:
 		d.cache.Invalidate(ev.NS)
 	}
 	d.mu.Lock()

@@ -32,9 +32,17 @@ const (
 // KernelEvent is one change seen in a watched namespace that may concern
 // objects netreconcile owns. It carries no object: the loop re-plans.
 type KernelEvent struct {
-	NS   string // object namespace key: "" for the node, else the pod netns reference
-	Kind string
-	At   time.Time
+	NS    string // object namespace key: "" for the node, else the pod netns reference
+	Kind  string
+	Index int // the link's ifindex, for EventLink
+	At    time.Time
+}
+
+// change is one message's worth of news: its kind, and the link's ifindex
+// for links.
+type change struct {
+	kind  string
+	index int32
 }
 
 // Multicast groups of one subscription (the legacy bitmask form, enough
@@ -302,7 +310,7 @@ func (k *kernelWatcher) read(w *nsWatch) {
 	if err != nil {
 		return
 	}
-	var kinds []string
+	var kinds []change
 	for {
 		kinds = kinds[:0]
 		err := rc.Read(func(fd uintptr) bool {
@@ -313,7 +321,7 @@ func (k *kernelWatcher) read(w *nsWatch) {
 			case rerr == unix.EAGAIN || rerr == unix.EINTR:
 				return false
 			case rerr == unix.ENOBUFS:
-				kinds = append(kinds, EventOverflow)
+				kinds = append(kinds, change{kind: EventOverflow})
 				return true
 			case rerr != nil || n <= 0:
 				return true
@@ -325,8 +333,8 @@ func (k *kernelWatcher) read(w *nsWatch) {
 			return // closed
 		}
 		now := time.Now()
-		for _, kind := range kinds {
-			k.emit(KernelEvent{NS: w.key, Kind: kind, At: now})
+		for _, c := range kinds {
+			k.emit(KernelEvent{NS: w.key, Kind: c.kind, Index: int(c.index), At: now})
 		}
 	}
 }
@@ -336,57 +344,57 @@ func (k *kernelWatcher) read(w *nsWatch) {
 // holds; routes only with our protocol in the main table; neighbours only
 // when permanent or at an IP we own (see neighs). IPv4 addresses change
 // only when someone changes them: all of theirs count.
-func (k *kernelWatcher) classify(w *nsWatch, b []byte, kinds []string) []string {
+func (k *kernelWatcher) classify(w *nsWatch, b []byte, kinds []change) []change {
 	msgs, err := syscall.ParseNetlinkMessage(b)
 	if err != nil {
-		return append(kinds, EventOverflow) // unparsable: assume the worst
+		return append(kinds, change{kind: EventOverflow}) // unparsable: assume the worst
 	}
 	for _, m := range msgs {
 		switch m.Header.Type {
 		case unix.RTM_NEWLINK, unix.RTM_DELLINK:
-			if w.linkChanged(&m) {
-				kinds = append(kinds, EventLink)
+			if index, news := w.linkChanged(&m); news {
+				kinds = append(kinds, change{EventLink, index})
 			}
 		case unix.RTM_NEWADDR, unix.RTM_DELADDR:
-			kinds = append(kinds, EventAddr)
+			kinds = append(kinds, change{kind: EventAddr})
 		case unix.RTM_NEWROUTE, unix.RTM_DELROUTE:
 			if len(m.Data) < unix.SizeofRtMsg {
 				continue
 			}
 			rt := (*unix.RtMsg)(unsafe.Pointer(&m.Data[0]))
 			if rt.Table == unix.RT_TABLE_MAIN && int(rt.Protocol) == state.RouteProtocol {
-				kinds = append(kinds, EventRoute)
+				kinds = append(kinds, change{kind: EventRoute})
 			}
 		case unix.RTM_NEWNEIGH, unix.RTM_DELNEIGH:
 			if k.neighMatters(w.key, m.Data) {
-				kinds = append(kinds, EventNeigh)
+				kinds = append(kinds, change{kind: EventNeigh})
 			}
 		}
 	}
 	return kinds
 }
 
-// linkChanged updates the link cache with m and reports whether it is
-// news: a link created or deleted, or one whose linkFP changed. Replies to
-// our own dump only fill the cache. Bridge-family messages (port states)
-// are not ours to watch.
-func (w *nsWatch) linkChanged(m *syscall.NetlinkMessage) bool {
+// linkChanged updates the link cache with m and reports the link's ifindex
+// and whether it is news: a link created or deleted, or one whose linkFP
+// changed. Replies to our own dump only fill the cache. Bridge-family
+// messages (port states) are not ours to watch.
+func (w *nsWatch) linkChanged(m *syscall.NetlinkMessage) (int32, bool) {
 	if len(m.Data) < unix.SizeofIfInfomsg {
-		return false
+		return 0, false
 	}
 	ifi := (*unix.IfInfomsg)(unsafe.Pointer(&m.Data[0]))
 	if ifi.Family != unix.AF_UNSPEC {
-		return false
+		return 0, false
 	}
 	dump := m.Header.Pid == w.port && w.port != 0
 	if m.Header.Type == unix.RTM_DELLINK {
 		delete(w.links, ifi.Index)
-		return !dump
+		return ifi.Index, !dump
 	}
 	fp := linkFP{up: ifi.Flags&unix.IFF_UP != 0}
 	attrs, err := syscall.ParseNetlinkRouteAttr(m)
 	if err != nil {
-		return !dump
+		return ifi.Index, !dump
 	}
 	for _, a := range attrs {
 		switch a.Attr.Type {
@@ -408,7 +416,7 @@ func (w *nsWatch) linkChanged(m *syscall.NetlinkMessage) bool {
 	}
 	old, known := w.links[ifi.Index]
 	w.links[ifi.Index] = fp
-	return !dump && (!known || old != fp)
+	return ifi.Index, !dump && (!known || old != fp)
 }
 
 // neighMatters reads an ndmsg and its NDA_DST attribute.

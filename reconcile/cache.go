@@ -30,6 +30,7 @@ type Cache struct {
 	mu      sync.Mutex
 	pods    map[string]*podObs // by netns reference
 	nodeNS  *nodeRaw
+	stale   nodeStale    // what changed in the node namespace since nodeNS
 	nodeSys *nodeSysctls // outlives nodeNS
 	dp      *dpObserved
 	// netns records (the state directory) are written by this process's
@@ -70,6 +71,7 @@ func (c *Cache) InvalidateAll() {
 	clear(c.gen) // stamps of older epochs never match again
 	clear(c.pods)
 	c.nodeNS, c.nodeSys, c.dp, c.netns = nil, nil, nil, nil
+	c.stale = nodeStale{}
 	c.dpGen++
 }
 
@@ -117,15 +119,65 @@ type indexed struct {
 	value string
 }
 
-// nodeNamespace returns the node namespace's dump kept, or nil and the
-// sysctls kept (maybe nil), and the stamp to store a fresh dump with.
-func (c *Cache) nodeNamespace() (*nodeRaw, *nodeSysctls, stamp) {
+// nodeStale is what changed in the node namespace since its dump: links
+// by ifindex (netlink events) or name (changes applied), and whether
+// anything else changed (addresses, routes, neighbours; also after any
+// link change: the kernel drops routes with their link without a word).
+type nodeStale struct {
+	index map[int]bool
+	name  map[string]bool
+	rest  bool
+}
+
+func (s nodeStale) any() bool { return len(s.index) > 0 || len(s.name) > 0 || s.rest }
+
+// nodeNamespace returns the node namespace's dump kept (nil: none) with
+// what changed since, the sysctls kept (maybe nil), and the stamp to
+// store a fresh or refreshed dump with.
+func (c *Cache) nodeNamespace() (*nodeRaw, *nodeSysctls, nodeStale, stamp) {
 	if c == nil {
-		return nil, nil, stamp{}
+		return nil, nil, nodeStale{}, stamp{}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.nodeNS, c.nodeSys, stamp{c.gen[state.NodeNS], c.epoch}
+	st := c.stale
+	st.index, st.name = maps.Clone(st.index), maps.Clone(st.name)
+	return c.nodeNS, c.nodeSys, st, stamp{c.gen[state.NodeNS], c.epoch}
+}
+
+// InvalidateLink marks the link with ifindex index in namespace ns as
+// changed (created, deleted or altered) since it was observed.
+func (c *Cache) InvalidateLink(ns string, index int) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ns != state.NodeNS {
+		c.invalidate(ns) // a pod namespace: cheap to read whole
+		return
+	}
+	c.gen[ns]++
+	if c.stale.index == nil {
+		c.stale.index = map[int]bool{}
+	}
+	c.stale.index[index], c.stale.rest = true, true
+}
+
+// InvalidateObjects marks addresses, routes or neighbours of namespace ns
+// as changed since they were observed; its links did not change.
+func (c *Cache) InvalidateObjects(ns string) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ns != state.NodeNS {
+		c.invalidate(ns)
+		return
+	}
+	c.gen[ns]++
+	c.stale.rest = true
 }
 
 func (c *Cache) putNode(n *nodeRaw, st stamp) {
@@ -135,7 +187,7 @@ func (c *Cache) putNode(n *nodeRaw, st stamp) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if st == (stamp{c.gen[state.NodeNS], c.epoch}) {
-		c.nodeNS = n
+		c.nodeNS, c.stale = n, nodeStale{}
 	}
 	if st.epoch == c.epoch {
 		c.nodeSys = n.sys
@@ -221,23 +273,31 @@ func (c *Cache) applied(p *Plan) bool {
 		case kind == state.KindDatapath:
 			c.dp = nil
 			c.dpGen++
-		case kind == state.KindSysctl && c.nodeSys != nil:
+		case ch.NS() != state.NodeNS:
 			c.invalidate(ch.NS())
-			if sc, ok := ch.Desired.(*state.Sysctl); ok {
-				delete(c.nodeSys.sysctls, sc.Name)
-			} else if sc, ok := ch.Observed.(*state.Sysctl); ok {
-				delete(c.nodeSys.sysctls, sc.Name)
+		case kind == state.KindSysctl:
+			// ip_forward is copied into every interface's forwarding:
+			// read them all again.
+			c.nodeSys = nil
+		case kind == state.KindLink:
+			c.gen[state.NodeNS]++
+			l, _ := ch.Desired.(*state.Link)
+			if l == nil {
+				l, _ = ch.Observed.(*state.Link)
 			}
-		case kind == state.KindLink && ch.NS() == state.NodeNS && c.nodeSys != nil:
-			c.invalidate(state.NodeNS)
-			c.nodeSys.proxyARP = nil // what the kernel says of a new or changed link
-			if l, ok := ch.Desired.(*state.Link); ok {
+			if c.stale.name == nil {
+				c.stale.name = map[string]bool{}
+			}
+			c.stale.name[l.Name], c.stale.rest = true, true
+			if c.nodeSys != nil {
+				c.nodeSys.proxyARP = nil // what the kernel says of a new or changed link
 				for k := range l.Sysctls {
 					delete(c.nodeSys.linkSysctls, l.Name+"/"+k)
 				}
 			}
-		default:
-			c.invalidate(ch.NS())
+		default: // addresses, routes, neighbours of the node
+			c.gen[state.NodeNS]++
+			c.stale.rest = true
 		}
 		all = false
 	}
@@ -320,7 +380,7 @@ func (c *Cache) invalidate(ns string) {
 	c.gen[ns]++
 	if ns == state.NodeNS {
 		// Attachments there are checked against the links on every pass.
-		c.nodeNS = nil
+		c.nodeNS, c.stale = nil, nodeStale{}
 		return
 	}
 	delete(c.pods, ns)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -63,11 +64,32 @@ func TestCacheReadsOnlyWhatChanged(t *testing.T) {
 	if got := plan(); len(got) != 1 {
 		t.Fatalf("the cache should have hidden the node namespace, plan: %v", got)
 	}
-	e.Cache.Invalidate("")
+	// As the daemon does on a link event: that link is read again (by its
+	// ifindex), and the node's routes, which went with it.
+	out, err := exec.Command("ip", "-n", e.Cfg.NodeNetns, "-o", "link", "show", "dev", host).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	index, err := strconv.Atoi(strings.SplitN(string(out), ":", 2)[0])
+	if err != nil {
+		t.Fatalf("ifindex of %s in %q: %v", host, out, err)
+	}
+	e.Cache.InvalidateLink("", index)
 	if got := plan(); !strings.Contains(strings.Join(got, ";"), "update link node/"+host) {
 		t.Fatalf("node namespace drift with pod a invalid: %v", got)
 	}
 	// Apply repairs both and verifies through the cache.
+	if _, err := e.Apply(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+	// A link deleted: gone from the cached node namespace once its index
+	// is invalidated.
+	ip(e.Cfg.NodeNetns, "link", "del", host)
+	e.Cache.InvalidateLink("", index)
+	e.Cache.Invalidate(name + "-b") // its peer went with it
+	if got := plan(); !strings.Contains(strings.Join(got, ";"), "create link node/"+host) {
+		t.Fatalf("after deleting %s: %v, want it created again", host, got)
+	}
 	if _, err := e.Apply(context.Background(), r); err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -121,8 +122,8 @@ func observe(cfg *Config, desired *state.State, cache *Cache) (*Observed, error)
 	// beside the pod namespaces, finds the host ends of pods among its
 	// links without listing them again.
 	start := time.Now()
-	nr, sys, nodeStamp := cache.nodeNamespace()
-	fresh := nr == nil
+	nr, sys, stale, nodeStamp := cache.nodeNamespace()
+	fresh := nr == nil || stale.any()
 	if fresh {
 		h := newHandles(cfg.NodeNetns)
 		defer h.Close()
@@ -130,7 +131,12 @@ func observe(cfg *Config, desired *state.State, cache *Cache) (*Observed, error)
 		if err != nil {
 			return nil, err
 		}
-		nd, err := dump(nh, state.NodeNS, cfg.Node)
+		var nd *nsDump
+		if nr == nil {
+			nd, err = dump(nh, state.NodeNS, cfg.Node)
+		} else {
+			nd, err = refresh(nh, nr.d, stale, cfg.Node)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -367,25 +373,75 @@ type nsDump struct {
 }
 
 func dump(h *netlink.Handle, ns, node string) (*nsDump, error) {
-	d := &nsDump{fdb: map[int][]netlink.Neigh{}}
+	d := &nsDump{}
 	var err error
 	if d.links, err = retryDump(h.LinkList); err != nil {
 		return nil, fmt.Errorf("list links in netns %q: %w", nsLabel(ns), err)
 	}
+	if err := dumpRest(h, d, ns, node); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// refresh reads again, into a copy of d, what changed in the node
+// namespace since d was dumped: the links stale names (by index or name),
+// and the rest when stale says so. A thousand host links take most of a
+// dump; a pod added changes one of them.
+func refresh(h *netlink.Handle, d *nsDump, stale nodeStale, node string) (*nsDump, error) {
+	fresh := &nsDump{links: slices.Clone(d.links), addrs: d.addrs, routes: d.routes, neighs: d.neighs,
+		proxies: d.proxies, fdb: d.fdb}
+	put := func(l netlink.Link, err error, gone func(netlink.Link) bool) error {
+		if err != nil && !isNotFound(err) {
+			return fmt.Errorf("read link in netns %q: %w", nsLabel(state.NodeNS), err)
+		}
+		fresh.links = slices.DeleteFunc(fresh.links, gone)
+		if err == nil {
+			idx := l.Attrs().Index
+			fresh.links = slices.DeleteFunc(fresh.links, func(o netlink.Link) bool { return o.Attrs().Index == idx })
+			fresh.links = append(fresh.links, l)
+		}
+		return nil
+	}
+	for idx := range stale.index {
+		l, err := h.LinkByIndex(idx)
+		if err := put(l, err, func(o netlink.Link) bool { return o.Attrs().Index == idx }); err != nil {
+			return nil, err
+		}
+	}
+	for name := range stale.name {
+		l, err := h.LinkByName(name)
+		if err := put(l, err, func(o netlink.Link) bool { return o.Attrs().Name == name }); err != nil {
+			return nil, err
+		}
+	}
+	if stale.rest {
+		if err := dumpRest(h, fresh, state.NodeNS, node); err != nil {
+			return nil, err
+		}
+	}
+	return fresh, nil
+}
+
+// dumpRest fills d with everything but its links (already there: the
+// FDB is read per VXLAN link).
+func dumpRest(h *netlink.Handle, d *nsDump, ns, node string) error {
+	d.fdb = map[int][]netlink.Neigh{}
+	var err error
 	if d.addrs, err = retryDump(func() ([]netlink.Addr, error) { return h.AddrList(nil, netlink.FAMILY_V4) }); err != nil {
-		return nil, fmt.Errorf("list addresses in netns %q: %w", nsLabel(ns), err)
+		return fmt.Errorf("list addresses in netns %q: %w", nsLabel(ns), err)
 	}
 	if d.routes, err = retryDump(func() ([]netlink.Route, error) {
 		return h.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
 	}); err != nil {
-		return nil, fmt.Errorf("list routes in netns %q: %w", nsLabel(ns), err)
+		return fmt.Errorf("list routes in netns %q: %w", nsLabel(ns), err)
 	}
 	if d.neighs, err = retryDump(func() ([]netlink.Neigh, error) { return h.NeighList(0, netlink.FAMILY_V4) }); err != nil {
-		return nil, fmt.Errorf("list neighbours in netns %q: %w", nsLabel(ns), err)
+		return fmt.Errorf("list neighbours in netns %q: %w", nsLabel(ns), err)
 	}
 	if ns == state.NodeNS {
 		if d.proxies, err = retryDump(func() ([]netlink.Neigh, error) { return h.NeighProxyList(0, netlink.FAMILY_V4) }); err != nil {
-			return nil, fmt.Errorf("list proxy neighbours in netns %q: %w", nsLabel(ns), err)
+			return fmt.Errorf("list proxy neighbours in netns %q: %w", nsLabel(ns), err)
 		}
 	}
 	for _, l := range d.links {
@@ -394,10 +450,10 @@ func dump(h *netlink.Handle, ns, node string) (*nsDump, error) {
 		}
 		idx := l.Attrs().Index
 		if d.fdb[idx], err = retryDump(func() ([]netlink.Neigh, error) { return h.NeighList(idx, unix.AF_BRIDGE) }); err != nil {
-			return nil, fmt.Errorf("list fdb of %s in netns %q: %w", l.Attrs().Name, nsLabel(ns), err)
+			return fmt.Errorf("list fdb of %s in netns %q: %w", l.Attrs().Name, nsLabel(ns), err)
 		}
 	}
-	return d, nil
+	return nil
 }
 
 // links sorts a namespace's links into owned objects (except veth pod
