@@ -109,7 +109,7 @@ type nodeRaw struct {
 }
 
 type nodeSysctls struct {
-	proxyARP    map[int]bool       // by ifindex; nil: read again
+	proxyARP    map[string]indexed // ifname -> "true"/"false"; nil: read all
 	linkSysctls map[string]indexed // "ifname/key" -> value
 	sysctls     map[string]string  // name -> value
 }
@@ -290,7 +290,7 @@ func (c *Cache) applied(p *Plan) bool {
 			}
 			c.stale.name[l.Name], c.stale.rest = true, true
 			if c.nodeSys != nil {
-				c.nodeSys.proxyARP = nil // what the kernel says of a new or changed link
+				delete(c.nodeSys.proxyARP, l.Name)
 				for k := range l.Sysctls {
 					delete(c.nodeSys.linkSysctls, l.Name+"/"+k)
 				}

@@ -344,8 +344,24 @@ func (d *dpObserved) attsOn(names map[string]int) bool {
 
 func (d *dpObserved) put(obj state.Object) { d.entries = append(d.entries, obj) }
 
-// objs lists everything found.
-func (d *dpObserved) objs() []state.Object { return slices.Concat(d.entries, d.atts) }
+// putInto adds everything found to s, whose maps it sizes first: the
+// entries number tens of thousands.
+func (d *dpObserved) putInto(s *state.State) {
+	n := map[state.Kind]int{}
+	for _, objs := range [][]state.Object{d.entries, d.atts} {
+		for _, o := range objs {
+			n[o.Kind()]++
+		}
+	}
+	for k, c := range n {
+		s.Grow(k, c)
+	}
+	for _, objs := range [][]state.Object{d.entries, d.atts} {
+		for _, o := range objs {
+			s.Put(o)
+		}
+	}
+}
 
 // reuse takes the entries (and with atts the attachments) of a cached
 // observation, owned as desired now, endpoints named from byIndex.

@@ -3,10 +3,14 @@ package reconcile
 import (
 	"encoding/binary"
 	"fmt"
+	"os"
+	"strings"
 	"syscall"
 
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
+
+	"github.com/netreconcile/netreconcile/state"
 )
 
 // Attributes of RTM_NEWNETCONF and RTM_NEWNEIGHTBL (linux/netconf.h,
@@ -25,6 +29,20 @@ type family byte
 
 func (f family) Len() int          { return 4 }
 func (f family) Serialize() []byte { return []byte{byte(f), 0, 0, 0} }
+
+// proxyARPOf reads proxyARPByIndex's answer for one interface from its
+// two sysctls, in the calling thread's namespace.
+func proxyARPOf(ifname string) (bool, error) {
+	arp, err := os.ReadFile(state.SysctlPath(ifname, "conf/proxy_arp"))
+	if err != nil {
+		return false, err
+	}
+	delay, err := os.ReadFile(state.SysctlPath(ifname, "neigh/proxy_delay"))
+	if err != nil {
+		return false, err
+	}
+	return strings.TrimSpace(string(arp)) == "1" && strings.TrimSpace(string(delay)) == "0", nil
+}
 
 // proxyARPByIndex reads, in the calling thread's namespace, which
 // interfaces answer ARP for others at once: proxy_arp on and proxy_delay

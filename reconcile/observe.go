@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -199,6 +200,11 @@ func (o *observer) namespaces(desired *state.State) error {
 		if !seen[ref] {
 			refs = append(refs, ref)
 		}
+	}
+	// Sized for what a thousand pods bring, rather than grown step by step.
+	o.ends = make(map[string]podEnd, len(refs))
+	for _, k := range []state.Kind{state.KindAddr, state.KindRoute, state.KindNeigh} {
+		o.obs.Owned.Grow(k, len(refs))
 	}
 	if o.cache != nil {
 		// What the cache holds needs no worker.
@@ -653,9 +659,7 @@ func (o *observer) node(nr *nodeRaw, desired *state.State) error {
 		return err
 	}
 	o.rest(state.NodeNS, d, byIndex, ours, owners)
-	for _, obj := range o.dp.objs() {
-		o.obs.Owned.Put(obj)
-	}
+	o.dp.putInto(o.obs.Owned)
 	return o.sysctls(desired, nr)
 }
 
@@ -671,23 +675,42 @@ func (o *observer) proxyARP(nr *nodeRaw) error {
 		return nil
 	}
 	sys := nr.sys
+	var missing []*state.Link // not read since the link was (re)made or changed
 	for _, l := range links {
-		if _, known := sys.proxyARP[l.Index]; !known {
-			sys.proxyARP = nil // a link the last read did not see
-			break
+		if v, ok := sys.proxyARP[l.Name]; !ok || v.index != l.Index {
+			missing = append(missing, l)
 		}
 	}
-	if sys.proxyARP == nil {
-		err := nsutil.Do(o.cfg.NodeNetns, func() (err error) {
-			sys.proxyARP, err = proxyARPByIndex()
-			return err
-		})
-		if err != nil {
-			return fmt.Errorf("read proxy_arp of node links: %w", err)
+	// A few links: their sysctls; many: two dumps for all.
+	err := nsutil.Do(o.cfg.NodeNetns, func() error {
+		if len(missing) == 0 {
+			return nil
 		}
+		if len(missing) > 16 || sys.proxyARP == nil {
+			on, err := proxyARPByIndex()
+			if err != nil {
+				return err
+			}
+			sys.proxyARP = make(map[string]indexed, len(links))
+			for _, l := range links {
+				sys.proxyARP[l.Name] = indexed{l.Index, strconv.FormatBool(on[l.Index])}
+			}
+			return nil
+		}
+		for _, l := range missing {
+			on, err := proxyARPOf(l.Name)
+			if err != nil {
+				return err
+			}
+			sys.proxyARP[l.Name] = indexed{l.Index, strconv.FormatBool(on)}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("read proxy_arp of node links: %w", err)
 	}
 	for _, l := range links {
-		l.ProxyARP = sys.proxyARP[l.Index]
+		l.ProxyARP = sys.proxyARP[l.Name].value == "true"
 	}
 	return nil
 }

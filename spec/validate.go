@@ -361,9 +361,9 @@ func (c *checker) nodes(t *Topology, r *Resolved) map[string]*ResolvedNode {
 }
 
 func (c *checker) pods(t *Topology, r *Resolved, nodes map[string]*ResolvedNode) {
-	keyAt := map[string]int{}
-	netnsAt := map[string]int{}
-	ipAt := map[netip.Addr]int{}
+	keyAt := make(map[string]int, len(t.Pods))
+	netnsAt := make(map[string]int, len(t.Pods))
+	ipAt := make(map[netip.Addr]int, len(t.Pods))
 	allocs := map[string]*allocator{}
 	allocFor := func(n *ResolvedNode) *allocator {
 		if a, ok := allocs[n.Name]; ok {
@@ -533,8 +533,11 @@ func (c *checker) services(t *Topology, r *Resolved) {
 	if len(t.Services) > 0 && t.Cluster.ServiceCIDR == "" {
 		c.add("cluster.serviceCIDR", "required when services are defined")
 	}
-	keyAt := map[string]int{}
-	ipAt := map[netip.Addr]int{}
+	keyAt := make(map[string]int, len(t.Services))
+	ipAt := make(map[netip.Addr]int, len(t.Services))
+	if len(t.Services) > 0 {
+		r.Services = make([]ResolvedService, 0, len(t.Services))
+	}
 	for i, s := range t.Services {
 		path := index("services", i)
 		ns, k, ok := c.objectKey(path, s.Name, s.Namespace)
@@ -636,7 +639,10 @@ func (c *checker) servicePorts(path string, ports []ServicePort) []ServicePort {
 }
 
 func (c *checker) policies(t *Topology, r *Resolved) {
-	keyAt := map[string]int{}
+	keyAt := make(map[string]int, len(t.Policies))
+	if len(t.Policies) > 0 {
+		r.Policies = make([]ResolvedPolicy, 0, len(t.Policies))
+	}
 	for i, pol := range t.Policies {
 		path := index("policies", i)
 		ns, k, ok := c.objectKey(path, pol.Name, pol.Namespace)
