@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -87,7 +88,7 @@ func Create(name string) error {
 	if err := os.MkdirAll(Dir, 0o755); err != nil {
 		return fmt.Errorf("create netns %q: %w", name, err)
 	}
-	if err := sharedDir(); err != nil {
+	if err := sharedDirOnce(); err != nil {
 		return fmt.Errorf("create netns %q: make %s a shared mount point: %w", name, Dir, err)
 	}
 	// A plain file in the way is what an interrupted create leaves (the
@@ -123,6 +124,11 @@ func Create(name string) error {
 	runtime.UnlockOSThread()
 	return nil
 }
+
+// sharedDirOnce runs sharedDir once per process: with MS_REC the call
+// walks every namespace mounted below Dir, so a thousand creations would
+// cost a quadratic number of steps.
+var sharedDirOnce = sync.OnceValue(sharedDir)
 
 // sharedDir makes Dir a shared mount point, as `ip netns add` does the
 // first time after boot. Otherwise a namespace mounted on the plain
