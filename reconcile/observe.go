@@ -118,10 +118,22 @@ func observe(cfg *Config, desired *state.State, cache *Cache) (*Observed, error)
 	if o.pending, err = cfg.pendingLinks(); err != nil {
 		return nil, err
 	}
-	// The node namespace first: when it cannot be opened, that is the one
-	// error, not one per pod namespace worker; and the datapath, read
-	// beside the pod namespaces, finds the host ends of pods among its
-	// links without listing them again.
+	// Pod namespaces are read beside the node namespace, and the datapath
+	// beside them once the node's links are known: it finds the host ends
+	// of pods among them without listing them again.
+	nsDone := make(chan error, 1)
+	go func() {
+		start := time.Now()
+		err := o.namespaces(desired)
+		o.mu.Lock()
+		o.obs.phases = append(o.obs.phases, "podNamespaces", time.Since(start))
+		o.mu.Unlock()
+		nsDone <- err
+	}()
+	nodeErr := func(err error) (*Observed, error) {
+		<-nsDone // when the node namespace cannot be read, that is the one error
+		return nil, err
+	}
 	start := time.Now()
 	nr, sys, stale, nodeStamp := cache.nodeNamespace()
 	fresh := nr == nil || stale.any()
@@ -130,7 +142,7 @@ func observe(cfg *Config, desired *state.State, cache *Cache) (*Observed, error)
 		defer h.Close()
 		nh, err := h.get(state.NodeNS)
 		if err != nil {
-			return nil, err
+			return nodeErr(err)
 		}
 		var nd *nsDump
 		if nr == nil {
@@ -139,13 +151,15 @@ func observe(cfg *Config, desired *state.State, cache *Cache) (*Observed, error)
 			nd, err = refresh(nh, nr.d, stale, cfg.Node)
 		}
 		if err != nil {
-			return nil, err
+			return nodeErr(err)
 		}
 		if sys == nil {
 			sys = &nodeSysctls{linkSysctls: map[string]indexed{}, sysctls: map[string]string{}}
 		}
 		nr = &nodeRaw{d: nd, sys: sys}
+		o.mu.Lock()
 		o.obs.phases = append(o.obs.phases, "nodeDump", time.Since(start))
+		o.mu.Unlock()
 	}
 	nd := nr.d
 	names, byIndex := make(map[string]int, len(nd.links)), make(map[int]string, len(nd.links))
@@ -161,10 +175,7 @@ func observe(cfg *Config, desired *state.State, cache *Cache) (*Observed, error)
 		}
 		dpDone <- err
 	}()
-	start = time.Now()
-	nsErr := o.namespaces(desired)
-	o.obs.phases = append(o.obs.phases, "podNamespaces", time.Since(start))
-	if err := errors.Join(nsErr, <-dpDone); err != nil {
+	if err := errors.Join(<-nsDone, <-dpDone); err != nil {
 		return nil, err
 	}
 	o.obs.phases = append(o.obs.phases, o.dp.phases...)
