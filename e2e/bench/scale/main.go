@@ -8,8 +8,10 @@
 // and those pods plus the service datapath programmed through package
 // datapath directly (no observation, diffing or verification; services,
 // endpoints and the programs on both hooks of every pod, not the policy
-// entries). It prints one table; compare figures only within one run (the
-// machine is shared and noisy).
+// entries). Through the binary it then makes the same two kinds of change
+// through `netreconcile watch`, which keeps what it read between passes,
+// and shows the daemon's pass durations. It prints one table; compare
+// figures only within one run (the machine is shared and noisy).
 //
 // With --attach-mode tcx (the default) both apply and the floor are
 // dominated by the kernel: every tcx attach and detach waits for an RCU
