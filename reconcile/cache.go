@@ -316,8 +316,8 @@ func (c *Cache) applied(p *Plan) bool {
 	return all && len(entries) > 0
 }
 
-// writeThrough applies changes to objs, objects of one kind found in the
-// datapath. index, the ifindex each object holds, gets -1 for an object
+// writeThrough applies changes to objs, objects found in the datapath.
+// index, the ifindex each endpoint or attachment holds, gets -1 for one
 // written: the index its link has now, looked up by name next time.
 func writeThrough(objs []state.Object, index map[string]int, changes []Change) ([]state.Object, map[string]int) {
 	objs, index = slices.Clone(objs), maps.Clone(index)
@@ -345,7 +345,9 @@ func writeThrough(objs []state.Object, index map[string]int, changes []Change) (
 			byKey[k] = len(objs)
 			objs = append(objs, ch.Desired)
 		}
-		index[ch.Key] = -1
+		if k := ch.Desired.Kind(); k == state.KindEndpoint || k == state.KindAttach {
+			index[ch.Key] = -1
+		}
 	}
 	slices.Sort(gone)
 	for j := len(gone) - 1; j >= 0; j-- {
