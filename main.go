@@ -260,6 +260,9 @@ func applyCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer unlock()
+			// Verify reads again what the plan touched, not the whole node
+			// (the lock keeps other passes out meanwhile).
+			e.Cache = reconcile.NewCache()
 			res, err := e.Apply(cmd.Context(), r)
 			if res != nil {
 				printApplied(cmd.OutOrStdout(), node, res)

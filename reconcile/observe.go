@@ -145,7 +145,7 @@ func observe(cfg *Config, desired *state.State, cache *Cache) (*Observed, error)
 			return nodeErr(err)
 		}
 		var nd *nsDump
-		if nr == nil {
+		if nr == nil || len(stale.index)+len(stale.name) > maxRefresh {
 			nd, err = dump(nh, state.NodeNS, cfg.Node)
 		} else {
 			nd, err = refresh(nh, nr.d, stale, cfg.Node)
@@ -400,6 +400,10 @@ func dump(h *netlink.Handle, ns, node string) (*nsDump, error) {
 	}
 	return d, nil
 }
+
+// maxRefresh is how many links refresh reads one by one; past it, one
+// dump of them all is cheaper.
+const maxRefresh = 32
 
 // refresh reads again, into a copy of d, what changed in the node
 // namespace since d was dumped: the links stale names (by index or name),
