@@ -145,7 +145,6 @@ type daemon struct {
 	spec      *spec.Resolved
 	parser    spec.Parser      // reuses the unchanged items of the last file read
 	cache     *reconcile.Cache // observations kept between passes; kernel events invalidate them
-	lastFull  time.Time        // start of the last pass that read everything
 	specSum   [32]byte         // of the last good content (the one served)
 	readSum   [32]byte         // of the last content read, good or not
 	fileState string
@@ -348,29 +347,37 @@ func (d *daemon) arm(now time.Time) {
 
 // fire runs what is due.
 func (d *daemon) fire(ctx context.Context, now time.Time) {
-	var run trigger
-	for t := trigger(1); t < 1<<nTriggers; t <<= 1 {
-		if d.pending&t != 0 && !d.due[idx(t)].After(now) {
-			run |= t
-		}
-	}
-	d.pending &^= run
+	run := d.take(now)
 	if run&tDirs != 0 {
 		d.syncDirs()
 		run &^= tDirs
 	}
 	if run != 0 {
-		// Any pass observes everything: it answers kernel events, a
-		// retry and the resync whether or not they were due yet. (A file
-		// still changing keeps its own quiet time.)
-		run |= d.pending & (tKernel | tRetry | tResync)
-		d.pending &^= tKernel | tRetry | tResync
 		d.pass(ctx, run)
 		if run&tReload != 0 {
 			d.n.Ready(d.status())
 		}
 	}
 	d.arm(time.Now())
+}
+
+// take removes from pending and returns the triggers due at now, with
+// those a pass answers early: kernel events and a retry, whether or not
+// they were due yet (the pass reads what they concern). The resync keeps
+// its time: it is the full pass that reads what raises no event. A file
+// still changing keeps its own quiet time.
+func (d *daemon) take(now time.Time) trigger {
+	var run trigger
+	for t := trigger(1); t < 1<<nTriggers; t <<= 1 {
+		if d.pending&t != 0 && !d.due[idx(t)].After(now) {
+			run |= t
+		}
+	}
+	if run&^tDirs != 0 {
+		run |= d.pending & (tKernel | tRetry)
+	}
+	d.pending &^= run
+	return run
 }
 
 func idx(t trigger) int {
@@ -665,12 +672,11 @@ func (d *daemon) pass(ctx context.Context, run trigger) {
 	want := d.wanted()
 	d.kw.prune(want)
 	// A full pass reads everything again, the datapath included, whose
-	// drift raises no event: at start, on SIGHUP, and once per resync
-	// period however busy the loop is (any pass answers a pending resync,
-	// so its timer alone would not do).
-	if run&tReload != 0 || d.lastFull.IsZero() || (d.Resync >= 0 && start.Sub(d.lastFull) >= d.Resync) {
+	// drift raises no event: at start, on SIGHUP, and every resync period
+	// however busy the loop is.
+	full := run&(tStart|tReload|tResync) != 0
+	if full {
 		d.cache.InvalidateAll()
-		d.lastFull = start
 	}
 	e := d.NewEngine()
 	e.Log = e.Log.WithValues("reconcileID", id)
@@ -726,7 +732,9 @@ func (d *daemon) pass(ctx context.Context, run trigger) {
 	d.ready.Store(true)
 	d.m.Ready.Set(1)
 	d.m.LastSuccess.SetToCurrentTime()
-	d.schedule(tResync, time.Now())
+	if full {
+		d.schedule(tResync, time.Now())
+	}
 	kv := []any{"trigger", run.label(), "changes", len(res.Plan.Changes), "duration", dur.String(),
 		"readFile", read.String()}
 	if len(events) > 0 {

@@ -63,6 +63,26 @@ func TestScheduleBackoffHoldsKernelPasses(t *testing.T) {
 	}
 }
 
+// A pass answers pending kernel events early, but not the resync: a
+// busy loop still gets its full pass on time.
+func TestTakeKeepsResyncTime(t *testing.T) {
+	d := newTestDaemon()
+	t0 := time.Now()
+	d.schedule(tResync, t0)
+	d.schedule(tKernel, t0)
+	d.schedule(tFile, t0)
+	due := t0.Add(d.FileDebounce)
+	if run := d.take(due); run != tFile|tKernel {
+		t.Errorf("took %b, want file and kernel", run)
+	}
+	if d.pending != tResync || d.due[idx(tResync)] != t0.Add(d.Resync) {
+		t.Errorf("pending %b, resync due %v: want the resync kept at %v", d.pending, d.due[idx(tResync)], t0.Add(d.Resync))
+	}
+	if run := d.take(t0.Add(d.Resync)); run != tResync {
+		t.Errorf("took %b at the resync time, want the resync", run)
+	}
+}
+
 func TestTriggerLabel(t *testing.T) {
 	for trig, want := range map[trigger]string{
 		tStart | tKernel: TriggerStart, tReload | tFile: TriggerReload, tFile | tKernel: TriggerFile,
