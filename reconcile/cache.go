@@ -8,14 +8,15 @@ import (
 	"github.com/netreconcile/netreconcile/state"
 )
 
-// Cache lets the passes of one long-running process (the watch daemon)
-// reuse what they observed in the node namespace, in pod namespaces and in
-// the datapath that nothing has changed since. The daemon invalidates a
-// namespace when its netlink subscription reports a change there, and
-// everything when a subscription overflows and on its periodic full pass;
-// the engine invalidates what it applies changes to (map entries it
-// writes through: the kernel acknowledged each write), and everything when
-// a pass fails. A Cache serves one pass at a time.
+// Cache lets passes reuse what they observed in the node namespace, in pod
+// namespaces and in the datapath that nothing has changed since: the watch
+// daemon's passes, and an apply's plan and verify. The daemon invalidates
+// what its netlink subscriptions report changed (a pod namespace, a node
+// link, the node's other objects), and everything when a subscription
+// overflows and on its periodic full pass; the engine invalidates what it
+// applies changes to (datapath entries and attachments it writes through:
+// the kernel acknowledged each write), and everything when a pass fails.
+// A Cache serves one pass at a time.
 //
 // What raises no netlink event is read again only on a full pass (watch's
 // --resync, SIGHUP): the datapath's map entries, written only by
@@ -29,7 +30,7 @@ import (
 type Cache struct {
 	mu      sync.Mutex
 	pods    map[string]*podObs // by netns reference
-	nodeNS  *nodeRaw
+	nodeNS  *nsDump
 	stale   nodeStale    // what changed in the node namespace since nodeNS
 	nodeSys *nodeSysctls // outlives nodeNS
 	dp      *dpObserved
@@ -98,25 +99,20 @@ func (c *Cache) putPod(ref string, p *podObs, st stamp) {
 	}
 }
 
-// nodeRaw is what the node namespace showed: its dump, and the sysctls
-// read so far (filled as passes ask for them). Sysctls change no link and
-// raise no event; a Cache keeps them when the node namespace's dump is
-// invalidated, each link's under the ifindex it was read from (a link
-// recreated starts with the defaults).
-type nodeRaw struct {
-	d   *nsDump
-	sys *nodeSysctls
-}
-
+// nodeSysctls are the node's sysctls read so far (filled as passes ask
+// for them). Sysctls change no link and raise no event: a Cache keeps them
+// when the node namespace's dump is invalidated, each link's under the
+// ifindex it was read from (a link recreated starts with the defaults).
 type nodeSysctls struct {
-	proxyARP    map[string]indexed // ifname -> "true"/"false"; nil: read all
-	linkSysctls map[string]indexed // "ifname/key" -> value
-	sysctls     map[string]string  // name -> value
+	proxyARP    map[string]indexed[bool]   // by ifname
+	linkSysctls map[string]indexed[string] // "ifname/key" -> value
+	sysctls     map[string]string          // name -> value
 }
 
-type indexed struct {
+// indexed is a value read for the link with ifindex index.
+type indexed[T any] struct {
 	index int
-	value string
+	value T
 }
 
 // nodeStale is what changed in the node namespace since its dump: links
@@ -131,10 +127,10 @@ type nodeStale struct {
 
 func (s nodeStale) any() bool { return len(s.index) > 0 || len(s.name) > 0 || s.rest }
 
-// nodeNamespace returns the node namespace's dump kept (nil: none) with
-// what changed since, the sysctls kept (maybe nil), and the stamp to
+// nodeNamespace returns the node namespace's dump kept (nil: none), the
+// sysctls kept (maybe nil), what changed since the dump, and the stamp to
 // store a fresh or refreshed dump with.
-func (c *Cache) nodeNamespace() (*nodeRaw, *nodeSysctls, nodeStale, stamp) {
+func (c *Cache) nodeNamespace() (*nsDump, *nodeSysctls, nodeStale, stamp) {
 	if c == nil {
 		return nil, nil, nodeStale{}, stamp{}
 	}
@@ -161,7 +157,8 @@ func (c *Cache) InvalidateLink(ns string, index int) {
 	if c.stale.index == nil {
 		c.stale.index = map[int]bool{}
 	}
-	c.stale.index[index], c.stale.rest = true, true
+	c.stale.index[index] = true
+	c.stale.rest = true // routes go with their link without a word
 }
 
 // InvalidateObjects marks addresses, routes or neighbours of namespace ns
@@ -180,17 +177,19 @@ func (c *Cache) InvalidateObjects(ns string) {
 	c.stale.rest = true
 }
 
-func (c *Cache) putNode(n *nodeRaw, st stamp) {
+// putNode keeps the sysctls read, and with fresh the dump d, unless the
+// node namespace was invalidated since st.
+func (c *Cache) putNode(d *nsDump, sys *nodeSysctls, fresh bool, st stamp) {
 	if c == nil {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if st == (stamp{c.gen[state.NodeNS], c.epoch}) {
-		c.nodeNS, c.stale = n, nodeStale{}
+	if fresh && st == (stamp{c.gen[state.NodeNS], c.epoch}) {
+		c.nodeNS, c.stale = d, nodeStale{}
 	}
 	if st.epoch == c.epoch {
-		c.nodeSys = n.sys
+		c.nodeSys = sys
 	}
 }
 
@@ -288,7 +287,8 @@ func (c *Cache) applied(p *Plan) bool {
 			if c.stale.name == nil {
 				c.stale.name = map[string]bool{}
 			}
-			c.stale.name[l.Name], c.stale.rest = true, true
+			c.stale.name[l.Name] = true
+			c.stale.rest = true
 			if c.nodeSys != nil {
 				delete(c.nodeSys.proxyARP, l.Name)
 				for k := range l.Sysctls {
@@ -301,8 +301,8 @@ func (c *Cache) applied(p *Plan) bool {
 		}
 		all = false
 	}
-	if c.dp == nil || c.dp.entries == nil {
-		return false // read again anyway
+	if len(entries)+len(atts) == 0 || c.dp == nil || c.dp.entries == nil {
+		return false // nothing to write through, or read again anyway
 	}
 	dp := *c.dp
 	if len(entries) > 0 {

@@ -207,12 +207,12 @@ func selects(sel, labels map[string]string) bool {
 // observeDatapath reads what is programmed in the node's pin directory
 // without changing anything, taking from cached (may be nil) the parts it
 // holds. It runs beside the pod namespace workers, so its objects wait in
-// o.dp for node to add them. known and byIndex are the node namespace's
+// o.dp for node to add them. names and byIndex are the node namespace's
 // links.
-func (o *observer) observeDatapath(desired *state.State, known datapath.KnownLinks, byIndex map[int]string, cached *dpObserved) error {
+func (o *observer) observeDatapath(desired *state.State, names map[string]int, byIndex map[int]string, cached *dpObserved) error {
 	pinDir := o.cfg.BPFFS
-	if cached != nil && cached.entries != nil && cached.atts != nil && cached.attsOn(known[o.cfg.NodeNetns]) {
-		o.dp.reuse(cached, desired, known, byIndex, true)
+	if cached != nil && cached.entries != nil && cached.atts != nil && cached.attsOn(names) {
+		o.dp.reuse(cached, desired, names, byIndex, true)
 		return nil
 	}
 	if pinDir == "" {
@@ -229,22 +229,22 @@ func (o *observer) observeDatapath(desired *state.State, known datapath.KnownLin
 	o.dp.phases = append(o.dp.phases, "datapathOpen", time.Since(start))
 	if dp == nil {
 		if reason != "" {
-			o.dp.entries = append(o.dp.entries, &state.Datapath{PinDir: pinDir, Reusable: false, OwnerK: datapathOwner})
+			o.dp.put(&state.Datapath{PinDir: pinDir, Reusable: false, OwnerK: datapathOwner})
 		} else if empty, _ := dirEmpty(pinDir); !empty {
 			// leftovers without a datapath (links of a destroyed one)
-			o.dp.entries = append(o.dp.entries, &state.Datapath{PinDir: pinDir, Reusable: false, OwnerK: datapathOwner})
+			o.dp.put(&state.Datapath{PinDir: pinDir, Reusable: false, OwnerK: datapathOwner})
 		}
 		o.dp.atts = []state.Object{}
 		return nil
 	}
 	defer dp.Close()
 	if cached != nil && cached.entries != nil {
-		o.dp.reuse(cached, desired, known, byIndex, false)
+		o.dp.reuse(cached, desired, names, byIndex, false)
 	} else if err := o.observeEntries(dp, desired, byIndex); err != nil {
 		return err
 	}
 	start = time.Now()
-	atts, err := dp.Attachments(known)
+	atts, err := dp.Attachments(datapath.KnownLinks{o.cfg.NodeNetns: names})
 	if err != nil {
 		return err
 	}
@@ -330,16 +330,22 @@ func (d *dpObserved) attsOn(names map[string]int) bool {
 		if a.NS != state.NodeNS {
 			continue // a pod namespace's: dropped when it is invalidated
 		}
-		idx, now := d.attIndex[a.Name], names[a.IfName]
-		if idx == -1 && now != 0 {
-			d.attIndex[a.Name] = now
-			continue
-		}
-		if idx != now || now == 0 {
+		if idx := indexOf(d.attIndex, a.Name, a.IfName, names); idx == 0 || names[a.IfName] != idx {
 			return false
 		}
 	}
 	return true
+}
+
+// indexOf returns the ifindex index holds for key; one written through
+// (-1) is looked up as name among names now, and kept. 0: none.
+func indexOf(index map[string]int, key, name string, names map[string]int) int {
+	if idx, ok := index[key]; ok && idx >= 0 {
+		return idx
+	}
+	idx := names[name]
+	index[key] = idx
+	return idx
 }
 
 func (d *dpObserved) put(obj state.Object) { d.entries = append(d.entries, obj) }
@@ -364,25 +370,14 @@ func (d *dpObserved) putInto(s *state.State) {
 }
 
 // reuse takes the entries (and with atts the attachments) of a cached
-// observation, owned as desired now, endpoints named from byIndex.
-func (d *dpObserved) reuse(c *dpObserved, desired *state.State, known datapath.KnownLinks, byIndex map[int]string, atts bool) {
+// observation, owned as desired now, endpoints named from byIndex by the
+// ifindex their entry holds.
+func (d *dpObserved) reuse(c *dpObserved, desired *state.State, names map[string]int, byIndex map[int]string, atts bool) {
 	d.entries, d.epIndex = c.entries, c.epIndex
-	var names map[string]int
-	for _, ks := range known {
-		names = ks // the node namespace's: the only one known
-	}
 	for _, obj := range d.entries {
 		setOwner(obj, desired)
 		if ep, ok := obj.(*state.Endpoint); ok {
-			idx, have := d.epIndex[ep.Key()]
-			if !have || idx < 0 {
-				idx, have = names[ep.Dev]
-				if !have {
-					idx = 0
-				}
-				d.epIndex[ep.Key()] = idx
-			}
-			ep.Dev = byIndex[idx]
+			ep.Dev = byIndex[indexOf(d.epIndex, ep.Key(), ep.Dev, names)]
 		}
 	}
 	if atts {

@@ -25,7 +25,8 @@ type Engine struct {
 	// finishes asynchronously (namespace teardown).
 	Settle time.Duration
 	// Cache, when set, carries observations from one pass to the next
-	// (the watch daemon); nil reads everything every time.
+	// (watch), and from a plan to its verify (apply); nil reads
+	// everything every time.
 	Cache *Cache
 }
 

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -17,7 +16,6 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
-	"github.com/netreconcile/netreconcile/datapath"
 	"github.com/netreconcile/netreconcile/internal/nsutil"
 	"github.com/netreconcile/netreconcile/state"
 )
@@ -135,8 +133,8 @@ func observe(cfg *Config, desired *state.State, cache *Cache) (*Observed, error)
 		return nil, err
 	}
 	start := time.Now()
-	nr, sys, stale, nodeStamp := cache.nodeNamespace()
-	fresh := nr == nil || stale.any()
+	nd, sys, stale, nodeStamp := cache.nodeNamespace()
+	fresh := nd == nil || stale.any()
 	if fresh {
 		h := newHandles(cfg.NodeNetns)
 		defer h.Close()
@@ -144,24 +142,22 @@ func observe(cfg *Config, desired *state.State, cache *Cache) (*Observed, error)
 		if err != nil {
 			return nodeErr(err)
 		}
-		var nd *nsDump
-		if nr == nil || len(stale.index)+len(stale.name) > maxRefresh {
+		if nd == nil || len(stale.index)+len(stale.name) > maxOneByOne {
 			nd, err = dump(nh, state.NodeNS, cfg.Node)
 		} else {
-			nd, err = refresh(nh, nr.d, stale, cfg.Node)
+			nd, err = refresh(nh, nd, stale, cfg.Node)
 		}
 		if err != nil {
 			return nodeErr(err)
 		}
-		if sys == nil {
-			sys = &nodeSysctls{linkSysctls: map[string]indexed{}, sysctls: map[string]string{}}
-		}
-		nr = &nodeRaw{d: nd, sys: sys}
 		o.mu.Lock()
 		o.obs.phases = append(o.obs.phases, "nodeDump", time.Since(start))
 		o.mu.Unlock()
 	}
-	nd := nr.d
+	if sys == nil {
+		sys = &nodeSysctls{proxyARP: map[string]indexed[bool]{}, linkSysctls: map[string]indexed[string]{},
+			sysctls: map[string]string{}}
+	}
 	names, byIndex := make(map[string]int, len(nd.links)), make(map[int]string, len(nd.links))
 	for _, l := range nd.links {
 		names[l.Attrs().Name], byIndex[l.Attrs().Index] = l.Attrs().Index, l.Attrs().Name
@@ -169,9 +165,11 @@ func observe(cfg *Config, desired *state.State, cache *Cache) (*Observed, error)
 	dpDone := make(chan error, 1)
 	cachedDP, dpStamp := cache.datapath()
 	go func() {
-		err := o.observeDatapath(desired, datapath.KnownLinks{cfg.NodeNetns: names}, byIndex, cachedDP)
+		err := o.observeDatapath(desired, names, byIndex, cachedDP)
 		if err == nil {
-			cache.putDatapath(&dpObserved{entries: o.dp.entries, epIndex: o.dp.epIndex, atts: o.dp.atts, attIndex: o.dp.attIndex}, dpStamp)
+			kept := o.dp
+			kept.phases = nil
+			cache.putDatapath(&kept, dpStamp)
 		}
 		dpDone <- err
 	}()
@@ -180,12 +178,10 @@ func observe(cfg *Config, desired *state.State, cache *Cache) (*Observed, error)
 	}
 	o.obs.phases = append(o.obs.phases, o.dp.phases...)
 	start = time.Now()
-	if err := o.node(nr, desired); err != nil {
+	if err := o.node(nd, sys, desired); err != nil {
 		return nil, err
 	}
-	if fresh {
-		cache.putNode(nr, nodeStamp) // with the sysctls node read
-	}
+	cache.putNode(nd, sys, fresh, nodeStamp) // with the sysctls node read
 	o.obs.phases = append(o.obs.phases, "nodeNamespace", time.Since(start))
 	return o.obs, nil
 }
@@ -267,13 +263,9 @@ func (o *observer) worker(work <-chan string, owned map[string]string, wanted ma
 	return first
 }
 
-// pod observes one pod namespace, or takes what the cache kept of it.
+// pod observes one pod namespace.
 func (o *observer) pod(h *handles, ref string, owned map[string]string, wanted map[string]bool) error {
-	cached, st := o.cache.pod(ref)
-	if cached != nil {
-		o.merge(ref, cached, owned)
-		return nil
-	}
+	_, st := o.cache.pod(ref) // namespaces merged what the cache held
 	nodeH, err := h.get(state.NodeNS)
 	if err != nil {
 		return err
@@ -401,9 +393,9 @@ func dump(h *netlink.Handle, ns, node string) (*nsDump, error) {
 	return d, nil
 }
 
-// maxRefresh is how many links refresh reads one by one; past it, one
-// dump of them all is cheaper.
-const maxRefresh = 32
+// maxOneByOne is how many node links are read one by one (refresh,
+// proxyARP); past it, one dump of them all is cheaper.
+const maxOneByOne = 32
 
 // refresh reads again, into a copy of d, what changed in the node
 // namespace since d was dumped: the links stale names (by index or name),
@@ -636,8 +628,7 @@ func routeObject(ns string, r netlink.Route, byIndex map[int]string) *state.Rout
 
 // node observes the node namespace, its sysctls, and matches host veth
 // ends to the pod ends seen before.
-func (o *observer) node(nr *nodeRaw, desired *state.State) error {
-	d := nr.d
+func (o *observer) node(d *nsDump, sys *nodeSysctls, desired *state.State) error {
 	byIndex, ours, owners := o.links(state.NodeNS, d.links)
 	for _, p := range o.parents {
 		p.link.Parent = byIndex[p.index]
@@ -667,65 +658,56 @@ func (o *observer) node(nr *nodeRaw, desired *state.State) error {
 			obj.MTU = 0 // the ends disagree: an update sets both
 		}
 	}
-	if err := o.proxyARP(nr); err != nil {
+	if err := o.proxyARP(sys); err != nil {
 		return err
 	}
-	if err := o.linkSysctls(desired, nr); err != nil {
+	if err := o.linkSysctls(desired, sys); err != nil {
 		return err
 	}
 	o.rest(state.NodeNS, d, byIndex, ours, owners)
 	o.dp.putInto(o.obs.Owned)
-	return o.sysctls(desired, nr)
+	return o.sysctls(desired, sys)
 }
 
 // proxyARP reads proxy_arp of owned node links in one namespace switch.
-func (o *observer) proxyARP(nr *nodeRaw) error {
-	var links []*state.Link
+func (o *observer) proxyARP(sys *nodeSysctls) error {
+	var links, missing []*state.Link // missing: not read since the link was (re)made or changed
 	for _, obj := range o.obs.Owned.Of(state.KindLink) {
 		if l := obj.(*state.Link); l.NS == state.NodeNS && (l.Type == "veth" || l.Type == "bridge") {
 			links = append(links, l)
+			if v, ok := sys.proxyARP[l.Name]; !ok || v.index != l.Index {
+				missing = append(missing, l)
+			}
 		}
 	}
-	if len(links) == 0 {
-		return nil
-	}
-	sys := nr.sys
-	var missing []*state.Link // not read since the link was (re)made or changed
-	for _, l := range links {
-		if v, ok := sys.proxyARP[l.Name]; !ok || v.index != l.Index {
-			missing = append(missing, l)
-		}
-	}
-	// A few links: their sysctls; many: two dumps for all.
-	err := nsutil.Do(o.cfg.NodeNetns, func() error {
-		if len(missing) == 0 {
+	if len(missing) > 0 {
+		// A few links: their sysctls; many: two dumps for all.
+		err := nsutil.Do(o.cfg.NodeNetns, func() error {
+			if len(missing) > maxOneByOne {
+				on, err := proxyARPByIndex()
+				if err != nil {
+					return err
+				}
+				for _, l := range missing {
+					sys.proxyARP[l.Name] = indexed[bool]{l.Index, on[l.Index]}
+				}
+				return nil
+			}
+			for _, l := range missing {
+				on, err := proxyARPOf(l.Name)
+				if err != nil {
+					return err
+				}
+				sys.proxyARP[l.Name] = indexed[bool]{l.Index, on}
+			}
 			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("read proxy_arp of node links: %w", err)
 		}
-		if len(missing) > 16 || sys.proxyARP == nil {
-			on, err := proxyARPByIndex()
-			if err != nil {
-				return err
-			}
-			sys.proxyARP = make(map[string]indexed, len(links))
-			for _, l := range links {
-				sys.proxyARP[l.Name] = indexed{l.Index, strconv.FormatBool(on[l.Index])}
-			}
-			return nil
-		}
-		for _, l := range missing {
-			on, err := proxyARPOf(l.Name)
-			if err != nil {
-				return err
-			}
-			sys.proxyARP[l.Name] = indexed{l.Index, strconv.FormatBool(on)}
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("read proxy_arp of node links: %w", err)
 	}
 	for _, l := range links {
-		l.ProxyARP = sys.proxyARP[l.Name].value == "true"
+		l.ProxyARP = sys.proxyARP[l.Name].value
 	}
 	return nil
 }
@@ -733,12 +715,12 @@ func (o *observer) proxyARP(nr *nodeRaw) error {
 // linkSysctls reads the per-interface sysctls that desired node links set
 // (Link.Sysctls), in one namespace switch. Only desired keys are read: the
 // others are not compared.
-func (o *observer) linkSysctls(desired *state.State, nr *nodeRaw) error {
+func (o *observer) linkSysctls(desired *state.State, sys *nodeSysctls) error {
 	type read struct {
 		have *state.Link
-		keys []string
+		key  string
 	}
-	var reads []read
+	var missing []read // not read since the link was (re)made or changed
 	for _, obj := range desired.Of(state.KindLink) {
 		want := obj.(*state.Link)
 		if want.NS != state.NodeNS || len(want.Sysctls) == 0 {
@@ -748,42 +730,26 @@ func (o *observer) linkSysctls(desired *state.State, nr *nodeRaw) error {
 		if have == nil {
 			continue
 		}
-		r := read{have: have}
+		have.Sysctls = map[string]string{}
 		for k := range want.Sysctls {
-			r.keys = append(r.keys, k)
-		}
-		reads = append(reads, r)
-	}
-	if len(reads) == 0 {
-		return nil
-	}
-	kept := nr.sys.linkSysctls
-	var missing bool
-	for _, r := range reads {
-		r.have.Sysctls = map[string]string{}
-		for _, k := range r.keys {
-			v, ok := kept[r.have.Name+"/"+k]
-			ok = ok && v.index == r.have.Index
-			r.have.Sysctls[k] = v.value
-			missing = missing || !ok
+			v, ok := sys.linkSysctls[have.Name+"/"+k]
+			if !ok || v.index != have.Index {
+				missing = append(missing, read{have, k})
+			}
+			have.Sysctls[k] = v.value
 		}
 	}
-	if !missing {
+	if len(missing) == 0 {
 		return nil
 	}
 	return nsutil.Do(o.cfg.NodeNetns, func() error {
-		for _, r := range reads {
-			for _, k := range r.keys {
-				if v, ok := kept[r.have.Name+"/"+k]; ok && v.index == r.have.Index {
-					continue
-				}
-				b, err := os.ReadFile(state.SysctlPath(r.have.Name, k))
-				if err != nil {
-					return fmt.Errorf("read %s of %s: %w", k, r.have, err)
-				}
-				v := strings.TrimSpace(string(b))
-				kept[r.have.Name+"/"+k], r.have.Sysctls[k] = indexed{r.have.Index, v}, v
+		for _, r := range missing {
+			b, err := os.ReadFile(state.SysctlPath(r.have.Name, r.key))
+			if err != nil {
+				return fmt.Errorf("read %s of %s: %w", r.key, r.have, err)
 			}
+			v := strings.TrimSpace(string(b))
+			sys.linkSysctls[r.have.Name+"/"+r.key], r.have.Sysctls[r.key] = indexed[string]{r.have.Index, v}, v
 		}
 		return nil
 	})
@@ -791,7 +757,7 @@ func (o *observer) linkSysctls(desired *state.State, nr *nodeRaw) error {
 
 // sysctls reads the node sysctls that are desired or that netreconcile
 // changed before (recorded with their original value).
-func (o *observer) sysctls(desired *state.State, nr *nodeRaw) error {
+func (o *observer) sysctls(desired *state.State, sys *nodeSysctls) error {
 	names := map[string]string{}
 	for _, obj := range desired.Of(state.KindSysctl) {
 		s := obj.(*state.Sysctl)
@@ -807,12 +773,12 @@ func (o *observer) sysctls(desired *state.State, nr *nodeRaw) error {
 		}
 	}
 	for name, owner := range names {
-		v, ok := nr.sys.sysctls[name]
+		v, ok := sys.sysctls[name]
 		if !ok {
 			if v, err = nsutil.ReadSysctl(o.cfg.NodeNetns, name); err != nil {
 				return err
 			}
-			nr.sys.sysctls[name] = v
+			sys.sysctls[name] = v
 		}
 		o.obs.Owned.Put(&state.Sysctl{NS: state.NodeNS, Name: name, Value: v, OwnerK: owner})
 	}

@@ -202,21 +202,20 @@ func stableSorted(cs []Change, compare func(a, b *Change) int) []Change {
 }
 
 // appendByKey appends changes of one kind to out in key order (keys are
-// unique among them). It sorts pointers: a change is large to move.
+// unique among them).
 func appendByKey(out, cs []Change) []Change {
-	sorted := make([]*Change, len(cs))
-	for i := range cs {
-		sorted[i] = &cs[i]
-	}
-	slices.SortFunc(sorted, func(a, b *Change) int { return strings.Compare(a.Key, b.Key) })
-	out = slices.Grow(out, len(cs))
-	for _, c := range sorted {
-		out = append(out, *c)
-	}
-	return out
+	return append(out, stableSorted(cs, func(a, b *Change) int { return strings.Compare(a.Key, b.Key) })...)
 }
 
+// kindOf is the kind of c's object, or the one c.Kind names (a change
+// read back from JSON carries no object).
 func kindOf(c Change) state.Kind {
+	if c.Desired != nil {
+		return c.Desired.Kind()
+	}
+	if c.Observed != nil {
+		return c.Observed.Kind()
+	}
 	for _, k := range state.Kinds() {
 		if k.String() == c.Kind {
 			return k

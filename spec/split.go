@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"reflect"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	"gopkg.in/yaml.v3"
 )
@@ -237,31 +237,30 @@ func decodeItems(data []byte, s seq, typ reflect.Type, p *Parser, fresh map[stri
 			groups = append(groups, group{i, i + 1})
 		}
 	}
-	var failed atomic.Bool
-	if len(groups) == 1 { // no goroutine for a small file
-		g := groups[0]
-		failed.Store(!decodeGroup(data, s.items[g.from:g.to], typ, out[g.from:g.to]))
-		groups = nil
+	ok := make([]bool, len(groups))
+	decode := func(i int) {
+		g := groups[i]
+		ok[i] = decodeGroup(data, s.items[g.from:g.to], typ, out[g.from:g.to])
 	}
-	work := make(chan group)
-	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), len(groups)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for g := range work {
-				if !decodeGroup(data, s.items[g.from:g.to], typ, out[g.from:g.to]) {
-					failed.Store(true)
+	if len(groups) == 1 {
+		decode(0) // a small file: no goroutine
+	} else {
+		work := make(chan int, len(groups))
+		for i := range groups {
+			work <- i
+		}
+		close(work)
+		var wg sync.WaitGroup
+		for range min(runtime.GOMAXPROCS(0), len(groups)) {
+			wg.Go(func() {
+				for i := range work {
+					decode(i)
 				}
-			}
-		}()
+			})
+		}
+		wg.Wait()
 	}
-	for _, g := range groups {
-		work <- g
-	}
-	close(work)
-	wg.Wait()
-	if failed.Load() {
+	if slices.Contains(ok, false) {
 		return nil, false
 	}
 	if p != nil {

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/netreconcile/netreconcile/e2e/bench/internal/benchnode"
 )
 
 // watch runs `netreconcile watch` on a file holding contents[0] (the
@@ -83,7 +85,7 @@ func (r *binRunner) watch(ctx context.Context, contents []string) ([]measurement
 			select {
 			case <-done:
 				log, _ := os.ReadFile(logPath)
-				return m, fmt.Errorf("watch exited:\n%s", lastLines(string(log), 20))
+				return m, fmt.Errorf("watch exited:\n%s", benchnode.Tail(string(log), 20))
 			case <-ctx.Done():
 				return m, ctx.Err()
 			case <-time.After(20 * time.Millisecond):
@@ -155,9 +157,4 @@ func readPasses(path string) ([]pass, error) {
 		}
 	}
 	return out, nil
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }

@@ -44,6 +44,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/netreconcile/netreconcile/drivers"
+	"github.com/netreconcile/netreconcile/e2e/bench/internal/benchnode"
 	"github.com/netreconcile/netreconcile/internal/nsutil"
 )
 
@@ -286,7 +287,7 @@ func (d *daemon) wait(ctx context.Context, want string, timeout time.Duration) e
 		select {
 		case <-d.done:
 			log, _ := os.ReadFile(d.logPath)
-			return fmt.Errorf("daemon exited waiting for %s:\n%s", want, tail(string(log), 20))
+			return fmt.Errorf("daemon exited waiting for %s:\n%s", want, benchnode.Tail(string(log), 20))
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(10 * time.Millisecond):
@@ -295,11 +296,6 @@ func (d *daemon) wait(ctx context.Context, want string, timeout time.Duration) e
 			return fmt.Errorf("no %s within %v", want, timeout)
 		}
 	}
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 func (d *daemon) stop() {
