@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/go-logr/zapr"
@@ -151,6 +152,23 @@ func (g *globals) engine(node string) *reconcile.Engine {
 	}
 }
 
+// load reads the topology file through the parse cache in the state
+// directory. With store, commit records the model after a miss: call it
+// once the command succeeded (plan never stores: it changes nothing).
+func (g *globals) load(file string, store bool) (r *spec.Resolved, commit func(), err error) {
+	start := time.Now()
+	c := spec.ParseCache{Path: filepath.Join(g.stateDir, "parsed.cache"), Store: store}
+	r, hit, save, err := c.Load(file)
+	if err == nil {
+		g.log.V(1).Info("loaded", "file", file, "cached", hit, "took", time.Since(start))
+	}
+	return r, func() {
+		if err := save(); err != nil {
+			g.log.V(1).Info("parse cache not written", "path", c.Path, "error", err.Error())
+		}
+	}, err
+}
+
 func validateCmd(g *globals) *cobra.Command {
 	var file string
 	cmd := &cobra.Command{
@@ -182,7 +200,7 @@ func planCmd(g *globals) *cobra.Command {
 			if output != "text" && output != "json" {
 				return fmt.Errorf("-o %q: want text or json", output)
 			}
-			r, err := spec.Load(file)
+			r, _, err := g.load(file, false)
 			if err != nil {
 				return err
 			}
@@ -242,7 +260,7 @@ func applyCmd(g *globals) *cobra.Command {
 		Short: "Converge the node to the file, then verify",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			r, err := spec.Load(file)
+			r, commit, err := g.load(file, !dryRun)
 			if err != nil {
 				return err
 			}
@@ -266,6 +284,9 @@ func applyCmd(g *globals) *cobra.Command {
 			res, err := e.Apply(cmd.Context(), r)
 			if res != nil {
 				printApplied(cmd.OutOrStdout(), node, res)
+			}
+			if err == nil {
+				commit()
 			}
 			return err
 		},
@@ -293,7 +314,7 @@ func destroyCmd(g *globals) *cobra.Command {
 		Short: "Remove everything netreconcile owns on the node, and nothing else",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			r, err := spec.Load(file)
+			r, _, err := g.load(file, false)
 			if err != nil {
 				return err
 			}
@@ -328,7 +349,7 @@ func showCmd(g *globals) *cobra.Command {
 			var r *spec.Resolved
 			if file != "" {
 				var err error
-				if r, err = spec.Load(file); err != nil {
+				if r, _, err = g.load(file, false); err != nil {
 					return err
 				}
 			}

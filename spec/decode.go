@@ -42,24 +42,33 @@ func tooManyErrors(file string) *Error {
 // LoadFile reads and decodes the topology file at path; "-" reads standard
 // input. See Parse for what is checked.
 func LoadFile(path string) (*Topology, *Positions, error) {
+	name, data, err := readFile(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	return Parse(name, data)
+}
+
+// readFile reads the file at path ("-": standard input) and returns the
+// name messages use for it.
+func readFile(path string) (name string, data []byte, err error) {
 	name, r := path, io.Reader(nil)
 	if path == "-" {
 		name, r = "<stdin>", os.Stdin
 	} else {
 		f, err := os.Open(path)
 		if err != nil {
-			return nil, nil, fmt.Errorf("load topology: %w", err)
+			return "", nil, fmt.Errorf("load topology: %w", err)
 		}
 		defer f.Close()
 		r = f
 	}
 	// Read one byte past the limit so that Parse sees an oversized file
 	// without the whole of it ever being in memory.
-	data, err := io.ReadAll(io.LimitReader(r, MaxFileSize+1))
-	if err != nil {
-		return nil, nil, fmt.Errorf("read topology %s: %w", name, err)
+	if data, err = io.ReadAll(io.LimitReader(r, MaxFileSize+1)); err != nil {
+		return "", nil, fmt.Errorf("read topology %s: %w", name, err)
 	}
-	return Parse(name, data)
+	return name, data, nil
 }
 
 // Parse decodes a topology file strictly: it must be UTF-8 text of at most

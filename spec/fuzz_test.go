@@ -1,6 +1,8 @@
 package spec
 
 import (
+	"bytes"
+	"encoding/gob"
 	"errors"
 	"fmt"
 	"maps"
@@ -56,6 +58,9 @@ func FuzzParse(f *testing.F) {
 		}
 		if err != nil && r != nil {
 			t.Fatal("a Resolved with an error")
+		}
+		if r != nil {
+			sameThroughCache(t, r)
 		}
 	})
 }
@@ -142,5 +147,25 @@ func checkErr(t *testing.T, err error) {
 		if e.Line < 0 || e.Column < 0 {
 			t.Fatalf("negative position: %v", e)
 		}
+	}
+}
+
+// sameThroughCache fails unless a model that exact lets through comes back
+// from gob equal: the parse cache stores only such models.
+func sameThroughCache(t *testing.T, r *Resolved) {
+	t.Helper()
+	if exact(reflect.ValueOf(r).Elem()) != nil {
+		return
+	}
+	var b bytes.Buffer
+	if err := gob.NewEncoder(&b).Encode(r); err != nil {
+		t.Fatalf("encode: %v", err)
+	}
+	back := &Resolved{}
+	if err := gob.NewDecoder(&b).Decode(back); err != nil {
+		t.Fatalf("decode: %v", err)
+	}
+	if !reflect.DeepEqual(r, back) {
+		t.Fatalf("through the cache:\n%+v\nwas:\n%+v", back, r)
 	}
 }

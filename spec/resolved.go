@@ -6,7 +6,6 @@ import "net/netip"
 // applied, addresses parsed and allocated, and everything sorted by key.
 // Later stages (reconcile, drivers, datapath, policy) read only this.
 type Resolved struct {
-	Source      *Topology
 	PodCIDR     netip.Prefix
 	ServiceCIDR netip.Prefix // invalid (zero) when the file has none
 	Mode        string       // default pod mode

@@ -98,7 +98,7 @@ func Resolve(t *Topology, pos *Positions) (*Resolved, error) {
 		return nil, errors.New("resolve topology: no topology")
 	}
 	c := &checker{pos: pos}
-	r := &Resolved{Source: t}
+	r := &Resolved{}
 	c.header(t)
 	c.cluster(t, r)
 	c.namespaces(t, r)

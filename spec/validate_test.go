@@ -386,7 +386,7 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Source != top || r.Mode != ModeVeth || r.Routing != RoutingAuto || r.VNI != 1 || r.VXLANPort != 4789 || r.MTU != 0 {
+	if r.Mode != ModeVeth || r.Routing != RoutingAuto || r.VNI != 1 || r.VXLANPort != 4789 || r.MTU != 0 {
 		t.Errorf("cluster defaults: %+v", r)
 	}
 	if r.PodCIDR != netip.MustParsePrefix("10.244.0.0/16") || r.ServiceCIDR != netip.MustParsePrefix("10.96.0.0/16") {
