@@ -774,10 +774,11 @@ func owned(res *reconcile.Result) (map[string]int, map[string]map[netip.Addr]boo
 	}
 	if res.Observed != nil && res.Observed.Owned != nil {
 		for _, k := range state.Kinds() {
-			objs := res.Observed.Owned.Of(k)
-			counts[k.String()] = len(objs)
-			for _, o := range objs {
-				addNeigh(o)
+			counts[k.String()] = res.Observed.Owned.Count(k)
+			if k == state.KindNeigh {
+				for _, o := range res.Observed.Owned.All(k) {
+					addNeigh(o)
+				}
 			}
 		}
 	}

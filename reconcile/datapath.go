@@ -13,6 +13,7 @@ import (
 
 	"github.com/netreconcile/netreconcile/datapath"
 	"github.com/netreconcile/netreconcile/drivers"
+	"github.com/netreconcile/netreconcile/policy/compile"
 	"github.com/netreconcile/netreconcile/spec"
 	"github.com/netreconcile/netreconcile/state"
 )
@@ -31,7 +32,8 @@ func wantsDatapath(r *spec.Resolved) bool { return len(r.Services) > 0 || len(r.
 
 // desiredDatapath adds the datapath objects of node n, which holds pods,
 // to s.
-func desiredDatapath(cfg *Config, r *spec.Resolved, n *drivers.Node, pods []spec.ResolvedPod, s *state.State) error {
+func desiredDatapath(cfg *Config, r *spec.Resolved, n *drivers.Node, pods []spec.ResolvedPod,
+	compiled func() (*compile.Program, error), s *state.State) error {
 	if !wantsDatapath(r) {
 		return nil
 	}
@@ -76,7 +78,11 @@ func desiredDatapath(cfg *Config, r *spec.Resolved, n *drivers.Node, pods []spec
 			}
 		}
 	}
-	if err := desiredPolicy(cfg, r, n, s); err != nil {
+	prog, err := compiled()
+	if err != nil {
+		return err
+	}
+	if err := desiredPolicy(cfg, prog, s); err != nil {
 		return err
 	}
 	s.Grow(state.KindEndpoint, len(pods))

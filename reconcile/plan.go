@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/netreconcile/netreconcile/state"
 )
@@ -81,54 +82,22 @@ func Diff(node string, desired *state.State, obs *Observed) (*Plan, error) {
 		return nil, err
 	}
 	p := &Plan{FormatVersion: PlanFormatVersion, Node: node, Changes: []Change{}}
+	// Kinds are compared apart, on every CPU (thousands of services and
+	// routes at scale), and their changes joined in kind order.
+	kinds := state.Kinds()
+	type kindChanges struct{ puts, dels []Change }
+	per := make([]kindChanges, len(kinds))
+	var wg sync.WaitGroup
+	for i, k := range kinds {
+		if desired.Count(k) == 0 && obs.Owned.Count(k) == 0 {
+			continue
+		}
+		wg.Go(func() { per[i].puts, per[i].dels = diffKind(k, desired, obs) })
+	}
+	wg.Wait()
 	var dels, puts []Change
-	var kputs, kdels, gone []Change // of one kind, reused
-	for _, k := range state.Kinds() {
-		// Objects are compared in no order and the changes of a kind
-		// sorted by key: on a node of thousands of objects, sorting them
-		// all cost more than comparing them.
-		kputs, kdels, gone = kputs[:0], kdels[:0], gone[:0]
-		found := 0
-		for key, want := range desired.All(k) {
-			have := obs.Owned.Get(k, key)
-			if have == nil {
-				if k == state.KindNetns && obs.Foreign.Netns[key] {
-					continue // a namespace that exists and is not ours is used as it is
-				}
-				kputs = append(kputs, Change{Action: Create, Kind: k.String(), Key: want.Key(), Owner: want.Owner(),
-					Attrs: want.Attrs(), Desired: want})
-				continue
-			}
-			found++
-			diff := state.Diff(have, want)
-			if len(diff) == 0 {
-				continue
-			}
-			act := Update
-			for _, c := range diff {
-				if want.Immutable(c.Name) {
-					act = Replace
-				}
-			}
-			c := Change{Action: act, Kind: k.String(), Key: want.Key(), Owner: want.Owner(), Changes: diff,
-				Desired: want, Observed: have}
-			if act == Replace {
-				c.Attrs = want.Attrs()
-				kdels = append(kdels, Change{Action: Delete, Kind: k.String(), Key: have.Key(), Observed: have})
-			}
-			kputs = append(kputs, c)
-		}
-		// Keys are unique: when every observed object was found, none
-		// is unwanted.
-		if found < obs.Owned.Count(k) {
-			for key, have := range obs.Owned.All(k) {
-				if desired.Get(k, key) == nil {
-					gone = append(gone, Change{Action: Delete, Kind: k.String(), Key: have.Key(), Owner: have.Owner(), Observed: have})
-				}
-			}
-		}
-		puts = appendByKey(puts, kputs)
-		dels = appendByKey(appendByKey(dels, kdels), gone)
+	for _, kc := range per {
+		puts, dels = append(puts, kc.puts...), append(dels, kc.dels...)
 	}
 	puts = append(puts, readdOnAddrLoss(desired, obs, dels, puts)...)
 	puts = append(puts, readdOnLinkLoss(desired, obs, dels, puts)...)
@@ -184,6 +153,55 @@ func compareOwners(a, b string) int {
 		return 1
 	}
 	return strings.Compare(a, b)
+}
+
+// diffKind compares the objects of kind k: creations and updates by key,
+// then deletions (of replaced objects, then of unwanted ones) by key.
+func diffKind(k state.Kind, desired *state.State, obs *Observed) (puts, dels []Change) {
+	// Objects are compared in no order and the changes sorted by key: on
+	// a node of thousands of objects, sorting them all cost more than
+	// comparing them.
+	var kputs, kdels, gone []Change
+	found := 0
+	for key, want := range desired.All(k) {
+		have := obs.Owned.Get(k, key)
+		if have == nil {
+			if k == state.KindNetns && obs.Foreign.Netns[key] {
+				continue // a namespace that exists and is not ours is used as it is
+			}
+			kputs = append(kputs, Change{Action: Create, Kind: k.String(), Key: want.Key(), Owner: want.Owner(),
+				Attrs: want.Attrs(), Desired: want})
+			continue
+		}
+		found++
+		diff := state.Diff(have, want)
+		if len(diff) == 0 {
+			continue
+		}
+		act := Update
+		for _, c := range diff {
+			if want.Immutable(c.Name) {
+				act = Replace
+			}
+		}
+		c := Change{Action: act, Kind: k.String(), Key: want.Key(), Owner: want.Owner(), Changes: diff,
+			Desired: want, Observed: have}
+		if act == Replace {
+			c.Attrs = want.Attrs()
+			kdels = append(kdels, Change{Action: Delete, Kind: k.String(), Key: have.Key(), Observed: have})
+		}
+		kputs = append(kputs, c)
+	}
+	// Keys are unique: when every observed object was found, none is
+	// unwanted.
+	if found < obs.Owned.Count(k) {
+		for key, have := range obs.Owned.All(k) {
+			if desired.Get(k, key) == nil {
+				gone = append(gone, Change{Action: Delete, Kind: k.String(), Key: have.Key(), Owner: have.Owner(), Observed: have})
+			}
+		}
+	}
+	return appendByKey(nil, kputs), appendByKey(appendByKey(nil, kdels), gone)
 }
 
 // stableSorted returns cs sorted stably by compare. It sorts pointers: a

@@ -5,9 +5,7 @@ import (
 	"slices"
 
 	"github.com/netreconcile/netreconcile/datapath"
-	"github.com/netreconcile/netreconcile/drivers"
 	"github.com/netreconcile/netreconcile/policy/compile"
-	"github.com/netreconcile/netreconcile/spec"
 	"github.com/netreconcile/netreconcile/state"
 )
 
@@ -21,12 +19,8 @@ import (
 
 const policyOwner = "policy"
 
-// desiredPolicy adds the policy objects of node n to s.
-func desiredPolicy(cfg *Config, r *spec.Resolved, n *drivers.Node, s *state.State) error {
-	prog, err := compile.Node(r, n.Name)
-	if err != nil {
-		return err
-	}
+// desiredPolicy adds the compiled policy objects of the node to s.
+func desiredPolicy(cfg *Config, prog *compile.Program, s *state.State) error {
 	s.Grow(state.KindPolicyIdentity, len(prog.Identities))
 	s.Grow(state.KindPodPolicy, len(prog.Sides))
 	for _, id := range prog.Identities {

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // Defaults and limits of the v1 file.
@@ -103,29 +104,80 @@ func Resolve(t *Topology, pos *Positions) (*Resolved, error) {
 	c.cluster(t, r)
 	c.namespaces(t, r)
 	nodes := c.nodes(t, r)
+	// Pods, services and policies are checked apart, on every CPU (each
+	// writes only its own part of r), and their problems and namespaces
+	// joined in that order, as if checked one after the other.
+	svcs, pols := &checker{pos: pos}, &checker{pos: pos}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		svcs.services(t, r)
+		r.Services = sortedByKey(r.Services, func(s *ResolvedService) string { return s.Key })
+	})
+	wg.Go(func() {
+		pols.policies(t, r)
+		slices.SortFunc(r.Policies, func(a, b ResolvedPolicy) int { return strings.Compare(a.Key, b.Key) })
+	})
 	c.pods(t, r, nodes)
-	c.services(t, r)
-	c.policies(t, r)
+	wg.Wait()
+	for _, sub := range []*checker{c, svcs, pols} {
+		for _, ns := range sub.used {
+			if _, ok := r.Namespaces[ns]; !ok {
+				r.Namespaces[ns] = map[string]string{MetadataNameLabel: ns}
+			}
+		}
+		if sub != c {
+			for _, e := range sub.errs.List {
+				if e.Msg != tooManyErrors("").Msg {
+					c.push(e)
+				}
+			}
+		}
+	}
 	if err := c.errs.orNil(); err != nil {
 		return nil, err
 	}
 	slices.SortFunc(r.Nodes, func(a, b ResolvedNode) int { return strings.Compare(a.Name, b.Name) })
 	slices.SortFunc(r.Pods, func(a, b ResolvedPod) int { return strings.Compare(a.Key, b.Key) })
-	slices.SortFunc(r.Services, func(a, b ResolvedService) int { return strings.Compare(a.Key, b.Key) })
-	slices.SortFunc(r.Policies, func(a, b ResolvedPolicy) int { return strings.Compare(a.Key, b.Key) })
 	return r, nil
+}
+
+// sortedByKey sorts s by key through an index: moving thousands of large
+// structs in the sort cost more than copying them once.
+func sortedByKey[T any](s []T, key func(*T) string) []T {
+	if len(s) == 0 {
+		return s
+	}
+	idx := make([]int, len(s))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortFunc(idx, func(a, b int) int { return strings.Compare(key(&s[a]), key(&s[b])) })
+	out := make([]T, len(s))
+	for i, j := range idx {
+		out[i] = s[j]
+	}
+	return out
 }
 
 // checker collects problems with their positions.
 type checker struct {
 	pos  *Positions
 	errs Errors
+	used []string // namespaces objects live in (see use)
 }
 
 func (c *checker) add(path, format string, args ...any) {
+	if len(c.errs.List) <= maxErrors {
+		c.push(c.pos.ErrorAt(path, fmt.Sprintf(format, args...)))
+	}
+}
+
+// push keeps e among the first maxErrors problems, then notes once that
+// there were more.
+func (c *checker) push(e *Error) {
 	switch {
 	case len(c.errs.List) < maxErrors:
-		c.errs.List = append(c.errs.List, c.pos.ErrorAt(path, fmt.Sprintf(format, args...)))
+		c.errs.List = append(c.errs.List, e)
 	case len(c.errs.List) == maxErrors:
 		file := ""
 		if c.pos != nil {
@@ -239,13 +291,10 @@ func (c *checker) namespaces(t *Topology, r *Resolved) {
 	}
 }
 
-// useNamespace records a namespace that an object lives in, so that
-// namespaceSelector sees namespaces that were never listed.
-func useNamespace(r *Resolved, ns string) {
-	if _, ok := r.Namespaces[ns]; !ok {
-		r.Namespaces[ns] = map[string]string{MetadataNameLabel: ns}
-	}
-}
+// use records a namespace that an object lives in, so that
+// namespaceSelector sees namespaces that were never listed. Resolve adds
+// them to the model.
+func (c *checker) use(ns string) { c.used = append(c.used, ns) }
 
 // objectKey validates an object's name and namespace and returns its
 // namespace (defaulted) and key; ok is false when either is invalid.
@@ -385,7 +434,7 @@ func (c *checker) pods(t *Topology, r *Resolved, nodes map[string]*ResolvedNode)
 				keyAt[k] = i
 			}
 		}
-		useNamespace(r, ns)
+		c.use(ns)
 		rp := ResolvedPod{
 			Key: k, Name: p.Name, Namespace: ns, Node: p.Node, Mode: p.Mode, Netns: p.Netns,
 			Labels: maps.Clone(p.Labels), Ports: c.containerPorts(join(path, "ports"), p.Ports),
@@ -548,7 +597,7 @@ func (c *checker) services(t *Topology, r *Resolved) {
 				keyAt[k] = i
 			}
 		}
-		useNamespace(r, ns)
+		c.use(ns)
 		rs := ResolvedService{Key: k, Name: s.Name, Namespace: ns, Selector: maps.Clone(s.Selector), SessionAffinity: s.SessionAffinity}
 
 		ipPath := join(path, "clusterIP")
@@ -653,7 +702,7 @@ func (c *checker) policies(t *Topology, r *Resolved) {
 				keyAt[k] = i
 			}
 		}
-		useNamespace(r, ns)
+		c.use(ns)
 		sp := join(path, "spec")
 		spec := clonePolicySpec(pol.Spec)
 		c.selector(join(sp, "podSelector"), spec.PodSelector)

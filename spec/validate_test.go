@@ -564,6 +564,39 @@ func TestErrorCap(t *testing.T) {
 		t.Errorf("first error = %v", errs.List[0])
 	}
 
+	// Pods, services and policies are checked apart; the cap keeps what
+	// checking them one after the other would: pods' problems first.
+	count := func(errs *Errors, prefix string) int {
+		n := 0
+		for _, e := range errs.List {
+			if strings.HasPrefix(e.Path, prefix) {
+				n++
+			}
+		}
+		return n
+	}
+	for _, c := range []struct{ pods, services, wantPods, wantServices int }{
+		{1200, 10, 1000, 0},
+		{10, 1200, 10, 990},
+	} {
+		top := baseTopology()
+		top.Pods, top.Services = nil, nil
+		for i := range c.pods {
+			top.Pods = append(top.Pods, Pod{Name: fmt.Sprintf("Bad%d", i), Node: "node-a"})
+		}
+		for i := range c.services {
+			top.Services = append(top.Services, Service{Name: fmt.Sprintf("Bad%d", i), ClusterIP: fmt.Sprintf("10.96.%d.%d", i/200, 1+i%200),
+				Ports: []ServicePort{{Port: 80}}})
+		}
+		_, err := Resolve(top, nil)
+		if !errors.As(err, &errs) || len(errs.List) != maxErrors+1 {
+			t.Fatalf("%+v: want %d errors, got %v", c, maxErrors+1, err)
+		}
+		if p, s := count(errs, "pods["), count(errs, "services["); p != c.wantPods || s != c.wantServices {
+			t.Errorf("%+v: %d pod and %d service errors kept", c, p, s)
+		}
+	}
+
 	// The decoder stops walking and returns no topology.
 	var b strings.Builder
 	b.WriteString("x: 1\npods:\n")
