@@ -1,14 +1,15 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -53,6 +54,7 @@ func (r *binRunner) watch(ctx context.Context, contents []string) ([]measurement
 	}
 	out := make([]measurement, len(contents))
 	seen := 0 // passes already read from the log
+	reader := &passReader{path: logPath}
 	// next waits for a pass with the given trigger, then for quiet: the
 	// events of the daemon's own changes bring further passes.
 	next := func(trigger string) (measurement, error) {
@@ -61,7 +63,7 @@ func (r *binRunner) watch(ctx context.Context, contents []string) ([]measurement
 		deadline := time.Now().Add(5 * time.Minute)
 		quietSince := time.Now()
 		for time.Now().Before(deadline) {
-			passes, err := readPasses(logPath)
+			passes, err := reader.read()
 			if err != nil {
 				return m, err
 			}
@@ -88,7 +90,7 @@ func (r *binRunner) watch(ctx context.Context, contents []string) ([]measurement
 				return m, fmt.Errorf("watch exited:\n%s", benchnode.Tail(string(log), 20))
 			case <-ctx.Done():
 				return m, ctx.Err()
-			case <-time.After(20 * time.Millisecond):
+			case <-time.After(50 * time.Millisecond):
 			}
 		}
 		return m, fmt.Errorf("no %s pass of watch within 5 minutes", trigger)
@@ -133,28 +135,49 @@ type pass struct {
 	Error    string `json:"error"`
 }
 
-func readPasses(path string) ([]pass, error) {
-	data, err := os.ReadFile(path)
+// passReader reads the passes of a growing log, parsing each line once:
+// the bench shares two CPUs with the daemon it times.
+type passReader struct {
+	path   string
+	offset int64
+	tail   []byte // an incomplete last line
+	passes []pass
+}
+
+func (r *passReader) read() ([]pass, error) {
+	f, err := os.Open(r.path)
 	if err != nil {
 		return nil, err
 	}
-	var out []pass
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
+	defer f.Close()
+	if _, err := f.Seek(r.offset, io.SeekStart); err != nil {
+		return nil, err
+	}
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return nil, err
+	}
+	r.offset += int64(len(data))
+	data = append(r.tail, data...)
+	end := bytes.LastIndexByte(data, '\n') + 1
+	r.tail = slices.Clone(data[end:])
+	for line := range bytes.Lines(data[:end]) {
+		if !bytes.Contains(line, []byte(`"msg":"reconcile`)) {
+			continue
+		}
 		var p pass
-		if json.Unmarshal(sc.Bytes(), &p) != nil {
+		if json.Unmarshal(line, &p) != nil {
 			continue
 		}
 		switch {
 		case p.Msg == "reconciled":
-			out = append(out, p)
+			r.passes = append(r.passes, p)
 		case strings.HasPrefix(p.Msg, "reconcile failed"):
 			if p.Error == "" {
 				p.Error = p.Msg
 			}
-			out = append(out, p)
+			r.passes = append(r.passes, p)
 		}
 	}
-	return out, nil
+	return r.passes, nil
 }
