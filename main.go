@@ -43,10 +43,10 @@ func (e exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
 // heapFloor is how large the heap may grow before the collector runs (see
 // internal/gcfloor): at the scale node (1000 pods, 5000 services, 500
 // policies) it takes a fifth off a plan, and peak RSS stays under 100 MB.
+// The watch daemon, which lives on, collects its own way (watchcmd.go).
 const heapFloor = 64 << 20
 
 func main() {
-	gcfloor.Set(heapFloor)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := newRoot().ExecuteContext(ctx)
 	stop()
@@ -80,6 +80,9 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if cmd.Name() != "watch" {
+				gcfloor.Set(heapFloor)
+			}
 			if g.attach != "tcx" && g.attach != "tc" {
 				return fmt.Errorf("--attach-mode %q: want tcx or tc", g.attach)
 			}

@@ -255,6 +255,10 @@ type decoder struct {
 	aliasOf    map[*yaml.Node]*yaml.Node // alias target being expanded → the alias
 	tooMany    bool                      // alias budget or error cap hit: stop everything
 	lineBase   int                       // subtracted from recorded lines (split items)
+	// zerosOnly records only scalars decoded as their type's zero value:
+	// what the checks ask of items decoded apart (Positions.writtenZero),
+	// whose other positions are found again on demand.
+	zerosOnly bool
 }
 
 var intOrStringType = reflect.TypeFor[IntOrString]()
@@ -281,7 +285,17 @@ func (d *decoder) fail(n *yaml.Node, path, format string, args ...any) {
 // record notes where path is written. The first position wins, so that a
 // field given through an alias points at the alias, not at the anchor.
 func (d *decoder) record(n *yaml.Node, path string) {
+	if d.zerosOnly {
+		return
+	}
+	d.put(n, path)
+}
+
+func (d *decoder) put(n *yaml.Node, path string) {
 	if _, ok := d.pos.paths[path]; !ok {
+		if d.pos.paths == nil {
+			d.pos.paths = map[string]Pos{}
+		}
 		d.pos.paths[path] = Pos{Line: n.Line - d.lineBase, Column: n.Column}
 	}
 }
@@ -362,6 +376,9 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
 		// Only reachable when a field of a new type is added to Topology
 		// without teaching the decoder about it.
 		d.fail(n, path, "internal error: cannot decode into Go type %s", v.Type())
+	}
+	if d.zerosOnly && n.Kind == yaml.ScalarNode && v.IsZero() {
+		d.put(n, path)
 	}
 }
 

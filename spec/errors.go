@@ -120,6 +120,7 @@ type Positions struct {
 	File  string
 	paths map[string]Pos
 	seqs  map[string][]seqItem // top-level sequences decoded item by item (split.go)
+	data  []byte               // the file, when seqs is set: their items' text
 }
 
 // Has reports whether the field at path was written in the file. It tells
@@ -128,7 +129,21 @@ func (p *Positions) Has(path string) bool {
 	if p == nil {
 		return false
 	}
-	if _, found, inSeq := p.lookupItem(path); inSeq {
+	if _, found, inSeq := p.lookupItem(path, false); inSeq {
+		return found
+	}
+	_, ok := p.paths[path]
+	return ok
+}
+
+// writtenZero is Has for a field whose value is its type's zero: it
+// tells an explicit 0 from an absent field without decoding split items
+// again (their zero-valued fields are recorded as they are decoded).
+func (p *Positions) writtenZero(path string) bool {
+	if p == nil {
+		return false
+	}
+	if _, found, inSeq := p.lookupItem(path, true); inSeq {
 		return found
 	}
 	_, ok := p.paths[path]
@@ -144,7 +159,7 @@ func (p *Positions) Lookup(path string) Pos {
 		return Pos{}
 	}
 	for {
-		if pos, found, inSeq := p.lookupItem(path); found {
+		if pos, found, inSeq := p.lookupItem(path, false); found {
 			return pos
 		} else if !inSeq {
 			if pos, ok := p.paths[path]; ok {

@@ -103,8 +103,15 @@ func allPositions(p *Positions) map[string]Pos {
 	}
 	all := maps.Clone(p.paths)
 	for k, items := range p.seqs {
-		for i, it := range items {
-			for rel, pos := range it.paths {
+		for i := range items {
+			it := &items[i]
+			paths := p.allPaths(it)
+			for rel, pos := range it.zeros {
+				if paths[rel] != pos {
+					panic(fmt.Sprintf("%s[%d]: zero-valued %q at %v, decoded again at %v", k, i, rel, pos, paths[rel]))
+				}
+			}
+			for rel, pos := range paths {
 				path := index(k, i)
 				if rel != "" {
 					path += "." + rel

@@ -47,10 +47,13 @@ func (p *Parser) Load(name string, data []byte) (*Resolved, error) {
 }
 
 // item is one decoded element of a top-level sequence, with the positions
-// of its fields relative to its first line (line 1).
+// of its fields written with a zero value, relative to its first line
+// (line 1). The positions of the others are found again when an error
+// needs one (Positions.lookupItem): recording them all cost a tenth of
+// decoding, and most of the watch daemon's memory for its parsed file.
 type item struct {
 	value reflect.Value
-	paths map[string]Pos // path below the element ("" is the element) → position
+	zeros map[string]Pos // path below the element ("" is the element) → position; nil: none
 }
 
 // span is one item's text: data[start:end], starting on line (1-based).
@@ -176,7 +179,7 @@ func splitParse(name string, data []byte, seqs []seq, p *Parser) (*Topology, *Po
 	if err != nil {
 		return nil, nil, false
 	}
-	pos.seqs = map[string][]seqItem{}
+	pos.seqs, pos.data = map[string][]seqItem{}, data
 	var fresh map[string]*item
 	if p != nil {
 		fresh = make(map[string]*item, len(p.items)+1)
@@ -195,7 +198,7 @@ func splitParse(name string, data []byte, seqs []seq, p *Parser) (*Topology, *Po
 		pi := make([]seqItem, len(items))
 		for i, it := range items {
 			out.Index(i).Set(it.value)
-			pi[i] = seqItem{line: s.items[i].line - 1, paths: it.paths}
+			pi[i] = seqItem{line: s.items[i].line - 1, zeros: it.zeros, span: s.items[i], typ: field.Type().Elem()}
 		}
 		field.Set(out)
 		pos.seqs[s.key] = pi
@@ -282,14 +285,14 @@ func decodeGroup(data []byte, items []span, typ reflect.Type, out []*item) bool 
 	for i, n := range root.Content {
 		// Lines relative to the item's own first line.
 		base := items[i].line - first.line
-		d := &decoder{pos: &Positions{paths: map[string]Pos{}}, lineBase: base,
+		d := &decoder{pos: &Positions{}, lineBase: base, zerosOnly: true,
 			active: map[*yaml.Node]bool{}, aliasOf: map[*yaml.Node]*yaml.Node{}}
 		v := reflect.New(typ.Elem()).Elem()
 		d.value(n, v, "")
 		if len(d.errs) > 0 {
 			return false
 		}
-		out[i] = &item{value: v, paths: d.pos.paths}
+		out[i] = &item{value: v, zeros: d.pos.paths}
 	}
 	return true
 }
@@ -297,12 +300,34 @@ func decodeGroup(data []byte, items []span, typ reflect.Type, out []*item) bool 
 // seqItem places one split item's positions in the file.
 type seqItem struct {
 	line  int            // added to the item's relative lines
-	paths map[string]Pos // as in item
+	zeros map[string]Pos // as in item
+	span  span           // the item's text in Positions.data
+	typ   reflect.Type   // its Go type
+
+	once  sync.Once
+	paths map[string]Pos // all of them, decoded again on first use
+}
+
+// allPaths returns every recorded position of item it, decoding its text
+// again the first time (as decodeGroup did, recording everything).
+func (p *Positions) allPaths(it *seqItem) map[string]Pos {
+	it.once.Do(func() {
+		root, err := parseOne("", p.data[it.span.start:it.span.end])
+		if err != nil || root.Kind != yaml.SequenceNode || len(root.Content) != 1 {
+			return
+		}
+		d := &decoder{pos: &Positions{paths: map[string]Pos{}},
+			active: map[*yaml.Node]bool{}, aliasOf: map[*yaml.Node]*yaml.Node{}}
+		d.value(root.Content[0], reflect.New(it.typ).Elem(), "")
+		it.paths = d.pos.paths
+	})
+	return it.paths
 }
 
 // lookupItem finds path in a split sequence: "pods[3].ip" is item 3's
-// "ip". found is false when path is not inside a split sequence.
-func (p *Positions) lookupItem(path string) (pos Pos, found, inSeq bool) {
+// "ip". found is false when path is not inside a split sequence. With
+// zeros, only fields written with a zero value are known (no decoding).
+func (p *Positions) lookupItem(path string, zeros bool) (pos Pos, found, inSeq bool) {
 	open := strings.IndexByte(path, '[')
 	if open <= 0 || p.seqs == nil {
 		return Pos{}, false, false
@@ -323,7 +348,12 @@ func (p *Positions) lookupItem(path string) (pos Pos, found, inSeq bool) {
 	if len(rel) > 0 && rel[0] == '.' {
 		rel = rel[1:]
 	}
-	pos, found = items[i].paths[rel]
-	pos.Line += items[i].line
+	it := &items[i]
+	if zeros {
+		pos, found = it.zeros[rel]
+	} else {
+		pos, found = p.allPaths(it)[rel]
+	}
+	pos.Line += it.line
 	return pos, found, true
 }

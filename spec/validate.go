@@ -187,11 +187,11 @@ func (c *checker) push(e *Error) {
 	}
 }
 
-// written reports whether a field was present in the file, to tell an
-// explicit 0 from an absent value. Without positions nothing is known and
-// zero means absent.
+// written reports whether a field whose value is zero was present in the
+// file, to tell an explicit 0 from an absent value. Without positions
+// nothing is known and zero means absent.
 func (c *checker) written(path string) bool {
-	return c.pos.Has(path)
+	return c.pos.writtenZero(path)
 }
 
 func (c *checker) header(t *Topology) {
