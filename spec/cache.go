@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime/debug"
+	"strings"
 	"syscall"
 )
 
@@ -72,8 +74,9 @@ func (c ParseCache) Load(path string) (r *Resolved, hit bool, commit func() erro
 }
 
 // cacheKey digests the file's bytes with the identity of the running
-// binary (path, inode, size, modification time): a rebuilt binary, whose
-// decoding rules may differ, never reads an older model.
+// binary (path, inode, size, modification time, and the version control
+// revision it was built from): a rebuilt binary, whose decoding rules may
+// differ, never reads an older model.
 func cacheKey(data []byte) (key [sha256.Size]byte, ok bool) {
 	exe, err := os.Executable()
 	if err != nil {
@@ -91,6 +94,14 @@ func cacheKey(data []byte) (key [sha256.Size]byte, ok bool) {
 		ino = sys.Ino
 	}
 	_ = binary.Write(h, binary.LittleEndian, [3]int64{int64(ino), st.Size(), st.ModTime().UnixNano()})
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		h.Write([]byte(bi.Main.Version))
+		for _, s := range bi.Settings {
+			if strings.HasPrefix(s.Key, "vcs.") {
+				h.Write([]byte(s.Key + "=" + s.Value + "\n"))
+			}
+		}
+	}
 	h.Write(data)
 	copy(key[:], h.Sum(nil))
 	return key, true
