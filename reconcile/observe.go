@@ -85,7 +85,7 @@ type observer struct {
 	pending map[string]string // link key -> owner, links being created when a pass stopped
 	mu      sync.Mutex
 	obs     *Observed
-	ends    map[string]podEnd // "nsid/ifindex" as seen from the node -> pod end
+	ends    map[int]podEnd // the host end's ifindex -> pod end
 	// parents are macvlan/ipvlan links in pod namespaces whose parent is
 	// in the node namespace, by the parent's ifindex there: resolved to a
 	// name once the node namespace is read.
@@ -111,7 +111,7 @@ func Observe(cfg *Config, desired *state.State) (*Observed, error) {
 
 // observe is Observe reusing what cache holds.
 func observe(cfg *Config, desired *state.State, cache *Cache) (*Observed, error) {
-	o := &observer{cfg: cfg, obs: newObserved(cfg.Node), ends: map[string]podEnd{}, cache: cache}
+	o := &observer{cfg: cfg, obs: newObserved(cfg.Node), ends: map[int]podEnd{}, cache: cache}
 	var err error
 	if o.pending, err = cfg.pendingLinks(); err != nil {
 		return nil, err
@@ -209,7 +209,7 @@ func (o *observer) namespaces(desired *state.State) error {
 		}
 	}
 	// Sized for what a thousand pods bring, rather than grown step by step.
-	o.ends = make(map[string]podEnd, len(refs))
+	o.ends = make(map[int]podEnd, len(refs))
 	for _, k := range []state.Kind{state.KindAddr, state.KindRoute, state.KindNeigh} {
 		o.obs.Owned.Grow(k, len(refs))
 	}
@@ -266,11 +266,7 @@ func (o *observer) worker(work <-chan string, owned map[string]string, wanted ma
 // pod observes one pod namespace.
 func (o *observer) pod(h *handles, ref string, owned map[string]string, wanted map[string]bool) error {
 	_, st := o.cache.pod(ref) // namespaces merged what the cache held
-	nodeH, err := h.get(state.NodeNS)
-	if err != nil {
-		return err
-	}
-	fd, err := h.fd(ref)
+	_, err := h.fd(ref)
 	if err != nil {
 		// Absent. A record of it without a desire for it is left from a
 		// crash between recording and creating: observed, so that the
@@ -283,7 +279,6 @@ func (o *observer) pod(h *handles, ref string, owned map[string]string, wanted m
 		return nil
 	}
 	defer h.forget(ref)
-	nsid, _ := nodeH.GetNetNsIdByFd(int(fd))
 	ph, err := h.get(ref)
 	if err != nil {
 		return err
@@ -294,18 +289,26 @@ func (o *observer) pod(h *handles, ref string, owned map[string]string, wanted m
 	}
 	// Sorted apart from the pass's observation, so that the cache can
 	// keep this namespace's part.
-	sub := &observer{cfg: o.cfg, pending: o.pending, obs: newObserved(o.cfg.Node), ends: map[string]podEnd{}}
+	sub := &observer{cfg: o.cfg, pending: o.pending, obs: newObserved(o.cfg.Node), ends: map[int]podEnd{}}
 	byIndex, ours, owners := sub.links(ref, d.links)
-	sub.podParents(h, ph, ref, d.links, ours)
+	nodeID := sub.podParents(h, ph, ref, d.links, ours)
 	for _, l := range d.links {
 		a := l.Attrs()
-		if l.Type() != "veth" {
+		if l.Type() != "veth" || a.NetNsID < 0 {
 			continue
 		}
-		// Unmarked ends are recorded too: a crash between creating a pair
-		// and marking its pod end leaves one, and the host end (marked at
-		// creation) still claims it.
-		sub.ends[fmt.Sprintf("%d/%d", nsid, a.Index)] = podEnd{ns: ref, name: a.Name, index: a.Index, mtu: a.MTU,
+		if nodeID == unknownID {
+			nodeID = nodeIDIn(h, ph)
+		}
+		if a.NetNsID != nodeID {
+			continue // its peer is not in the node namespace
+		}
+		// Keyed by the peer's ifindex in the node namespace: the node's
+		// id for this namespace would cost a lookup that grows with the
+		// number of namespaces. Unmarked ends are recorded too: a crash
+		// between creating a pair and marking its pod end leaves one, and
+		// the host end (marked at creation) still claims it.
+		sub.ends[a.ParentIndex] = podEnd{ns: ref, name: a.Name, index: a.Index, mtu: a.MTU,
 			up: a.Flags&net.FlagUp != 0, mac: a.HardwareAddr.String(), alias: a.Alias}
 	}
 	sub.rest(ref, d, byIndex, ours, owners)
@@ -318,7 +321,7 @@ func (o *observer) pod(h *handles, ref string, owned map[string]string, wanted m
 // podObs is what one pod namespace showed.
 type podObs struct {
 	obs     *Observed // its owned and foreign objects
-	ends    map[string]podEnd
+	ends    map[int]podEnd
 	parents []parentRef
 }
 
@@ -345,9 +348,10 @@ func (o *observer) merge(ref string, p *podObs, owned map[string]string) {
 
 // podParents records the parents of owned macvlan/ipvlan links of pod
 // namespace ref: the kernel names a parent by its ifindex in the namespace
-// of the link's netnsid, which must be the node's.
-func (o *observer) podParents(h *handles, ph *netlink.Handle, ref string, links []netlink.Link, ours map[int]bool) {
-	nodeID := -2
+// of the link's netnsid, which must be the node's. It returns the node
+// namespace's id in ref, or unknownID when it did not need it.
+func (o *observer) podParents(h *handles, ph *netlink.Handle, ref string, links []netlink.Link, ours map[int]bool) int {
+	nodeID := unknownID
 	for _, l := range links {
 		a := l.Attrs()
 		if !ours[a.Index] || (l.Type() != "macvlan" && l.Type() != "ipvlan") {
@@ -357,11 +361,8 @@ func (o *observer) podParents(h *handles, ph *netlink.Handle, ref string, links 
 		if obj == nil {
 			continue
 		}
-		if nodeID == -2 {
-			nodeID = -1
-			if fd, err := h.fd(state.NodeNS); err == nil {
-				nodeID, _ = ph.GetNetNsIdByFd(int(fd))
-			}
+		if nodeID == unknownID {
+			nodeID = nodeIDIn(h, ph)
 		}
 		if a.NetNsID < 0 || a.NetNsID != nodeID {
 			obj.Parent = "?" // not a child of a node device: replaced
@@ -369,6 +370,24 @@ func (o *observer) podParents(h *handles, ph *netlink.Handle, ref string, links 
 		}
 		o.parents = append(o.parents, parentRef{obj, a.ParentIndex})
 	}
+	return nodeID
+}
+
+// unknownID stands for a namespace id not looked up yet.
+const unknownID = -2
+
+// nodeIDIn returns the id the pod namespace of ph gives the node
+// namespace, or -1.
+func nodeIDIn(h *handles, ph *netlink.Handle) int {
+	fd, err := h.fd(state.NodeNS)
+	if err != nil {
+		return -1
+	}
+	id, err := ph.GetNetNsIdByFd(int(fd))
+	if err != nil {
+		return -1
+	}
+	return id
 }
 
 // nsDump is everything one namespace shows: one dump per kind.
@@ -644,7 +663,7 @@ func (o *observer) node(d *nsDump, sys *nodeSysctls, desired *state.State) error
 		}
 		obj := o.obs.Owned.Get(state.KindLink, state.LinkKey(state.NodeNS, a.Name)).(*state.Link)
 		obj.PeerNS, obj.PeerName = "?", "?"
-		end, ok := o.ends[fmt.Sprintf("%d/%d", a.NetNsID, a.ParentIndex)]
+		end, ok := o.ends[a.Index]
 		if !ok {
 			continue
 		}
