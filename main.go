@@ -161,9 +161,9 @@ func (g *globals) engine(node string) *reconcile.Engine {
 func (g *globals) load(file string, store bool) (r *spec.Resolved, commit func(), err error) {
 	start := time.Now()
 	c := spec.ParseCache{Path: filepath.Join(g.stateDir, "parsed.cache"), Store: store}
-	r, hit, save, err := c.Load(file)
+	r, found, save, err := c.Load(file)
 	if err == nil {
-		g.log.V(1).Info("loaded", "file", file, "cached", hit, "took", time.Since(start))
+		g.log.V(1).Info("loaded", "file", file, "cached", string(found), "took", time.Since(start))
 	}
 	return r, func() {
 		if err := save(); err != nil {

@@ -10,10 +10,10 @@ import (
 	"github.com/netreconcile/netreconcile/internal/nstest"
 )
 
-// TestParseCache: apply leaves the file's model in the state directory;
-// a plan of the same bytes reads it and finds nothing to do, a plan of an
-// edited file decodes it again and sees the edit, and a damaged cache is
-// only a miss.
+// TestParseCache: apply leaves the file's model and items in the state
+// directory; a plan of the same bytes reads the model and finds nothing to
+// do, a plan of an edited file reuses the unchanged items and sees the
+// edit, and a damaged cache is only a miss.
 func TestParseCache(t *testing.T) {
 	w := newWorld(t)
 	pods := []podDef{{"a", "10.244.1.10", "veth", w.id + "-a"}}
@@ -28,28 +28,29 @@ func TestParseCache(t *testing.T) {
 	w.mustRun(w.nodeArgs("apply")...)
 	cache := filepath.Join(w.stateDir, "parsed.cache")
 
-	// plan -v logs whether the model came from the cache.
-	plan := func(want string, cached bool) {
+	// plan -v logs what it found in the cache: the model of the same
+	// bytes, the items of an edited file, or nothing.
+	plan := func(want, cached string) {
 		t.Helper()
 		out, errOut, code := Run(t, w.bin, w.nodeArgs("plan", "-v", "--log-format", "json")...)
 		if code != 0 || !strings.Contains(out, want) {
 			t.Fatalf("plan: exit %d, want %q:\n%s\n%s", code, want, out, errOut)
 		}
-		if got := strings.Contains(errOut, `"cached":true`); got != cached {
-			t.Fatalf("plan read the cache: %v, want %v\n%s", got, cached, errOut)
+		if !strings.Contains(errOut, `"cached":"`+cached+`"`) {
+			t.Fatalf("plan did not find %q in the cache:\n%s", cached, errOut)
 		}
 	}
 	if _, err := os.Stat(cache); err != nil {
 		t.Fatalf("apply left no parse cache: %v", err)
 	}
-	plan("No changes.", true)
+	plan("No changes.", "model")
 
 	pods = append(pods, podDef{"b", "10.244.1.11", "veth", w.id + "-b"})
 	w.write(pods)
-	plan("Plan: ", false)
-	plan("Plan: ", false) // plan does not write the cache
+	plan("Plan: ", "items")
+	plan("Plan: ", "items") // plan does not write the cache
 	w.mustRun(w.nodeArgs("apply")...)
-	plan("No changes.", true)
+	plan("No changes.", "model")
 	nstest.StartEchoTCP(t, pods[0].netns, "10.244.1.10:7000", "a")
 	if got := nstest.CheckTCP(t, pods[1].netns, "10.244.1.10:7000"); got != "a" {
 		t.Fatalf("the added pod b reached a: answered by %q", got)
@@ -63,5 +64,5 @@ func TestParseCache(t *testing.T) {
 	if err := os.WriteFile(cache, raw, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	plan("No changes.", false)
+	plan("No changes.", "nothing")
 }

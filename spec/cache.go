@@ -11,60 +11,83 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 )
 
-// ParseCache keeps the model of the last file loaded through it with Store
-// set, keyed by the file's bytes and by the binary that built it. Loading
-// the same file again skips decoding YAML, which is most of a command's
-// fixed cost with thousands of items (about 70 of 200 ms for a plan at
-// 1000 pods and 5000 services); decoding the cache takes a few ms.
+// ParseCache keeps, for the last file loaded through it with Store set,
+// its model and its decoded items, keyed by the binary that built them.
+// Loading the same bytes again skips decoding YAML, which is most of a
+// command's fixed cost with thousands of items (about 70 of 200 ms for a
+// plan at 1000 pods and 5000 services): the model is read back in a few
+// ms. Loading an edited file decodes only the items that changed, as the
+// watch daemon's Parser does between passes.
 //
-// A cache that is missing, unreadable, from another binary or for other
-// bytes is a miss, never an error: the file is then decoded as usual.
-// Models that gob cannot carry exactly (an empty but non-nil slice or map,
-// say) are not stored.
+// A cache that is missing, unreadable, damaged or from another binary is
+// a miss, never an error: the file is then decoded as usual. What gob
+// cannot carry exactly (an empty but non-nil slice or map, say) is not
+// stored.
 type ParseCache struct {
 	Path string // the cache file; "" loads without a cache
-	// Store records the model after a miss. plan leaves it unset: it
-	// changes nothing, not even the cache.
+	// Store records the model and items after a miss. plan leaves it
+	// unset: it changes nothing, not even the cache.
 	Store bool
 }
 
 // cacheMagic starts a cache file; bump it when the layout changes.
-const cacheMagic = "netreconcile parse cache v1\n"
+const cacheMagic = "netreconcile parse cache v2\n"
 
-// Load is spec.Load through c. hit reports whether the model came from
-// the cache. After a miss with Store set, commit writes the model to the
-// cache; call it once the command has succeeded (a run that fails changes
-// nothing, the cache included). commit is never nil.
-func (c ParseCache) Load(path string) (r *Resolved, hit bool, commit func() error, err error) {
+// A cache file is: magic, the binary's key, the file's key, the digest of
+// the rest, the model's length (8 bytes), the model (gob), the items (gob).
+const cacheHeader = len(cacheMagic) + 3*sha256.Size + 8
+
+type cacheKeys struct{ bin, file [sha256.Size]byte }
+
+// Cached says what a load found in the cache.
+type Cached string
+
+const (
+	CachedNothing Cached = "nothing"
+	CachedItems   Cached = "items" // only the unchanged items were reused
+	CachedModel   Cached = "model" // the same bytes: the model itself
+)
+
+// Load is spec.Load through c; found says what it reused. With Store set,
+// commit writes the cache; call it once the command has succeeded (a run
+// that fails changes nothing, the cache included). commit is never nil.
+func (c ParseCache) Load(path string) (r *Resolved, found Cached, commit func() error, err error) {
 	commit = func() error { return nil }
 	name, data, err := readFile(path)
 	if err != nil {
-		return nil, false, commit, err
+		return nil, CachedNothing, commit, err
 	}
-	key, keyed := cacheKey(data)
+	keys, keyed := cacheKeysOf(data)
+	var p Parser
+	found = CachedNothing
 	if c.Path != "" && keyed {
-		if r := c.read(key); r != nil {
-			return r, true, commit, nil
+		model, items := c.read(keys)
+		if model != nil {
+			return model, CachedModel, commit, nil
+		}
+		if len(items) > 0 {
+			p.items, found = items, CachedItems
 		}
 	}
-	r, err = resolveParsed(Parse(name, data))
+	r, err = p.Load(name, data)
 	if err != nil || c.Path == "" || !keyed || !c.Store {
-		return r, false, commit, err
+		return r, found, commit, err
 	}
 	// Encoding costs some ms: done beside the command's own work, which
-	// only reads r.
+	// only reads r and the items.
 	var out []byte
 	var encErr error
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		out, encErr = encodeCache(key, r)
+		out, encErr = encodeCache(keys, r, p.items)
 	}()
-	return r, false, func() error {
+	return r, found, func() error {
 		<-done
 		if encErr != nil {
 			return encErr
@@ -73,18 +96,18 @@ func (c ParseCache) Load(path string) (r *Resolved, hit bool, commit func() erro
 	}, nil
 }
 
-// cacheKey digests the file's bytes with the identity of the running
-// binary (path, inode, size, modification time, and the version control
-// revision it was built from): a rebuilt binary, whose decoding rules may
-// differ, never reads an older model.
-func cacheKey(data []byte) (key [sha256.Size]byte, ok bool) {
+// cacheKeysOf digests the identity of the running binary (path, inode,
+// size, modification time, and the version control stamp it was built
+// with), and that with the file's bytes: a rebuilt binary, whose decoding
+// rules may differ, never reads what an older one stored.
+func cacheKeysOf(data []byte) (keys cacheKeys, ok bool) {
 	exe, err := os.Executable()
 	if err != nil {
-		return key, false
+		return keys, false
 	}
 	st, err := os.Stat(exe)
 	if err != nil {
-		return key, false
+		return keys, false
 	}
 	h := sha256.New()
 	h.Write([]byte(cacheMagic))
@@ -102,47 +125,144 @@ func cacheKey(data []byte) (key [sha256.Size]byte, ok bool) {
 			}
 		}
 	}
+	copy(keys.bin[:], h.Sum(nil))
 	h.Write(data)
-	copy(key[:], h.Sum(nil))
-	return key, true
+	copy(keys.file[:], h.Sum(nil))
+	return keys, true
 }
 
-// cacheHeader is the length of what precedes a cache file's payload.
-const cacheHeader = len(cacheMagic) + 2*sha256.Size
-
-func (c ParseCache) read(key [sha256.Size]byte) *Resolved {
+// read returns the cached model when the file's key matches, else the
+// cached items when the binary's does; nil and nil otherwise.
+func (c ParseCache) read(keys cacheKeys) (*Resolved, map[string]*item) {
 	b, err := os.ReadFile(c.Path)
 	if err != nil || len(b) < cacheHeader || string(b[:len(cacheMagic)]) != cacheMagic {
-		return nil
+		return nil, nil
 	}
 	at := len(cacheMagic)
-	if !bytes.Equal(b[at:at+sha256.Size], key[:]) {
-		return nil
+	bin, file, sum := b[at:at+sha256.Size], b[at+sha256.Size:at+2*sha256.Size], b[at+2*sha256.Size:at+3*sha256.Size]
+	if !bytes.Equal(bin, keys.bin[:]) {
+		return nil, nil
 	}
-	payload := b[cacheHeader:]
-	if sum := sha256.Sum256(payload); !bytes.Equal(b[at+sha256.Size:cacheHeader], sum[:]) {
-		return nil // torn or damaged
+	if got := sha256.Sum256(b[at+3*sha256.Size:]); !bytes.Equal(sum, got[:]) {
+		return nil, nil // torn or damaged
 	}
-	r := &Resolved{}
-	if gob.NewDecoder(bytes.NewReader(payload)).Decode(r) != nil {
-		return nil
+	n := binary.LittleEndian.Uint64(b[cacheHeader-8 : cacheHeader])
+	if n > uint64(len(b)-cacheHeader) {
+		return nil, nil
 	}
-	return r
+	model, items := b[cacheHeader:cacheHeader+int(n)], b[cacheHeader+int(n):]
+	if bytes.Equal(file, keys.file[:]) {
+		r := &Resolved{}
+		if gob.NewDecoder(bytes.NewReader(model)).Decode(r) == nil {
+			return r, nil
+		}
+	}
+	return nil, readItems(items)
 }
 
-// encodeCache lays out a cache file for r: magic, key, digest of the
-// payload, payload (gob).
-func encodeCache(key [sha256.Size]byte, r *Resolved) ([]byte, error) {
+// encodeCache lays out a cache file for r and the items it was built from.
+func encodeCache(keys cacheKeys, r *Resolved, items map[string]*item) ([]byte, error) {
 	if err := exact(reflect.ValueOf(r).Elem()); err != nil {
 		return nil, err
 	}
-	var payload bytes.Buffer
-	if err := gob.NewEncoder(&payload).Encode(r); err != nil {
+	var model, rest bytes.Buffer
+	if err := gob.NewEncoder(&model).Encode(r); err != nil {
 		return nil, err
 	}
-	sum := sha256.Sum256(payload.Bytes())
-	out := make([]byte, 0, cacheHeader+payload.Len())
-	return append(append(append(append(out, cacheMagic...), key[:]...), sum[:]...), payload.Bytes()...), nil
+	if err := encodeItems(&rest, items); err != nil {
+		return nil, err
+	}
+	var n [8]byte
+	binary.LittleEndian.PutUint64(n[:], uint64(model.Len()))
+	h := sha256.New()
+	h.Write(n[:])
+	h.Write(model.Bytes())
+	h.Write(rest.Bytes())
+	out := make([]byte, 0, cacheHeader+model.Len()+rest.Len())
+	out = append(append(append(out, cacheMagic...), keys.bin[:]...), keys.file[:]...)
+	out = append(append(h.Sum(out), n[:]...), model.Bytes()...)
+	return append(out, rest.Bytes()...), nil
+}
+
+// itemEntry is the type of one cached item of a sequence of T.
+func itemEntry(t reflect.Type) reflect.Type {
+	return reflect.StructOf([]reflect.StructField{
+		{Name: "Text", Type: reflect.TypeFor[string]()},
+		{Name: "Zeros", Type: reflect.TypeFor[map[string]Pos]()},
+		{Name: "Value", Type: t},
+	})
+}
+
+// encodeItems writes the names of the sequences with items, then for each
+// a slice of its items' entries. Items gob cannot carry exactly are left
+// out: they are decoded again next time.
+func encodeItems(w *bytes.Buffer, items map[string]*item) error {
+	bySeq := map[string][]string{}
+	for k := range items {
+		seq, _, _ := strings.Cut(k, "\x00")
+		bySeq[seq] = append(bySeq[seq], k)
+	}
+	fields := fieldsOf(reflect.TypeFor[Topology]())
+	topo := reflect.TypeFor[Topology]()
+	var seqs []string
+	for seq := range bySeq {
+		if i, ok := fields[seq]; ok && topo.Field(i).Type.Kind() == reflect.Slice {
+			seqs = append(seqs, seq)
+		}
+	}
+	slices.Sort(seqs)
+	enc := gob.NewEncoder(w)
+	if err := enc.Encode(seqs); err != nil {
+		return err
+	}
+	for _, seq := range seqs {
+		et := itemEntry(topo.Field(fields[seq]).Type.Elem())
+		entries := reflect.MakeSlice(reflect.SliceOf(et), 0, len(bySeq[seq]))
+		for _, k := range bySeq[seq] {
+			it := items[k]
+			if exact(it.value) != nil || (it.zeros != nil && len(it.zeros) == 0) {
+				continue
+			}
+			e := reflect.New(et).Elem()
+			e.Field(0).SetString(k[len(seq)+1:])
+			e.Field(1).Set(reflect.ValueOf(it.zeros))
+			e.Field(2).Set(it.value)
+			entries = reflect.Append(entries, e)
+		}
+		if err := enc.EncodeValue(entries); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readItems reads what encodeItems wrote into a Parser's item map; nil
+// when it cannot.
+func readItems(b []byte) map[string]*item {
+	dec := gob.NewDecoder(bytes.NewReader(b))
+	var seqs []string
+	if dec.Decode(&seqs) != nil {
+		return nil
+	}
+	fields := fieldsOf(reflect.TypeFor[Topology]())
+	topo := reflect.TypeFor[Topology]()
+	items := map[string]*item{}
+	for _, seq := range seqs {
+		i, ok := fields[seq]
+		if !ok || topo.Field(i).Type.Kind() != reflect.Slice {
+			return nil
+		}
+		entries := reflect.New(reflect.SliceOf(itemEntry(topo.Field(i).Type.Elem()))).Elem()
+		if dec.DecodeValue(entries.Addr()) != nil {
+			return nil
+		}
+		for j := range entries.Len() {
+			e := entries.Index(j)
+			zeros, _ := e.Field(1).Interface().(map[string]Pos)
+			items[seq+"\x00"+e.Field(0).String()] = &item{value: e.Field(2), zeros: zeros}
+		}
+	}
+	return items
 }
 
 // write replaces the cache file with out, atomically.

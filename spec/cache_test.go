@@ -27,8 +27,23 @@ func cachedFiles(t *testing.T) []string {
 	return files
 }
 
+// load is c.Load, committed.
+func load(t *testing.T, c ParseCache, file string) (*Resolved, Cached) {
+	t.Helper()
+	r, found, commit, err := c.Load(file)
+	if err == nil {
+		err = commit()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, found
+}
+
+// Every file comes back equal from the cache: whole, and item by item
+// after an edit that leaves every item as it was.
 func TestParseCacheGivesTheSameModel(t *testing.T) {
-	stored := 0
+	stored, reused := 0, 0
 	for _, file := range cachedFiles(t) {
 		t.Run(filepath.Base(file), func(t *testing.T) {
 			want, err := Load(file)
@@ -36,7 +51,7 @@ func TestParseCacheGivesTheSameModel(t *testing.T) {
 				t.Skipf("not a valid topology: %v", err)
 			}
 			c := ParseCache{Path: filepath.Join(t.TempDir(), "parsed"), Store: true}
-			r, hit, commit, err := c.Load(file)
+			r, found, commit, err := c.Load(file)
 			if err == nil {
 				err = commit()
 			}
@@ -46,22 +61,41 @@ func TestParseCacheGivesTheSameModel(t *testing.T) {
 				}
 				return
 			}
-			if err != nil || hit || !reflect.DeepEqual(r, want) {
-				t.Fatalf("first load: hit %v, err %v, equal %v", hit, err, reflect.DeepEqual(r, want))
+			if err != nil || found != CachedNothing || !reflect.DeepEqual(r, want) {
+				t.Fatalf("first load: found %s, err %v, equal %v", found, err, reflect.DeepEqual(r, want))
 			}
 			stored++
 			c.Store = false
-			r, hit, _, err = c.Load(file)
-			if err != nil || !hit {
-				t.Fatalf("second load: hit %v, err %v", hit, err)
+			if r, found = load(t, c, file); found != CachedModel || !reflect.DeepEqual(r, want) {
+				t.Fatalf("second load: found %s, equal %v\n%+v\nparsed:\n%+v", found, reflect.DeepEqual(r, want), r, want)
 			}
-			if !reflect.DeepEqual(r, want) {
-				t.Fatalf("from the cache:\n%+v\nparsed:\n%+v", r, want)
+
+			data, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			edited := filepath.Join(t.TempDir(), filepath.Base(file))
+			if err := os.WriteFile(edited, append(data, "\n# edited\n"...), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			want, err = Load(edited)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, found = load(t, c, edited)
+			// Files in block style are decoded item by item; the others
+			// (anchors, say) as one document, with nothing to reuse.
+			split := found == CachedItems || (found == CachedNothing && filepath.Base(file) != "scale.yaml")
+			if !split || !reflect.DeepEqual(r, want) {
+				t.Fatalf("edited: found %s, equal %v\n%+v\nparsed:\n%+v", found, reflect.DeepEqual(r, want), r, want)
+			}
+			if found == CachedItems {
+				reused++
 			}
 		})
 	}
-	if stored < 5 {
-		t.Fatalf("only %d files went through the cache", stored)
+	if stored < 5 || reused < 5 {
+		t.Fatalf("only %d files went through the cache, %d item by item", stored, reused)
 	}
 }
 
@@ -76,61 +110,55 @@ func TestParseCacheMisses(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := ParseCache{Path: filepath.Join(dir, "state", "parsed"), Store: true}
-	load := func() (*Resolved, bool) {
-		t.Helper()
-		r, hit, commit, err := c.Load(file)
-		if err == nil {
-			err = commit()
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r, hit
+	if _, found := load(t, c, file); found != CachedNothing {
+		t.Fatalf("found %s in an empty cache", found)
 	}
-	if _, hit := load(); hit {
-		t.Fatal("hit on an empty cache")
-	}
-	if _, hit := load(); !hit {
-		t.Fatal("miss on the file just stored")
+	if _, found := load(t, c, file); found != CachedModel {
+		t.Fatalf("found %s for the file just stored", found)
 	}
 
-	// Other bytes: a miss, and their model.
-	changed := strings.Replace(string(data), "10.", "10.", 1) + "\n# edited\n"
+	// An item edited: the others are reused, the edit is seen.
+	changed := strings.Replace(string(data), "ip: 10.244.1.10", "ip: 10.244.1.12", 1)
+	if changed == string(data) {
+		t.Fatal("no pod address to edit in examples/veth.yaml")
+	}
 	if err := os.WriteFile(file, []byte(changed), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, hit := load(); hit {
-		t.Fatal("hit after the file changed")
-	}
-
-	// A damaged cache: a miss, never an error or a wrong model.
 	want, err := Load(file)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if r, found := load(t, c, file); found != CachedItems || !reflect.DeepEqual(r, want) {
+		t.Fatalf("after an edit: found %s, model equal %v", found, reflect.DeepEqual(r, want))
+	}
+
+	// A damaged cache: a miss, never an error or a wrong model.
 	raw, err := os.ReadFile(c.Path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw[len(raw)-3] ^= 0xff
-	if err := os.WriteFile(c.Path, raw, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	c.Store = false
-	r, hit := load()
-	if hit || !reflect.DeepEqual(r, want) {
-		t.Fatalf("damaged cache: hit %v, model equal %v", hit, reflect.DeepEqual(r, want))
+	for _, at := range []int{cacheHeader + 3, len(raw) - 3} { // in the model, in the items
+		bad := append([]byte(nil), raw...)
+		bad[at] ^= 0xff
+		if err := os.WriteFile(c.Path, bad, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		c.Store = false
+		if r, found := load(t, c, file); found != CachedNothing || !reflect.DeepEqual(r, want) {
+			t.Fatalf("damaged at %d: found %s, model equal %v", at, found, reflect.DeepEqual(r, want))
+		}
 	}
 	if err := os.WriteFile(c.Path, raw[:cacheHeader-1], 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, hit := load(); hit {
-		t.Fatal("hit on a truncated cache")
+	if _, found := load(t, c, file); found != CachedNothing {
+		t.Fatalf("found %s in a truncated cache", found)
 	}
 
 	// Without Store, or without commit, nothing is written.
 	c.Path = filepath.Join(dir, "other")
-	load()
+	load(t, c, file)
 	c.Store = true
 	if _, _, _, err := c.Load(file); err != nil {
 		t.Fatal(err)
@@ -138,13 +166,11 @@ func TestParseCacheMisses(t *testing.T) {
 	if _, err := os.Stat(c.Path); !os.IsNotExist(err) {
 		t.Fatalf("a load without Store or commit wrote the cache: %v", err)
 	}
-	c.Store = false
 
 	// A bad file is an error through the cache too, with its position.
 	if err := os.WriteFile(file, []byte("apiVersion: netreconcile/v1\nkind: Topology\nbogus: 1\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c.Store = true
 	if _, _, _, err := c.Load(file); err == nil || !strings.Contains(err.Error(), "topo.yaml:3") {
 		t.Fatalf("bad file: %v", err)
 	}

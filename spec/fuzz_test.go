@@ -42,6 +42,7 @@ func FuzzParse(f *testing.F) {
 		p.Parse("fuzz.yaml", data[:len(data)/2])
 		top2, pos2, err2 := p.Parse("fuzz.yaml", data)
 		sameAsWhole(t, data, top2, pos2, err2)
+		sameItemsThroughCache(t, p.items)
 		if top == nil {
 			if err == nil {
 				t.Fatal("no topology and no error")
@@ -174,5 +175,31 @@ func sameThroughCache(t *testing.T, r *Resolved) {
 	}
 	if !reflect.DeepEqual(r, back) {
 		t.Fatalf("through the cache:\n%+v\nwas:\n%+v", back, r)
+	}
+}
+
+// sameItemsThroughCache fails unless the items the parse cache keeps come
+// back from it equal (those exact lets through).
+func sameItemsThroughCache(t *testing.T, items map[string]*item) {
+	t.Helper()
+	var b bytes.Buffer
+	if err := encodeItems(&b, items); err != nil {
+		t.Fatalf("encode items: %v", err)
+	}
+	back := readItems(b.Bytes())
+	if back == nil {
+		t.Fatal("items written but not read back")
+	}
+	for k, it := range items {
+		got, ok := back[k]
+		if exact(it.value) != nil || (it.zeros != nil && len(it.zeros) == 0) {
+			if ok {
+				t.Fatalf("item %.100q stored although gob cannot carry it", k)
+			}
+			continue
+		}
+		if !ok || !reflect.DeepEqual(got.value.Interface(), it.value.Interface()) || !reflect.DeepEqual(got.zeros, it.zeros) {
+			t.Fatalf("item %.100q through the cache: %+v %v, was %+v %v", k, got, ok, it.value, it.zeros)
+		}
 	}
 }
