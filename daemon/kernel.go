@@ -38,13 +38,6 @@ type KernelEvent struct {
 	At    time.Time
 }
 
-// change is one message's worth of news: its kind, and the link's ifindex
-// for links.
-type change struct {
-	kind  string
-	index int32
-}
-
 // Multicast groups of one subscription (the legacy bitmask form, enough
 // for groups below 32): links, IPv4 addresses, IPv4 routes, neighbours
 // (IPv4 ARP and bridge/vxlan FDB both arrive on RTNLGRP_NEIGH).
@@ -310,9 +303,9 @@ func (k *kernelWatcher) read(w *nsWatch) {
 	if err != nil {
 		return
 	}
-	var kinds []change
+	var events []KernelEvent // kind and index; namespace and time added when emitted
 	for {
-		kinds = kinds[:0]
+		events = events[:0]
 		err := rc.Read(func(fd uintptr) bool {
 			bp := bufs.Get().(*[]byte)
 			defer bufs.Put(bp)
@@ -321,57 +314,58 @@ func (k *kernelWatcher) read(w *nsWatch) {
 			case rerr == unix.EAGAIN || rerr == unix.EINTR:
 				return false
 			case rerr == unix.ENOBUFS:
-				kinds = append(kinds, change{kind: EventOverflow})
+				events = append(events, KernelEvent{Kind: EventOverflow})
 				return true
 			case rerr != nil || n <= 0:
 				return true
 			}
-			kinds = k.classify(w, (*bp)[:n], kinds)
+			events = k.classify(w, (*bp)[:n], events)
 			return true
 		})
 		if err != nil {
 			return // closed
 		}
 		now := time.Now()
-		for _, c := range kinds {
-			k.emit(KernelEvent{NS: w.key, Kind: c.kind, Index: int(c.index), At: now})
+		for _, ev := range events {
+			ev.NS, ev.At = w.key, now
+			k.emit(ev)
 		}
 	}
 }
 
-// classify appends the kinds of the messages in b that may concern owned
+// classify appends the events (kind, and ifindex for links) of the messages in b that may concern owned
 // objects. Links count when created, deleted, or changed in what linkFP
 // holds; routes only with our protocol in the main table; neighbours only
 // when permanent or at an IP we own (see neighs). IPv4 addresses change
 // only when someone changes them: all of theirs count.
-func (k *kernelWatcher) classify(w *nsWatch, b []byte, kinds []change) []change {
+func (k *kernelWatcher) classify(w *nsWatch, b []byte, events []KernelEvent) []KernelEvent {
 	msgs, err := syscall.ParseNetlinkMessage(b)
 	if err != nil {
-		return append(kinds, change{kind: EventOverflow}) // unparsable: assume the worst
+		return append(events, KernelEvent{Kind: EventOverflow}) // unparsable: assume the worst
 	}
 	for _, m := range msgs {
 		switch m.Header.Type {
 		case unix.RTM_NEWLINK, unix.RTM_DELLINK:
 			if index, news := w.linkChanged(&m); news {
-				kinds = append(kinds, change{EventLink, index})
+				events = append(events, KernelEvent{Kind: EventLink, Index: int(index)})
 			}
 		case unix.RTM_NEWADDR, unix.RTM_DELADDR:
-			kinds = append(kinds, change{kind: EventAddr})
+			events = append(events, KernelEvent{Kind: EventAddr})
 		case unix.RTM_NEWROUTE, unix.RTM_DELROUTE:
 			if len(m.Data) < unix.SizeofRtMsg {
 				continue
 			}
 			rt := (*unix.RtMsg)(unsafe.Pointer(&m.Data[0]))
 			if rt.Table == unix.RT_TABLE_MAIN && int(rt.Protocol) == state.RouteProtocol {
-				kinds = append(kinds, change{kind: EventRoute})
+				events = append(events, KernelEvent{Kind: EventRoute})
 			}
 		case unix.RTM_NEWNEIGH, unix.RTM_DELNEIGH:
 			if k.neighMatters(w.key, m.Data) {
-				kinds = append(kinds, change{kind: EventNeigh})
+				events = append(events, KernelEvent{Kind: EventNeigh})
 			}
 		}
 	}
-	return kinds
+	return events
 }
 
 // linkChanged updates the link cache with m and reports the link's ifindex

@@ -76,11 +76,11 @@ func TestClassifyLinks(t *testing.T) {
 		{"seen again after deletion", nlmsg(unix.RTM_NEWLINK, ifinfo(unix.AF_UNSPEC, 7, up, 1400)), true},
 	} {
 		got := k.classify(w, c.msg, nil)
-		if news := len(got) == 1 && got[0].kind == EventLink; news != c.news || len(got) > 1 {
+		if news := len(got) == 1 && got[0].Kind == EventLink; news != c.news || len(got) > 1 {
 			t.Errorf("%s: %v, want news=%v", c.name, got, c.news)
 		}
-		if len(got) == 1 && got[0].index != int32(binary.NativeEndian.Uint32(c.msg[16+4:])) {
-			t.Errorf("%s: ifindex %d, want the message's", c.name, got[0].index)
+		if len(got) == 1 && got[0].Index != int(int32(binary.NativeEndian.Uint32(c.msg[16+4:]))) {
+			t.Errorf("%s: ifindex %d, want the message's", c.name, got[0].Index)
 		}
 	}
 }
@@ -112,13 +112,13 @@ func TestClassify(t *testing.T) {
 		{"fdb entry", "", nlmsg(unix.RTM_NEWNEIGH, ndmsg(unix.AF_BRIDGE, unix.NUD_PERMANENT, other)), EventNeigh},
 	} {
 		got := k.classify(&nsWatch{key: c.ns, links: map[int32]linkFP{}}, c.msg, nil)
-		if (c.want == "" && len(got) != 0) || (c.want != "" && (len(got) != 1 || got[0].kind != c.want)) {
+		if (c.want == "" && len(got) != 0) || (c.want != "" && (len(got) != 1 || got[0].Kind != c.want)) {
 			t.Errorf("%s: %v, want %q", c.name, got, c.want)
 		}
 	}
 	bad := nlmsg(unix.RTM_NEWLINK, make([]byte, unix.SizeofIfInfomsg))
 	binary.NativeEndian.PutUint32(bad[0:4], 4096) // longer than the datagram
-	if got := k.classify(&nsWatch{links: map[int32]linkFP{}}, bad, nil); len(got) != 1 || got[0].kind != EventOverflow {
+	if got := k.classify(&nsWatch{links: map[int32]linkFP{}}, bad, nil); len(got) != 1 || got[0].Kind != EventOverflow {
 		t.Errorf("truncated message: %v", got)
 	}
 }

@@ -187,7 +187,7 @@ func open(pinDir string) (*Datapath, error) {
 // the verifier runs on each, about half a second, which would dominate a
 // one-pod change. It reports false, holding nothing, when the pins do not
 // qualify.
-func (d *Datapath) loadPinned(spec *ebpf.CollectionSpec) bool {
+func (d *Datapath) loadPinned(spec *ebpf.CollectionSpec) (ok bool) {
 	dir := filepath.Join(d.pinDir, progsDir, bpf.ObjectHash())
 	if _, err := os.Stat(dir); err != nil {
 		return false
@@ -196,16 +196,20 @@ func (d *Datapath) loadPinned(spec *ebpf.CollectionSpec) bool {
 	if err := spec.LoadAndAssign(&d.objs.NrMaps, opts); err != nil {
 		return false
 	}
+	defer func() {
+		if !ok {
+			d.objs.Close()
+		}
+	}()
 	pinned := map[ebpf.MapID]bool{}
 	maps := reflect.ValueOf(&d.objs.NrMaps).Elem()
 	for i := range maps.NumField() {
 		info, err := maps.Field(i).Interface().(*ebpf.Map).Info()
-		id, ok := ebpf.MapID(0), false
-		if err == nil {
-			id, ok = info.ID()
+		if err != nil {
+			return false
 		}
+		id, ok := info.ID()
 		if !ok {
-			d.objs.Close()
 			return false
 		}
 		pinned[id] = true
@@ -215,13 +219,11 @@ func (d *Datapath) loadPinned(spec *ebpf.CollectionSpec) bool {
 		name := progs.Type().Field(i).Tag.Get("ebpf")
 		p, err := ebpf.LoadPinnedProgram(filepath.Join(dir, name), nil)
 		if err != nil {
-			d.objs.Close()
 			return false
 		}
 		progs.Field(i).Set(reflect.ValueOf(p))
 		id, err := identify(p)
 		if err != nil || slices.ContainsFunc(id.maps, func(m ebpf.MapID) bool { return !pinned[m] }) {
-			d.objs.Close()
 			return false
 		}
 	}

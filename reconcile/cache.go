@@ -153,12 +153,7 @@ func (c *Cache) InvalidateLink(ns string, index int) {
 		c.invalidate(ns) // a pod namespace: cheap to read whole
 		return
 	}
-	c.gen[ns]++
-	if c.stale.index == nil {
-		c.stale.index = map[int]bool{}
-	}
-	c.stale.index[index] = true
-	c.stale.rest = true // routes go with their link without a word
+	c.nodeChanged(index, "")
 }
 
 // InvalidateObjects marks addresses, routes or neighbours of namespace ns
@@ -173,7 +168,26 @@ func (c *Cache) InvalidateObjects(ns string) {
 		c.invalidate(ns)
 		return
 	}
-	c.gen[ns]++
+	c.nodeChanged(0, "")
+}
+
+// nodeChanged marks as stale in the node namespace's dump the link with
+// ifindex index or with name (when given), and its other objects: routes
+// go with their link without a word.
+func (c *Cache) nodeChanged(index int, name string) {
+	c.gen[state.NodeNS]++
+	if index != 0 {
+		if c.stale.index == nil {
+			c.stale.index = map[int]bool{}
+		}
+		c.stale.index[index] = true
+	}
+	if name != "" {
+		if c.stale.name == nil {
+			c.stale.name = map[string]bool{}
+		}
+		c.stale.name[name] = true
+	}
 	c.stale.rest = true
 }
 
@@ -279,16 +293,11 @@ func (c *Cache) applied(p *Plan) bool {
 			// read them all again.
 			c.nodeSys = nil
 		case kind == state.KindLink:
-			c.gen[state.NodeNS]++
 			l, _ := ch.Desired.(*state.Link)
 			if l == nil {
 				l, _ = ch.Observed.(*state.Link)
 			}
-			if c.stale.name == nil {
-				c.stale.name = map[string]bool{}
-			}
-			c.stale.name[l.Name] = true
-			c.stale.rest = true
+			c.nodeChanged(0, l.Name)
 			if c.nodeSys != nil {
 				delete(c.nodeSys.proxyARP, l.Name)
 				for k := range l.Sysctls {
@@ -296,8 +305,7 @@ func (c *Cache) applied(p *Plan) bool {
 				}
 			}
 		default: // addresses, routes, neighbours of the node
-			c.gen[state.NodeNS]++
-			c.stale.rest = true
+			c.nodeChanged(0, "")
 		}
 		all = false
 	}

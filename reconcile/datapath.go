@@ -40,17 +40,8 @@ func desiredDatapath(cfg *Config, r *spec.Resolved, n *drivers.Node, pods []spec
 	if err := s.Add(&state.Datapath{PinDir: cfg.BPFFS, FastPath: true, Reusable: true, OwnerK: datapathOwner}); err != nil {
 		return err
 	}
-	// Services select pods of their own namespace by labels: index pods
-	// by namespace and label once rather than scan every pod for every
-	// service port.
-	idx := map[string][]*spec.ResolvedPod{}
-	for i := range r.Pods {
-		p := &r.Pods[i]
-		for k, v := range p.Labels {
-			key := labelKey(p.Namespace, k, v)
-			idx[key] = append(idx[key], p)
-		}
-	}
+	// Services select pods of their own namespace, on any node, by labels.
+	idx := spec.NewPodIndex(r.Pods, nil)
 	// Backends depend only on a service's namespace and selector and on
 	// the port's target and protocol: services that share these (one per
 	// port of a workload, say) share the work.
@@ -66,7 +57,7 @@ func desiredDatapath(cfg *Config, r *spec.Resolved, n *drivers.Node, pods []spec
 			key := backendsKey(svc, port)
 			bs, ok := known[key]
 			if !ok {
-				bs = backends(candidates(idx, svc), svc, port)
+				bs = backends(r.Pods, idx.Candidates(svc.Namespace, svc.Selector), svc, port)
 				known[key] = bs
 			}
 			// (each object gets its own copy of the shared list)
@@ -115,22 +106,6 @@ func desiredDatapath(cfg *Config, r *spec.Resolved, n *drivers.Node, pods []spec
 	return nil
 }
 
-func labelKey(ns, k, v string) string { return ns + "\x00" + k + "\x00" + v }
-
-// candidates are the pods of idx (by labelKey) that svc may select. Any
-// one pair of the selector narrows the search; the shortest list is the
-// cheapest to check against the rest.
-func candidates(idx map[string][]*spec.ResolvedPod, svc *spec.ResolvedService) []*spec.ResolvedPod {
-	var cands []*spec.ResolvedPod
-	first := true
-	for k, v := range svc.Selector {
-		if c := idx[labelKey(svc.Namespace, k, v)]; first || len(c) < len(cands) {
-			cands, first = c, false
-		}
-	}
-	return cands
-}
-
 // backendsKey names what the backends of one port of svc depend on.
 func backendsKey(svc *spec.ResolvedService, port spec.ServicePort) string {
 	keys := make([]string, 0, len(svc.Selector))
@@ -166,20 +141,17 @@ func attachObject(nsRef, ns, ifname string, dir datapath.Direction, owner string
 // resolves per pod, and pods that do not declare it are left out, as
 // Kubernetes does. A service without a selector has no backends.
 func Backends(r *spec.Resolved, svc *spec.ResolvedService, port spec.ServicePort) []string {
-	pods := make([]*spec.ResolvedPod, len(r.Pods))
-	for i := range r.Pods {
-		pods[i] = &r.Pods[i]
-	}
-	return backends(pods, svc, port)
+	return backends(r.Pods, spec.NewPodIndex(r.Pods, nil).Candidates(svc.Namespace, svc.Selector), svc, port)
 }
 
-// backends is Backends among pods.
-func backends(pods []*spec.ResolvedPod, svc *spec.ResolvedService, port spec.ServicePort) []string {
+// backends is Backends among the pods at indexes cands.
+func backends(pods []spec.ResolvedPod, cands []int, svc *spec.ResolvedService, port spec.ServicePort) []string {
 	out := []string{}
 	if len(svc.Selector) == 0 {
 		return out
 	}
-	for _, p := range pods {
+	for _, i := range cands {
+		p := &pods[i]
 		if p.Namespace != svc.Namespace || !selects(svc.Selector, p.Labels) {
 			continue
 		}

@@ -122,7 +122,7 @@ func wholeParse(name string, data []byte) (t *Topology, pos *Positions, err erro
 		return nil, nil, err
 	}
 	pos = &Positions{File: name, paths: map[string]Pos{}}
-	d := &decoder{pos: pos, active: map[*yaml.Node]bool{}, aliasOf: map[*yaml.Node]*yaml.Node{}}
+	d := &decoder{pos: pos}
 	t = &Topology{}
 	d.value(root, reflect.ValueOf(t).Elem(), "")
 	errs := &Errors{List: d.errs}
@@ -332,6 +332,9 @@ func (d *decoder) follow(n *yaml.Node, path string, fn func(target *yaml.Node)) 
 	if d.active[t] {
 		d.fail(n, path, "alias *%s refers to a node that contains it", n.Value)
 		return
+	}
+	if d.active == nil { // files without aliases never need them
+		d.active, d.aliasOf = map[*yaml.Node]bool{}, map[*yaml.Node]*yaml.Node{}
 	}
 	d.active[t] = true
 	d.aliasOf[t] = n

@@ -125,25 +125,20 @@ type Positions struct {
 
 // Has reports whether the field at path was written in the file. It tells
 // an absent field from one written with its zero value.
-func (p *Positions) Has(path string) bool {
-	if p == nil {
-		return false
-	}
-	if _, found, inSeq := p.lookupItem(path, false); inSeq {
-		return found
-	}
-	_, ok := p.paths[path]
-	return ok
-}
+func (p *Positions) Has(path string) bool { return p.has(path, false) }
 
 // writtenZero is Has for a field whose value is its type's zero: it
 // tells an explicit 0 from an absent field without decoding split items
 // again (their zero-valued fields are recorded as they are decoded).
-func (p *Positions) writtenZero(path string) bool {
+func (p *Positions) writtenZero(path string) bool { return p.has(path, true) }
+
+// has is Has; with zeros, split items answer from their zero-valued
+// fields alone.
+func (p *Positions) has(path string, zeros bool) bool {
 	if p == nil {
 		return false
 	}
-	if _, found, inSeq := p.lookupItem(path, true); inSeq {
+	if _, found, inSeq := p.lookupItem(path, zeros); inSeq {
 		return found
 	}
 	_, ok := p.paths[path]

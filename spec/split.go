@@ -285,8 +285,7 @@ func decodeGroup(data []byte, items []span, typ reflect.Type, out []*item) bool 
 	for i, n := range root.Content {
 		// Lines relative to the item's own first line.
 		base := items[i].line - first.line
-		d := &decoder{pos: &Positions{}, lineBase: base, zerosOnly: true,
-			active: map[*yaml.Node]bool{}, aliasOf: map[*yaml.Node]*yaml.Node{}}
+		d := &decoder{pos: &Positions{}, lineBase: base, zerosOnly: true}
 		v := reflect.New(typ.Elem()).Elem()
 		d.value(n, v, "")
 		if len(d.errs) > 0 {
@@ -316,8 +315,7 @@ func (p *Positions) allPaths(it *seqItem) map[string]Pos {
 		if err != nil || root.Kind != yaml.SequenceNode || len(root.Content) != 1 {
 			return
 		}
-		d := &decoder{pos: &Positions{paths: map[string]Pos{}},
-			active: map[*yaml.Node]bool{}, aliasOf: map[*yaml.Node]*yaml.Node{}}
+		d := &decoder{pos: &Positions{}}
 		d.value(root.Content[0], reflect.New(it.typ).Elem(), "")
 		it.paths = d.pos.paths
 	})

@@ -1,6 +1,8 @@
 package state
 
 import (
+	"encoding/binary"
+	"encoding/hex"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -66,12 +68,4 @@ func (p *PolicyRevision) String() string        { return "policy revision of " +
 
 // hex8 is fmt's %08x of v, without fmt's cost (a plan compares thousands
 // of these).
-func hex8(v uint32) string {
-	const digits = "0123456789abcdef"
-	var b [8]byte
-	for i := len(b) - 1; i >= 0; i-- {
-		b[i] = digits[v&0xf]
-		v >>= 4
-	}
-	return string(b[:])
-}
+func hex8(v uint32) string { return hex.EncodeToString(binary.BigEndian.AppendUint32(nil, v)) }

@@ -2,6 +2,8 @@ package compile
 
 import (
 	"cmp"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -82,10 +84,7 @@ func (r Rule) appendText(b []byte) []byte {
 	if r.Remote == Any {
 		b = append(b, "any"...)
 	} else {
-		const digits = "0123456789abcdef" // %08x
-		for shift := 28; shift >= 0; shift -= 4 {
-			b = append(b, digits[r.Remote>>shift&0xf])
-		}
+		b = hex.AppendEncode(b, binary.BigEndian.AppendUint32(nil, r.Remote)) // %08x
 	}
 	b = append(b, '/')
 	b = append(b, r.Proto...)
@@ -274,30 +273,12 @@ type ruleRef struct {
 func (c *compiler) selectSides() {
 	// A policy looks only at the local pods of its namespace that carry
 	// its rarest matchLabels pair, not at every pod.
-	byNS := map[string][]int{}    // namespace -> local pods (indexes in r.Pods)
-	byLabel := map[string][]int{} // namespace, key and value -> local pods
-	for i := range c.r.Pods {
-		p := &c.r.Pods[i]
-		if p.Node != c.node.Name || !p.IP.Is4() {
-			continue
-		}
-		byNS[p.Namespace] = append(byNS[p.Namespace], i)
-		for k, v := range p.Labels {
-			key := labelKey(p.Namespace, k, v)
-			byLabel[key] = append(byLabel[key], i)
-		}
-	}
+	local := spec.NewPodIndex(c.r.Pods, func(p *spec.ResolvedPod) bool { return p.Node == c.node.Name && p.IP.Is4() })
 	dirs := [2]string{Ingress, Egress}
 	selecting := make([][2][]*spec.ResolvedPolicy, len(c.r.Pods)) // by pod, by direction, in file order
 	for j := range c.r.Policies {
 		pol := &c.r.Policies[j]
-		cands := byNS[pol.Namespace]
-		for k, v := range pol.Spec.PodSelector.MatchLabels {
-			if l := byLabel[labelKey(pol.Namespace, k, v)]; len(l) < len(cands) {
-				cands = l
-			}
-		}
-		for _, i := range cands {
+		for _, i := range local.Candidates(pol.Namespace, pol.Spec.PodSelector.MatchLabels) {
 			if !matches(&pol.Spec.PodSelector, c.r.Pods[i].Labels) {
 				continue
 			}
@@ -319,8 +300,6 @@ func (c *compiler) selectSides() {
 		return cmp.Or(a.pod.IP.Compare(b.pod.IP), strings.Compare(a.dir, b.dir))
 	})
 }
-
-func labelKey(ns, k, v string) string { return ns + "\x00" + k + "\x00" + v }
 
 func specDir(dir string) string {
 	if dir == Ingress {
