@@ -689,26 +689,19 @@ func TestWatchLock(t *testing.T) {
 
 // lockedBuffer is a strings.Builder safe for a writer and a reader.
 type lockedBuffer struct {
-	mu chan struct{}
+	mu sync.Mutex
 	b  strings.Builder
 }
 
-func (l *lockedBuffer) lock() {
-	if l.mu == nil {
-		l.mu = make(chan struct{}, 1)
-	}
-	l.mu <- struct{}{}
-}
-
 func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.lock()
-	defer func() { <-l.mu }()
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	return l.b.Write(p)
 }
 
 func (l *lockedBuffer) String() string {
-	l.lock()
-	defer func() { <-l.mu }()
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	return l.b.String()
 }
 

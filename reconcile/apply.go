@@ -53,6 +53,12 @@ const applyWorkers = 4
 // kernel's reason; what was applied stays applied, and the next apply
 // resumes from the state it then observes.
 func Apply(ctx context.Context, cfg *Config, p *Plan, log logr.Logger) (int, error) {
+	return applyFrom(ctx, cfg, p, log, 0)
+}
+
+// applyFrom is Apply for a part of a plan whose earlier parts made done
+// changes (they count towards crashAfter).
+func applyFrom(ctx context.Context, cfg *Config, p *Plan, log logr.Logger, done int) (int, error) {
 	var serial []Change
 	var implied []*state.Link
 	groups := map[string][]Change{}
@@ -73,12 +79,14 @@ func Apply(ctx context.Context, cfg *Config, p *Plan, log logr.Logger) (int, err
 		}
 	}
 	var applied atomic.Int64
+	applied.Store(int64(done))
+	count := func() int { return int(applied.Load()) - done }
 	dp := &dpHolder{pinDir: cfg.BPFFS, tc: cfg.AttachTC}
 	defer dp.close()
 	a := newApplier(cfg, log, dp)
 	defer a.h.Close()
 	if err := a.run(ctx, serial, &applied); err != nil {
-		return int(applied.Load()), err
+		return count(), err
 	}
 	work := make(chan string)
 	errs := make(chan error, len(owners))
@@ -110,9 +118,9 @@ func Apply(ctx context.Context, cfg *Config, p *Plan, log logr.Logger) (int, err
 		all = append(all, err)
 	}
 	if len(all) > 0 {
-		return int(applied.Load()), errors.Join(all...)
+		return count(), errors.Join(all...)
 	}
-	return int(applied.Load()), a.settle(implied)
+	return count(), a.settle(implied)
 }
 
 func newApplier(cfg *Config, log logr.Logger, dp *dpHolder) *applier {

@@ -149,17 +149,27 @@ func (e *Engine) Apply(ctx context.Context, r *spec.Resolved) (*Result, error) {
 	if res.Plan.Empty() {
 		return res, nil
 	}
-	res.Applied, err = Apply(ctx, e.Cfg, res.Plan, e.Log)
+	var early <-chan observation
+	res.Applied, early, err = e.apply(ctx, res)
 	// Verify observes again against the same desired state: the file and
 	// the uplink facts it was computed from have not changed since. With a
 	// cache, only what the plan touched is read again, and a plan of map
 	// entries alone, each acknowledged by the kernel, needs no reading.
-	if err == nil && e.Cache.applied(res.Plan) {
+	if err == nil && early == nil && e.Cache.applied(res.Plan) {
 		return res, e.Cfg.clearAllPending()
 	}
 	replan := func() (*Plan, error) {
 		start := time.Now()
-		obs, err := observe(e.Cfg, res.desired, e.Cache)
+		var (
+			obs *Observed
+			err error
+		)
+		if early != nil {
+			o := <-early
+			obs, err, early = o.obs, o.err, nil
+		} else {
+			obs, err = observe(e.Cfg, res.desired, e.Cache)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -186,6 +196,67 @@ func (e *Engine) Apply(ctx context.Context, r *spec.Resolved) (*Result, error) {
 		return res, err
 	}
 	return res, e.Cfg.clearAllPending()
+}
+
+// apply runs res.Plan. With a cache, the attachments it makes run last:
+// each waits out an RCU grace period in the kernel (tcx), and meanwhile
+// verify's first observation is read, returned in early. What the
+// attachments change is written through to the cache when they are
+// made, and only then does that observation take the datapath from it.
+func (e *Engine) apply(ctx context.Context, res *Result) (applied int, early <-chan observation, err error) {
+	rest, atts := splitAttaches(res.Plan)
+	if e.Cache == nil || len(atts.steps) == 0 {
+		applied, err = Apply(ctx, e.Cfg, res.Plan, e.Log)
+		return applied, nil, err
+	}
+	if applied, err = Apply(ctx, e.Cfg, rest, e.Log); err != nil {
+		return applied, nil, err
+	}
+	e.Cache.applied(rest)
+	dpReady := make(chan struct{})
+	ch := make(chan observation, 1)
+	go func() {
+		obs, err := observeAfter(e.Cfg, res.desired, e.Cache, dpReady)
+		ch <- observation{obs, err}
+	}()
+	n, err := applyFrom(ctx, e.Cfg, atts, e.Log, applied)
+	if err == nil {
+		e.Cache.applied(atts)
+	}
+	close(dpReady)
+	if err != nil {
+		<-ch // a Cache serves one pass at a time
+		return applied + n, nil, err
+	}
+	return applied + n, ch, nil
+}
+
+// observation is an Observe's outcome.
+type observation struct {
+	obs *Observed
+	err error
+}
+
+// splitAttaches returns p without the attachments it makes, and those
+// attachments.
+func splitAttaches(p *Plan) (rest, atts *Plan) {
+	rest, atts = &Plan{Node: p.Node}, &Plan{Node: p.Node}
+	isAttach := func(c Change) bool { return c.Action != Delete && kindOf(c) == state.KindAttach }
+	for _, c := range p.Changes {
+		if isAttach(c) {
+			atts.Changes = append(atts.Changes, c)
+		} else {
+			rest.Changes = append(rest.Changes, c)
+		}
+	}
+	for _, c := range p.steps {
+		if isAttach(c) {
+			atts.steps = append(atts.steps, c)
+		} else {
+			rest.steps = append(rest.steps, c)
+		}
+	}
+	return rest, atts
 }
 
 func (e *Engine) settle() time.Duration {

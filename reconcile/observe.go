@@ -111,6 +111,12 @@ func Observe(cfg *Config, desired *state.State) (*Observed, error) {
 
 // observe is Observe reusing what cache holds.
 func observe(cfg *Config, desired *state.State, cache *Cache) (*Observed, error) {
+	return observeAfter(cfg, desired, cache, nil)
+}
+
+// observeAfter is observe taking the datapath's part (from cache or the
+// kernel) only once dpReady (when not nil) is closed.
+func observeAfter(cfg *Config, desired *state.State, cache *Cache, dpReady <-chan struct{}) (*Observed, error) {
 	o := &observer{cfg: cfg, obs: newObserved(cfg.Node), ends: map[int]podEnd{}, cache: cache}
 	var err error
 	if o.pending, err = cfg.pendingLinks(); err != nil {
@@ -163,8 +169,11 @@ func observe(cfg *Config, desired *state.State, cache *Cache) (*Observed, error)
 		names[l.Attrs().Name], byIndex[l.Attrs().Index] = l.Attrs().Index, l.Attrs().Name
 	}
 	dpDone := make(chan error, 1)
-	cachedDP, dpStamp := cache.datapath()
 	go func() {
+		if dpReady != nil {
+			<-dpReady
+		}
+		cachedDP, dpStamp := cache.datapath()
 		err := o.observeDatapath(desired, names, byIndex, cachedDP)
 		if err == nil {
 			kept := o.dp
@@ -807,37 +816,81 @@ func (o *observer) sysctls(desired *state.State, sys *nodeSysctls) error {
 // ownedNetns lists the namespaces recorded as created by netreconcile,
 // with the owner each record names.
 func (c *Config) ownedNetns() (map[string]string, error) {
-	dir := filepath.Join(c.nodeStateDir(), "netns")
-	ents, err := os.ReadDir(dir)
-	if err != nil && !os.IsNotExist(err) {
-		return nil, fmt.Errorf("read state %s: %w", dir, err)
-	}
-	out := map[string]string{}
-	for _, e := range ents {
-		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
-		if err != nil {
-			return nil, fmt.Errorf("read state %s: %w", e.Name(), err)
-		}
-		out[e.Name()] = strings.TrimSpace(string(b))
-	}
-	return out, nil
+	return readRecords(filepath.Join(c.nodeStateDir(), "netns"), func(name string) string { return name })
 }
 
 // recordedSysctls returns sysctls changed by netreconcile and their
 // original values.
 func (c *Config) recordedSysctls() (map[string]string, error) {
-	dir := filepath.Join(c.nodeStateDir(), "sysctl")
-	ents, err := os.ReadDir(dir)
-	if err != nil && !os.IsNotExist(err) {
+	return readRecords(filepath.Join(c.nodeStateDir(), "sysctl"), func(name string) string {
+		return strings.ReplaceAll(name, ".", "/")
+	})
+}
+
+// readRecords returns the trimmed contents of the files in dir (none when
+// it is missing), by key(file name). A node holds a record per pod: they
+// are read with plain syscalls into one buffer, which takes half the time
+// of os.ReadFile (no descriptor for the runtime poller, no stat).
+func readRecords(dir string, key func(string) string) (map[string]string, error) {
+	names, err := readDirNames(dir)
+	if err != nil {
 		return nil, fmt.Errorf("read state %s: %w", dir, err)
 	}
-	out := map[string]string{}
-	for _, e := range ents {
-		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+	out := make(map[string]string, len(names))
+	if len(names) == 0 {
+		return out, nil
+	}
+	dfd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("read state %s: %w", dir, err)
+	}
+	defer unix.Close(dfd)
+	buf := make([]byte, 4096) // records hold an owner or a sysctl value
+	for _, name := range names {
+		b, err := readAt(dfd, name, buf)
 		if err != nil {
-			return nil, fmt.Errorf("read state %s: %w", e.Name(), err)
+			return nil, fmt.Errorf("read state %s: %w", filepath.Join(dir, name), err)
 		}
-		out[strings.ReplaceAll(e.Name(), ".", "/")] = strings.TrimSpace(string(b))
+		out[key(name)] = strings.TrimSpace(string(b))
 	}
 	return out, nil
+}
+
+// readDirNames lists dir; a missing dir is empty.
+func readDirNames(dir string) ([]string, error) {
+	f, err := os.Open(dir)
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return f.Readdirnames(-1)
+}
+
+// readAt reads file name under directory dfd into buf, all of it.
+func readAt(dfd int, name string, buf []byte) ([]byte, error) {
+	fd, err := unix.Openat(dfd, name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fd)
+	n := 0
+	for {
+		if n == len(buf) {
+			buf = append(buf, make([]byte, len(buf))...)
+		}
+		m, err := unix.Read(fd, buf[n:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if m == 0 {
+			return buf[:n], nil
+		}
+		n += m
+	}
 }
