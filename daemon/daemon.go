@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -297,6 +298,10 @@ func (d *daemon) schedule(t trigger, now time.Time) {
 		// Sliding: wait for the file to be quiet, but not for ever.
 		if d.pending&tFile == 0 {
 			d.firstFile = now
+			// The pass waits for quiet (FileDebounce) anyway: collect
+			// the last pass's garbage now, rather than during the pass,
+			// which allocates about as much as the daemon keeps.
+			go runtime.GC()
 		}
 		d.due[i] = minTime(now.Add(d.FileDebounce), d.firstFile.Add(d.MaxDelay))
 	case tKernel:
