@@ -22,6 +22,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"golang.org/x/term"
 
+	"github.com/netreconcile/netreconcile/daemon"
 	"github.com/netreconcile/netreconcile/drivers"
 	"github.com/netreconcile/netreconcile/drivers/bridge"
 	"github.com/netreconcile/netreconcile/drivers/ipvlan"
@@ -263,6 +264,17 @@ func applyCmd(g *globals) *cobra.Command {
 		Short: "Converge the node to the file, then verify",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !dryRun && file != "-" {
+				// A watch daemon holding the node converges its file at
+				// once when asked, and never releases the lock.
+				rep, ok, err := daemon.Ask(cmd.Context(), controlPath(g, node), file)
+				if err != nil {
+					return err
+				}
+				if ok {
+					return printDelegated(cmd.OutOrStdout(), node, rep)
+				}
+			}
 			r, commit, err := g.load(file, !dryRun)
 			if err != nil {
 				return err
@@ -308,6 +320,24 @@ func printApplied(w io.Writer, node string, res *reconcile.Result) {
 		return
 	}
 	fmt.Fprintf(w, "Node %s: applied %d changes (%d added, %d changed, %d destroyed).\n", node, res.Applied, s.Add, s.Change, s.Destroy)
+}
+
+// printDelegated reports what the watch daemon did for apply.
+func printDelegated(w io.Writer, node string, rep daemon.ControlReply) error {
+	by := fmt.Sprintf("by the watch daemon, pid %d", rep.PID)
+	if rep.Error != "" {
+		if rep.Applied > 0 {
+			fmt.Fprintf(w, "Node %s: applied %d changes, then failed (%s).\n", node, rep.Applied, by)
+		}
+		return fmt.Errorf("watch daemon (pid %d, following %s): %s", rep.PID, rep.File, rep.Error)
+	}
+	if rep.Add+rep.Change+rep.Destroy == 0 {
+		fmt.Fprintf(w, "Node %s: no changes (%s).\n", node, by)
+		return nil
+	}
+	fmt.Fprintf(w, "Node %s: applied %d changes (%d added, %d changed, %d destroyed; %s).\n",
+		node, rep.Applied, rep.Add, rep.Change, rep.Destroy, by)
+	return nil
 }
 
 func destroyCmd(g *globals) *cobra.Command {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -80,6 +81,7 @@ when WatchdogSec= is set, WATCHDOG=1 keep-alives. See examples/systemd/.`,
 				debug.SetMemoryLimit(daemonMemoryLimit)
 			}
 			cfg.File, cfg.Node, cfg.NodeNetns, cfg.MetricsAddr = file, node, g.nodeNetns, metricsAddr
+			cfg.Control = controlPath(g, node)
 			cfg.NewEngine = func() *reconcile.Engine { return g.engine(node) }
 			cfg.Log = g.log.WithValues("node", node)
 			cfg.Reload = hup
@@ -119,4 +121,14 @@ func lockNode(cmd *cobra.Command, g *globals, node string) (release func(), err 
 		return func() {}, err
 	}
 	return func() { _ = l.Release() }, nil
+}
+
+// controlPath is the watch daemon's control socket for node, beside the
+// node's lock (see daemon/control.go).
+func controlPath(g *globals, node string) string {
+	dir := g.stateDir
+	if dir == "" {
+		dir = reconcile.DefaultStateDir
+	}
+	return filepath.Join(dir, node+".sock")
 }

@@ -48,6 +48,9 @@ type Config struct {
 	// Reload receives SIGHUP: re-read the file and converge, whether or
 	// not the file changed.
 	Reload <-chan os.Signal
+	// Control is the path of the control socket apply reaches the daemon
+	// through (see control.go); "" listens on none.
+	Control string
 
 	Resync         time.Duration // full pass after this long without one; negative: never
 	FileDebounce   time.Duration // quiet time after the last file event before reading it
@@ -97,7 +100,7 @@ func (c *Config) defaults() {
 var ErrFile = errors.New("topology file")
 
 // trigger is a set of reasons for a pass.
-type trigger uint8
+type trigger uint16
 
 const (
 	tStart trigger = 1 << iota
@@ -107,7 +110,8 @@ const (
 	tRetry
 	tResync
 	tDirs     // not a pass: retry watching directories that were missing
-	nTriggers = 7
+	tApply    // apply asked through the control socket: read the file and converge at once
+	nTriggers = 8
 )
 
 // label names the main reason of a pass, for metrics and logs.
@@ -117,6 +121,8 @@ func (t trigger) label() string {
 		return TriggerStart
 	case t&tReload != 0:
 		return TriggerReload
+	case t&tApply != 0:
+		return TriggerApply
 	case t&tFile != 0:
 		return TriggerFile
 	case t&tKernel != 0:
@@ -149,6 +155,7 @@ type daemon struct {
 	specSum   [32]byte         // of the last good content (the one served)
 	readSum   [32]byte         // of the last content read, good or not
 	fileState string
+	fileErr   error             // why the last content read is not served (fileState not ok)
 	fileDirs  map[string]bool   // directories whose events may mean "read the file again" ...
 	fileNames map[string]bool   // ... when about these names (or a ConfigMap's "..*")
 	nsPaths   map[string]string // watched namespace path -> key
@@ -181,6 +188,9 @@ type daemon struct {
 	// events counts, by namespace and kind, the kernel events the next
 	// pass answers (for its log line).
 	events map[string]int
+
+	ctl     chan ctlReq         // requests from the control socket
+	waiters []chan ControlReply // requests the next pass answers
 }
 
 // Run loads the file, applies it, and then converges again on every
@@ -192,7 +202,7 @@ type daemon struct {
 // state is left as it is: a later Run adopts it.
 func Run(ctx context.Context, cfg Config) error {
 	cfg.defaults()
-	d := &daemon{Config: cfg, m: cfg.Metrics, n: cfg.Notifier, wake: make(chan struct{}, 1),
+	d := &daemon{Config: cfg, m: cfg.Metrics, n: cfg.Notifier, wake: make(chan struct{}, 1), ctl: make(chan ctlReq),
 		dirs: map[string]bool{}, timer: time.NewTimer(time.Hour), cache: reconcile.NewCache()}
 	d.timer.Stop()
 	if cfg.File == "" || cfg.File == "-" {
@@ -226,6 +236,14 @@ func Run(ctx context.Context, cfg Config) error {
 			_ = srv.Shutdown(sctx)
 			cancel()
 		}()
+	}
+	if cfg.Control != "" {
+		ln, err := listenControl(cfg.Control)
+		if err != nil {
+			return err
+		}
+		defer ln.Close() // removes the socket
+		go d.serveControl(ctx, ln)
 	}
 	// Buffered: a pass that creates a thousand pod namespaces queues a
 	// thousand events while the loop is busy applying.
@@ -280,6 +298,8 @@ func (d *daemon) loop(ctx, runCtx context.Context) error {
 				d.schedule(tFile, time.Now())
 				d.schedule(tKernel, time.Now())
 			}
+		case r := <-d.ctl:
+			d.request(r, time.Now())
 		case <-d.Reload:
 			d.Log.Info("SIGHUP: reading the file again")
 			d.n.Reloading()
@@ -624,12 +644,12 @@ func (d *daemon) reload(log logr.Logger, force bool) bool {
 				log.Error(err, "cannot read the topology file; keeping the last good state", "file", d.File)
 			}
 		}
-		d.fileState, d.readSum = st, [32]byte{}
+		d.fileState, d.fileErr, d.readSum = st, err, [32]byte{}
 		return false
 	}
 	sum := sha256.Sum256(data)
 	if sum == d.readSum && !force {
-		return false
+		return false // fileState and fileErr still describe it
 	}
 	d.readSum = sum
 	r, err := d.parser.Load(d.File, data)
@@ -637,14 +657,14 @@ func (d *daemon) reload(log logr.Logger, force bool) bool {
 		err = fmt.Errorf("%s: node %q is not in the file (nodes: %s)", d.File, d.Node, nodeNames(r))
 	}
 	if err != nil {
-		d.fileState = fileInvalid
+		d.fileState, d.fileErr = fileInvalid, err
 		d.m.ConfigReloads.WithLabelValues(fileInvalid).Inc()
 		d.m.Errors.WithLabelValues(StageLoad).Inc()
 		d.m.ConfigOK.Set(0)
 		log.Error(err, "topology file is invalid; keeping the last good state", "file", d.File)
 		return false
 	}
-	d.fileState = fileOK
+	d.fileState, d.fileErr = fileOK, nil
 	d.m.ConfigReloads.WithLabelValues(fileOK).Inc()
 	d.m.ConfigOK.Set(1)
 	if sum == d.specSum {
@@ -661,8 +681,18 @@ func (d *daemon) pass(ctx context.Context, run trigger) {
 	id := newID()
 	log := d.Log.WithValues("reconcileID", id)
 	start := time.Now() // a pass's duration includes reading the file
-	if run&(tFile|tReload) != 0 {
+	var waiters []chan ControlReply
+	if run&tApply != 0 {
+		waiters, d.waiters = d.waiters, nil
+	}
+	if run&(tFile|tReload|tApply) != 0 {
 		changed := d.reload(log, run&tReload != 0)
+		if d.fileErr != nil && len(waiters) > 0 {
+			// apply's file is not what the daemon serves: say why,
+			// rather than converge to the last good one.
+			d.answer(waiters, ControlReply{Error: d.fileErr.Error()})
+			waiters, run = nil, run&^tApply
+		}
 		if !changed && run&^(tFile|tDirs) == 0 {
 			d.n.Status(d.status()) // the file state may have changed
 			return
@@ -705,6 +735,7 @@ func (d *daemon) pass(ctx context.Context, run trigger) {
 		}
 		log.Error(err, "reconcile failed; will retry", "trigger", run.label(), "applied", applied,
 			"duration", dur.String(), "retryIn", d.backoff.String())
+		d.answer(waiters, ControlReply{Applied: applied, Error: err.Error()})
 		d.schedule(tRetry, time.Now())
 		d.schedule(tResync, time.Now())
 		d.n.Status(d.status())
@@ -754,10 +785,11 @@ func (d *daemon) pass(ctx context.Context, run trigger) {
 			kv = append(kv, "repairLatency", lat.String())
 		}
 	}
+	s := res.Plan.Summary
+	d.answer(waiters, ControlReply{Applied: res.Applied, Add: s.Add, Change: s.Change, Destroy: s.Destroy})
 	if res.Plan.Empty() {
 		log.V(1).Info("reconciled", kv...)
 	} else {
-		s := res.Plan.Summary
 		log.Info("reconciled", append(kv, "added", s.Add, "changed", s.Change, "destroyed", s.Destroy)...)
 	}
 	d.n.Status(d.status())

@@ -36,6 +36,11 @@
 //     below); a name that appears and is not the namespace subscribed to
 //     (a runtime created a pod's namespace) causes a pass.
 //   - reload (SIGHUP): at once, even if the file did not change.
+//   - apply: `netreconcile apply` of the file the daemon follows, through
+//     the control socket (control.go), since the daemon holds the node
+//     lock: at once, the file read even if no event came yet, and answered
+//     with the outcome once the pass ends (or with the file's errors, when
+//     it is invalid: the last good model is not applied in its name).
 //   - resync: Resync after the last pass, a full pass whatever happened.
 //   - retry: a failed pass is retried with exponential backoff; kernel
 //     events and resyncs wait for the backoff (a pass that fails half-way

@@ -36,6 +36,7 @@ const (
 	TriggerResync = "resync"
 	TriggerReload = "reload" // SIGHUP
 	TriggerRetry  = "retry"  // after a failed pass
+	TriggerApply  = "apply"  // netreconcile apply, through the control socket
 
 	ResultChanged   = "changed"
 	ResultUnchanged = "unchanged"

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -635,55 +636,110 @@ func capEff(status string) uint64 {
 	return 0
 }
 
-// TestWatchLock: while the daemon holds a node, apply fails at once with
+// TestWatchLock: while the daemon holds a node, apply of the file it
+// follows is handed to it through the control socket: it converges at
+// once and apply reports what it did (a pod added is reached over TCP);
+// apply of another file, or of the followed file made invalid, fails at
+// once, naming why, and changes nothing. destroy fails at once with
 // --lock-timeout 0, naming the daemon, and with a timeout waits (saying
-// so) and then runs once the daemon stops.
+// so) and runs once the daemon stops.
 func TestWatchLock(t *testing.T) {
 	id := UniqueName("l")
-	pods := []podDef{{"a", "10.244.1.10", "veth", id + "-a"}}
-	w, _ := watchWorld(t, pods)
+	pods := []podDef{{"a", "10.244.1.10", "veth", id + "-a"}, {"b", "10.244.1.11", "veth", id + "-b"}}
+	w, dir := watchWorld(t, pods[:1])
 	d := startWatch(t, w)
+	pid := strconv.Itoa(d.pid())
 
+	// apply of the followed file: the daemon converges it at once (the
+	// file's quiet time is 200 ms; apply returns before it would end).
+	replaceFile(t, w.file, w.topo(pods))
+	start := time.Now()
 	out, errOut, code := Run(t, w.bin, w.nodeArgs("apply", "--lock-timeout", "0")...)
-	if code != 1 || !strings.Contains(errOut, "pid "+strconv.Itoa(d.pid())) || !strings.Contains(errOut, "watch") {
-		t.Fatalf("apply while the daemon runs: exit %d\n%s%s", code, out, errOut)
+	took := time.Since(start)
+	if code != 0 || !strings.Contains(out, "applied") || !strings.Contains(out, "pid "+pid) {
+		t.Fatalf("apply through the daemon: exit %d\n%s%s", code, out, errOut)
 	}
+	t.Logf("apply through the daemon took %v: %s", took.Round(time.Millisecond), strings.TrimSpace(out))
+	if !netnsExists(pods[1].netns) {
+		t.Fatalf("pod b's namespace is missing after apply said: %s", out)
+	}
+	nstest.StartEchoTCP(t, pods[1].netns, pods[1].ip+":7000", "b")
+	if got := nstest.CheckTCP(t, pods[0].netns, pods[1].ip+":7000"); got != "b" {
+		t.Errorf("tcp a -> b after apply through the daemon: answered by %q", got)
+	}
+	out, errOut, code = Run(t, w.bin, w.nodeArgs("apply")...)
+	if code != 0 || !strings.Contains(out, "no changes") {
+		t.Errorf("second apply through the daemon: exit %d\n%s%s", code, out, errOut)
+	}
+	if !strings.Contains(d.logs(), `"trigger":"apply"`) {
+		t.Errorf("the daemon's log names no apply pass:\n%s", d.logs())
+	}
+
+	// Another file, even with the same content: refused at once.
+	other := filepath.Join(dir, "other.yaml")
+	replaceFile(t, other, w.topo(pods[:1]))
+	args := w.nodeArgs("apply")
+	args[slices.Index(args, w.file)] = other
+	_, errOut, code = Run(t, w.bin, args...)
+	if code != 1 || !strings.Contains(errOut, "follows "+w.file) || !strings.Contains(errOut, "pid "+pid) {
+		t.Errorf("apply of another file: exit %d\n%s", code, errOut)
+	}
+	// The followed file made invalid: its error, and nothing changes.
+	replaceFile(t, w.file, "apiVersion: netreconcile/v1\nkind: Topology\npods: 3\n")
+	_, errOut, code = Run(t, w.bin, w.nodeArgs("apply")...)
+	if code != 1 || !strings.Contains(errOut, ":3:7: pods") {
+		t.Errorf("apply of an invalid file: exit %d\n%s", code, errOut)
+	}
+	if !netnsExists(pods[1].netns) {
+		t.Error("an invalid file removed pod b")
+	}
+	replaceFile(t, w.file, w.topo(pods))
+
 	_, errOut, code = Run(t, w.bin, w.nodeArgs("destroy", "--lock-timeout", "0")...)
-	if code != 1 || !strings.Contains(errOut, "locked") || !netnsExists(pods[0].netns) {
+	if code != 1 || !strings.Contains(errOut, "locked") || !strings.Contains(errOut, "pid "+pid) ||
+		!strings.Contains(errOut, "watch") || !netnsExists(pods[0].netns) {
 		t.Fatalf("destroy while the daemon runs: exit %d\n%s", code, errOut)
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), RunTimeout)
 	defer cancel()
-	apply := exec.CommandContext(ctx, w.bin, w.nodeArgs("apply", "--lock-timeout", "60s")...)
+	destroy := exec.CommandContext(ctx, w.bin, w.nodeArgs("destroy", "--lock-timeout", "60s")...)
 	var stdout strings.Builder
 	stderr := &lockedBuffer{}
-	apply.Stdout, apply.Stderr = &stdout, stderr
-	start := time.Now()
-	if err := apply.Start(); err != nil {
+	destroy.Stdout, destroy.Stderr = &stdout, stderr
+	start = time.Now()
+	if err := destroy.Start(); err != nil {
 		t.Fatal(err)
 	}
-	applied := make(chan error, 1)
-	go func() { applied <- apply.Wait() }()
-	eventually(t, 10*time.Second, "apply says it waits", func() bool {
+	destroyed := make(chan error, 1)
+	go func() { destroyed <- destroy.Wait() }()
+	eventually(t, 10*time.Second, "destroy says it waits", func() bool {
 		return strings.Contains(stderr.String(), "Waiting for node")
 	})
 	select {
-	case err := <-applied:
-		t.Fatalf("apply ran while the daemon held the node: %v\n%s", err, stderr.String())
+	case err := <-destroyed:
+		t.Fatalf("destroy ran while the daemon held the node: %v\n%s", err, stderr.String())
 	case <-time.After(500 * time.Millisecond):
 	}
 	stopped := time.Now()
 	if code := d.stop(); code != 0 {
 		t.Fatalf("daemon exit %d", code)
 	}
-	if err := <-applied; err != nil {
-		t.Fatalf("apply after the daemon stopped: %v\n%s", err, stderr.String())
+	if err := <-destroyed; err != nil {
+		t.Fatalf("destroy after the daemon stopped: %v\n%s", err, stderr.String())
 	}
-	t.Logf("apply waited %v, then ran %v after the daemon stopped", time.Since(start).Round(time.Millisecond),
+	t.Logf("destroy waited %v, then ran %v after the daemon stopped", time.Since(start).Round(time.Millisecond),
 		time.Since(stopped).Round(time.Millisecond))
-	if !strings.Contains(stdout.String(), "no changes") {
-		t.Errorf("apply after the daemon: %s", stdout.String())
+	if netnsExists(pods[0].netns) || netnsExists(pods[1].netns) {
+		t.Errorf("destroy after the daemon left pod namespaces: %s", stdout.String())
+	}
+	if _, err := os.Stat(filepath.Join(w.stateDir, w.node+".sock")); !os.IsNotExist(err) {
+		t.Errorf("the daemon left its control socket: %v", err)
+	}
+	// With no daemon, apply takes the node itself.
+	out, errOut, code = Run(t, w.bin, w.nodeArgs("apply")...)
+	if code != 0 || strings.Contains(out, "daemon") || !netnsExists(pods[1].netns) {
+		t.Errorf("apply without the daemon: exit %d\n%s%s", code, out, errOut)
 	}
 }
 

@@ -10,7 +10,9 @@
 // endpoints and the programs on both hooks of every pod, not the policy
 // entries). Through the binary it then makes the same two kinds of change
 // through `netreconcile watch`, which keeps what it read between passes,
-// and shows the daemon's pass durations. It prints one table; compare
+// and shows the daemon's pass durations, and once more through `apply`
+// while the daemon runs (it hands the file to the daemon through its
+// control socket), timing the command. It prints one table; compare
 // figures only within one run (the machine is shared and noisy).
 //
 // With --attach-mode tcx (the default) both apply and the floor are
@@ -294,16 +296,21 @@ func run(ctx context.Context, c config) error {
 	// The same two kinds of change through the watch daemon, which keeps
 	// the parsed file and its observations between passes: -runs of each,
 	// in turn (a pod added, then service 0 pointed back or forth).
-	var watched []measurement
+	// Then through apply, which the daemon serves while it holds the node.
+	var watched, applied []measurement
 	if r, ok := b.runner.(*binRunner); ok {
 		contents := []string{b.topology(1, true)}
 		for i := range c.runs {
 			contents = append(contents, b.topology(2+i, i%2 == 0), b.topology(2+i, i%2 == 1))
 		}
-		if watched, err = r.watch(ctx, contents); err != nil {
+		var viaApply []string
+		for j := c.runs; j < 2*c.runs; j++ { // the same pattern, on from the last file
+			viaApply = append(viaApply, b.topology(2+j, j%2 == 0), b.topology(2+j, j%2 == 1))
+		}
+		if watched, applied, err = r.watch(ctx, contents, viaApply); err != nil {
 			return err
 		}
-		last, _ := b.write("last.yaml", contents[len(contents)-1])
+		last, _ := b.write("last.yaml", viaApply[len(viaApply)-1])
 		if err := b.requireEmpty(ctx, last); err != nil {
 			return err
 		}
@@ -313,7 +320,7 @@ func run(ctx context.Context, c config) error {
 		return err
 	}
 
-	b.print(floorPods, floorDP, scratch, plans, cold, pod, svc, watched, destroy)
+	b.print(floorPods, floorDP, scratch, plans, cold, pod, svc, watched, applied, destroy)
 	return nil
 }
 
@@ -329,7 +336,7 @@ func (b *bench) requireEmpty(ctx context.Context, file string) error {
 }
 
 func (b *bench) print(floorPods, floorDP time.Duration, scratch measurement, plans, cold []measurement, pod, svc measurement,
-	watched []measurement, destroy measurement) {
+	watched, applied []measurement, destroy measurement) {
 	c := b.cfg
 	mode := "the netreconcile binary (process start and JSON logs included)"
 	if c.inProcess {
@@ -380,14 +387,21 @@ func (b *bench) print(floorPods, floorDP time.Duration, scratch measurement, pla
 	row("one-pod change: apply (pod added)", pod, "< "+goalChange.String(), pod.took < goalChange)
 	row("one-service change: apply (selector)", svc, "< "+goalChange.String(), svc.took < goalChange)
 	maxRSS := max(scratch.peakRSS, peak, pod.peakRSS, svc.peakRSS, destroy.peakRSS)
-	if len(watched) >= 3 {
+	// changeRows shows the medians of alternating pod and service changes.
+	changeRows := func(label, unit string, ms []measurement) {
 		var pods, svcs []measurement
-		for i := 1; i+1 < len(watched); i += 2 {
-			pods, svcs = append(pods, watched[i]), append(svcs, watched[i+1])
+		for i := 0; i+1 < len(ms); i += 2 {
+			pods, svcs = append(pods, ms[i]), append(svcs, ms[i+1])
 		}
 		p, s := median(pods), median(svcs)
-		row(fmt.Sprintf("watch: one-pod change (pass, median of %d)", len(pods)), p, "< "+goalChange.String(), p.took < goalChange)
-		row(fmt.Sprintf("watch: one-service change (pass, median of %d)", len(svcs)), s, "< "+goalChange.String(), s.took < goalChange)
+		row(fmt.Sprintf("%s: one-pod change (%smedian of %d)", label, unit, len(pods)), p, "< "+goalChange.String(), p.took < goalChange)
+		row(fmt.Sprintf("%s: one-service change (%smedian of %d)", label, unit, len(svcs)), s, "< "+goalChange.String(), s.took < goalChange)
+	}
+	if len(watched) >= 3 {
+		changeRows("watch", "pass, ", watched[1:])
+		if len(applied) >= 2 {
+			changeRows("apply, watch running", "", applied)
+		}
 		fmt.Fprintf(w, "  watch daemon's peak RSS (its whole run)\t\t\t%s\t\t\t\n", rss(watched[0].peakRSS))
 		maxRSS = max(maxRSS, watched[0].peakRSS)
 	}

@@ -23,23 +23,26 @@ import (
 // the daemon's own "reconciled" duration, which runs from the file event's
 // debounce ending to verified convergence (reading and parsing the file
 // included). The first measurement's peakRSS is the daemon's over its run.
-func (r *binRunner) watch(ctx context.Context, contents []string) ([]measurement, error) {
+// Then it writes each of applied in turn and runs `netreconcile apply` on
+// the file, which the daemon serves through its control socket, and times
+// that command.
+func (r *binRunner) watch(ctx context.Context, contents, applied []string) (passes, applies []measurement, err error) {
 	b := r.b
 	file := filepath.Join(b.dir, "watch.yaml")
 	if err := os.WriteFile(file, []byte(contents[0]), 0o644); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	logPath := filepath.Join(b.dir, "watch.log")
 	logf, err := os.Create(logPath)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer logf.Close()
 	args := append(r.nodeArgs("watch", file), "-v") // -v: no-op passes are logged too
 	cmd := exec.CommandContext(ctx, b.bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
@@ -95,24 +98,44 @@ func (r *binRunner) watch(ctx context.Context, contents []string) ([]measurement
 		}
 		return m, fmt.Errorf("no %s pass of watch within 5 minutes", trigger)
 	}
-	if _, err := next("start"); err != nil {
-		stop()
-		return nil, err
-	}
-	for i, c := range contents[1:] {
+	write := func(c string) error {
 		tmp := file + ".tmp"
 		if err := os.WriteFile(tmp, []byte(c), 0o644); err != nil {
-			stop()
-			return nil, err
+			return err
 		}
-		if err := os.Rename(tmp, file); err != nil {
-			stop()
-			return nil, err
+		return os.Rename(tmp, file)
+	}
+	fail := func(err error) ([]measurement, []measurement, error) {
+		stop()
+		return nil, nil, err
+	}
+	if _, err := next("start"); err != nil {
+		return fail(err)
+	}
+	for i, c := range contents[1:] {
+		if err := write(c); err != nil {
+			return fail(err)
 		}
 		if out[i+1], err = next("file"); err != nil {
-			stop()
-			return nil, err
+			return fail(err)
 		}
+	}
+	for _, c := range applied {
+		if err := write(c); err != nil {
+			return fail(err)
+		}
+		t0 := time.Now()
+		stdout, err := exec.CommandContext(ctx, b.bin, r.nodeArgs("apply", file)...).Output()
+		took := time.Since(t0)
+		if err != nil || !bytes.Contains(stdout, []byte("watch daemon")) {
+			return fail(fmt.Errorf("apply through the watch daemon: %v: %s", err, stdout))
+		}
+		m, err := next("apply")
+		if err != nil {
+			return fail(err)
+		}
+		m.took = took
+		applies = append(applies, m)
 	}
 	stop()
 	if keep := os.Getenv("NR_SCALE_WATCH_LOG"); keep != "" {
@@ -123,7 +146,7 @@ func (r *binRunner) watch(ctx context.Context, contents []string) ([]measurement
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		out[0].peakRSS = ru.Maxrss << 10
 	}
-	return out, nil
+	return out, applies, nil
 }
 
 // pass is one "reconciled" (or failed) line of the daemon's JSON log.

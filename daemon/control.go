@@ -1,0 +1,170 @@
+package daemon
+
+import (
+	"bufio"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// The control socket lets `netreconcile apply` reach the daemon that
+// holds its node, instead of waiting for a lock the daemon never
+// releases: apply names its file, and when it is the file the daemon
+// follows, the daemon reads it and runs a pass at once (no quiet time)
+// and answers with the outcome. The socket is the node lock's sibling
+// (<state-dir>/<node>.sock), readable by root alone; a request can only
+// make the daemon converge to its own file.
+
+// ControlRequest is what apply sends, as one JSON line.
+type ControlRequest struct {
+	File string `json:"file"` // the path apply was given, absolute
+}
+
+// ControlReply is the daemon's answer to a request, as one JSON line,
+// once a pass that started after the request ended.
+type ControlReply struct {
+	PID     int    `json:"pid"`
+	File    string `json:"file"`             // the file the daemon follows
+	SHA256  string `json:"sha256,omitempty"` // first bytes of the content the pass applied
+	Applied int    `json:"applied"`
+	Add     int    `json:"add"`
+	Change  int    `json:"change"`
+	Destroy int    `json:"destroy"`
+	Error   string `json:"error,omitempty"`
+}
+
+// ControlTimeout bounds how long Ask waits for a pass: a pass that
+// builds a thousand pods takes about half a minute.
+const ControlTimeout = 10 * time.Minute
+
+// ctlReq is a request on its way to the loop.
+type ctlReq struct {
+	file  string
+	reply chan ControlReply // buffered: the loop never blocks on it
+}
+
+// listenControl replaces a socket left by a daemon that died (the caller
+// holds the node lock, so no live daemon owns it) and listens on it.
+func listenControl(path string) (net.Listener, error) {
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("control socket %s: %w", path, err)
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("control socket %s: %w", path, err)
+	}
+	return ln, nil
+}
+
+// serveControl hands each connection's request to the loop and writes
+// back its reply, until ln is closed.
+func (d *daemon) serveControl(ctx context.Context, ln net.Listener) {
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer conn.Close()
+			var req ControlRequest
+			if err := json.NewDecoder(bufio.NewReader(conn)).Decode(&req); err != nil {
+				return
+			}
+			r := ctlReq{file: req.File, reply: make(chan ControlReply, 1)}
+			select {
+			case d.ctl <- r:
+			case <-ctx.Done():
+				return
+			}
+			select {
+			case rep := <-r.reply:
+				_ = json.NewEncoder(conn).Encode(rep)
+			case <-ctx.Done():
+			}
+		}()
+	}
+}
+
+// request queues r for a pass at once, or refuses a file that is not the
+// one the daemon follows.
+func (d *daemon) request(r ctlReq, now time.Time) {
+	if err := sameFile(r.file, d.File); err != nil {
+		r.reply <- ControlReply{PID: os.Getpid(), File: d.File, Error: err.Error()}
+		return
+	}
+	d.waiters = append(d.waiters, r.reply)
+	d.pending |= tApply
+	d.due[idx(tApply)] = now
+	d.arm(now)
+}
+
+// sameFile reports, as an error, why file is not the file followed.
+func sameFile(file, followed string) error {
+	a, err := os.Stat(file)
+	if err != nil {
+		return err
+	}
+	b, err := os.Stat(followed)
+	if err == nil && os.SameFile(a, b) {
+		return nil
+	}
+	abs, _ := filepath.Abs(followed)
+	return fmt.Errorf("the watch daemon (pid %d) follows %s, not %s: edit that file, or stop the daemon to apply another",
+		os.Getpid(), abs, file)
+}
+
+// answer replies to the requests a pass served.
+func (d *daemon) answer(waiters []chan ControlReply, rep ControlReply) {
+	rep.PID, rep.File = os.Getpid(), d.File
+	if rep.Error == "" {
+		rep.SHA256 = hex.EncodeToString(d.specSum[:6])
+	}
+	for _, w := range waiters {
+		w <- rep
+	}
+}
+
+// Ask sends file to the daemon listening on the control socket path and
+// waits for its reply. ok is false when no daemon listens there.
+func Ask(ctx context.Context, path, file string) (rep ControlReply, ok bool, err error) {
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		return rep, false, err
+	}
+	var dialer net.Dialer
+	dctx, cancel := context.WithTimeout(ctx, time.Second)
+	conn, err := dialer.DialContext(dctx, "unix", path)
+	cancel()
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) {
+		return rep, false, nil // no daemon, or one that died
+	}
+	if err != nil {
+		return rep, false, fmt.Errorf("watch daemon's control socket %s: %w", path, err)
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
+	defer stop()
+	_ = conn.SetDeadline(time.Now().Add(ControlTimeout))
+	if err := json.NewEncoder(conn).Encode(ControlRequest{File: abs}); err != nil {
+		return rep, true, fmt.Errorf("watch daemon's control socket %s: %w", path, err)
+	}
+	if err := json.NewDecoder(conn).Decode(&rep); err != nil {
+		if ctx.Err() != nil {
+			return rep, true, ctx.Err()
+		}
+		return rep, true, fmt.Errorf("no answer from the watch daemon (control socket %s): %w", path, err)
+	}
+	return rep, true, nil
+}
