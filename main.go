@@ -264,6 +264,9 @@ func applyCmd(g *globals) *cobra.Command {
 		Short: "Converge the node to the file, then verify",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !dryRun && file == "-" && daemon.Listening(controlPath(g, node)) {
+				return fmt.Errorf("node %q is held by a watch daemon, which follows its own file: standard input cannot be handed to it; edit that file, or stop the daemon", node)
+			}
 			if !dryRun && file != "-" {
 				// A watch daemon holding the node converges its file at
 				// once when asked, and never releases the lock.

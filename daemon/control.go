@@ -136,6 +136,16 @@ func (d *daemon) answer(waiters []chan ControlReply, rep ControlReply) {
 	}
 }
 
+// Listening reports whether a daemon answers on the control socket path.
+func Listening(path string) bool {
+	conn, err := net.DialTimeout("unix", path, time.Second)
+	if err != nil {
+		return false
+	}
+	conn.Close() // the daemon sees a request that does not decode, and drops it
+	return true
+}
+
 // Ask sends file to the daemon listening on the control socket path and
 // waits for its reply. ok is false when no daemon listens there.
 func Ask(ctx context.Context, path, file string) (rep ControlReply, ok bool, err error) {

@@ -684,6 +684,13 @@ func TestWatchLock(t *testing.T) {
 	if code != 1 || !strings.Contains(errOut, "follows "+w.file) || !strings.Contains(errOut, "pid "+pid) {
 		t.Errorf("apply of another file: exit %d\n%s", code, errOut)
 	}
+	// Standard input cannot be handed over: refused at once.
+	cmd := exec.Command(w.bin, slices.Replace(w.nodeArgs("apply"), slices.Index(w.nodeArgs("apply"), w.file),
+		slices.Index(w.nodeArgs("apply"), w.file)+1, "-")...)
+	cmd.Stdin = strings.NewReader(w.topo(pods))
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "standard input cannot be handed") {
+		t.Errorf("apply -f - while the daemon runs: %v\n%s", err, out)
+	}
 	// The followed file made invalid: its error, and nothing changes.
 	replaceFile(t, w.file, "apiVersion: netreconcile/v1\nkind: Topology\npods: 3\n")
 	_, errOut, code = Run(t, w.bin, w.nodeArgs("apply")...)
