@@ -161,7 +161,7 @@ func (g *globals) engine(node string) *reconcile.Engine {
 // once the command succeeded (plan never stores: it changes nothing).
 func (g *globals) load(file string, store bool) (r *spec.Resolved, commit func(), err error) {
 	start := time.Now()
-	c := spec.ParseCache{Path: filepath.Join(g.stateDir, "parsed.cache"), Store: store}
+	c := spec.ParseCache{Path: filepath.Join(g.stateDirectory(), "parsed.cache"), Store: store}
 	r, found, save, err := c.Load(file)
 	if err == nil {
 		g.log.V(1).Info("loaded", "file", file, "cached", string(found), "took", time.Since(start))
@@ -264,10 +264,7 @@ func applyCmd(g *globals) *cobra.Command {
 		Short: "Converge the node to the file, then verify",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if !dryRun && file == "-" && daemon.Listening(controlPath(g, node)) {
-				return fmt.Errorf("node %q is held by a watch daemon, which follows its own file: standard input cannot be handed to it; edit that file, or stop the daemon", node)
-			}
-			if !dryRun && file != "-" {
+			if !dryRun {
 				// A watch daemon holding the node converges its file at
 				// once when asked, and never releases the lock.
 				rep, ok, err := daemon.Ask(cmd.Context(), controlPath(g, node), file)

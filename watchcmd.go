@@ -109,12 +109,8 @@ func lockFlag(cmd *cobra.Command) {
 // the command, waiting up to --lock-timeout with a message.
 func lockNode(cmd *cobra.Command, g *globals, node string) (release func(), err error) {
 	timeout, _ := cmd.Flags().GetDuration("lock-timeout")
-	dir := g.stateDir
-	if dir == "" {
-		dir = reconcile.DefaultStateDir
-	}
 	self := "netreconcile " + strings.Join(os.Args[1:], " ")
-	l, err := nodelock.Acquire(cmd.Context(), dir, node, self, timeout, func(h nodelock.Holder) {
+	l, err := nodelock.Acquire(cmd.Context(), g.stateDirectory(), node, self, timeout, func(h nodelock.Holder) {
 		fmt.Fprintf(cmd.ErrOrStderr(), "Waiting for node %q: it is locked by %s (waiting up to %v, --lock-timeout)\n", node, h, timeout)
 	})
 	if err != nil {
@@ -126,9 +122,13 @@ func lockNode(cmd *cobra.Command, g *globals, node string) (release func(), err 
 // controlPath is the watch daemon's control socket for node, beside the
 // node's lock (see daemon/control.go).
 func controlPath(g *globals, node string) string {
-	dir := g.stateDir
-	if dir == "" {
-		dir = reconcile.DefaultStateDir
+	return filepath.Join(g.stateDirectory(), node+".sock")
+}
+
+// stateDirectory is --state-dir, or the default when it was set empty.
+func (g *globals) stateDirectory() string {
+	if g.stateDir == "" {
+		return reconcile.DefaultStateDir
 	}
-	return filepath.Join(dir, node+".sock")
+	return g.stateDir
 }

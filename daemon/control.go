@@ -1,9 +1,7 @@
 package daemon
 
 import (
-	"bufio"
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -32,8 +30,7 @@ type ControlRequest struct {
 // once a pass that started after the request ended.
 type ControlReply struct {
 	PID     int    `json:"pid"`
-	File    string `json:"file"`             // the file the daemon follows
-	SHA256  string `json:"sha256,omitempty"` // first bytes of the content the pass applied
+	File    string `json:"file"` // the file the daemon follows
 	Applied int    `json:"applied"`
 	Add     int    `json:"add"`
 	Change  int    `json:"change"`
@@ -79,7 +76,7 @@ func (d *daemon) serveControl(ctx context.Context, ln net.Listener) {
 		go func() {
 			defer conn.Close()
 			var req ControlRequest
-			if err := json.NewDecoder(bufio.NewReader(conn)).Decode(&req); err != nil {
+			if err := json.NewDecoder(conn).Decode(&req); err != nil {
 				return
 			}
 			r := ctlReq{file: req.File, reply: make(chan ControlReply, 1)}
@@ -128,31 +125,15 @@ func sameFile(file, followed string) error {
 // answer replies to the requests a pass served.
 func (d *daemon) answer(waiters []chan ControlReply, rep ControlReply) {
 	rep.PID, rep.File = os.Getpid(), d.File
-	if rep.Error == "" {
-		rep.SHA256 = hex.EncodeToString(d.specSum[:6])
-	}
 	for _, w := range waiters {
 		w <- rep
 	}
 }
 
-// Listening reports whether a daemon answers on the control socket path.
-func Listening(path string) bool {
-	conn, err := net.DialTimeout("unix", path, time.Second)
-	if err != nil {
-		return false
-	}
-	conn.Close() // the daemon sees a request that does not decode, and drops it
-	return true
-}
-
 // Ask sends file to the daemon listening on the control socket path and
-// waits for its reply. ok is false when no daemon listens there.
+// waits for its reply. ok is false when no daemon listens there. Standard
+// input ("-") cannot be handed over: with a daemon there, it is an error.
 func Ask(ctx context.Context, path, file string) (rep ControlReply, ok bool, err error) {
-	abs, err := filepath.Abs(file)
-	if err != nil {
-		return rep, false, err
-	}
 	var dialer net.Dialer
 	dctx, cancel := context.WithTimeout(ctx, time.Second)
 	conn, err := dialer.DialContext(dctx, "unix", path)
@@ -163,7 +144,14 @@ func Ask(ctx context.Context, path, file string) (rep ControlReply, ok bool, err
 	if err != nil {
 		return rep, false, fmt.Errorf("watch daemon's control socket %s: %w", path, err)
 	}
-	defer conn.Close()
+	defer conn.Close() // a daemon that got no request drops the connection
+	if file == "-" {
+		return rep, true, errors.New("a watch daemon holds the node and follows its own file: standard input cannot be handed to it; edit that file, or stop the daemon")
+	}
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		return rep, true, err
+	}
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
 	defer stop()
 	_ = conn.SetDeadline(time.Now().Add(ControlTimeout))

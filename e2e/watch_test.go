@@ -685,8 +685,9 @@ func TestWatchLock(t *testing.T) {
 		t.Errorf("apply of another file: exit %d\n%s", code, errOut)
 	}
 	// Standard input cannot be handed over: refused at once.
-	cmd := exec.Command(w.bin, slices.Replace(w.nodeArgs("apply"), slices.Index(w.nodeArgs("apply"), w.file),
-		slices.Index(w.nodeArgs("apply"), w.file)+1, "-")...)
+	args = w.nodeArgs("apply")
+	args[slices.Index(args, w.file)] = "-"
+	cmd := exec.Command(w.bin, args...)
 	cmd.Stdin = strings.NewReader(w.topo(pods))
 	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "standard input cannot be handed") {
 		t.Errorf("apply -f - while the daemon runs: %v\n%s", err, out)

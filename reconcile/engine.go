@@ -240,22 +240,19 @@ type observation struct {
 // splitAttaches returns p without the attachments it makes, and those
 // attachments.
 func splitAttaches(p *Plan) (rest, atts *Plan) {
+	split := func(cs []Change) (rest, atts []Change) {
+		for _, c := range cs {
+			if c.Action != Delete && kindOf(c) == state.KindAttach {
+				atts = append(atts, c)
+			} else {
+				rest = append(rest, c)
+			}
+		}
+		return rest, atts
+	}
 	rest, atts = &Plan{Node: p.Node}, &Plan{Node: p.Node}
-	isAttach := func(c Change) bool { return c.Action != Delete && kindOf(c) == state.KindAttach }
-	for _, c := range p.Changes {
-		if isAttach(c) {
-			atts.Changes = append(atts.Changes, c)
-		} else {
-			rest.Changes = append(rest.Changes, c)
-		}
-	}
-	for _, c := range p.steps {
-		if isAttach(c) {
-			atts.steps = append(atts.steps, c)
-		} else {
-			rest.steps = append(rest.steps, c)
-		}
-	}
+	rest.Changes, atts.Changes = split(p.Changes)
+	rest.steps, atts.steps = split(p.steps)
 	return rest, atts
 }
 

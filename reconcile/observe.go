@@ -832,20 +832,20 @@ func (c *Config) recordedSysctls() (map[string]string, error) {
 // are read with plain syscalls into one buffer, which takes half the time
 // of os.ReadFile (no descriptor for the runtime poller, no stat).
 func readRecords(dir string, key func(string) string) (map[string]string, error) {
-	names, err := readDirNames(dir)
-	if err != nil {
-		return nil, fmt.Errorf("read state %s: %w", dir, err)
-	}
-	out := make(map[string]string, len(names))
-	if len(names) == 0 {
+	out := map[string]string{}
+	d, err := os.Open(dir)
+	if os.IsNotExist(err) {
 		return out, nil
 	}
-	dfd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("read state %s: %w", dir, err)
 	}
-	defer unix.Close(dfd)
-	buf := make([]byte, 4096) // records hold an owner or a sysctl value
+	defer d.Close()
+	names, err := d.Readdirnames(-1)
+	if err != nil {
+		return nil, fmt.Errorf("read state %s: %w", dir, err)
+	}
+	dfd, buf := int(d.Fd()), make([]byte, 4096) // records hold an owner or a sysctl value
 	for _, name := range names {
 		b, err := readAt(dfd, name, buf)
 		if err != nil {
@@ -854,19 +854,6 @@ func readRecords(dir string, key func(string) string) (map[string]string, error)
 		out[key(name)] = strings.TrimSpace(string(b))
 	}
 	return out, nil
-}
-
-// readDirNames lists dir; a missing dir is empty.
-func readDirNames(dir string) ([]string, error) {
-	f, err := os.Open(dir)
-	if os.IsNotExist(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return f.Readdirnames(-1)
 }
 
 // readAt reads file name under directory dfd into buf, all of it.
