@@ -4,6 +4,12 @@
 // tracking and reverse NAT, ClientIP affinity, hairpin, prompt refusal of
 // services without backends, and the same-node fast path.
 //
+// Before any of that, every frame leaving a pod is checked to come from it
+// (guard.h), fragments follow their first fragment (frag.h), and
+// connection state is written only once policy has allowed the connection,
+// with lifetimes, per-source shares and in-kernel garbage collection
+// (ct.h).
+//
 // Four entry points share the code below; they differ only in the hook they
 // run at, which decides what a packet is (leaving or entering a pod) and
 // whether bpf_redirect_peer is usable (tc ingress only):
@@ -27,6 +33,7 @@
 #include <linux/ip.h>
 #include <linux/tcp.h>
 #include <linux/udp.h>
+#include <linux/time.h>
 #include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
@@ -34,7 +41,7 @@
 char __license[] SEC("license") = "Dual MIT/GPL";
 
 enum layout {
-	NR_LAYOUT_VERSION = 1,
+	NR_LAYOUT_VERSION = 2,
 };
 
 enum cfg_flags {
@@ -56,7 +63,7 @@ enum cfg_flags {
 
 #define NR_MAX_SERVICES 65536
 #define NR_MAX_BACKENDS 65536
-#define NR_MAX_CT 65536
+#define NR_MAX_CT 131072
 #define NR_MAX_AFFINITY 16384
 #define NR_MAX_ENDPOINTS 16384
 
@@ -113,7 +120,10 @@ struct ct_value {
 	__be32 nat_addr;
 	__u32 svc_id;
 	__u16 slot; // FWD: backend slot at selection time
-	__u16 pad;
+	__u8 state; // NR_CT_STATE_* (ct.h)
+	__u8 pad;
+	__be32 owner; // the client, charged for the entry (ct.h)
+	__u64 seen_ns; // last packet, bpf_ktime_get_ns
 };
 
 struct affinity_key {
@@ -137,7 +147,7 @@ struct config {
 	enum layout version;
 	__be32 hairpin_ip;
 	enum cfg_flags flags;
-	__u32 pad;
+	__u32 ct_per_source; // entries one source may hold per table; 0: default
 };
 
 struct {
@@ -167,7 +177,7 @@ struct {
 } nr_backends SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, NR_MAX_CT);
 	__type(key, struct ct_key);
 	__type(value, struct ct_value);
@@ -211,8 +221,15 @@ enum hook {
 #define IP_DST_OFF (ETH_HLEN + offsetof(struct iphdr, daddr))
 
 // linux/icmp.h drags in glibc's socket headers, which bpf targets lack.
+#define ICMP_ECHOREPLY 0
 #define ICMP_DEST_UNREACH 3
 #define ICMP_PORT_UNREACH 3
+#define ICMP_ECHO 8
+#define ICMP_TIME_EXCEEDED 11
+#define ICMP_PARAMETERPROB 12
+#ifndef IPPROTO_SCTP
+#define IPPROTO_SCTP 132
+#endif
 
 struct icmphdr {
 	__u8 type;
@@ -226,36 +243,102 @@ struct icmphdr {
 #define TCP_FLAG_RST 0x04
 #define TCP_FLAG_ACK 0x10
 
-// pkt is a parsed IPv4 TCP or UDP packet; t always holds the addresses and
-// ports the packet carries now (rewrite keeps it current).
+// pkt is a parsed IPv4 packet; t always holds the addresses and ports the
+// packet carries now (rewrite keeps it current). Ports: TCP, UDP and SCTP
+// ports; an ICMP echo's identifier as the source port of a request and the
+// destination port of a reply (so a reply is the reverse of its request);
+// zero otherwise, and in later fragments.
 struct pkt {
 	struct ct_key t;
+	struct ct_key inner; // ICMP error: the quoted datagram, as it was sent
 	__u32 l4_off;
 	__u32 csum_off;
+	__be16 ip_id;
 	__u8 tcp_flags;
+	__u8 frag;     // NR_FRAG_* (frag.h)
+	__u8 icmp_err; // an ICMP error whose quoted datagram is in inner
+	__u8 nat;      // TCP or UDP with its header here: translatable
+	__u8 refused;  // turned into a refusal (refuse)
+	__u8 pad;
 };
 
+#include "guard.h"
 #include "policy.h"
+#include "frag.h"
 
+// ports loads the two 16-bit fields at off: the ports of TCP, UDP and
+// SCTP alike.
+static __always_inline int ports(struct __sk_buff *skb, __u32 off, struct ct_key *t)
+{
+	__be16 pp[2];
+
+	if (bpf_skb_load_bytes(skb, off, pp, sizeof(pp)) < 0)
+		return -1;
+	t->sport = pp[0];
+	t->dport = pp[1];
+	return 0;
+}
+
+// parse_icmp reads an echo's identifier, or the datagram an error quotes.
+static __always_inline int parse_icmp(struct __sk_buff *skb, struct pkt *p)
+{
+	struct icmphdr ic;
+	struct iphdr in;
+
+	if (bpf_skb_load_bytes(skb, p->l4_off, &ic, sizeof(ic)) < 0)
+		return -1;
+	switch (ic.type) {
+	case ICMP_ECHO:
+		p->t.sport = ((__be16 *)&ic.unused)[0];
+		return 0;
+	case ICMP_ECHOREPLY:
+		p->t.dport = ((__be16 *)&ic.unused)[0];
+		return 0;
+	case ICMP_DEST_UNREACH:
+	case ICMP_TIME_EXCEEDED:
+	case ICMP_PARAMETERPROB:
+		break;
+	default:
+		return 0;
+	}
+	if (bpf_skb_load_bytes(skb, p->l4_off + sizeof(ic), &in, sizeof(in)) < 0 ||
+	    in.version != 4 || in.ihl < 5)
+		return 0; // quotes nothing we can read: judged as plain ICMP
+	p->inner.saddr = in.saddr;
+	p->inner.daddr = in.daddr;
+	p->inner.proto = in.protocol;
+	if (has_ports(in.protocol) &&
+	    ports(skb, p->l4_off + sizeof(ic) + in.ihl * 4, &p->inner) < 0)
+		return 0;
+	p->icmp_err = 1;
+	return 0;
+}
+
+// parse reads an IPv4 packet; -1 when its headers cannot be read.
 static __always_inline int parse(struct __sk_buff *skb, struct pkt *p)
 {
 	struct iphdr ip;
+	__u16 off;
 
-	if (skb->protocol != bpf_htons(ETH_P_IP))
-		return -1;
 	if (bpf_skb_load_bytes(skb, IP_OFF, &ip, sizeof(ip)) < 0)
 		return -1;
 	if (ip.version != 4 || ip.ihl < 5)
-		return -1;
-	// Fragments carry no (or only the first) L4 header: not translated.
-	if (ip.frag_off & bpf_htons(0x3fff))
 		return -1;
 	p->l4_off = IP_OFF + ip.ihl * 4;
 	p->t.saddr = ip.saddr;
 	p->t.daddr = ip.daddr;
 	p->t.proto = ip.protocol;
+	p->ip_id = ip.id;
+	off = bpf_ntohs(ip.frag_off);
+	if (off & 0x1fff) {
+		p->frag = NR_FRAG_LATER; // no L4 header: frag.h
+		return 0;
+	}
+	if (off & 0x2000)
+		p->frag = NR_FRAG_FIRST;
 
-	if (ip.protocol == IPPROTO_TCP) {
+	switch (ip.protocol) {
+	case IPPROTO_TCP: {
 		struct tcphdr th;
 		if (bpf_skb_load_bytes(skb, p->l4_off, &th, sizeof(th)) < 0)
 			return -1;
@@ -263,18 +346,21 @@ static __always_inline int parse(struct __sk_buff *skb, struct pkt *p)
 		p->t.dport = th.dest;
 		p->tcp_flags = ((__u8 *)&th)[13];
 		p->csum_off = p->l4_off + offsetof(struct tcphdr, check);
+		p->nat = 1;
 		return 0;
 	}
-	if (ip.protocol == IPPROTO_UDP) {
-		struct udphdr uh;
-		if (bpf_skb_load_bytes(skb, p->l4_off, &uh, sizeof(uh)) < 0)
+	case IPPROTO_UDP:
+		if (ports(skb, p->l4_off, &p->t) < 0)
 			return -1;
-		p->t.sport = uh.source;
-		p->t.dport = uh.dest;
 		p->csum_off = p->l4_off + offsetof(struct udphdr, check);
+		p->nat = 1;
 		return 0;
+	case IPPROTO_SCTP:
+		return ports(skb, p->l4_off, &p->t);
+	case IPPROTO_ICMP:
+		return parse_icmp(skb, p);
 	}
-	return -1;
+	return 0;
 }
 
 static __always_inline struct config *config(void)
@@ -337,33 +423,50 @@ static __always_inline int rewrite(struct __sk_buff *skb, struct pkt *p,
 	return 0;
 }
 
-// deliver ends the processing of a packet leaving a pod: egress policy,
-// ingress policy of a local destination (the fast path skips its to-pod
-// hook), then the redirect straight into that pod, or the host stack.
-// Policy judges conn, the connection as the pods see it: p itself, or for
-// a reply whose source was just restored to the service, p before that.
-static __always_inline int deliver(struct __sk_buff *skb, struct pkt *p,
-				   const struct pkt *conn, const int hook, bool translated)
+// judge applies the policy to a packet leaving a pod: the egress side of
+// the sender, and for a local destination that the fast path will reach
+// (skipping its to-pod hook) the ingress side of that pod, whose host-side
+// veth it returns in *ifindex (0: no fast path). Policy judges conn, the
+// connection as the pods see it: p itself, or for a reply whose source was
+// just restored to the service, p before that. 0, or TC_ACT_SHOT.
+static __always_inline int judge(const struct pkt *p, const struct pkt *conn,
+				 const int hook, __be32 pod, __u32 *ifindex)
 {
 	struct config *cfg;
 	struct endpoint *ep;
+	int v;
 
-	if (policy_egress(skb, conn) != NR_POLICY_ALLOW)
-		return TC_ACT_SHOT;
+	*ifindex = 0;
+	v = policy_egress(NULL, conn);
+	if (v != NR_POLICY_ALLOW)
+		return drop(pod, v == NR_POLICY_FULL ? NR_DROP_CT_FULL : NR_DROP_EGRESS);
 	if (hook != HOOK_HOST_INGRESS)
-		return translated ? TC_ACT_OK : TC_ACT_UNSPEC;
+		return 0;
 	cfg = config();
 	if (!cfg || !(cfg->flags & NR_CFG_FASTPATH))
-		return translated ? TC_ACT_OK : TC_ACT_UNSPEC;
+		return 0;
 	ep = bpf_map_lookup_elem(&nr_endpoints, &p->t.daddr);
 	if (!ep)
-		return translated ? TC_ACT_OK : TC_ACT_UNSPEC;
-	if (policy_ingress(skb, conn) != NR_POLICY_ALLOW)
-		return TC_ACT_SHOT;
-	// The frame was addressed to the gateway (or, on a bridge, to the
-	// peer's MAC as seen by the bridge port): make the peer accept it.
-	bpf_skb_change_type(skb, PACKET_HOST);
-	return bpf_redirect_peer(ep->ifindex, 0);
+		return 0;
+	v = policy_ingress(NULL, conn);
+	if (v != NR_POLICY_ALLOW)
+		return drop(p->t.daddr, v == NR_POLICY_FULL ? NR_DROP_CT_FULL : NR_DROP_INGRESS);
+	*ifindex = ep->ifindex;
+	return 0;
+}
+
+// forward sends a judged packet on: straight into a local pod (ifindex,
+// from judge), or to the host stack.
+static __always_inline int forward(struct __sk_buff *skb, __u32 ifindex, bool translated)
+{
+	if (ifindex) {
+		// The frame was addressed to the gateway (or, on a bridge, to
+		// the peer's MAC as seen by the bridge port): make the peer
+		// accept it.
+		bpf_skb_change_type(skb, PACKET_HOST);
+		return bpf_redirect_peer(ifindex, 0);
+	}
+	return translated ? TC_ACT_OK : TC_ACT_UNSPEC;
 }
 
 static __always_inline __u16 csum_fold(__s64 sum)
@@ -554,14 +657,12 @@ static __always_inline int pick(const struct pkt *p, const struct svc_value *svc
 				struct backend *out, __u32 *slot)
 {
 	struct affinity_key ak = { .svc_id = svc->id, .client = p->t.saddr };
-	struct affinity_value *av, nav = {};
+	struct affinity_value *av;
 	struct backend *b = NULL;
-	__u64 now = 0;
 
 	if (svc->flags & NR_SVC_AFFINITY) {
-		now = bpf_ktime_get_ns();
 		av = bpf_map_lookup_elem(&nr_affinity, &ak);
-		if (av && now - av->last_ns < NR_AFFINITY_TIMEOUT_NS) {
+		if (av && bpf_ktime_get_ns() - av->last_ns < NR_AFFINITY_TIMEOUT_NS) {
 			*slot = av->slot;
 			b = backend_at(svc, av->slot, av->ip, av->port);
 		}
@@ -576,24 +677,87 @@ static __always_inline int pick(const struct pkt *p, const struct svc_value *svc
 			return -1;
 	}
 	*out = *b;
-	if (svc->flags & NR_SVC_AFFINITY) {
-		nav.last_ns = now;
-		nav.ip = b->ip;
-		nav.port = b->port;
-		nav.slot = *slot;
-		bpf_map_update_elem(&nr_affinity, &ak, &nav, BPF_ANY);
-	}
 	return 0;
+}
+
+// remember_affinity records the client's backend, once the connection is
+// allowed.
+static __always_inline void remember_affinity(const struct ct_key *client, const struct ct_value *fwd)
+{
+	struct affinity_key ak = { .svc_id = fwd->svc_id, .client = client->saddr };
+	struct affinity_value nav = {
+		.last_ns = bpf_ktime_get_ns(), .ip = fwd->addr, .port = fwd->port, .slot = fwd->slot,
+	};
+
+	bpf_map_update_elem(&nr_affinity, &ak, &nav, BPF_ANY);
+}
+
+// ct_find looks a service conntrack entry up, deleting an expired one.
+static __always_inline struct ct_value *ct_find(const struct ct_key *k, __u64 now)
+{
+	struct ct_value *v = bpf_map_lookup_elem(&nr_ct, k);
+
+	if (v && ct_expired(k->proto, v->state, v->seen_ns, now)) {
+		ct_delete(&nr_ct, k, v->owner, false);
+		return NULL;
+	}
+	return v;
+}
+
+static __always_inline void ct_touch(struct ct_value *v, const struct pkt *p, __u64 now)
+{
+	__u8 st = ct_next(p->t.proto, v->state, p->tcp_flags);
+
+	if (st != v->state)
+		v->state = st;
+	if (now - v->seen_ns > NR_REFRESH_NS)
+		v->seen_ns = now;
+}
+
+// ct_store writes a service conntrack entry, charging its owner for a new
+// key; false when the owner has no room left or the table none.
+static __always_inline bool ct_store(const struct ct_key *k, const struct ct_value *v)
+{
+	if (bpf_map_update_elem(&nr_ct, k, v, BPF_EXIST) == 0)
+		return true;
+	if (!ct_charge(v->owner, false, 1))
+		return false;
+	if (bpf_map_update_elem(&nr_ct, k, v, BPF_NOEXIST) == 0)
+		return true;
+	ct_refund(v->owner, false, 1);
+	return bpf_map_update_elem(&nr_ct, k, v, BPF_EXIST) == 0; // raced
+}
+
+// reverse_of builds the REV entry of a FWD entry for client packet c: the
+// key a backend's reply carries, and the service and client to restore.
+static __always_inline void reverse_of(const struct ct_key *c, const struct ct_value *fwd,
+				       struct ct_key *rk, struct ct_value *rev)
+{
+	rk->saddr = fwd->addr;
+	rk->daddr = fwd->nat_addr ? fwd->nat_addr : c->saddr;
+	rk->sport = fwd->port;
+	rk->dport = c->sport;
+	rk->proto = c->proto;
+	rev->addr = c->daddr;
+	rev->port = c->dport;
+	rev->type = NR_CT_REV;
+	rev->flags = fwd->flags;
+	rev->nat_addr = fwd->nat_addr ? c->saddr : 0;
+	rev->svc_id = fwd->svc_id;
+	rev->state = fwd->state;
+	rev->owner = c->saddr;
+	rev->seen_ns = fwd->seen_ns;
 }
 
 // forget_stale_rev deletes the REV entry of an earlier service connection
 // that a packet to a pod IP (no service) would inherit: the same client
 // address and port to the same backend address and port. Linux hands the
 // same ephemeral port out again for another destination, and conntrack
-// entries outlive their connections (LRU), so without this the replies of
-// a direct connection would be rewritten as coming from the service. TCP
-// is checked on its SYN only (a live service connection and a new direct
-// one cannot share the tuple on the backend either); UDP on every packet.
+// entries outlive their connections, so without this the replies of a
+// direct connection would be rewritten as coming from the service. TCP is
+// checked on its SYN only (a live service connection and a new direct one
+// cannot share the tuple on the backend either); UDP on every packet. The
+// source is validated, so a pod can only forget its own connections.
 static __always_inline void forget_stale_rev(const struct pkt *p)
 {
 	struct ct_key rk = {};
@@ -609,148 +773,237 @@ static __always_inline void forget_stale_rev(const struct pkt *p)
 	rk.proto = p->t.proto;
 	ct = bpf_map_lookup_elem(&nr_ct, &rk);
 	if (ct && ct->type == NR_CT_REV)
-		bpf_map_delete_elem(&nr_ct, &rk);
+		ct_delete(&nr_ct, &rk, ct->owner, false);
 }
 
-// from_pod handles a packet leaving a pod: replies of translated
-// connections get their service address back; packets to a service are
-// sent to the connection's backend, chosen on its first packet.
-static __always_inline int from_pod(struct __sk_buff *skb, const int hook)
+// readdressed reports whether a packet marked NR_MARK_READDRESSED really is
+// the second pass of a translated one (see from_pod): a connection to the
+// backend it is addressed to must be tracked. A pod can set the mark on
+// its own packets (SO_MARK), so the mark alone proves nothing.
+static __always_inline bool readdressed(const struct pkt *p)
 {
-	struct pkt p = {};
-	struct ct_value *ct, fwd = {}, rev = {};
-	struct ct_key rk = {};
-	struct svc_key sk = {};
+	struct ct_key rk = {
+		.saddr = p->t.daddr, .daddr = p->t.saddr, .sport = p->t.dport,
+		.dport = p->t.sport, .proto = p->t.proto,
+	};
+	struct ct_value *ct = bpf_map_lookup_elem(&nr_ct, &rk);
+
+	return ct && ct->type == NR_CT_REV;
+}
+
+// service_reply gives a backend's reply its service address back.
+static __always_inline int service_reply(struct __sk_buff *skb, struct pkt *p, struct ct_value *ct,
+					 const int hook, __be32 pod, __u64 now)
+{
+	__be32 daddr = ct->nat_addr ? ct->nat_addr : p->t.daddr;
+	struct pkt reply = *p;
+	__u32 ifindex;
+
+	if (rewrite(skb, p, ct->addr, daddr, ct->port, p->t.dport) < 0)
+		return drop(pod, NR_DROP_NAT);
+	if (judge(p, &reply, hook, pod, &ifindex) != 0)
+		return TC_ACT_SHOT;
+	ct_touch(ct, p, now);
+	return forward(skb, ifindex, true);
+}
+
+// service_packet translates a packet of a service connection: an
+// established one keeps its backend; a new one picks one. State is written
+// only once policy allows the translated connection.
+static __always_inline int service_packet(struct __sk_buff *skb, struct pkt *p, struct ct_value *ct,
+					  const int hook, __be32 pod, __u64 now)
+{
+	struct ct_value fwd = {}, rev = {}, *have;
+	struct ct_key client = p->t, rk = {};
+	struct svc_key sk = { .ip = p->t.daddr, .port = p->t.dport, .proto = p->t.proto };
 	struct svc_value *svc;
 	struct backend b;
 	struct config *cfg;
-	__be32 hairpin_ip;
-	__u32 slot;
-	bool syn_only;
-	int verdict;
-
-	if (hook == HOOK_POD_EGRESS && (skb->mark & NR_MARK_READDRESSED)) {
-		skb->mark &= ~NR_MARK_READDRESSED;
-		return TC_ACT_UNSPEC; // translated and judged on its first pass
-	}
-	if (parse(skb, &p) < 0)
-		return TC_ACT_UNSPEC;
-
-	ct = bpf_map_lookup_elem(&nr_ct, &p.t);
-	if (ct && ct->type == NR_CT_REV) {
-		__be32 daddr = ct->nat_addr ? ct->nat_addr : p.t.daddr;
-		struct pkt reply = p;
-		if (rewrite(skb, &p, ct->addr, daddr, ct->port, p.t.dport) < 0)
-			return TC_ACT_SHOT;
-		return deliver(skb, &p, &reply, hook, true);
-	}
-
+	__u32 slot, ifindex;
+	bool fresh = false, affinity = false;
 	// An established connection keeps its backend, even one that left the
-	// service (it drains, as with kube-proxy). A SYN reuses it only while
-	// the backend still is in the service: the 4-tuple may be recycled.
-	syn_only = p.t.proto == IPPROTO_TCP &&
-		   (p.tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN;
+	// service. A SYN reuses it only while the backend still is in the
+	// service: the 4-tuple may be recycled.
+	bool syn_only = p->t.proto == IPPROTO_TCP &&
+			(p->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN;
+
 	if (ct && ct->type == NR_CT_FWD && !syn_only) {
 		fwd = *ct;
-		goto dnat;
+	} else {
+		svc = bpf_map_lookup_elem(&nr_services, &sk);
+		if (!svc) {
+			forget_stale_rev(p);
+			if (judge(p, p, hook, pod, &ifindex) != 0)
+				return TC_ACT_SHOT;
+			return forward(skb, ifindex, false);
+		}
+		if (ct && ct->type == NR_CT_FWD && ct->svc_id == svc->id &&
+		    backend_at(svc, ct->slot, ct->addr, ct->port)) {
+			// A retransmitted SYN: same backend.
+			b.ip = ct->addr;
+			b.port = ct->port;
+			slot = ct->slot;
+		} else if (svc->count == 0) {
+			p->refused = 1;
+			return refuse(skb, p, hook);
+		} else if (pick(p, svc, &b, &slot) < 0) {
+			return TC_ACT_SHOT; // slots being rewritten: the sender retries
+		}
+		cfg = config();
+		fwd.addr = b.ip;
+		fwd.port = b.port;
+		fwd.type = NR_CT_FWD;
+		fwd.svc_id = svc->id;
+		fwd.slot = slot;
+		fwd.owner = p->t.saddr;
+		fwd.seen_ns = now;
+		// A pod reaching itself would drop its own address as a
+		// martian source: it sees the hairpin address instead.
+		if (b.ip == p->t.saddr) {
+			fwd.flags = NR_CT_HAIRPIN;
+			fwd.nat_addr = cfg && cfg->hairpin_ip ? cfg->hairpin_ip : bpf_htonl(NR_HAIRPIN_DEFAULT);
+		}
+		fresh = true;
+		affinity = svc->flags & NR_SVC_AFFINITY;
 	}
+	fwd.state = ct_next(p->t.proto, fwd.state, p->tcp_flags);
+	reverse_of(&client, &fwd, &rk, &rev);
 
-	sk.ip = p.t.daddr;
-	sk.port = p.t.dport;
-	sk.proto = p.t.proto;
-	svc = bpf_map_lookup_elem(&nr_services, &sk);
-	if (!svc) {
-		forget_stale_rev(&p);
-		return deliver(skb, &p, &p, hook, false);
-	}
-	if (ct && ct->type == NR_CT_FWD && ct->svc_id == svc->id &&
-	    backend_at(svc, ct->slot, ct->addr, ct->port)) {
-		// A retransmitted SYN: same backend, and both entries written
-		// again in case the LRU dropped one.
-		b.ip = ct->addr;
-		b.port = ct->port;
-		slot = ct->slot;
-	} else if (svc->count == 0) {
-		return refuse(skb, &p, hook);
-	} else if (pick(&p, svc, &b, &slot) < 0) {
-		return TC_ACT_SHOT; // slots being rewritten: the sender retries
-	}
-
-	cfg = config();
-	hairpin_ip = cfg && cfg->hairpin_ip ? cfg->hairpin_ip : bpf_htonl(NR_HAIRPIN_DEFAULT);
-
-	fwd.addr = b.ip;
-	fwd.port = b.port;
-	fwd.type = NR_CT_FWD;
-	fwd.svc_id = svc->id;
-	fwd.slot = slot;
-	// A pod reaching itself would drop its own address as a martian
-	// source: it sees the hairpin address instead.
-	if (b.ip == p.t.saddr) {
-		fwd.flags = NR_CT_HAIRPIN;
-		fwd.nat_addr = hairpin_ip;
-	}
-
-	rk.saddr = b.ip;
-	rk.daddr = fwd.nat_addr ? fwd.nat_addr : p.t.saddr;
-	rk.sport = b.port;
-	rk.dport = p.t.sport;
-	rk.proto = p.t.proto;
-	rev.addr = p.t.daddr;
-	rev.port = p.t.dport;
-	rev.type = NR_CT_REV;
-	rev.flags = fwd.flags;
-	rev.nat_addr = fwd.nat_addr ? p.t.saddr : 0;
-	rev.svc_id = svc->id;
-	// Reverse entry first: a reply can never find a connection whose
-	// reverse translation is missing.
-	if (bpf_map_update_elem(&nr_ct, &rk, &rev, BPF_ANY) < 0 ||
-	    bpf_map_update_elem(&nr_ct, &p.t, &fwd, BPF_ANY) < 0)
+	if (rewrite(skb, p, fwd.nat_addr ? fwd.nat_addr : p->t.saddr, fwd.addr,
+		    p->t.sport, fwd.port) < 0)
+		return drop(pod, NR_DROP_NAT);
+	if (judge(p, p, hook, pod, &ifindex) != 0)
 		return TC_ACT_SHOT;
-
-dnat:
-	if (rewrite(skb, &p, fwd.nat_addr ? fwd.nat_addr : p.t.saddr, fwd.addr,
-		    p.t.sport, fwd.port) < 0)
-		return TC_ACT_SHOT;
-	verdict = deliver(skb, &p, &p, hook, true);
+	if (fresh) {
+		// Reverse entry first: a reply can never find a connection
+		// whose reverse translation is missing.
+		if (!ct_store(&rk, &rev) || !ct_store(&client, &fwd))
+			return drop(pod, NR_DROP_CT_FULL);
+		if (affinity)
+			remember_affinity(&client, &fwd);
+	} else {
+		ct_touch(ct, p, now);
+		// The reverse entry is put back if it went missing (deleted
+		// by the control plane, expired while the client spoke alone).
+		have = bpf_map_lookup_elem(&nr_ct, &rk);
+		if (have)
+			ct_touch(have, p, now);
+		else if (!ct_store(&rk, &rev))
+			return drop(pod, NR_DROP_CT_FULL);
+	}
 	// Leaving a macvlan or ipvlan pod, the frame is addressed to the next
 	// hop of the clusterIP: the gateway, the node's shim. Send it to the
 	// next hop of the backend instead, as the pod's own packets to that
 	// address go: straight over the pod's segment to a backend on it,
 	// without a detour through the node (the kernel resolves the
-	// neighbour). The frame passes this hook once more, marked so that it
-	// goes through untouched. Not for a pod reaching itself: that goes
-	// through the node.
-	if (verdict == TC_ACT_OK && hook == HOOK_POD_EGRESS && !fwd.nat_addr) {
+	// neighbour). The frame passes this hook once more, marked, and
+	// readdressed lets it through untouched. Not for a pod reaching
+	// itself: that goes through the node.
+	if (hook == HOOK_POD_EGRESS && !fwd.nat_addr) {
 		skb->mark |= NR_MARK_READDRESSED;
 		return bpf_redirect_neigh(skb->ifindex, NULL, 0, 0);
 	}
-	return verdict;
+	return forward(skb, ifindex, true);
 }
 
-// to_pod handles a packet entering a pod: ingress policy (judged before
-// any translation: a reply is recognised by the backend's address), then
-// replies of connections translated elsewhere (backend on another node, or
-// without our program) get their service address back here.
-static __always_inline int to_pod(struct __sk_buff *skb, const int hook)
+// from_pod_packet handles an unfragmented packet, or a first fragment,
+// leaving a pod whose source is validated.
+static __always_inline int from_pod_packet(struct __sk_buff *skb, struct pkt *p, const int hook,
+					   __be32 pod)
 {
-	struct pkt p = {}, conn;
-	struct ct_value *ct, *fwd;
-	struct ct_key fk = {};
+	__u64 now = bpf_ktime_get_ns();
+	struct ct_value *ct = NULL;
+	__u32 ifindex;
 
+	if (p->nat) {
+		ct = ct_find(&p->t, now);
+		if (ct && ct->type == NR_CT_REV)
+			return service_reply(skb, p, ct, hook, pod, now);
+		return service_packet(skb, p, ct, hook, pod, now);
+	}
+	if (judge(p, p, hook, pod, &ifindex) != 0)
+		return TC_ACT_SHOT;
+	return forward(skb, ifindex, false);
+}
+
+// from_pod_fragment sends a later fragment the way its first went.
+static __always_inline int from_pod_fragment(struct __sk_buff *skb, const struct pkt *p, __be32 pod)
+{
+	struct frag_value *v = frag_lookup(p, NR_FRAG_FROM_POD);
+	bool translated;
+
+	if (!v)
+		return pol_isolated(pod, NR_POL_EGRESS) ? drop(pod, NR_DROP_FRAGMENT) : TC_ACT_UNSPEC;
+	if (!v->allowed)
+		return drop(pod, NR_DROP_FRAGMENT);
+	translated = v->saddr != p->t.saddr || v->daddr != p->t.daddr;
+	if (frag_rewrite(skb, p, v) < 0)
+		return drop(pod, NR_DROP_NAT);
+	return forward(skb, v->ifindex, translated);
+}
+
+// from_pod handles a frame leaving a pod: its source is checked; replies
+// of translated connections get their service address back; packets to a
+// service are sent to the connection's backend, chosen on its first
+// packet; policy judges what the pods see.
+static __always_inline int from_pod(struct __sk_buff *skb, const int hook)
+{
+	struct src_binding *b;
+	struct pkt p = {};
+	struct ct_key orig;
+	__u32 ifindex = 0;
+	int ret;
+
+	gc_arm();
+	b = binding(skb);
+	ret = guard_from_pod(skb, b);
+	if (ret != NR_GUARD_IPV4 || !b)
+		return ret;
 	if (parse(skb, &p) < 0)
-		return TC_ACT_UNSPEC;
-	ct = bpf_map_lookup_elem(&nr_ct, &p.t);
-	conn = p;
-	if (!ct || ct->type != NR_CT_REV) {
+		return drop(b->ip, NR_DROP_MALFORMED);
+	if (p.t.saddr != b->ip)
+		return drop(b->ip, NR_DROP_SOURCE);
+	if (p.frag == NR_FRAG_LATER)
+		return from_pod_fragment(skb, &p, b->ip);
+	if (hook == HOOK_POD_EGRESS && (skb->mark & NR_MARK_READDRESSED) && readdressed(&p)) {
+		skb->mark &= ~NR_MARK_READDRESSED;
+		return TC_ACT_UNSPEC; // translated and judged on its first pass
+	}
+	orig = p.t;
+	ret = from_pod_packet(skb, &p, hook, b->ip);
+	if (p.frag == NR_FRAG_FIRST) {
+		if (ret == TC_ACT_REDIRECT && hook == HOOK_HOST_INGRESS) {
+			struct endpoint *ep = bpf_map_lookup_elem(&nr_endpoints, &p.t.daddr);
+			ifindex = ep ? ep->ifindex : 0;
+		}
+		frag_record(&orig, &p, NR_FRAG_FROM_POD, ret != TC_ACT_SHOT && !p.refused, ifindex);
+	}
+	return ret;
+}
+
+// to_pod_packet: ingress policy (judged before any translation: a reply
+// is recognised by the backend's address), then replies of connections
+// translated elsewhere (backend on another node, or without our program)
+// get their service address back here.
+static __always_inline int to_pod_packet(struct __sk_buff *skb, struct pkt *p, __be32 pod)
+{
+	struct pkt conn = *p;
+	struct ct_value *ct = NULL, *fwd;
+	struct ct_key fk = {};
+	__u64 now = bpf_ktime_get_ns();
+	int v;
+
+	if (p->nat)
+		ct = ct_find(&p->t, now);
+	if (p->nat && (!ct || ct->type != NR_CT_REV)) {
 		// A reply that our program on the backend (same node, routed)
 		// has already given the service address back: judged as the
 		// backend sent it.
-		fk.saddr = p.t.daddr;
-		fk.daddr = p.t.saddr;
-		fk.sport = p.t.dport;
-		fk.dport = p.t.sport;
-		fk.proto = p.t.proto;
+		fk.saddr = p->t.daddr;
+		fk.daddr = p->t.saddr;
+		fk.sport = p->t.dport;
+		fk.dport = p->t.sport;
+		fk.proto = p->t.proto;
 		fwd = bpf_map_lookup_elem(&nr_ct, &fk);
 		if (fwd && fwd->type == NR_CT_FWD) {
 			conn.t.saddr = fwd->addr;
@@ -759,15 +1012,55 @@ static __always_inline int to_pod(struct __sk_buff *skb, const int hook)
 				conn.t.daddr = fwd->nat_addr;
 		}
 	}
-	if (policy_ingress(skb, &conn) != NR_POLICY_ALLOW)
-		return TC_ACT_SHOT;
+	v = policy_ingress(NULL, &conn);
+	if (v != NR_POLICY_ALLOW)
+		return drop(pod, v == NR_POLICY_FULL ? NR_DROP_CT_FULL : NR_DROP_INGRESS);
 	if (ct && ct->type == NR_CT_REV) {
-		__be32 daddr = ct->nat_addr ? ct->nat_addr : p.t.daddr;
-		if (rewrite(skb, &p, ct->addr, daddr, ct->port, p.t.dport) < 0)
-			return TC_ACT_SHOT;
+		__be32 daddr = ct->nat_addr ? ct->nat_addr : p->t.daddr;
+		ct_touch(ct, p, now);
+		if (rewrite(skb, p, ct->addr, daddr, ct->port, p->t.dport) < 0)
+			return drop(pod, NR_DROP_NAT);
 		return TC_ACT_OK;
 	}
 	return TC_ACT_UNSPEC;
+}
+
+// to_pod_fragment lets a later fragment in the way its first came.
+static __always_inline int to_pod_fragment(struct __sk_buff *skb, const struct pkt *p, __be32 pod)
+{
+	struct frag_value *v = frag_lookup(p, NR_FRAG_TO_POD);
+
+	if (!v)
+		return pol_isolated(p->t.daddr, NR_POL_INGRESS) ? drop(pod, NR_DROP_FRAGMENT) : TC_ACT_UNSPEC;
+	if (!v->allowed)
+		return drop(pod, NR_DROP_FRAGMENT);
+	if (frag_rewrite(skb, p, v) < 0)
+		return drop(pod, NR_DROP_NAT);
+	return v->saddr != p->t.saddr || v->daddr != p->t.daddr ? TC_ACT_OK : TC_ACT_UNSPEC;
+}
+
+// to_pod handles a frame entering a pod.
+static __always_inline int to_pod(struct __sk_buff *skb, const int hook)
+{
+	struct src_binding *b = binding(skb);
+	__be32 pod = b ? b->ip : 0;
+	struct pkt p = {};
+	struct ct_key orig;
+	int ret;
+
+	gc_arm();
+	ret = guard_to_pod(skb, b);
+	if (ret != NR_GUARD_IPV4)
+		return ret;
+	if (parse(skb, &p) < 0)
+		return drop(pod, NR_DROP_MALFORMED);
+	if (p.frag == NR_FRAG_LATER)
+		return to_pod_fragment(skb, &p, pod);
+	orig = p.t;
+	ret = to_pod_packet(skb, &p, pod);
+	if (p.frag == NR_FRAG_FIRST)
+		frag_record(&orig, &p, NR_FRAG_TO_POD, ret != TC_ACT_SHOT, 0);
+	return ret;
 }
 
 SEC("tc")
@@ -792,4 +1085,16 @@ SEC("tc")
 int nr_pod_ingress(struct __sk_buff *skb)
 {
 	return to_pod(skb, HOOK_POD_INGRESS);
+}
+
+// nr_gc_run collects expired connection state once, now (the timer does
+// it every NR_GC_INTERVAL_NS); run with BPF_PROG_RUN by tests and
+// benchmarks.
+SEC("tc")
+int nr_gc_run(struct __sk_buff *skb)
+{
+	__u32 zero = 0;
+
+	gc_walk(bpf_map_lookup_elem(&nr_gc, &zero));
+	return TC_ACT_OK;
 }

@@ -47,11 +47,17 @@ const (
 )
 
 type NrConfig struct {
-	_         structs.HostLayout
-	Version   NrLayout
-	HairpinIp uint32
-	Flags     NrCfgFlags
-	Pad       uint32
+	_           structs.HostLayout
+	Version     NrLayout
+	HairpinIp   uint32
+	Flags       NrCfgFlags
+	CtPerSource uint32
+}
+
+type NrCtCount struct {
+	_   structs.HostLayout
+	Svc uint32
+	Pol uint32
 }
 
 type NrCtKey struct {
@@ -73,7 +79,16 @@ type NrCtValue struct {
 	NatAddr uint32
 	SvcId   uint32
 	Slot    uint16
-	Pad     uint16
+	State   uint8
+	Pad     uint8
+	Owner   uint32
+	SeenNs  uint64
+}
+
+type NrDropKey struct {
+	_      structs.HostLayout
+	Pod    uint32
+	Reason uint32
 }
 
 type NrEndpoint struct {
@@ -82,16 +97,52 @@ type NrEndpoint struct {
 	Flags   uint32
 }
 
+type NrFragKey struct {
+	_     structs.HostLayout
+	Saddr uint32
+	Daddr uint32
+	Id    uint16
+	Proto uint8
+	Dir   uint8
+}
+
+type NrFragValue struct {
+	_       structs.HostLayout
+	Saddr   uint32
+	Daddr   uint32
+	Allowed uint8
+	Pad     [3]uint8
+	Ifindex uint32
+	SeenNs  uint64
+}
+
+type NrGcState struct {
+	_     structs.HostLayout
+	Timer struct {
+		_ structs.HostLayout
+		_ [16]byte
+	}
+	Armed       uint64
+	Runs        uint64
+	LastNs      uint64
+	LastDeleted uint64
+	LastScanned uint64
+}
+
 type NrLayout uint32
 
 const (
-	NrLayoutNR_LAYOUT_VERSION NrLayout = 1
+	NrLayoutNR_LAYOUT_VERSION NrLayout = 2
 )
 
 type NrPolCt struct {
 	_        structs.HostLayout
 	Revision uint32
-	Pad      uint32
+	State    uint8
+	Pad      [3]uint8
+	Owner    uint32
+	Pad2     uint32
+	SeenNs   uint64
 }
 
 type NrPolCtKey struct {
@@ -149,6 +200,24 @@ type NrPolState struct {
 	Pad      uint32
 }
 
+type NrSrcBinding struct {
+	_        structs.HostLayout
+	Ip       uint32
+	Mac      [6]uint8
+	Pad      uint16
+	Pad1     uint32
+	NetnsIno uint64
+	Ifindex  uint32
+	Pad2     uint32
+}
+
+type NrSrcKey struct {
+	_       structs.HostLayout
+	Netns   uint64
+	Ifindex uint32
+	Pad     uint32
+}
+
 type NrSvcKey struct {
 	_     structs.HostLayout
 	Ip    uint32
@@ -173,15 +242,21 @@ const (
 	NrMapNrBackends    = "nr_backends"
 	NrMapNrConfig      = "nr_config"
 	NrMapNrCt          = "nr_ct"
+	NrMapNrCtCount     = "nr_ct_count"
+	NrMapNrDrops       = "nr_drops"
 	NrMapNrEndpoints   = "nr_endpoints"
+	NrMapNrFrag        = "nr_frag"
+	NrMapNrGc          = "nr_gc"
 	NrMapNrPolCt       = "nr_pol_ct"
 	NrMapNrPolIds      = "nr_pol_ids"
 	NrMapNrPolPods     = "nr_pol_pods"
 	NrMapNrPolRules    = "nr_pol_rules"
 	NrMapNrPolState    = "nr_pol_state"
 	NrMapNrServices    = "nr_services"
+	NrMapNrSrc         = "nr_src"
 	NrMapNrSvcIds      = "nr_svc_ids"
 	NrProgNrFromPod    = "nr_from_pod"
+	NrProgNrGcRun      = "nr_gc_run"
 	NrProgNrPodEgress  = "nr_pod_egress"
 	NrProgNrPodIngress = "nr_pod_ingress"
 	NrProgNrToPod      = "nr_to_pod"
@@ -230,6 +305,7 @@ type NrSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type NrProgramSpecs struct {
 	NrFromPod    *ebpf.ProgramSpec `ebpf:"nr_from_pod"`
+	NrGcRun      *ebpf.ProgramSpec `ebpf:"nr_gc_run"`
 	NrPodEgress  *ebpf.ProgramSpec `ebpf:"nr_pod_egress"`
 	NrPodIngress *ebpf.ProgramSpec `ebpf:"nr_pod_ingress"`
 	NrToPod      *ebpf.ProgramSpec `ebpf:"nr_to_pod"`
@@ -243,13 +319,18 @@ type NrMapSpecs struct {
 	NrBackends  *ebpf.MapSpec `ebpf:"nr_backends"`
 	NrConfig    *ebpf.MapSpec `ebpf:"nr_config"`
 	NrCt        *ebpf.MapSpec `ebpf:"nr_ct"`
+	NrCtCount   *ebpf.MapSpec `ebpf:"nr_ct_count"`
+	NrDrops     *ebpf.MapSpec `ebpf:"nr_drops"`
 	NrEndpoints *ebpf.MapSpec `ebpf:"nr_endpoints"`
+	NrFrag      *ebpf.MapSpec `ebpf:"nr_frag"`
+	NrGc        *ebpf.MapSpec `ebpf:"nr_gc"`
 	NrPolCt     *ebpf.MapSpec `ebpf:"nr_pol_ct"`
 	NrPolIds    *ebpf.MapSpec `ebpf:"nr_pol_ids"`
 	NrPolPods   *ebpf.MapSpec `ebpf:"nr_pol_pods"`
 	NrPolRules  *ebpf.MapSpec `ebpf:"nr_pol_rules"`
 	NrPolState  *ebpf.MapSpec `ebpf:"nr_pol_state"`
 	NrServices  *ebpf.MapSpec `ebpf:"nr_services"`
+	NrSrc       *ebpf.MapSpec `ebpf:"nr_src"`
 	NrSvcIds    *ebpf.MapSpec `ebpf:"nr_svc_ids"`
 }
 
@@ -283,13 +364,18 @@ type NrMaps struct {
 	NrBackends  *ebpf.Map `ebpf:"nr_backends"`
 	NrConfig    *ebpf.Map `ebpf:"nr_config"`
 	NrCt        *ebpf.Map `ebpf:"nr_ct"`
+	NrCtCount   *ebpf.Map `ebpf:"nr_ct_count"`
+	NrDrops     *ebpf.Map `ebpf:"nr_drops"`
 	NrEndpoints *ebpf.Map `ebpf:"nr_endpoints"`
+	NrFrag      *ebpf.Map `ebpf:"nr_frag"`
+	NrGc        *ebpf.Map `ebpf:"nr_gc"`
 	NrPolCt     *ebpf.Map `ebpf:"nr_pol_ct"`
 	NrPolIds    *ebpf.Map `ebpf:"nr_pol_ids"`
 	NrPolPods   *ebpf.Map `ebpf:"nr_pol_pods"`
 	NrPolRules  *ebpf.Map `ebpf:"nr_pol_rules"`
 	NrPolState  *ebpf.Map `ebpf:"nr_pol_state"`
 	NrServices  *ebpf.Map `ebpf:"nr_services"`
+	NrSrc       *ebpf.Map `ebpf:"nr_src"`
 	NrSvcIds    *ebpf.Map `ebpf:"nr_svc_ids"`
 }
 
@@ -299,13 +385,18 @@ func (m *NrMaps) Close() error {
 		m.NrBackends,
 		m.NrConfig,
 		m.NrCt,
+		m.NrCtCount,
+		m.NrDrops,
 		m.NrEndpoints,
+		m.NrFrag,
+		m.NrGc,
 		m.NrPolCt,
 		m.NrPolIds,
 		m.NrPolPods,
 		m.NrPolRules,
 		m.NrPolState,
 		m.NrServices,
+		m.NrSrc,
 		m.NrSvcIds,
 	)
 }
@@ -321,6 +412,7 @@ type NrVariables struct {
 // It can be passed to LoadNrObjects or ebpf.CollectionSpec.LoadAndAssign.
 type NrPrograms struct {
 	NrFromPod    *ebpf.Program `ebpf:"nr_from_pod"`
+	NrGcRun      *ebpf.Program `ebpf:"nr_gc_run"`
 	NrPodEgress  *ebpf.Program `ebpf:"nr_pod_egress"`
 	NrPodIngress *ebpf.Program `ebpf:"nr_pod_ingress"`
 	NrToPod      *ebpf.Program `ebpf:"nr_to_pod"`
@@ -329,6 +421,7 @@ type NrPrograms struct {
 func (p *NrPrograms) Close() error {
 	return _NrClose(
 		p.NrFromPod,
+		p.NrGcRun,
 		p.NrPodEgress,
 		p.NrPodIngress,
 		p.NrToPod,

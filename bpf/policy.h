@@ -30,9 +30,17 @@
 //      one entry covers an aligned block of ports (a range is a few
 //      blocks; every port is prefix length 80). A hit allows.
 //
+// Protocols. TCP, UDP and SCTP are judged by the rules' protocol and
+// port. Any other protocol (ICMP included) has no ports that a rule could
+// name: it is denied in each direction in which the local pod is isolated
+// (the node's own addresses aside), except an ICMP error about a tracked
+// connection, which passes so that path MTU discovery and unreachable
+// reports keep working for allowed connections.
+//
 // Statefulness (nr_pol_ct): every allowed connection is recorded per hook
 // direction, keyed as its first packet travelled (for a service
-// connection: client -> backend); for TCP only a SYN records one. A packet
+// connection: client -> backend); for TCP only a SYN records one, and only
+// after the verdict allows it (a denied packet leaves no state). A packet
 // passes without judging when its own entry (same direction), or the entry
 // of the connection it answers (reversed tuple, other direction), carries
 // the current revision (nr_pol_state). The control plane bumps the
@@ -42,13 +50,16 @@
 // and a 4-tuple reused after an update is never let through on an old
 // verdict. Connections are tracked whether or not a side is isolated, so
 // that isolating a pod later does not make the replies of its allowed
-// connections look like new connections.
+// connections look like new connections. Entries expire and are charged
+// to their source (ct.h); a connection whose state cannot be recorded is
+// refused (NR_POLICY_FULL), never let through untracked.
 
 #ifndef NR_POLICY_H
 #define NR_POLICY_H
 
 #define NR_POLICY_ALLOW 0
 #define NR_POLICY_DENY 1
+#define NR_POLICY_FULL 2 // allowed, but no room to track it: dropped
 
 // Directions (pol_pod_key.dir, pol_rule_key.dir, pol_ct_key.dir); mirrored
 // in package datapath.
@@ -115,7 +126,11 @@ struct pol_ct_key {
 
 struct pol_ct {
 	__u32 revision; // nr_pol_state.revision when last judged
-	__u32 pad;
+	__u8 state;     // NR_CT_STATE_*
+	__u8 pad[3];
+	__be32 owner;   // the source charged for it (ct.h)
+	__u32 pad2;
+	__u64 seen_ns;  // last packet, bpf_ktime_get_ns
 };
 
 struct pol_state {
@@ -150,7 +165,7 @@ struct {
 } nr_pol_rules SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, NR_MAX_POL_CT);
 	__type(key, struct pol_ct_key);
 	__type(value, struct pol_ct);
@@ -165,9 +180,25 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } nr_pol_state SEC(".maps");
 
+#include "ct.h"
+
 static __always_inline __u8 pol_other(__u8 dir)
 {
 	return dir == NR_POL_EGRESS ? NR_POL_INGRESS : NR_POL_EGRESS;
+}
+
+static __always_inline bool has_ports(__u8 proto)
+{
+	return proto == IPPROTO_TCP || proto == IPPROTO_UDP || proto == IPPROTO_SCTP;
+}
+
+// pol_isolated reports whether the local pod is isolated in dir.
+static __always_inline bool pol_isolated(__be32 local, __u8 dir)
+{
+	struct pol_pod_key pk = { .ip = local, .dir = dir };
+	struct pol_pod *pod = bpf_map_lookup_elem(&nr_pol_pods, &pk);
+
+	return pod && (pod->flags & NR_POL_ISOLATED);
 }
 
 // pol_judge decides a new connection t (as its first packet travels) on
@@ -176,10 +207,8 @@ static __always_inline int pol_judge(const struct ct_key *t, __u8 dir)
 {
 	__be32 local = dir == NR_POL_EGRESS ? t->saddr : t->daddr;
 	__be32 remote = dir == NR_POL_EGRESS ? t->daddr : t->saddr;
-	struct pol_pod_key pk = { .ip = local, .dir = dir };
 	struct pol_id_key ik = { .prefixlen = 32, .addr = remote };
 	struct pol_rule_key rk = {};
-	struct pol_pod *pod;
 	struct pol_id *id;
 	struct config *cfg;
 	__u32 zero = 0;
@@ -192,13 +221,14 @@ static __always_inline int pol_judge(const struct ct_key *t, __u8 dir)
 		hairpin = cfg->hairpin_ip;
 	if (t->saddr == hairpin || t->daddr == hairpin)
 		return NR_POLICY_ALLOW; // a pod reaching itself through a service
-	pod = bpf_map_lookup_elem(&nr_pol_pods, &pk);
-	if (!pod || !(pod->flags & NR_POL_ISOLATED))
+	if (!pol_isolated(local, dir))
 		return NR_POLICY_ALLOW;
 	id = bpf_map_lookup_elem(&nr_pol_ids, &ik);
 	rk.remote = id ? id->id : NR_POL_ID_WORLD;
 	if (rk.remote == NR_POL_ID_HOST)
 		return NR_POLICY_ALLOW;
+	if (!has_ports(t->proto))
+		return NR_POLICY_DENY;
 	rk.prefixlen = NR_POL_RULE_FULL;
 	rk.local = local;
 	rk.dir = dir;
@@ -212,68 +242,146 @@ static __always_inline int pol_judge(const struct ct_key *t, __u8 dir)
 	return NR_POLICY_DENY;
 }
 
+static __always_inline struct pol_ct_key pol_key(const struct ct_key *t, __u8 dir, bool reversed)
+{
+	struct pol_ct_key k = { .proto = t->proto, .dir = dir };
+
+	if (reversed) {
+		k.saddr = t->daddr;
+		k.daddr = t->saddr;
+		k.sport = t->dport;
+		k.dport = t->sport;
+	} else {
+		k.saddr = t->saddr;
+		k.daddr = t->daddr;
+		k.sport = t->sport;
+		k.dport = t->dport;
+	}
+	return k;
+}
+
+// pol_find looks key up, deleting an expired entry.
+static __always_inline struct pol_ct *pol_find(struct pol_ct_key *key, __u64 now)
+{
+	struct pol_ct *v = bpf_map_lookup_elem(&nr_pol_ct, key);
+
+	if (v && ct_expired(key->proto, v->state, v->seen_ns, now)) {
+		ct_delete(&nr_pol_ct, key, v->owner, true);
+		return NULL;
+	}
+	return v;
+}
+
+// pol_touch moves an entry's TCP state and keeps it alive.
+static __always_inline void pol_touch(struct pol_ct *v, const struct pkt *p, __u64 now)
+{
+	__u8 st = ct_next(p->t.proto, v->state, p->tcp_flags);
+
+	if (st != v->state)
+		v->state = st;
+	if (now - v->seen_ns > NR_REFRESH_NS)
+		v->seen_ns = now;
+}
+
+// pol_icmp_error passes an ICMP error about a connection that any hook of
+// this node tracks (the quoted datagram, as either side sent it), and
+// judges any other as plain ICMP.
+static __always_inline int pol_icmp_error(const struct pkt *p, __u8 dir)
+{
+	struct pol_ct_key k;
+
+#pragma unroll
+	for (int i = 0; i < 4; i++) {
+		k = pol_key(&p->inner, i & 1 ? NR_POL_INGRESS : NR_POL_EGRESS, i >= 2);
+		if (bpf_map_lookup_elem(&nr_pol_ct, &k))
+			return NR_POLICY_ALLOW;
+	}
+	return pol_judge(&p->t, dir);
+}
+
+// pol_record tracks a connection just allowed; NR_POLICY_FULL when its
+// source has no room left (or the table none).
+static __always_inline int pol_record(struct pol_ct_key *fk, const struct pkt *p, __u32 rev, __u64 now)
+{
+	struct pol_ct nv = {
+		.revision = rev, .owner = p->t.saddr, .seen_ns = now,
+		.state = ct_next(p->t.proto, NR_CT_STATE_OPEN, p->tcp_flags),
+	};
+	long err;
+
+	if (!ct_charge(nv.owner, true, 1))
+		return NR_POLICY_FULL;
+	err = bpf_map_update_elem(&nr_pol_ct, fk, &nv, BPF_NOEXIST);
+	if (err == 0)
+		return NR_POLICY_ALLOW;
+	ct_refund(nv.owner, true, 1);
+	return err == -17 /* EEXIST: another CPU tracked it */ ? NR_POLICY_ALLOW : NR_POLICY_FULL;
+}
+
 // pol_check passes packets of connections allowed under the current
 // revision and judges the others (see the top of this file).
 static __always_inline int pol_check(const struct pkt *p, __u8 dir)
 {
 	const struct ct_key *t = &p->t;
 	// Only a TCP SYN opens a connection. Another TCP packet of a
-	// connection we do not know (evicted, or older than the datapath) is
+	// connection we do not know (expired, or older than the datapath) is
 	// judged as if it opened one in its own direction but records
 	// nothing: it proves nothing about who opened the connection, so it
 	// must not make the packets of the other side look like replies.
 	bool opens = t->proto != IPPROTO_TCP ||
 		     (p->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN;
-	struct pol_ct_key fk = {
-		.saddr = t->saddr, .daddr = t->daddr, .sport = t->sport,
-		.dport = t->dport, .proto = t->proto, .dir = dir,
-	};
-	struct pol_ct_key rk = {
-		.saddr = t->daddr, .daddr = t->saddr, .sport = t->dport,
-		.dport = t->sport, .proto = t->proto, .dir = pol_other(dir),
-	};
-	struct pol_ct *v, *r, nv = {};
+	struct pol_ct_key fk = pol_key(t, dir, false);
+	struct pol_ct_key rk = pol_key(t, pol_other(dir), true);
+	struct pol_ct *v, *r;
 	struct pol_state *st;
-	struct ct_key orig = {};
+	struct ct_key orig;
 	__u32 zero = 0, rev = 0;
+	__u64 now;
 
+	if (p->icmp_err)
+		return pol_icmp_error(p, dir);
 	st = bpf_map_lookup_elem(&nr_pol_state, &zero);
 	if (st)
 		rev = st->revision;
+	now = bpf_ktime_get_ns();
 
-	v = bpf_map_lookup_elem(&nr_pol_ct, &fk);
-	if (v && v->revision == rev)
+	v = pol_find(&fk, now);
+	if (v && v->revision == rev) {
+		pol_touch(v, p, now);
 		return NR_POLICY_ALLOW;
+	}
 	if (!v) {
-		r = bpf_map_lookup_elem(&nr_pol_ct, &rk);
+		r = pol_find(&rk, now);
 		if (r) {
 			// A reply: judged again as the connection it answers.
-			if (r->revision == rev)
-				return NR_POLICY_ALLOW;
-			orig.saddr = t->daddr;
-			orig.daddr = t->saddr;
-			orig.sport = t->dport;
-			orig.dport = t->sport;
-			orig.proto = t->proto;
-			if (pol_judge(&orig, pol_other(dir)) == NR_POLICY_ALLOW) {
+			if (r->revision != rev) {
+				orig = *t;
+				orig.saddr = t->daddr;
+				orig.daddr = t->saddr;
+				orig.sport = t->dport;
+				orig.dport = t->sport;
+				if (pol_judge(&orig, pol_other(dir)) != NR_POLICY_ALLOW) {
+					ct_delete(&nr_pol_ct, &rk, r->owner, true);
+					return NR_POLICY_DENY;
+				}
 				r->revision = rev;
-				return NR_POLICY_ALLOW;
 			}
-			bpf_map_delete_elem(&nr_pol_ct, &rk);
-			return NR_POLICY_DENY;
+			pol_touch(r, p, now);
+			return NR_POLICY_ALLOW;
 		}
 	}
 	if (pol_judge(t, dir) != NR_POLICY_ALLOW) {
 		if (v)
-			bpf_map_delete_elem(&nr_pol_ct, &fk);
+			ct_delete(&nr_pol_ct, &fk, v->owner, true);
 		return NR_POLICY_DENY;
 	}
 	if (v) {
 		v->revision = rev;
-	} else if (opens) {
-		nv.revision = rev;
-		bpf_map_update_elem(&nr_pol_ct, &fk, &nv, BPF_ANY);
+		pol_touch(v, p, now);
+		return NR_POLICY_ALLOW;
 	}
+	if (opens)
+		return pol_record(&fk, p, rev, now);
 	return NR_POLICY_ALLOW;
 }
 

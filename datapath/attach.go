@@ -3,6 +3,7 @@ package datapath
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -107,7 +108,7 @@ func (d *Datapath) program(dir Direction) *ebpf.Program {
 }
 
 func (d *Datapath) programs() []*ebpf.Program {
-	return []*ebpf.Program{d.objs.NrFromPod, d.objs.NrToPod, d.objs.NrPodEgress, d.objs.NrPodIngress}
+	return []*ebpf.Program{d.objs.NrFromPod, d.objs.NrToPod, d.objs.NrPodEgress, d.objs.NrPodIngress, d.objs.NrGcRun}
 }
 
 // Attachment modes.
@@ -140,7 +141,14 @@ type Attachment struct {
 	// attached to any more. Only memory is held; Detach it.
 	Defunct bool
 	Reason  string // why Defunct
+	// Source is the pod address bound to the interface (Bind), for the
+	// hooks of packets leaving a pod (FromPod); invalid when unbound.
+	Source netip.Addr
 }
+
+// FromPod reports whether dir sees the packets a pod sends: the hook
+// whose interface carries the pod's source binding.
+func (d Direction) FromPod() bool { return d == HostIngress || d == PodEgress }
 
 // tcPriority and tcHandle identify our clsact filter on a hook.
 const (
@@ -470,8 +478,35 @@ func (d *Datapath) Attachments(known KnownLinks) ([]Attachment, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	if err := d.sourcesOf(out); err != nil {
+		return nil, err
+	}
 	slices.SortFunc(out, func(a, b Attachment) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
+}
+
+// sourcesOf fills in the source bound to each from-pod attachment's
+// interface.
+func (d *Datapath) sourcesOf(atts []Attachment) error {
+	binds, err := d.bindings()
+	if err != nil {
+		return fmt.Errorf("list attachments: %w", err)
+	}
+	type iface struct {
+		ino uint64
+		idx int
+	}
+	byIface := make(map[iface]netip.Addr, len(binds))
+	for _, b := range binds {
+		byIface[iface{b.NetnsInode, b.IfIndex}] = b.IP
+	}
+	for i := range atts {
+		a := &atts[i]
+		if a.Direction.FromPod() && !a.Defunct {
+			a.Source = byIface[iface{a.NetnsInode, a.IfIndex}]
+		}
+	}
+	return nil
 }
 
 // attachWorkers bounds the attachments Attachments reads at once.
@@ -700,6 +735,11 @@ func (d *Datapath) Detach(name string) error {
 		}
 		r.Name, r.Mode = name, mode
 		r.Netns, r.IfName, r.Direction, r.parseErr = ParseAttachmentName(name)
+		if r.parseErr == nil && r.Direction.FromPod() {
+			if err := d.unbindIface(r.Netns, r.IfName); err != nil {
+				return fmt.Errorf("detach %s: %w", name, err)
+			}
+		}
 		if err := detach(d.pinDir, r); err != nil {
 			return err
 		}

@@ -496,6 +496,9 @@ type Config struct {
 	// HairpinIP is the source a pod sees when it reaches itself through a
 	// service. It must be an address pods never own (link-local).
 	HairpinIP netip.Addr
+	// ConntrackPerSource bounds the connection-tracking entries one source
+	// address may hold in each table (0: the datapath's default, 16384).
+	ConntrackPerSource uint32
 }
 
 // Config reads the configuration.
@@ -507,8 +510,9 @@ func (d *Datapath) Config() (Config, error) {
 		return Config{}, fmt.Errorf("read config: %w", err)
 	}
 	return Config{
-		FastPath:  cfg.Flags&bpf.NrCfgFlagsNR_CFG_FASTPATH != 0,
-		HairpinIP: addrFrom(cfg.HairpinIp),
+		FastPath:           cfg.Flags&bpf.NrCfgFlagsNR_CFG_FASTPATH != 0,
+		HairpinIP:          addrFrom(cfg.HairpinIp),
+		ConntrackPerSource: cfg.CtPerSource,
 	}, nil
 }
 
@@ -518,7 +522,8 @@ func (d *Datapath) SetConfig(c Config) error {
 	if !c.HairpinIP.Is4() {
 		return fmt.Errorf("set config: hairpin address %v: %w", c.HairpinIP, ErrInvalid)
 	}
-	cfg := bpf.NrConfig{Version: bpf.NrLayoutNR_LAYOUT_VERSION, HairpinIp: be32(c.HairpinIP)}
+	cfg := bpf.NrConfig{Version: bpf.NrLayoutNR_LAYOUT_VERSION, HairpinIp: be32(c.HairpinIP),
+		CtPerSource: c.ConntrackPerSource}
 	if c.FastPath {
 		cfg.Flags |= bpf.NrCfgFlagsNR_CFG_FASTPATH
 	}

@@ -282,11 +282,17 @@ func TestIncompatiblePinnedMaps(t *testing.T) {
 			if !a.Current {
 				t.Errorf("attachment not upgraded: %+v", a)
 			}
+			// The source bindings went with the old maps: attachments
+			// read as unbound, which the engine repairs (Bind).
+			if a.Source.IsValid() {
+				t.Errorf("attachment bound after the maps were replaced: %+v", a)
+			}
 		}
 		if s, _ := d.Services(); len(s) != 0 {
 			t.Errorf("replaced maps should start empty: %v", s)
 		}
 		must(t, d.SetService(svc), "reprogram")
+		w.attachAll(d)
 		c, backend, _, err := greet(w.pods[1], svcAddr(clusterIP, 80))
 		if err != nil || backend != w.pods[0].name {
 			t.Fatalf("after upgrade: %s %v", backend, err)

@@ -240,20 +240,19 @@ func (d *Datapath) setService(s Service) error {
 		}
 	}
 
-	if s.Key.Proto == ProtoUDP {
-		removed := map[Backend]bool{}
-		for _, b := range old {
-			if b.IP.IsValid() {
-				removed[b] = true
-			}
+	// Connections to a backend that left end (purgeConntrack).
+	removed := map[Backend]bool{}
+	for _, b := range old {
+		if b.IP.IsValid() {
+			removed[b] = true
 		}
-		for _, b := range slots {
-			delete(removed, b)
-		}
-		if len(removed) > 0 {
-			if err := d.purgeConntrack(id, ProtoUDP, removed); err != nil {
-				return err
-			}
+	}
+	for _, b := range slots {
+		delete(removed, b)
+	}
+	if len(removed) > 0 {
+		if err := d.purgeConntrack(id, removed); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -368,7 +367,7 @@ func (d *Datapath) dropService(id uint32, count int, purge bool) error {
 		}
 	}
 	if purge {
-		errs = append(errs, d.purgeConntrack(id, ProtoUDP, nil), d.purgeAffinity(id))
+		errs = append(errs, d.purgeConntrack(id, nil), d.purgeAffinity(id))
 	}
 	if err := d.objs.NrSvcIds.Delete(id); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 		errs = append(errs, fmt.Errorf("release id %d: %w", id, err))
@@ -376,13 +375,17 @@ func (d *Datapath) dropService(id uint32, count int, purge bool) error {
 	return errors.Join(errs...)
 }
 
-// purgeConntrack deletes the conntrack entries (both directions) of
-// service id and protocol proto whose backend is in backends (all when
-// nil).
-func (d *Datapath) purgeConntrack(id uint32, proto uint8, backends map[Backend]bool) error {
+// purgeConntrack ends the connections (both entries) of service id whose
+// backend is in backends (all when nil). It expires the entries rather
+// than deleting them: the datapath (or its collector) deletes them on
+// their next use and charges their source back, which only it can do
+// without racing its own counts (bpf/ct.h). The connection's next packet
+// finds no state: a TCP connection is reset by whichever backend it then
+// reaches, a UDP flow picks a new backend.
+func (d *Datapath) purgeConntrack(id uint32, backends map[Backend]bool) error {
 	var del []bpf.NrCtKey
 	err := scan(d.objs.NrCt, func(k *bpf.NrCtKey, v *bpf.NrCtValue) {
-		if v.SvcId != id || k.Proto != proto {
+		if v.SvcId != id {
 			return
 		}
 		var b Backend
@@ -402,8 +405,14 @@ func (d *Datapath) purgeConntrack(id uint32, proto uint8, backends map[Backend]b
 		return fmt.Errorf("read conntrack: %w", err)
 	}
 	for i := range del {
-		if err := d.objs.NrCt.Delete(&del[i]); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			return fmt.Errorf("delete conntrack entry: %w", err)
+		var v bpf.NrCtValue
+		if err := d.objs.NrCt.Lookup(&del[i], &v); err != nil {
+			continue // gone meanwhile
+		}
+		v.SeenNs = 1 // long past: expired whatever the state
+		err := d.objs.NrCt.Update(&del[i], &v, ebpf.UpdateExist)
+		if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("expire conntrack entry: %w", err)
 		}
 	}
 	return nil
@@ -437,7 +446,7 @@ type Conn struct {
 }
 
 // Conntrack lists the translated connections (one per forward entry).
-// Entries outlive their connections until the LRU map recycles them.
+// Entries outlive their connections until they expire (bpf/ct.h).
 func (d *Datapath) Conntrack() ([]Conn, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()

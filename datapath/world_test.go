@@ -250,8 +250,11 @@ func mustAddr(s string) *netlink.Addr {
 func (w *world) attachAll(d *Datapath) {
 	w.t.Helper()
 	for _, p := range w.pods {
+		ns, ifname := w.hook(p)
+		mac, err := HardwareAddr(p.ns, "eth0")
+		must(w.t, err, "mac of %s", p.name)
+		must(w.t, d.Bind(ns, ifname, Source{IP: p.ip, MAC: mac}), "bind")
 		for _, dir := range w.directions() {
-			ns, ifname := w.hook(p)
 			must(w.t, d.Attach(ns, ifname, dir), "attach")
 		}
 		if p.hostIf != "" {
@@ -430,6 +433,10 @@ func (w *world) dump() {
 		for _, c := range conns {
 			w.t.Logf("  %+v", c)
 		}
+		drops, err := w.dp.Drops()
+		w.t.Logf("drops (%v): %+v", err, drops)
+		binds, err := w.dp.Bindings()
+		w.t.Logf("bindings (%v): %+v", err, binds)
 		atts, err := w.dp.Attachments(nil)
 		w.t.Logf("attachments (%v):", err)
 		for _, a := range atts {

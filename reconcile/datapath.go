@@ -87,11 +87,11 @@ func desiredDatapath(cfg *Config, r *spec.Resolved, n *drivers.Node, pods []spec
 			host := drivers.HostIfName(n.Name, p.Key)
 			objs = append(objs, &state.Endpoint{IP: p.IP, Dev: host, OwnerK: owner})
 			for _, dir := range datapath.HostDirections {
-				objs = append(objs, attachObject(cfg.NodeNetns, state.NodeNS, host, dir, owner))
+				objs = append(objs, attachObject(cfg.NodeNetns, state.NodeNS, host, dir, owner, p))
 			}
 		default:
 			for _, dir := range datapath.PodDirections {
-				objs = append(objs, attachObject(p.Netns, p.Netns, drivers.PodIfName, dir, owner))
+				objs = append(objs, attachObject(p.Netns, p.Netns, drivers.PodIfName, dir, owner, p))
 			}
 		}
 		for _, o := range objs {
@@ -128,12 +128,18 @@ func backendsKey(svc *spec.ResolvedService, port spec.ServicePort) string {
 	return b.String()
 }
 
-func attachObject(nsRef, ns, ifname string, dir datapath.Direction, owner string) state.Object {
+// attachObject is a program attachment of pod p; the hook of packets
+// leaving the pod carries its source binding.
+func attachObject(nsRef, ns, ifname string, dir datapath.Direction, owner string, p *spec.ResolvedPod) state.Object {
 	name, err := datapath.AttachmentName(nsRef, ifname, dir)
 	if err != nil {
 		return nil
 	}
-	return &state.Attach{Name: name, NS: ns, IfName: ifname, Direction: dir.String(), Live: true, OwnerK: owner}
+	a := &state.Attach{Name: name, NS: ns, IfName: ifname, Direction: dir.String(), Live: true, OwnerK: owner}
+	if dir.FromPod() {
+		a.Source, a.PodNS = p.IP.String(), p.Netns
+	}
+	return a
 }
 
 // Backends lists "ip:port" of the pods that back one port of svc: pods of
@@ -236,6 +242,9 @@ func (o *observer) observeDatapath(desired *state.State, names map[string]int, b
 		}
 		obj := &state.Attach{Name: a.Name, NS: ns, IfName: a.IfName, Direction: a.Direction.String(),
 			Live: a.Current && !a.Defunct}
+		if a.Source.IsValid() {
+			obj.Source = a.Source.String()
+		}
 		obj.OwnerK = ownerIn(desired, obj)
 		o.dp.atts = append(o.dp.atts, obj)
 		o.dp.attIndex[obj.Name] = a.IfIndex
@@ -540,9 +549,30 @@ func (a *applier) datapathStep(c Change) error {
 		if ns == state.NodeNS {
 			ns = a.cfg.NodeNetns
 		}
+		if o.Source != "" {
+			if err := a.bindSource(dp, o, ns); err != nil {
+				return err
+			}
+		}
 		return dp.Attach(ns, o.IfName, dir)
 	}
 	return fmt.Errorf("unknown datapath object %T", obj)
+}
+
+// bindSource binds the pod's address and MAC to the interface of o, before
+// its program runs (bpf/guard.h drops what an unbound interface sends).
+// The MAC is the pod's own interface's: the pod end of a veth pair, or the
+// macvlan or ipvlan interface itself.
+func (a *applier) bindSource(dp *datapath.Datapath, o *state.Attach, ns string) error {
+	ip, err := netip.ParseAddr(o.Source)
+	if err != nil {
+		return fmt.Errorf("bind %s: source %q: %w", o.Name, o.Source, err)
+	}
+	mac, err := datapath.HardwareAddr(o.PodNS, drivers.PodIfName)
+	if err != nil {
+		return fmt.Errorf("bind %s: %w", o.Name, err)
+	}
+	return dp.Bind(ns, o.IfName, datapath.Source{IP: ip, MAC: mac})
 }
 
 // impliedByDatapath marks deletions that destroying the datapath performs.

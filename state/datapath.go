@@ -81,13 +81,26 @@ type Attach struct {
 	IfName    string `json:"ifname"`
 	Direction string `json:"direction"`
 	Live      bool   `json:"live,omitempty"`
-	OwnerK    string `json:"owner,omitempty"`
+	// Source is the pod address bound to the interface (datapath.Bind):
+	// set on the hook of packets leaving a pod, whose program drops
+	// anything the pod sends under another address or MAC.
+	Source string `json:"source,omitempty"`
+	// PodNS is the pod's namespace, where the MAC to bind is read (desired
+	// side only; not an attribute).
+	PodNS  string `json:"-"`
+	OwnerK string `json:"owner,omitempty"`
 }
 
-func (a *Attach) Kind() Kind            { return KindAttach }
-func (a *Attach) Key() string           { return a.Name }
-func (a *Attach) Owner() string         { return a.OwnerK }
-func (a *Attach) Attrs() []Attr         { return []Attr{{"live", strconv.FormatBool(a.Live)}} }
+func (a *Attach) Kind() Kind    { return KindAttach }
+func (a *Attach) Key() string   { return a.Name }
+func (a *Attach) Owner() string { return a.OwnerK }
+func (a *Attach) Attrs() []Attr {
+	attrs := []Attr{{"live", strconv.FormatBool(a.Live)}}
+	if a.Source != "" {
+		attrs = append(attrs, Attr{"source", a.Source})
+	}
+	return attrs
+}
 func (a *Attach) Immutable(string) bool { return false }
 func (a *Attach) String() string {
 	return "program on " + a.IfName + " (" + a.Direction + ") in " + nsName(a.NS)
