@@ -30,14 +30,21 @@ func (f Flood) Run(ctx context.Context, nsRef string) (int64, error) {
 	if len(f.Targets) == 0 || !f.Sources.Addr().Is4() {
 		return 0, fmt.Errorf("flood from netns %q: want IPv4 sources and at least one target", nsRef)
 	}
-	var sent atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, max(f.Workers, 1))
-	for w := range max(f.Workers, 1) {
+	raws := make([]*Raw, max(f.Workers, 1))
+	for i := range raws {
 		r, err := OpenRaw(nsRef)
 		if err != nil {
+			for _, o := range raws[:i] {
+				o.Close()
+			}
 			return 0, err
 		}
+		raws[i] = r
+	}
+	var sent atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, len(raws))
+	for w, r := range raws {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
