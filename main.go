@@ -71,6 +71,9 @@ type globals struct {
 	attach    string
 	verbose   int
 	log       logr.Logger
+	// noState is set for the offline verbs: they read no state directory
+	// (not even the parse cache).
+	noState bool
 }
 
 func newRoot() *cobra.Command {
@@ -89,7 +92,10 @@ func newRoot() *cobra.Command {
 			}
 			l, err := newLogger(g.logFormat, g.verbose, cmd.ErrOrStderr())
 			g.log = l
-			return err
+			if err != nil {
+				return err
+			}
+			return g.checkState(cmd)
 		},
 	}
 	pf := root.PersistentFlags()
@@ -162,6 +168,9 @@ func (g *globals) engine(node string) *reconcile.Engine {
 func (g *globals) load(file string, store bool) (r *spec.Resolved, commit func(), err error) {
 	start := time.Now()
 	c := spec.ParseCache{Path: filepath.Join(g.stateDirectory(), "parsed.cache"), Store: store}
+	if g.noState {
+		c = spec.ParseCache{}
+	}
 	r, found, save, err := c.Load(file)
 	if err == nil {
 		g.log.V(1).Info("loaded", "file", file, "cached", string(found), "took", time.Since(start))
