@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // The control socket lets `netreconcile apply` reach the daemon that
@@ -57,6 +59,11 @@ func listenControl(path string) (net.Listener, error) {
 	ln, err := net.Listen("unix", path)
 	if err != nil {
 		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	// chmod follows symbolic links: check that path is still our socket.
+	if st, err := os.Lstat(path); err != nil || st.Mode().Type() != fs.ModeSocket {
+		ln.Close()
+		return nil, fmt.Errorf("control socket %s: replaced while it was made", path)
 	}
 	if err := os.Chmod(path, 0o600); err != nil {
 		ln.Close()
@@ -130,14 +137,34 @@ func (d *daemon) answer(waiters []chan ControlReply, rep ControlReply) {
 	}
 }
 
+// dialControl connects to the socket at path, never through a symbolic
+// link: a link planted there would hand apply's request to another
+// socket. The socket is named through a descriptor of it (O_PATH), whose
+// /proc/self/fd entry connect(2) follows to that very inode.
+func dialControl(ctx context.Context, path string) (net.Conn, error) {
+	fd, err := unix.Open(path, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return nil, &fs.PathError{Op: "stat", Path: path, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+		return nil, fmt.Errorf("%s is not a socket (a symbolic link or a file planted there?)", path)
+	}
+	var dialer net.Dialer
+	dctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	return dialer.DialContext(dctx, "unix", fmt.Sprintf("/proc/self/fd/%d", fd))
+}
+
 // Ask sends file to the daemon listening on the control socket path and
 // waits for its reply. ok is false when no daemon listens there. Standard
 // input ("-") cannot be handed over: with a daemon there, it is an error.
 func Ask(ctx context.Context, path, file string) (rep ControlReply, ok bool, err error) {
-	var dialer net.Dialer
-	dctx, cancel := context.WithTimeout(ctx, time.Second)
-	conn, err := dialer.DialContext(dctx, "unix", path)
-	cancel()
+	conn, err := dialControl(ctx, path)
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) {
 		return rep, false, nil // no daemon, or one that died
 	}

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/netreconcile/netreconcile/internal/nsutil"
+	"github.com/netreconcile/netreconcile/internal/statedir"
 	"github.com/netreconcile/netreconcile/state"
 )
 
@@ -833,7 +834,7 @@ func (c *Config) recordedSysctls() (map[string]string, error) {
 // of os.ReadFile (no descriptor for the runtime poller, no stat).
 func readRecords(dir string, key func(string) string) (map[string]string, error) {
 	out := map[string]string{}
-	d, err := os.Open(dir)
+	d, err := statedir.OpenFile(dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
 	if os.IsNotExist(err) {
 		return out, nil
 	}
@@ -845,7 +846,7 @@ func readRecords(dir string, key func(string) string) (map[string]string, error)
 	if err != nil {
 		return nil, fmt.Errorf("read state %s: %w", dir, err)
 	}
-	dfd, buf := int(d.Fd()), make([]byte, 4096) // records hold an owner or a sysctl value
+	dfd, buf := int(d.Fd()), make([]byte, maxRecord+1)
 	for _, name := range names {
 		b, err := readAt(dfd, name, buf)
 		if err != nil {
@@ -856,18 +857,16 @@ func readRecords(dir string, key func(string) string) (map[string]string, error)
 	return out, nil
 }
 
-// readAt reads file name under directory dfd into buf, all of it.
+// readAt reads file name under directory dfd into buf (at least
+// maxRecord+1 long), refusing a file of more than maxRecord bytes.
 func readAt(dfd int, name string, buf []byte) ([]byte, error) {
-	fd, err := unix.Openat(dfd, name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	fd, err := unix.Openat(dfd, name, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		return nil, err
 	}
 	defer unix.Close(fd)
 	n := 0
-	for {
-		if n == len(buf) {
-			buf = append(buf, make([]byte, len(buf))...)
-		}
+	for n < len(buf) {
 		m, err := unix.Read(fd, buf[n:])
 		if err == unix.EINTR {
 			continue
@@ -876,8 +875,12 @@ func readAt(dfd int, name string, buf []byte) ([]byte, error) {
 			return nil, err
 		}
 		if m == 0 {
-			return buf[:n], nil
+			break
 		}
 		n += m
 	}
+	if n > maxRecord {
+		return nil, fmt.Errorf("more than %d bytes: %w", maxRecord, statedir.ErrTooLarge)
+	}
+	return buf[:n], nil
 }

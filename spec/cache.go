@@ -14,6 +14,8 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+
+	"github.com/netreconcile/netreconcile/internal/statedir"
 )
 
 // ParseCache keeps, for the last file loaded through it with Store set,
@@ -34,6 +36,10 @@ type ParseCache struct {
 	// unset: it changes nothing, not even the cache.
 	Store bool
 }
+
+// maxCacheSize bounds the cache file read: the cache of the largest file
+// (MaxFileSize) is a few times its size.
+const maxCacheSize = 16 * MaxFileSize
 
 // cacheMagic starts a cache file; bump it when the layout changes.
 const cacheMagic = "netreconcile parse cache v2\n"
@@ -134,7 +140,7 @@ func cacheKeysOf(data []byte) (keys cacheKeys, ok bool) {
 // read returns the cached model when the file's key matches, else the
 // cached items when the binary's does; nil and nil otherwise.
 func (c ParseCache) read(keys cacheKeys) (*Resolved, map[string]*item) {
-	b, err := os.ReadFile(c.Path)
+	b, err := statedir.ReadFile(c.Path, maxCacheSize)
 	if err != nil || len(b) < cacheHeader || string(b[:len(cacheMagic)]) != cacheMagic {
 		return nil, nil
 	}
@@ -267,13 +273,15 @@ func readItems(b []byte) map[string]*item {
 
 // write replaces the cache file with out, atomically.
 func (c ParseCache) write(out []byte) error {
-	if err := os.MkdirAll(filepath.Dir(c.Path), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(c.Path), 0o700); err != nil {
 		return err
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(c.Path), ".parse-cache-*")
 	if err != nil {
 		return err
 	}
+	// CreateTemp makes a new file (O_EXCL), and rename replaces whatever
+	// is at Path, a symbolic link included, rather than following it.
 	defer os.Remove(tmp.Name()) // after a successful rename: nothing there
 	if _, err := tmp.Write(out); err != nil {
 		tmp.Close()

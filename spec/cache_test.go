@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -201,5 +202,39 @@ func TestExact(t *testing.T) {
 		if (err == nil) != c.ok {
 			t.Errorf("exact(%#v) = %v, want ok %v", c.v, err, c.ok)
 		}
+	}
+}
+
+// A symbolic link planted at the cache path is neither read nor written
+// through: the load is a miss, and storing replaces the link itself.
+func TestParseCacheRefusesASymlink(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "topo.yaml")
+	data, err := os.ReadFile("../examples/veth.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// A good cache of this very file, elsewhere: followed, it would hit.
+	elsewhere := filepath.Join(t.TempDir(), "parsed")
+	load(t, ParseCache{Path: elsewhere, Store: true}, file)
+	before, err := os.ReadFile(elsewhere)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := ParseCache{Path: filepath.Join(dir, "parsed"), Store: true}
+	if err := os.Symlink(elsewhere, c.Path); err != nil {
+		t.Fatal(err)
+	}
+	if _, found := load(t, c, file); found != CachedNothing {
+		t.Fatalf("found %s through a symlink", found)
+	}
+	if st, err := os.Lstat(c.Path); err != nil || !st.Mode().IsRegular() {
+		t.Fatalf("the cache did not replace the link: %v %v", st.Mode(), err)
+	}
+	if after, err := os.ReadFile(elsewhere); err != nil || !bytes.Equal(after, before) {
+		t.Fatalf("the link's target changed (%v)", err)
 	}
 }
