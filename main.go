@@ -171,6 +171,7 @@ func (g *globals) load(file string, store bool) (r *spec.Resolved, commit func()
 	if g.noState {
 		c = spec.ParseCache{}
 	}
+	c.Miss = func(reason string) { g.log.V(1).Info("parse cache not used", "path", c.Path, "reason", reason) }
 	r, found, save, err := c.Load(file)
 	if err == nil {
 		g.log.V(1).Info("loaded", "file", file, "cached", string(found), "took", time.Since(start))
