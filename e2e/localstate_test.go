@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -90,5 +91,46 @@ func TestStateDirectoryTrust(t *testing.T) {
 	st, err := os.Lstat(missing)
 	if err != nil || !st.IsDir() || st.Mode().Perm() != 0o700 {
 		t.Fatalf("state directory made as %v (%v), want a directory of mode 0700", st.Mode(), err)
+	}
+}
+
+// A record naming a namespace netreconcile did not make (planted beside
+// its own) never gets that namespace deleted: apply of a file without it
+// and destroy leave it, and say why; netreconcile's own pod namespace is
+// still deleted.
+func TestForgedRecordDeletesNothing(t *testing.T) {
+	w := newWorld(t)
+	pods := []podDef{{"a", "10.244.1.10", "veth", w.id + "-a"}}
+	victim := w.id + "-v"
+	w.write(pods)
+	t.Cleanup(func() {
+		w.run("lab", "down", "-f", w.file)
+		for _, ns := range []string{pods[0].netns, victim} {
+			_ = exec.Command("ip", "netns", "del", ns).Run()
+		}
+	})
+	w.mustRun("lab", "up", "-f", w.file, "--state-dir", w.stateDir)
+	w.mustRun(w.nodeArgs("apply")...)
+	if out, err := exec.Command("ip", "netns", "add", victim).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add: %v\n%s", err, out)
+	}
+	rec := filepath.Join(w.stateDir, w.node, "netns", victim)
+	if err := os.WriteFile(rec, []byte("pod/t/v\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	warning := "ignored the record of namespace " + victim + " (pod/t/v): the namespace carries no mark of netreconcile's"
+
+	w.write(nil) // a file without any pod: a's namespace goes
+	for _, verb := range []string{"apply", "destroy"} {
+		out, errOut, code := Run(t, w.bin, w.nodeArgs(verb)...)
+		if code != 0 || !strings.Contains(errOut, warning) {
+			t.Fatalf("%s: exit %d, want %q in the log\n%s%s", verb, code, warning, out, errOut)
+		}
+		if !netnsExists(victim) {
+			t.Fatalf("%s deleted the namespace %s it did not make", verb, victim)
+		}
+		if netnsExists(pods[0].netns) {
+			t.Fatalf("%s left netreconcile's own namespace %s", verb, pods[0].netns)
+		}
 	}
 }

@@ -255,6 +255,11 @@ func (a *applier) createNetns(n *state.Netns) error {
 	if err != nil {
 		return err
 	}
+	// The loopback carries the namespace's mark: proof, beside the
+	// record, that netreconcile made it (see records.go).
+	if err := h.LinkSetAlias(lo, state.Alias(a.cfg.Node, n.Owner())); err != nil {
+		return err
+	}
 	return h.LinkSetUp(lo)
 }
 
