@@ -243,7 +243,9 @@ func (a *applier) createNetns(n *state.Netns) error {
 		return err
 	}
 	if !nsutil.Exists(n.Ref) {
-		if err := nsutil.Create(n.Ref); err != nil {
+		// Marked before it is named: a crash never leaves a namespace
+		// of ours that does not show it (see records.go).
+		if err := nsutil.CreateMarked(n.Ref, state.Alias(a.cfg.Node, n.Owner())); err != nil {
 			return err
 		}
 	}
@@ -253,11 +255,6 @@ func (a *applier) createNetns(n *state.Netns) error {
 	}
 	lo, err := h.LinkByName("lo")
 	if err != nil {
-		return err
-	}
-	// The loopback carries the namespace's mark: proof, beside the
-	// record, that netreconcile made it (see records.go).
-	if err := h.LinkSetAlias(lo, state.Alias(a.cfg.Node, n.Owner())); err != nil {
 		return err
 	}
 	return h.LinkSetUp(lo)

@@ -360,11 +360,11 @@ func (o *observer) merge(ref string, p *podObs, owned map[string]string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	owner, ok := owned[ref]
-	if ok && !p.made {
+	if ok && (!p.made || !podOwner(owner)) {
 		// A record is not proof enough to delete a namespace: one that
 		// shows no mark of ours was not made by netreconcile.
 		o.obs.warnings = append(o.obs.warnings, fmt.Sprintf("ignored the record of namespace %s (%s): the namespace "+
-			"carries no mark of netreconcile's (its loopback and links are unmarked), so netreconcile did not make it", ref, owner))
+			"carries no mark of netreconcile's (its loopback and links are unmarked) or the owner is not a pod, so netreconcile did not make it", ref, owner))
 		ok = false
 	}
 	if ok {

@@ -19,8 +19,8 @@ import (
 // it could have been written by netreconcile; any other is ignored, with
 // a warning in the log, and left in place:
 //   - a netns record must name a plain namespace name under /run/netns
-//     (printable ASCII, no slash, not "." or "..") and a pod owner
-//     ("pod/NS/NAME"); and the namespace, when it exists, must carry
+//     (printable ASCII, no slash, not "." or ".."); and the namespace,
+//     when it exists, must have a pod owner ("pod/NS/NAME") and carry
 //     netreconcile's mark (its loopback's alias, set when it is created;
 //     or, from earlier releases, a link of ours inside). A forged record
 //     naming someone else's namespace never plans its deletion.
@@ -45,15 +45,21 @@ func (c *Config) recordedSysctls() (map[string]string, []string, error) {
 	}, checkSysctlRecord)
 }
 
-// checkNetnsRecord says why a netns record cannot be netreconcile's.
-func checkNetnsRecord(name, owner string) error {
+// checkNetnsRecord says why a netns record cannot be netreconcile's by
+// its name. Its owner is checked only when the namespace exists
+// (podOwner): a record of an absent namespace, even one torn by a crash
+// while it was written, only ever gets itself removed.
+func checkNetnsRecord(name, _ string) error {
 	if name == "." || name == ".." || len(name) > 255 || strings.IndexFunc(name, func(r rune) bool { return r <= ' ' || r > '~' }) >= 0 {
 		return fmt.Errorf("%q is not a namespace name netreconcile gives", name)
 	}
-	if parts := strings.Split(owner, "/"); len(parts) != 3 || parts[0] != "pod" || parts[1] == "" || parts[2] == "" {
-		return fmt.Errorf("owner %q is not a pod", owner)
-	}
 	return nil
+}
+
+// podOwner reports whether owner, from a netns record, names a pod.
+func podOwner(owner string) bool {
+	parts := strings.Split(owner, "/")
+	return len(parts) == 3 && parts[0] == "pod" && parts[1] != "" && parts[2] != ""
 }
 
 // sysctlKey is a key of the network namespace's own sysctls.

@@ -48,10 +48,19 @@ func TestRecordsNetreconcileDidNotWriteAreIgnored(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := map[string]string{"x-a": "pod/x/a", "..x": "pod/x/e"}; !reflect.DeepEqual(got, want) {
-		t.Errorf("netns records = %v, want %v", got, want)
+	// Owners are checked against namespaces that exist (merge).
+	want := map[string]string{"x-a": "pod/x/a", "..x": "pod/x/e", "x-b": "node", "x-f": "pod/x/f/../../etc/passwd",
+		"x-g": "pod/x/g\npod/x/h"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("netns records = %q, want %q", got, want)
 	}
-	for _, name := range []string{"x-b", "x-c", "x\x1bd", "x-f", "x-g", "victim"} {
+	if len(warns) != 3 {
+		t.Errorf("warnings: %q", warns)
+	}
+	if podOwner("node") || podOwner("pod/x/f/../..") || !podOwner("pod/x/a") {
+		t.Error("podOwner")
+	}
+	for _, name := range []string{"x-c", "x\x1bd", "victim"} {
 		found := false
 		for _, w := range warns {
 			found = found || strings.Contains(w, "ignored state record "+filepath.Join(netns, name)+":")
