@@ -29,6 +29,7 @@ import (
 	"github.com/netreconcile/netreconcile/drivers/macvlan"
 	"github.com/netreconcile/netreconcile/drivers/veth"
 	"github.com/netreconcile/netreconcile/internal/gcfloor"
+	"github.com/netreconcile/netreconcile/internal/statedir"
 	"github.com/netreconcile/netreconcile/reconcile"
 	"github.com/netreconcile/netreconcile/spec"
 )
@@ -251,8 +252,17 @@ func planCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
+// maxObserved bounds an observed state file (show -o json): a node of a
+// thousand pods and five thousand services shows a few MiB.
+const maxObserved = 256 << 20
+
 func readObserved(path string) (*reconcile.Observed, error) {
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read observed state: %w", err)
+	}
+	defer f.Close()
+	b, err := statedir.ReadAll(f, path, maxObserved)
 	if err != nil {
 		return nil, fmt.Errorf("read observed state: %w", err)
 	}

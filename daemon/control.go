@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"os"
@@ -39,6 +40,15 @@ type ControlReply struct {
 	Destroy int    `json:"destroy"`
 	Error   string `json:"error,omitempty"`
 }
+
+// MaxControlRequest bounds a request: it names a file. A longer one is
+// refused without being read further, so that no client can make the
+// daemon's memory grow.
+const MaxControlRequest = 64 << 10
+
+// controlIOTimeout bounds reading a request and writing its reply: a
+// client that sends nothing, or does not read, holds no goroutine long.
+const controlIOTimeout = 5 * time.Second
 
 // ControlTimeout bounds how long Ask waits for a pass: a pass that
 // builds a thousand pods takes about half a minute.
@@ -80,24 +90,37 @@ func (d *daemon) serveControl(ctx context.Context, ln net.Listener) {
 		if err != nil {
 			return
 		}
-		go func() {
-			defer conn.Close()
-			var req ControlRequest
-			if err := json.NewDecoder(conn).Decode(&req); err != nil {
-				return
-			}
-			r := ctlReq{file: req.File, reply: make(chan ControlReply, 1)}
-			select {
-			case d.ctl <- r:
-			case <-ctx.Done():
-				return
-			}
-			select {
-			case rep := <-r.reply:
-				_ = json.NewEncoder(conn).Encode(rep)
-			case <-ctx.Done():
-			}
-		}()
+		go d.serveConn(ctx, conn)
+	}
+}
+
+// serveConn reads one request from conn, within MaxControlRequest bytes
+// and controlIOTimeout, hands it to the loop and writes back its reply.
+func (d *daemon) serveConn(ctx context.Context, conn net.Conn) {
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(controlIOTimeout))
+	lr := &io.LimitedReader{R: conn, N: MaxControlRequest + 1}
+	var req ControlRequest
+	if err := json.NewDecoder(lr).Decode(&req); err != nil {
+		msg := "bad request: " + err.Error()
+		if lr.N <= 0 {
+			msg = fmt.Sprintf("request larger than %d bytes: refused", MaxControlRequest)
+		}
+		_ = json.NewEncoder(conn).Encode(ControlReply{PID: os.Getpid(), File: d.File, Error: msg})
+		return
+	}
+	_ = conn.SetDeadline(time.Time{}) // the pass takes what it takes
+	r := ctlReq{file: req.File, reply: make(chan ControlReply, 1)}
+	select {
+	case d.ctl <- r:
+	case <-ctx.Done():
+		return
+	}
+	select {
+	case rep := <-r.reply:
+		_ = conn.SetWriteDeadline(time.Now().Add(controlIOTimeout))
+		_ = json.NewEncoder(conn).Encode(rep)
+	case <-ctx.Done():
 	}
 }
 
@@ -185,7 +208,7 @@ func Ask(ctx context.Context, path, file string) (rep ControlReply, ok bool, err
 	if err := json.NewEncoder(conn).Encode(ControlRequest{File: abs}); err != nil {
 		return rep, true, fmt.Errorf("watch daemon's control socket %s: %w", path, err)
 	}
-	if err := json.NewDecoder(conn).Decode(&rep); err != nil {
+	if err := json.NewDecoder(io.LimitReader(conn, MaxControlRequest)).Decode(&rep); err != nil {
 		if ctx.Err() != nil {
 			return rep, true, ctx.Err()
 		}

@@ -1,10 +1,13 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -54,5 +57,92 @@ func TestAskRefusesASymlink(t *testing.T) {
 	case <-accepted:
 	case <-time.After(5 * time.Second):
 		t.Fatal("no connection")
+	}
+}
+
+// vmHWM is the process's peak resident set, in kB.
+func vmHWM(t *testing.T) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			n, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+	t.Fatal("no VmHWM")
+	return 0
+}
+
+// A 300 MiB request is refused after MaxControlRequest bytes with an
+// error, and the connection closed, without the daemon's memory growing;
+// a request that never comes is dropped after controlIOTimeout.
+func TestControlRequestIsBounded(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "n1.sock")
+	ln, err := listenControl(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	d := &daemon{Config: Config{File: "/etc/topology.yaml"}, ctl: make(chan ctlReq)}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go d.serveControl(ctx, ln)
+
+	conn, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	before := vmHWM(t)
+	sent := make(chan int64, 1)
+	go func() {
+		chunk := append([]byte(`{"file": "`), bytes.Repeat([]byte("a"), 1<<20)...)
+		var n int64
+		for n < 300<<20 {
+			m, err := conn.Write(chunk)
+			n += int64(m)
+			if err != nil {
+				break
+			}
+			chunk = chunk[:1<<20]
+			for i := range chunk {
+				chunk[i] = 'a'
+			}
+		}
+		sent <- n
+	}()
+	var rep ControlReply
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if err := json.NewDecoder(conn).Decode(&rep); err != nil || !strings.Contains(rep.Error, "request larger than 65536 bytes: refused") {
+		t.Fatalf("reply %+v, %v", rep, err)
+	}
+	if n := <-sent; n >= 300<<20 {
+		t.Fatalf("the daemon read all of the %d bytes", n)
+	}
+	if grown := vmHWM(t) - before; grown > 16<<10 {
+		t.Fatalf("peak RSS grew by %d kB", grown)
+	}
+
+	// Silence is dropped: the daemon closes the connection.
+	if testing.Short() {
+		return
+	}
+	idle, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	start := time.Now()
+	_ = idle.SetReadDeadline(time.Now().Add(3 * controlIOTimeout))
+	_, err = idle.Read(make([]byte, 1))
+	if took := time.Since(start); err == nil || took > 2*controlIOTimeout || took < controlIOTimeout-time.Second {
+		t.Fatalf("idle connection: %v after %v", err, took)
 	}
 }
