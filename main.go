@@ -29,6 +29,7 @@ import (
 	"github.com/netreconcile/netreconcile/drivers/macvlan"
 	"github.com/netreconcile/netreconcile/drivers/veth"
 	"github.com/netreconcile/netreconcile/internal/gcfloor"
+	"github.com/netreconcile/netreconcile/internal/statedir"
 	"github.com/netreconcile/netreconcile/reconcile"
 	"github.com/netreconcile/netreconcile/spec"
 )
@@ -71,6 +72,9 @@ type globals struct {
 	attach    string
 	verbose   int
 	log       logr.Logger
+	// noState is set for the offline verbs: they read no state directory
+	// (not even the parse cache).
+	noState bool
 }
 
 func newRoot() *cobra.Command {
@@ -89,7 +93,10 @@ func newRoot() *cobra.Command {
 			}
 			l, err := newLogger(g.logFormat, g.verbose, cmd.ErrOrStderr())
 			g.log = l
-			return err
+			if err != nil {
+				return err
+			}
+			return g.checkState(cmd)
 		},
 	}
 	pf := root.PersistentFlags()
@@ -162,6 +169,10 @@ func (g *globals) engine(node string) *reconcile.Engine {
 func (g *globals) load(file string, store bool) (r *spec.Resolved, commit func(), err error) {
 	start := time.Now()
 	c := spec.ParseCache{Path: filepath.Join(g.stateDirectory(), "parsed.cache"), Store: store}
+	if g.noState {
+		c = spec.ParseCache{}
+	}
+	c.Miss = func(reason string) { g.log.V(1).Info("parse cache not used", "path", c.Path, "reason", reason) }
 	r, found, save, err := c.Load(file)
 	if err == nil {
 		g.log.V(1).Info("loaded", "file", file, "cached", string(found), "took", time.Since(start))
@@ -241,8 +252,17 @@ func planCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
+// maxObserved bounds an observed state file (show -o json): a node of a
+// thousand pods and five thousand services shows a few MiB.
+const maxObserved = 256 << 20
+
 func readObserved(path string) (*reconcile.Observed, error) {
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read observed state: %w", err)
+	}
+	defer f.Close()
+	b, err := statedir.ReadAll(f, path, maxObserved)
 	if err != nil {
 		return nil, fmt.Errorf("read observed state: %w", err)
 	}

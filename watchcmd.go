@@ -14,6 +14,7 @@ import (
 
 	"github.com/netreconcile/netreconcile/daemon"
 	"github.com/netreconcile/netreconcile/internal/nodelock"
+	"github.com/netreconcile/netreconcile/internal/statedir"
 	"github.com/netreconcile/netreconcile/reconcile"
 	"github.com/netreconcile/netreconcile/spec"
 )
@@ -123,6 +124,37 @@ func lockNode(cmd *cobra.Command, g *globals, node string) (release func(), err 
 // node's lock (see daemon/control.go).
 func controlPath(g *globals, node string) string {
 	return filepath.Join(g.stateDirectory(), node+".sock")
+}
+
+// checkState checks the state directory before a command uses it (see
+// internal/statedir): the commands that change the node make it when it
+// is missing; plan, show and apply --dry-run read it when it exists; the
+// offline verbs (validate, plan --observed, explain, probe, version) do
+// not touch it.
+func (g *globals) checkState(cmd *cobra.Command) error {
+	flag := func(name string) bool {
+		f := cmd.Flags().Lookup(name)
+		return f != nil && f.Changed
+	}
+	switch cmd.CommandPath() {
+	case "netreconcile destroy", "netreconcile watch", "netreconcile lab up", "netreconcile lab down":
+		return statedir.Ensure(g.stateDirectory())
+	case "netreconcile apply":
+		if !flag("dry-run") {
+			return statedir.Ensure(g.stateDirectory())
+		}
+	case "netreconcile plan":
+		if flag("observed") {
+			g.noState = true
+			return nil
+		}
+	case "netreconcile show":
+	default:
+		g.noState = true
+		return nil
+	}
+	_, err := statedir.Check(g.stateDirectory())
+	return err
 }
 
 // stateDirectory is --state-dir, or the default when it was set empty.

@@ -5,12 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // The control socket lets `netreconcile apply` reach the daemon that
@@ -38,6 +41,15 @@ type ControlReply struct {
 	Error   string `json:"error,omitempty"`
 }
 
+// MaxControlRequest bounds a request: it names a file. A longer one is
+// refused without being read further, so that no client can make the
+// daemon's memory grow.
+const MaxControlRequest = 64 << 10
+
+// controlIOTimeout bounds reading a request and writing its reply: a
+// client that sends nothing, or does not read, holds no goroutine long.
+const controlIOTimeout = 5 * time.Second
+
 // ControlTimeout bounds how long Ask waits for a pass: a pass that
 // builds a thousand pods takes about half a minute.
 const ControlTimeout = 10 * time.Minute
@@ -58,6 +70,11 @@ func listenControl(path string) (net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
+	// chmod follows symbolic links: check that path is still our socket.
+	if st, err := os.Lstat(path); err != nil || st.Mode().Type() != fs.ModeSocket {
+		ln.Close()
+		return nil, fmt.Errorf("control socket %s: replaced while it was made", path)
+	}
 	if err := os.Chmod(path, 0o600); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("control socket %s: %w", path, err)
@@ -73,24 +90,37 @@ func (d *daemon) serveControl(ctx context.Context, ln net.Listener) {
 		if err != nil {
 			return
 		}
-		go func() {
-			defer conn.Close()
-			var req ControlRequest
-			if err := json.NewDecoder(conn).Decode(&req); err != nil {
-				return
-			}
-			r := ctlReq{file: req.File, reply: make(chan ControlReply, 1)}
-			select {
-			case d.ctl <- r:
-			case <-ctx.Done():
-				return
-			}
-			select {
-			case rep := <-r.reply:
-				_ = json.NewEncoder(conn).Encode(rep)
-			case <-ctx.Done():
-			}
-		}()
+		go d.serveConn(ctx, conn)
+	}
+}
+
+// serveConn reads one request from conn, within MaxControlRequest bytes
+// and controlIOTimeout, hands it to the loop and writes back its reply.
+func (d *daemon) serveConn(ctx context.Context, conn net.Conn) {
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(controlIOTimeout))
+	lr := &io.LimitedReader{R: conn, N: MaxControlRequest + 1}
+	var req ControlRequest
+	if err := json.NewDecoder(lr).Decode(&req); err != nil {
+		msg := "bad request: " + err.Error()
+		if lr.N <= 0 {
+			msg = fmt.Sprintf("request larger than %d bytes: refused", MaxControlRequest)
+		}
+		_ = json.NewEncoder(conn).Encode(ControlReply{PID: os.Getpid(), File: d.File, Error: msg})
+		return
+	}
+	_ = conn.SetDeadline(time.Time{}) // the pass takes what it takes
+	r := ctlReq{file: req.File, reply: make(chan ControlReply, 1)}
+	select {
+	case d.ctl <- r:
+	case <-ctx.Done():
+		return
+	}
+	select {
+	case rep := <-r.reply:
+		_ = conn.SetWriteDeadline(time.Now().Add(controlIOTimeout))
+		_ = json.NewEncoder(conn).Encode(rep)
+	case <-ctx.Done():
 	}
 }
 
@@ -130,14 +160,34 @@ func (d *daemon) answer(waiters []chan ControlReply, rep ControlReply) {
 	}
 }
 
+// dialControl connects to the socket at path, never through a symbolic
+// link: a link planted there would hand apply's request to another
+// socket. The socket is named through a descriptor of it (O_PATH), whose
+// /proc/self/fd entry connect(2) follows to that very inode.
+func dialControl(ctx context.Context, path string) (net.Conn, error) {
+	fd, err := unix.Open(path, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return nil, &fs.PathError{Op: "stat", Path: path, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+		return nil, fmt.Errorf("%s is not a socket (a symbolic link or a file planted there?)", path)
+	}
+	var dialer net.Dialer
+	dctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	return dialer.DialContext(dctx, "unix", fmt.Sprintf("/proc/self/fd/%d", fd))
+}
+
 // Ask sends file to the daemon listening on the control socket path and
 // waits for its reply. ok is false when no daemon listens there. Standard
 // input ("-") cannot be handed over: with a daemon there, it is an error.
 func Ask(ctx context.Context, path, file string) (rep ControlReply, ok bool, err error) {
-	var dialer net.Dialer
-	dctx, cancel := context.WithTimeout(ctx, time.Second)
-	conn, err := dialer.DialContext(dctx, "unix", path)
-	cancel()
+	conn, err := dialControl(ctx, path)
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) {
 		return rep, false, nil // no daemon, or one that died
 	}
@@ -158,7 +208,7 @@ func Ask(ctx context.Context, path, file string) (rep ControlReply, ok bool, err
 	if err := json.NewEncoder(conn).Encode(ControlRequest{File: abs}); err != nil {
 		return rep, true, fmt.Errorf("watch daemon's control socket %s: %w", path, err)
 	}
-	if err := json.NewDecoder(conn).Decode(&rep); err != nil {
+	if err := json.NewDecoder(io.LimitReader(conn, MaxControlRequest)).Decode(&rep); err != nil {
 		if ctx.Err() != nil {
 			return rep, true, ctx.Err()
 		}

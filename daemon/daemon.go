@@ -208,7 +208,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.File == "" || cfg.File == "-" {
 		return fmt.Errorf("%w: watch needs a file path (standard input cannot be watched)", ErrFile)
 	}
-	data, err := os.ReadFile(cfg.File)
+	data, err := spec.ReadFile(cfg.File)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrFile, err)
 	}
@@ -628,7 +628,7 @@ func (d *daemon) syncDirs() {
 // or invalid file is logged once per content and the last good model
 // is kept.
 func (d *daemon) reload(log logr.Logger, force bool) bool {
-	data, err := os.ReadFile(d.File)
+	data, err := spec.ReadFile(d.File)
 	if err != nil {
 		st := fileUnreadable
 		if errors.Is(err, fs.ErrNotExist) {

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/netreconcile/netreconcile/internal/nsutil"
+	"github.com/netreconcile/netreconcile/internal/statedir"
 	"github.com/netreconcile/netreconcile/state"
 )
 
@@ -235,14 +236,16 @@ func (a *applier) createNetns(n *state.Netns) error {
 	// Record before creating, so a crash in between leaves a record of
 	// an absent namespace rather than an unrecorded one.
 	dir := filepath.Join(a.cfg.nodeStateDir(), "netns")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(dir, n.Ref), []byte(n.Owner()+"\n"), 0o644); err != nil {
+	if err := statedir.WriteFile(filepath.Join(dir, n.Ref), []byte(n.Owner()+"\n"), 0o600); err != nil {
 		return err
 	}
 	if !nsutil.Exists(n.Ref) {
-		if err := nsutil.Create(n.Ref); err != nil {
+		// Marked before it is named: a crash never leaves a namespace
+		// of ours that does not show it (see records.go).
+		if err := nsutil.CreateMarked(n.Ref, state.Alias(a.cfg.Node, n.Owner())); err != nil {
 			return err
 		}
 	}
@@ -563,15 +566,15 @@ func (a *applier) deleteLink(l *state.Link) error {
 func (a *applier) setSysctl(s *state.Sysctl) error {
 	dir := filepath.Join(a.cfg.nodeStateDir(), "sysctl")
 	rec := filepath.Join(dir, strings.ReplaceAll(s.Name, "/", "."))
-	if _, err := os.Stat(rec); os.IsNotExist(err) {
+	if _, err := os.Lstat(rec); os.IsNotExist(err) {
 		orig, err := nsutil.ReadSysctl(a.cfg.NodeNetns, s.Name)
 		if err != nil {
 			return err
 		}
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return err
 		}
-		if err := os.WriteFile(rec, []byte(orig+"\n"), 0o644); err != nil {
+		if err := statedir.WriteFile(rec, []byte(orig+"\n"), 0o600); err != nil {
 			return err
 		}
 	}
@@ -580,7 +583,7 @@ func (a *applier) setSysctl(s *state.Sysctl) error {
 
 func (a *applier) restoreSysctl(s *state.Sysctl) error {
 	rec := filepath.Join(a.cfg.nodeStateDir(), "sysctl", strings.ReplaceAll(s.Name, "/", "."))
-	b, err := os.ReadFile(rec)
+	b, err := statedir.ReadFile(rec, maxRecord)
 	if err != nil {
 		return err
 	}

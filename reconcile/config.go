@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/netreconcile/netreconcile/drivers"
+	"github.com/netreconcile/netreconcile/internal/statedir"
 )
 
 // Config says which node a pass works on and where.
@@ -27,6 +28,10 @@ type Config struct {
 // /var/run/netns, so records and namespaces vanish together at reboot.
 const DefaultStateDir = "/run/netreconcile"
 
+// maxRecord bounds a record in the state directory: one holds an owner
+// or a sysctl's value.
+const maxRecord = 4096
+
 func (c *Config) nodeStateDir() string {
 	dir := c.StateDir
 	if dir == "" {
@@ -38,10 +43,10 @@ func (c *Config) nodeStateDir() string {
 // setPending records that link key (of owner) is about to be created.
 func (c *Config) setPending(key, owner string) error {
 	dir := filepath.Join(c.nodeStateDir(), "pending")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("record pending link %s: %w", key, err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, url.PathEscape(key)), []byte(owner+"\n"), 0o644); err != nil {
+	if err := statedir.WriteFile(filepath.Join(dir, url.PathEscape(key)), []byte(owner+"\n"), 0o600); err != nil {
 		return fmt.Errorf("record pending link %s: %w", key, err)
 	}
 	return nil
@@ -69,7 +74,7 @@ func (c *Config) pendingLinks() (map[string]string, error) {
 		if err != nil {
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		b, err := statedir.ReadFile(filepath.Join(dir, e.Name()), maxRecord)
 		if err != nil {
 			return nil, fmt.Errorf("read state %s: %w", e.Name(), err)
 		}

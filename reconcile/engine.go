@@ -115,6 +115,7 @@ func (e *Engine) Plan(r *spec.Resolved, observed *Observed) (*Result, error) {
 		}
 		phases = append(phases, "observe", time.Since(start))
 		phases = append(phases, observed.phases...)
+		e.warn(observed)
 	}
 	start = time.Now()
 	p, err := Diff(e.Cfg.Node, desired, observed)
@@ -312,6 +313,7 @@ func (e *Engine) Destroy(ctx context.Context) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	e.warn(obs)
 	res := &Result{Plan: p, Observed: obs}
 	e.Cache.InvalidateAll()
 	if !p.Empty() {
@@ -323,6 +325,13 @@ func (e *Engine) Destroy(ctx context.Context) (*Result, error) {
 		}
 	}
 	return res, e.Cfg.clearAllPending()
+}
+
+// warn logs the state records an observation ignored.
+func (e *Engine) warn(obs *Observed) {
+	for _, w := range obs.warnings {
+		e.Log.Info("warning: " + w)
+	}
 }
 
 // Show observes what netreconcile owns on the node. With a file it also

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -31,6 +30,8 @@ type Observed struct {
 	Foreign Foreign      `json:"foreign"`
 	// phases times the parts of the pass, for the verbose log.
 	phases []any
+	// warnings name state records that were ignored (see records.go).
+	warnings []string
 }
 
 // Uplink describes the node's uplink as found in the node namespace.
@@ -92,6 +93,9 @@ type observer struct {
 	parents []parentRef
 	dp      dpObserved
 	cache   *Cache // nil: read everything
+	// netnsMarked: the pod namespace read (sub-observers) has its
+	// loopback marked as netreconcile's.
+	netnsMarked bool
 }
 
 type parentRef struct {
@@ -201,9 +205,11 @@ func (o *observer) namespaces(desired *state.State) error {
 	owned, st := o.cache.records()
 	if owned == nil {
 		var err error
-		if owned, err = o.cfg.ownedNetns(); err != nil {
+		var warns []string
+		if owned, warns, err = o.cfg.ownedNetns(); err != nil {
 			return err
 		}
+		o.warn(warns...)
 		o.cache.putRecords(owned, st)
 	}
 	seen := map[string]bool{}
@@ -321,10 +327,22 @@ func (o *observer) pod(h *handles, ref string, owned map[string]string, wanted m
 			up: a.Flags&net.FlagUp != 0, mac: a.HardwareAddr.String(), alias: a.Alias}
 	}
 	sub.rest(ref, d, byIndex, ours, owners)
-	p := &podObs{obs: sub.obs, ends: sub.ends, parents: sub.parents}
+	// The namespace is proven netreconcile's by its marked loopback, or
+	// (made by an earlier release) by a link of ours inside it.
+	p := &podObs{obs: sub.obs, ends: sub.ends, parents: sub.parents, made: sub.netnsMarked || len(owners) > 0}
 	o.cache.putPod(ref, p, st)
 	o.merge(ref, p, owned)
 	return nil
+}
+
+// warn notes ignored state records for the log.
+func (o *observer) warn(w ...string) {
+	if len(w) == 0 {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.obs.warnings = append(o.obs.warnings, w...)
 }
 
 // podObs is what one pod namespace showed.
@@ -332,6 +350,7 @@ type podObs struct {
 	obs     *Observed // its owned and foreign objects
 	ends    map[int]podEnd
 	parents []parentRef
+	made    bool // it shows that netreconcile made it
 }
 
 // merge adds what pod namespace ref showed to the pass's observation.
@@ -340,7 +359,15 @@ type podObs struct {
 func (o *observer) merge(ref string, p *podObs, owned map[string]string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if owner, ok := owned[ref]; ok {
+	owner, ok := owned[ref]
+	if ok && (!p.made || !podOwner(owner)) {
+		// A record is not proof enough to delete a namespace: one that
+		// shows no mark of ours was not made by netreconcile.
+		o.obs.warnings = append(o.obs.warnings, fmt.Sprintf("ignored the record of namespace %s (%s): the namespace "+
+			"carries no mark of netreconcile's (its loopback and links are unmarked) or the owner is not a pod, so netreconcile did not make it", ref, owner))
+		ok = false
+	}
+	if ok {
 		o.obs.Owned.Put(&state.Netns{Ref: ref, Owned: true, OwnerK: owner})
 	} else {
 		o.obs.Foreign.Netns[ref] = true
@@ -549,6 +576,12 @@ func (o *observer) links(ns string, links []netlink.Link) (byIndex map[int]strin
 	}
 	for _, l := range links {
 		a := l.Attrs()
+		if ns != state.NodeNS && a.Name == "lo" {
+			// A namespace's loopback carries the mark of the namespace
+			// (see createNetns), not of a link of ours: never deleted.
+			_, o.netnsMarked = state.OwnerOf(o.cfg.Node, a.Alias)
+			continue
+		}
 		owner, ok := state.OwnerOf(o.cfg.Node, a.Alias)
 		if !ok && a.Alias == "" {
 			owner, ok = o.pending[state.LinkKey(ns, a.Name)]
@@ -791,10 +824,11 @@ func (o *observer) sysctls(desired *state.State, sys *nodeSysctls) error {
 		s := obj.(*state.Sysctl)
 		names[s.Name] = s.Owner()
 	}
-	recorded, err := o.cfg.recordedSysctls()
+	recorded, warns, err := o.cfg.recordedSysctls()
 	if err != nil {
 		return err
 	}
+	o.warn(warns...)
 	for name := range recorded {
 		if _, ok := names[name]; !ok {
 			names[name] = "node"
@@ -811,73 +845,4 @@ func (o *observer) sysctls(desired *state.State, sys *nodeSysctls) error {
 		o.obs.Owned.Put(&state.Sysctl{NS: state.NodeNS, Name: name, Value: v, OwnerK: owner})
 	}
 	return nil
-}
-
-// ownedNetns lists the namespaces recorded as created by netreconcile,
-// with the owner each record names.
-func (c *Config) ownedNetns() (map[string]string, error) {
-	return readRecords(filepath.Join(c.nodeStateDir(), "netns"), func(name string) string { return name })
-}
-
-// recordedSysctls returns sysctls changed by netreconcile and their
-// original values.
-func (c *Config) recordedSysctls() (map[string]string, error) {
-	return readRecords(filepath.Join(c.nodeStateDir(), "sysctl"), func(name string) string {
-		return strings.ReplaceAll(name, ".", "/")
-	})
-}
-
-// readRecords returns the trimmed contents of the files in dir (none when
-// it is missing), by key(file name). A node holds a record per pod: they
-// are read with plain syscalls into one buffer, which takes half the time
-// of os.ReadFile (no descriptor for the runtime poller, no stat).
-func readRecords(dir string, key func(string) string) (map[string]string, error) {
-	out := map[string]string{}
-	d, err := os.Open(dir)
-	if os.IsNotExist(err) {
-		return out, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read state %s: %w", dir, err)
-	}
-	defer d.Close()
-	names, err := d.Readdirnames(-1)
-	if err != nil {
-		return nil, fmt.Errorf("read state %s: %w", dir, err)
-	}
-	dfd, buf := int(d.Fd()), make([]byte, 4096) // records hold an owner or a sysctl value
-	for _, name := range names {
-		b, err := readAt(dfd, name, buf)
-		if err != nil {
-			return nil, fmt.Errorf("read state %s: %w", filepath.Join(dir, name), err)
-		}
-		out[key(name)] = strings.TrimSpace(string(b))
-	}
-	return out, nil
-}
-
-// readAt reads file name under directory dfd into buf, all of it.
-func readAt(dfd int, name string, buf []byte) ([]byte, error) {
-	fd, err := unix.Openat(dfd, name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer unix.Close(fd)
-	n := 0
-	for {
-		if n == len(buf) {
-			buf = append(buf, make([]byte, len(buf))...)
-		}
-		m, err := unix.Read(fd, buf[n:])
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		if m == 0 {
-			return buf[:n], nil
-		}
-		n += m
-	}
 }

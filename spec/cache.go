@@ -2,11 +2,14 @@ package spec
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/gob"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -14,6 +17,8 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+
+	"github.com/netreconcile/netreconcile/internal/statedir"
 )
 
 // ParseCache keeps, for the last file loaded through it with Store set,
@@ -24,23 +29,52 @@ import (
 // ms. Loading an edited file decodes only the items that changed, as the
 // watch daemon's Parser does between passes.
 //
-// A cache that is missing, unreadable, damaged or from another binary is
-// a miss, never an error: the file is then decoded as usual. What gob
-// cannot carry exactly (an empty but non-nil slice or map, say) is not
-// stored.
+// The cache is trusted no more than the file: it is authenticated with a
+// key of the host (KeyFile beside it, 32 random bytes made on the first
+// store), so that only a netreconcile of this host that read the file
+// wrote it, and what it gives back is validated as a decoded file is
+// (Resolve runs on the cached file, as on every file).
+//
+// A cache that is missing, unreadable, damaged, from another binary or
+// host key, or whose content does not validate is a miss, never an error:
+// the file is then decoded as usual. What gob cannot carry exactly (an
+// empty but non-nil slice or map, say) is not stored.
 type ParseCache struct {
 	Path string // the cache file; "" loads without a cache
 	// Store records the model and items after a miss. plan leaves it
 	// unset: it changes nothing, not even the cache.
 	Store bool
+	// Miss, when set, is told why a cache that was there was not used
+	// (for the verbose log).
+	Miss func(reason string)
 }
 
-// cacheMagic starts a cache file; bump it when the layout changes.
-const cacheMagic = "netreconcile parse cache v2\n"
+// KeyFile is the name of the host's cache key, beside the cache.
+const KeyFile = "parse.key"
 
-// A cache file is: magic, the binary's key, the file's key, the digest of
-// the rest, the model's length (8 bytes), the model (gob), the items (gob).
+// keySize is the length of the key: that of HMAC-SHA256's output.
+const keySize = sha256.Size
+
+// maxCacheSize bounds the cache file read: the cache of the largest file
+// (MaxFileSize) is a few times its size.
+const maxCacheSize = 16 * MaxFileSize
+
+// cacheMagic starts a cache file; bump it when the layout changes.
+const cacheMagic = "netreconcile parse cache v3\n"
+
+// A cache file is: magic, the binary's key, the file's key, the MAC (of
+// everything after the magic but the MAC), the model's length (8 bytes),
+// the model (gob: the decoded file and its zero positions), the items
+// (gob).
 const cacheHeader = len(cacheMagic) + 3*sha256.Size + 8
+
+// cachedModel is what the cache keeps of a whole file: what it decoded to,
+// and where fields with a zero value were written (Resolve tells them
+// from absent ones).
+type cachedModel struct {
+	Topology *Topology
+	Zeros    map[string]Pos
+}
 
 type cacheKeys struct{ bin, file [sha256.Size]byte }
 
@@ -68,13 +102,24 @@ func (c ParseCache) Load(path string) (r *Resolved, found Cached, commit func() 
 	if c.Path != "" && keyed {
 		model, items := c.read(keys)
 		if model != nil {
-			return model, CachedModel, commit, nil
-		}
-		if len(items) > 0 {
+			r, err := Resolve(model.Topology, &Positions{File: name, paths: model.Zeros})
+			if err == nil {
+				return r, CachedModel, commit, nil
+			}
+			c.miss("the cached model does not validate: " + err.Error())
+		} else if len(items) > 0 {
 			p.items, found = items, CachedItems
 		}
 	}
-	r, err = p.Load(name, data)
+	t, pos, perr := p.Parse(name, data)
+	r, err = resolveParsed(t, pos, perr)
+	if err != nil && found == CachedItems {
+		// Cached items that do not validate are a miss: decode again.
+		c.miss("the cached items do not validate")
+		p, found = Parser{}, CachedNothing
+		t, pos, perr = p.Parse(name, data)
+		r, err = resolveParsed(t, pos, perr)
+	}
 	if err != nil || c.Path == "" || !keyed || !c.Store {
 		return r, found, commit, err
 	}
@@ -85,15 +130,83 @@ func (c ParseCache) Load(path string) (r *Resolved, found Cached, commit func() 
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		out, encErr = encodeCache(keys, r, p.items)
+		out, encErr = encodeCache(keys, cachedModel{t, pos.zeroPaths()}, p.items)
 	}()
 	return r, found, func() error {
 		<-done
 		if encErr != nil {
 			return encErr
 		}
+		if err := os.MkdirAll(filepath.Dir(c.Path), 0o700); err != nil {
+			return err
+		}
+		key, err := c.makeKey()
+		if err != nil {
+			return err
+		}
+		seal(key, out)
 		return c.write(out)
 	}, nil
+}
+
+// miss tells c.Miss why the cache was not used.
+func (c ParseCache) miss(reason string) {
+	if c.Miss != nil {
+		c.Miss(reason)
+	}
+}
+
+// keyPath is the host key's file.
+func (c ParseCache) keyPath() string { return filepath.Join(filepath.Dir(c.Path), KeyFile) }
+
+// readKey reads the host key.
+func (c ParseCache) readKey() ([]byte, error) {
+	key, err := statedir.ReadFile(c.keyPath(), keySize)
+	if err == nil && len(key) != keySize {
+		err = fmt.Errorf("parse cache key %s: %d bytes, want %d", c.keyPath(), len(key), keySize)
+	}
+	return key, err
+}
+
+// makeKey reads the host key, making it first when there is none:
+// random, readable by its owner alone, created exclusively (two commands
+// storing at once both end up with the one that won).
+func (c ParseCache) makeKey() ([]byte, error) {
+	key, err := c.readKey()
+	if !errors.Is(err, fs.ErrNotExist) {
+		return key, err
+	}
+	key = make([]byte, keySize)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	f, err := statedir.OpenFile(c.keyPath(), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return c.readKey()
+	}
+	if err != nil {
+		return nil, err
+	}
+	_, err = f.Write(key)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return key, err
+}
+
+// mac is the MAC of a cache file laid out in b (see cacheHeader).
+func mac(key, b []byte) []byte {
+	at := len(cacheMagic)
+	h := hmac.New(sha256.New, key)
+	h.Write(b[at : at+2*sha256.Size])
+	h.Write(b[at+3*sha256.Size:])
+	return h.Sum(nil)
+}
+
+// seal writes the MAC into the cache file b.
+func seal(key, b []byte) {
+	at := len(cacheMagic) + 2*sha256.Size
+	copy(b[at:at+sha256.Size], mac(key, b))
 }
 
 // cacheKeysOf digests the identity of the running binary (path, inode,
@@ -133,18 +246,28 @@ func cacheKeysOf(data []byte) (keys cacheKeys, ok bool) {
 
 // read returns the cached model when the file's key matches, else the
 // cached items when the binary's does; nil and nil otherwise.
-func (c ParseCache) read(keys cacheKeys) (*Resolved, map[string]*item) {
-	b, err := os.ReadFile(c.Path)
+func (c ParseCache) read(keys cacheKeys) (*cachedModel, map[string]*item) {
+	b, err := statedir.ReadFile(c.Path, maxCacheSize)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
 	if err != nil || len(b) < cacheHeader || string(b[:len(cacheMagic)]) != cacheMagic {
+		c.miss(fmt.Sprintf("unreadable or not a cache (%v)", err))
 		return nil, nil
 	}
 	at := len(cacheMagic)
 	bin, file, sum := b[at:at+sha256.Size], b[at+sha256.Size:at+2*sha256.Size], b[at+2*sha256.Size:at+3*sha256.Size]
 	if !bytes.Equal(bin, keys.bin[:]) {
+		return nil, nil // another binary's
+	}
+	key, err := c.readKey()
+	if err != nil {
+		c.miss("no key to check it with: " + err.Error())
 		return nil, nil
 	}
-	if got := sha256.Sum256(b[at+3*sha256.Size:]); !bytes.Equal(sum, got[:]) {
-		return nil, nil // torn or damaged
+	if !hmac.Equal(sum, mac(key, b)) {
+		c.miss("its MAC does not verify with this host's key (damaged, or not written here)")
+		return nil, nil
 	}
 	n := binary.LittleEndian.Uint64(b[cacheHeader-8 : cacheHeader])
 	if n > uint64(len(b)-cacheHeader) {
@@ -152,21 +275,21 @@ func (c ParseCache) read(keys cacheKeys) (*Resolved, map[string]*item) {
 	}
 	model, items := b[cacheHeader:cacheHeader+int(n)], b[cacheHeader+int(n):]
 	if bytes.Equal(file, keys.file[:]) {
-		r := &Resolved{}
-		if gob.NewDecoder(bytes.NewReader(model)).Decode(r) == nil {
-			return r, nil
+		var m cachedModel
+		if gob.NewDecoder(bytes.NewReader(model)).Decode(&m) == nil && m.Topology != nil {
+			return &m, nil
 		}
 	}
 	return nil, readItems(items)
 }
 
 // encodeCache lays out a cache file for r and the items it was built from.
-func encodeCache(keys cacheKeys, r *Resolved, items map[string]*item) ([]byte, error) {
-	if err := exact(reflect.ValueOf(r).Elem()); err != nil {
+func encodeCache(keys cacheKeys, m cachedModel, items map[string]*item) ([]byte, error) {
+	if err := exact(reflect.ValueOf(&m).Elem()); err != nil {
 		return nil, err
 	}
 	var model, rest bytes.Buffer
-	if err := gob.NewEncoder(&model).Encode(r); err != nil {
+	if err := gob.NewEncoder(&model).Encode(m); err != nil {
 		return nil, err
 	}
 	if err := encodeItems(&rest, items); err != nil {
@@ -174,13 +297,9 @@ func encodeCache(keys cacheKeys, r *Resolved, items map[string]*item) ([]byte, e
 	}
 	var n [8]byte
 	binary.LittleEndian.PutUint64(n[:], uint64(model.Len()))
-	h := sha256.New()
-	h.Write(n[:])
-	h.Write(model.Bytes())
-	h.Write(rest.Bytes())
 	out := make([]byte, 0, cacheHeader+model.Len()+rest.Len())
 	out = append(append(append(out, cacheMagic...), keys.bin[:]...), keys.file[:]...)
-	out = append(append(h.Sum(out), n[:]...), model.Bytes()...)
+	out = append(append(append(out, make([]byte, sha256.Size)...), n[:]...), model.Bytes()...) // MAC: see seal
 	return append(out, rest.Bytes()...), nil
 }
 
@@ -267,13 +386,12 @@ func readItems(b []byte) map[string]*item {
 
 // write replaces the cache file with out, atomically.
 func (c ParseCache) write(out []byte) error {
-	if err := os.MkdirAll(filepath.Dir(c.Path), 0o755); err != nil {
-		return err
-	}
 	tmp, err := os.CreateTemp(filepath.Dir(c.Path), ".parse-cache-*")
 	if err != nil {
 		return err
 	}
+	// CreateTemp makes a new file (O_EXCL), and rename replaces whatever
+	// is at Path, a symbolic link included, rather than following it.
 	defer os.Remove(tmp.Name()) // after a successful rename: nothing there
 	if _, err := tmp.Write(out); err != nil {
 		tmp.Close()

@@ -1,6 +1,10 @@
 package spec
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/gob"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -201,5 +205,144 @@ func TestExact(t *testing.T) {
 		if (err == nil) != c.ok {
 			t.Errorf("exact(%#v) = %v, want ok %v", c.v, err, c.ok)
 		}
+	}
+}
+
+// A symbolic link planted at the cache path is neither read nor written
+// through: the load is a miss, and storing replaces the link itself.
+func TestParseCacheRefusesASymlink(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "topo.yaml")
+	data, err := os.ReadFile("../examples/veth.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// A good cache of this very file, elsewhere: followed, it would hit.
+	elsewhere := filepath.Join(t.TempDir(), "parsed")
+	load(t, ParseCache{Path: elsewhere, Store: true}, file)
+	before, err := os.ReadFile(elsewhere)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := ParseCache{Path: filepath.Join(dir, "parsed"), Store: true}
+	if err := os.Symlink(elsewhere, c.Path); err != nil {
+		t.Fatal(err)
+	}
+	if _, found := load(t, c, file); found != CachedNothing {
+		t.Fatalf("found %s through a symlink", found)
+	}
+	if st, err := os.Lstat(c.Path); err != nil || !st.Mode().IsRegular() {
+		t.Fatalf("the cache did not replace the link: %v %v", st.Mode(), err)
+	}
+	if after, err := os.ReadFile(elsewhere); err != nil || !bytes.Equal(after, before) {
+		t.Fatalf("the link's target changed (%v)", err)
+	}
+}
+
+// tamper rewrites the model in the cache at path with edit, sealed with
+// key (nil: the MAC is left as it was).
+func tamper(t *testing.T, path string, key []byte, edit func(*Topology)) {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys cacheKeys
+	at := len(cacheMagic)
+	copy(keys.bin[:], raw[at:])
+	copy(keys.file[:], raw[at+sha256.Size:])
+	n := binary.LittleEndian.Uint64(raw[cacheHeader-8 : cacheHeader])
+	var m cachedModel
+	if err := gob.NewDecoder(bytes.NewReader(raw[cacheHeader : cacheHeader+int(n)])).Decode(&m); err != nil {
+		t.Fatal(err)
+	}
+	edit(m.Topology)
+	out, err := encodeCache(keys, m, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if key != nil {
+		seal(key, out)
+	} else {
+		copy(out[at+2*sha256.Size:], raw[at+2*sha256.Size:at+3*sha256.Size])
+	}
+	if err := os.WriteFile(path, out, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The cache is trusted no more than the file: one edited without the
+// host's key, one sealed with another host's key, and one sealed with
+// this host's key but naming what validation refuses are all misses, and
+// the model is the file's.
+func TestParseCacheIsAuthenticatedAndValidated(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "topo.yaml")
+	data, err := os.ReadFile("../examples/veth.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want, err := Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var misses []string
+	c := ParseCache{Path: filepath.Join(dir, "parsed"), Store: true, Miss: func(r string) { misses = append(misses, r) }}
+	load(t, c, file)
+	keyPath := filepath.Join(dir, KeyFile)
+	key, err := os.ReadFile(keyPath)
+	if st, serr := os.Lstat(keyPath); err != nil || serr != nil || len(key) != 32 || st.Mode().Perm() != 0o600 {
+		t.Fatalf("key: %d bytes, %v, %v", len(key), err, serr)
+	}
+	c.Store = false
+	if r, found := load(t, c, file); found != CachedModel || !reflect.DeepEqual(r, want) {
+		t.Fatalf("untouched: found %s", found)
+	}
+	saved, err := os.ReadFile(c.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := bytes.Repeat([]byte{7}, 32)
+	cases := []struct {
+		name string
+		key  []byte
+		edit func(*Topology)
+		miss string
+	}{
+		{"netns under /proc, no key", nil, func(t *Topology) { t.Pods[0].Netns = "/proc/1/ns/net" }, "MAC does not verify"},
+		{"another host's key", other, func(*Topology) {}, "MAC does not verify"},
+		{"this host's key, a pod outside its node", key, func(t *Topology) { t.Pods[0].IP = "10.99.0.1" }, "does not validate"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := os.WriteFile(c.Path, saved, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			tamper(t, c.Path, tc.key, tc.edit)
+			misses = nil
+			r, found := load(t, c, file)
+			if found != CachedNothing || !reflect.DeepEqual(r, want) {
+				t.Fatalf("found %s, model equal to the file's: %v", found, reflect.DeepEqual(r, want))
+			}
+			if len(misses) != 1 || !strings.Contains(misses[0], tc.miss) {
+				t.Fatalf("misses %q, want %q", misses, tc.miss)
+			}
+		})
+	}
+	// A key file that is not a key: the cache is not read.
+	if err := os.WriteFile(c.Path, saved, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyPath, []byte("short"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, found := load(t, c, file); found != CachedNothing {
+		t.Fatalf("found %s with a bad key", found)
 	}
 }

@@ -49,6 +49,14 @@ func LoadFile(path string) (*Topology, *Positions, error) {
 	return Parse(name, data)
 }
 
+// ReadFile reads the topology file at path, at most MaxFileSize+1 bytes:
+// enough for Parse to refuse a file over the limit with its error,
+// without the rest of it ever being read.
+func ReadFile(path string) ([]byte, error) {
+	_, data, err := readFile(path)
+	return data, err
+}
+
 // readFile reads the file at path ("-": standard input) and returns the
 // name messages use for it.
 func readFile(path string) (name string, data []byte, err error) {

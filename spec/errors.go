@@ -3,6 +3,7 @@ package spec
 import (
 	"cmp"
 	"errors"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -143,6 +144,31 @@ func (p *Positions) has(path string, zeros bool) bool {
 	}
 	_, ok := p.paths[path]
 	return ok
+}
+
+// zeroPaths flattens what writtenZero answers from into one map, for a
+// Positions of those paths alone (the parse cache keeps it): the paths
+// of fields outside split sequences, and those written with a zero value
+// inside them. nil when there are none.
+func (p *Positions) zeroPaths() map[string]Pos {
+	out := maps.Clone(p.paths)
+	for seq, items := range p.seqs {
+		for i := range items {
+			it := &items[i]
+			for rel, pos := range it.zeros {
+				path := index(seq, i)
+				if rel != "" {
+					path += "." + rel
+				}
+				pos.Line += it.line
+				out[path] = pos
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
 }
 
 // Lookup returns the position of path or, when the field is not in the file

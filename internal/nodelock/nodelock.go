@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/netreconcile/netreconcile/internal/statedir"
 )
 
 // ErrLocked is wrapped by Acquire's error when another process still held
@@ -72,10 +74,12 @@ type Lock struct {
 // messages, e.g. "netreconcile watch -f topo.yaml".
 func Acquire(ctx context.Context, stateDir, node, command string, timeout time.Duration, waiting func(Holder)) (*Lock, error) {
 	path := Path(stateDir, node)
-	if err := os.MkdirAll(stateDir, 0o755); err != nil {
+	if err := os.MkdirAll(stateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("lock node %q: %w", node, err)
 	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o644)
+	// Never through a symbolic link: the lock file is truncated and
+	// written, and a link would make that another file.
+	f, err := statedir.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("lock node %q: %w", node, err)
 	}
@@ -129,10 +133,13 @@ func (l *Lock) Release() error {
 	return err
 }
 
+// maxHolder bounds what ReadHolder reads: a holder writes a few lines.
+const maxHolder = 4096
+
 // ReadHolder reads who holds (or last held) the lock at path.
 func ReadHolder(path string) Holder {
 	var h Holder
-	b, err := os.ReadFile(path)
+	b, err := statedir.ReadFile(path, maxHolder)
 	if err != nil {
 		return h
 	}

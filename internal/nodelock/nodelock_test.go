@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // flock locks belong to open file descriptions, so two Acquires in one
@@ -97,5 +100,28 @@ func TestReleaseIdempotent(t *testing.T) {
 	var nilLock *Lock
 	if err := nilLock.Release(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A symbolic link planted at the lock path is refused, not followed: the
+// file it points to is neither truncated nor written.
+func TestAcquireRefusesASymlink(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(t.TempDir(), "precious")
+	if err := os.WriteFile(target, []byte("keep me\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(target, Path(dir, "n1")); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := Acquire(context.Background(), dir, "n1", "apply", 0, nil); err == nil || !errors.Is(err, unix.ELOOP) {
+		l.Release()
+		t.Fatalf("acquire through a symlink: %v", err)
+	}
+	if h := ReadHolder(Path(dir, "n1")); h.PID != 0 {
+		t.Errorf("holder read through the symlink: %+v", h)
+	}
+	if b, err := os.ReadFile(target); err != nil || string(b) != "keep me\n" {
+		t.Fatalf("the link's target changed: %q %v", b, err)
 	}
 }

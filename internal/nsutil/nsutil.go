@@ -81,7 +81,12 @@ func Exists(ref string) bool {
 
 // Create makes the named namespace under Dir (like `ip netns add`) without
 // changing the calling thread's namespace. Its loopback stays down.
-func Create(name string) error {
+func Create(name string) error { return CreateMarked(name, "") }
+
+// CreateMarked is Create giving the loopback the alias loAlias (when not
+// empty) before the namespace gets its name: no one, a crash included,
+// ever sees it named but unmarked.
+func CreateMarked(name, loAlias string) error {
 	if strings.Contains(name, "/") {
 		return fmt.Errorf("create netns %q: not a plain name", name)
 	}
@@ -107,7 +112,7 @@ func Create(name string) error {
 		return fmt.Errorf("create netns %q: %w", name, err)
 	}
 	defer orig.Close()
-	h, err := netns.NewNamed(name)
+	h, err := newNamed(name, loAlias)
 	if err != nil {
 		if rerr := netns.Set(orig); rerr != nil {
 			return fmt.Errorf("create netns %q: %w (and restore failed: %v; thread stays locked)", name, err, rerr)
@@ -123,6 +128,38 @@ func Create(name string) error {
 	}
 	runtime.UnlockOSThread()
 	return nil
+}
+
+// newNamed is netns.NewNamed marking the loopback between unshare and
+// the bind mount that names the namespace. The thread is locked.
+func newNamed(name, loAlias string) (netns.NsHandle, error) {
+	h, err := netns.New()
+	if err != nil {
+		return netns.None(), err
+	}
+	if loAlias != "" {
+		lo, err := netlink.LinkByName("lo")
+		if err == nil {
+			err = netlink.LinkSetAlias(lo, loAlias)
+		}
+		if err != nil {
+			h.Close()
+			return netns.None(), fmt.Errorf("mark loopback: %w", err)
+		}
+	}
+	p := Path(name)
+	f, err := os.OpenFile(p, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o444)
+	if err != nil {
+		h.Close()
+		return netns.None(), err
+	}
+	f.Close()
+	if err := unix.Mount(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()), p, "bind", unix.MS_BIND, ""); err != nil {
+		h.Close()
+		os.Remove(p)
+		return netns.None(), fmt.Errorf("bind mount %s: %w", p, err)
+	}
+	return h, nil
 }
 
 // sharedDirOnce runs sharedDir once per process: with MS_REC the call
