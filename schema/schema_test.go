@@ -144,6 +144,10 @@ func TestSchemaMatchesTypes(t *testing.T) {
 			if node["type"] != "integer" {
 				t.Errorf("%s: Go int but schema type is %v", path, node["type"])
 			}
+		case typ.Kind() == reflect.Bool:
+			if node["type"] != "boolean" {
+				t.Errorf("%s: Go bool but schema type is %v", path, node["type"])
+			}
 		default:
 			t.Errorf("%s: Go type %s not handled by this test", path, typ)
 		}
@@ -252,6 +256,7 @@ func TestBadDocuments(t *testing.T) {
 		{"uplink is our bridge", strings.Replace(base, "podCIDR: 10.244.1.0/24}", "podCIDR: 10.244.1.0/24, uplink: nrbr0}", 1), "at /nodes/0/uplink"},
 		{"uplink is a host veth", strings.Replace(base, "podCIDR: 10.244.1.0/24}", "podCIDR: 10.244.1.0/24, uplink: nr00ff00ff}", 1), "at /nodes/0/uplink"},
 		{"uplink zero width", strings.Replace(base, "podCIDR: 10.244.1.0/24}", "podCIDR: 10.244.1.0/24, uplink: \"eth\\u200b0\"}", 1), "at /nodes/0/uplink"},
+		{"adoptNetns not a boolean", base + "pods: [{name: a, node: node-a, adoptNetns: yes}]\n", "at /pods/0/adoptNetns"},
 		{"node address without prefix", strings.Replace(base, "172.31.1.2/24", "172.31.1.2", 1), "at /nodes/0/address"},
 	}
 	for _, tt := range tests {

@@ -44,8 +44,11 @@ type ResolvedPod struct {
 	Allocated bool   // IP came from the allocator, not the file
 	Mode      string // veth | bridge | macvlan | ipvlan
 	Netns     string // a name under /var/run/netns, or an absolute path
-	Labels    map[string]string
-	Ports     []ContainerPort // protocol defaulted to TCP
+	// AdoptNetns: the pod may use Netns when it exists and netreconcile
+	// did not create it (pods[].adoptNetns).
+	AdoptNetns bool
+	Labels     map[string]string
+	Ports      []ContainerPort // protocol defaulted to TCP
 }
 
 // ResolvedService is a service with parsed clusterIP and defaulted ports.

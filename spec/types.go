@@ -72,14 +72,17 @@ type Node struct {
 
 // Pod is one network namespace attached to a node.
 type Pod struct {
-	Name      string            `yaml:"name" json:"name"`
-	Namespace string            `yaml:"namespace,omitempty" json:"namespace,omitempty"` // default "default"
-	Node      string            `yaml:"node" json:"node"`
-	IP        string            `yaml:"ip,omitempty" json:"ip,omitempty"`
-	Mode      string            `yaml:"mode,omitempty" json:"mode,omitempty"`
-	Netns     string            `yaml:"netns,omitempty" json:"netns,omitempty"` // name under /var/run/netns or absolute path
-	Labels    map[string]string `yaml:"labels,omitempty" json:"labels,omitempty"`
-	Ports     []ContainerPort   `yaml:"ports,omitempty" json:"ports,omitempty"`
+	Name      string `yaml:"name" json:"name"`
+	Namespace string `yaml:"namespace,omitempty" json:"namespace,omitempty"` // default "default"
+	Node      string `yaml:"node" json:"node"`
+	IP        string `yaml:"ip,omitempty" json:"ip,omitempty"`
+	Mode      string `yaml:"mode,omitempty" json:"mode,omitempty"`
+	Netns     string `yaml:"netns,omitempty" json:"netns,omitempty"` // name under /var/run/netns or absolute path
+	// AdoptNetns lets the pod use a namespace that exists and that
+	// netreconcile did not create; without it, plan and apply refuse one.
+	AdoptNetns bool              `yaml:"adoptNetns,omitempty" json:"adoptNetns,omitempty"`
+	Labels     map[string]string `yaml:"labels,omitempty" json:"labels,omitempty"`
+	Ports      []ContainerPort   `yaml:"ports,omitempty" json:"ports,omitempty"`
 }
 
 // ContainerPort is a port a pod serves, optionally named for policies.

@@ -449,7 +449,7 @@ func (c *checker) pods(t *Topology, r *Resolved, nodes map[string]*ResolvedNode)
 		}
 		c.use(ns)
 		rp := ResolvedPod{
-			Key: k, Name: p.Name, Namespace: ns, Node: p.Node, Mode: p.Mode, Netns: p.Netns,
+			Key: k, Name: p.Name, Namespace: ns, Node: p.Node, Mode: p.Mode, Netns: p.Netns, AdoptNetns: p.AdoptNetns,
 			Labels: maps.Clone(p.Labels), Ports: c.containerPorts(join(path, "ports"), p.Ports),
 		}
 		if rp.Mode == "" {
