@@ -51,6 +51,7 @@ func desiredDatapath(cfg *Config, r *spec.Resolved, n *drivers.Node, pods []spec
 		ports += len(svc.Ports)
 	}
 	s.Grow(state.KindService, ports)
+	use := &MapUse{Services: ports}
 	for i := range r.Services {
 		svc := &r.Services[i]
 		for _, port := range svc.Ports {
@@ -60,6 +61,7 @@ func desiredDatapath(cfg *Config, r *spec.Resolved, n *drivers.Node, pods []spec
 				bs = backends(r.Pods, idx.Candidates(svc.Namespace, svc.Selector), svc, port)
 				known[key] = bs
 			}
+			use.Backends += len(bs)
 			// (each object gets its own copy of the shared list)
 			obj := &state.Service{IP: svc.ClusterIP, Port: uint16(port.Port), Proto: port.Protocol,
 				Backends: slices.Clone(bs), Affinity: svc.SessionAffinity == "ClientIP",
@@ -71,6 +73,15 @@ func desiredDatapath(cfg *Config, r *spec.Resolved, n *drivers.Node, pods []spec
 	}
 	prog, err := compiled()
 	if err != nil {
+		return err
+	}
+	use.policyUse(prog)
+	for i := range pods {
+		if hasEndpoint(&pods[i]) {
+			use.Endpoints++
+		}
+	}
+	if err := capacityError(n.Name, use, r.Maps); err != nil {
 		return err
 	}
 	if err := desiredPolicy(cfg, prog, s); err != nil {

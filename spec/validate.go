@@ -54,6 +54,14 @@ func Load(path string) (*Resolved, error) {
 	return resolveParsed(t, pos, err)
 }
 
+// LoadWithPositions is Load that also returns where each field is
+// written, for checks made outside this package (Positions.ErrorAt).
+func LoadWithPositions(path string) (*Resolved, *Positions, error) {
+	t, pos, err := LoadFile(path)
+	r, err := resolveParsed(t, pos, err)
+	return r, pos, err
+}
+
 // LoadBytes is Load for a file already in memory; name is used in messages.
 func LoadBytes(name string, data []byte) (*Resolved, error) {
 	t, pos, err := Parse(name, data)
@@ -261,6 +269,7 @@ func (c *checker) cluster(t *Topology, r *Resolved) {
 		c.portRange("cluster.routing.vxlan.port", r.VXLANPort)
 	}
 
+	r.Maps = DefaultMapSizes
 	r.MTU = cl.MTU
 	if r.MTU != 0 && (r.MTU < MinMTU || r.MTU > MaxMTU) {
 		c.add("cluster.mtu", "must be 0 (derive from the uplink) or between %d and %d, got %d", MinMTU, MaxMTU, r.MTU)
@@ -332,7 +341,7 @@ func (c *checker) nodes(t *Topology, r *Resolved) map[string]*ResolvedNode {
 	var addrs []addrOf
 	for i, n := range t.Nodes {
 		p := index("nodes", i)
-		rn := ResolvedNode{Name: n.Name, Uplink: n.Uplink}
+		rn := ResolvedNode{Name: n.Name, Index: i, Uplink: n.Uplink}
 		if rn.Uplink == "" {
 			rn.Uplink = DefaultUplink
 		} else if msg := checkIfName(n.Uplink); msg != "" {
