@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,7 +30,8 @@ func TestAdoptNetns(t *testing.T) {
 
 	pods := []podDef{{"a", "10.244.1.10", "veth", foreign}}
 	w.write(pods)
-	nodeLinks, podLinks := ip(t, w.nodeNS, "-o", "link", "show"), ip(t, foreign, "-o", "link", "show")
+	// (links by name and index: their flags may still settle after lab up)
+	nodeLinks, podLinks := ifindexes(t, w.nodeNS), ifindexes(t, foreign)
 	for _, verb := range []string{"plan", "apply"} {
 		out, errOut, code := Run(t, w.bin, w.nodeArgs(verb)...)
 		want := `pod/t/a: netns "` + foreign + `" exists and netreconcile did not create it; set adoptNetns: true on the pod to use it`
@@ -37,7 +39,7 @@ func TestAdoptNetns(t *testing.T) {
 			t.Fatalf("%s without adoptNetns: exit %d, want 1 and %q\n%s%s", verb, code, want, out, errOut)
 		}
 	}
-	if ip(t, w.nodeNS, "-o", "link", "show") != nodeLinks || ip(t, foreign, "-o", "link", "show") != podLinks {
+	if !maps.Equal(ifindexes(t, w.nodeNS), nodeLinks) || !maps.Equal(ifindexes(t, foreign), podLinks) {
 		t.Fatal("a refused adoption changed links")
 	}
 	if ents, _ := os.ReadDir(filepath.Join(w.stateDir, w.node, "netns")); len(ents) != 0 {
