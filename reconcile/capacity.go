@@ -71,6 +71,7 @@ func (u *MapUse) overflows(node string, sizes spec.MapSizes) []string {
 		if m.setting == "policyRules" && u.TopPod != "" {
 			msg += fmt.Sprintf(" (pod %s needs the most: %d)", u.TopPod, u.TopPodRules)
 		}
+		msg += fmt.Sprintf("; raise cluster.datapath.maps.%s (at most %d)", m.setting, spec.MaxMapSize)
 		out = append(out, msg)
 	}
 	return out

@@ -257,6 +257,10 @@ func TestBadDocuments(t *testing.T) {
 		{"uplink is a host veth", strings.Replace(base, "podCIDR: 10.244.1.0/24}", "podCIDR: 10.244.1.0/24, uplink: nr00ff00ff}", 1), "at /nodes/0/uplink"},
 		{"uplink zero width", strings.Replace(base, "podCIDR: 10.244.1.0/24}", "podCIDR: 10.244.1.0/24, uplink: \"eth\\u200b0\"}", 1), "at /nodes/0/uplink"},
 		{"adoptNetns not a boolean", base + "pods: [{name: a, node: node-a, adoptNetns: yes}]\n", "at /pods/0/adoptNetns"},
+		{"map size zero", strings.Replace(base, "serviceCIDR: 10.96.0.0/16}", "serviceCIDR: 10.96.0.0/16, datapath: {maps: {policyRules: 0}}}", 1),
+			"at /cluster/datapath/maps/policyRules"},
+		{"unknown map", strings.Replace(base, "serviceCIDR: 10.96.0.0/16}", "serviceCIDR: 10.96.0.0/16, datapath: {maps: {ct: 5}}}", 1),
+			"at /cluster/datapath/maps"},
 		{"node address without prefix", strings.Replace(base, "172.31.1.2/24", "172.31.1.2", 1), "at /nodes/0/address"},
 	}
 	for _, tt := range tests {

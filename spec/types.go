@@ -37,11 +37,31 @@ type Topology struct {
 
 // Cluster holds cluster-wide settings.
 type Cluster struct {
-	PodCIDR     string  `yaml:"podCIDR" json:"podCIDR"`
-	ServiceCIDR string  `yaml:"serviceCIDR,omitempty" json:"serviceCIDR,omitempty"`
-	Mode        string  `yaml:"mode,omitempty" json:"mode,omitempty"` // default attachment; "" means veth
-	Routing     Routing `yaml:"routing,omitempty" json:"routing,omitempty"`
-	MTU         int     `yaml:"mtu,omitempty" json:"mtu,omitempty"` // 0: derive from the uplink
+	PodCIDR     string   `yaml:"podCIDR" json:"podCIDR"`
+	ServiceCIDR string   `yaml:"serviceCIDR,omitempty" json:"serviceCIDR,omitempty"`
+	Mode        string   `yaml:"mode,omitempty" json:"mode,omitempty"` // default attachment; "" means veth
+	Routing     Routing  `yaml:"routing,omitempty" json:"routing,omitempty"`
+	MTU         int      `yaml:"mtu,omitempty" json:"mtu,omitempty"` // 0: derive from the uplink
+	Datapath    Datapath `yaml:"datapath,omitempty" json:"datapath,omitempty"`
+}
+
+// Datapath holds settings of the eBPF datapath.
+type Datapath struct {
+	Maps DatapathMaps `yaml:"maps,omitempty" json:"maps,omitempty"`
+}
+
+// DatapathMaps sets the datapath's map sizes (entries); each absent one
+// keeps its default (DefaultMapSizes). Changing one replaces the node's
+// datapath: its maps start empty, connection tracking included.
+type DatapathMaps struct {
+	Services         int `yaml:"services,omitempty" json:"services,omitempty"`
+	Backends         int `yaml:"backends,omitempty" json:"backends,omitempty"`
+	Endpoints        int `yaml:"endpoints,omitempty" json:"endpoints,omitempty"`
+	Affinity         int `yaml:"affinity,omitempty" json:"affinity,omitempty"`
+	Conntrack        int `yaml:"conntrack,omitempty" json:"conntrack,omitempty"`
+	PolicyIdentities int `yaml:"policyIdentities,omitempty" json:"policyIdentities,omitempty"`
+	PolicyPods       int `yaml:"policyPods,omitempty" json:"policyPods,omitempty"`
+	PolicyRules      int `yaml:"policyRules,omitempty" json:"policyRules,omitempty"`
 }
 
 // Routing selects how pod CIDRs of other nodes are reached.

@@ -269,11 +269,42 @@ func (c *checker) cluster(t *Topology, r *Resolved) {
 		c.portRange("cluster.routing.vxlan.port", r.VXLANPort)
 	}
 
-	r.Maps = DefaultMapSizes
+	r.Maps = c.mapSizes(cl.Datapath.Maps)
 	r.MTU = cl.MTU
 	if r.MTU != 0 && (r.MTU < MinMTU || r.MTU > MaxMTU) {
 		c.add("cluster.mtu", "must be 0 (derive from the uplink) or between %d and %d, got %d", MinMTU, MaxMTU, r.MTU)
 	}
+}
+
+// MaxMapSize bounds every cluster.datapath.maps size: hash maps are
+// allocated whole when created, and 2^22 entries already take hundreds of
+// MiB of kernel memory for the larger ones.
+const MaxMapSize = 1 << 22
+
+// mapSizes validates cluster.datapath.maps and returns the sizes with
+// defaults for the absent ones.
+func (c *checker) mapSizes(m DatapathMaps) MapSizes {
+	out := DefaultMapSizes
+	for _, f := range []struct {
+		name string
+		v    int
+		dst  *int
+	}{
+		{"services", m.Services, &out.Services}, {"backends", m.Backends, &out.Backends},
+		{"endpoints", m.Endpoints, &out.Endpoints}, {"affinity", m.Affinity, &out.Affinity},
+		{"conntrack", m.Conntrack, &out.Conntrack}, {"policyIdentities", m.PolicyIdentities, &out.PolicyIdentities},
+		{"policyPods", m.PolicyPods, &out.PolicyPods}, {"policyRules", m.PolicyRules, &out.PolicyRules},
+	} {
+		path := "cluster.datapath.maps." + f.name
+		switch {
+		case f.v == 0 && !c.written(path):
+		case f.v < 1 || f.v > MaxMapSize:
+			c.add(path, "must be between 1 and %d entries, got %d", MaxMapSize, f.v)
+		default:
+			*f.dst = f.v
+		}
+	}
+	return out
 }
 
 func (c *checker) namespaces(t *Topology, r *Resolved) {

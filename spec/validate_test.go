@@ -95,6 +95,11 @@ func TestRules(t *testing.T) {
 		{"mtu small", func(t *Topology) { t.Cluster.MTU = 575 }, "cluster.mtu", "must be 0 (derive from the uplink) or between 576 and 65535, got 575"},
 		{"mtu big", func(t *Topology) { t.Cluster.MTU = 65536 }, "cluster.mtu", "got 65536"},
 
+		{"map size negative", func(t *Topology) { t.Cluster.Datapath.Maps.PolicyRules = -1 }, "cluster.datapath.maps.policyRules",
+			"must be between 1 and 4194304 entries, got -1"},
+		{"map size too large", func(t *Topology) { t.Cluster.Datapath.Maps.Services = 1<<22 + 1 }, "cluster.datapath.maps.services",
+			"must be between 1 and 4194304 entries, got 4194305"},
+
 		// Namespaces.
 		{"namespace duplicate", func(t *Topology) { t.Namespaces = append(t.Namespaces, Namespace{Name: "x"}) },
 			"namespaces[1].name", `duplicate namespace "x" (first at namespaces[0])`},
@@ -499,6 +504,31 @@ func TestDefaults(t *testing.T) {
 	}
 	if top.Namespaces[0].Labels[MetadataNameLabel] != "" {
 		t.Error("namespace label added to the source")
+	}
+}
+
+func TestMapSizes(t *testing.T) {
+	top := baseTopology()
+	r, err := Resolve(top, nil)
+	if err != nil || r.Maps != DefaultMapSizes {
+		t.Fatalf("defaults: %+v, %v", r.Maps, err)
+	}
+	top.Cluster.Datapath.Maps = DatapathMaps{PolicyRules: 1024, Conntrack: MaxMapSize}
+	if r, err = Resolve(top, nil); err != nil {
+		t.Fatal(err)
+	}
+	want := DefaultMapSizes
+	want.PolicyRules, want.Conntrack = 1024, MaxMapSize
+	if r.Maps != want {
+		t.Errorf("maps = %+v, want %+v", r.Maps, want)
+	}
+	_, err = LoadBytes("m.yaml", []byte(`apiVersion: netreconcile/v1
+kind: Topology
+cluster: {podCIDR: 10.244.0.0/16, datapath: {maps: {endpoints: 0, policyPods: 1}}}
+nodes: [{name: a, address: 172.31.1.2/24, podCIDR: 10.244.1.0/24}]
+`))
+	if want := "m.yaml:3:64: cluster.datapath.maps.endpoints: must be between 1 and 4194304 entries, got 0"; err == nil || err.Error() != want {
+		t.Errorf("written 0: %v, want %s", err, want)
 	}
 }
 
