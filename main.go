@@ -188,11 +188,14 @@ func validateCmd(g *globals) *cobra.Command {
 	var file string
 	cmd := &cobra.Command{
 		Use:   "validate -f FILE",
-		Short: "Check a topology file offline (schema and semantics); no kernel access",
+		Short: "Check a topology file offline (schema, semantics, map capacity of every node); no kernel access",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			r, err := spec.Load(file)
+			r, pos, err := spec.LoadWithPositions(file)
 			if err != nil {
+				return err
+			}
+			if err := reconcile.CheckCapacity(r, pos); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: valid (%d nodes, %d pods, %d services, %d policies)\n",

@@ -102,19 +102,9 @@ func loadSpec() (*ebpf.CollectionSpec, error) {
 // nothing is mounted there) and the maps that are missing. Maps pinned by a
 // build with another layout are replaced, never half-used; Notes says what
 // was replaced or upgraded, for the caller to log.
-func Open(pinDir string) (*Datapath, error) {
-	if pinDir == "" {
-		return nil, fmt.Errorf("open datapath: empty pin directory: %w", ErrInvalid)
-	}
-	pinDir = filepath.Clean(pinDir)
-	d, err := open(pinDir)
-	if err != nil {
-		return nil, fmt.Errorf("open datapath %s: %w", pinDir, err)
-	}
-	return d, nil
-}
+func Open(pinDir string) (*Datapath, error) { return OpenWith(pinDir, Sizes{}) }
 
-func open(pinDir string) (*Datapath, error) {
+func open(pinDir string, sizes Sizes) (*Datapath, error) {
 	if err := ensureBPFFS(pinDir); err != nil {
 		return nil, err
 	}
@@ -124,6 +114,9 @@ func open(pinDir string) (*Datapath, error) {
 		}
 	}
 	spec, err := loadSpec()
+	if err == nil {
+		err = sizes.apply(spec)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -312,12 +305,19 @@ func missingAddedMaps(spec *ebpf.CollectionSpec, dir string) []string {
 // read-only. It returns a nil Datapath when pinDir holds none, and a
 // reason (with a nil Datapath) when what is pinned cannot be reused by
 // this build (Open would replace it).
-func Inspect(pinDir string) (*Datapath, string, error) {
+func Inspect(pinDir string) (*Datapath, string, error) { return InspectWith(pinDir, Sizes{}) }
+
+// InspectWith is Inspect for maps sized by sizes: pinned maps of other
+// sizes cannot be reused (the reason says which).
+func InspectWith(pinDir string, sizes Sizes) (*Datapath, string, error) {
 	pinDir = filepath.Clean(pinDir)
 	if _, err := os.Stat(filepath.Join(pinDir, bpf.NrMapNrConfig)); err != nil {
 		return nil, "", nil
 	}
 	spec, err := loadSpec()
+	if err == nil {
+		err = sizes.apply(spec)
+	}
 	if err != nil {
 		return nil, "", err
 	}

@@ -96,9 +96,10 @@ func HostIfName(node, key string) string {
 func PodOwner(p *spec.ResolvedPod) string { return "pod/" + p.Key }
 
 // PodNetns adds the pod's namespace object: owned when it is a name
-// (created when missing), used only when it is a path.
+// (created when missing), used only when it is a path. Adopt carries the
+// pod's opt-in to use one that netreconcile did not create.
 func PodNetns(p *spec.ResolvedPod, s *state.State) error {
-	return s.Add(&state.Netns{Ref: p.Netns, OwnerK: PodOwner(p), Owned: !strings.HasPrefix(p.Netns, "/")})
+	return s.Add(&state.Netns{Ref: p.Netns, OwnerK: PodOwner(p), Owned: !strings.HasPrefix(p.Netns, "/"), Adopt: p.AdoptNetns})
 }
 
 // PodAddr is the pod's address with its node's pod CIDR prefix length.

@@ -74,7 +74,7 @@ func messageRows() []msgRow {
 		{name: "file: missing", args: []string{"-f", "{dir}/missing.yaml"},
 			want: "load topology: open {dir}/missing.yaml: no such file or directory"},
 		{name: "file: unknown field", file: edit("  serviceCIDR: 10.96.0.0/16\n", "  serviceCIDR: 10.96.0.0/16\n  colour: blue\n"),
-			want: `{file}:6:3: cluster.colour: unknown field "colour"; valid fields: mode, mtu, podCIDR, routing, serviceCIDR`},
+			want: `{file}:6:3: cluster.colour: unknown field "colour"; valid fields: datapath, mode, mtu, podCIDR, routing, serviceCIDR`},
 		{name: "file: wrong type", file: edit("podCIDR: 10.244.0.0/16", "podCIDR: [10.244.0.0/16]"),
 			want: "{file}:4:12: cluster.podCIDR: expected a string, got a sequence"},
 		{name: "file: bad CIDR", file: edit("podCIDR: 10.244.0.0/16", "podCIDR: 10.244.0.0/33"),

@@ -37,7 +37,8 @@ func desiredDatapath(cfg *Config, r *spec.Resolved, n *drivers.Node, pods []spec
 	if !wantsDatapath(r) {
 		return nil
 	}
-	if err := s.Add(&state.Datapath{PinDir: cfg.BPFFS, FastPath: true, Reusable: true, OwnerK: datapathOwner}); err != nil {
+	if err := s.Add(&state.Datapath{PinDir: cfg.BPFFS, FastPath: true, Reusable: true, MapSizes: sizesText(r.Maps),
+		OwnerK: datapathOwner}); err != nil {
 		return err
 	}
 	// Services select pods of their own namespace, on any node, by labels.
@@ -51,6 +52,7 @@ func desiredDatapath(cfg *Config, r *spec.Resolved, n *drivers.Node, pods []spec
 		ports += len(svc.Ports)
 	}
 	s.Grow(state.KindService, ports)
+	use := &MapUse{Services: ports}
 	for i := range r.Services {
 		svc := &r.Services[i]
 		for _, port := range svc.Ports {
@@ -60,6 +62,7 @@ func desiredDatapath(cfg *Config, r *spec.Resolved, n *drivers.Node, pods []spec
 				bs = backends(r.Pods, idx.Candidates(svc.Namespace, svc.Selector), svc, port)
 				known[key] = bs
 			}
+			use.Backends += len(bs)
 			// (each object gets its own copy of the shared list)
 			obj := &state.Service{IP: svc.ClusterIP, Port: uint16(port.Port), Proto: port.Protocol,
 				Backends: slices.Clone(bs), Affinity: svc.SessionAffinity == "ClientIP",
@@ -71,6 +74,15 @@ func desiredDatapath(cfg *Config, r *spec.Resolved, n *drivers.Node, pods []spec
 	}
 	prog, err := compiled()
 	if err != nil {
+		return err
+	}
+	use.policyUse(prog)
+	for i := range pods {
+		if hasEndpoint(&pods[i]) {
+			use.Endpoints++
+		}
+	}
+	if err := capacityError(n.Name, use, r.Maps); err != nil {
 		return err
 	}
 	if err := desiredPolicy(cfg, prog, s); err != nil {
@@ -195,6 +207,9 @@ func selects(sel, labels map[string]string) bool {
 // links.
 func (o *observer) observeDatapath(desired *state.State, names map[string]int, byIndex map[int]string, cached *dpObserved) error {
 	pinDir := o.cfg.BPFFS
+	if cached != nil && resized(desired, cached.entries) {
+		cached = nil
+	}
 	if cached != nil && cached.entries != nil && cached.atts != nil && cached.attsOn(names) {
 		o.dp.reuse(cached, desired, names, byIndex, true)
 		return nil
@@ -206,7 +221,7 @@ func (o *observer) observeDatapath(desired *state.State, names map[string]int, b
 		return nil
 	}
 	start := time.Now()
-	dp, reason, err := datapath.Inspect(pinDir)
+	dp, reason, err := datapath.InspectWith(pinDir, datapath.PinnedSizes(pinDir))
 	if err != nil {
 		return err
 	}
@@ -226,6 +241,13 @@ func (o *observer) observeDatapath(desired *state.State, names map[string]int, b
 		o.dp.reuse(cached, desired, names, byIndex, false)
 	} else if err := o.observeEntries(dp, desired, byIndex); err != nil {
 		return err
+	}
+	if resized(desired, o.dp.entries) {
+		// Replaced with maps of the file's sizes: everything in it is
+		// made again.
+		o.dp.entries = slices.DeleteFunc(o.dp.entries, func(obj state.Object) bool { _, ok := obj.(*state.Datapath); return !ok })
+		o.dp.atts = []state.Object{}
+		return nil
 	}
 	start = time.Now()
 	atts, err := dp.Attachments(datapath.KnownLinks{o.cfg.NodeNetns: names})
@@ -259,7 +281,8 @@ func (o *observer) observeEntries(dp *datapath.Datapath, desired *state.State, b
 	if err != nil {
 		return err
 	}
-	o.dp.entries = []state.Object{&state.Datapath{PinDir: o.cfg.BPFFS, FastPath: conf.FastPath, Reusable: true, OwnerK: datapathOwner}}
+	o.dp.entries = []state.Object{&state.Datapath{PinDir: o.cfg.BPFFS, FastPath: conf.FastPath, Reusable: true,
+		MapSizes: sizesText(fileSizes(dp.Sizes())), OwnerK: datapathOwner}}
 	svcs, err := dp.Services()
 	if err != nil {
 		return err
@@ -288,6 +311,18 @@ func (o *observer) observeEntries(dp *datapath.Datapath, desired *state.State, b
 	start = time.Now()
 	defer func() { o.dp.phases = append(o.dp.phases, "policyMaps", time.Since(start)) }()
 	return o.observePolicy(dp, desired)
+}
+
+// resized reports whether the datapath among entries has other map sizes
+// than the desired one: the plan replaces it.
+func resized(desired *state.State, entries []state.Object) bool {
+	for _, obj := range entries {
+		if have, ok := obj.(*state.Datapath); ok {
+			want, _ := desired.Get(state.KindDatapath, have.PinDir).(*state.Datapath)
+			return want != nil && have.Reusable && want.MapSizes != have.MapSizes
+		}
+	}
+	return false
 }
 
 // dpObserved is what observeDatapath found, held until node adds it: the
@@ -421,6 +456,23 @@ type dpHolder struct {
 	dp     *datapath.Datapath
 	full   bool // dp has its programs loaded
 	notes  []string
+	// sizes are the map sizes the step creating or replacing the datapath
+	// wants; nil: those of the maps pinned (the plan replaces the
+	// datapath when they differ from the file's).
+	sizes *datapath.Sizes
+}
+
+// setSizes records the map sizes of the datapath about to be created.
+func (h *dpHolder) setSizes(d *state.Datapath) error {
+	m, err := parseSizes(d.MapSizes)
+	if err != nil {
+		return err
+	}
+	s := dpSizes(m)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.sizes = &s
+	return nil
 }
 
 func (h *dpHolder) get(needPrograms bool) (*datapath.Datapath, error) {
@@ -433,10 +485,14 @@ func (h *dpHolder) get(needPrograms bool) (*datapath.Datapath, error) {
 		h.dp.Close()
 		h.dp = nil
 	}
+	sizes := datapath.PinnedSizes(h.pinDir)
+	if h.sizes != nil {
+		sizes = *h.sizes
+	}
 	if !needPrograms {
 		// (Not on an older build's pins: writes to the maps it lacks
 		// would go to Inspect's stand-ins; Open adds them.)
-		dp, reason, err := datapath.Inspect(h.pinDir)
+		dp, reason, err := datapath.InspectWith(h.pinDir, sizes)
 		if err == nil && dp != nil && reason == "" && dp.Complete() {
 			h.dp = dp
 			return dp, nil
@@ -445,7 +501,7 @@ func (h *dpHolder) get(needPrograms bool) (*datapath.Datapath, error) {
 			dp.Close()
 		}
 	}
-	dp, err := datapath.Open(h.pinDir)
+	dp, err := datapath.OpenWith(h.pinDir, sizes)
 	if err != nil {
 		return nil, err
 	}
@@ -477,6 +533,11 @@ func (a *applier) datapathStep(c Change) error {
 	obj := c.Desired
 	if c.Action == Delete {
 		obj = c.Observed
+	}
+	if d, ok := obj.(*state.Datapath); ok && c.Action != Delete {
+		if err := a.dp.setSizes(d); err != nil {
+			return err
+		}
 	}
 	if d, ok := obj.(*state.Datapath); ok && (c.Action == Delete || c.Action == Replace) {
 		a.dp.close()

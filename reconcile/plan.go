@@ -62,10 +62,20 @@ type Plan struct {
 	Node          string   `json:"node"`
 	Changes       []Change `json:"changes"`
 	Summary       Summary  `json:"summary"`
+	// Adopted lists the namespaces that netreconcile did not create and
+	// that pods with changes in this plan use (pods[].adoptNetns).
+	Adopted []Adoption `json:"adopted_netns,omitempty"`
 
 	// steps is what apply executes: Changes plus the delete half of
 	// every replace, in order.
 	steps []Change
+}
+
+// Adoption is a pod using a namespace that netreconcile did not create:
+// its objects are made inside it, and destroy leaves the namespace.
+type Adoption struct {
+	Pod   string `json:"pod"` // namespace/name
+	Netns string `json:"netns"`
 }
 
 // Empty reports whether the plan changes nothing.
@@ -73,6 +83,10 @@ func (p *Plan) Empty() bool { return len(p.Changes) == 0 }
 
 // ErrClash is wrapped by errors about foreign objects in the way.
 var ErrClash = errors.New("clash with an object netreconcile does not own")
+
+// ErrForeignNetns is wrapped by the error about a pod whose namespace
+// exists, was not created by netreconcile, and is not adopted.
+var ErrForeignNetns = errors.New("namespace not created by netreconcile")
 
 // Diff compares desired with observed and returns the plan. It fails,
 // listing every one, when a desired object would clash with a foreign
@@ -127,6 +141,7 @@ func Diff(node string, desired *state.State, obs *Observed) (*Plan, error) {
 	// Shown grouped by owner (node-wide objects first), in step order
 	// within an owner; apply follows steps.
 	p.Changes = stableSorted(p.Changes, func(a, b *Change) int { return compareOwners(a.Owner, b.Owner) })
+	p.Adopted = adoptions(desired, obs, p.Changes)
 	for _, c := range p.Changes {
 		switch c.Action {
 		case Create:
@@ -141,6 +156,26 @@ func Diff(node string, desired *state.State, obs *Observed) (*Plan, error) {
 		}
 	}
 	return p, nil
+}
+
+// adoptions lists the adopted namespaces of the pods that changes touch:
+// the plan shows an adoption when it puts objects into the namespace.
+func adoptions(desired *state.State, obs *Observed, changes []Change) []Adoption {
+	if len(obs.Foreign.Netns) == 0 {
+		return nil
+	}
+	touched := map[string]bool{}
+	for _, c := range changes {
+		touched[c.Owner] = true
+	}
+	var out []Adoption
+	for key, o := range desired.All(state.KindNetns) {
+		if n := o.(*state.Netns); n.Adopt && obs.Foreign.Netns[key] && touched[n.OwnerK] {
+			out = append(out, Adoption{Pod: strings.TrimPrefix(n.OwnerK, "pod/"), Netns: n.Ref})
+		}
+	}
+	slices.SortFunc(out, func(a, b Adoption) int { return strings.Compare(a.Pod, b.Pod) })
+	return out
 }
 
 // compareOwners orders node-wide owners before pods, each by name.
@@ -297,6 +332,13 @@ func markImplied(dels []Change, desired *state.State) {
 func clashes(desired *state.State, obs *Observed) error {
 	var errs []error
 	var found []clash
+	for key, o := range desired.All(state.KindNetns) {
+		if n := o.(*state.Netns); obs.Foreign.Netns[key] && !n.Adopt {
+			found = append(found, clash{key, fmt.Errorf("%w: %s: netns %q exists and netreconcile did not create it; "+
+				"set adoptNetns: true on the pod to use it", ErrForeignNetns, n.OwnerK, n.Ref)})
+		}
+	}
+	errs, found = appendClashes(errs, found), nil
 	for key, o := range desired.All(state.KindLink) {
 		if t, ok := obs.Foreign.Links[key]; ok {
 			found = append(found, clash{key, fmt.Errorf("%w: %s (%s) exists", ErrClash, o.(*state.Link), t)})
@@ -397,6 +439,12 @@ func (p *Plan) WriteText(w io.Writer) {
 			}
 			fmt.Fprintf(w, "      ~ %s: %s -> %s%s\n", ch.Name, quoteEmpty(ch.From), quoteEmpty(ch.To), note)
 		}
+	}
+	if len(p.Adopted) > 0 {
+		fmt.Fprintln(w)
+	}
+	for _, a := range p.Adopted {
+		fmt.Fprintf(w, "  # pod %s adopts existing netns %q (not created by netreconcile: used as it is, never deleted)\n", a.Pod, a.Netns)
 	}
 	fmt.Fprintf(w, "\nPlan: %d to add, %d to change, %d to destroy.\n", p.Summary.Add, p.Summary.Change, p.Summary.Destroy)
 }

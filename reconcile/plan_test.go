@@ -3,7 +3,9 @@ package reconcile
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -266,4 +268,66 @@ func text(p *Plan) string {
 	var b bytes.Buffer
 	p.WriteText(&b)
 	return b.String()
+}
+
+// TestForeignNetnsNeedsAdoption: a pod's namespace that exists and that
+// netreconcile did not create is refused, naming the pod, the namespace
+// and the fix, unless the pod opts in; then the plan shows the adoption
+// (text and JSON) while it puts objects into it, and creates no netns.
+func TestForeignNetnsNeedsAdoption(t *testing.T) {
+	a, b := pod("a", "10.244.1.10", "veth"), pod("b", "10.244.1.11", "veth")
+	b.Netns = "/var/run/docker/netns/b"
+	obs := observedFrom(state.New())
+	obs.Foreign.Netns["x-a"] = true
+	obs.Foreign.Netns["/var/run/docker/netns/b"] = true
+
+	_, err := Diff("n1", mustDesired(t, testResolved(a, b)), obs)
+	for _, want := range []string{
+		`pod/x/a: netns "x-a" exists and netreconcile did not create it; set adoptNetns: true on the pod to use it`,
+		`pod/x/b: netns "/var/run/docker/netns/b" exists and netreconcile did not create it`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v, want it to contain %q", err, want)
+		}
+	}
+	if !errors.Is(err, ErrForeignNetns) {
+		t.Errorf("error does not wrap ErrForeignNetns: %v", err)
+	}
+
+	a.AdoptNetns, b.AdoptNetns = true, true
+	desired := mustDesired(t, testResolved(a, b))
+	p, err := Diff("n1", desired, obs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range p.Changes {
+		if c.Kind == state.KindNetns.String() {
+			t.Errorf("an adopted namespace is planned: %+v", c)
+		}
+	}
+	want := []Adoption{{Pod: "x/a", Netns: "x-a"}, {Pod: "x/b", Netns: "/var/run/docker/netns/b"}}
+	if !slices.Equal(p.Adopted, want) {
+		t.Errorf("adopted %+v, want %+v", p.Adopted, want)
+	}
+	out := text(p)
+	if !strings.Contains(out, `  # pod x/a adopts existing netns "x-a" (not created by netreconcile: used as it is, never deleted)`) {
+		t.Errorf("text plan does not show the adoption:\n%s", out)
+	}
+	js, _ := json.Marshal(p)
+	if !strings.Contains(string(js), `"adopted_netns":[{"pod":"x/a","netns":"x-a"},`) {
+		t.Errorf("JSON plan: %s", js)
+	}
+
+	// Converged: nothing to do, nothing to show.
+	conv := observedFrom(desired)
+	conv.Owned.Remove(state.KindNetns, "x-a")
+	conv.Owned.Remove(state.KindNetns, "/var/run/docker/netns/b")
+	conv.Foreign.Netns = obs.Foreign.Netns
+	p, err = Diff("n1", desired, conv)
+	if err != nil || !p.Empty() || p.Adopted != nil {
+		t.Fatalf("converged adopted pods: %v, %+v", err, p)
+	}
+	if js, _ := json.Marshal(p); strings.Contains(string(js), "adopted") {
+		t.Errorf("an empty plan's JSON mentions adoptions: %s", js)
+	}
 }

@@ -144,6 +144,10 @@ func TestSchemaMatchesTypes(t *testing.T) {
 			if node["type"] != "integer" {
 				t.Errorf("%s: Go int but schema type is %v", path, node["type"])
 			}
+		case typ.Kind() == reflect.Bool:
+			if node["type"] != "boolean" {
+				t.Errorf("%s: Go bool but schema type is %v", path, node["type"])
+			}
 		default:
 			t.Errorf("%s: Go type %s not handled by this test", path, typ)
 		}
@@ -245,6 +249,18 @@ func TestBadDocuments(t *testing.T) {
 			"at /services/0/ports/0/targetPort"},
 		{"ipBlock with selector", base + "policies: [{name: p, spec: {ingress: [{from: [{ipBlock: {cidr: 10.0.0.0/8}, podSelector: {}}]}]}}]\n",
 			"at /policies/0/spec/ingress/0/from/0"},
+		{"netns under /proc", base + "pods: [{name: a, node: node-a, netns: /proc/1/ns/net}]\n", "at /pods/0/netns"},
+		{"netns under /dev", base + "pods: [{name: a, node: node-a, netns: //dev/x}]\n", "at /pods/0/netns"},
+		{"netns bidi", base + "pods: [{name: a, node: node-a, netns: \"a\\u202eb\"}]\n", "at /pods/0/netns"},
+		{"netns control", base + "pods: [{name: a, node: node-a, netns: \"a\\x01b\"}]\n", "at /pods/0/netns"},
+		{"uplink is our bridge", strings.Replace(base, "podCIDR: 10.244.1.0/24}", "podCIDR: 10.244.1.0/24, uplink: nrbr0}", 1), "at /nodes/0/uplink"},
+		{"uplink is a host veth", strings.Replace(base, "podCIDR: 10.244.1.0/24}", "podCIDR: 10.244.1.0/24, uplink: nr00ff00ff}", 1), "at /nodes/0/uplink"},
+		{"uplink zero width", strings.Replace(base, "podCIDR: 10.244.1.0/24}", "podCIDR: 10.244.1.0/24, uplink: \"eth\\u200b0\"}", 1), "at /nodes/0/uplink"},
+		{"adoptNetns not a boolean", base + "pods: [{name: a, node: node-a, adoptNetns: yes}]\n", "at /pods/0/adoptNetns"},
+		{"map size zero", strings.Replace(base, "serviceCIDR: 10.96.0.0/16}", "serviceCIDR: 10.96.0.0/16, datapath: {maps: {policyRules: 0}}}", 1),
+			"at /cluster/datapath/maps/policyRules"},
+		{"unknown map", strings.Replace(base, "serviceCIDR: 10.96.0.0/16}", "serviceCIDR: 10.96.0.0/16, datapath: {maps: {ct: 5}}}", 1),
+			"at /cluster/datapath/maps"},
 		{"node address without prefix", strings.Replace(base, "172.31.1.2/24", "172.31.1.2", 1), "at /nodes/0/address"},
 	}
 	for _, tt := range tests {

@@ -383,6 +383,8 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
 		d.str(n, v, path)
 	case v.Kind() == reflect.Int:
 		d.integer(n, v, path)
+	case v.Kind() == reflect.Bool:
+		d.boolean(n, v, path)
 	default:
 		// Only reachable when a field of a new type is added to Topology
 		// without teaching the decoder about it.
@@ -462,6 +464,16 @@ func (d *decoder) integer(n *yaml.Node, v reflect.Value, path string) {
 		return
 	}
 	v.SetInt(i)
+}
+
+// boolean accepts YAML 1.2 booleans (true, false; "yes" is a string).
+func (d *decoder) boolean(n *yaml.Node, v reflect.Value, path string) {
+	var b bool
+	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!bool" || n.Decode(&b) != nil {
+		d.fail(n, path, "expected true or false, got %s", describe(n))
+		return
+	}
+	v.SetBool(b)
 }
 
 func (d *decoder) intOrString(n *yaml.Node, v reflect.Value, path string) {

@@ -131,12 +131,90 @@ func checkIfName(s string) string {
 	if s == "." || s == ".." {
 		return fmt.Sprintf("invalid interface name %q", s)
 	}
+	if msg := invisible(s); msg != "" {
+		return fmt.Sprintf("invalid interface name %q: %s", s, msg)
+	}
 	for _, r := range s {
-		if r == '/' || r == ':' || unicode.IsSpace(r) || unicode.IsControl(r) {
+		if r == '/' || r == ':' || unicode.IsSpace(r) {
 			return fmt.Sprintf("invalid interface name %q: must not contain '/', ':' or whitespace", s)
 		}
 	}
 	return ""
+}
+
+// invisibleRunes are format characters that change how a name reads
+// without being seen: bidirectional controls reorder what a terminal
+// shows (a name can display as another), zero-width characters make two
+// names that look the same differ. Names that reach the kernel or the
+// file system must mean what they show.
+var invisibleRunes = map[rune]string{
+	0x061C: "arabic letter mark, a bidirectional control",
+	0x200E: "left-to-right mark, a bidirectional control",
+	0x200F: "right-to-left mark, a bidirectional control",
+	0x202A: "left-to-right embedding, a bidirectional control",
+	0x202B: "right-to-left embedding, a bidirectional control",
+	0x202C: "pop directional formatting, a bidirectional control",
+	0x202D: "left-to-right override, a bidirectional control",
+	0x202E: "right-to-left override, a bidirectional control",
+	0x2066: "left-to-right isolate, a bidirectional control",
+	0x2067: "right-to-left isolate, a bidirectional control",
+	0x2068: "first strong isolate, a bidirectional control",
+	0x2069: "pop directional isolate, a bidirectional control",
+	0x200B: "zero width space",
+	0x200C: "zero width non-joiner",
+	0x200D: "zero width joiner",
+	0x2060: "word joiner, a zero-width character",
+	0xFEFF: "zero width no-break space (byte order mark)",
+}
+
+// invisible names the first control, bidirectional or zero-width
+// character of s and its position (1-based, in characters), or returns ""
+// when there is none.
+func invisible(s string) string {
+	pos := 0
+	for _, r := range s {
+		pos++
+		what, bad := invisibleRunes[r]
+		if !bad && unicode.IsControl(r) {
+			what, bad = "a control character", true
+		}
+		if bad {
+			return fmt.Sprintf("character U+%04X (%s) at position %d is not allowed", r, what, pos)
+		}
+	}
+	return ""
+}
+
+// Link names netreconcile creates in a node namespace: an uplink of one
+// of these names would be a device it manages. drivers/names_test.go
+// keeps them in step with the drivers.
+var ownLinkNames = map[string]string{
+	"nrbr0":    "netreconcile's bridge (bridge mode)",
+	"nrmv0":    "netreconcile's macvlan shim",
+	"nrip0":    "netreconcile's ipvlan shim",
+	"nrvxlan0": "netreconcile's VXLAN device",
+}
+
+// OwnLinkName says which of netreconcile's own devices name is named
+// like, or returns "" when it is none: the bridge, the shims, the VXLAN
+// device, or a pod's host-side veth ("nr" and eight hex digits).
+func OwnLinkName(name string) string {
+	if what, ok := ownLinkNames[name]; ok {
+		return what
+	}
+	if rest, ok := strings.CutPrefix(name, "nr"); ok && len(rest) == 8 && isLowerHex(rest) {
+		return `a pod's host-side veth ("nr" and eight hex digits)`
+	}
+	return ""
+}
+
+func isLowerHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // maxNetnsName bounds netns names, which become files under /var/run/netns
@@ -148,6 +226,13 @@ const maxNetnsName = 64
 // name must not be able to escape /var/run/netns.
 func checkNetns(s string) string {
 	if strings.HasPrefix(s, "/") {
+		if under := kernelFS(path.Clean(s)); under != "" {
+			return fmt.Sprintf("invalid netns path %q: a path under %s names a process's or a device's namespace, not a pod's; "+
+				"give a name, or a namespace bind-mounted elsewhere (e.g. /run/netns/NAME)", s, under)
+		}
+		if msg := invisible(s); msg != "" {
+			return fmt.Sprintf("invalid netns path %q: %s", s, msg)
+		}
 		if s == "/" || path.Clean(s) != s {
 			return fmt.Sprintf("invalid netns path %q: an absolute path must be clean (no '.', '..', '//' or trailing '/')", s)
 		}
@@ -161,9 +246,22 @@ func checkNetns(s string) string {
 	case len(s) > maxNetnsName:
 		return fmt.Sprintf("invalid netns name %q: longer than %d characters", s, maxNetnsName)
 	}
-	for _, r := range s {
-		if unicode.IsSpace(r) || unicode.IsControl(r) {
-			return fmt.Sprintf("invalid netns name %q: must not contain whitespace or control characters", s)
+	if msg := invisible(s); msg != "" {
+		return fmt.Sprintf("invalid netns name %q: %s", s, msg)
+	}
+	if strings.ContainsFunc(s, unicode.IsSpace) {
+		return fmt.Sprintf("invalid netns name %q: must not contain whitespace", s)
+	}
+	return ""
+}
+
+// kernelFS returns the kernel file system a clean absolute path lies in
+// ("/proc" or "/dev"), or "". A pod given /proc/1/ns/net would be wired
+// into the host's own namespace.
+func kernelFS(clean string) string {
+	for _, dir := range []string{"/proc", "/dev"} {
+		if clean == dir || strings.HasPrefix(clean, dir+"/") {
+			return dir
 		}
 	}
 	return ""

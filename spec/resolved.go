@@ -13,6 +13,8 @@ type Resolved struct {
 	VNI         int
 	VXLANPort   int
 	MTU         int // 0: derive from the uplink
+	// Maps are the sizes of the datapath's maps, defaults applied.
+	Maps MapSizes
 
 	// Namespaces maps every namespace that the file names (in namespaces:
 	// or used by a pod, service or policy) to its labels, including
@@ -28,6 +30,7 @@ type Resolved struct {
 // ResolvedNode is a node with parsed addresses.
 type ResolvedNode struct {
 	Name    string
+	Index   int          // its place in the file's nodes list, for messages
 	Address netip.Prefix // underlay address and its subnet
 	Uplink  string       // default "eth0"
 	PodCIDR netip.Prefix
@@ -44,8 +47,11 @@ type ResolvedPod struct {
 	Allocated bool   // IP came from the allocator, not the file
 	Mode      string // veth | bridge | macvlan | ipvlan
 	Netns     string // a name under /var/run/netns, or an absolute path
-	Labels    map[string]string
-	Ports     []ContainerPort // protocol defaulted to TCP
+	// AdoptNetns: the pod may use Netns when it exists and netreconcile
+	// did not create it (pods[].adoptNetns).
+	AdoptNetns bool
+	Labels     map[string]string
+	Ports      []ContainerPort // protocol defaulted to TCP
 }
 
 // ResolvedService is a service with parsed clusterIP and defaulted ports.
@@ -87,4 +93,25 @@ func (r *Resolved) PodsOn(node string) []ResolvedPod {
 		}
 	}
 	return out
+}
+
+// MapSizes are the numbers of entries of the datapath's maps. The plan
+// refuses a file whose entries for a node do not fit (see
+// reconcile.CheckCapacity).
+type MapSizes struct {
+	Services         int // nr_services and nr_svc_ids: one entry per service port
+	Backends         int // nr_backends: one per backend of each service port
+	Endpoints        int // nr_endpoints: one per veth or bridge pod of the node
+	Affinity         int // nr_affinity: ClientIP affinity (LRU, filled by traffic)
+	Conntrack        int // nr_ct: translated connections (LRU, filled by traffic)
+	PolicyIdentities int // nr_pol_ids: one per identity prefix
+	PolicyPods       int // nr_pol_pods: one per isolated side of a local pod
+	PolicyRules      int // nr_pol_rules: one per rule of each isolated side
+}
+
+// DefaultMapSizes are the sizes bpf/datapath.c and bpf/policy.h declare
+// (NR_MAX_*); a test in reconcile holds them equal to the object's.
+var DefaultMapSizes = MapSizes{
+	Services: 65536, Backends: 65536, Endpoints: 16384, Affinity: 16384, Conntrack: 65536,
+	PolicyIdentities: 65536, PolicyPods: 32768, PolicyRules: 262144,
 }

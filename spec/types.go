@@ -37,11 +37,31 @@ type Topology struct {
 
 // Cluster holds cluster-wide settings.
 type Cluster struct {
-	PodCIDR     string  `yaml:"podCIDR" json:"podCIDR"`
-	ServiceCIDR string  `yaml:"serviceCIDR,omitempty" json:"serviceCIDR,omitempty"`
-	Mode        string  `yaml:"mode,omitempty" json:"mode,omitempty"` // default attachment; "" means veth
-	Routing     Routing `yaml:"routing,omitempty" json:"routing,omitempty"`
-	MTU         int     `yaml:"mtu,omitempty" json:"mtu,omitempty"` // 0: derive from the uplink
+	PodCIDR     string   `yaml:"podCIDR" json:"podCIDR"`
+	ServiceCIDR string   `yaml:"serviceCIDR,omitempty" json:"serviceCIDR,omitempty"`
+	Mode        string   `yaml:"mode,omitempty" json:"mode,omitempty"` // default attachment; "" means veth
+	Routing     Routing  `yaml:"routing,omitempty" json:"routing,omitempty"`
+	MTU         int      `yaml:"mtu,omitempty" json:"mtu,omitempty"` // 0: derive from the uplink
+	Datapath    Datapath `yaml:"datapath,omitempty" json:"datapath,omitempty"`
+}
+
+// Datapath holds settings of the eBPF datapath.
+type Datapath struct {
+	Maps DatapathMaps `yaml:"maps,omitempty" json:"maps,omitempty"`
+}
+
+// DatapathMaps sets the datapath's map sizes (entries); each absent one
+// keeps its default (DefaultMapSizes). Changing one replaces the node's
+// datapath: its maps start empty, connection tracking included.
+type DatapathMaps struct {
+	Services         int `yaml:"services,omitempty" json:"services,omitempty"`
+	Backends         int `yaml:"backends,omitempty" json:"backends,omitempty"`
+	Endpoints        int `yaml:"endpoints,omitempty" json:"endpoints,omitempty"`
+	Affinity         int `yaml:"affinity,omitempty" json:"affinity,omitempty"`
+	Conntrack        int `yaml:"conntrack,omitempty" json:"conntrack,omitempty"`
+	PolicyIdentities int `yaml:"policyIdentities,omitempty" json:"policyIdentities,omitempty"`
+	PolicyPods       int `yaml:"policyPods,omitempty" json:"policyPods,omitempty"`
+	PolicyRules      int `yaml:"policyRules,omitempty" json:"policyRules,omitempty"`
 }
 
 // Routing selects how pod CIDRs of other nodes are reached.
@@ -72,14 +92,17 @@ type Node struct {
 
 // Pod is one network namespace attached to a node.
 type Pod struct {
-	Name      string            `yaml:"name" json:"name"`
-	Namespace string            `yaml:"namespace,omitempty" json:"namespace,omitempty"` // default "default"
-	Node      string            `yaml:"node" json:"node"`
-	IP        string            `yaml:"ip,omitempty" json:"ip,omitempty"`
-	Mode      string            `yaml:"mode,omitempty" json:"mode,omitempty"`
-	Netns     string            `yaml:"netns,omitempty" json:"netns,omitempty"` // name under /var/run/netns or absolute path
-	Labels    map[string]string `yaml:"labels,omitempty" json:"labels,omitempty"`
-	Ports     []ContainerPort   `yaml:"ports,omitempty" json:"ports,omitempty"`
+	Name      string `yaml:"name" json:"name"`
+	Namespace string `yaml:"namespace,omitempty" json:"namespace,omitempty"` // default "default"
+	Node      string `yaml:"node" json:"node"`
+	IP        string `yaml:"ip,omitempty" json:"ip,omitempty"`
+	Mode      string `yaml:"mode,omitempty" json:"mode,omitempty"`
+	Netns     string `yaml:"netns,omitempty" json:"netns,omitempty"` // name under /var/run/netns or absolute path
+	// AdoptNetns lets the pod use a namespace that exists and that
+	// netreconcile did not create; without it, plan and apply refuse one.
+	AdoptNetns bool              `yaml:"adoptNetns,omitempty" json:"adoptNetns,omitempty"`
+	Labels     map[string]string `yaml:"labels,omitempty" json:"labels,omitempty"`
+	Ports      []ContainerPort   `yaml:"ports,omitempty" json:"ports,omitempty"`
 }
 
 // ContainerPort is a port a pod serves, optionally named for policies.

@@ -54,6 +54,14 @@ func Load(path string) (*Resolved, error) {
 	return resolveParsed(t, pos, err)
 }
 
+// LoadWithPositions is Load that also returns where each field is
+// written, for checks made outside this package (Positions.ErrorAt).
+func LoadWithPositions(path string) (*Resolved, *Positions, error) {
+	t, pos, err := LoadFile(path)
+	r, err := resolveParsed(t, pos, err)
+	return r, pos, err
+}
+
 // LoadBytes is Load for a file already in memory; name is used in messages.
 func LoadBytes(name string, data []byte) (*Resolved, error) {
 	t, pos, err := Parse(name, data)
@@ -216,7 +224,9 @@ func (c *checker) cluster(t *Topology, r *Resolved) {
 	if cl.PodCIDR == "" {
 		c.add("cluster.podCIDR", "required")
 	} else if p, ok := c.cidr("cluster.podCIDR", cl.PodCIDR); ok {
-		if p.Bits() > 30 {
+		if rs, why := reservedRange(p); why != "" {
+			c.add("cluster.podCIDR", "%s overlaps %s (%s)", p, rs, why)
+		} else if p.Bits() > 30 {
 			c.add("cluster.podCIDR", "%s is too small: a node needs at least a /30", p)
 		} else {
 			r.PodCIDR = p
@@ -259,10 +269,42 @@ func (c *checker) cluster(t *Topology, r *Resolved) {
 		c.portRange("cluster.routing.vxlan.port", r.VXLANPort)
 	}
 
+	r.Maps = c.mapSizes(cl.Datapath.Maps)
 	r.MTU = cl.MTU
 	if r.MTU != 0 && (r.MTU < MinMTU || r.MTU > MaxMTU) {
 		c.add("cluster.mtu", "must be 0 (derive from the uplink) or between %d and %d, got %d", MinMTU, MaxMTU, r.MTU)
 	}
+}
+
+// MaxMapSize bounds every cluster.datapath.maps size: hash maps are
+// allocated whole when created, and 2^22 entries already take hundreds of
+// MiB of kernel memory for the larger ones.
+const MaxMapSize = 1 << 22
+
+// mapSizes validates cluster.datapath.maps and returns the sizes with
+// defaults for the absent ones.
+func (c *checker) mapSizes(m DatapathMaps) MapSizes {
+	out := DefaultMapSizes
+	for _, f := range []struct {
+		name string
+		v    int
+		dst  *int
+	}{
+		{"services", m.Services, &out.Services}, {"backends", m.Backends, &out.Backends},
+		{"endpoints", m.Endpoints, &out.Endpoints}, {"affinity", m.Affinity, &out.Affinity},
+		{"conntrack", m.Conntrack, &out.Conntrack}, {"policyIdentities", m.PolicyIdentities, &out.PolicyIdentities},
+		{"policyPods", m.PolicyPods, &out.PolicyPods}, {"policyRules", m.PolicyRules, &out.PolicyRules},
+	} {
+		path := "cluster.datapath.maps." + f.name
+		switch {
+		case f.v == 0 && !c.written(path):
+		case f.v < 1 || f.v > MaxMapSize:
+			c.add(path, "must be between 1 and %d entries, got %d", MaxMapSize, f.v)
+		default:
+			*f.dst = f.v
+		}
+	}
+	return out
 }
 
 func (c *checker) namespaces(t *Topology, r *Resolved) {
@@ -330,11 +372,13 @@ func (c *checker) nodes(t *Topology, r *Resolved) map[string]*ResolvedNode {
 	var addrs []addrOf
 	for i, n := range t.Nodes {
 		p := index("nodes", i)
-		rn := ResolvedNode{Name: n.Name, Uplink: n.Uplink}
+		rn := ResolvedNode{Name: n.Name, Index: i, Uplink: n.Uplink}
 		if rn.Uplink == "" {
 			rn.Uplink = DefaultUplink
 		} else if msg := checkIfName(n.Uplink); msg != "" {
 			c.add(join(p, "uplink"), "%s", msg)
+		} else if what := OwnLinkName(n.Uplink); what != "" {
+			c.add(join(p, "uplink"), "uplink %q is named like %s, a device netreconcile creates and deletes; give the node's underlay interface", n.Uplink, what)
 		}
 		nameOK := c.name(join(p, "name"), n.Name)
 		if j, dup := nameAt[n.Name]; nameOK && dup {
@@ -363,7 +407,10 @@ func (c *checker) nodes(t *Topology, r *Resolved) map[string]*ResolvedNode {
 		if n.PodCIDR == "" {
 			c.add(cidrPath, "required")
 		} else if pc, ok := c.cidr(cidrPath, n.PodCIDR); ok {
+			rs, why := reservedRange(pc)
 			switch {
+			case why != "":
+				c.add(cidrPath, "%s overlaps %s (%s)", pc, rs, why)
 			case pc.Bits() > 30:
 				c.add(cidrPath, "%s leaves no address for pods (network, gateway and broadcast take three); use a /30 or shorter", pc)
 			case r.PodCIDR.IsValid() && !(r.PodCIDR.Bits() <= pc.Bits() && r.PodCIDR.Contains(pc.Addr())):
@@ -422,6 +469,12 @@ func (c *checker) pods(t *Topology, r *Resolved, nodes map[string]*ResolvedNode)
 		allocs[n.Name] = a
 		return a
 	}
+	nodeAt := make(map[netip.Addr]string, len(nodes)) // underlay addresses
+	for _, n := range nodes {
+		if n.Address.IsValid() {
+			nodeAt[n.Address.Addr()] = n.Name
+		}
+	}
 	resolved := make([]ResolvedPod, len(t.Pods))
 	for i, p := range t.Pods {
 		path := index("pods", i)
@@ -436,7 +489,7 @@ func (c *checker) pods(t *Topology, r *Resolved, nodes map[string]*ResolvedNode)
 		}
 		c.use(ns)
 		rp := ResolvedPod{
-			Key: k, Name: p.Name, Namespace: ns, Node: p.Node, Mode: p.Mode, Netns: p.Netns,
+			Key: k, Name: p.Name, Namespace: ns, Node: p.Node, Mode: p.Mode, Netns: p.Netns, AdoptNetns: p.AdoptNetns,
 			Labels: maps.Clone(p.Labels), Ports: c.containerPorts(join(path, "ports"), p.Ports),
 		}
 		if rp.Mode == "" {
@@ -485,7 +538,9 @@ func (c *checker) pods(t *Topology, r *Resolved, nodes map[string]*ResolvedNode)
 				} else {
 					ipAt[ip] = i
 				}
-				if node != nil {
+				if msg := reservedPodAddr(ip, nodeAt); msg != "" {
+					c.add(ipPath, "%s", msg)
+				} else if node != nil {
 					if c.podAddr(ipPath, ip, node) {
 						allocFor(node).reserve(ip)
 					}
@@ -552,10 +607,39 @@ func (c *checker) containerPorts(path string, ports []ContainerPort) []Container
 	return out
 }
 
-// reservedRanges are IPv4 ranges a clusterIP can never come from: a pod
-// would route them to itself or nowhere, and the link-local range holds
-// the veth pods' gateway (169.254.1.1) and the datapath's hairpin source
-// (169.254.42.1).
+// Addresses no pod may hold: a pod claiming one would pass for the
+// datapath or the node (drivers/names_test.go keeps them in step with
+// datapath.DefaultHairpinIP and veth.Gateway).
+var (
+	// HairpinIP is the source a pod sees when it reaches itself through a
+	// service.
+	HairpinIP = netip.AddrFrom4([4]byte{169, 254, 42, 1})
+	// VethGateway is the veth pods' gateway, answered by the node.
+	VethGateway = netip.AddrFrom4([4]byte{169, 254, 1, 1})
+)
+
+// reservedPodAddr says why ip cannot be a pod's address (the hairpin
+// source, the veth gateway, a reserved range, a node's underlay address),
+// or returns "". nodeAt maps underlay addresses to node names.
+func reservedPodAddr(ip netip.Addr, nodeAt map[netip.Addr]string) string {
+	switch {
+	case ip == HairpinIP:
+		return fmt.Sprintf("%s is the datapath's hairpin address (the source a pod sees when it reaches itself through a service); no pod may hold it", ip)
+	case ip == VethGateway:
+		return fmt.Sprintf("%s is the veth pods' gateway address; no pod may hold it", ip)
+	case nodeAt[ip] != "":
+		return fmt.Sprintf("%s is node %q's underlay address; no pod may hold it", ip, nodeAt[ip])
+	}
+	if rs, why := reservedRange(netip.PrefixFrom(ip, 32)); why != "" {
+		return fmt.Sprintf("%s lies in %s (%s)", ip, rs, why)
+	}
+	return ""
+}
+
+// reservedRanges are IPv4 ranges that pod and service networks can never
+// overlap: a pod would route them to itself or nowhere, and the link-local
+// range holds the veth pods' gateway (169.254.1.1) and the datapath's
+// hairpin source (169.254.42.1).
 var reservedRanges = []struct {
 	p   netip.Prefix
 	why string

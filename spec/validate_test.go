@@ -74,6 +74,14 @@ func TestRules(t *testing.T) {
 		{"podCIDR bare", func(t *Topology) { t.Cluster.PodCIDR = "10.244.0.0" }, "cluster.podCIDR", "missing the prefix length"},
 		{"podCIDR host bits", func(t *Topology) { t.Cluster.PodCIDR = "10.244.0.1/16" }, "cluster.podCIDR", "did you mean 10.244.0.0/16?"},
 		{"podCIDR IPv6", func(t *Topology) { t.Cluster.PodCIDR = "fd00::/48" }, "cluster.podCIDR", "only IPv4 is supported"},
+		{"podCIDR loopback", func(t *Topology) { t.Cluster.PodCIDR = "127.0.0.0/16" }, "cluster.podCIDR", "127.0.0.0/16 overlaps 127.0.0.0/8 (loopback)"},
+		{"podCIDR link-local", func(t *Topology) { t.Cluster.PodCIDR = "169.254.0.0/20" }, "cluster.podCIDR",
+			"169.254.0.0/20 overlaps 169.254.0.0/16 (link-local: the pods' gateway 169.254.1.1 and the hairpin source 169.254.42.1)"},
+		{"podCIDR multicast", func(t *Topology) { t.Cluster.PodCIDR = "230.0.0.0/16" }, "cluster.podCIDR", "overlaps 224.0.0.0/4 (multicast)"},
+		{"podCIDR this network", func(t *Topology) { t.Cluster.PodCIDR = "0.0.0.0/16" }, "cluster.podCIDR", `overlaps 0.0.0.0/8 ("this network")`},
+		{"podCIDR reserved", func(t *Topology) { t.Cluster.PodCIDR = "250.0.0.0/16" }, "cluster.podCIDR", "overlaps 240.0.0.0/4 (reserved, with the broadcast address)"},
+		{"podCIDR covers a reserved range", func(t *Topology) { t.Cluster.PodCIDR = "0.0.0.0/1" }, "cluster.podCIDR", `overlaps 0.0.0.0/8`},
+		{"serviceCIDR multicast", func(t *Topology) { t.Cluster.ServiceCIDR = "224.0.0.0/16" }, "cluster.serviceCIDR", "overlaps 224.0.0.0/4 (multicast)"},
 		{"serviceCIDR garbage", func(t *Topology) { t.Cluster.ServiceCIDR = "10.96.0.0/40" }, "cluster.serviceCIDR", "invalid CIDR"},
 		{"serviceCIDR overlaps", func(t *Topology) { t.Cluster.ServiceCIDR = "10.244.128.0/20" }, "cluster.serviceCIDR",
 			"10.244.128.0/20 overlaps cluster.podCIDR 10.244.0.0/16"},
@@ -86,6 +94,11 @@ func TestRules(t *testing.T) {
 		{"vxlan port", func(t *Topology) { t.Cluster.Routing.VXLAN.Port = 65536 }, "cluster.routing.vxlan.port", "between 1 and 65535"},
 		{"mtu small", func(t *Topology) { t.Cluster.MTU = 575 }, "cluster.mtu", "must be 0 (derive from the uplink) or between 576 and 65535, got 575"},
 		{"mtu big", func(t *Topology) { t.Cluster.MTU = 65536 }, "cluster.mtu", "got 65536"},
+
+		{"map size negative", func(t *Topology) { t.Cluster.Datapath.Maps.PolicyRules = -1 }, "cluster.datapath.maps.policyRules",
+			"must be between 1 and 4194304 entries, got -1"},
+		{"map size too large", func(t *Topology) { t.Cluster.Datapath.Maps.Services = 1<<22 + 1 }, "cluster.datapath.maps.services",
+			"must be between 1 and 4194304 entries, got 4194305"},
 
 		// Namespaces.
 		{"namespace duplicate", func(t *Topology) { t.Namespaces = append(t.Namespaces, Namespace{Name: "x"}) },
@@ -113,6 +126,19 @@ func TestRules(t *testing.T) {
 		{"uplink slash", func(t *Topology) { t.Nodes[1].Uplink = "a/b" }, "nodes[1].uplink", "must not contain '/'"},
 		{"uplink colon", func(t *Topology) { t.Nodes[1].Uplink = "eth0:1" }, "nodes[1].uplink", "must not contain '/', ':'"},
 		{"uplink dotdot", func(t *Topology) { t.Nodes[1].Uplink = ".." }, "nodes[1].uplink", `invalid interface name ".."`},
+		{"uplink bidi", func(t *Topology) { t.Nodes[1].Uplink = "eth\u202e0" }, "nodes[1].uplink",
+			`invalid interface name "eth\u202e0": character U+202E (right-to-left override, a bidirectional control) at position 4`},
+		{"uplink zero width", func(t *Topology) { t.Nodes[1].Uplink = "\u200deth0" }, "nodes[1].uplink", "U+200D (zero width joiner) at position 1"},
+		{"uplink control", func(t *Topology) { t.Nodes[1].Uplink = "eth\n0" }, "nodes[1].uplink", "U+000A (a control character) at position 4"},
+		{"uplink is the bridge", func(t *Topology) { t.Nodes[1].Uplink = "nrbr0" }, "nodes[1].uplink",
+			`uplink "nrbr0" is named like netreconcile's bridge (bridge mode), a device netreconcile creates and deletes`},
+		{"uplink is the macvlan shim", func(t *Topology) { t.Nodes[1].Uplink = "nrmv0" }, "nodes[1].uplink", "netreconcile's macvlan shim"},
+		{"uplink is the ipvlan shim", func(t *Topology) { t.Nodes[1].Uplink = "nrip0" }, "nodes[1].uplink", "netreconcile's ipvlan shim"},
+		{"uplink is the vxlan device", func(t *Topology) { t.Nodes[1].Uplink = "nrvxlan0" }, "nodes[1].uplink", "netreconcile's VXLAN device"},
+		{"uplink is a host veth", func(t *Topology) { t.Nodes[1].Uplink = "nr0a1b2c3d" }, "nodes[1].uplink",
+			`uplink "nr0a1b2c3d" is named like a pod's host-side veth ("nr" and eight hex digits)`},
+		{"node podCIDR loopback", func(t *Topology) { t.Nodes[1].PodCIDR = "127.0.0.0/24" }, "nodes[1].podCIDR",
+			"127.0.0.0/24 overlaps 127.0.0.0/8 (loopback)"},
 		{"node podCIDR missing", func(t *Topology) { t.Nodes[1].PodCIDR = "" }, "nodes[1].podCIDR", "required"},
 		{"node podCIDR outside", func(t *Topology) { t.Nodes[1].PodCIDR = "10.245.2.0/24" }, "nodes[1].podCIDR",
 			"10.245.2.0/24 is not inside cluster.podCIDR 10.244.0.0/16"},
@@ -148,6 +174,12 @@ func TestRules(t *testing.T) {
 		{"pod ip network", func(t *Topology) { t.Pods[0].IP = "10.244.1.0" }, "pods[0].ip", "is the network address"},
 		{"pod ip gateway", func(t *Topology) { t.Pods[0].IP = "10.244.1.1" }, "pods[0].ip", `is node "node-a"'s gateway address`},
 		{"pod ip broadcast", func(t *Topology) { t.Pods[0].IP = "10.244.1.255" }, "pods[0].ip", "is the broadcast address"},
+		{"pod ip hairpin", func(t *Topology) { t.Pods[0].IP = "169.254.42.1" }, "pods[0].ip",
+			"169.254.42.1 is the datapath's hairpin address (the source a pod sees when it reaches itself through a service); no pod may hold it"},
+		{"pod ip veth gateway", func(t *Topology) { t.Pods[0].IP = "169.254.1.1" }, "pods[0].ip", "169.254.1.1 is the veth pods' gateway address"},
+		{"pod ip of a node", func(t *Topology) { t.Pods[0].IP = "172.31.1.3" }, "pods[0].ip", `172.31.1.3 is node "node-b"'s underlay address`},
+		{"pod ip loopback", func(t *Topology) { t.Pods[0].IP = "127.0.0.1" }, "pods[0].ip", "127.0.0.1 lies in 127.0.0.0/8 (loopback)"},
+		{"pod ip broadcast everywhere", func(t *Topology) { t.Pods[0].IP = "255.255.255.255" }, "pods[0].ip", "lies in 240.0.0.0/4"},
 		{"pod ip duplicate", func(t *Topology) { t.Pods[1].Node, t.Pods[1].IP = "node-a", "10.244.1.10" }, "pods[1].ip",
 			`address 10.244.1.10 is already used by pods[0] (pod "x/a")`},
 		{"netns slash", func(t *Topology) { t.Pods[0].Netns = "a/b" }, "pods[0].netns", "must be a plain name (no '/') or an absolute path"},
@@ -163,6 +195,25 @@ func TestRules(t *testing.T) {
 		{"default netns too long", func(t *Topology) {
 			t.Pods[1].Name, t.Pods[1].Namespace = strings.Repeat("p", 40), strings.Repeat("n", 40)
 		}, "pods[1].netns", "the default netns name"},
+		{"netns under /proc", func(t *Topology) { t.Pods[0].Netns = "/proc/1/ns/net" }, "pods[0].netns",
+			`invalid netns path "/proc/1/ns/net": a path under /proc names a process's or a device's namespace, not a pod's`},
+		{"netns /proc itself", func(t *Topology) { t.Pods[0].Netns = "/proc" }, "pods[0].netns", "a path under /proc"},
+		{"netns under /dev", func(t *Topology) { t.Pods[0].Netns = "/dev/shm/ns" }, "pods[0].netns", "a path under /dev"},
+		{"netns reaches /proc once cleaned", func(t *Topology) { t.Pods[0].Netns = "/run/../proc/1/ns/net" }, "pods[0].netns",
+			`invalid netns path "/run/../proc/1/ns/net": a path under /proc`},
+		{"netns reaches /dev through slashes", func(t *Topology) { t.Pods[0].Netns = "//dev/../dev/x" }, "pods[0].netns", "a path under /dev"},
+		{"netns control character", func(t *Topology) { t.Pods[0].Netns = "a\x07b" }, "pods[0].netns",
+			`invalid netns name "a\ab": character U+0007 (a control character) at position 2 is not allowed`},
+		{"netns tab", func(t *Topology) { t.Pods[0].Netns = "ab\tc" }, "pods[0].netns", "character U+0009 (a control character) at position 3"},
+		{"netns bidi override", func(t *Topology) { t.Pods[0].Netns = "pod\u202eab" }, "pods[0].netns",
+			`invalid netns name "pod\u202eab": character U+202E (right-to-left override, a bidirectional control) at position 4 is not allowed`},
+		{"netns bidi isolate", func(t *Topology) { t.Pods[0].Netns = "é\u2067x" }, "pods[0].netns",
+			"character U+2067 (right-to-left isolate, a bidirectional control) at position 2"},
+		{"netns bidi mark", func(t *Topology) { t.Pods[0].Netns = "\u200fx" }, "pods[0].netns", "U+200F (right-to-left mark, a bidirectional control) at position 1"},
+		{"netns zero width", func(t *Topology) { t.Pods[0].Netns = "x-\u200ba" }, "pods[0].netns", "U+200B (zero width space) at position 3"},
+		{"netns word joiner", func(t *Topology) { t.Pods[0].Netns = "x\u2060" }, "pods[0].netns", "U+2060 (word joiner, a zero-width character) at position 2"},
+		{"netns path byte order mark", func(t *Topology) { t.Pods[0].Netns = "/run/netns/\ufeffx" }, "pods[0].netns",
+			`invalid netns path "/run/netns/\ufeffx": character U+FEFF (zero width no-break space (byte order mark)) at position 12`},
 		{"pod label value", func(t *Topology) { t.Pods[0].Labels["app"] = "web!" }, "pods[0].labels[app]", `invalid label value "web!"`},
 		{"pod label prefix", func(t *Topology) { t.Pods[0].Labels["Example.com/app"] = "x" }, "pods[0].labels[Example.com/app]", "lowercase DNS subdomain"},
 		{"pod port name duplicate", func(t *Topology) { t.Pods[0].Ports = append(t.Pods[0].Ports, ContainerPort{Name: "http", Port: 81}) },
@@ -344,7 +395,9 @@ func TestAccepted(t *testing.T) {
 		"same port other protocol": func(t *Topology) {
 			t.Services[0].Ports = append(t.Services[0].Ports, ServicePort{Name: "udp", Port: 80, Protocol: "UDP"})
 		},
-		"netns absolute path":       func(t *Topology) { t.Pods[0].Netns = "/proc/1/ns/net" },
+		"netns absolute path":       func(t *Topology) { t.Pods[0].Netns = "/var/run/docker/netns/0f1e2d" },
+		"netns printable unicode":   func(t *Topology) { t.Pods[0].Netns = "café-ü" },
+		"uplink like ours but not":  func(t *Topology) { t.Nodes[1].Uplink = "nrbr1" },
 		"last usable pod address":   func(t *Topology) { t.Pods[0].IP = "10.244.1.254" },
 		"first usable pod address":  func(t *Topology) { t.Pods[0].IP = "10.244.1.2" },
 		"no serviceCIDR no service": func(t *Topology) { t.Cluster.ServiceCIDR, t.Services = "", nil },
@@ -451,6 +504,31 @@ func TestDefaults(t *testing.T) {
 	}
 	if top.Namespaces[0].Labels[MetadataNameLabel] != "" {
 		t.Error("namespace label added to the source")
+	}
+}
+
+func TestMapSizes(t *testing.T) {
+	top := baseTopology()
+	r, err := Resolve(top, nil)
+	if err != nil || r.Maps != DefaultMapSizes {
+		t.Fatalf("defaults: %+v, %v", r.Maps, err)
+	}
+	top.Cluster.Datapath.Maps = DatapathMaps{PolicyRules: 1024, Conntrack: MaxMapSize}
+	if r, err = Resolve(top, nil); err != nil {
+		t.Fatal(err)
+	}
+	want := DefaultMapSizes
+	want.PolicyRules, want.Conntrack = 1024, MaxMapSize
+	if r.Maps != want {
+		t.Errorf("maps = %+v, want %+v", r.Maps, want)
+	}
+	_, err = LoadBytes("m.yaml", []byte(`apiVersion: netreconcile/v1
+kind: Topology
+cluster: {podCIDR: 10.244.0.0/16, datapath: {maps: {endpoints: 0, policyPods: 1}}}
+nodes: [{name: a, address: 172.31.1.2/24, podCIDR: 10.244.1.0/24}]
+`))
+	if want := "m.yaml:3:64: cluster.datapath.maps.endpoints: must be between 1 and 4194304 entries, got 0"; err == nil || err.Error() != want {
+		t.Errorf("written 0: %v, want %s", err, want)
 	}
 }
 

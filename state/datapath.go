@@ -14,7 +14,11 @@ type Datapath struct {
 	FastPath bool   `json:"fastPath,omitempty"`
 	// Reusable is false when the pinned maps have a layout this build
 	// cannot use: the datapath is then replaced (observed only).
-	Reusable bool   `json:"reusable,omitempty"`
+	Reusable bool `json:"reusable,omitempty"`
+	// MapSizes lists the map sizes that differ from the defaults, as
+	// "policyRules=1024,services=512" ("" for none). A map's size is
+	// fixed when it is made: a change replaces the datapath.
+	MapSizes string `json:"mapSizes,omitempty"`
 	OwnerK   string `json:"owner,omitempty"`
 }
 
@@ -22,9 +26,9 @@ func (d *Datapath) Kind() Kind    { return KindDatapath }
 func (d *Datapath) Key() string   { return d.PinDir }
 func (d *Datapath) Owner() string { return d.OwnerK }
 func (d *Datapath) Attrs() []Attr {
-	return []Attr{{"fast_path", strconv.FormatBool(d.FastPath)}, {"layout", layout(d.Reusable)}}
+	return []Attr{{"fast_path", strconv.FormatBool(d.FastPath)}, {"layout", layout(d.Reusable)}, {"map_sizes", d.MapSizes}}
 }
-func (d *Datapath) Immutable(name string) bool { return name == "layout" }
+func (d *Datapath) Immutable(name string) bool { return name == "layout" || name == "map_sizes" }
 func (d *Datapath) String() string             { return "datapath " + d.PinDir }
 
 func layout(ok bool) string {

@@ -101,6 +101,10 @@ type Netns struct {
 	Ref    string `json:"ref,omitempty"` // name under /var/run/netns or absolute path
 	OwnerK string `json:"owner,omitempty"`
 	Owned  bool   `json:"owned,omitempty"`
+	// Adopt (desired only) allows using the namespace when it exists
+	// and netreconcile did not create it; plan refuses one otherwise.
+	// Not an attribute: it decides nothing about an existing object.
+	Adopt bool `json:"adopt,omitempty"`
 }
 
 func (n *Netns) Kind() Kind            { return KindNetns }
