@@ -103,7 +103,7 @@ type MapSizes struct {
 	Backends         int // nr_backends: one per backend of each service port
 	Endpoints        int // nr_endpoints: one per veth or bridge pod of the node
 	Affinity         int // nr_affinity: ClientIP affinity (LRU, filled by traffic)
-	Conntrack        int // nr_ct: translated connections (LRU, filled by traffic)
+	Conntrack        int // nr_ct: translated connections, two entries each (filled by traffic)
 	PolicyIdentities int // nr_pol_ids: one per identity prefix
 	PolicyPods       int // nr_pol_pods: one per isolated side of a local pod
 	PolicyRules      int // nr_pol_rules: one per rule of each isolated side
@@ -112,6 +112,6 @@ type MapSizes struct {
 // DefaultMapSizes are the sizes bpf/datapath.c and bpf/policy.h declare
 // (NR_MAX_*); a test in reconcile holds them equal to the object's.
 var DefaultMapSizes = MapSizes{
-	Services: 65536, Backends: 65536, Endpoints: 16384, Affinity: 16384, Conntrack: 65536,
+	Services: 65536, Backends: 65536, Endpoints: 16384, Affinity: 16384, Conntrack: 131072,
 	PolicyIdentities: 65536, PolicyPods: 32768, PolicyRules: 262144,
 }
