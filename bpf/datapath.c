@@ -314,6 +314,12 @@ static __always_inline int parse_icmp(struct __sk_buff *skb, struct pkt *p)
 	return 0;
 }
 
+// l4_room reports whether the packet holds len bytes of L4 header at off.
+static __always_inline __u8 l4_room(struct __sk_buff *skb, __u32 off, __u32 len)
+{
+	return skb->len >= off + len;
+}
+
 // parse reads an IPv4 packet; -1 when its headers cannot be read.
 static __always_inline int parse(struct __sk_buff *skb, struct pkt *p)
 {
@@ -339,21 +345,23 @@ static __always_inline int parse(struct __sk_buff *skb, struct pkt *p)
 
 	switch (ip.protocol) {
 	case IPPROTO_TCP: {
-		struct tcphdr th;
-		if (bpf_skb_load_bytes(skb, p->l4_off, &th, sizeof(th)) < 0)
+		// Ports and flags are what policy needs: a first fragment cut
+		// short of the checksum is judged, but cannot be translated.
+		__u8 th[14];
+		if (bpf_skb_load_bytes(skb, p->l4_off, th, sizeof(th)) < 0)
 			return -1;
-		p->t.sport = th.source;
-		p->t.dport = th.dest;
-		p->tcp_flags = ((__u8 *)&th)[13];
+		__builtin_memcpy(&p->t.sport, th, 2);
+		__builtin_memcpy(&p->t.dport, th + 2, 2);
+		p->tcp_flags = th[13];
 		p->csum_off = p->l4_off + offsetof(struct tcphdr, check);
-		p->nat = 1;
+		p->nat = l4_room(skb, p->l4_off, sizeof(struct tcphdr));
 		return 0;
 	}
 	case IPPROTO_UDP:
 		if (ports(skb, p->l4_off, &p->t) < 0)
 			return -1;
 		p->csum_off = p->l4_off + offsetof(struct udphdr, check);
-		p->nat = 1;
+		p->nat = l4_room(skb, p->l4_off, sizeof(struct udphdr));
 		return 0;
 	case IPPROTO_SCTP:
 		return ports(skb, p->l4_off, &p->t);

@@ -184,6 +184,11 @@ func (l *hostLab) testSpoofing(t *testing.T) {
 		})
 	}
 	t.Run("macvlan frames past the qdisc from mm", func(t *testing.T) {
+		// A packet socket with PACKET_QDISC_BYPASS transmits on the pod's
+		// own macvlan interface without running its tc egress hook, and
+		// the macvlan bridge forwards the frame without a hook the node
+		// owns: not enforced (README, Security model).
+		t.Skip("not enforced for macvlan and ipvlan pods that hold CAP_NET_RAW: PACKET_QDISC_BYPASS skips the tc egress hook of the pod's own interface (documented in README, Security model)")
 		m := marker("mm bypass as a")
 		src := netip.AddrPortFrom(l.ip("a"), 21999)
 		pkt := attack.IPv4{Src: src.Addr(), Dst: l.ip("v"), Proto: attack.ProtoUDP, ID: 4242}.Packet(
