@@ -137,6 +137,9 @@ func (a *applier) run(ctx context.Context, cs []Change, applied *atomic.Int64) e
 		if err := a.step(c); err != nil {
 			return fmt.Errorf("%s %s: %w", c.Action, describe(c), err)
 		}
+		if c.more {
+			continue // the change is applied when its last part is
+		}
 		if n := applied.Add(1); n == crashAfter {
 			// Fault injection for the crash-safety test: die as abruptly as
 			// a power cut would, right after the n-th kernel change.

@@ -188,7 +188,7 @@ func (e *Engine) Apply(ctx context.Context, r *spec.Resolved) (*Result, error) {
 	if err != nil {
 		e.Cache.InvalidateAll()
 		if verr := e.verify(ctx, replan, 0); verr != nil {
-			return res, fmt.Errorf("%w; %d of %d changes applied; left: %v", err, res.Applied, len(res.Plan.steps), verr)
+			return res, fmt.Errorf("%w; %d of %d changes applied; left: %v", err, res.Applied, res.Plan.stepCount(), verr)
 		}
 		return res, err
 	}
@@ -199,9 +199,10 @@ func (e *Engine) Apply(ctx context.Context, r *spec.Resolved) (*Result, error) {
 	return res, e.Cfg.clearAllPending()
 }
 
-// apply runs res.Plan. With a cache, the attachments it makes run last:
-// each waits out an RCU grace period in the kernel (tcx), and meanwhile
-// verify's first observation is read, returned in early. What the
+// apply runs res.Plan. With a cache, the attachments it makes to pods
+// that are reachable already run last (see splitAttaches): each waits out
+// an RCU grace period in the kernel (tcx), and meanwhile verify's first
+// observation is read, returned in early. What the
 // attachments change is written through to the cache when they are
 // made, and only then does that observation take the datapath from it.
 func (e *Engine) apply(ctx context.Context, res *Result) (applied int, early <-chan observation, err error) {
@@ -238,12 +239,25 @@ type observation struct {
 	err error
 }
 
-// splitAttaches returns p without the attachments it makes, and those
-// attachments.
+// splitAttaches returns p without the attachments it makes that can run
+// last, and those attachments. An attachment of a pod that the plan makes
+// reachable (its endpoint, addresses, neighbours or routes created or
+// re-added: a new pod, or one whose link is replaced) stays in its place,
+// before them, so the pod is isolated from its first packet; a pod that
+// is reachable already gains nothing from having its attachment sooner.
 func splitAttaches(p *Plan) (rest, atts *Plan) {
+	reachable := map[string]bool{}
+	for _, c := range p.steps {
+		switch kindOf(c) {
+		case state.KindEndpoint, state.KindAddr, state.KindNeigh, state.KindRoute:
+			if c.Action != Delete {
+				reachable[c.Owner] = true
+			}
+		}
+	}
 	split := func(cs []Change) (rest, atts []Change) {
 		for _, c := range cs {
-			if c.Action != Delete && kindOf(c) == state.KindAttach {
+			if c.Action != Delete && kindOf(c) == state.KindAttach && !reachable[c.Owner] {
 				atts = append(atts, c)
 			} else {
 				rest = append(rest, c)

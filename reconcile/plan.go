@@ -46,6 +46,13 @@ type Change struct {
 
 	Desired  state.Object `json:"-"`
 	Observed state.Object `json:"-"`
+
+	// A pod policy side's change runs in parts (see policyBlock): the
+	// part a step runs, its writes, and whether a later step finishes
+	// the change (this one is then not counted as applied).
+	part   stepPart
+	writes []policyWrite
+	more   bool
 }
 
 // Summary counts a plan's changes the way terraform does: a replace is
@@ -76,6 +83,18 @@ type Plan struct {
 type Adoption struct {
 	Pod   string `json:"pod"` // namespace/name
 	Netns string `json:"netns"`
+}
+
+// stepCount is the number of steps that apply counts: a change in parts
+// counts once.
+func (p *Plan) stepCount() int {
+	n := 0
+	for _, c := range p.steps {
+		if !c.more {
+			n++
+		}
+	}
+	return n
 }
 
 // Empty reports whether the plan changes nothing.
@@ -137,7 +156,7 @@ func Diff(node string, desired *state.State, obs *Observed) (*Plan, error) {
 		p.Changes = append(p.Changes, c)
 	}
 	p.Changes = append(p.Changes, puts...)
-	p.steps = append(append(make([]Change, 0, len(dels)+len(puts)), dels...), puts...)
+	p.steps = orderSteps(dels, puts)
 	// Shown grouped by owner (node-wide objects first), in step order
 	// within an owner; apply follows steps.
 	p.Changes = stableSorted(p.Changes, func(a, b *Change) int { return compareOwners(a.Owner, b.Owner) })
@@ -176,6 +195,21 @@ func adoptions(desired *state.State, obs *Observed, changes []Change) []Adoption
 	}
 	slices.SortFunc(out, func(a, b Adoption) int { return strings.Compare(a.Pod, b.Pod) })
 	return out
+}
+
+// orderSteps returns what apply executes: the deletions, in order, then
+// the creations and updates, with the policy entries' changes taken from
+// both and run as policyBlock orders them, where their kinds fall among
+// the creations: after the datapath and the attachments, before the
+// endpoints, addresses and routes of pods (see state.Kind).
+func orderSteps(dels, puts []Change) []Change {
+	block, dels, puts := policyBlock(dels, puts)
+	at, _ := slices.BinarySearchFunc(puts, state.KindPolicyRevision+1, func(c Change, k state.Kind) int {
+		return cmp.Compare(kindOf(c), k)
+	})
+	steps := make([]Change, 0, len(dels)+len(puts)+len(block))
+	steps = append(append(steps, dels...), puts[:at]...)
+	return append(append(steps, block...), puts[at:]...)
 }
 
 // compareOwners orders node-wide owners before pods, each by name.

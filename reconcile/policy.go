@@ -13,9 +13,10 @@ import (
 // package policy/compile derives from the file for it: identity entries,
 // one PodPolicy per isolated side of a local pod, and the revision. Their
 // owners are not "pod/..." so that apply runs them in its serial part, in
-// kind order, which puts the revision after every entry it stands for:
-// tracked connections are judged again only against complete maps, and an
-// allowed connection never sees a half-applied change.
+// the order policyBlock gives them (policyorder.go): no side is ever more
+// open than the old or the new policies make it, and the revision comes
+// after every entry it stands for, so tracked connections are judged
+// again only against complete maps.
 
 const policyOwner = "policy"
 
@@ -93,7 +94,8 @@ func (o *observer) observePolicy(dp *datapath.Datapath, desired *state.State) er
 	return nil
 }
 
-// policyStep applies one change to a policy object.
+// policyStep applies one step of a policy object's change: for a pod's
+// side, the writes that policyBlock gave the step.
 func policyStep(dp *datapath.Datapath, c Change) error {
 	switch c.Action {
 	case Delete:
@@ -101,16 +103,7 @@ func policyStep(dp *datapath.Datapath, c Change) error {
 		case *state.PolicyIdentity:
 			return dp.DeletePolicyIdentity(o.Prefix)
 		case *state.PodPolicy:
-			// Not isolated first: the side allows everything while its
-			// rules go.
-			s, err := policySide(o)
-			if err != nil {
-				return err
-			}
-			if err := dp.DeletePolicyIsolation(s); err != nil {
-				return err
-			}
-			return applyRules(dp, s, o.Rules, nil)
+			return applySide(dp, c, o)
 		case *state.PolicyRevision:
 			return nil // the maps go with the datapath
 		}
@@ -119,29 +112,44 @@ func policyStep(dp *datapath.Datapath, c Change) error {
 		case *state.PolicyIdentity:
 			return dp.SetPolicyIdentity(o.Prefix, o.ID)
 		case *state.PodPolicy:
-			s, err := policySide(o)
-			if err != nil {
-				return err
-			}
-			var have []string
-			if obs, ok := c.Observed.(*state.PodPolicy); ok {
-				have = obs.Rules
-			}
-			// New rules before the side is isolated, old rules after
-			// it stops allowing them: a new connection that both the
-			// old and the new policies allow is never refused.
-			if err := applyRules(dp, s, have, o.Rules, addOnly); err != nil {
-				return err
-			}
-			if err := dp.SetPolicyIsolation(s, o.Isolated); err != nil {
-				return err
-			}
-			return applyRules(dp, s, have, o.Rules, deleteOnly)
+			return applySide(dp, c, o)
 		case *state.PolicyRevision:
 			return dp.SetPolicyRevision(o.Revision)
 		}
 	}
 	return fmt.Errorf("unknown policy object %T", c.Desired)
+}
+
+// applySide performs the writes of step c to side p (a step that is not
+// one part of the change does all of them).
+func applySide(dp *datapath.Datapath, c Change, p *state.PodPolicy) error {
+	s, err := policySide(p)
+	if err != nil {
+		return err
+	}
+	writes := c.writes
+	if c.part == partWhole {
+		writes = append(sideWrites(c, partClose), sideWrites(c, partOpen)...)
+	}
+	for _, w := range writes {
+		switch w.op {
+		case opIsolate:
+			err = dp.SetPolicyIsolation(s, true)
+		case opUnisolate:
+			err = dp.DeletePolicyIsolation(s)
+		case opAddRule, opDeleteRule:
+			var r datapath.PolicyRule
+			if r, err = toPolicyRule(s, w.rule); err == nil && w.op == opAddRule {
+				err = dp.AddPolicyRule(r)
+			} else if err == nil {
+				err = dp.DeletePolicyRule(r)
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", w, err)
+		}
+	}
+	return nil
 }
 
 func policySide(p *state.PodPolicy) (datapath.PolicySide, error) {
@@ -152,64 +160,12 @@ func policySide(p *state.PodPolicy) (datapath.PolicySide, error) {
 	return datapath.PolicySide{IP: p.IP, Dir: dir}, nil
 }
 
-type ruleOps int
-
-const (
-	addOnly ruleOps = 1 << iota
-	deleteOnly
-)
-
-// applyRules writes the rules of want that have lacks and deletes those of
-// have that want lacks (ops limits it to one of the two).
-func applyRules(dp *datapath.Datapath, s datapath.PolicySide, have, want []string, ops ...ruleOps) error {
-	do := addOnly | deleteOnly
-	if len(ops) > 0 {
-		do = ops[0]
+// toPolicyRule is rule text of side s as the datapath's rule map holds it.
+func toPolicyRule(s datapath.PolicySide, text string) (datapath.PolicyRule, error) {
+	r, err := compile.ParseRule(text)
+	if err != nil {
+		return datapath.PolicyRule{}, err
 	}
-	toRule := func(text string) (datapath.PolicyRule, error) {
-		r, err := compile.ParseRule(text)
-		if err != nil {
-			return datapath.PolicyRule{}, err
-		}
-		return datapath.PolicyRule{Local: s.IP, Dir: s.Dir, Remote: r.Remote, Proto: protoNumbers[r.Proto],
-			Port: r.Port, PortBits: r.PortBits}, nil
-	}
-	set := func(xs []string) map[string]bool {
-		m := make(map[string]bool, len(xs))
-		for _, x := range xs {
-			m[x] = true
-		}
-		return m
-	}
-	if do&addOnly != 0 {
-		had := set(have)
-		for _, text := range want {
-			if had[text] {
-				continue
-			}
-			r, err := toRule(text)
-			if err != nil {
-				return err
-			}
-			if err := dp.AddPolicyRule(r); err != nil {
-				return err
-			}
-		}
-	}
-	if do&deleteOnly != 0 {
-		wanted := set(want)
-		for _, text := range have {
-			if wanted[text] {
-				continue
-			}
-			r, err := toRule(text)
-			if err != nil {
-				return err
-			}
-			if err := dp.DeletePolicyRule(r); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+	return datapath.PolicyRule{Local: s.IP, Dir: s.Dir, Remote: r.Remote, Proto: protoNumbers[r.Proto],
+		Port: r.Port, PortBits: r.PortBits}, nil
 }

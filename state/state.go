@@ -39,6 +39,13 @@ func OwnerOf(node, alias string) (string, bool) {
 
 // Kind orders object kinds: creation runs in this order, deletion in
 // reverse, so dependencies (a link before its address) hold.
+//
+// A pod's datapath comes before its addresses and routes: its programs are
+// attached to its links, and its policy entries written, before anything
+// can reach it, so a pod that policies isolate is isolated from its first
+// packet (the fast-path endpoint entry is reachability too: a local pod's
+// program delivers to it directly). Deleted in reverse, a pod stops being
+// reachable before its isolation and programs go.
 type Kind int
 
 // Object kinds, in creation order.
@@ -46,20 +53,20 @@ const (
 	KindNetns Kind = iota
 	KindLink
 	KindSysctl
-	KindAddr
-	KindNeigh
-	KindRoute
 	KindDatapath
 	KindService
-	KindEndpoint
 	KindAttach
 	KindPolicyIdentity
 	KindPodPolicy
 	KindPolicyRevision
+	KindEndpoint
+	KindAddr
+	KindNeigh
+	KindRoute
 )
 
-var kindNames = [...]string{"netns", "link", "sysctl", "address", "neighbour", "route",
-	"datapath", "service", "endpoint", "program", "policy-identity", "pod-policy", "policy-revision"}
+var kindNames = [...]string{"netns", "link", "sysctl", "datapath", "service", "program",
+	"policy-identity", "pod-policy", "policy-revision", "endpoint", "address", "neighbour", "route"}
 
 func (k Kind) String() string { return kindNames[k] }
 
@@ -439,8 +446,8 @@ func (s *State) Len() int {
 
 // Kinds lists every kind in creation order.
 func Kinds() []Kind {
-	return []Kind{KindNetns, KindLink, KindSysctl, KindAddr, KindNeigh, KindRoute,
-		KindDatapath, KindService, KindEndpoint, KindAttach, KindPolicyIdentity, KindPodPolicy, KindPolicyRevision}
+	return []Kind{KindNetns, KindLink, KindSysctl, KindDatapath, KindService, KindAttach,
+		KindPolicyIdentity, KindPodPolicy, KindPolicyRevision, KindEndpoint, KindAddr, KindNeigh, KindRoute}
 }
 
 func sameAttrs(a, b Object) bool {
