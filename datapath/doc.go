@@ -20,12 +20,21 @@
 //	nr_backends   hash  {service id, slot}       -> {backend IP, port}
 //	nr_svc_ids    hash  service id -> service key (control plane only: an
 //	              exclusive insert claims an id, so writers never share one)
-//	nr_ct         LRU   5-tuple -> translation; two entries per connection
-//	              (65536 entries): FWD keyed as the client sends (-> backend),
+//	nr_ct         hash  5-tuple -> translation; two entries per connection
+//	              (131072 entries): FWD keyed as the client sends (-> backend),
 //	              REV keyed as the backend answers (-> service, client)
 //	nr_affinity   LRU   {service id, client IP} -> backend, last use (3 h)
 //	nr_endpoints  hash  pod IP -> host-side veth ifindex (fast path)
-//	nr_config     array layout version, hairpin address, fast path switch
+//	nr_config     array layout version, hairpin address, fast path switch,
+//	              conntrack entries per source
+//	nr_src        hash  {device's netns cookie, ifindex} -> the pod's address
+//	              and MAC (source validation, bpf/guard.h; Bind)
+//	nr_drops      percpu hash {local pod, reason} -> packets dropped
+//	nr_frag       LRU   {addresses, protocol, IP ID, direction} -> how a
+//	              datagram's first fragment went (bpf/frag.h)
+//	nr_ct_count   hash  source address -> entries it holds in nr_ct and
+//	              nr_pol_ct (bpf/ct.h)
+//	nr_gc         array the conntrack collector's bpf_timer and its stats
 //
 // Network policy (bpf/policy.h; contents from package policy/compile):
 //
@@ -34,7 +43,7 @@
 //	nr_pol_pods   hash  {local pod IP, direction} -> isolated
 //	nr_pol_rules  LPM   {local pod IP, remote identity or ANY, direction,
 //	              protocol, port block} -> allow
-//	nr_pol_ct     LRU   5-tuple + direction -> revision judged under
+//	nr_pol_ct     hash  5-tuple + direction -> revision judged under
 //	              (131072 entries): allowed connections, per hook direction
 //	nr_pol_state  array the current revision of the policy entries
 //
@@ -83,18 +92,29 @@
 // that isolating a pod later never cuts the replies of its allowed
 // connections. After a policy change the control plane writes the new
 // revision last; each tracked connection's next packet is judged again,
-// so allowed connections carry on and no longer allowed ones stop. Only
-// unfragmented TCP and UDP are judged: other protocols (ICMP, SCTP) and IP
-// fragments pass unjudged.
+// so allowed connections carry on and no longer allowed ones stop. Every
+// protocol is judged: TCP, UDP and SCTP by port, others denied where a pod
+// is isolated (ICMP errors of tracked connections aside); fragments follow
+// their first fragment.
+//
+// Hostile pods (bpf/guard.h, frag.h, ct.h). Frames leaving a pod must
+// carry the pod's MAC and address (ARP's sender too), from the binding of
+// the hook's device; the device's namespace cookie is read from the kernel's
+// sk_buff through bpf_cast_to_kern_ctx and CO-RE, because
+// bpf_get_netns_cookie answers for the packet's socket instead (a pod's
+// namespace, or the root's for a packet without one). Only IPv4 and ARP
+// pass. Connection state is written only after an allow verdict, expires by
+// protocol and TCP state, is charged to the source that opened it (a share
+// per source, no eviction), and is collected in the kernel by a bpf_timer.
 //
 // Why conntrack before the service map: an established connection keeps
-// its backend whatever happens to the service, like netfilter NAT; a TCP SYN
-// re-picks unless its recorded backend still holds its slot, so recycled
-// 4-tuples never stick to a removed backend. When a service loses backends,
-// SetService writes the new slots before shrinking the count and deletes
-// the UDP conntrack entries of removed backends (UDP has no end to drain);
-// TCP connections to them drain, as with kube-proxy. Entries have no
-// timeout: they stay until the LRU needs their room. A client that later
+// its backend while the backend stays in the service, like netfilter NAT;
+// a TCP SYN re-picks unless its recorded backend still holds its slot, so
+// recycled 4-tuples never stick to a removed backend. When a service loses
+// backends, SetService writes the new slots before shrinking the count and
+// expires the conntrack entries of removed backends: their connections end
+// (the next packet finds no state; TCP is reset, UDP picks a new backend). Entries expire by
+// protocol and TCP state (bpf/ct.h). A client that later
 // reaches the same backend address and port directly (pod IP) from the
 // same source port would have that connection's replies rewritten by the
 // old REV entry, so a packet to a pod IP drops the REV entry of its
@@ -131,8 +151,10 @@
 // host-side interfaces drops them, loose (2) or off (0) is needed. A
 // client's connections from one source port to two services that resolve
 // to the same backend collide (as they would on the backend itself).
-// Conntrack holds 32768 connections (two entries each): beyond that the
-// least recently used are forgotten, and an idle long-lived connection
-// that loses its entries is load-balanced afresh on its next packet (and
-// reset unless that picks the same backend).
+// Conntrack holds 65536 service connections (two entries each) and 131072
+// policy entries, each source at most 16384 of each: beyond that new
+// connections of that source are refused, never another's state evicted.
+// An established TCP connection idle for 6 h loses its state. Macvlan and
+// ipvlan pods holding CAP_NET_RAW can bypass their tc egress hook with
+// PACKET_QDISC_BYPASS (README, Security model).
 package datapath

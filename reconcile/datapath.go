@@ -38,7 +38,8 @@ func desiredDatapath(cfg *Config, r *spec.Resolved, n *drivers.Node, pods []spec
 		return nil
 	}
 	if err := s.Add(&state.Datapath{PinDir: cfg.BPFFS, FastPath: true, Reusable: true, MapSizes: sizesText(r.Maps),
-		OwnerK: datapathOwner}); err != nil {
+		ConntrackPerSource: uint32(r.ConntrackPerSource),
+		OwnerK:             datapathOwner}); err != nil {
 		return err
 	}
 	// Services select pods of their own namespace, on any node, by labels.
@@ -282,7 +283,7 @@ func (o *observer) observeEntries(dp *datapath.Datapath, desired *state.State, b
 		return err
 	}
 	o.dp.entries = []state.Object{&state.Datapath{PinDir: o.cfg.BPFFS, FastPath: conf.FastPath, Reusable: true,
-		MapSizes: sizesText(fileSizes(dp.Sizes())), OwnerK: datapathOwner}}
+		MapSizes: sizesText(fileSizes(dp.Sizes())), ConntrackPerSource: conf.ConntrackPerSource, OwnerK: datapathOwner}}
 	svcs, err := dp.Services()
 	if err != nil {
 		return err
@@ -572,6 +573,7 @@ func (a *applier) datapathStep(c Change) error {
 			return err
 		}
 		conf.FastPath = o.FastPath
+		conf.ConntrackPerSource = o.ConntrackPerSource
 		return dp.SetConfig(conf)
 	case *state.Service:
 		key := datapath.ServiceKey{IP: o.IP, Port: o.Port, Proto: protoNumbers[o.Proto]}

@@ -15,6 +15,9 @@ type Resolved struct {
 	MTU         int // 0: derive from the uplink
 	// Maps are the sizes of the datapath's maps, defaults applied.
 	Maps MapSizes
+	// ConntrackPerSource is cluster.datapath.conntrackPerSource (0: the
+	// datapath's default).
+	ConntrackPerSource int
 
 	// Namespaces maps every namespace that the file names (in namespaces:
 	// or used by a pod, service or policy) to its labels, including

@@ -48,6 +48,9 @@ type Cluster struct {
 // Datapath holds settings of the eBPF datapath.
 type Datapath struct {
 	Maps DatapathMaps `yaml:"maps,omitempty" json:"maps,omitempty"`
+	// ConntrackPerSource bounds the connection-tracking entries one source
+	// address may hold in each table (0: the datapath's default, 16384).
+	ConntrackPerSource int `yaml:"conntrackPerSource,omitempty" json:"conntrackPerSource,omitempty"`
 }
 
 // DatapathMaps sets the datapath's map sizes (entries); each absent one

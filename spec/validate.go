@@ -270,6 +270,12 @@ func (c *checker) cluster(t *Topology, r *Resolved) {
 	}
 
 	r.Maps = c.mapSizes(cl.Datapath.Maps)
+	if v := cl.Datapath.ConntrackPerSource; v != 0 || c.written("cluster.datapath.conntrackPerSource") {
+		if v < 1 || v > MaxMapSize {
+			c.add("cluster.datapath.conntrackPerSource", "must be between 1 and %d entries, got %d", MaxMapSize, v)
+		}
+		r.ConntrackPerSource = v
+	}
 	r.MTU = cl.MTU
 	if r.MTU != 0 && (r.MTU < MinMTU || r.MTU > MaxMTU) {
 		c.add("cluster.mtu", "must be 0 (derive from the uplink) or between %d and %d, got %d", MinMTU, MaxMTU, r.MTU)

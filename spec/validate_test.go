@@ -99,6 +99,8 @@ func TestRules(t *testing.T) {
 			"must be between 1 and 4194304 entries, got -1"},
 		{"map size too large", func(t *Topology) { t.Cluster.Datapath.Maps.Services = 1<<22 + 1 }, "cluster.datapath.maps.services",
 			"must be between 1 and 4194304 entries, got 4194305"},
+		{"conntrack share negative", func(t *Topology) { t.Cluster.Datapath.ConntrackPerSource = -5 },
+			"cluster.datapath.conntrackPerSource", "must be between 1 and 4194304 entries, got -5"},
 
 		// Namespaces.
 		{"namespace duplicate", func(t *Topology) { t.Namespaces = append(t.Namespaces, Namespace{Name: "x"}) },

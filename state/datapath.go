@@ -19,14 +19,21 @@ type Datapath struct {
 	// "policyRules=1024,services=512" ("" for none). A map's size is
 	// fixed when it is made: a change replaces the datapath.
 	MapSizes string `json:"mapSizes,omitempty"`
-	OwnerK   string `json:"owner,omitempty"`
+	// ConntrackPerSource bounds the conntrack entries of one source in
+	// each table (0: the datapath's default).
+	ConntrackPerSource uint32 `json:"conntrackPerSource,omitempty"`
+	OwnerK             string `json:"owner,omitempty"`
 }
 
 func (d *Datapath) Kind() Kind    { return KindDatapath }
 func (d *Datapath) Key() string   { return d.PinDir }
 func (d *Datapath) Owner() string { return d.OwnerK }
 func (d *Datapath) Attrs() []Attr {
-	return []Attr{{"fast_path", strconv.FormatBool(d.FastPath)}, {"layout", layout(d.Reusable)}, {"map_sizes", d.MapSizes}}
+	attrs := []Attr{{"fast_path", strconv.FormatBool(d.FastPath)}, {"layout", layout(d.Reusable)}, {"map_sizes", d.MapSizes}}
+	if d.ConntrackPerSource != 0 {
+		attrs = append(attrs, Attr{"conntrack_per_source", strconv.FormatUint(uint64(d.ConntrackPerSource), 10)})
+	}
+	return attrs
 }
 func (d *Datapath) Immutable(name string) bool { return name == "layout" || name == "map_sizes" }
 func (d *Datapath) String() string             { return "datapath " + d.PinDir }
