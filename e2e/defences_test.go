@@ -155,6 +155,7 @@ func (s showDefences) drops(pod string) map[string]uint64 {
 func TestDatapathDefencesVisible(t *testing.T) {
 	l := newDefLab(t)
 	t.Run("show", l.testShow)
+	t.Run("metrics", l.testMetrics)
 }
 
 func (l *defLab) testShow(t *testing.T) {
@@ -194,5 +195,35 @@ func (l *defLab) testShow(t *testing.T) {
 	if !strings.Contains(text, "datapath defences\n") ||
 		!strings.Contains(text, "  pod t/v 10.244.1.10 mac=") || !strings.Contains(text, "policy-ingress=") {
 		t.Errorf("show (text) lacks v's defences:\n%s", text)
+	}
+}
+
+// testMetrics: the watch daemon's /metrics reads the drop counters at
+// scrape time, labelled with the pod that denied the packet.
+func (l *defLab) testMetrics(t *testing.T) {
+	p := startWatch(t, l.world)
+	const vIngress = `netreconcile_datapath_drops_total{pod="t/v",reason="policy-ingress"}`
+	const eEgress = `netreconcile_datapath_drops_total{pod="t/e",reason="policy-egress"}`
+	before := p.scrape()
+	for _, k := range []string{`netreconcile_datapath_conntrack_entries{table="service"}`,
+		`netreconcile_datapath_conntrack_entries{table="policy"}`, "netreconcile_datapath_conntrack_gc_runs_total"} {
+		if _, ok := before[k]; !ok {
+			t.Errorf("/metrics lacks %s", k)
+		}
+	}
+	l.deniedSYN(t, "m", "v")
+	l.deniedSYN(t, "e", "b")
+	after := p.scrape()
+	if after[vIngress] <= before[vIngress] {
+		t.Errorf("%s = %v after m's SYN to v, %v before; want more", vIngress, after[vIngress], before[vIngress])
+	}
+	if after[eEgress] <= before[eEgress] {
+		t.Errorf("%s = %v after e's SYN to b, %v before; want more", eEgress, after[eEgress], before[eEgress])
+	}
+	for k, v := range after {
+		if strings.HasPrefix(k, "netreconcile_datapath_drops_total{") && strings.Contains(k, "reason=\"policy-") &&
+			k != vIngress && k != eEgress && v > 0 {
+			t.Errorf("/metrics: %s = %v; only v and e denied anything", k, v)
+		}
 	}
 }
