@@ -17,7 +17,7 @@ import (
 func explainCmd() *cobra.Command {
 	var file string
 	cmd := &cobra.Command{
-		Use:   "explain -f FILE FROM TO PORT[/PROTO]",
+		Use:   "explain -f FILE FROM TO PORT[/PROTO]|ICMP|PROTO/N",
 		Short: "Say whether the policies allow a connection, and which policies and rules decided it (no kernel needed)",
 		Long: `Explain evaluates the topology file's NetworkPolicies for one connection, with
 Kubernetes networking.k8s.io/v1 semantics, and prints ALLOWED or DENIED followed
@@ -28,14 +28,23 @@ FROM and TO are namespace/pod or an IP address; an address of a declared pod is
 that pod, any other is outside the cluster. When TO is a service's clusterIP the
 connection is judged, as the datapath does, after translation: once per backend
 pod on its target port, and the first line says ALLOWED (every backend), DENIED
-(none, or no backend at all) or PARTIAL (some). PORT/PROTO is like 80/TCP or
-53/UDP; the protocol defaults to TCP.
+(none, or no backend at all) or PARTIAL (some). PORT/PROTO is like 80/TCP,
+53/UDP or 36412/SCTP; the protocol defaults to TCP.
+
+Protocols without ports are given alone: ICMP, or PROTO/N for IP protocol
+number N (PROTO/47 is GRE). No policy rule can name them, so, as the datapath
+does, they are denied wherever the source's egress or the destination's
+ingress is isolated (traffic between a pod and its own node aside), and
+allowed otherwise; ICMP errors about an allowed connection always pass. A
+clusterIP does not translate them: they are judged against the address.
 
 Exit status is 0 whenever a verdict was printed, allowed or denied, and 1 when
 the question cannot be answered (invalid file, unknown pod, bad port).`,
 		Example: `  netreconcile explain -f topology.yaml x/a y/b 80/TCP
   netreconcile explain -f topology.yaml 192.0.2.10 x/a 443
-  netreconcile explain -f topology.yaml x/a 10.96.0.10 53/UDP`,
+  netreconcile explain -f topology.yaml x/a 10.96.0.10 53/UDP
+  netreconcile explain -f topology.yaml x/a y/b icmp
+  netreconcile explain -f topology.yaml x/a y/b proto/47`,
 		Args: cobra.ExactArgs(3),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r, err := spec.Load(file)
@@ -55,7 +64,9 @@ the question cannot be answered (invalid file, unknown pod, bad port).`,
 				return fmt.Errorf("read PORT/PROTO: %w", err)
 			}
 			out := cmd.OutOrStdout()
-			if dst.Pod == "" {
+			// A clusterIP translates TCP, UDP and SCTP ports only: any
+			// other protocol is judged against the address itself.
+			if dst.Pod == "" && !policy.Portless(proto) {
 				svc, backends, err := policy.ServiceBackends(r, dst.IP, port, proto)
 				if err != nil {
 					return err

@@ -3,12 +3,16 @@ package main
 import (
 	"fmt"
 	"io"
+	"maps"
+	"slices"
+	"strings"
 
 	"github.com/netreconcile/netreconcile/reconcile"
 	"github.com/netreconcile/netreconcile/state"
 )
 
-// writeShow prints the owned objects, one per line, grouped by kind.
+// writeShow prints the owned objects, one per line, grouped by kind, then
+// the datapath's defences when the node has a datapath.
 func writeShow(w io.Writer, obs *reconcile.Observed) {
 	fmt.Fprintf(w, "node %s (uplink %s found=%v mtu=%d)\n", obs.Node, obs.Uplink.Name, obs.Uplink.Found, obs.Uplink.MTU)
 	for _, k := range state.Kinds() {
@@ -25,4 +29,42 @@ func writeShow(w io.Writer, obs *reconcile.Observed) {
 			fmt.Fprintln(w)
 		}
 	}
+	if obs.Defences != nil {
+		writeDefences(w, obs.Defences)
+	}
+}
+
+// writeDefences prints one line per defended address (its pod, bound
+// MAC, drops by reason, conntrack entries), the drops no pod is charged
+// for, and the conntrack collector.
+func writeDefences(w io.Writer, d *reconcile.Defences) {
+	fmt.Fprintln(w, "datapath defences")
+	for _, p := range d.Pods {
+		who := "source " + p.Address
+		if p.Pod != "" {
+			who = "pod " + p.Pod + " " + p.Address
+		}
+		fmt.Fprintf(w, "  %s", who)
+		if p.MAC != "" {
+			fmt.Fprintf(w, " mac=%s", p.MAC)
+		}
+		if len(p.Drops) > 0 {
+			fmt.Fprintf(w, " drops: %s", counts(p.Drops))
+		}
+		fmt.Fprintf(w, " conntrack: service=%d policy=%d\n", p.Conntrack.Service, p.Conntrack.Policy)
+	}
+	if len(d.Unbound) > 0 {
+		fmt.Fprintf(w, "  interfaces without a binding drops: %s\n", counts(d.Unbound))
+	}
+	c := d.Collector
+	fmt.Fprintf(w, "  conntrack collector: runs=%d last_scanned=%d last_deleted=%d\n", c.Runs, c.LastScanned, c.LastDeleted)
+}
+
+// counts prints reason=N pairs in reason order.
+func counts(m map[string]uint64) string {
+	parts := make([]string, 0, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, fmt.Sprintf("%s=%d", k, m[k]))
+	}
+	return strings.Join(parts, " ")
 }

@@ -148,6 +148,8 @@ type daemon struct {
 	kw *kernelWatcher
 	fw *fsnotify.Watcher
 
+	pinDir string // the node's datapath pin directory (the engines')
+
 	// The file: the last good model and the sums of what was read.
 	spec      *spec.Resolved
 	parser    spec.Parser      // reuses the unchanged items of the last file read
@@ -222,6 +224,8 @@ func Run(ctx context.Context, cfg Config) error {
 	d.spec, d.specSum, d.readSum, d.fileState = r, sha256.Sum256(data), sha256.Sum256(data), fileOK
 	d.m.ConfigOK.Set(1)
 	d.m.Info.WithLabelValues(cfg.Node, cfg.File).Set(1)
+	d.pinDir = cfg.NewEngine().Cfg.BPFFS
+	d.m.datapath.set(d.pinDir, reconcile.PodNames(r), d.Log)
 
 	var srv *http.Server
 	if cfg.MetricsAddr != "" {
@@ -671,6 +675,7 @@ func (d *daemon) reload(log logr.Logger, force bool) bool {
 		return force // back to the content already served
 	}
 	d.spec, d.specSum = r, sum
+	d.m.datapath.set(d.pinDir, reconcile.PodNames(r), d.Log)
 	log.Info("topology file changed", "file", d.File, "sha256", hex.EncodeToString(sum[:6]),
 		"pods", len(r.PodsOn(d.Node)))
 	return true

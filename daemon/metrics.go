@@ -26,6 +26,10 @@ type Metrics struct {
 	Watched       prometheus.Gauge       // namespaces subscribed
 	Ready         prometheus.Gauge       // 1 when the last pass converged
 	Info          *prometheus.GaugeVec   // node, file
+
+	// datapath reports the datapath's drops and conntrack use at scrape
+	// time; Run points it at the node's pin directory.
+	datapath *datapathCollector
 }
 
 // Label values.
@@ -85,9 +89,10 @@ func NewMetrics() *Metrics {
 			Help: "1 when the last pass converged, else 0 (as /readyz)."}),
 		Info: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "watch_info",
 			Help: "Constant 1, labelled with the node and file watched."}, []string{"node", "file"}),
+		datapath: newDatapathCollector(ns),
 	}
 	m.Registry.MustRegister(m.Runs, m.Duration, m.Applied, m.Drift, m.DriftLatency, m.Errors, m.Managed,
-		m.LastSuccess, m.ConfigOK, m.ConfigReloads, m.KernelEvents, m.Watched, m.Ready, m.Info,
+		m.LastSuccess, m.ConfigOK, m.ConfigReloads, m.KernelEvents, m.Watched, m.Ready, m.Info, m.datapath,
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
 	// Series that exist from the start read 0 rather than being absent,
 	// so rate() and before/after comparisons work from the first scrape.

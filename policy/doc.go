@@ -46,6 +46,12 @@
 //   - Traffic between a pod and the node it runs on (the node's underlay
 //     address or the pod CIDR gateway the host carries) is always allowed,
 //     as the Kubernetes documentation says for the pod's own node.
+//   - Protocols without ports (ICMP, and any IP protocol but TCP, UDP and
+//     SCTP) cannot be named by a rule, whose ports are TCP, UDP or SCTP:
+//     they are denied in each direction in which a pod is isolated, even
+//     by a rule that lists no ports, and allowed where it is not (the
+//     pod's own node aside, as above). The datapath does the same, and
+//     lets ICMP errors about an allowed connection through.
 //   - An address that belongs to a declared pod is that pod: a connection
 //     from 10.244.1.10 is judged as coming from the pod with that address.
 //     Any other address is outside the cluster; no policy isolates it, and

@@ -19,7 +19,8 @@ var (
 	ErrBadEndpoint = errors.New("want namespace/pod or an IP address")
 	// ErrBadPort marks a port outside 1-65535 or malformed PORT/PROTO text.
 	ErrBadPort = errors.New("invalid port")
-	// ErrBadProtocol marks a protocol other than TCP, UDP and SCTP.
+	// ErrBadProtocol marks a protocol other than TCP, UDP and SCTP (with
+	// a port), ICMP and PROTO/N (without).
 	ErrBadProtocol = errors.New("unsupported protocol")
 	// ErrBadMatrix marks a reachability table that cannot be parsed or
 	// whose shape does not fit its pod list.
@@ -81,12 +82,20 @@ func ParseEndpoint(r *spec.Resolved, s string) (Endpoint, error) {
 }
 
 // ParsePort reads PORT/PROTO (80/TCP, 53/udp) or a bare PORT, which means
-// TCP as in Kubernetes. The protocol comes back in upper case.
+// TCP as in Kubernetes, or a protocol without ports (see Portless): ICMP,
+// or PROTO/N for IP protocol number N, whose port is 0. The protocol comes
+// back in upper case.
 func ParsePort(s string) (int, string, error) {
+	if proto, ok, err := parsePortless(s); ok {
+		if err != nil {
+			return 0, "", fmt.Errorf("parse port %q: %w", s, err)
+		}
+		return 0, proto, nil
+	}
 	num, proto, hasProto := strings.Cut(s, "/")
 	port, err := strconv.Atoi(num)
 	if err != nil {
-		return 0, "", fmt.Errorf("parse port %q: want PORT or PORT/PROTO, like 80/TCP: %w", s, ErrBadPort)
+		return 0, "", fmt.Errorf("parse port %q: want PORT, PORT/PROTO (like 80/TCP), ICMP or PROTO/N: %w", s, ErrBadPort)
 	}
 	if err := checkPort(port); err != nil {
 		return 0, "", fmt.Errorf("parse port %q: %w", s, err)
@@ -109,8 +118,11 @@ func checkPort(port int) error {
 }
 
 func checkProtocol(proto string) error {
+	if p, ok, err := parsePortless(proto); ok && err == nil {
+		return fmt.Errorf("%w %q: %s has no ports: give %s alone", ErrBadProtocol, proto, p, p)
+	}
 	if !slices.Contains(spec.Protocols, proto) {
-		return fmt.Errorf("%w %q (valid: %s)", ErrBadProtocol, proto, strings.Join(spec.Protocols, ", "))
+		return fmt.Errorf("%w %q (valid: %s with a port; ICMP or PROTO/N alone)", ErrBadProtocol, proto, strings.Join(spec.Protocols, ", "))
 	}
 	return nil
 }

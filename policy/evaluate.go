@@ -88,8 +88,10 @@ type RuleMiss struct {
 
 // Evaluate decides whether src may open a connection to dst on port/proto
 // under r's policies, and says why on both ends. Port must be 1-65535 and
-// proto TCP, UDP or SCTP (case does not matter); otherwise, or when a pod
-// key is not in r, the verdict carries Err.
+// proto TCP, UDP or SCTP (case does not matter), or port 0 and a protocol
+// without ports (Portless: ICMP, PROTO/N), which is denied wherever a side
+// is isolated, as the datapath does; otherwise, or when a pod key is not
+// in r, the verdict carries Err.
 func Evaluate(r *spec.Resolved, src, dst Endpoint, port int, proto string) Verdict {
 	return newEvaluator(r).evaluate(src, dst, port, proto)
 }
@@ -164,14 +166,12 @@ func (e *evaluator) resolve(ep Endpoint) (end, error) {
 func (e *evaluator) evaluate(src, dst Endpoint, port int, proto string) Verdict {
 	proto = strings.ToUpper(proto)
 	v := Verdict{Src: src, Dst: dst, Port: port, Protocol: proto}
-	if err := checkPort(port); err != nil {
+	proto, err := target(port, proto)
+	if err != nil {
 		v.Err = fmt.Errorf("evaluate: %w", err)
 		return v
 	}
-	if err := checkProtocol(proto); err != nil {
-		v.Err = fmt.Errorf("evaluate: %w", err)
-		return v
-	}
+	v.Protocol = proto
 	s, err := e.resolve(src)
 	if err != nil {
 		v.Err = fmt.Errorf("evaluate source: %w", err)
@@ -232,6 +232,12 @@ func (e *evaluator) side(dir string, self, peer end, port int, proto string) Sid
 		}
 		s.IsolatedBy = append(s.IsolatedBy, pol.Key)
 		rules := rulesOf(pol, dir)
+		if Portless(proto) {
+			// No rule can name it: ports are TCP, UDP or SCTP only.
+			s.Misses = append(s.Misses, RuleMiss{Policy: pol.Key, Direction: dir, Rule: -1,
+				Reason: "no rule can allow " + proto + " (it has no ports)"})
+			continue
+		}
 		if len(rules) == 0 {
 			s.Misses = append(s.Misses, RuleMiss{Policy: pol.Key, Direction: dir, Rule: -1,
 				Reason: "no " + strings.ToLower(dir) + " rules: denies all " + strings.ToLower(dir)})

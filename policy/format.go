@@ -78,7 +78,12 @@ func (v Verdict) String() string {
 	if v.Allowed {
 		word = "ALLOWED"
 	}
-	fmt.Fprintf(&b, "%s %s -> %s %d/%s\n", word, describeEnd(v.Src), describeEnd(v.Dst), v.Port, v.Protocol)
+	if Portless(v.Protocol) {
+		fmt.Fprintf(&b, "%s %s -> %s %s\n  %s\n", word, describeEnd(v.Src), describeEnd(v.Dst), v.Protocol,
+			portlessReason(v.Protocol))
+	} else {
+		fmt.Fprintf(&b, "%s %s -> %s %d/%s\n", word, describeEnd(v.Src), describeEnd(v.Dst), v.Port, v.Protocol)
+	}
 	if v.Self {
 		b.WriteString("  a pod can always reach itself (Kubernetes: a pod cannot block access to itself)")
 		if !v.Egress.Allowed || !v.Ingress.Allowed {

@@ -348,8 +348,9 @@ func (e *Engine) warn(obs *Observed) {
 	}
 }
 
-// Show observes what netreconcile owns on the node. With a file it also
-// observes the pod namespaces the file names.
+// Show observes what netreconcile owns on the node, and the datapath's
+// defences (Defences). With a file it also observes the pod namespaces
+// the file names, and names the defended addresses by their pods.
 func (e *Engine) Show(r *spec.Resolved) (*Observed, error) {
 	desired := state.New()
 	if r != nil {
@@ -364,5 +365,12 @@ func (e *Engine) Show(r *spec.Resolved) (*Observed, error) {
 			}
 		}
 	}
-	return Observe(e.Cfg, desired)
+	obs, err := Observe(e.Cfg, desired)
+	if err != nil {
+		return nil, err
+	}
+	if obs.Defences, err = InspectDefences(e.Cfg.BPFFS, PodNames(r)); err != nil {
+		return nil, err
+	}
+	return obs, nil
 }

@@ -28,6 +28,9 @@ type Observed struct {
 	Uplink  Uplink       `json:"uplink"`
 	Owned   *state.State `json:"owned"`
 	Foreign Foreign      `json:"foreign"`
+	// Defences is what the datapath does against hostile pods (show
+	// only; plan --observed does not need it).
+	Defences *Defences `json:"defences,omitempty"`
 	// phases times the parts of the pass, for the verbose log.
 	phases []any
 	// warnings name state records that were ignored (see records.go).

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/netreconcile/netreconcile/reconcile"
+	"github.com/netreconcile/netreconcile/state"
+)
+
+func showFixture(def *reconcile.Defences) *reconcile.Observed {
+	owned := state.New()
+	owned.Put(&state.Attach{Name: "node/nr0a/host-ingress", NS: state.NodeNS, IfName: "nr0a", Direction: "host-ingress",
+		Live: true, Source: "10.244.1.10", OwnerK: "pod x/v"})
+	return &reconcile.Observed{Node: "n1", Uplink: reconcile.Uplink{Name: "eth0", Found: true, MTU: 1500},
+		Owned: owned, Defences: def}
+}
+
+const showHead = `node n1 (uplink eth0 found=true mtu=1500)
+  program   node/nr0a/host-ingress live=true source=10.244.1.10  # pod x/v
+`
+
+// TestShowWithoutDatapath: a node without a datapath shows what it always
+// showed, and no defences section.
+func TestShowWithoutDatapath(t *testing.T) {
+	var b bytes.Buffer
+	writeShow(&b, showFixture(nil))
+	if b.String() != showHead {
+		t.Errorf("show:\n%s\nwant:\n%s", b.String(), showHead)
+	}
+}
+
+// TestShowDefences: the defences section names pods, bound MACs, only the
+// reasons that dropped something, conntrack shares, unbound drops and the
+// collector.
+func TestShowDefences(t *testing.T) {
+	def := &reconcile.Defences{
+		Pods: []reconcile.PodDefence{
+			{Pod: "x/v", Address: "10.244.1.10", MAC: "02:00:00:00:00:0a",
+				Drops:     map[string]uint64{"policy-ingress": 3, "arp": 1},
+				Conntrack: reconcile.ConntrackShare{Policy: 2}},
+			{Address: "10.244.1.12", MAC: "02:00:00:00:00:0c"},
+			{Pod: "x/a2", Address: "10.244.2.11", Conntrack: reconcile.ConntrackShare{Service: 1, Policy: 4}},
+		},
+		Unbound:   map[string]uint64{"no-binding": 7},
+		Collector: reconcile.Collector{Runs: 12, LastScanned: 40, LastDeleted: 5},
+	}
+	var b bytes.Buffer
+	writeShow(&b, showFixture(def))
+	want := showHead + `datapath defences
+  pod x/v 10.244.1.10 mac=02:00:00:00:00:0a drops: arp=1 policy-ingress=3 conntrack: service=0 policy=2
+  source 10.244.1.12 mac=02:00:00:00:00:0c conntrack: service=0 policy=0
+  pod x/a2 10.244.2.11 conntrack: service=1 policy=4
+  interfaces without a binding drops: no-binding=7
+  conntrack collector: runs=12 last_scanned=40 last_deleted=5
+`
+	if b.String() != want {
+		t.Errorf("show:\n%s\nwant:\n%s", b.String(), want)
+	}
+}
