@@ -3,23 +3,29 @@
 //
 // Lifetimes follow the kernel's conntrack in spirit: a TCP connection
 // that has only sent its SYN lives 60 s, an established one 6 h, one that
-// has seen a FIN or RST 10 s; anything else (UDP, SCTP, ICMP) 60 s after
-// its last packet. A lookup that finds an expired entry treats it as
-// missing and deletes it.
+// has seen a FIN or RST 2 s after its last packet (the endpoints keep
+// their own TIME_WAIT; a new SYN on the tuple starts a new connection);
+// anything else (UDP, SCTP, ICMP) 30 s after its last packet. A lookup
+// that finds an expired entry treats it as missing and deletes it.
 //
 // Accounting. Both tables are plain hash maps: nothing is evicted to make
 // room. Every entry is charged to the address that opened its connection
 // (nr_ct_count), and a source may hold at most cfg->ct_per_source entries
 // in each table: a pod that floods fills its own share and then has its
 // new connections refused (NR_DROP_CT_FULL); the connections of other pods
-// keep their state. Counts move with the program's own inserts (BPF_NOEXIST,
-// so a key is charged once) and deletes (charged back only when the delete
-// removed the entry).
+// keep their state. Only open connections are charged: a TCP connection
+// gives its charge back when it closes (a pod that opens and closes
+// connections fast is bounded by the table and the collector, not its
+// share). Counts move with the program's own inserts (BPF_NOEXIST, so a key
+// is charged once), closes and deletes (charged back only when the delete
+// removed a charged entry).
 //
 // Garbage collection runs in the kernel, without the control plane: the
 // first packet arms a bpf_timer in nr_gc, whose callback walks both tables
-// every NR_GC_INTERVAL_NS, deletes the expired entries and charges them
-// back. nr_gc_run runs one walk on demand (tests, benchmarks).
+// every NR_GC_INTERVAL_NS (every NR_GC_BUSY_NS while they hold more than
+// NR_GC_BUSY_ENTRIES: closed connections must make room quickly), deletes
+// the expired entries and charges them back. nr_gc_run runs one walk on
+// demand (tests, benchmarks).
 
 #ifndef NR_CT_H
 #define NR_CT_H
@@ -32,14 +38,16 @@
 #define NR_SEC 1000000000ULL
 #define NR_LIFE_SYN (60 * NR_SEC)
 #define NR_LIFE_EST (21600 * NR_SEC)
-#define NR_LIFE_CLOSING (10 * NR_SEC)
-#define NR_LIFE_OTHER (60 * NR_SEC)
+#define NR_LIFE_CLOSING (2 * NR_SEC)
+#define NR_LIFE_OTHER (30 * NR_SEC)
 // Entries are refreshed at most this often (a write per packet would
 // bounce the cache line between CPUs).
 #define NR_REFRESH_NS NR_SEC
 #define NR_GC_INTERVAL_NS (10 * NR_SEC)
+#define NR_GC_BUSY_NS NR_SEC
+#define NR_GC_BUSY_ENTRIES 16384
 
-#define NR_CT_PER_SOURCE_DEFAULT 16384
+#define NR_CT_PER_SOURCE_DEFAULT 32768
 #define NR_MAX_CT_COUNT 65536
 
 #ifndef CLOCK_MONOTONIC
@@ -96,17 +104,18 @@ static __always_inline bool ct_expired(__u8 proto, __u8 state, __u64 seen, __u64
 }
 
 // ct_next is the TCP state after a packet with flags of a connection in
-// state: a FIN or RST closes, anything but a bare SYN establishes.
+// state: a bare SYN (re)opens, a FIN or RST closes, anything else keeps a
+// closing connection closing and establishes the others.
 static __always_inline __u8 ct_next(__u8 proto, __u8 state, __u8 flags)
 {
 	if (proto != IPPROTO_TCP)
 		return NR_CT_STATE_OPEN;
+	if ((flags & (TCP_FLAG_SYN | TCP_FLAG_ACK | TCP_FLAG_RST)) == TCP_FLAG_SYN)
+		return NR_CT_STATE_SYN;
 	if (flags & (TCP_FLAG_FIN | TCP_FLAG_RST))
 		return NR_CT_STATE_CLOSING;
 	if (state == NR_CT_STATE_CLOSING)
 		return state;
-	if ((flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN)
-		return state == NR_CT_STATE_EST ? state : NR_CT_STATE_SYN;
 	return NR_CT_STATE_EST;
 }
 
@@ -142,22 +151,53 @@ static __always_inline bool ct_charge(__be32 src, bool pol, __u32 n)
 static __always_inline void ct_refund(__be32 src, bool pol, __u32 n)
 {
 	struct ct_count *c = bpf_map_lookup_elem(&nr_ct_count, &src);
+	__u32 *field;
 
 	if (!c)
 		return;
-	// (an add of -n: plain atomic add, which every BPF ISA has)
-	if (pol)
-		__sync_fetch_and_add(&c->pol, -n);
+	field = pol ? &c->pol : &c->svc;
+	// Never below zero, which would read as a full share (a refund that
+	// raced another CPU's, or counts reset by a replaced map).
+	if (*field >= n)
+		__sync_fetch_and_add(field, -n); // an add of -n: every BPF ISA has it
 	else
-		__sync_fetch_and_add(&c->svc, -n);
+		*field = 0;
 }
 
-// ct_delete deletes key from map and charges its owner back when the
-// delete removed it (two CPUs may race to delete one entry).
-static __always_inline void ct_delete(void *map, const void *key, __be32 owner, bool pol)
+// ct_delete deletes key from map and gives back its charge when the delete
+// removed a charged entry (two CPUs may race to delete one entry).
+static __always_inline void ct_delete(void *map, const void *key, __be32 owner, bool pol, __u8 charged)
 {
-	if (bpf_map_delete_elem(map, key) == 0)
+	if (bpf_map_delete_elem(map, key) == 0 && charged)
 		ct_refund(owner, pol, 1);
+}
+
+// ct_advance moves an entry's state for a packet with flags, keeps it
+// alive, and gives its charge back when the connection closes. (A SYN
+// that reopens a closed tuple is not advanced: the caller deletes the
+// closed entry and records the new connection, charged, in its place.)
+static __always_inline void ct_advance(__u8 *state, __u8 *charged, __u64 *seen, __be32 owner,
+				       bool pol, __u8 proto, __u8 flags, __u64 now)
+{
+	__u8 st = ct_next(proto, *state, flags);
+
+	if (st != *state) {
+		*state = st;
+		if (st == NR_CT_STATE_CLOSING && *charged) {
+			*charged = 0;
+			ct_refund(owner, pol, 1);
+		}
+	}
+	if (now - *seen > NR_REFRESH_NS)
+		*seen = now;
+}
+
+// ct_reopens reports whether a packet with flags opens a new connection on
+// the tuple of an entry in state: a bare SYN on a closed one.
+static __always_inline bool ct_reopens(__u8 proto, __u8 state, __u8 flags)
+{
+	return proto == IPPROTO_TCP && state == NR_CT_STATE_CLOSING &&
+	       (flags & (TCP_FLAG_SYN | TCP_FLAG_ACK | TCP_FLAG_RST)) == TCP_FLAG_SYN;
 }
 
 struct gc_ctx {
@@ -171,7 +211,8 @@ static long gc_svc_entry(void *map, struct ct_key *k, struct ct_value *v, struct
 	g->scanned++;
 	if (ct_expired(k->proto, v->state, v->seen_ns, g->now)) {
 		if (bpf_map_delete_elem(map, k) == 0) {
-			ct_refund(v->owner, false, 1);
+			if (v->charged)
+				ct_refund(v->owner, false, 1);
 			g->deleted++;
 		}
 	}
@@ -183,7 +224,8 @@ static long gc_pol_entry(void *map, struct pol_ct_key *k, struct pol_ct *v, stru
 	g->scanned++;
 	if (ct_expired(k->proto, v->state, v->seen_ns, g->now)) {
 		if (bpf_map_delete_elem(map, k) == 0) {
-			ct_refund(v->owner, true, 1);
+			if (v->charged)
+				ct_refund(v->owner, true, 1);
 			g->deleted++;
 		}
 	}
@@ -198,25 +240,34 @@ static long gc_count_entry(void *map, __be32 *k, struct ct_count *v, struct gc_c
 	return 0;
 }
 
-static __always_inline void gc_walk(struct gc_state *st)
+// gc_walk walks the tables once and returns how many entries they hold.
+static __always_inline __u64 gc_walk(struct gc_state *st)
 {
-	struct gc_ctx g = { .now = bpf_ktime_get_ns() };
+	// The counters start from a value the verifier cannot know: counted
+	// up from a known constant, every pass of a callback would be a new
+	// state to it, and verifying the walk would never converge.
+	__u64 base = bpf_ktime_get_ns();
+	struct gc_ctx g = { .now = base, .scanned = base, .deleted = base };
 
 	bpf_for_each_map_elem(&nr_ct, gc_svc_entry, &g, 0);
 	bpf_for_each_map_elem(&nr_pol_ct, gc_pol_entry, &g, 0);
 	bpf_for_each_map_elem(&nr_ct_count, gc_count_entry, &g, 0);
+	g.scanned -= base;
+	g.deleted -= base;
 	if (st) {
 		st->runs++;
 		st->last_ns = g.now;
 		st->last_scanned = g.scanned;
 		st->last_deleted = g.deleted;
 	}
+	return g.scanned - g.deleted;
 }
 
 static int gc_tick(void *map, __u32 *key, struct gc_state *st)
 {
-	gc_walk(st);
-	bpf_timer_start(&st->timer, NR_GC_INTERVAL_NS, 0);
+	__u64 left = gc_walk(st);
+
+	bpf_timer_start(&st->timer, left > NR_GC_BUSY_ENTRIES ? NR_GC_BUSY_NS : NR_GC_INTERVAL_NS, 0);
 	return 0;
 }
 

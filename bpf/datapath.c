@@ -120,8 +120,8 @@ struct ct_value {
 	__be32 nat_addr;
 	__u32 svc_id;
 	__u16 slot; // FWD: backend slot at selection time
-	__u8 state; // NR_CT_STATE_* (ct.h)
-	__u8 pad;
+	__u8 state;   // NR_CT_STATE_* (ct.h)
+	__u8 charged; // counted in its owner's share (ct.h)
 	__be32 owner; // the client, charged for the entry (ct.h)
 	__u64 seen_ns; // last packet, bpf_ktime_get_ns
 };
@@ -706,7 +706,7 @@ static __always_inline struct ct_value *ct_find(const struct ct_key *k, __u64 no
 	struct ct_value *v = bpf_map_lookup_elem(&nr_ct, k);
 
 	if (v && ct_expired(k->proto, v->state, v->seen_ns, now)) {
-		ct_delete(&nr_ct, k, v->owner, false);
+		ct_delete(&nr_ct, k, v->owner, false, v->charged);
 		return NULL;
 	}
 	return v;
@@ -714,26 +714,30 @@ static __always_inline struct ct_value *ct_find(const struct ct_key *k, __u64 no
 
 static __always_inline void ct_touch(struct ct_value *v, const struct pkt *p, __u64 now)
 {
-	__u8 st = ct_next(p->t.proto, v->state, p->tcp_flags);
-
-	if (st != v->state)
-		v->state = st;
-	if (now - v->seen_ns > NR_REFRESH_NS)
-		v->seen_ns = now;
+	ct_advance(&v->state, &v->charged, &v->seen_ns, v->owner, false, p->t.proto, p->tcp_flags, now);
 }
 
 // ct_store writes a service conntrack entry, charging its owner for a new
-// key; false when the owner has no room left or the table none.
-static __always_inline bool ct_store(const struct ct_key *k, const struct ct_value *v)
+// key (or a key whose closed entry it reopens); false when the owner has
+// no room left or the table none.
+static __always_inline bool ct_store(const struct ct_key *k, struct ct_value *v)
 {
-	if (bpf_map_update_elem(&nr_ct, k, v, BPF_EXIST) == 0)
-		return true;
+	struct ct_value *old = bpf_map_lookup_elem(&nr_ct, k);
+
+	if (old) {
+		v->charged = old->charged;
+		if (!v->charged && v->state != NR_CT_STATE_CLOSING && ct_charge(v->owner, false, 1))
+			v->charged = 1;
+		return bpf_map_update_elem(&nr_ct, k, v, BPF_ANY) == 0;
+	}
 	if (!ct_charge(v->owner, false, 1))
 		return false;
+	v->charged = 1;
 	if (bpf_map_update_elem(&nr_ct, k, v, BPF_NOEXIST) == 0)
 		return true;
+	// Another CPU stored it meanwhile, charged: its charge stands for ours.
 	ct_refund(v->owner, false, 1);
-	return bpf_map_update_elem(&nr_ct, k, v, BPF_EXIST) == 0; // raced
+	return bpf_map_update_elem(&nr_ct, k, v, BPF_EXIST) == 0;
 }
 
 // reverse_of builds the REV entry of a FWD entry for client packet c: the
@@ -781,7 +785,7 @@ static __always_inline void forget_stale_rev(const struct pkt *p)
 	rk.proto = p->t.proto;
 	ct = bpf_map_lookup_elem(&nr_ct, &rk);
 	if (ct && ct->type == NR_CT_REV)
-		ct_delete(&nr_ct, &rk, ct->owner, false);
+		ct_delete(&nr_ct, &rk, ct->owner, false, ct->charged);
 }
 
 // readdressed reports whether a packet marked NR_MARK_READDRESSED really is

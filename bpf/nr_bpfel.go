@@ -80,7 +80,7 @@ type NrCtValue struct {
 	SvcId   uint32
 	Slot    uint16
 	State   uint8
-	Pad     uint8
+	Charged uint8
 	Owner   uint32
 	SeenNs  uint64
 }
@@ -139,7 +139,8 @@ type NrPolCt struct {
 	_        structs.HostLayout
 	Revision uint32
 	State    uint8
-	Pad      [3]uint8
+	Charged  uint8
+	Pad      [2]uint8
 	Owner    uint32
 	Pad2     uint32
 	SeenNs   uint64

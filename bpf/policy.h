@@ -127,7 +127,8 @@ struct pol_ct_key {
 struct pol_ct {
 	__u32 revision; // nr_pol_state.revision when last judged
 	__u8 state;     // NR_CT_STATE_*
-	__u8 pad[3];
+	__u8 charged;   // counted in its owner's share (ct.h)
+	__u8 pad[2];
 	__be32 owner;   // the source charged for it (ct.h)
 	__u32 pad2;
 	__u64 seen_ns;  // last packet, bpf_ktime_get_ns
@@ -260,13 +261,15 @@ static __always_inline struct pol_ct_key pol_key(const struct ct_key *t, __u8 di
 	return k;
 }
 
-// pol_find looks key up, deleting an expired entry.
-static __always_inline struct pol_ct *pol_find(struct pol_ct_key *key, __u64 now)
+// pol_find looks key up, deleting an expired entry, and a closed one that
+// the packet p reopens.
+static __always_inline struct pol_ct *pol_find(struct pol_ct_key *key, const struct pkt *p, __u64 now)
 {
 	struct pol_ct *v = bpf_map_lookup_elem(&nr_pol_ct, key);
 
-	if (v && ct_expired(key->proto, v->state, v->seen_ns, now)) {
-		ct_delete(&nr_pol_ct, key, v->owner, true);
+	if (v && (ct_expired(key->proto, v->state, v->seen_ns, now) ||
+		  ct_reopens(key->proto, v->state, p->tcp_flags))) {
+		ct_delete(&nr_pol_ct, key, v->owner, true, v->charged);
 		return NULL;
 	}
 	return v;
@@ -275,12 +278,7 @@ static __always_inline struct pol_ct *pol_find(struct pol_ct_key *key, __u64 now
 // pol_touch moves an entry's TCP state and keeps it alive.
 static __always_inline void pol_touch(struct pol_ct *v, const struct pkt *p, __u64 now)
 {
-	__u8 st = ct_next(p->t.proto, v->state, p->tcp_flags);
-
-	if (st != v->state)
-		v->state = st;
-	if (now - v->seen_ns > NR_REFRESH_NS)
-		v->seen_ns = now;
+	ct_advance(&v->state, &v->charged, &v->seen_ns, v->owner, true, p->t.proto, p->tcp_flags, now);
 }
 
 // pol_icmp_error passes an ICMP error about a connection that any hook of
@@ -304,7 +302,7 @@ static __always_inline int pol_icmp_error(const struct pkt *p, __u8 dir)
 static __always_inline int pol_record(struct pol_ct_key *fk, const struct pkt *p, __u32 rev, __u64 now)
 {
 	struct pol_ct nv = {
-		.revision = rev, .owner = p->t.saddr, .seen_ns = now,
+		.revision = rev, .owner = p->t.saddr, .seen_ns = now, .charged = 1,
 		.state = ct_next(p->t.proto, NR_CT_STATE_OPEN, p->tcp_flags),
 	};
 	long err;
@@ -345,13 +343,13 @@ static __always_inline int pol_check(const struct pkt *p, __u8 dir)
 		rev = st->revision;
 	now = bpf_ktime_get_ns();
 
-	v = pol_find(&fk, now);
+	v = pol_find(&fk, p, now);
 	if (v && v->revision == rev) {
 		pol_touch(v, p, now);
 		return NR_POLICY_ALLOW;
 	}
 	if (!v) {
-		r = pol_find(&rk, now);
+		r = pol_find(&rk, p, now);
 		if (r) {
 			// A reply: judged again as the connection it answers.
 			if (r->revision != rev) {
@@ -361,7 +359,7 @@ static __always_inline int pol_check(const struct pkt *p, __u8 dir)
 				orig.sport = t->dport;
 				orig.dport = t->sport;
 				if (pol_judge(&orig, pol_other(dir)) != NR_POLICY_ALLOW) {
-					ct_delete(&nr_pol_ct, &rk, r->owner, true);
+					ct_delete(&nr_pol_ct, &rk, r->owner, true, r->charged);
 					return NR_POLICY_DENY;
 				}
 				r->revision = rev;
@@ -372,7 +370,7 @@ static __always_inline int pol_check(const struct pkt *p, __u8 dir)
 	}
 	if (pol_judge(t, dir) != NR_POLICY_ALLOW) {
 		if (v)
-			ct_delete(&nr_pol_ct, &fk, v->owner, true);
+			ct_delete(&nr_pol_ct, &fk, v->owner, true, v->charged);
 		return NR_POLICY_DENY;
 	}
 	if (v) {

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/netreconcile/netreconcile/bpf"
 	"github.com/netreconcile/netreconcile/internal/nsutil"
@@ -107,5 +108,52 @@ func expireAll(t *testing.T, d *Datapath, src netip.Addr) {
 		must(t, d.objs.NrPolCt.Lookup(&keys[i], &v), "lookup")
 		v.SeenNs = 1 // boot time: long past every lifetime
 		must(t, d.objs.NrPolCt.Put(&keys[i], &v), "expire")
+	}
+}
+
+// TestReusedTupleAfterClose reopens a 4-tuple right after its connection
+// was reset, to a server whose egress is isolated (its replies pass only as
+// replies of a tracked connection): the new connection is tracked afresh,
+// so it still answers after idling longer than a closed entry lives.
+func TestReusedTupleAfterClose(t *testing.T) {
+	dir := tempPinDir(t)
+	w := newWorld(t, "veth", dir, 2)
+	defer w.dump()
+	d := w.dp
+	server, client := w.pods[0], w.pods[1]
+	must(t, d.SetPolicyIsolation(PolicySide{IP: server.ip, Dir: PolicyEgress}, true), "isolate server egress")
+	must(t, d.SetPolicyRevision(2), "revision")
+
+	const port = 41234
+	open := func() *net.TCPConn {
+		t.Helper()
+		var c net.Conn
+		err := nsutil.Do(client.ns, func() error {
+			var err error
+			dl := net.Dialer{Timeout: time.Second, LocalAddr: &net.TCPAddr{Port: port}}
+			c, err = dl.Dial("tcp4", svcAddr(server.ip, tcpPort))
+			return err
+		})
+		must(t, err, "dial from port %d", port)
+		buf := make([]byte, 100)
+		c.SetDeadline(time.Now().Add(time.Second))
+		_, err = c.Read(buf)
+		must(t, err, "greeting")
+		return c.(*net.TCPConn)
+	}
+	first := open()
+	first.SetLinger(0) // close with a reset: no TIME_WAIT, the tuple is free at once
+	first.Close()
+	second := open()
+	defer second.Close()
+	time.Sleep(3 * time.Second) // longer than a closed connection's entry lives
+	second.SetDeadline(time.Now().Add(time.Second))
+	if _, err := second.Write([]byte("still there\n")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 100)
+	if _, err := second.Read(buf); err != nil {
+		t.Errorf("the reopened connection stopped answering after idling: %v (server drops: %d)",
+			err, dropped(t, d, server.ip, DropEgress))
 	}
 }
