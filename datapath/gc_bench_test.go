@@ -3,6 +3,8 @@ package datapath
 import (
 	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -24,7 +26,10 @@ import (
 // live (established). The fill is not timed. Reported: ns/op (RunGC as a
 // caller sees it, the BPF_PROG_RUN syscall included), walk-ns/op (the
 // kernel's own measure of the program run), and the entries the walk
-// scanned and deleted, which the benchmark checks.
+// scanned and deleted, which the benchmark checks. With NR_GC_PIN_ROOT
+// set, the maps are pinned below that directory (on bpffs) instead of
+// /sys/fs/bpf: e2e/bench/defences runs this benchmark and removes its own
+// pin root on every exit path, also when it has to kill the test.
 
 const (
 	gcEntries = 100000
@@ -40,7 +45,7 @@ func BenchmarkConntrackGC(b *testing.B) {
 }
 
 func benchGC(b *testing.B, expired int) {
-	d := openDP(b, tempPinDir(b))
+	d := openDP(b, gcPinDir(b))
 	var walk time.Duration
 	var st GCStats
 	b.ResetTimer()
@@ -65,6 +70,21 @@ func benchGC(b *testing.B, expired int) {
 	b.ReportMetric(float64(walk.Nanoseconds())/float64(b.N), "walk-ns/op")
 	b.ReportMetric(float64(st.Scanned), "scanned/op")
 	b.ReportMetric(float64(st.Deleted), "deleted/op")
+}
+
+func gcPinDir(b *testing.B) string {
+	root := os.Getenv("NR_GC_PIN_ROOT")
+	if root == "" {
+		return tempPinDir(b)
+	}
+	skipUnlessRoot(b)
+	dir := filepath.Join(root, "gc-"+randID(b))
+	b.Cleanup(func() {
+		if err := Destroy(dir); err != nil {
+			b.Errorf("cleanup: %v", err)
+		}
+	})
+	return dir
 }
 
 // fillConntrack writes gcEntries/2 entries to each table, the first
