@@ -24,6 +24,10 @@ type release struct {
 	bin      string
 	stateDir string
 	pinDir   string
+	// share, when not 0, is written as the datapath's per-source
+	// conntrack share after apply (a diagnostic: the defences without
+	// the share as the limit).
+	share uint32
 }
 
 // lab is the one node both releases are applied to in turn: its node
@@ -133,6 +137,24 @@ func (l *lab) nodeArgs(verb string, r *release) []string {
 func (l *lab) apply(ctx context.Context, r *release) error {
 	if err := run(ctx, 2*time.Minute, r.bin, l.nodeArgs("apply", r)...); err != nil {
 		return fmt.Errorf("apply (%s defences): %w", r.name, err)
+	}
+	return nil
+}
+
+// raiseShare writes r.share into the datapath r applied.
+func raiseShare(r *release) error {
+	d, err := datapath.Open(r.pinDir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	c, err := d.Config()
+	if err == nil {
+		c.ConntrackPerSource = r.share
+		err = d.SetConfig(c)
+	}
+	if err != nil {
+		return fmt.Errorf("raise the conntrack share in %s: %w", r.pinDir, err)
 	}
 	return nil
 }

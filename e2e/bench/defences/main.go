@@ -14,6 +14,12 @@
 //   - clusterIP vs pod IP with the defences on: iperf3 alternated pod IP,
 //     clusterIP, pod IP, ... (-pairs, at least 5); median of each, ratio
 //     of the medians and median of the per-pair ratios. Goal >= 0.97.
+//   - a diagnostic beside the goals: the new-connection rates with the
+//     defences and the per-source conntrack share raised to the table
+//     size (datapath.SetConfig after apply), which tells the per-packet
+//     cost apart from a client running out of its share (a short
+//     connection holds two entries per table for 10 to 20 s after its
+//     FIN: lifetime plus the collector's interval).
 //   - the conntrack collector's walk at 100000 entries (half expired, and
 //     none), from BenchmarkConntrackGC in package datapath (go test).
 //
@@ -94,11 +100,17 @@ func main() {
 	}
 }
 
+// shareRaised is the per-source conntrack share of the diagnostic
+// release: the size of each table, so that no single source is limited
+// by its share.
+const shareRaised = 131072
+
 type bench struct {
 	cfg     config
 	lab     *lab
 	without *release
 	with    *release
+	shared  *release // with, the per-source share raised (diagnostic)
 	applied *release // what the node carries now, for the cleanup
 	rows    []row
 }
@@ -126,6 +138,8 @@ func runBench(ctx context.Context, cfg config) error {
 	}
 	b.without = mk("without", oldCommit, "netreconcile-"+oldCommit)
 	b.with = mk("with", "this tree", "netreconcile")
+	b.shared = mk("with-share", "this tree", "netreconcile")
+	b.shared.share = shareRaised
 	b.lab.labBin = b.with.bin
 	fmt.Fprintf(os.Stderr, "building %s and this tree ... ", oldCommit)
 	if err := buildCommit(ctx, root, oldCommit, filepath.Join(tmp, "src-"+oldCommit), b.without.bin); err != nil {

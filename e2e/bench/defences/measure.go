@@ -50,6 +50,11 @@ func (b *bench) measure(ctx context.Context, r *release) (phase, error) {
 	if err := l.apply(ctx, r); err != nil {
 		return ph, err
 	}
+	if r.share != 0 {
+		if err := raiseShare(r); err != nil {
+			return ph, err
+		}
+	}
 	var srv benchnode.ConnServers
 	err := srv.Listen(l.netns("server"), serverIP, portConnPod)
 	if err == nil {
@@ -59,7 +64,7 @@ func (b *bench) measure(ctx context.Context, r *release) (phase, error) {
 		err = b.measureApplied(ctx, &ph)
 	}
 	srv.Stop()
-	if err == nil && r == b.with {
+	if err == nil && r.bin == b.with.bin {
 		ph.drops, err = drops(r)
 	}
 	if err != nil {
@@ -92,34 +97,37 @@ func (b *bench) measureApplied(ctx context.Context, ph *phase) error {
 	return nil
 }
 
-// defences: with vs without, rounds of both in alternating order.
+// defences: with vs without (and the diagnostic), rounds of all three in
+// an order that rotates from round to round.
 func (b *bench) defences(ctx context.Context) error {
-	rounds := b.cfg.rounds
-	without, with := make([]phase, rounds), make([]phase, rounds)
-	for k := range rounds {
-		order := []*release{b.without, b.with}
-		if k%2 == 1 {
-			order = []*release{b.with, b.without}
-		}
-		for _, r := range order {
-			ph, err := b.measure(ctx, r)
+	rels := []*release{b.without, b.with, b.shared}
+	got := make([][]phase, len(rels))
+	for k := range b.cfg.rounds {
+		for j := range rels {
+			i := (j + k) % len(rels)
+			ph, err := b.measure(ctx, rels[i])
 			if err != nil {
 				return fmt.Errorf("round %d: %w", k+1, err)
 			}
-			if r == b.with {
-				with[k] = ph
-			} else {
-				without[k] = ph
-			}
+			got[i] = append(got[i], ph)
 		}
 	}
-	for f := range nFigures {
-		var base, cmp []float64
-		for k := range rounds {
-			base, cmp = append(base, without[k].fig[f]), append(cmp, with[k].fig[f])
+	column := func(ps []phase, f int) []float64 {
+		var out []float64
+		for _, p := range ps {
+			out = append(out, p.fig[f])
 		}
-		b.rows = append(b.rows, compareRow("with vs without", figureNames[f], figureUnits[f], base, cmp,
-			phaseNotes(f, without, with)))
+		return out
+	}
+	for f := range nFigures {
+		b.rows = append(b.rows, compareRow("with vs without", figureNames[f], figureUnits[f],
+			column(got[0], f), column(got[1], f), phaseNotes(f, got[0], got[1])))
+	}
+	for _, f := range []int{connPod, connSvc} {
+		r := compareRow("diagnostic", figureNames[f]+", share raised to "+fmt.Sprint(shareRaised), figureUnits[f],
+			column(got[0], f), column(got[2], f), phaseNotes(f, got[0], got[2]))
+		r.goal, r.met = "-", "-"
+		b.rows = append(b.rows, r)
 	}
 	return nil
 }
