@@ -10,6 +10,8 @@ import (
 	"github.com/netreconcile/netreconcile/reconcile"
 )
 
+// applyCmd converges the node under its lock, or hands the file to the
+// watch daemon that holds the node.
 func applyCmd(g *globals) *cobra.Command {
 	var file, node string
 	var dryRun bool

@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 )
 
+// destroyCmd removes what netreconcile owns on the node, under its lock.
 func destroyCmd(g *globals) *cobra.Command {
 	var file, node string
 	cmd := &cobra.Command{

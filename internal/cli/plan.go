@@ -11,6 +11,8 @@ import (
 	"github.com/netreconcile/netreconcile/reconcile"
 )
 
+// planCmd prints what apply would change; with --observed it reads
+// neither the kernel nor the state directory.
 func planCmd(g *globals) *cobra.Command {
 	var file, node, output, observedFile string
 	var detailed bool

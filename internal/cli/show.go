@@ -15,6 +15,7 @@ import (
 	"github.com/netreconcile/netreconcile/state"
 )
 
+// showCmd prints what netreconcile owns on the node, as text or JSON.
 func showCmd(g *globals) *cobra.Command {
 	var file, node, output string
 	cmd := &cobra.Command{
