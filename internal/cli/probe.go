@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"fmt"
@@ -37,9 +37,6 @@ probe could not run.`,
   netreconcile probe -f topology.yaml -p 80/TCP -p 53/UDP --timeout 300ms`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "text" && output != "json" {
-				return fmt.Errorf("-o %q: want text or json", output)
-			}
 			r, err := spec.Load(file)
 			if err != nil {
 				return err
@@ -72,12 +69,11 @@ probe could not run.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVarP(&file, "file", "f", "", "topology file (- for standard input)")
-	_ = cmd.MarkFlagRequired("file")
+	fileFlag(cmd, &file)
 	cmd.Flags().StringArrayVarP(&ports, "port", "p", nil, "PORT/PROTO to probe (repeatable; default: every declared TCP and UDP port)")
 	cmd.Flags().DurationVar(&o.Timeout, "timeout", time.Second, "time one attempt waits for an answer")
 	cmd.Flags().IntVar(&o.Retries, "retries", 1, "further attempts for a pair that did not answer")
 	cmd.Flags().IntVar(&o.Parallel, "parallel", 64, "attempts in flight at once")
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
+	outputFlag(cmd, &output)
 	return cmd
 }

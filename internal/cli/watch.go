@@ -1,20 +1,15 @@
-package main
+package cli
 
 import (
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime/debug"
-	"strings"
 	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/netreconcile/netreconcile/daemon"
-	"github.com/netreconcile/netreconcile/internal/nodelock"
-	"github.com/netreconcile/netreconcile/internal/statedir"
 	"github.com/netreconcile/netreconcile/reconcile"
 	"github.com/netreconcile/netreconcile/spec"
 )
@@ -63,7 +58,7 @@ when WatchdogSec= is set, WATCHDOG=1 keep-alives. See examples/systemd/.`,
 			if r.Node(node) == nil {
 				return fmt.Errorf("node %q is not in %s", node, file)
 			}
-			unlock, err := lockNode(cmd, g, node)
+			unlock, err := g.lockNode(cmd, node)
 			if err != nil {
 				return err
 			}
@@ -82,7 +77,7 @@ when WatchdogSec= is set, WATCHDOG=1 keep-alives. See examples/systemd/.`,
 				debug.SetMemoryLimit(daemonMemoryLimit)
 			}
 			cfg.File, cfg.Node, cfg.NodeNetns, cfg.MetricsAddr = file, node, g.nodeNetns, metricsAddr
-			cfg.Control = controlPath(g, node)
+			cfg.Control = g.controlPath(node)
 			cfg.NewEngine = func() *reconcile.Engine { return g.engine(node) }
 			cfg.Log = g.log.WithValues("node", node)
 			cfg.Reload = hup
@@ -98,69 +93,4 @@ when WatchdogSec= is set, WATCHDOG=1 keep-alives. See examples/systemd/.`,
 	f.DurationVar(&cfg.KernelDebounce, "drift-debounce", daemon.DefaultKernelDebounce, "time to gather a burst of kernel events before repairing")
 	lockFlag(cmd)
 	return cmd
-}
-
-// lockFlag adds --lock-timeout to a command that changes a node.
-func lockFlag(cmd *cobra.Command) {
-	cmd.Flags().Duration("lock-timeout", 30*time.Second,
-		"how long to wait while another netreconcile (apply, destroy, watch) holds the node (0: fail at once)")
-}
-
-// lockNode takes the node's lock (see internal/nodelock) for the rest of
-// the command, waiting up to --lock-timeout with a message.
-func lockNode(cmd *cobra.Command, g *globals, node string) (release func(), err error) {
-	timeout, _ := cmd.Flags().GetDuration("lock-timeout")
-	self := "netreconcile " + strings.Join(os.Args[1:], " ")
-	l, err := nodelock.Acquire(cmd.Context(), g.stateDirectory(), node, self, timeout, func(h nodelock.Holder) {
-		fmt.Fprintf(cmd.ErrOrStderr(), "Waiting for node %q: it is locked by %s (waiting up to %v, --lock-timeout)\n", node, h, timeout)
-	})
-	if err != nil {
-		return func() {}, err
-	}
-	return func() { _ = l.Release() }, nil
-}
-
-// controlPath is the watch daemon's control socket for node, beside the
-// node's lock (see daemon/control.go).
-func controlPath(g *globals, node string) string {
-	return filepath.Join(g.stateDirectory(), node+".sock")
-}
-
-// checkState checks the state directory before a command uses it (see
-// internal/statedir): the commands that change the node make it when it
-// is missing; plan, show and apply --dry-run read it when it exists; the
-// offline verbs (validate, plan --observed, explain, probe, version) do
-// not touch it.
-func (g *globals) checkState(cmd *cobra.Command) error {
-	flag := func(name string) bool {
-		f := cmd.Flags().Lookup(name)
-		return f != nil && f.Changed
-	}
-	switch cmd.CommandPath() {
-	case "netreconcile destroy", "netreconcile watch", "netreconcile lab up", "netreconcile lab down":
-		return statedir.Ensure(g.stateDirectory())
-	case "netreconcile apply":
-		if !flag("dry-run") {
-			return statedir.Ensure(g.stateDirectory())
-		}
-	case "netreconcile plan":
-		if flag("observed") {
-			g.noState = true
-			return nil
-		}
-	case "netreconcile show":
-	default:
-		g.noState = true
-		return nil
-	}
-	_, err := statedir.Check(g.stateDirectory())
-	return err
-}
-
-// stateDirectory is --state-dir, or the default when it was set empty.
-func (g *globals) stateDirectory() string {
-	if g.stateDir == "" {
-		return reconcile.DefaultStateDir
-	}
-	return g.stateDir
 }

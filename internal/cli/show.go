@@ -1,15 +1,53 @@
-package main
+package cli
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
 	"slices"
 	"strings"
 
+	"github.com/spf13/cobra"
+
 	"github.com/netreconcile/netreconcile/reconcile"
+	"github.com/netreconcile/netreconcile/spec"
 	"github.com/netreconcile/netreconcile/state"
 )
+
+// showCmd prints what netreconcile owns on the node, as text or JSON.
+func showCmd(g *globals) *cobra.Command {
+	var file, node, output string
+	cmd := &cobra.Command{
+		Use:   "show",
+		Short: "Show the live state netreconcile owns on the node",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var r *spec.Resolved
+			if file != "" {
+				var err error
+				if r, _, err = g.load(file, false); err != nil {
+					return err
+				}
+			}
+			obs, err := g.engine(node).Show(r)
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(obs)
+			}
+			writeShow(cmd.OutOrStdout(), obs)
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&file, "file", "f", "", "topology file: also look into the pod namespaces it names")
+	nodeFlag(cmd, &node)
+	outputFlag(cmd, &output)
+	return cmd
+}
 
 // writeShow prints the owned objects, one per line, grouped by kind, then
 // the datapath's defences when the node has a datapath.

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"errors"
@@ -13,6 +13,8 @@ import (
 	"github.com/netreconcile/netreconcile/spec"
 )
 
+// labCmd holds lab up and lab down; each node of the lab gets its own
+// engine (see labNode).
 func labCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "lab",
@@ -20,6 +22,11 @@ func labCmd(g *globals) *cobra.Command {
 		Long: "Build or remove the whole cluster on this machine (one netns per node, plus an underlay).\n\n" +
 			"With --bpffs DIR, each node's datapath is pinned in DIR/<node>: the nodes of a lab never share maps.",
 	}
+	cmd.AddCommand(labUpCmd(g), labDownCmd(g))
+	return cmd
+}
+
+func labUpCmd(g *globals) *cobra.Command {
 	var file string
 	up := &cobra.Command{
 		Use:   "up -f FILE",
@@ -49,13 +56,17 @@ func labCmd(g *globals) *cobra.Command {
 		},
 	}
 	fileFlag(up, &file)
-	var downFile string
+	return up
+}
+
+func labDownCmd(g *globals) *cobra.Command {
+	var file string
 	down := &cobra.Command{
 		Use:   "down -f FILE",
 		Short: "Destroy every node's objects, then remove the lab's namespaces",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			r, err := spec.Load(downFile)
+			r, err := spec.Load(file)
 			if err != nil {
 				return err
 			}
@@ -78,9 +89,8 @@ func labCmd(g *globals) *cobra.Command {
 			return errors.Join(errs...)
 		},
 	}
-	fileFlag(down, &downFile)
-	cmd.AddCommand(up, down)
-	return cmd
+	fileFlag(down, &file)
+	return down
 }
 
 // labNode returns the global flags for one node of a lab: its namespace,

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"fmt"
@@ -83,8 +83,7 @@ the question cannot be answered (invalid file, unknown pod, bad port).`,
 			return err
 		},
 	}
-	cmd.Flags().StringVarP(&file, "file", "f", "", "topology file (- for standard input)")
-	_ = cmd.MarkFlagRequired("file")
+	fileFlag(cmd, &file)
 	return cmd
 }
 

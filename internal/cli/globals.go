@@ -1,0 +1,187 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/go-logr/zapr"
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"golang.org/x/term"
+
+	"github.com/netreconcile/netreconcile/drivers"
+	"github.com/netreconcile/netreconcile/drivers/bridge"
+	"github.com/netreconcile/netreconcile/drivers/ipvlan"
+	"github.com/netreconcile/netreconcile/drivers/macvlan"
+	"github.com/netreconcile/netreconcile/drivers/veth"
+	"github.com/netreconcile/netreconcile/internal/nodelock"
+	"github.com/netreconcile/netreconcile/internal/statedir"
+	"github.com/netreconcile/netreconcile/reconcile"
+	"github.com/netreconcile/netreconcile/spec"
+)
+
+// globals are the flags every command shares, and what the root command
+// makes of them before a verb runs.
+type globals struct {
+	nodeNetns string
+	bpffs     string
+	stateDir  string
+	logFormat string
+	attach    string
+	verbose   int
+	log       logr.Logger
+	// noState is set for the offline verbs: they read no state directory
+	// (not even the parse cache).
+	noState bool
+}
+
+// addFlags adds the global flags to the root command.
+func (g *globals) addFlags(root *cobra.Command) {
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.nodeNetns, "node-netns", "", "the node's host network namespace (name or path; default: the current one)")
+	pf.StringVar(&g.bpffs, "bpffs", "", "BPF pin directory (default /sys/fs/bpf/netreconcile/<node>)")
+	pf.StringVar(&g.stateDir, "state-dir", reconcile.DefaultStateDir, "directory of records (created namespaces, changed sysctls)")
+	pf.StringVar(&g.logFormat, "log-format", "", "console or json (default: console on a terminal, json otherwise)")
+	pf.CountVarP(&g.verbose, "verbose", "v", "more logs (repeat for more)")
+	pf.StringVar(&g.attach, "attach-mode", "tcx", "how datapath programs attach: tcx (links; an RCU wait each) or tc (clsact filters; fast in bulk)")
+}
+
+// setUp checks the global flags, makes the logger and checks the state
+// directory for cmd, in that order (the first error wins).
+func (g *globals) setUp(cmd *cobra.Command) error {
+	if g.attach != "tcx" && g.attach != "tc" {
+		return fmt.Errorf("--attach-mode %q: want tcx or tc", g.attach)
+	}
+	l, err := newLogger(g.logFormat, g.verbose, cmd.ErrOrStderr())
+	g.log = l
+	if err != nil {
+		return err
+	}
+	return g.checkState(cmd)
+}
+
+func newLogger(format string, verbose int, w io.Writer) (logr.Logger, error) {
+	if format == "" {
+		format = "json"
+		if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+			format = "console"
+		}
+	}
+	ec := zap.NewProductionEncoderConfig()
+	ec.EncodeTime = zapcore.ISO8601TimeEncoder
+	var enc zapcore.Encoder
+	switch format {
+	case "json":
+		enc = zapcore.NewJSONEncoder(ec)
+	case "console":
+		ec.EncodeLevel = zapcore.CapitalLevelEncoder
+		enc = zapcore.NewConsoleEncoder(ec)
+	default:
+		return logr.Discard(), fmt.Errorf("--log-format %q: want console or json", format)
+	}
+	core := zapcore.NewCore(enc, zapcore.AddSync(w), zapcore.Level(-verbose))
+	return zapr.NewLogger(zap.New(core)), nil
+}
+
+// registry is the one place drivers are registered.
+func registry() *drivers.Registry {
+	return drivers.NewRegistry(veth.Driver{}, bridge.Driver{}, macvlan.Driver{}, ipvlan.Driver{})
+}
+
+func (g *globals) engine(node string) *reconcile.Engine {
+	bpffs := g.bpffs
+	if bpffs == "" {
+		bpffs = filepath.Join("/sys/fs/bpf/netreconcile", node)
+	}
+	return &reconcile.Engine{
+		Cfg: &reconcile.Config{Node: node, NodeNetns: g.nodeNetns, StateDir: g.stateDir, BPFFS: bpffs, Drivers: registry(),
+			AttachTC: g.attach == "tc"},
+		Log: g.log.WithValues("node", node),
+	}
+}
+
+// load reads the topology file through the parse cache in the state
+// directory. With store, commit records the model after a miss: call it
+// once the command succeeded (plan never stores: it changes nothing).
+func (g *globals) load(file string, store bool) (r *spec.Resolved, commit func(), err error) {
+	start := time.Now()
+	c := spec.ParseCache{Path: filepath.Join(g.stateDirectory(), "parsed.cache"), Store: store}
+	if g.noState {
+		c = spec.ParseCache{}
+	}
+	c.Miss = func(reason string) { g.log.V(1).Info("parse cache not used", "path", c.Path, "reason", reason) }
+	r, found, save, err := c.Load(file)
+	if err == nil {
+		g.log.V(1).Info("loaded", "file", file, "cached", string(found), "took", time.Since(start))
+	}
+	return r, func() {
+		if err := save(); err != nil {
+			g.log.V(1).Info("parse cache not written", "path", c.Path, "error", err.Error())
+		}
+	}, err
+}
+
+// checkState checks the state directory before a command uses it (see
+// internal/statedir): the commands that change the node make it when it
+// is missing; plan, show and apply --dry-run read it when it exists; the
+// offline verbs (validate, plan --observed, explain, probe, version) do
+// not touch it.
+func (g *globals) checkState(cmd *cobra.Command) error {
+	flag := func(name string) bool {
+		f := cmd.Flags().Lookup(name)
+		return f != nil && f.Changed
+	}
+	switch cmd.CommandPath() {
+	case "netreconcile destroy", "netreconcile watch", "netreconcile lab up", "netreconcile lab down":
+		return statedir.Ensure(g.stateDirectory())
+	case "netreconcile apply":
+		if !flag("dry-run") {
+			return statedir.Ensure(g.stateDirectory())
+		}
+	case "netreconcile plan":
+		if flag("observed") {
+			g.noState = true
+			return nil
+		}
+	case "netreconcile show":
+	default:
+		g.noState = true
+		return nil
+	}
+	_, err := statedir.Check(g.stateDirectory())
+	return err
+}
+
+// stateDirectory is --state-dir, or the default when it was set empty.
+func (g *globals) stateDirectory() string {
+	if g.stateDir == "" {
+		return reconcile.DefaultStateDir
+	}
+	return g.stateDir
+}
+
+// lockNode takes the node's lock (see internal/nodelock) for the rest of
+// the command, waiting up to --lock-timeout with a message.
+func (g *globals) lockNode(cmd *cobra.Command, node string) (release func(), err error) {
+	timeout, _ := cmd.Flags().GetDuration("lock-timeout")
+	self := "netreconcile " + strings.Join(os.Args[1:], " ")
+	l, err := nodelock.Acquire(cmd.Context(), g.stateDirectory(), node, self, timeout, func(h nodelock.Holder) {
+		fmt.Fprintf(cmd.ErrOrStderr(), "Waiting for node %q: it is locked by %s (waiting up to %v, --lock-timeout)\n", node, h, timeout)
+	})
+	if err != nil {
+		return func() {}, err
+	}
+	return func() { _ = l.Release() }, nil
+}
+
+// controlPath is the watch daemon's control socket for node, beside the
+// node's lock (see daemon/control.go).
+func (g *globals) controlPath(node string) string {
+	return filepath.Join(g.stateDirectory(), node+".sock")
+}
