@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"net/netip"
 	"sync"
 	"time"
 
@@ -136,6 +137,10 @@ func (k *kernelEvents) prepare(want map[string]string, full bool) {
 		k.cache.InvalidateAll()
 	}
 }
+
+// owns tells the subscriptions which neighbour IPs netreconcile owns, by
+// namespace key: events about other dynamic neighbours are not news.
+func (k *kernelEvents) owns(neighs map[string]map[netip.Addr]bool) { k.w.setNeighs(neighs) }
 
 // subscribe subscribes to the namespaces in want that exist.
 func (k *kernelEvents) subscribe(log logr.Logger, want map[string]string) {

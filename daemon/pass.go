@@ -120,7 +120,7 @@ func (d *daemon) converged(p *passRun, res *reconcile.Result) {
 		d.m.Managed.WithLabelValues(k.String()).Set(float64(counts[k.String()]))
 		total += counts[k.String()]
 	}
-	d.kernel.w.setNeighs(neighs)
+	d.kernel.owns(neighs)
 	d.health.succeeded(d.file.specSum, total)
 	d.sched.converged()
 	d.m.LastSuccess.SetToCurrentTime()
