@@ -82,21 +82,35 @@ func listenControl(path string) (net.Listener, error) {
 	return ln, nil
 }
 
-// serveControl hands each connection's request to the loop and writes
-// back its reply, until ln is closed.
-func (d *daemon) serveControl(ctx context.Context, ln net.Listener) {
+// control holds the requests of the control socket: it hands each to
+// the loop, which queues it for the next pass, and answers it with that
+// pass's outcome. reqs is shared with the connections' goroutines; the
+// waiters are the loop's.
+type control struct {
+	file    string      // the file the daemon follows
+	reqs    chan ctlReq // requests from the control socket, to the loop
+	waiters []chan ControlReply
+}
+
+func newControl(file string) *control {
+	return &control{file: file, reqs: make(chan ctlReq)}
+}
+
+// serve hands each connection's request to the loop and writes back its
+// reply, until ln is closed.
+func (c *control) serve(ctx context.Context, ln net.Listener) {
 	for {
 		conn, err := ln.Accept()
 		if err != nil {
 			return
 		}
-		go d.serveConn(ctx, conn)
+		go c.serveConn(ctx, conn)
 	}
 }
 
 // serveConn reads one request from conn, within MaxControlRequest bytes
 // and controlIOTimeout, hands it to the loop and writes back its reply.
-func (d *daemon) serveConn(ctx context.Context, conn net.Conn) {
+func (c *control) serveConn(ctx context.Context, conn net.Conn) {
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(controlIOTimeout))
 	lr := &io.LimitedReader{R: conn, N: MaxControlRequest + 1}
@@ -106,13 +120,13 @@ func (d *daemon) serveConn(ctx context.Context, conn net.Conn) {
 		if lr.N <= 0 {
 			msg = fmt.Sprintf("request larger than %d bytes: refused", MaxControlRequest)
 		}
-		_ = json.NewEncoder(conn).Encode(ControlReply{PID: os.Getpid(), File: d.File, Error: msg})
+		_ = json.NewEncoder(conn).Encode(ControlReply{PID: os.Getpid(), File: c.file, Error: msg})
 		return
 	}
 	_ = conn.SetDeadline(time.Time{}) // the pass takes what it takes
 	r := ctlReq{file: req.File, reply: make(chan ControlReply, 1)}
 	select {
-	case d.ctl <- r:
+	case c.reqs <- r:
 	case <-ctx.Done():
 		return
 	}
@@ -124,17 +138,22 @@ func (d *daemon) serveConn(ctx context.Context, conn net.Conn) {
 	}
 }
 
-// request queues r for a pass at once, or refuses a file that is not the
-// one the daemon follows.
-func (d *daemon) request(r ctlReq, now time.Time) {
-	if err := sameFile(r.file, d.File); err != nil {
-		r.reply <- ControlReply{PID: os.Getpid(), File: d.File, Error: err.Error()}
-		return
+// accept queues r for the next pass, and reports whether it did; a file
+// that is not the one the daemon follows is refused at once.
+func (c *control) accept(r ctlReq) bool {
+	if err := sameFile(r.file, c.file); err != nil {
+		r.reply <- ControlReply{PID: os.Getpid(), File: c.file, Error: err.Error()}
+		return false
 	}
-	d.waiters = append(d.waiters, r.reply)
-	d.pending |= tApply
-	d.due[idx(tApply)] = now
-	d.arm(now)
+	c.waiters = append(c.waiters, r.reply)
+	return true
+}
+
+// take hands the queued requests to the pass that answers them.
+func (c *control) take() []chan ControlReply {
+	w := c.waiters
+	c.waiters = nil
+	return w
 }
 
 // sameFile reports, as an error, why file is not the file followed.
@@ -153,8 +172,8 @@ func sameFile(file, followed string) error {
 }
 
 // answer replies to the requests a pass served.
-func (d *daemon) answer(waiters []chan ControlReply, rep ControlReply) {
-	rep.PID, rep.File = os.Getpid(), d.File
+func (c *control) answer(waiters []chan ControlReply, rep ControlReply) {
+	rep.PID, rep.File = os.Getpid(), c.file
 	for _, w := range waiters {
 		w <- rep
 	}

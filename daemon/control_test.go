@@ -90,10 +90,10 @@ func TestControlRequestIsBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	d := &daemon{Config: Config{File: "/etc/topology.yaml"}, ctl: make(chan ctlReq)}
+	c := newControl("/etc/topology.yaml")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go d.serveControl(ctx, ln)
+	go c.serve(ctx, ln)
 
 	conn, err := net.Dial("unix", path)
 	if err != nil {

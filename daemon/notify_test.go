@@ -100,16 +100,16 @@ func TestWatchdogInterval(t *testing.T) {
 // restarts a daemon that no longer repairs anything.
 func TestWatchdogKeepAlives(t *testing.T) {
 	c := listenNotify(t, filepath.Join(t.TempDir(), "notify.sock"))
-	d := &daemon{Config: Config{PassTimeout: time.Minute}, n: &Notifier{}}
+	h := &health{timeout: time.Minute}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go d.watchdog(ctx, 100*time.Millisecond)
+	go h.watchdog(ctx, 100*time.Millisecond, &Notifier{})
 	for range 2 {
 		if got := recvNotify(t, c); got != "WATCHDOG=1" {
 			t.Fatalf("keep-alive: %q", got)
 		}
 	}
-	d.passStart.Store(time.Now().Add(-2 * time.Minute).UnixNano())
+	h.passStart.Store(time.Now().Add(-2 * time.Minute).UnixNano())
 	// Drain a keep-alive that was in flight, then expect silence.
 	buf := make([]byte, 64)
 	c.SetReadDeadline(time.Now().Add(150 * time.Millisecond))
@@ -118,7 +118,7 @@ func TestWatchdogKeepAlives(t *testing.T) {
 	if n, err := c.Read(buf); err == nil {
 		t.Fatalf("keep-alive %q while the loop is stuck in a pass", buf[:n])
 	}
-	d.passStart.Store(0)
+	h.passStart.Store(0)
 	if got := recvNotify(t, c); got != "WATCHDOG=1" {
 		t.Fatalf("keep-alive after recovery: %q", got)
 	}
