@@ -110,6 +110,20 @@ z/b  X   .   .   .   .   .   .   .   .
 z/c  .   .   .   .   .   .   .   .   .
 `
 
+// xaEgressToYBOnly: x/a may send to y/b alone (and itself).
+const xaEgressToYBOnly = `
+-   x/a x/b x/c y/a y/b y/c z/a z/b z/c
+x/a  .   X   X   X   .   X   X   X   X
+x/b  .   .   .   .   .   .   .   .   .
+x/c  .   .   .   .   .   .   .   .   .
+y/a  .   .   .   .   .   .   .   .   .
+y/b  .   .   .   .   .   .   .   .   .
+y/c  .   .   .   .   .   .   .   .   .
+z/a  .   .   .   .   .   .   .   .   .
+z/b  .   .   .   .   .   .   .   .   .
+z/c  .   .   .   .   .   .   .   .   .
+`
+
 // want holds the hand-written table of every check of every scenario of
 // policymodel.Scenarios, by scenario name and check (PORT/PROTO).
 var want = map[string]map[string]string{
@@ -375,18 +389,7 @@ z/a  .   .   .   .   .   .   .   .   .
 z/b  .   .   .   .   .   .   .   .   .
 z/c  .   .   .   .   .   .   .   .   .
 `,
-		"81/TCP": `
--   x/a x/b x/c y/a y/b y/c z/a z/b z/c
-x/a  .   X   X   X   .   X   X   X   X
-x/b  .   .   .   .   .   .   .   .   .
-x/c  .   .   .   .   .   .   .   .   .
-y/a  .   .   .   .   .   .   .   .   .
-y/b  .   .   .   .   .   .   .   .   .
-y/c  .   .   .   .   .   .   .   .   .
-z/a  .   .   .   .   .   .   .   .   .
-z/b  .   .   .   .   .   .   .   .   .
-z/c  .   .   .   .   .   .   .   .   .
-`,
+		"81/TCP": xaEgressToYBOnly,
 	},
 	"UDP-only rule (protocol without port)": {
 		"80/UDP": allAllowed,
@@ -457,18 +460,7 @@ z/c  .   .   .   X   .   .   .   .   .
 		"80/TCP": allAllowed,
 	},
 	"egress allowed only to one pod": {
-		"80/TCP": `
--   x/a x/b x/c y/a y/b y/c z/a z/b z/c
-x/a  .   X   X   X   .   X   X   X   X
-x/b  .   .   .   .   .   .   .   .   .
-x/c  .   .   .   .   .   .   .   .   .
-y/a  .   .   .   .   .   .   .   .   .
-y/b  .   .   .   .   .   .   .   .   .
-y/c  .   .   .   .   .   .   .   .   .
-z/a  .   .   .   .   .   .   .   .   .
-z/b  .   .   .   .   .   .   .   .   .
-z/c  .   .   .   .   .   .   .   .   .
-`,
+		"80/TCP": xaEgressToYBOnly,
 	},
 	"egress and ingress are both required": {
 		"80/TCP": `
