@@ -357,6 +357,23 @@ func (c *checker) objectKey(path string, name, namespace string) (ns, k string, 
 	return ns, ns + "/" + name, ok
 }
 
+// uniqueKey is objectKey for item i of a list (pods, services,
+// policies), which also reports a key an earlier item took (keyAt: key ->
+// index). ok is false when the key is invalid or taken.
+func (c *checker) uniqueKey(list string, i int, kind, name, namespace string, keyAt map[string]int) (ns, k string, ok bool) {
+	path := index(list, i)
+	ns, k, ok = c.objectKey(path, name, namespace)
+	if !ok {
+		return ns, k, false
+	}
+	if j, dup := keyAt[k]; dup {
+		c.add(join(path, "name"), "duplicate %s %q (first at %s[%d])", kind, k, list, j)
+		return ns, k, false
+	}
+	keyAt[k] = i
+	return ns, k, true
+}
+
 // nodeAt is a node's prefix (its underlay address or its podCIDR), kept
 // with the node's index and name for messages.
 type nodeAt struct {
@@ -553,15 +570,8 @@ func (c *checker) pods(t *Topology, r *Resolved, nodes map[string]*ResolvedNode)
 
 // pod checks pods[i] and resolves it, all but an allocated address.
 func (c *checker) pod(path string, i int, p Pod, r *Resolved, seen *podsSeen) ResolvedPod {
-	ns, k, ok := c.objectKey(path, p.Name, p.Namespace)
-	if ok {
-		if j, dup := seen.keyAt[k]; dup {
-			c.add(join(path, "name"), "duplicate pod %q (first at pods[%d])", k, j)
-			ok = false // its default netns would clash too; say it once
-		} else {
-			seen.keyAt[k] = i
-		}
-	}
+	// A duplicate's default netns would clash too: say it once.
+	ns, k, ok := c.uniqueKey("pods", i, "pod", p.Name, p.Namespace, seen.keyAt)
 	c.use(ns)
 	rp := ResolvedPod{
 		Key: k, Name: p.Name, Namespace: ns, Node: p.Node, Mode: p.Mode, Netns: p.Netns, AdoptNetns: p.AdoptNetns,
@@ -753,14 +763,7 @@ func (c *checker) services(t *Topology, r *Resolved) {
 	}
 	for i, s := range t.Services {
 		path := index("services", i)
-		ns, k, ok := c.objectKey(path, s.Name, s.Namespace)
-		if ok {
-			if j, dup := keyAt[k]; dup {
-				c.add(join(path, "name"), "duplicate service %q (first at services[%d])", k, j)
-			} else {
-				keyAt[k] = i
-			}
-		}
+		ns, k, _ := c.uniqueKey("services", i, "service", s.Name, s.Namespace, keyAt)
 		c.use(ns)
 		rs := ResolvedService{Key: k, Name: s.Name, Namespace: ns, Selector: maps.Clone(s.Selector), SessionAffinity: s.SessionAffinity}
 
@@ -858,14 +861,7 @@ func (c *checker) policies(t *Topology, r *Resolved) {
 	}
 	for i, pol := range t.Policies {
 		path := index("policies", i)
-		ns, k, ok := c.objectKey(path, pol.Name, pol.Namespace)
-		if ok {
-			if j, dup := keyAt[k]; dup {
-				c.add(join(path, "name"), "duplicate policy %q (first at policies[%d])", k, j)
-			} else {
-				keyAt[k] = i
-			}
-		}
+		ns, k, _ := c.uniqueKey("policies", i, "policy", pol.Name, pol.Namespace, keyAt)
 		c.use(ns)
 		sp := join(path, "spec")
 		spec := clonePolicySpec(pol.Spec)
