@@ -1,8 +1,9 @@
-// Package benchnode holds what the benchmarks under e2e/bench
-// share: a throwaway node namespace with an uplink, the raw-netlink floor
-// for creating veth pods (the same objects netreconcile's veth driver
-// makes, with no observation, diffing or verification), iperf3 runs,
-// building the binary, running main, and formatting.
+// Package benchnode holds what the benchmarks under e2e/bench share: a
+// throwaway node namespace with an uplink, the raw-netlink floor for
+// creating veth pods (the same objects netreconcile's veth driver makes,
+// with no observation, diffing or verification), building the binary and
+// bringing a lab up and down, iperf3 runs, main's signal handling, and
+// formatting.
 //
 // Everything lives in namespaces named after a random id; callers delete
 // them on every exit path (the returned cleanups do).
