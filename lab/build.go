@@ -296,47 +296,17 @@ func waitOperUp(ctx context.Context, h *netlink.Handle, name string) error {
 // ends are in place: the node end in the node namespace, its peer in the
 // underlay under the expected name and plugged into the subnet's bridge.
 func (b *builder) uplink(h *netlink.Handle, nodeNs netns.NsHandle, n *NodeInfo) (netlink.Link, error) {
-	up, err := h.LinkByName(n.Uplink)
-	if err != nil && !isNotFound(err) {
-		return nil, fmt.Errorf("look up: %w", err)
-	}
-	port, err := b.ul.LinkByName(n.Port)
-	if err != nil && !isNotFound(err) {
-		return nil, fmt.Errorf("look up underlay port %s: %w", n.Port, err)
-	}
-	br, err := b.ul.LinkByName(n.Bridge)
+	up, port, br, err := b.uplinkEnds(h, n)
 	if err != nil {
-		return nil, fmt.Errorf("look up bridge %s: %w", n.Bridge, err)
+		return nil, err
 	}
-
 	if up != nil && port != nil {
 		paired, err := b.paired(up, port, nodeNs)
 		if err != nil {
 			return nil, err
 		}
 		if paired {
-			if err := b.mtu(h, up, n.Netns); err != nil {
-				return nil, err
-			}
-			if err := b.mtu(b.ul, port, b.info.Underlay); err != nil {
-				return nil, err
-			}
-			if err := b.mac(h, up, n.MAC, n.Netns); err != nil {
-				return nil, err
-			}
-			if err := b.mac(b.ul, port, macFor("port", n.Name), b.info.Underlay); err != nil {
-				return nil, err
-			}
-			if port.Attrs().MasterIndex != br.Attrs().Index {
-				if err := b.ul.LinkSetMaster(port, br); err != nil {
-					return nil, fmt.Errorf("plug %s into %s: %w", n.Port, n.Bridge, err)
-				}
-				b.changed("plugged %s into %s in %s", n.Port, n.Bridge, b.info.Underlay)
-			}
-			if err := b.alias(b.ul, port, "nrlab node "+n.Name); err != nil {
-				return nil, err
-			}
-			if err := b.up(b.ul, port, b.info.Underlay); err != nil {
+			if err := b.tidyPair(h, up, port, br, n); err != nil {
 				return nil, err
 			}
 			return up, nil
@@ -344,19 +314,79 @@ func (b *builder) uplink(h *netlink.Handle, nodeNs netns.NsHandle, n *NodeInfo) 
 	}
 	// Something is missing or wrong: both namespaces are the lab's, so
 	// start this pair over rather than repair it piecemeal.
+	if err := b.deleteStalePair(h, up, port, n); err != nil {
+		return nil, err
+	}
+	return b.createPair(h, nodeNs, br, n)
+}
+
+// uplinkEnds looks up the node's uplink and its underlay port, either of
+// which may be missing (nil), and the subnet's bridge, which must exist.
+func (b *builder) uplinkEnds(h *netlink.Handle, n *NodeInfo) (up, port, br netlink.Link, err error) {
+	up, err = h.LinkByName(n.Uplink)
+	if err != nil && !isNotFound(err) {
+		return nil, nil, nil, fmt.Errorf("look up: %w", err)
+	}
+	port, err = b.ul.LinkByName(n.Port)
+	if err != nil && !isNotFound(err) {
+		return nil, nil, nil, fmt.Errorf("look up underlay port %s: %w", n.Port, err)
+	}
+	br, err = b.ul.LinkByName(n.Bridge)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("look up bridge %s: %w", n.Bridge, err)
+	}
+	return up, port, br, nil
+}
+
+// tidyPair brings an existing, correctly paired uplink and port back to
+// their MTU, MACs, bridge, alias and state.
+func (b *builder) tidyPair(h *netlink.Handle, up, port, br netlink.Link, n *NodeInfo) error {
+	if err := b.mtu(h, up, n.Netns); err != nil {
+		return err
+	}
+	if err := b.mtu(b.ul, port, b.info.Underlay); err != nil {
+		return err
+	}
+	if err := b.mac(h, up, n.MAC, n.Netns); err != nil {
+		return err
+	}
+	if err := b.mac(b.ul, port, macFor("port", n.Name), b.info.Underlay); err != nil {
+		return err
+	}
+	if port.Attrs().MasterIndex != br.Attrs().Index {
+		if err := b.ul.LinkSetMaster(port, br); err != nil {
+			return fmt.Errorf("plug %s into %s: %w", n.Port, n.Bridge, err)
+		}
+		b.changed("plugged %s into %s in %s", n.Port, n.Bridge, b.info.Underlay)
+	}
+	if err := b.alias(b.ul, port, "nrlab node "+n.Name); err != nil {
+		return err
+	}
+	return b.up(b.ul, port, b.info.Underlay)
+}
+
+// deleteStalePair deletes whichever ends of a broken pair exist.
+func (b *builder) deleteStalePair(h *netlink.Handle, up, port netlink.Link, n *NodeInfo) error {
 	if up != nil {
 		if err := h.LinkDel(up); err != nil {
-			return nil, fmt.Errorf("delete stale %s: %w", n.Uplink, err)
+			return fmt.Errorf("delete stale %s: %w", n.Uplink, err)
 		}
 		b.changed("deleted stale %s in %s", n.Uplink, n.Netns)
 	}
 	if port != nil {
 		// Deleting the uplink may already have taken its peer along.
 		if err := b.ul.LinkDel(port); err != nil && !errors.Is(err, unix.ENODEV) {
-			return nil, fmt.Errorf("delete stale %s: %w", n.Port, err)
+			return fmt.Errorf("delete stale %s: %w", n.Port, err)
 		}
 		b.changed("deleted stale %s in %s", n.Port, b.info.Underlay)
 	}
+	return nil
+}
+
+// createPair creates the veth pair, the port in the underlay plugged into
+// br and its peer, the uplink, in the node namespace, and returns the
+// uplink.
+func (b *builder) createPair(h *netlink.Handle, nodeNs netns.NsHandle, br netlink.Link, n *NodeInfo) (netlink.Link, error) {
 	veth := &netlink.Veth{
 		LinkAttrs: netlink.LinkAttrs{
 			Name:         n.Port,
@@ -374,14 +404,15 @@ func (b *builder) uplink(h *netlink.Handle, nodeNs netns.NsHandle, n *NodeInfo) 
 		return nil, err
 	}
 	b.changed("created veth %s in %s, peer %s in %s", n.Port, b.info.Underlay, n.Uplink, n.Netns)
-	port, err = b.ul.LinkByName(n.Port)
+	port, err := b.ul.LinkByName(n.Port)
 	if err != nil {
 		return nil, fmt.Errorf("look up underlay port %s: %w", n.Port, err)
 	}
 	if err := b.up(b.ul, port, b.info.Underlay); err != nil {
 		return nil, err
 	}
-	if up, err = h.LinkByName(n.Uplink); err != nil {
+	up, err := h.LinkByName(n.Uplink)
+	if err != nil {
 		return nil, fmt.Errorf("look up: %w", err)
 	}
 	return up, nil

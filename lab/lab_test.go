@@ -56,12 +56,7 @@ func nodeNetns(r *spec.Resolved) []string {
 // handle returns a netlink handle on ns, closed at cleanup.
 func handle(t *testing.T, ns string) *netlink.Handle {
 	t.Helper()
-	nsh, err := nsutil.Open(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nsh.Close()
-	h, err := netlink.NewHandleAt(nsh)
+	h, err := nsutil.Handle(ns)
 	if err != nil {
 		t.Fatal(err)
 	}

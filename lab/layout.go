@@ -160,81 +160,132 @@ func Layout(r *spec.Resolved) (*Info, error) {
 	if r == nil || len(r.Nodes) == 0 {
 		return nil, &Error{Object: "topology", Err: fmt.Errorf("%w: no nodes", ErrInvalid)}
 	}
-	in := &Info{Underlay: UnderlayNetns(r)}
-	var errs []error
-	bad := func(node string, format string, args ...any) {
-		errs = append(errs, nodeErr(node, "", fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...)))
+	c := &layoutChecker{
+		byAddr:   map[netip.Addr]string{},
+		subnetOf: map[netip.Prefix]string{},
+		ports:    map[string]string{},
+		names:    map[string]bool{},
 	}
-
-	byAddr := map[netip.Addr]string{}
-	subnetOf := map[netip.Prefix]string{} // subnet -> first node in it, for messages
-	ports := map[string]string{}
-	names := map[string]bool{}
-	var subnets []netip.Prefix
 	for _, n := range r.Nodes {
-		if names[n.Name] {
-			bad(n.Name, "duplicate node name")
-			continue
-		}
-		names[n.Name] = true
-		if n.Name == "" || strings.ContainsAny(n.Name, "/\x00") || n.Name == "." || n.Name == ".." {
-			bad(n.Name, "name cannot be used in a namespace name")
-			continue
-		}
-		uplink := n.Uplink
-		if uplink == "" {
-			uplink = defaultUplink
-		}
-		if len(uplink) > maxIfNameLen || strings.ContainsAny(uplink, "/: \t\n\x00") || uplink == "." || uplink == ".." || uplink == "lo" {
-			bad(n.Name, "uplink %q is not a valid interface name", uplink)
-		}
-		if !n.Address.IsValid() {
-			bad(n.Name, "no underlay address")
-			continue
-		}
-		addr := n.Address.Addr()
-		subnet := n.Address.Masked()
-		if other, ok := byAddr[addr]; ok {
-			bad(n.Name, "address %s is also node %q's", addr, other)
-			continue
-		}
-		byAddr[addr] = n.Name
-		if addr == subnet.Addr() && n.Address.Bits() < addr.BitLen()-1 {
-			bad(n.Name, "address %s is the network address of %s", addr, subnet)
-		}
-		if addr.Is4() && n.Address.Bits() < 31 && addr == lastAddr(subnet) {
-			bad(n.Name, "address %s is the broadcast address of %s", addr, subnet)
-		}
-		if p, ok := ports[portName(n.Name)]; ok {
-			// A 32-bit hash collision: report it rather than plug two
-			// nodes into one port.
-			bad(n.Name, "underlay port name %s clashes with node %q's", portName(n.Name), p)
-		}
-		ports[portName(n.Name)] = n.Name
-		if _, ok := subnetOf[subnet]; ok {
-			continue
-		}
-		for _, s := range subnets {
-			if s.Overlaps(subnet) {
-				bad(n.Name, "subnet %s overlaps subnet %s of node %q", subnet, s, subnetOf[s])
-			}
-		}
-		subnetOf[subnet] = n.Name
-		subnets = append(subnets, subnet)
+		c.node(n)
 	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+	if len(c.errs) > 0 {
+		return nil, errors.Join(c.errs...)
 	}
+	in := &Info{Underlay: UnderlayNetns(r)}
+	routers, err := c.routers(in)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range r.Nodes {
+		si := routers[n.Address.Masked()]
+		in.Nodes = append(in.Nodes, NodeInfo{
+			Name:    n.Name,
+			Netns:   NodeNetns(n.Name),
+			Uplink:  uplinkOf(n),
+			Address: n.Address,
+			MAC:     macFor("node", n.Name),
+			Router:  si.Router,
+			Bridge:  si.Bridge,
+			Port:    portName(n.Name),
+		})
+	}
+	return in, nil
+}
 
-	slices.SortFunc(subnets, func(a, b netip.Prefix) int {
-		if c := a.Addr().Compare(b.Addr()); c != 0 {
-			return c
+// uplinkOf is the name of n's uplink, defaulted.
+func uplinkOf(n spec.ResolvedNode) string {
+	if n.Uplink == "" {
+		return defaultUplink
+	}
+	return n.Uplink
+}
+
+// layoutChecker collects what Layout's checks have seen so far: node
+// names, addresses, underlay ports and subnets, and every error.
+type layoutChecker struct {
+	errs     []error
+	byAddr   map[netip.Addr]string
+	subnetOf map[netip.Prefix]string // subnet -> first node in it, for messages
+	ports    map[string]string
+	names    map[string]bool
+	subnets  []netip.Prefix
+}
+
+func (c *layoutChecker) bad(node string, format string, args ...any) {
+	c.errs = append(c.errs, nodeErr(node, "", fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...)))
+}
+
+// node checks one node's name, uplink and address against the nodes seen
+// before it, and records its subnet.
+func (c *layoutChecker) node(n spec.ResolvedNode) {
+	if c.names[n.Name] {
+		c.bad(n.Name, "duplicate node name")
+		return
+	}
+	c.names[n.Name] = true
+	if n.Name == "" || strings.ContainsAny(n.Name, "/\x00") || n.Name == "." || n.Name == ".." {
+		c.bad(n.Name, "name cannot be used in a namespace name")
+		return
+	}
+	uplink := uplinkOf(n)
+	if len(uplink) > maxIfNameLen || strings.ContainsAny(uplink, "/: \t\n\x00") || uplink == "." || uplink == ".." || uplink == "lo" {
+		c.bad(n.Name, "uplink %q is not a valid interface name", uplink)
+	}
+	if !n.Address.IsValid() {
+		c.bad(n.Name, "no underlay address")
+		return
+	}
+	addr := n.Address.Addr()
+	subnet := n.Address.Masked()
+	if other, ok := c.byAddr[addr]; ok {
+		c.bad(n.Name, "address %s is also node %q's", addr, other)
+		return
+	}
+	c.byAddr[addr] = n.Name
+	if addr == subnet.Addr() && n.Address.Bits() < addr.BitLen()-1 {
+		c.bad(n.Name, "address %s is the network address of %s", addr, subnet)
+	}
+	if addr.Is4() && n.Address.Bits() < 31 && addr == lastAddr(subnet) {
+		c.bad(n.Name, "address %s is the broadcast address of %s", addr, subnet)
+	}
+	if p, ok := c.ports[portName(n.Name)]; ok {
+		// A 32-bit hash collision: report it rather than plug two
+		// nodes into one port.
+		c.bad(n.Name, "underlay port name %s clashes with node %q's", portName(n.Name), p)
+	}
+	c.ports[portName(n.Name)] = n.Name
+	c.subnet(n.Name, subnet)
+}
+
+// subnet records a node's subnet, the first time it is seen, unless it
+// overlaps another.
+func (c *layoutChecker) subnet(node string, subnet netip.Prefix) {
+	if _, ok := c.subnetOf[subnet]; ok {
+		return
+	}
+	for _, s := range c.subnets {
+		if s.Overlaps(subnet) {
+			c.bad(node, "subnet %s overlaps subnet %s of node %q", subnet, s, c.subnetOf[s])
+		}
+	}
+	c.subnetOf[subnet] = node
+	c.subnets = append(c.subnets, subnet)
+}
+
+// routers sorts the subnets, gives each a router address and bridge, adds
+// them to in and returns them by prefix.
+func (c *layoutChecker) routers(in *Info) (map[netip.Prefix]SubnetInfo, error) {
+	slices.SortFunc(c.subnets, func(a, b netip.Prefix) int {
+		if d := a.Addr().Compare(b.Addr()); d != 0 {
+			return d
 		}
 		return a.Bits() - b.Bits()
 	})
+	var errs []error
 	routers := map[netip.Prefix]SubnetInfo{}
-	for _, s := range subnets {
-		router, ok := routerAddr(s, byAddr)
+	for _, s := range c.subnets {
+		router, ok := routerAddr(s, c.byAddr)
 		if !ok {
 			errs = append(errs, &Error{Object: "subnet " + s.String(),
 				Err: fmt.Errorf("%w: no free address left for the router", ErrInvalid)})
@@ -247,24 +298,7 @@ func Layout(r *spec.Resolved) (*Info, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	for _, n := range r.Nodes {
-		uplink := n.Uplink
-		if uplink == "" {
-			uplink = defaultUplink
-		}
-		si := routers[n.Address.Masked()]
-		in.Nodes = append(in.Nodes, NodeInfo{
-			Name:    n.Name,
-			Netns:   NodeNetns(n.Name),
-			Uplink:  uplink,
-			Address: n.Address,
-			MAC:     macFor("node", n.Name),
-			Router:  si.Router,
-			Bridge:  si.Bridge,
-			Port:    portName(n.Name),
-		})
-	}
-	return in, nil
+	return routers, nil
 }
 
 // routerAddr picks the highest usable host address of p that no node

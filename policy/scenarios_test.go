@@ -1,7 +1,10 @@
 package policy
 
 import (
+	"fmt"
 	"testing"
+
+	"github.com/netreconcile/netreconcile/internal/policymodel"
 )
 
 // Expected tables below are written by hand from the Kubernetes semantics,
@@ -107,73 +110,44 @@ z/b  X   .   .   .   .   .   .   .   .
 z/c  .   .   .   .   .   .   .   .   .
 `
 
-type check struct {
-	port  int
-	proto string
-	want  string
-}
+// xaEgressToYBOnly: x/a may send to y/b alone (and itself).
+const xaEgressToYBOnly = `
+-   x/a x/b x/c y/a y/b y/c z/a z/b z/c
+x/a  .   X   X   X   .   X   X   X   X
+x/b  .   .   .   .   .   .   .   .   .
+x/c  .   .   .   .   .   .   .   .   .
+y/a  .   .   .   .   .   .   .   .   .
+y/b  .   .   .   .   .   .   .   .   .
+y/c  .   .   .   .   .   .   .   .   .
+z/a  .   .   .   .   .   .   .   .   .
+z/b  .   .   .   .   .   .   .   .   .
+z/c  .   .   .   .   .   .   .   .   .
+`
 
-type scenario struct {
-	name     string
-	policies string
-	webPort  map[string]int // nil: the standard model's ports only
-	checks   []check
-}
-
-var scenarios = []scenario{
-	{
-		name:   "default allow: no policies",
-		checks: []check{{80, "TCP", allAllowed}, {81, "UDP", allAllowed}},
+// want holds the hand-written table of every check of every scenario of
+// policymodel.Scenarios, by scenario name and check (PORT/PROTO).
+var want = map[string]map[string]string{
+	"default allow: no policies": {
+		"80/TCP": allAllowed,
+		"81/UDP": allAllowed,
 	},
-	{
-		name: "deny all ingress in x",
-		policies: `
-  - name: deny-all
-    namespace: x
-    spec: {podSelector: {}, policyTypes: [Ingress], ingress: []}
-`,
-		checks: []check{{80, "TCP", xIngressDenied}, {81, "UDP", xIngressDenied}},
+	"deny all ingress in x": {
+		"80/TCP": xIngressDenied,
+		"81/UDP": xIngressDenied,
 	},
-	{
-		name: "deny all ingress with policyTypes defaulted",
-		policies: `
-  - name: deny-all
-    namespace: y
-    spec: {podSelector: {}}
-`,
-		checks: []check{{80, "TCP", yIngressDenied}},
+	"deny all ingress with policyTypes defaulted": {
+		"80/TCP": yIngressDenied,
 	},
-	{
-		name: "deny all egress in x",
-		policies: `
-  - name: deny-all-egress
-    namespace: x
-    spec: {podSelector: {}, policyTypes: [Egress]}
-`,
-		checks: []check{{80, "TCP", xEgressDenied}, {80, "UDP", xEgressDenied}},
+	"deny all egress in x": {
+		"80/TCP": xEgressDenied,
+		"80/UDP": xEgressDenied,
 	},
-	{
-		name: "allow all ingress ({} rule) beside deny all",
-		policies: `
-  - name: deny-all
-    namespace: x
-    spec: {podSelector: {}, policyTypes: [Ingress]}
-  - name: allow-all
-    namespace: x
-    spec: {podSelector: {}, ingress: [{}]}
-`,
-		checks: []check{{80, "TCP", allAllowed}, {81, "UDP", allAllowed}},
+	"allow all ingress ({} rule) beside deny all": {
+		"80/TCP": allAllowed,
+		"81/UDP": allAllowed,
 	},
-	{
-		name: "allow ingress from namespace y",
-		policies: `
-  - name: from-y
-    namespace: x
-    spec:
-      podSelector: {}
-      ingress: [{from: [{namespaceSelector: {matchLabels: {ns: y}}}]}]
-`,
-		checks: []check{{80, "TCP", `
+	"allow ingress from namespace y": {
+		"80/TCP": `
 -   x/a x/b x/c y/a y/b y/c z/a z/b z/c
 x/a  .   X   X   .   .   .   .   .   .
 x/b  X   .   X   .   .   .   .   .   .
@@ -184,18 +158,10 @@ y/c  .   .   .   .   .   .   .   .   .
 z/a  X   X   X   .   .   .   .   .   .
 z/b  X   X   X   .   .   .   .   .   .
 z/c  X   X   X   .   .   .   .   .   .
-`}},
-	},
-	{
-		name: "allow ingress from a pod of the same namespace",
-		policies: `
-  - name: a-from-b
-    namespace: x
-    spec:
-      podSelector: {matchLabels: {pod: a}}
-      ingress: [{from: [{podSelector: {matchLabels: {pod: b}}}]}]
 `,
-		checks: []check{{80, "TCP", `
+	},
+	"allow ingress from a pod of the same namespace": {
+		"80/TCP": `
 -   x/a x/b x/c y/a y/b y/c z/a z/b z/c
 x/a  .   .   .   .   .   .   .   .   .
 x/b  .   .   .   .   .   .   .   .   .
@@ -206,18 +172,10 @@ y/c  X   .   .   .   .   .   .   .   .
 z/a  X   .   .   .   .   .   .   .   .
 z/b  X   .   .   .   .   .   .   .   .
 z/c  X   .   .   .   .   .   .   .   .
-`}},
-	},
-	{
-		name: "AND: namespaceSelector and podSelector in one peer",
-		policies: `
-  - name: a-from-y-c
-    namespace: x
-    spec:
-      podSelector: {matchLabels: {pod: a}}
-      ingress: [{from: [{namespaceSelector: {matchLabels: {ns: y}}, podSelector: {matchLabels: {pod: c}}}]}]
 `,
-		checks: []check{{80, "TCP", `
+	},
+	"AND: namespaceSelector and podSelector in one peer": {
+		"80/TCP": `
 -   x/a x/b x/c y/a y/b y/c z/a z/b z/c
 x/a  .   .   .   .   .   .   .   .   .
 x/b  X   .   .   .   .   .   .   .   .
@@ -228,18 +186,10 @@ y/c  .   .   .   .   .   .   .   .   .
 z/a  X   .   .   .   .   .   .   .   .
 z/b  X   .   .   .   .   .   .   .   .
 z/c  X   .   .   .   .   .   .   .   .
-`}},
-	},
-	{
-		name: "OR: namespaceSelector and podSelector as two peers",
-		policies: `
-  - name: a-from-y-or-c
-    namespace: x
-    spec:
-      podSelector: {matchLabels: {pod: a}}
-      ingress: [{from: [{namespaceSelector: {matchLabels: {ns: y}}}, {podSelector: {matchLabels: {pod: c}}}]}]
 `,
-		checks: []check{{80, "TCP", `
+	},
+	"OR: namespaceSelector and podSelector as two peers": {
+		"80/TCP": `
 -   x/a x/b x/c y/a y/b y/c z/a z/b z/c
 x/a  .   .   .   .   .   .   .   .   .
 x/b  X   .   .   .   .   .   .   .   .
@@ -250,62 +200,24 @@ y/c  .   .   .   .   .   .   .   .   .
 z/a  X   .   .   .   .   .   .   .   .
 z/b  X   .   .   .   .   .   .   .   .
 z/c  X   .   .   .   .   .   .   .   .
-`}},
-	},
-	{
-		name: "namespaceSelector {} with a podSelector: that pod in every namespace",
-		policies: `
-  - name: a-from-any-b
-    namespace: x
-    spec:
-      podSelector: {matchLabels: {pod: a}}
-      ingress: [{from: [{namespaceSelector: {}, podSelector: {matchLabels: {pod: b}}}]}]
 `,
-		checks: []check{{80, "TCP", xaFromPodB}},
 	},
-	{
-		name: "namespaceSelector {} alone on port 80 only",
-		policies: `
-  - name: from-anywhere-80
-    namespace: y
-    spec:
-      podSelector: {}
-      ingress: [{from: [{namespaceSelector: {}}], ports: [{port: 80}]}]
-`,
-		checks: []check{{80, "TCP", allAllowed}, {81, "TCP", yIngressDenied}, {80, "UDP", yIngressDenied}},
+	"namespaceSelector {} with a podSelector: that pod in every namespace": {
+		"80/TCP": xaFromPodB,
 	},
-	{
-		name: "matchExpressions In on namespaces",
-		policies: `
-  - name: from-y-z
-    namespace: x
-    spec:
-      podSelector: {}
-      ingress: [{from: [{namespaceSelector: {matchExpressions: [{key: ns, operator: In, values: [y, z]}]}}]}]
-`,
-		checks: []check{{80, "TCP", xFromYZOnly}},
+	"namespaceSelector {} alone on port 80 only": {
+		"80/TCP": allAllowed,
+		"81/TCP": yIngressDenied,
+		"80/UDP": yIngressDenied,
 	},
-	{
-		name: "matchExpressions NotIn on namespaces",
-		policies: `
-  - name: not-from-x
-    namespace: x
-    spec:
-      podSelector: {}
-      ingress: [{from: [{namespaceSelector: {matchExpressions: [{key: ns, operator: NotIn, values: [x]}]}}]}]
-`,
-		checks: []check{{80, "TCP", xFromYZOnly}},
+	"matchExpressions In on namespaces": {
+		"80/TCP": xFromYZOnly,
 	},
-	{
-		name: "matchExpressions NotIn on pods of the same namespace",
-		policies: `
-  - name: not-from-a-b
-    namespace: x
-    spec:
-      podSelector: {}
-      ingress: [{from: [{podSelector: {matchExpressions: [{key: pod, operator: NotIn, values: [a, b]}]}}]}]
-`,
-		checks: []check{{80, "TCP", `
+	"matchExpressions NotIn on namespaces": {
+		"80/TCP": xFromYZOnly,
+	},
+	"matchExpressions NotIn on pods of the same namespace": {
+		"80/TCP": `
 -   x/a x/b x/c y/a y/b y/c z/a z/b z/c
 x/a  .   X   X   .   .   .   .   .   .
 x/b  X   .   X   .   .   .   .   .   .
@@ -316,36 +228,13 @@ y/c  X   X   X   .   .   .   .   .   .
 z/a  X   X   X   .   .   .   .   .   .
 z/b  X   X   X   .   .   .   .   .   .
 z/c  X   X   X   .   .   .   .   .   .
-`}},
-	},
-	{
-		// Namespaces carry no pod label, so NotIn holds for all of them.
-		name: "matchExpressions NotIn on an absent key matches",
-		policies: `
-  - name: absent-key
-    namespace: x
-    spec:
-      podSelector: {matchLabels: {pod: a}}
-      ingress:
-        - from:
-            - namespaceSelector: {matchExpressions: [{key: pod, operator: NotIn, values: [a]}]}
-              podSelector: {matchLabels: {pod: b}}
 `,
-		checks: []check{{80, "TCP", xaFromPodB}},
 	},
-	{
-		name: "matchExpressions Exists and In",
-		policies: `
-  - name: from-any-c
-    namespace: x
-    spec:
-      podSelector: {matchLabels: {pod: a}}
-      ingress:
-        - from:
-            - namespaceSelector: {matchExpressions: [{key: ns, operator: Exists}]}
-              podSelector: {matchExpressions: [{key: pod, operator: In, values: [c]}]}
-`,
-		checks: []check{{80, "TCP", `
+	"matchExpressions NotIn on an absent key matches": {
+		"80/TCP": xaFromPodB,
+	},
+	"matchExpressions Exists and In": {
+		"80/TCP": `
 -   x/a x/b x/c y/a y/b y/c z/a z/b z/c
 x/a  .   .   .   .   .   .   .   .   .
 x/b  X   .   .   .   .   .   .   .   .
@@ -356,19 +245,10 @@ y/c  .   .   .   .   .   .   .   .   .
 z/a  X   .   .   .   .   .   .   .   .
 z/b  X   .   .   .   .   .   .   .   .
 z/c  .   .   .   .   .   .   .   .   .
-`}},
-	},
-	{
-		// Every pod has a pod label: the peer selects nobody.
-		name: "matchExpressions DoesNotExist on a present key selects nobody",
-		policies: `
-  - name: from-unlabelled
-    namespace: x
-    spec:
-      podSelector: {matchLabels: {pod: a}}
-      ingress: [{from: [{podSelector: {matchExpressions: [{key: pod, operator: DoesNotExist}]}}]}]
 `,
-		checks: []check{{80, "TCP", `
+	},
+	"matchExpressions DoesNotExist on a present key selects nobody": {
+		"80/TCP": `
 -   x/a x/b x/c y/a y/b y/c z/a z/b z/c
 x/a  .   .   .   .   .   .   .   .   .
 x/b  X   .   .   .   .   .   .   .   .
@@ -379,19 +259,10 @@ y/c  X   .   .   .   .   .   .   .   .
 z/a  X   .   .   .   .   .   .   .   .
 z/b  X   .   .   .   .   .   .   .   .
 z/c  X   .   .   .   .   .   .   .   .
-`}},
-	},
-	{
-		// No pod has a team label: every pod of x matches.
-		name: "matchExpressions DoesNotExist on an absent key",
-		policies: `
-  - name: from-teamless
-    namespace: x
-    spec:
-      podSelector: {matchLabels: {pod: a}}
-      ingress: [{from: [{podSelector: {matchExpressions: [{key: team, operator: DoesNotExist}]}}]}]
 `,
-		checks: []check{{80, "TCP", `
+	},
+	"matchExpressions DoesNotExist on an absent key": {
+		"80/TCP": `
 -   x/a x/b x/c y/a y/b y/c z/a z/b z/c
 x/a  .   .   .   .   .   .   .   .   .
 x/b  .   .   .   .   .   .   .   .   .
@@ -402,18 +273,10 @@ y/c  X   .   .   .   .   .   .   .   .
 z/a  X   .   .   .   .   .   .   .   .
 z/b  X   .   .   .   .   .   .   .   .
 z/c  X   .   .   .   .   .   .   .   .
-`}},
-	},
-	{
-		name: "namespaceSelector on the automatic kubernetes.io/metadata.name label",
-		policies: `
-  - name: from-z
-    namespace: x
-    spec:
-      podSelector: {}
-      ingress: [{from: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: z}}}]}]
 `,
-		checks: []check{{80, "TCP", `
+	},
+	"namespaceSelector on the automatic kubernetes.io/metadata.name label": {
+		"80/TCP": `
 -   x/a x/b x/c y/a y/b y/c z/a z/b z/c
 x/a  .   X   X   .   .   .   .   .   .
 x/b  X   .   X   .   .   .   .   .   .
@@ -424,18 +287,10 @@ y/c  X   X   X   .   .   .   .   .   .
 z/a  .   .   .   .   .   .   .   .   .
 z/b  .   .   .   .   .   .   .   .   .
 z/c  .   .   .   .   .   .   .   .   .
-`}},
-	},
-	{
-		name: "ipBlock matches pod addresses (node-2's pod CIDR)",
-		policies: `
-  - name: from-node-2
-    namespace: x
-    spec:
-      podSelector: {matchLabels: {pod: a}}
-      ingress: [{from: [{ipBlock: {cidr: 10.244.2.0/24}}]}]
 `,
-		checks: []check{{80, "TCP", `
+	},
+	"ipBlock matches pod addresses (node-2's pod CIDR)": {
+		"80/TCP": `
 -   x/a x/b x/c y/a y/b y/c z/a z/b z/c
 x/a  .   .   .   .   .   .   .   .   .
 x/b  .   .   .   .   .   .   .   .   .
@@ -446,30 +301,13 @@ y/c  .   .   .   .   .   .   .   .   .
 z/a  X   .   .   .   .   .   .   .   .
 z/b  .   .   .   .   .   .   .   .   .
 z/c  X   .   .   .   .   .   .   .   .
-`}},
-	},
-	{
-		name: "ipBlock with except",
-		policies: `
-  - name: cluster-but-node-2
-    namespace: x
-    spec:
-      podSelector: {matchLabels: {pod: a}}
-      ingress: [{from: [{ipBlock: {cidr: 10.244.0.0/16, except: [10.244.2.0/24]}}]}]
 `,
-		checks: []check{{80, "TCP", xaFromNode1}},
 	},
-	{
-		name: "ipBlock with a /32 except, on egress",
-		policies: `
-  - name: to-node-1-but-y-b
-    namespace: x
-    spec:
-      podSelector: {matchLabels: {pod: a}}
-      policyTypes: [Egress]
-      egress: [{to: [{ipBlock: {cidr: 10.244.1.0/24, except: [10.244.1.22/32]}}]}]
-`,
-		checks: []check{{80, "TCP", `
+	"ipBlock with except": {
+		"80/TCP": xaFromNode1,
+	},
+	"ipBlock with a /32 except, on egress": {
+		"80/TCP": `
 -   x/a x/b x/c y/a y/b y/c z/a z/b z/c
 x/a  .   X   .   X   X   X   .   X   .
 x/b  .   .   .   .   .   .   .   .   .
@@ -480,97 +318,40 @@ y/c  .   .   .   .   .   .   .   .   .
 z/a  .   .   .   .   .   .   .   .   .
 z/b  .   .   .   .   .   .   .   .   .
 z/c  .   .   .   .   .   .   .   .   .
-`}},
-	},
-	{
-		name: "ipBlock 0.0.0.0/0 admits every pod",
-		policies: `
-  - name: from-everywhere
-    namespace: x
-    spec:
-      podSelector: {}
-      ingress: [{from: [{ipBlock: {cidr: 0.0.0.0/0}}]}]
 `,
-		checks: []check{{80, "TCP", allAllowed}},
 	},
-	{
-		name: "port 80/TCP only",
-		policies: `
-  - name: only-80
-    namespace: x
-    spec:
-      podSelector: {}
-      ingress: [{ports: [{port: 80, protocol: TCP}]}]
-`,
-		checks: []check{{80, "TCP", allAllowed}, {81, "TCP", xIngressDenied}, {80, "UDP", xIngressDenied}},
+	"ipBlock 0.0.0.0/0 admits every pod": {
+		"80/TCP": allAllowed,
 	},
-	{
-		name: "port range with endPort",
-		policies: `
-  - name: range-79-80
-    namespace: x
-    spec:
-      podSelector: {}
-      ingress: [{ports: [{port: 79, endPort: 80}]}]
-`,
-		checks: []check{{80, "TCP", allAllowed}, {81, "TCP", xIngressDenied}},
+	"port 80/TCP only": {
+		"80/TCP": allAllowed,
+		"81/TCP": xIngressDenied,
+		"80/UDP": xIngressDenied,
 	},
-	{
-		name: "port range starting at the port",
-		policies: `
-  - name: range-81-90
-    namespace: x
-    spec:
-      podSelector: {}
-      ingress: [{ports: [{port: 81, endPort: 90}]}]
-`,
-		checks: []check{{80, "TCP", xIngressDenied}, {81, "TCP", allAllowed}},
+	"port range with endPort": {
+		"80/TCP": allAllowed,
+		"81/TCP": xIngressDenied,
 	},
-	{
-		name: "named port",
-		policies: `
-  - name: named-81
-    namespace: x
-    spec:
-      podSelector: {}
-      ingress: [{ports: [{port: serve-81-tcp}]}]
-`,
-		checks: []check{{81, "TCP", allAllowed}, {80, "TCP", xIngressDenied}, {81, "UDP", xIngressDenied}},
+	"port range starting at the port": {
+		"80/TCP": xIngressDenied,
+		"81/TCP": allAllowed,
 	},
-	{
-		name: "named UDP port",
-		policies: `
-  - name: named-80-udp
-    namespace: x
-    spec:
-      podSelector: {}
-      ingress: [{ports: [{port: serve-80-udp, protocol: UDP}]}]
-`,
-		checks: []check{{80, "UDP", allAllowed}, {80, "TCP", xIngressDenied}, {81, "UDP", xIngressDenied}},
+	"named port": {
+		"81/TCP": allAllowed,
+		"80/TCP": xIngressDenied,
+		"81/UDP": xIngressDenied,
 	},
-	{
-		name: "named port that no pod declares matches nothing",
-		policies: `
-  - name: named-missing
-    namespace: x
-    spec:
-      podSelector: {}
-      ingress: [{ports: [{port: serve-99-tcp}]}]
-`,
-		checks: []check{{80, "TCP", xIngressDenied}, {81, "TCP", xIngressDenied}},
+	"named UDP port": {
+		"80/UDP": allAllowed,
+		"80/TCP": xIngressDenied,
+		"81/UDP": xIngressDenied,
 	},
-	{
-		// y/b calls 81 "web"; every other pod calls 80 "web".
-		name:    "named port resolves against the destination on ingress",
-		webPort: map[string]int{"y/b": 81},
-		policies: `
-  - name: web-only
-    namespace: y
-    spec:
-      podSelector: {}
-      ingress: [{ports: [{port: web}]}]
-`,
-		checks: []check{{80, "TCP", `
+	"named port that no pod declares matches nothing": {
+		"80/TCP": xIngressDenied,
+		"81/TCP": xIngressDenied,
+	},
+	"named port resolves against the destination on ingress": {
+		"80/TCP": `
 -   x/a x/b x/c y/a y/b y/c z/a z/b z/c
 x/a  .   .   .   .   X   .   .   .   .
 x/b  .   .   .   .   X   .   .   .   .
@@ -581,7 +362,8 @@ y/c  .   .   .   .   X   .   .   .   .
 z/a  .   .   .   .   X   .   .   .   .
 z/b  .   .   .   .   X   .   .   .   .
 z/c  .   .   .   .   X   .   .   .   .
-`}, {81, "TCP", `
+`,
+		"81/TCP": `
 -   x/a x/b x/c y/a y/b y/c z/a z/b z/c
 x/a  .   .   .   X   .   X   .   .   .
 x/b  .   .   .   X   .   X   .   .   .
@@ -592,21 +374,10 @@ y/c  .   .   .   X   .   .   .   .   .
 z/a  .   .   .   X   .   X   .   .   .
 z/b  .   .   .   X   .   X   .   .   .
 z/c  .   .   .   X   .   X   .   .   .
-`}},
-	},
-	{
-		// On egress the name is looked up in the peer, not in x/a.
-		name:    "named port resolves against the destination on egress",
-		webPort: map[string]int{"y/b": 81},
-		policies: `
-  - name: web-out
-    namespace: x
-    spec:
-      podSelector: {matchLabels: {pod: a}}
-      policyTypes: [Egress]
-      egress: [{ports: [{port: web}]}]
 `,
-		checks: []check{{80, "TCP", `
+	},
+	"named port resolves against the destination on egress": {
+		"80/TCP": `
 -   x/a x/b x/c y/a y/b y/c z/a z/b z/c
 x/a  .   .   .   .   X   .   .   .   .
 x/b  .   .   .   .   .   .   .   .   .
@@ -617,56 +388,22 @@ y/c  .   .   .   .   .   .   .   .   .
 z/a  .   .   .   .   .   .   .   .   .
 z/b  .   .   .   .   .   .   .   .   .
 z/c  .   .   .   .   .   .   .   .   .
-`}, {81, "TCP", `
--   x/a x/b x/c y/a y/b y/c z/a z/b z/c
-x/a  .   X   X   X   .   X   X   X   X
-x/b  .   .   .   .   .   .   .   .   .
-x/c  .   .   .   .   .   .   .   .   .
-y/a  .   .   .   .   .   .   .   .   .
-y/b  .   .   .   .   .   .   .   .   .
-y/c  .   .   .   .   .   .   .   .   .
-z/a  .   .   .   .   .   .   .   .   .
-z/b  .   .   .   .   .   .   .   .   .
-z/c  .   .   .   .   .   .   .   .   .
-`}},
-	},
-	{
-		name: "UDP-only rule (protocol without port)",
-		policies: `
-  - name: udp-only
-    namespace: x
-    spec:
-      podSelector: {}
-      ingress: [{ports: [{protocol: UDP}]}]
 `,
-		checks: []check{{80, "UDP", allAllowed}, {81, "UDP", allAllowed}, {80, "TCP", xIngressDenied}},
+		"81/TCP": xaEgressToYBOnly,
 	},
-	{
-		name: "several ports in one rule",
-		policies: `
-  - name: mixed-ports
-    namespace: x
-    spec:
-      podSelector: {}
-      ingress: [{ports: [{port: 80, protocol: UDP}, {port: 81}]}]
-`,
-		checks: []check{{80, "UDP", allAllowed}, {81, "TCP", allAllowed}, {80, "TCP", xIngressDenied}, {81, "UDP", xIngressDenied}},
+	"UDP-only rule (protocol without port)": {
+		"80/UDP": allAllowed,
+		"81/UDP": allAllowed,
+		"80/TCP": xIngressDenied,
 	},
-	{
-		name: "two policies combine (union) over different pods",
-		policies: `
-  - name: a-from-y
-    namespace: x
-    spec:
-      podSelector: {matchLabels: {pod: a}}
-      ingress: [{from: [{namespaceSelector: {matchLabels: {ns: y}}}]}]
-  - name: b-from-z
-    namespace: x
-    spec:
-      podSelector: {matchLabels: {pod: b}}
-      ingress: [{from: [{namespaceSelector: {matchLabels: {ns: z}}}]}]
-`,
-		checks: []check{{80, "TCP", `
+	"several ports in one rule": {
+		"80/UDP": allAllowed,
+		"81/TCP": allAllowed,
+		"80/TCP": xIngressDenied,
+		"81/UDP": xIngressDenied,
+	},
+	"two policies combine (union) over different pods": {
+		"80/TCP": `
 -   x/a x/b x/c y/a y/b y/c z/a z/b z/c
 x/a  .   X   .   .   .   .   .   .   .
 x/b  X   .   .   .   .   .   .   .   .
@@ -677,23 +414,10 @@ y/c  .   X   .   .   .   .   .   .   .
 z/a  X   .   .   .   .   .   .   .   .
 z/b  X   .   .   .   .   .   .   .   .
 z/c  X   .   .   .   .   .   .   .   .
-`}},
-	},
-	{
-		name: "two policies on one pod: union of peers and ports",
-		policies: `
-  - name: a-from-y-80
-    namespace: x
-    spec:
-      podSelector: {matchLabels: {pod: a}}
-      ingress: [{from: [{namespaceSelector: {matchLabels: {ns: y}}}], ports: [{port: 80}]}]
-  - name: a-from-z-81
-    namespace: x
-    spec:
-      podSelector: {matchLabels: {pod: a}}
-      ingress: [{from: [{namespaceSelector: {matchLabels: {ns: z}}}], ports: [{port: 81}]}]
 `,
-		checks: []check{{80, "TCP", `
+	},
+	"two policies on one pod: union of peers and ports": {
+		"80/TCP": `
 -   x/a x/b x/c y/a y/b y/c z/a z/b z/c
 x/a  .   .   .   .   .   .   .   .   .
 x/b  X   .   .   .   .   .   .   .   .
@@ -704,7 +428,8 @@ y/c  .   .   .   .   .   .   .   .   .
 z/a  X   .   .   .   .   .   .   .   .
 z/b  X   .   .   .   .   .   .   .   .
 z/c  X   .   .   .   .   .   .   .   .
-`}, {81, "TCP", `
+`,
+		"81/TCP": `
 -   x/a x/b x/c y/a y/b y/c z/a z/b z/c
 x/a  .   .   .   .   .   .   .   .   .
 x/b  X   .   .   .   .   .   .   .   .
@@ -715,18 +440,10 @@ y/c  X   .   .   .   .   .   .   .   .
 z/a  .   .   .   .   .   .   .   .   .
 z/b  .   .   .   .   .   .   .   .   .
 z/c  .   .   .   .   .   .   .   .   .
-`}},
-	},
-	{
-		// The policy selects pod=a in y only; x/a and z/a carry the same
-		// label but live elsewhere.
-		name: "a policy in another namespace has no effect",
-		policies: `
-  - name: deny-a
-    namespace: y
-    spec: {podSelector: {matchLabels: {pod: a}}, policyTypes: [Ingress]}
 `,
-		checks: []check{{80, "TCP", `
+	},
+	"a policy in another namespace has no effect": {
+		"80/TCP": `
 -   x/a x/b x/c y/a y/b y/c z/a z/b z/c
 x/a  .   .   .   X   .   .   .   .   .
 x/b  .   .   .   X   .   .   .   .   .
@@ -737,59 +454,16 @@ y/c  .   .   .   X   .   .   .   .   .
 z/a  .   .   .   X   .   .   .   .   .
 z/b  .   .   .   X   .   .   .   .   .
 z/c  .   .   .   X   .   .   .   .   .
-`}},
-	},
-	{
-		name: "a podSelector that matches nothing has no effect",
-		policies: `
-  - name: nobody
-    namespace: x
-    spec: {podSelector: {matchLabels: {pod: nobody}}, policyTypes: [Ingress, Egress]}
 `,
-		checks: []check{{80, "TCP", allAllowed}},
 	},
-	{
-		name: "egress allowed only to one pod",
-		policies: `
-  - name: a-to-y-b
-    namespace: x
-    spec:
-      podSelector: {matchLabels: {pod: a}}
-      policyTypes: [Egress]
-      egress: [{to: [{namespaceSelector: {matchLabels: {ns: y}}, podSelector: {matchLabels: {pod: b}}}]}]
-`,
-		checks: []check{{80, "TCP", `
--   x/a x/b x/c y/a y/b y/c z/a z/b z/c
-x/a  .   X   X   X   .   X   X   X   X
-x/b  .   .   .   .   .   .   .   .   .
-x/c  .   .   .   .   .   .   .   .   .
-y/a  .   .   .   .   .   .   .   .   .
-y/b  .   .   .   .   .   .   .   .   .
-y/c  .   .   .   .   .   .   .   .   .
-z/a  .   .   .   .   .   .   .   .   .
-z/b  .   .   .   .   .   .   .   .   .
-z/c  .   .   .   .   .   .   .   .   .
-`}},
+	"a podSelector that matches nothing has no effect": {
+		"80/TCP": allAllowed,
 	},
-	{
-		// x/a may only send to y; y/b only accepts z: x/a -> y/b needs
-		// both and fails on y/b's side.
-		name: "egress and ingress are both required",
-		policies: `
-  - name: a-to-y
-    namespace: x
-    spec:
-      podSelector: {matchLabels: {pod: a}}
-      policyTypes: [Egress]
-      egress: [{to: [{namespaceSelector: {matchLabels: {ns: y}}}]}]
-  - name: b-from-z
-    namespace: y
-    spec:
-      podSelector: {matchLabels: {pod: b}}
-      policyTypes: [Ingress]
-      ingress: [{from: [{namespaceSelector: {matchLabels: {ns: z}}}]}]
-`,
-		checks: []check{{80, "TCP", `
+	"egress allowed only to one pod": {
+		"80/TCP": xaEgressToYBOnly,
+	},
+	"egress and ingress are both required": {
+		"80/TCP": `
 -   x/a x/b x/c y/a y/b y/c z/a z/b z/c
 x/a  .   X   X   .   X   .   X   X   X
 x/b  .   .   .   .   X   .   .   .   .
@@ -800,33 +474,13 @@ y/c  .   .   .   .   X   .   .   .   .
 z/a  .   .   .   .   .   .   .   .   .
 z/b  .   .   .   .   .   .   .   .   .
 z/c  .   .   .   .   .   .   .   .   .
-`}},
-	},
-	{
-		name: "policyTypes [Egress] ignores the policy's ingress rules",
-		policies: `
-  - name: egress-only
-    namespace: x
-    spec:
-      podSelector: {}
-      policyTypes: [Egress]
-      ingress: [{from: [{podSelector: {matchLabels: {pod: nobody}}}]}]
-      egress: [{}]
 `,
-		checks: []check{{80, "TCP", allAllowed}},
 	},
-	{
-		// Without policyTypes, egress rules make the policy Ingress and
-		// Egress; it has no ingress rule, so x/a accepts nothing.
-		name: "policyTypes defaulted from egress rules isolates both ways",
-		policies: `
-  - name: a-to-y
-    namespace: x
-    spec:
-      podSelector: {matchLabels: {pod: a}}
-      egress: [{to: [{namespaceSelector: {matchLabels: {ns: y}}}]}]
-`,
-		checks: []check{{80, "TCP", `
+	"policyTypes [Egress] ignores the policy's ingress rules": {
+		"80/TCP": allAllowed,
+	},
+	"policyTypes defaulted from egress rules isolates both ways": {
+		"80/TCP": `
 -   x/a x/b x/c y/a y/b y/c z/a z/b z/c
 x/a  .   X   X   .   .   .   X   X   X
 x/b  X   .   .   .   .   .   .   .   .
@@ -837,20 +491,10 @@ y/c  X   .   .   .   .   .   .   .   .
 z/a  X   .   .   .   .   .   .   .   .
 z/b  X   .   .   .   .   .   .   .   .
 z/c  X   .   .   .   .   .   .   .   .
-`}},
-	},
-	{
-		name: "one policy with ingress and egress rules",
-		policies: `
-  - name: a-with-b
-    namespace: x
-    spec:
-      podSelector: {matchLabels: {pod: a}}
-      policyTypes: [Ingress, Egress]
-      ingress: [{from: [{podSelector: {matchLabels: {pod: b}}}]}]
-      egress: [{to: [{podSelector: {matchLabels: {pod: b}}}]}]
 `,
-		checks: []check{{80, "TCP", `
+	},
+	"one policy with ingress and egress rules": {
+		"80/TCP": `
 -   x/a x/b x/c y/a y/b y/c z/a z/b z/c
 x/a  .   .   X   X   X   X   X   X   X
 x/b  .   .   .   .   .   .   .   .   .
@@ -861,38 +505,15 @@ y/c  X   .   .   .   .   .   .   .   .
 z/a  X   .   .   .   .   .   .   .   .
 z/b  X   .   .   .   .   .   .   .   .
 z/c  X   .   .   .   .   .   .   .   .
-`}},
-	},
-	{
-		name: "deny all egress but UDP 80 (a DNS-style exception)",
-		policies: `
-  - name: udp-80-out
-    namespace: x
-    spec:
-      podSelector: {}
-      policyTypes: [Egress]
-      egress: [{ports: [{port: 80, protocol: UDP}]}]
 `,
-		checks: []check{{80, "UDP", allAllowed}, {80, "TCP", xEgressDenied}, {81, "UDP", xEgressDenied}},
 	},
-	{
-		// Egress of x and ingress of y both restricted: x reaches y only
-		// where both allow, on 80 only.
-		name: "egress to a namespace meets ingress on a port",
-		policies: `
-  - name: to-y
-    namespace: x
-    spec:
-      podSelector: {}
-      policyTypes: [Egress]
-      egress: [{to: [{namespaceSelector: {matchLabels: {ns: y}}}]}]
-  - name: web-80
-    namespace: y
-    spec:
-      podSelector: {}
-      ingress: [{ports: [{port: 80}]}]
-`,
-		checks: []check{{80, "TCP", `
+	"deny all egress but UDP 80 (a DNS-style exception)": {
+		"80/UDP": allAllowed,
+		"80/TCP": xEgressDenied,
+		"81/UDP": xEgressDenied,
+	},
+	"egress to a namespace meets ingress on a port": {
+		"80/TCP": `
 -   x/a x/b x/c y/a y/b y/c z/a z/b z/c
 x/a  .   X   X   .   .   .   X   X   X
 x/b  X   .   X   .   .   .   X   X   X
@@ -903,7 +524,8 @@ y/c  .   .   .   .   .   .   .   .   .
 z/a  .   .   .   .   .   .   .   .   .
 z/b  .   .   .   .   .   .   .   .   .
 z/c  .   .   .   .   .   .   .   .   .
-`}, {81, "TCP", `
+`,
+		"81/TCP": `
 -   x/a x/b x/c y/a y/b y/c z/a z/b z/c
 x/a  .   X   X   X   X   X   X   X   X
 x/b  X   .   X   X   X   X   X   X   X
@@ -914,28 +536,47 @@ y/c  .   .   .   X   X   .   .   .   .
 z/a  .   .   .   X   X   X   .   .   .
 z/b  .   .   .   X   X   X   .   .   .
 z/c  .   .   .   X   X   X   .   .   .
-`}},
+`,
 	},
 }
 
+// TestScenarios checks the evaluator against the hand-written tables on
+// the scenario corpus the compiler's and the end-to-end tests share.
 func TestScenarios(t *testing.T) {
-	if len(scenarios) < 25 {
-		t.Fatalf("only %d scenarios; the issue asks for at least 25", len(scenarios))
+	if len(policymodel.Scenarios) < 25 {
+		t.Fatalf("only %d scenarios; the issue asks for at least 25", len(policymodel.Scenarios))
 	}
-	for _, sc := range scenarios {
-		t.Run(sc.name, func(t *testing.T) {
-			r := loadModel(t, sc.policies, sc.webPort)
-			for _, c := range sc.checks {
-				want := grid(t, c.want)
-				got := Matrix(r, stdPods, c.port, c.proto)
-				diff, diffs, err := FormatDiff(stdPods, want, got)
+	for _, sc := range policymodel.Scenarios {
+		t.Run(sc.Name, func(t *testing.T) {
+			tables := want[sc.Name]
+			if len(tables) != len(sc.Checks) {
+				t.Fatalf("%d hand-written tables for %d checks", len(tables), len(sc.Checks))
+			}
+			r := loadModel(t, sc.Policies, sc.WebPort)
+			for _, c := range sc.Checks {
+				table, ok := tables[fmt.Sprintf("%d/%s", c.Port, c.Proto)]
+				if !ok {
+					t.Fatalf("no hand-written table for %d/%s", c.Port, c.Proto)
+				}
+				got := Matrix(r, stdPods, c.Port, c.Proto)
+				diff, diffs, err := FormatDiff(stdPods, grid(t, table), got)
 				if err != nil {
 					t.Fatal(err)
 				}
 				if len(diffs) > 0 {
-					t.Errorf("%d/%s: evaluator (observed) vs hand-written table (expected):\n%s", c.port, c.proto, diff)
+					t.Errorf("%d/%s: evaluator (observed) vs hand-written table (expected):\n%s", c.Port, c.Proto, diff)
 				}
 			}
 		})
+	}
+	// A table whose scenario left the corpus is an assertion lost.
+	names := map[string]bool{}
+	for _, sc := range policymodel.Scenarios {
+		names[sc.Name] = true
+	}
+	for name := range want {
+		if !names[name] {
+			t.Errorf("hand-written tables for %q, which is not in policymodel.Scenarios", name)
+		}
 	}
 }

@@ -4,17 +4,15 @@ import (
 	"errors"
 	"net/netip"
 	"slices"
-	"strings"
 	"testing"
 
+	"github.com/netreconcile/netreconcile/internal/policymodel"
 	"github.com/netreconcile/netreconcile/spec"
 )
 
 func loadWithServices(t *testing.T, policies, services string) *spec.Resolved {
 	t.Helper()
-	src := modelYAML(policies, nil)
-	src = strings.Replace(src, "  podCIDR: 10.244.0.0/16\n", "  podCIDR: 10.244.0.0/16\n  serviceCIDR: 10.96.0.0/16\n", 1)
-	src += "services:\n" + services
+	src := modelYAML(policies, nil, policymodel.Options{ServiceCIDR: "10.96.0.0/16", Extra: "services:\n" + services})
 	r, err := spec.LoadBytes("model.yaml", []byte(src))
 	if err != nil {
 		t.Fatalf("load model: %v\n%s", err, src)

@@ -100,35 +100,14 @@ type pod struct {
 
 // Run probes r's pods and compares with policy.Matrix.
 func Run(ctx context.Context, r *spec.Resolved, o Options) (*Result, error) {
-	if o.Timeout <= 0 {
-		o.Timeout = time.Second
-	}
-	if o.Retries == 0 {
-		o.Retries = 1
-	}
-	if o.Parallel <= 0 {
-		o.Parallel = 64
-	}
+	o = o.withDefaults()
 	res := &Result{}
-	var pods []*pod
+	pods := openPods(r, res)
 	defer func() {
 		for _, p := range pods {
 			p.ns.Close()
 		}
 	}()
-	for _, p := range r.Pods {
-		if !p.IP.Is4() {
-			res.Notes = append(res.Notes, fmt.Sprintf("pod %s skipped: %s is not IPv4", p.Key, p.IP))
-			continue
-		}
-		h, err := nsutil.Open(p.Netns)
-		if err != nil {
-			res.Notes = append(res.Notes, fmt.Sprintf("pod %s skipped: netns %s is not here", p.Key, p.Netns))
-			continue
-		}
-		pods = append(pods, &pod{key: p.Key, ip: p.IP.String(), ns: h})
-		res.Pods = append(res.Pods, p.Key)
-	}
 	if len(pods) == 0 {
 		return nil, fmt.Errorf("probe: %w", ErrNoPods)
 	}
@@ -147,55 +126,12 @@ func Run(ctx context.Context, r *spec.Resolved, o Options) (*Result, error) {
 	}
 	res.Notes = append(res.Notes, notes...)
 
-	n := len(pods)
 	for _, t := range targets {
-		m := Matrix{Target: t, Expected: policy.Matrix(r, res.Pods, t.Port, t.Proto), Observed: grid(n)}
+		m := Matrix{Target: t, Expected: policy.Matrix(r, res.Pods, t.Port, t.Proto), Observed: grid(len(pods))}
 		res.Matrices = append(res.Matrices, m)
 	}
-	type cell struct{ t, i, j int }
-	var todo []cell
-	for ti := range targets {
-		for i := range n {
-			for j := range n {
-				todo = append(todo, cell{ti, i, j})
-			}
-		}
-	}
-	for attempt := 0; attempt <= max(o.Retries, 0) && len(todo) > 0; attempt++ {
-		work := make(chan cell)
-		var mu sync.Mutex
-		var failed []cell
-		var wg sync.WaitGroup
-		for range min(o.Parallel, len(todo)) {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for c := range work {
-					ok := try(pods[c.i], pods[c.j], targets[c.t], o.Timeout)
-					mu.Lock()
-					if ok {
-						res.Matrices[c.t].Observed[c.i][c.j] = true
-					} else {
-						failed = append(failed, c)
-					}
-					mu.Unlock()
-				}
-			}()
-		}
-	feed:
-		for _, c := range todo {
-			select {
-			case work <- c:
-			case <-ctx.Done():
-				break feed
-			}
-		}
-		close(work)
-		wg.Wait()
-		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("probe: %w", err)
-		}
-		todo = failed
+	if err := observe(ctx, pods, targets, o, res); err != nil {
+		return nil, err
 	}
 	for i := range res.Matrices {
 		m := &res.Matrices[i]
@@ -206,6 +142,100 @@ func Run(ctx context.Context, r *spec.Resolved, o Options) (*Result, error) {
 		m.Disagreements = d
 	}
 	return res, nil
+}
+
+// withDefaults fills in the zero fields of o.
+func (o Options) withDefaults() Options {
+	if o.Timeout <= 0 {
+		o.Timeout = time.Second
+	}
+	if o.Retries == 0 {
+		o.Retries = 1
+	}
+	if o.Parallel <= 0 {
+		o.Parallel = 64
+	}
+	return o
+}
+
+// openPods opens the namespace of every IPv4 pod of r found here, adding
+// them to res.Pods and a note to res for each pod skipped.
+func openPods(r *spec.Resolved, res *Result) []*pod {
+	var pods []*pod
+	for _, p := range r.Pods {
+		if !p.IP.Is4() {
+			res.Notes = append(res.Notes, fmt.Sprintf("pod %s skipped: %s is not IPv4", p.Key, p.IP))
+			continue
+		}
+		h, err := nsutil.Open(p.Netns)
+		if err != nil {
+			res.Notes = append(res.Notes, fmt.Sprintf("pod %s skipped: netns %s is not here", p.Key, p.Netns))
+			continue
+		}
+		pods = append(pods, &pod{key: p.Key, ip: p.IP.String(), ns: h})
+		res.Pods = append(res.Pods, p.Key)
+	}
+	return pods
+}
+
+// cell is one attempt: target t from pods[i] to pods[j].
+type cell struct{ t, i, j int }
+
+// observe tries every cell, and again those that failed, up to
+// o.Retries times, marking what got through in res's Observed matrices.
+func observe(ctx context.Context, pods []*pod, targets []Target, o Options, res *Result) error {
+	var todo []cell
+	for ti := range targets {
+		for i := range pods {
+			for j := range pods {
+				todo = append(todo, cell{ti, i, j})
+			}
+		}
+	}
+	for attempt := 0; attempt <= max(o.Retries, 0) && len(todo) > 0; attempt++ {
+		failed := tryCells(ctx, pods, targets, todo, o, res)
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("probe: %w", err)
+		}
+		todo = failed
+	}
+	return nil
+}
+
+// tryCells tries the cells of todo, o.Parallel at once, until done or ctx
+// ends, and returns those that did not get through.
+func tryCells(ctx context.Context, pods []*pod, targets []Target, todo []cell, o Options, res *Result) []cell {
+	work := make(chan cell)
+	var mu sync.Mutex
+	var failed []cell
+	var wg sync.WaitGroup
+	for range min(o.Parallel, len(todo)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c := range work {
+				ok := try(pods[c.i], pods[c.j], targets[c.t], o.Timeout)
+				mu.Lock()
+				if ok {
+					res.Matrices[c.t].Observed[c.i][c.j] = true
+				} else {
+					failed = append(failed, c)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+feed:
+	for _, c := range todo {
+		select {
+		case work <- c:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(work)
+	wg.Wait()
+	return failed
 }
 
 func grid(n int) [][]bool {

@@ -357,203 +357,198 @@ func (c *checker) objectKey(path string, name, namespace string) (ns, k string, 
 	return ns, ns + "/" + name, ok
 }
 
+// uniqueKey is objectKey for item i of a list (pods, services,
+// policies), which also reports a key an earlier item took (keyAt: key ->
+// index). ok is false when the key is invalid or taken.
+func (c *checker) uniqueKey(list string, i int, kind, name, namespace string, keyAt map[string]int) (ns, k string, ok bool) {
+	path := index(list, i)
+	ns, k, ok = c.objectKey(path, name, namespace)
+	if !ok {
+		return ns, k, false
+	}
+	if j, dup := keyAt[k]; dup {
+		c.add(join(path, "name"), "duplicate %s %q (first at %s[%d])", kind, k, list, j)
+		return ns, k, false
+	}
+	keyAt[k] = i
+	return ns, k, true
+}
+
+// nodeAt is a node's prefix (its underlay address or its podCIDR), kept
+// with the node's index and name for messages.
+type nodeAt struct {
+	i    int
+	name string
+	p    netip.Prefix
+}
+
+// nodesSeen is what the node checks have accepted so far, to find
+// duplicates and overlaps.
+type nodesSeen struct {
+	nameAt map[string]int
+	addrAt map[netip.Addr]int
+	cidrs  []nodeAt
+	addrs  []nodeAt
+}
+
 func (c *checker) nodes(t *Topology, r *Resolved) map[string]*ResolvedNode {
 	if len(t.Nodes) == 0 {
 		c.add("nodes", "at least one node is required")
 	}
-	byName := map[string]*ResolvedNode{}
-	nameAt := map[string]int{}
-	addrAt := map[netip.Addr]int{}
-	type cidrAt struct {
-		i    int
-		name string
-		p    netip.Prefix
-	}
-	var cidrs []cidrAt
-	type addrOf struct {
-		i    int
-		name string
-		p    netip.Prefix
-	}
-	var addrs []addrOf
+	seen := &nodesSeen{nameAt: map[string]int{}, addrAt: map[netip.Addr]int{}}
 	for i, n := range t.Nodes {
 		p := index("nodes", i)
-		rn := ResolvedNode{Name: n.Name, Index: i, Uplink: n.Uplink}
-		if rn.Uplink == "" {
-			rn.Uplink = DefaultUplink
-		} else if msg := checkIfName(n.Uplink); msg != "" {
-			c.add(join(p, "uplink"), "%s", msg)
-		} else if what := OwnLinkName(n.Uplink); what != "" {
-			c.add(join(p, "uplink"), "uplink %q is named like %s, a device netreconcile creates and deletes; give the node's underlay interface", n.Uplink, what)
-		}
+		rn := ResolvedNode{Name: n.Name, Index: i, Uplink: c.uplink(join(p, "uplink"), n.Uplink)}
 		nameOK := c.name(join(p, "name"), n.Name)
-		if j, dup := nameAt[n.Name]; nameOK && dup {
+		if j, dup := seen.nameAt[n.Name]; nameOK && dup {
 			c.add(join(p, "name"), "duplicate node %q (first at nodes[%d])", n.Name, j)
 			nameOK = false
 		}
-
-		if n.Address == "" {
-			c.add(join(p, "address"), "required")
-		} else if a, ok := c.nodeAddress(join(p, "address"), n.Address); ok {
-			rn.Address = a
-			switch j, dup := addrAt[a.Addr()]; {
-			case dup:
-				c.add(join(p, "address"), "address %s is already used by nodes[%d] (node %q)", a.Addr(), j, t.Nodes[j].Name)
-			case r.PodCIDR.IsValid() && r.PodCIDR.Contains(a.Addr()):
-				c.add(join(p, "address"), "underlay address %s lies inside cluster.podCIDR %s", a.Addr(), r.PodCIDR)
-			case r.ServiceCIDR.IsValid() && r.ServiceCIDR.Contains(a.Addr()):
-				c.add(join(p, "address"), "underlay address %s lies inside cluster.serviceCIDR %s", a.Addr(), r.ServiceCIDR)
-			default:
-				addrAt[a.Addr()] = i
-				addrs = append(addrs, addrOf{i, n.Name, a})
-			}
-		}
-
-		cidrPath := join(p, "podCIDR")
-		if n.PodCIDR == "" {
-			c.add(cidrPath, "required")
-		} else if pc, ok := c.cidr(cidrPath, n.PodCIDR); ok {
-			rs, why := reservedRange(pc)
-			switch {
-			case why != "":
-				c.add(cidrPath, "%s overlaps %s (%s)", pc, rs, why)
-			case pc.Bits() > 30:
-				c.add(cidrPath, "%s leaves no address for pods (network, gateway and broadcast take three); use a /30 or shorter", pc)
-			case r.PodCIDR.IsValid() && !(r.PodCIDR.Bits() <= pc.Bits() && r.PodCIDR.Contains(pc.Addr())):
-				c.add(cidrPath, "%s is not inside cluster.podCIDR %s", pc, r.PodCIDR)
-			default:
-				overlap := false
-				for _, o := range cidrs {
-					if o.p.Overlaps(pc) {
-						c.add(cidrPath, "%s overlaps nodes[%d].podCIDR %s (node %q)", pc, o.i, o.p, o.name)
-						overlap = true
-						break
-					}
-				}
-				if !overlap {
-					cidrs = append(cidrs, cidrAt{i, n.Name, pc})
-					rn.PodCIDR = pc
-					rn.Gateway = pc.Addr().Next()
-				}
-			}
-		}
+		c.nodeUnderlay(join(p, "address"), t, r, seen, &rn)
+		c.nodePodCIDR(join(p, "podCIDR"), n.PodCIDR, r, seen, &rn)
 		if nameOK {
-			nameAt[n.Name] = i
+			seen.nameAt[n.Name] = i
 			r.Nodes = append(r.Nodes, rn)
 		}
 	}
+	byName := map[string]*ResolvedNode{}
 	for i := range r.Nodes {
 		byName[r.Nodes[i].Name] = &r.Nodes[i]
 	}
-
 	if r.Routing == RoutingDirect {
-		for j := 1; j < len(addrs); j++ {
-			for _, a := range addrs[:j] {
-				b := addrs[j]
-				if !a.p.Contains(b.p.Addr()) || !b.p.Contains(a.p.Addr()) {
-					c.add(join(index("nodes", b.i), "address"),
-						"routing mode direct needs every node on one underlay subnet: node %q (%s) and node %q (%s) do not share one; use auto or vxlan",
-						a.name, a.p, b.name, b.p)
-					break
-				}
-			}
-		}
+		c.oneSubnet(seen.addrs)
 	}
 	return byName
 }
 
-func (c *checker) pods(t *Topology, r *Resolved, nodes map[string]*ResolvedNode) {
-	keyAt := make(map[string]int, len(t.Pods))
-	netnsAt := make(map[string]int, len(t.Pods))
-	ipAt := make(map[netip.Addr]int, len(t.Pods))
-	allocs := map[string]*allocator{}
-	allocFor := func(n *ResolvedNode) *allocator {
-		if a, ok := allocs[n.Name]; ok {
-			return a
+// uplink checks a node's uplink name and returns it, defaulted.
+func (c *checker) uplink(path, uplink string) string {
+	if uplink == "" {
+		return DefaultUplink
+	}
+	if msg := checkIfName(uplink); msg != "" {
+		c.add(path, "%s", msg)
+	} else if what := OwnLinkName(uplink); what != "" {
+		c.add(path, "uplink %q is named like %s, a device netreconcile creates and deletes; give the node's underlay interface", uplink, what)
+	}
+	return uplink
+}
+
+// nodeUnderlay checks the underlay address of t.Nodes[rn.Index] against the
+// cluster's ranges and the nodes before it, and sets rn.Address.
+func (c *checker) nodeUnderlay(path string, t *Topology, r *Resolved, seen *nodesSeen, rn *ResolvedNode) {
+	n := t.Nodes[rn.Index]
+	if n.Address == "" {
+		c.add(path, "required")
+		return
+	}
+	a, ok := c.nodeAddress(path, n.Address)
+	if !ok {
+		return
+	}
+	rn.Address = a
+	switch j, dup := seen.addrAt[a.Addr()]; {
+	case dup:
+		c.add(path, "address %s is already used by nodes[%d] (node %q)", a.Addr(), j, t.Nodes[j].Name)
+	case r.PodCIDR.IsValid() && r.PodCIDR.Contains(a.Addr()):
+		c.add(path, "underlay address %s lies inside cluster.podCIDR %s", a.Addr(), r.PodCIDR)
+	case r.ServiceCIDR.IsValid() && r.ServiceCIDR.Contains(a.Addr()):
+		c.add(path, "underlay address %s lies inside cluster.serviceCIDR %s", a.Addr(), r.ServiceCIDR)
+	default:
+		seen.addrAt[a.Addr()] = rn.Index
+		seen.addrs = append(seen.addrs, nodeAt{rn.Index, n.Name, a})
+	}
+}
+
+// nodePodCIDR checks a node's podCIDR against the reserved ranges, the
+// cluster's podCIDR and the nodes before it, and sets rn's PodCIDR and
+// Gateway.
+func (c *checker) nodePodCIDR(path, podCIDR string, r *Resolved, seen *nodesSeen, rn *ResolvedNode) {
+	if podCIDR == "" {
+		c.add(path, "required")
+		return
+	}
+	pc, ok := c.cidr(path, podCIDR)
+	if !ok {
+		return
+	}
+	rs, why := reservedRange(pc)
+	switch {
+	case why != "":
+		c.add(path, "%s overlaps %s (%s)", pc, rs, why)
+	case pc.Bits() > 30:
+		c.add(path, "%s leaves no address for pods (network, gateway and broadcast take three); use a /30 or shorter", pc)
+	case r.PodCIDR.IsValid() && !(r.PodCIDR.Bits() <= pc.Bits() && r.PodCIDR.Contains(pc.Addr())):
+		c.add(path, "%s is not inside cluster.podCIDR %s", pc, r.PodCIDR)
+	default:
+		for _, o := range seen.cidrs {
+			if o.p.Overlaps(pc) {
+				c.add(path, "%s overlaps nodes[%d].podCIDR %s (node %q)", pc, o.i, o.p, o.name)
+				return
+			}
 		}
-		a := newAllocator(n.PodCIDR)
-		allocs[n.Name] = a
+		seen.cidrs = append(seen.cidrs, nodeAt{rn.Index, rn.Name, pc})
+		rn.PodCIDR = pc
+		rn.Gateway = pc.Addr().Next()
+	}
+}
+
+// oneSubnet checks that the nodes' underlay addresses share one subnet, as
+// routing mode direct needs; each node is reported once, against the
+// first earlier node it does not share a subnet with.
+func (c *checker) oneSubnet(addrs []nodeAt) {
+	for j := 1; j < len(addrs); j++ {
+		for _, a := range addrs[:j] {
+			b := addrs[j]
+			if !a.p.Contains(b.p.Addr()) || !b.p.Contains(a.p.Addr()) {
+				c.add(join(index("nodes", b.i), "address"),
+					"routing mode direct needs every node on one underlay subnet: node %q (%s) and node %q (%s) do not share one; use auto or vxlan",
+					a.name, a.p, b.name, b.p)
+				break
+			}
+		}
+	}
+}
+
+// podsSeen is what the pod checks have accepted so far, and the address
+// allocators of the nodes.
+type podsSeen struct {
+	nodes    map[string]*ResolvedNode
+	keyAt    map[string]int
+	netnsAt  map[string]int
+	ipAt     map[netip.Addr]int
+	nodeAt   map[netip.Addr]string // underlay addresses
+	allocs   map[string]*allocator
+	resolved []ResolvedPod
+}
+
+// allocFor returns node n's allocator, made on first use.
+func (s *podsSeen) allocFor(n *ResolvedNode) *allocator {
+	if a, ok := s.allocs[n.Name]; ok {
 		return a
 	}
-	nodeAt := make(map[netip.Addr]string, len(nodes)) // underlay addresses
+	a := newAllocator(n.PodCIDR)
+	s.allocs[n.Name] = a
+	return a
+}
+
+func (c *checker) pods(t *Topology, r *Resolved, nodes map[string]*ResolvedNode) {
+	seen := &podsSeen{
+		nodes:    nodes,
+		keyAt:    make(map[string]int, len(t.Pods)),
+		netnsAt:  make(map[string]int, len(t.Pods)),
+		ipAt:     make(map[netip.Addr]int, len(t.Pods)),
+		nodeAt:   make(map[netip.Addr]string, len(nodes)),
+		allocs:   map[string]*allocator{},
+		resolved: make([]ResolvedPod, len(t.Pods)),
+	}
 	for _, n := range nodes {
 		if n.Address.IsValid() {
-			nodeAt[n.Address.Addr()] = n.Name
+			seen.nodeAt[n.Address.Addr()] = n.Name
 		}
 	}
-	resolved := make([]ResolvedPod, len(t.Pods))
 	for i, p := range t.Pods {
-		path := index("pods", i)
-		ns, k, ok := c.objectKey(path, p.Name, p.Namespace)
-		if ok {
-			if j, dup := keyAt[k]; dup {
-				c.add(join(path, "name"), "duplicate pod %q (first at pods[%d])", k, j)
-				ok = false // its default netns would clash too; say it once
-			} else {
-				keyAt[k] = i
-			}
-		}
-		c.use(ns)
-		rp := ResolvedPod{
-			Key: k, Name: p.Name, Namespace: ns, Node: p.Node, Mode: p.Mode, Netns: p.Netns, AdoptNetns: p.AdoptNetns,
-			Labels: maps.Clone(p.Labels), Ports: c.containerPorts(join(path, "ports"), p.Ports),
-		}
-		if rp.Mode == "" {
-			rp.Mode = r.Mode
-		}
-		c.oneOf(join(path, "mode"), p.Mode, "mode", Modes)
-		c.labels(join(path, "labels"), p.Labels)
-
-		netnsPath := join(path, "netns")
-		netnsOK := true
-		if rp.Netns == "" {
-			rp.Netns = ns + "-" + p.Name
-			netnsOK = ok // an invalid name is reported already
-			if ok && len(rp.Netns) > maxNetnsName {
-				c.add(netnsPath, "the default netns name %q is longer than %d characters; set netns", rp.Netns, maxNetnsName)
-				netnsOK = false
-			}
-		} else if msg := checkNetns(rp.Netns); msg != "" {
-			c.add(netnsPath, "%s", msg)
-			netnsOK = false
-		}
-		if netnsOK {
-			id := netnsIdentity(rp.Netns)
-			if j, dup := netnsAt[id]; dup {
-				c.add(netnsPath, "netns %q is already used by pods[%d] (pod %q)", rp.Netns, j, resolved[j].Key)
-			} else {
-				netnsAt[id] = i
-			}
-		}
-
-		var node *ResolvedNode
-		if p.Node == "" {
-			c.add(join(path, "node"), "required")
-		} else if node = nodes[p.Node]; node == nil {
-			c.add(join(path, "node"), "unknown node %q (nodes: %s)", p.Node, strings.Join(slices.Sorted(maps.Keys(nodes)), ", "))
-		} else if !node.PodCIDR.IsValid() {
-			node = nil // its podCIDR is already reported
-		}
-
-		if p.IP != "" {
-			ipPath := join(path, "ip")
-			if ip, good := c.addr(ipPath, p.IP); good {
-				rp.IP = ip
-				if j, dup := ipAt[ip]; dup {
-					c.add(ipPath, "address %s is already used by pods[%d] (pod %q)", ip, j, resolved[j].Key)
-				} else {
-					ipAt[ip] = i
-				}
-				if msg := reservedPodAddr(ip, nodeAt); msg != "" {
-					c.add(ipPath, "%s", msg)
-				} else if node != nil {
-					if c.podAddr(ipPath, ip, node) {
-						allocFor(node).reserve(ip)
-					}
-				}
-			}
-		}
-		resolved[i] = rp
+		seen.resolved[i] = c.pod(index("pods", i), i, p, r, seen)
 	}
 	// Allocation comes after every explicit ip is known and reserved, in
 	// file order; see alloc.go for why.
@@ -562,14 +557,103 @@ func (c *checker) pods(t *Topology, r *Resolved, nodes map[string]*ResolvedNode)
 		if p.IP != "" || node == nil || !node.PodCIDR.IsValid() {
 			continue
 		}
-		ip, ok := allocFor(node).allocate(resolved[i].Key)
+		rp := &seen.resolved[i]
+		ip, ok := seen.allocFor(node).allocate(rp.Key)
 		if !ok {
-			c.add(index("pods", i), "no free address left for pod %q: node %q's podCIDR %s is full", resolved[i].Key, node.Name, node.PodCIDR)
+			c.add(index("pods", i), "no free address left for pod %q: node %q's podCIDR %s is full", rp.Key, node.Name, node.PodCIDR)
 			continue
 		}
-		resolved[i].IP, resolved[i].Allocated = ip, true
+		rp.IP, rp.Allocated = ip, true
 	}
-	r.Pods = resolved
+	r.Pods = seen.resolved
+}
+
+// pod checks pods[i] and resolves it, all but an allocated address.
+func (c *checker) pod(path string, i int, p Pod, r *Resolved, seen *podsSeen) ResolvedPod {
+	// A duplicate's default netns would clash too: say it once.
+	ns, k, ok := c.uniqueKey("pods", i, "pod", p.Name, p.Namespace, seen.keyAt)
+	c.use(ns)
+	rp := ResolvedPod{
+		Key: k, Name: p.Name, Namespace: ns, Node: p.Node, Mode: p.Mode, Netns: p.Netns, AdoptNetns: p.AdoptNetns,
+		Labels: maps.Clone(p.Labels), Ports: c.containerPorts(join(path, "ports"), p.Ports),
+	}
+	if rp.Mode == "" {
+		rp.Mode = r.Mode
+	}
+	c.oneOf(join(path, "mode"), p.Mode, "mode", Modes)
+	c.labels(join(path, "labels"), p.Labels)
+	c.podNetns(join(path, "netns"), i, &rp, ok, seen)
+	node := c.podNode(join(path, "node"), p.Node, seen.nodes)
+	if p.IP != "" {
+		c.podIP(join(path, "ip"), i, p.IP, node, &rp, seen)
+	}
+	return rp
+}
+
+// podNetns defaults the pod's netns (when keyOK: its name and namespace
+// are valid) and checks it is valid and not another pod's.
+func (c *checker) podNetns(path string, i int, rp *ResolvedPod, keyOK bool, seen *podsSeen) {
+	netnsOK := true
+	if rp.Netns == "" {
+		rp.Netns = rp.Namespace + "-" + rp.Name
+		netnsOK = keyOK // an invalid name is reported already
+		if keyOK && len(rp.Netns) > maxNetnsName {
+			c.add(path, "the default netns name %q is longer than %d characters; set netns", rp.Netns, maxNetnsName)
+			netnsOK = false
+		}
+	} else if msg := checkNetns(rp.Netns); msg != "" {
+		c.add(path, "%s", msg)
+		netnsOK = false
+	}
+	if !netnsOK {
+		return
+	}
+	id := netnsIdentity(rp.Netns)
+	if j, dup := seen.netnsAt[id]; dup {
+		c.add(path, "netns %q is already used by pods[%d] (pod %q)", rp.Netns, j, seen.resolved[j].Key)
+	} else {
+		seen.netnsAt[id] = i
+	}
+}
+
+// podNode returns the pod's node, or nil when it is missing, unknown or
+// has no valid podCIDR (reported already).
+func (c *checker) podNode(path, name string, nodes map[string]*ResolvedNode) *ResolvedNode {
+	if name == "" {
+		c.add(path, "required")
+		return nil
+	}
+	node := nodes[name]
+	if node == nil {
+		c.add(path, "unknown node %q (nodes: %s)", name, strings.Join(slices.Sorted(maps.Keys(nodes)), ", "))
+		return nil
+	}
+	if !node.PodCIDR.IsValid() {
+		return nil // its podCIDR is already reported
+	}
+	return node
+}
+
+// podIP checks an explicit pod address, sets rp.IP and reserves it in its
+// node's allocator (node is nil when the node is not usable).
+func (c *checker) podIP(path string, i int, addr string, node *ResolvedNode, rp *ResolvedPod, seen *podsSeen) {
+	ip, good := c.addr(path, addr)
+	if !good {
+		return
+	}
+	rp.IP = ip
+	if j, dup := seen.ipAt[ip]; dup {
+		c.add(path, "address %s is already used by pods[%d] (pod %q)", ip, j, seen.resolved[j].Key)
+	} else {
+		seen.ipAt[ip] = i
+	}
+	if msg := reservedPodAddr(ip, seen.nodeAt); msg != "" {
+		c.add(path, "%s", msg)
+	} else if node != nil {
+		if c.podAddr(path, ip, node) {
+			seen.allocFor(node).reserve(ip)
+		}
+	}
 }
 
 // podAddr checks that an explicit pod address is a usable host address of
@@ -679,14 +763,7 @@ func (c *checker) services(t *Topology, r *Resolved) {
 	}
 	for i, s := range t.Services {
 		path := index("services", i)
-		ns, k, ok := c.objectKey(path, s.Name, s.Namespace)
-		if ok {
-			if j, dup := keyAt[k]; dup {
-				c.add(join(path, "name"), "duplicate service %q (first at services[%d])", k, j)
-			} else {
-				keyAt[k] = i
-			}
-		}
+		ns, k, _ := c.uniqueKey("services", i, "service", s.Name, s.Namespace, keyAt)
 		c.use(ns)
 		rs := ResolvedService{Key: k, Name: s.Name, Namespace: ns, Selector: maps.Clone(s.Selector), SessionAffinity: s.SessionAffinity}
 
@@ -784,14 +861,7 @@ func (c *checker) policies(t *Topology, r *Resolved) {
 	}
 	for i, pol := range t.Policies {
 		path := index("policies", i)
-		ns, k, ok := c.objectKey(path, pol.Name, pol.Namespace)
-		if ok {
-			if j, dup := keyAt[k]; dup {
-				c.add(join(path, "name"), "duplicate policy %q (first at policies[%d])", k, j)
-			} else {
-				keyAt[k] = i
-			}
-		}
+		ns, k, _ := c.uniqueKey("policies", i, "policy", pol.Name, pol.Namespace, keyAt)
 		c.use(ns)
 		sp := join(path, "spec")
 		spec := clonePolicySpec(pol.Spec)

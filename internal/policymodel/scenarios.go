@@ -1,10 +1,9 @@
 package policymodel
 
-// Code below is the scenario list of package policy's tests (policy/scenarios_test.go)
-// without the hand-written tables: the expected matrices come from policy.Matrix.
-
-// Scenarios are the standard model's policy scenarios, in the order of
-// package policy's tests.
+// Scenarios are the standard model's policy scenarios: the one corpus of
+// package policy's tests (which check policy.Matrix against a hand-written
+// table per scenario and check, by Name), of the compiler's tests and of
+// the end-to-end tests (which take policy.Matrix as the expectation).
 var Scenarios = []Scenario{
 	{
 		Name:   "default allow: no policies",

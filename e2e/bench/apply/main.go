@@ -36,10 +36,7 @@ func main() {
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the no-op plans here")
 	flag.Parse()
 	profile = *cpuprofile
-	if os.Geteuid() != 0 {
-		fmt.Fprintln(os.Stderr, "bench needs root (it builds namespaces)")
-		os.Exit(1)
-	}
+	benchnode.RequireRoot("bench")
 	fmt.Printf("%6s %12s %12s %8s %14s %14s %12s\n", "pods", "floor", "apply", "ratio", "no-op plan", "observe/pod", "destroy")
 	for _, s := range strings.Split(*sizes, ",") {
 		n, err := strconv.Atoi(s)

@@ -28,10 +28,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -39,14 +36,11 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -55,6 +49,7 @@ import (
 
 	"github.com/netreconcile/netreconcile/datapath"
 	"github.com/netreconcile/netreconcile/drivers"
+	"github.com/netreconcile/netreconcile/e2e/bench/internal/benchnode"
 	"github.com/netreconcile/netreconcile/internal/nsutil"
 	"github.com/netreconcile/netreconcile/policy/compile"
 	"github.com/netreconcile/netreconcile/spec"
@@ -71,20 +66,12 @@ func main() {
 	secs := flag.Int("t", 3, "seconds per throughput and connection-rate measurement")
 	rounds := flag.Int("rounds", 3, "rounds over the configurations (the median is shown)")
 	flag.Parse()
-	if os.Geteuid() != 0 {
-		fmt.Fprintln(os.Stderr, "policy bench needs root (it builds namespaces)")
-		os.Exit(1)
-	}
+	benchnode.RequireRoot("policy bench")
 	if *secs < 1 || *secs > 60 || *rounds < 1 || *rounds > 9 {
 		fmt.Fprintln(os.Stderr, "-t must be between 1 and 60, -rounds between 1 and 9")
 		os.Exit(1)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, *secs, *rounds); err != nil {
-		fmt.Fprintln(os.Stderr, "error:", err)
-		os.Exit(1)
-	}
+	benchnode.Run(func(ctx context.Context) error { return run(ctx, *secs, *rounds) })
 }
 
 type lab struct {
@@ -209,12 +196,6 @@ func (l *lab) apply(ctx context.Context, file string) (time.Duration, int, error
 	return time.Since(start), len(p.Changes), nil
 }
 
-func randID() string {
-	b := make([]byte, 3)
-	_, _ = rand.Read(b)
-	return "pb" + hex.EncodeToString(b)
-}
-
 type config struct {
 	name     string
 	policies int // -1: no datapath
@@ -230,17 +211,17 @@ type sample struct {
 }
 
 func run(ctx context.Context, secs, rounds int) error {
-	if _, err := exec.LookPath("iperf3"); err != nil {
-		return errors.New("iperf3 missing: apt-get install -y iperf3")
+	if err := benchnode.EnsureTools(ctx, map[string]string{"iperf3": "iperf3", "ss": "iproute2"}); err != nil {
+		return err
 	}
 	tmp, err := os.MkdirTemp("", "nr-policy-bench-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	l := &lab{id: randID(), bin: filepath.Join(tmp, "netreconcile"), dir: tmp, stateDir: filepath.Join(tmp, "state")}
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", l.bin, ".").CombinedOutput(); err != nil {
-		return fmt.Errorf("build netreconcile (run from the repository root): %w\n%s", err, out)
+	l := &lab{id: benchnode.RandID("pb"), bin: filepath.Join(tmp, "netreconcile"), dir: tmp, stateDir: filepath.Join(tmp, "state")}
+	if err := benchnode.BuildBinary(ctx, l.bin); err != nil {
+		return err
 	}
 	// The lab is node a alone; the file's ghost node is never built.
 	labFile, err := l.write("lab.yaml", fmt.Sprintf(`apiVersion: netreconcile/v1
@@ -256,14 +237,9 @@ pods:
 		return err
 	}
 	l.labFile = labFile
-	defer func() {
-		down, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if out, err := l.nr(down, "lab", "down", "-f", l.labFile); err != nil {
-			fmt.Fprintf(os.Stderr, "lab down: %v\n%s", err, out)
-		}
-	}()
-	if _, err := l.nr(ctx, "lab", "up", "-f", l.labFile); err != nil {
+	down, err := benchnode.LabUp(ctx, l.bin, l.labFile, "--state-dir", l.stateDir)
+	defer down()
+	if err != nil {
 		return err
 	}
 
@@ -373,12 +349,12 @@ pods:
 	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "measurement\tvalue\tvs 0 policies\tnotes")
 	for i, c := range configs {
-		fmt.Fprintf(tw, "throughput, %s\t%.2f Gbit/s (best %.2f)\t%.2fx (best %.2fx)\t%s\n", c.name, median(samples[i].gbps),
-			best(samples[i].gbps), median(samples[i].gbpsRatio), best(samples[i].gbps)/best(samples[1].gbps), entries[i])
+		fmt.Fprintf(tw, "throughput, %s\t%.2f Gbit/s (best %.2f)\t%.2fx (best %.2fx)\t%s\n", c.name, benchnode.Median(samples[i].gbps),
+			best(samples[i].gbps), benchnode.Median(samples[i].gbpsRatio), best(samples[i].gbps)/best(samples[1].gbps), entries[i])
 	}
 	for i, c := range configs {
-		fmt.Fprintf(tw, "new connections, %s\t%.0f /s (best %.0f)\t%.2fx (best %.2fx)\t\n", c.name, median(samples[i].conns),
-			best(samples[i].conns), median(samples[i].connsRatio), best(samples[i].conns)/best(samples[1].conns))
+		fmt.Fprintf(tw, "new connections, %s\t%.0f /s (best %.0f)\t%.2fx (best %.2fx)\t\n", c.name, benchnode.Median(samples[i].conns),
+			best(samples[i].conns), benchnode.Median(samples[i].connsRatio), best(samples[i].conns)/best(samples[1].conns))
 	}
 	for i, c := range configs[1:] {
 		s := samples[i+1]
@@ -390,8 +366,8 @@ pods:
 	}
 	fmt.Fprintf(tw, "compile 1000 policies (policy/compile, in process)\t%v\t\t%d identities, %d rules (best of 5)\n",
 		compileTime.Round(100*time.Microsecond), len(prog.Identities), rules)
-	fmt.Fprintf(tw, "apply 1000 policies from scratch (plan+apply+verify)\t%.0f ms\t\t%d planned changes (median of 3)\n", 1000*median(scratch), nScratch)
-	fmt.Fprintf(tw, "apply one policy change among 1000\t%.0f ms\t\t%d planned changes (median of 3)\n", 1000*median(change), nChange)
+	fmt.Fprintf(tw, "apply 1000 policies from scratch (plan+apply+verify)\t%.0f ms\t\t%d planned changes (median of 3)\n", 1000*benchnode.Median(scratch), nScratch)
+	fmt.Fprintf(tw, "apply one policy change among 1000\t%.0f ms\t\t%d planned changes (median of 3)\n", 1000*benchnode.Median(change), nChange)
 	tw.Flush()
 	fmt.Printf("two veth pods on one node, %d pods declared; iperf3 -t %d single stream; %d clients opening and resetting TCP connections for %d s;\n"+
 		"median and best of %d rounds (ratios: median of the per-round ratios, and best over best); per-packet cost: best of %d runs of 200000 BPF_PROG_TEST_RUN repeats\n",
@@ -480,12 +456,6 @@ func best(xs []float64) float64 {
 	return m
 }
 
-func median(xs []float64) float64 {
-	s := append([]float64(nil), xs...)
-	sort.Float64s(s)
-	return s[len(s)/2]
-}
-
 // entries counts the policy entries the node holds, from show.
 func (l *lab) entries(ctx context.Context) string {
 	out, err := l.nr(ctx, "show", "-o", "json", "--node", l.node(), "--node-netns", "nrlab-"+l.node())
@@ -512,56 +482,8 @@ func (l *lab) entries(ctx context.Context) string {
 
 // iperf runs one iperf3 test client -> server and returns Gbit/s.
 func (l *lab) iperf(ctx context.Context, secs int) (float64, error) {
-	srv := exec.Command("ip", "netns", "exec", l.netns("server"), "iperf3", "-s", "-1", "-B", serverIP, "-p", fmt.Sprint(iperfPort))
-	srv.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	var srvOut bytes.Buffer
-	srv.Stdout, srv.Stderr = &srvOut, &srvOut
-	if err := srv.Start(); err != nil {
-		return 0, err
-	}
-	done := make(chan struct{})
-	go func() { _ = srv.Wait(); close(done) }()
-	defer func() {
-		select {
-		case <-done:
-		default:
-			_ = syscall.Kill(-srv.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-	}()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		out, _ := exec.CommandContext(ctx, "ip", "netns", "exec", l.netns("server"), "ss", "-Hltn", fmt.Sprintf("sport = :%d", iperfPort)).Output()
-		if strings.TrimSpace(string(out)) != "" {
-			break
-		}
-		if time.Now().After(deadline) {
-			return 0, fmt.Errorf("iperf3 server not listening\n%s", srvOut.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	cctx, cancel := context.WithTimeout(ctx, time.Duration(secs+30)*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(cctx, "ip", "netns", "exec", l.netns("client"), "iperf3", "-c", serverIP, "-p", fmt.Sprint(iperfPort),
-		"-t", fmt.Sprint(secs), "-J").Output()
-	if err != nil {
-		return 0, fmt.Errorf("iperf3 client: %w\n%s", err, out)
-	}
-	var j struct {
-		End struct {
-			Received struct {
-				BitsPerSecond float64 `json:"bits_per_second"`
-			} `json:"sum_received"`
-		} `json:"end"`
-		Error string `json:"error"`
-	}
-	if err := json.Unmarshal(out, &j); err != nil {
-		return 0, fmt.Errorf("iperf3 output: %w", err)
-	}
-	if j.Error != "" {
-		return 0, errors.New(j.Error)
-	}
-	return j.End.Received.BitsPerSecond / 1e9, nil
+	res, err := benchnode.Iperf(ctx, l.netns("server"), serverIP, l.netns("client"), serverIP, iperfPort, secs)
+	return res.Gbps, err
 }
 
 // connServer accepts TCP connections on the server pod's connPort and

@@ -42,7 +42,6 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -98,10 +97,7 @@ func main() {
 	flag.BoolVar(&c.verbose, "v", false, "with -inprocess: log the engine's phase timings to stderr")
 	flag.BoolVar(&c.hold, "hold", false, "after the apply from scratch, print a plan command for the lab and wait for an interrupt (for profiling)")
 	flag.Parse()
-	if os.Geteuid() != 0 {
-		fmt.Fprintln(os.Stderr, "scale bench needs root (it builds namespaces)")
-		os.Exit(1)
-	}
+	benchnode.RequireRoot("scale bench")
 	if c.pods < 2 || c.pods > 4000 || c.services < 1 || c.services > 12500 || c.policies < 0 || c.runs < 1 {
 		fmt.Fprintln(os.Stderr, "bad -pods, -services, -policies or -runs")
 		os.Exit(1)
@@ -114,13 +110,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "-cpuprofile needs -inprocess (the binary has no profiling hook)")
 		os.Exit(1)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, c)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "error:", err)
-		os.Exit(1)
-	}
+	benchnode.Run(func(ctx context.Context) error { return run(ctx, c) })
 }
 
 // bench is one run: its names, and what to remove at the end.
@@ -427,35 +417,8 @@ func yes(ok bool) string {
 // build compiles the binary from the repository root (the working
 // directory, or above it).
 func (b *bench) build(ctx context.Context) error {
-	root, err := repoRoot()
-	if err != nil {
-		return err
-	}
 	b.bin = filepath.Join(b.dir, "netreconcile")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", b.bin, ".")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("build netreconcile: %w\n%s", err, out)
-	}
-	return nil
-}
-
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if m, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil &&
-			bytes.Contains(m, []byte("module github.com/netreconcile/netreconcile\n")) {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("run from inside the netreconcile repository")
-		}
-		dir = parent
-	}
+	return benchnode.BuildBinary(ctx, b.bin)
 }
 
 // floor measures the raw-netlink pods and then the datapath for them in a

@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/netreconcile/netreconcile/e2e/bench/internal/benchnode"
 )
 
 // pod is one pod of a bench lab.
@@ -36,7 +38,7 @@ type lab struct {
 	pods     []pod
 	services []service
 	file     string
-	isUp     bool
+	labDown  func() // nil until up
 }
 
 type node struct{ suffix, addr, cidr string }
@@ -103,10 +105,10 @@ func (l *lab) up(ctx context.Context) error {
 	if err := l.write(); err != nil {
 		return err
 	}
-	l.isUp = true // down is attempted even after a failed up
-	out, err := exec.CommandContext(ctx, l.bin, "lab", "up", "-f", l.file, "--state-dir", l.stateDir(), "--bpffs", l.pinRoot).CombinedOutput()
+	down, err := benchnode.LabUp(ctx, l.bin, l.file, "--state-dir", l.stateDir(), "--bpffs", l.pinRoot)
+	l.labDown = down // down is attempted even after a failed up
 	if err != nil {
-		return fmt.Errorf("%s lab up: %w\n%s", l.name, err, tail(out))
+		return fmt.Errorf("%s: %w", l.name, err)
 	}
 	return nil
 }
@@ -114,20 +116,16 @@ func (l *lab) up(ctx context.Context) error {
 // down takes the lab down with a fresh context (the run's may be
 // cancelled) and deletes the pod namespaces in case lab down could not.
 func (l *lab) down() {
-	if !l.isUp {
+	if l.labDown == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if out, err := exec.CommandContext(ctx, l.bin, "lab", "down", "-f", l.file, "--state-dir", l.stateDir(), "--bpffs", l.pinRoot).CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "%s lab down: %v\n%s", l.name, err, tail(out))
-	}
+	l.labDown()
 	for _, p := range l.pods {
 		if _, err := os.Stat(filepath.Join("/var/run/netns", l.netns(p))); err == nil {
 			_ = exec.Command("ip", "netns", "del", l.netns(p)).Run()
 		}
 	}
-	l.isUp = false
+	l.labDown = nil
 }
 
 // apply writes the topology and applies it on node s; it returns the
@@ -141,17 +139,9 @@ func (l *lab) apply(ctx context.Context, s string) (time.Duration, error) {
 		"--state-dir", l.stateDir(), "--bpffs", l.pinDir(s), "--log-format", "json").CombinedOutput()
 	took := time.Since(start)
 	if err != nil {
-		return took, fmt.Errorf("%s apply: %w\n%s", l.name, err, tail(out))
+		return took, fmt.Errorf("%s apply: %w\n%s", l.name, err, benchnode.Tail(string(out), 15))
 	}
 	return took, nil
-}
-
-func tail(out []byte) string {
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	if len(lines) > 15 {
-		lines = lines[len(lines)-15:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 // nsExec runs argv inside the network namespace ns (never the caller's:
@@ -164,7 +154,7 @@ func nsExec(ctx context.Context, ns, stdin string, argv ...string) ([]byte, erro
 	cmd.Stdin = strings.NewReader(stdin)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return out, fmt.Errorf("in netns %s: %s: %w\n%s", ns, strings.Join(argv, " "), err, tail(out))
+		return out, fmt.Errorf("in netns %s: %s: %w\n%s", ns, strings.Join(argv, " "), err, benchnode.Tail(string(out), 15))
 	}
 	return out, nil
 }

@@ -36,23 +36,19 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"flag"
 	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/netreconcile/netreconcile/datapath"
+	"github.com/netreconcile/netreconcile/e2e/bench/internal/benchnode"
 )
 
 type config struct {
@@ -71,10 +67,7 @@ func main() {
 	sizes := flag.String("n", "1,1000,5000,10000", "service counts for the new-connection rate")
 	flag.IntVar(&c.reps, "reps", 3, "repetitions of each control-plane measurement (the median is shown)")
 	flag.Parse()
-	if os.Geteuid() != 0 {
-		fmt.Fprintln(os.Stderr, "the services bench needs root (it builds namespaces)")
-		os.Exit(1)
-	}
+	benchnode.RequireRoot("the services bench")
 	for _, s := range strings.Split(*sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || n < 1 || n > 20000 {
@@ -87,12 +80,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "-t must be 1..60, -runs 1..9, -d 100ms..1m, -reps 1..9")
 		os.Exit(1)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, c); err != nil {
-		fmt.Fprintln(os.Stderr, "error:", err)
-		os.Exit(1)
-	}
+	benchnode.Run(func(ctx context.Context) error { return run(ctx, c) })
 }
 
 // row is one line of the table.
@@ -111,12 +99,11 @@ func (b *bench) add(r row) {
 }
 
 func run(ctx context.Context, cfg config) error {
-	if err := ensureTools(ctx); err != nil {
+	need := map[string]string{"iperf3": "iperf3", "iptables-nft-restore": "iptables", "ss": "iproute2"}
+	if err := benchnode.EnsureTools(ctx, need); err != nil {
 		return err
 	}
-	idb := make([]byte, 3)
-	_, _ = rand.Read(idb)
-	id := "sb" + hex.EncodeToString(idb)
+	id := benchnode.RandID("sb")
 	tmp, err := os.MkdirTemp("", "nr-services-bench-")
 	if err != nil {
 		return err
@@ -125,8 +112,8 @@ func run(ctx context.Context, cfg config) error {
 	pinRoot := "/sys/fs/bpf/netreconcile-bench-" + id
 	defer os.RemoveAll(pinRoot)
 	bin := filepath.Join(tmp, "netreconcile")
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		return fmt.Errorf("build netreconcile (run from the repository root): %w\n%s", err, out)
+	if err := benchnode.BuildBinary(ctx, bin); err != nil {
+		return err
 	}
 	b := &bench{cfg: cfg}
 	b.ebpf = &lab{name: "ebpf", id: id, bin: bin, dir: tmp, pinRoot: pinRoot,
@@ -310,7 +297,7 @@ func (b *bench) throughput(ctx context.Context) error {
 					return err
 				}
 			}
-			g, rtx, err := iperf(ctx, r.srvNS, r.bindIP, r.cliNS, r.dst, r.port, b.cfg.secs)
+			res, err := benchnode.Iperf(ctx, r.srvNS, r.bindIP, r.cliNS, r.dst, r.port, b.cfg.secs)
 			if r.fastPathOff {
 				if err := setFastPath(true); err != nil {
 					return err
@@ -319,15 +306,11 @@ func (b *bench) throughput(ctx context.Context) error {
 			if err != nil {
 				return fmt.Errorf("%s: %w", r.what, err)
 			}
-			r.gbps, r.rtx = append(r.gbps, g), append(r.rtx, rtx)
+			r.gbps, r.rtx = append(r.gbps, res.Gbps), append(r.rtx, res.Retransmits)
 			fmt.Fprint(os.Stderr, ".")
 		}
 	}
-	med := func(r *tput) float64 {
-		s := append([]float64(nil), r.gbps...)
-		sort.Float64s(s)
-		return s[len(s)/2]
-	}
+	med := func(r *tput) float64 { return benchnode.Median(r.gbps) }
 	for _, r := range rows {
 		note := fmt.Sprintf("runs %s; retransmits %s", fmtFloats(r.gbps), fmtInts(r.rtx))
 		if r.versus != "" {
@@ -488,12 +471,6 @@ func kubeServices(size, first, last int, eps []pod) []kubeService {
 	return out
 }
 
-func median(ds []time.Duration) time.Duration {
-	s := append([]time.Duration(nil), ds...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	return s[len(s)/2]
-}
-
 func ms(d time.Duration) string {
 	if d < time.Millisecond {
 		return fmt.Sprintf("%.3f ms", float64(d)/1e6)
@@ -536,7 +513,7 @@ func (b *bench) controlPlane(ctx context.Context) error {
 		start := time.Now()
 		if out, err := exec.CommandContext(ctx, e.bin, "plan", "--detailed-exitcode", "-f", e.file, "--node", e.node("e"),
 			"--node-netns", e.nodeNS("e"), "--state-dir", e.stateDir(), "--bpffs", e.pinDir("e")).CombinedOutput(); err != nil {
-			return fmt.Errorf("plan after apply: %w\n%s", err, tail(out))
+			return fmt.Errorf("plan after apply: %w\n%s", err, benchnode.Tail(string(out), 15))
 		}
 		noop = append(noop, time.Since(start))
 	}
@@ -629,21 +606,21 @@ func (b *bench) controlPlane(ctx context.Context) error {
 			ipts[j].partial = append(ipts[j].partial, took)
 		}
 	}
-	nft := median(ipts[0].scratch)
+	nft := benchnode.Median(ipts[0].scratch)
 	what := fmt.Sprintf("%d services x 2 endpoints from scratch", size)
 	note := fmt.Sprintf("median of %d", reps)
-	b.add(row{"control", what + ": netreconcile apply (whole command)", ms(median(scratch)), ratio(median(scratch).Seconds(), nft.Seconds()), "iptables-nft", note})
+	b.add(row{"control", what + ": netreconcile apply (whole command)", ms(benchnode.Median(scratch)), ratio(benchnode.Median(scratch).Seconds(), nft.Seconds()), "iptables-nft", note})
 	b.add(row{"control", what + ": datapath map writes alone", ms(mapScratch), ratio(mapScratch.Seconds(), nft.Seconds()), "iptables-nft", "in process, one run"})
 	for j, ipt := range backends {
-		b.add(row{"control", what + ": " + ipt.restoreCmd, ms(median(ipts[j].scratch)), ratio(median(ipts[j].scratch).Seconds(), nft.Seconds()), "iptables-nft", note})
+		b.add(row{"control", what + ": " + ipt.restoreCmd, ms(benchnode.Median(ipts[j].scratch)), ratio(benchnode.Median(ipts[j].scratch).Seconds(), nft.Seconds()), "iptables-nft", note})
 	}
-	b.add(row{"control", fmt.Sprintf("no change, %d services: netreconcile plan (whole command)", size), ms(median(noop)), "", "", note + "; parse, observe, diff"})
+	b.add(row{"control", fmt.Sprintf("no change, %d services: netreconcile plan (whole command)", size), ms(benchnode.Median(noop)), "", "", note + "; parse, observe, diff"})
 	what = "one endpoint change"
-	b.add(row{"control", what + ": netreconcile apply (whole command)", ms(median(change)), "", "", fmt.Sprintf("median of %d", 2*reps)})
-	b.add(row{"control", what + ": datapath map write alone", ms(median(mapChange)), "", "", "median of 101, in process"})
+	b.add(row{"control", what + ": netreconcile apply (whole command)", ms(benchnode.Median(change)), "", "", fmt.Sprintf("median of %d", 2*reps)})
+	b.add(row{"control", what + ": datapath map write alone", ms(benchnode.Median(mapChange)), "", "", "median of 101, in process"})
 	for j, ipt := range backends {
-		b.add(row{"control", what + ": " + ipt.restoreCmd + " (full sync)", ms(median(ipts[j].full)), "", "", fmt.Sprintf("median of %d", 2*reps)})
-		b.add(row{"control", what + ": " + ipt.restoreCmd + " --noflush (partial sync)", ms(median(ipts[j].partial)), "", "", fmt.Sprintf("median of %d", 2*reps)})
+		b.add(row{"control", what + ": " + ipt.restoreCmd + " (full sync)", ms(benchnode.Median(ipts[j].full)), "", "", fmt.Sprintf("median of %d", 2*reps)})
+		b.add(row{"control", what + ": " + ipt.restoreCmd + " --noflush (partial sync)", ms(benchnode.Median(ipts[j].partial)), "", "", fmt.Sprintf("median of %d", 2*reps)})
 	}
 	return nil
 }

@@ -16,23 +16,17 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 	"text/tabwriter"
-	"time"
+
+	"github.com/netreconcile/netreconcile/e2e/bench/internal/benchnode"
 )
 
 type pod struct{ name, node, ip, mode string }
@@ -47,26 +41,12 @@ func main() {
 	secs := flag.Int("t", 5, "seconds per iperf3 run")
 	runs := flag.Int("runs", 1, "iperf3 runs per row (the median is shown)")
 	flag.Parse()
-	if os.Geteuid() != 0 {
-		fmt.Fprintln(os.Stderr, "throughput needs root (it builds namespaces)")
-		os.Exit(1)
-	}
+	benchnode.RequireRoot("throughput")
 	if *secs < 1 || *secs > 60 || *runs < 1 || *runs > 9 {
 		fmt.Fprintln(os.Stderr, "-t must be between 1 and 60, -runs between 1 and 9")
 		os.Exit(1)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, *secs, *runs); err != nil {
-		fmt.Fprintln(os.Stderr, "error:", err)
-		os.Exit(1)
-	}
-}
-
-func randID() string {
-	b := make([]byte, 3)
-	_, _ = rand.Read(b)
-	return "tp" + hex.EncodeToString(b)
+	benchnode.Run(func(ctx context.Context) error { return run(ctx, *secs, *runs) })
 }
 
 // lab is the benchmark's cluster.
@@ -87,7 +67,7 @@ func (l *lab) pod(name string) pod {
 }
 
 func run(ctx context.Context, secs, runs int) error {
-	if err := ensureIperf3(ctx); err != nil {
+	if err := benchnode.EnsureTools(ctx, map[string]string{"iperf3": "iperf3"}); err != nil {
 		return err
 	}
 	tmp, err := os.MkdirTemp("", "nr-throughput-")
@@ -95,10 +75,10 @@ func run(ctx context.Context, secs, runs int) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	l := &lab{id: randID(), bin: filepath.Join(tmp, "netreconcile"), file: filepath.Join(tmp, "topo.yaml"),
+	l := &lab{id: benchnode.RandID("tp"), bin: filepath.Join(tmp, "netreconcile"), file: filepath.Join(tmp, "topo.yaml"),
 		stateDir: filepath.Join(tmp, "state")}
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", l.bin, ".").CombinedOutput(); err != nil {
-		return fmt.Errorf("build netreconcile (run from the repository root): %w\n%s", err, out)
+	if err := benchnode.BuildBinary(ctx, l.bin); err != nil {
+		return err
 	}
 	l.pods = []pod{
 		{"av1", "a", "10.244.1.10", "veth"}, {"av2", "a", "10.244.1.11", "veth"},
@@ -118,16 +98,10 @@ func run(ctx context.Context, secs, runs int) error {
 	if err := os.WriteFile(l.file, []byte(b.String()), 0o644); err != nil {
 		return err
 	}
-	defer func() {
-		// A fresh context: the run's may be cancelled by now.
-		down, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if out, err := exec.CommandContext(down, l.bin, "lab", "down", "-f", l.file, "--state-dir", l.stateDir).CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "lab down: %v\n%s", err, out)
-		}
-	}()
-	if out, err := exec.CommandContext(ctx, l.bin, "lab", "up", "-f", l.file, "--state-dir", l.stateDir).CombinedOutput(); err != nil {
-		return fmt.Errorf("lab up: %w\n%s", err, out)
+	down, err := benchnode.LabUp(ctx, l.bin, l.file, "--state-dir", l.stateDir)
+	defer down()
+	if err != nil {
+		return err
 	}
 	mtu, _ := exec.Command("ip", "-n", l.netns(l.pods[0]), "-o", "link", "show", "eth0").Output()
 	rows := []row{{scenario: "loopback, one netns", mode: "-", from: l.pod("av1"), loopback: true}}
@@ -149,7 +123,7 @@ func run(ctx context.Context, secs, runs int) error {
 	var ceiling float64
 	port := 5201
 	for _, r := range rows {
-		var all []result
+		var all []benchnode.IperfResult
 		for range runs {
 			if err := ctx.Err(); err != nil {
 				return err
@@ -162,12 +136,12 @@ func run(ctx context.Context, secs, runs int) error {
 			all = append(all, res)
 			fmt.Fprint(os.Stderr, ".")
 		}
-		sort.Slice(all, func(i, j int) bool { return all[i].gbps < all[j].gbps })
+		sort.Slice(all, func(i, j int) bool { return all[i].Gbps < all[j].Gbps })
 		res := all[len(all)/2]
 		if r.loopback {
-			ceiling = res.gbps
+			ceiling = res.Gbps
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.1f\t%.0f%%\t%d\t\n", r.scenario, r.mode, res.gbps, 100*res.gbps/ceiling, res.retransmits)
+		fmt.Fprintf(tw, "%s\t%s\t%.1f\t%.0f%%\t%d\t\n", r.scenario, r.mode, res.Gbps, 100*res.Gbps/ceiling, res.Retransmits)
 	}
 	tw.Flush()
 	fmt.Fprintln(os.Stderr)
@@ -186,99 +160,13 @@ func field(s, name string) string {
 	return "?"
 }
 
-type result struct {
-	gbps        float64
-	retransmits int
-}
-
 // iperf runs one iperf3 test: a one-off server in the destination pod
 // (or in the source pod on 127.0.0.1 for loopback), the client in the
-// source pod. The server is killed by its pid if it is still there.
-func (l *lab) iperf(ctx context.Context, r row, port, secs int) (result, error) {
+// source pod.
+func (l *lab) iperf(ctx context.Context, r row, port, secs int) (benchnode.IperfResult, error) {
 	srvNS, addr := l.netns(r.to), r.to.ip
 	if r.loopback {
 		srvNS, addr = l.netns(r.from), "127.0.0.1"
 	}
-	srv := exec.Command("ip", "netns", "exec", srvNS, "iperf3", "-s", "-1", "-B", addr, "-p", fmt.Sprint(port))
-	srv.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	var srvOut bytes.Buffer
-	srv.Stdout, srv.Stderr = &srvOut, &srvOut
-	if err := srv.Start(); err != nil {
-		return result{}, err
-	}
-	done := make(chan struct{})
-	go func() { _ = srv.Wait(); close(done) }()
-	defer func() {
-		select {
-		case <-done:
-		default:
-			_ = syscall.Kill(-srv.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-	}()
-	if err := waitListening(ctx, srvNS, port, done); err != nil {
-		return result{}, fmt.Errorf("%w\n%s", err, srvOut.String())
-	}
-	cctx, cancel := context.WithTimeout(ctx, time.Duration(secs+30)*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(cctx, "ip", "netns", "exec", l.netns(r.from), "iperf3", "-c", addr, "-p", fmt.Sprint(port),
-		"-t", fmt.Sprint(secs), "-J").Output()
-	if err != nil {
-		return result{}, fmt.Errorf("iperf3 client: %w\n%s", err, out)
-	}
-	var j struct {
-		End struct {
-			Sent struct {
-				Retransmits int `json:"retransmits"`
-			} `json:"sum_sent"`
-			Received struct {
-				BitsPerSecond float64 `json:"bits_per_second"`
-			} `json:"sum_received"`
-		} `json:"end"`
-		Error string `json:"error"`
-	}
-	if err := json.Unmarshal(out, &j); err != nil {
-		return result{}, fmt.Errorf("iperf3 output: %w", err)
-	}
-	if j.Error != "" {
-		return result{}, errors.New(j.Error)
-	}
-	return result{gbps: j.End.Received.BitsPerSecond / 1e9, retransmits: j.End.Sent.Retransmits}, nil
-}
-
-// waitListening waits until something listens on TCP port in ns, without
-// connecting (a one-off iperf3 server would take a probe for its test).
-func waitListening(ctx context.Context, ns string, port int, exited <-chan struct{}) error {
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		out, _ := exec.CommandContext(ctx, "ip", "netns", "exec", ns, "ss", "-Hltn", fmt.Sprintf("sport = :%d", port)).Output()
-		if strings.TrimSpace(string(out)) != "" {
-			return nil
-		}
-		select {
-		case <-exited:
-			return errors.New("iperf3 server exited")
-		case <-ctx.Done():
-			return ctx.Err()
-		default:
-		}
-		if time.Now().After(deadline) {
-			return errors.New("iperf3 server not listening after 5s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// ensureIperf3 installs iperf3 with apt-get when it is missing.
-func ensureIperf3(ctx context.Context) error {
-	if _, err := exec.LookPath("iperf3"); err == nil {
-		return nil
-	}
-	fmt.Fprintln(os.Stderr, "iperf3 missing: apt-get install -y iperf3")
-	cmd := exec.CommandContext(ctx, "apt-get", "install", "-y", "-qq", "iperf3")
-	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("install iperf3: %w\n%s", err, out)
-	}
-	return nil
+	return benchnode.Iperf(ctx, srvNS, addr, l.netns(r.from), addr, port, secs)
 }

@@ -22,8 +22,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"flag"
 	"fmt"
 	"net"
@@ -31,7 +29,6 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -65,30 +62,18 @@ func part(name string) bool { return strings.Contains(","+*parts+",", ","+name+"
 
 func main() {
 	flag.Parse()
-	if os.Geteuid() != 0 {
-		fmt.Fprintln(os.Stderr, "watch bench needs root (it builds namespaces)")
-		os.Exit(1)
-	}
+	benchnode.RequireRoot("watch bench")
 	if *nDel < 1 || *nDel > 1000 || *bigPods < 1 || *bigPods > 4000 || *smallN < 2 || *smallN > 200 {
 		fmt.Fprintln(os.Stderr, "bad sizes")
 		os.Exit(1)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	b := &bench{id: randID()}
-	err := b.run(ctx)
-	b.cleanup()
-	b.print()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "error:", err)
-		os.Exit(1)
-	}
-}
-
-func randID() string {
-	x := make([]byte, 3)
-	_, _ = rand.Read(x)
-	return "nrw" + hex.EncodeToString(x)
+	b := &bench{id: benchnode.RandID("nrw")}
+	benchnode.Run(func(ctx context.Context) error {
+		err := b.run(ctx)
+		b.cleanup()
+		b.print()
+		return err
+	})
 }
 
 type bench struct {
@@ -135,22 +120,18 @@ func (b *bench) run(ctx context.Context) error {
 	b.stateDir = filepath.Join(b.tmp, "state")
 	b.node = b.id + "n"
 	b.nodeNS = "nrlab-" + b.node
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", b.bin, ".").CombinedOutput(); err != nil {
-		return fmt.Errorf("build netreconcile (run from the repository root): %w\n%s", err, out)
+	if err := benchnode.BuildBinary(ctx, b.bin); err != nil {
+		return err
 	}
 	// The lab: one node, no pods; the daemon makes the pods.
 	b.labFile = filepath.Join(b.tmp, "lab.yaml")
 	if err := os.WriteFile(b.labFile, []byte(b.topo(nil, 0, 0, "")), 0o644); err != nil {
 		return err
 	}
-	b.defer_(func() {
-		out, err := exec.Command(b.bin, "lab", "down", "-f", b.labFile, "--state-dir", b.stateDir).CombinedOutput()
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "lab down: %v\n%s", err, out)
-		}
-	})
-	if out, err := exec.CommandContext(ctx, b.bin, "lab", "up", "-f", b.labFile, "--state-dir", b.stateDir).CombinedOutput(); err != nil {
-		return fmt.Errorf("lab up: %w\n%s", err, out)
+	down, err := benchnode.LabUp(ctx, b.bin, b.labFile, "--state-dir", b.stateDir)
+	b.defer_(down)
+	if err != nil {
+		return err
 	}
 	if part("latency") {
 		if err := b.latencies(ctx); err != nil {

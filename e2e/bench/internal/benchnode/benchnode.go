@@ -1,19 +1,22 @@
-// Package benchnode holds what the control-plane benchmarks under e2e/bench
-// share: a throwaway node namespace with an uplink, the raw-netlink floor
-// for creating veth pods (the same objects netreconcile's veth driver
-// makes, with no observation, diffing or verification), and formatting.
+// Package benchnode holds what the benchmarks under e2e/bench share: a
+// throwaway node namespace with an uplink, the raw-netlink floor for
+// creating veth pods (the same objects netreconcile's veth driver makes,
+// with no observation, diffing or verification), building the binary and
+// bringing a lab up and down, iperf3 runs, main's signal handling, and
+// formatting.
 //
 // Everything lives in namespaces named after a random id; callers delete
 // them on every exit path (the returned cleanups do).
 package benchnode
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
 	"net"
 	"net/netip"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -169,10 +172,12 @@ func floorPod(h *netlink.Handle, netnsName, host string, ip net.IP, gw net.IP, m
 		Scope: netlink.SCOPE_LINK})
 }
 
-// Median returns the median of ds (which it sorts).
-func Median(ds []time.Duration) time.Duration {
-	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
-	return ds[len(ds)/2]
+// Median returns the median of xs (the upper one of an even count),
+// leaving xs as it is.
+func Median[T cmp.Ordered](xs []T) T {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
 }
 
 // Round formats d with about three significant digits.

@@ -1,4 +1,4 @@
-package main
+package benchnode
 
 import (
 	"bytes"
@@ -13,18 +13,23 @@ import (
 	"time"
 )
 
-// iperf runs one single-stream iperf3 test of secs seconds: a one-off
+// IperfResult is what one iperf3 test measured.
+type IperfResult struct {
+	Gbps        float64 // received
+	Retransmits int     // by the sender
+}
+
+// Iperf runs one single-stream iperf3 test of secs seconds: a one-off
 // server bound to bindIP:port in srvNS, the client in cliNS connecting to
 // dst:port (a pod IP, a clusterIP or 127.0.0.1). The server is killed by
-// its pid if it is still there. It returns Gbit/s received and the
-// sender's retransmissions.
-func iperf(ctx context.Context, srvNS, bindIP, cliNS, dst string, port, secs int) (float64, int, error) {
+// its process group if it is still there.
+func Iperf(ctx context.Context, srvNS, bindIP, cliNS, dst string, port, secs int) (IperfResult, error) {
 	srv := exec.Command("ip", "netns", "exec", srvNS, "iperf3", "-s", "-1", "-B", bindIP, "-p", fmt.Sprint(port))
 	srv.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	var srvOut bytes.Buffer
 	srv.Stdout, srv.Stderr = &srvOut, &srvOut
 	if err := srv.Start(); err != nil {
-		return 0, 0, err
+		return IperfResult{}, err
 	}
 	done := make(chan struct{})
 	go func() { _ = srv.Wait(); close(done) }()
@@ -36,8 +41,8 @@ func iperf(ctx context.Context, srvNS, bindIP, cliNS, dst string, port, secs int
 			<-done
 		}
 	}()
-	if err := waitListening(ctx, srvNS, port, done); err != nil {
-		return 0, 0, fmt.Errorf("%w\n%s", err, srvOut.String())
+	if err := WaitListening(ctx, srvNS, port, done); err != nil {
+		return IperfResult{}, fmt.Errorf("%w\n%s", err, srvOut.String())
 	}
 	cctx, cancel := context.WithTimeout(ctx, time.Duration(secs+30)*time.Second)
 	defer cancel()
@@ -54,21 +59,23 @@ func iperf(ctx context.Context, srvNS, bindIP, cliNS, dst string, port, secs int
 		} `json:"end"`
 		Error string `json:"error"`
 	}
+	// iperf3 -J reports its own errors in the JSON, exit status aside.
 	if jerr := json.Unmarshal(out, &j); jerr == nil && j.Error != "" {
-		return 0, 0, fmt.Errorf("iperf3 -c %s:%d: %s", dst, port, j.Error)
+		return IperfResult{}, fmt.Errorf("iperf3 -c %s:%d: %s", dst, port, j.Error)
 	}
 	if err != nil {
-		return 0, 0, fmt.Errorf("iperf3 -c %s:%d: %w\n%s", dst, port, err, out)
+		return IperfResult{}, fmt.Errorf("iperf3 -c %s:%d: %w\n%s", dst, port, err, out)
 	}
 	if err := json.Unmarshal(out, &j); err != nil {
-		return 0, 0, fmt.Errorf("iperf3 output: %w", err)
+		return IperfResult{}, fmt.Errorf("iperf3 output: %w", err)
 	}
-	return j.End.Received.BitsPerSecond / 1e9, j.End.Sent.Retransmits, nil
+	return IperfResult{Gbps: j.End.Received.BitsPerSecond / 1e9, Retransmits: j.End.Sent.Retransmits}, nil
 }
 
-// waitListening waits until something listens on TCP port in ns, without
-// connecting (a one-off iperf3 server would take a probe for its test).
-func waitListening(ctx context.Context, ns string, port int, exited <-chan struct{}) error {
+// WaitListening waits until something listens on TCP port in ns, without
+// connecting (a one-off iperf3 server would take a probe for its test),
+// for at most 5 s or until exited is closed.
+func WaitListening(ctx context.Context, ns string, port int, exited <-chan struct{}) error {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		out, _ := exec.CommandContext(ctx, "ip", "netns", "exec", ns, "ss", "-Hltn", fmt.Sprintf("sport = :%d", port)).Output()
@@ -89,10 +96,9 @@ func waitListening(ctx context.Context, ns string, port int, exited <-chan struc
 	}
 }
 
-// ensureTools installs the Debian packages the bench needs when their
-// commands are missing.
-func ensureTools(ctx context.Context) error {
-	need := map[string]string{"iperf3": "iperf3", "iptables-nft-restore": "iptables", "ss": "iproute2"}
+// EnsureTools installs, with apt-get, the Debian package of each command
+// of need (command -> package) that is missing.
+func EnsureTools(ctx context.Context, need map[string]string) error {
 	for cmd, pkg := range need {
 		if _, err := exec.LookPath(cmd); err == nil {
 			continue
@@ -101,7 +107,7 @@ func ensureTools(ctx context.Context) error {
 		c := exec.CommandContext(ctx, "apt-get", "install", "-y", "-qq", pkg)
 		c.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
 		if out, err := c.CombinedOutput(); err != nil {
-			return fmt.Errorf("install %s: %w\n%s", pkg, err, tail(out))
+			return fmt.Errorf("install %s: %w\n%s", pkg, err, Tail(string(out), 15))
 		}
 	}
 	return nil
