@@ -116,7 +116,7 @@ type bench struct {
 }
 
 func runBench(ctx context.Context, cfg config) error {
-	if err := benchnode.EnsureIperf3(ctx); err != nil {
+	if err := benchnode.EnsureTools(ctx, map[string]string{"iperf3": "iperf3"}); err != nil {
 		return err
 	}
 	root, err := repoRoot(ctx)

@@ -82,10 +82,10 @@ func (b *bench) measureApplied(ctx context.Context, ph *phase) error {
 	l, secs := b.lab, b.cfg.secs
 	cli, srv := l.netns("client"), l.netns("server")
 	var err error
-	if ph.fig[tputPod], ph.rtx[0], err = benchnode.Iperf(ctx, srv, podIperf, cli, podIperf, secs); err != nil {
+	if ph.fig[tputPod], ph.rtx[0], err = iperf(ctx, srv, podIperf, cli, podIperf, secs); err != nil {
 		return err
 	}
-	if ph.fig[tputSvc], ph.rtx[1], err = benchnode.Iperf(ctx, srv, svcIperf, cli, l.svc(80), secs); err != nil {
+	if ph.fig[tputSvc], ph.rtx[1], err = iperf(ctx, srv, svcIperf, cli, l.svc(80), secs); err != nil {
 		return err
 	}
 	for i, dst := range []netip.AddrPort{netip.AddrPortFrom(serverIP, portConnPod), l.svc(81)} {
@@ -171,12 +171,12 @@ func (b *bench) clusterIP(ctx context.Context) error {
 	var pod, svc []float64
 	var rtx [2]int
 	for range b.cfg.pairs {
-		g, n, err := benchnode.Iperf(ctx, srv, podIperf, cli, podIperf, b.cfg.secs)
+		g, n, err := iperf(ctx, srv, podIperf, cli, podIperf, b.cfg.secs)
 		if err != nil {
 			return fmt.Errorf("pod IP: %w", err)
 		}
 		pod, rtx[0] = append(pod, g), rtx[0]+n
-		if g, n, err = benchnode.Iperf(ctx, srv, svcIperf, cli, l.svc(80), b.cfg.secs); err != nil {
+		if g, n, err = iperf(ctx, srv, svcIperf, cli, l.svc(80), b.cfg.secs); err != nil {
 			return fmt.Errorf("clusterIP: %w", err)
 		}
 		svc, rtx[1] = append(svc, g), rtx[1]+n
@@ -197,3 +197,9 @@ func (b *bench) clusterIP(ctx context.Context) error {
 
 // elapsed formats a duration in milliseconds.
 func elapsed(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/1e6) }
+
+// iperf is benchnode.IperfTo as Gbit/s and retransmissions.
+func iperf(ctx context.Context, srvNS string, bind netip.AddrPort, cliNS string, dst netip.AddrPort, secs int) (float64, int, error) {
+	r, err := benchnode.IperfTo(ctx, srvNS, bind, cliNS, dst, secs)
+	return r.Gbps, r.Retransmits, err
+}

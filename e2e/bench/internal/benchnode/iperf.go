@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"strings"
@@ -21,15 +22,31 @@ type IperfResult struct {
 
 // Iperf runs one single-stream iperf3 test of secs seconds: a one-off
 // server bound to bindIP:port in srvNS, the client in cliNS connecting to
-// dst:port (a pod IP, a clusterIP or 127.0.0.1). The server is killed by
-// its process group if it is still there.
+// dst:port (a pod IP, a clusterIP or 127.0.0.1).
 func Iperf(ctx context.Context, srvNS, bindIP, cliNS, dst string, port, secs int) (IperfResult, error) {
-	srv := exec.Command("ip", "netns", "exec", srvNS, "iperf3", "-s", "-1", "-B", bindIP, "-p", fmt.Sprint(port))
+	b, err := netip.ParseAddr(bindIP)
+	if err != nil {
+		return IperfResult{}, fmt.Errorf("iperf3 bind address: %w", err)
+	}
+	d, err := netip.ParseAddr(dst)
+	if err != nil {
+		return IperfResult{}, fmt.Errorf("iperf3 destination: %w", err)
+	}
+	return IperfTo(ctx, srvNS, netip.AddrPortFrom(b, uint16(port)), cliNS, netip.AddrPortFrom(d, uint16(port)), secs)
+}
+
+// IperfTo runs one single-stream iperf3 test of secs seconds: a one-off
+// server on bind in srvNS (killed by its process group if it is still
+// there), the client in cliNS connecting to dst (bind itself, or an
+// address translated to it, such as a clusterIP and its port).
+func IperfTo(ctx context.Context, srvNS string, bind netip.AddrPort, cliNS string, dst netip.AddrPort, secs int) (IperfResult, error) {
+	port := int(bind.Port())
+	srv := exec.Command("ip", "netns", "exec", srvNS, "iperf3", "-s", "-1", "-B", bind.Addr().String(), "-p", fmt.Sprint(port))
 	srv.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	var srvOut bytes.Buffer
 	srv.Stdout, srv.Stderr = &srvOut, &srvOut
 	if err := srv.Start(); err != nil {
-		return IperfResult{}, err
+		return IperfResult{}, fmt.Errorf("start iperf3 server in %s: %w", srvNS, err)
 	}
 	done := make(chan struct{})
 	go func() { _ = srv.Wait(); close(done) }()
@@ -42,12 +59,20 @@ func Iperf(ctx context.Context, srvNS, bindIP, cliNS, dst string, port, secs int
 		}
 	}()
 	if err := WaitListening(ctx, srvNS, port, done); err != nil {
-		return IperfResult{}, fmt.Errorf("%w\n%s", err, srvOut.String())
+		return IperfResult{}, fmt.Errorf("iperf3 server in %s: %w\n%s", srvNS, err, srvOut.String())
 	}
+	return iperfClient(ctx, cliNS, dst, secs)
+}
+
+// iperfClient runs the client side of IperfTo and reads its JSON report.
+func iperfClient(ctx context.Context, cliNS string, dst netip.AddrPort, secs int) (IperfResult, error) {
 	cctx, cancel := context.WithTimeout(ctx, time.Duration(secs+30)*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(cctx, "ip", "netns", "exec", cliNS, "iperf3", "-c", dst, "-p", fmt.Sprint(port),
-		"-t", fmt.Sprint(secs), "-J").Output()
+	cli := exec.CommandContext(cctx, "ip", "netns", "exec", cliNS, "iperf3", "-c", dst.Addr().String(),
+		"-p", fmt.Sprint(dst.Port()), "-t", fmt.Sprint(secs), "-J")
+	cli.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cli.Cancel = func() error { return syscall.Kill(-cli.Process.Pid, syscall.SIGKILL) }
+	out, err := cli.Output()
 	var j struct {
 		End struct {
 			Sent struct {
@@ -59,15 +84,14 @@ func Iperf(ctx context.Context, srvNS, bindIP, cliNS, dst string, port, secs int
 		} `json:"end"`
 		Error string `json:"error"`
 	}
-	// iperf3 -J reports its own errors in the JSON, exit status aside.
-	if jerr := json.Unmarshal(out, &j); jerr == nil && j.Error != "" {
-		return IperfResult{}, fmt.Errorf("iperf3 -c %s:%d: %s", dst, port, j.Error)
-	}
-	if err != nil {
-		return IperfResult{}, fmt.Errorf("iperf3 -c %s:%d: %w\n%s", dst, port, err, out)
-	}
-	if err := json.Unmarshal(out, &j); err != nil {
-		return IperfResult{}, fmt.Errorf("iperf3 output: %w", err)
+	jerr := json.Unmarshal(out, &j)
+	switch {
+	case jerr == nil && j.Error != "":
+		return IperfResult{}, fmt.Errorf("iperf3 -c %s: %s", dst, j.Error)
+	case err != nil:
+		return IperfResult{}, fmt.Errorf("iperf3 -c %s: %w\n%s", dst, err, Tail(string(out), 15))
+	case jerr != nil:
+		return IperfResult{}, fmt.Errorf("iperf3 -c %s output: %w", dst, jerr)
 	}
 	return IperfResult{Gbps: j.End.Received.BitsPerSecond / 1e9, Retransmits: j.End.Sent.Retransmits}, nil
 }

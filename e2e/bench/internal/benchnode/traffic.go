@@ -1,19 +1,15 @@
 package benchnode
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
 	"os"
-	"os/exec"
 	"runtime"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -24,100 +20,6 @@ import (
 // Traffic for the data-plane benchmarks: single-stream iperf3, and short
 // TCP connections one after the other (a data-plane bench that needs its
 // own flavour keeps it; these are the plain ones).
-
-// EnsureIperf3 installs iperf3 with apt-get when it is missing.
-func EnsureIperf3(ctx context.Context) error {
-	if _, err := exec.LookPath("iperf3"); err == nil {
-		return nil
-	}
-	fmt.Fprintln(os.Stderr, "iperf3 missing: apt-get install -y iperf3")
-	c := exec.CommandContext(ctx, "apt-get", "install", "-y", "-qq", "iperf3")
-	c.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-	if out, err := c.CombinedOutput(); err != nil {
-		return fmt.Errorf("install iperf3: %w\n%s", err, Tail(string(out), 15))
-	}
-	return nil
-}
-
-// Iperf runs one single-stream iperf3 test of secs seconds: a one-off
-// server on bind in netns srvNS (killed by its process group if still
-// there at the end), the client in cliNS connecting to dst (bind itself,
-// or an address translated to it). It returns the Gbit/s received and the
-// sender's retransmissions.
-func Iperf(ctx context.Context, srvNS string, bind netip.AddrPort, cliNS string, dst netip.AddrPort, secs int) (float64, int, error) {
-	port := int(bind.Port())
-	srv := exec.Command("ip", "netns", "exec", srvNS, "iperf3", "-s", "-1", "-B", bind.Addr().String(), "-p", strconv.Itoa(port))
-	srv.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	var srvOut bytes.Buffer
-	srv.Stdout, srv.Stderr = &srvOut, &srvOut
-	if err := srv.Start(); err != nil {
-		return 0, 0, fmt.Errorf("start iperf3 server in %s: %w", srvNS, err)
-	}
-	done := make(chan struct{})
-	go func() { _ = srv.Wait(); close(done) }()
-	defer func() {
-		select {
-		case <-done:
-		default:
-			_ = syscall.Kill(-srv.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-	}()
-	if err := waitListening(ctx, srvNS, port, done); err != nil {
-		return 0, 0, fmt.Errorf("iperf3 server in %s: %w\n%s", srvNS, err, srvOut.String())
-	}
-	cctx, cancel := context.WithTimeout(ctx, time.Duration(secs+30)*time.Second)
-	defer cancel()
-	cli := exec.CommandContext(cctx, "ip", "netns", "exec", cliNS, "iperf3", "-c", dst.Addr().String(), "-p", strconv.Itoa(int(dst.Port())),
-		"-t", strconv.Itoa(secs), "-J")
-	cli.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cli.Cancel = func() error { return syscall.Kill(-cli.Process.Pid, syscall.SIGKILL) }
-	out, err := cli.Output()
-	var j struct {
-		End struct {
-			Sent struct {
-				Retransmits int `json:"retransmits"`
-			} `json:"sum_sent"`
-			Received struct {
-				BitsPerSecond float64 `json:"bits_per_second"`
-			} `json:"sum_received"`
-		} `json:"end"`
-		Error string `json:"error"`
-	}
-	jerr := json.Unmarshal(out, &j)
-	switch {
-	case jerr == nil && j.Error != "":
-		return 0, 0, fmt.Errorf("iperf3 -c %s: %s", dst, j.Error)
-	case err != nil:
-		return 0, 0, fmt.Errorf("iperf3 -c %s: %w\n%s", dst, err, Tail(string(out), 15))
-	case jerr != nil:
-		return 0, 0, fmt.Errorf("iperf3 -c %s output: %w", dst, jerr)
-	}
-	return j.End.Received.BitsPerSecond / 1e9, j.End.Sent.Retransmits, nil
-}
-
-// waitListening waits until something listens on TCP port in ns, without
-// connecting (a one-off iperf3 server would take a probe for its test).
-func waitListening(ctx context.Context, ns string, port int, exited <-chan struct{}) error {
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		out, _ := exec.CommandContext(ctx, "ip", "netns", "exec", ns, "ss", "-Hltn", fmt.Sprintf("sport = :%d", port)).Output()
-		if strings.TrimSpace(string(out)) != "" {
-			return nil
-		}
-		select {
-		case <-exited:
-			return errors.New("exited")
-		case <-ctx.Done():
-			return ctx.Err()
-		default:
-		}
-		if time.Now().After(deadline) {
-			return errors.New("not listening after 5s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
 
 // ConnServers are servers of short connections: each accepts, writes one
 // byte and closes first, so that the TIME_WAIT stays on its side and the
