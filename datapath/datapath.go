@@ -497,7 +497,7 @@ type Config struct {
 	// service. It must be an address pods never own (link-local).
 	HairpinIP netip.Addr
 	// ConntrackPerSource bounds the connection-tracking entries one source
-	// address may hold in each table (0: the datapath's default, 16384).
+	// address may hold in each table (0: the datapath's default, 32768).
 	ConntrackPerSource uint32
 }
 

@@ -152,7 +152,7 @@
 // client's connections from one source port to two services that resolve
 // to the same backend collide (as they would on the backend itself).
 // Conntrack holds 65536 service connections (two entries each) and 131072
-// policy entries, each source at most 16384 of each: beyond that new
+// policy entries, each source at most 32768 open ones of each: beyond that new
 // connections of that source are refused, never another's state evicted.
 // An established TCP connection idle for 6 h loses its state. Macvlan and
 // ipvlan pods holding CAP_NET_RAW can bypass their tc egress hook with

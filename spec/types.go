@@ -49,7 +49,7 @@ type Cluster struct {
 type Datapath struct {
 	Maps DatapathMaps `yaml:"maps,omitempty" json:"maps,omitempty"`
 	// ConntrackPerSource bounds the connection-tracking entries one source
-	// address may hold in each table (0: the datapath's default, 16384).
+	// address may hold in each table (0: the datapath's default, 32768).
 	ConntrackPerSource int `yaml:"conntrackPerSource,omitempty" json:"conntrackPerSource,omitempty"`
 }
 
