@@ -64,7 +64,7 @@ func applyFrom(ctx context.Context, cfg *Config, p *Plan, log logr.Logger, done 
 	var implied []*state.Link
 	groups := map[string][]Change{}
 	var owners []string
-	for _, c := range p.steps {
+	for _, c := range p.Steps() {
 		switch {
 		case c.ImpliedBy != "":
 			if l, ok := c.Observed.(*state.Link); ok && l.NS == state.NodeNS {
@@ -137,7 +137,7 @@ func (a *applier) run(ctx context.Context, cs []Change, applied *atomic.Int64) e
 		if err := a.step(c); err != nil {
 			return fmt.Errorf("%s %s: %w", c.Action, describe(c), err)
 		}
-		if c.more {
+		if c.More() {
 			continue // the change is applied when its last part is
 		}
 		if n := applied.Add(1); n == crashAfter {

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/netreconcile/netreconcile/reconcile/plan"
 	"github.com/netreconcile/netreconcile/state"
 )
 
@@ -273,7 +274,7 @@ func (c *Cache) applied(p *Plan) bool {
 	var entries, atts []Change
 	all := true
 	for _, ch := range p.Changes {
-		kind := kindOf(ch)
+		kind := plan.KindOf(ch)
 		switch {
 		case mapKinds[kind]:
 			entries = append(entries, ch)

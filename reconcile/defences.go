@@ -9,53 +9,21 @@ import (
 
 	"github.com/netreconcile/netreconcile/datapath"
 	"github.com/netreconcile/netreconcile/spec"
+	"github.com/netreconcile/netreconcile/state"
 )
 
-// Defences is what the node's datapath does against hostile pods, as
-// show reports it: per pod (or source address) the source its interface
-// is bound to, the packets dropped and why, and the conntrack entries it
-// holds; and what the in-kernel conntrack collector did. Everything is
-// read from the pinned maps; nothing is run or changed.
-type Defences struct {
-	// Pods are sorted by address: every bound pod, and every other
-	// address with drops or conntrack entries charged to it (a remote
-	// pod that opened connections to a local one).
-	Pods []PodDefence `json:"pods"`
-	// Unbound counts, by reason, the drops on interfaces that had no
-	// source binding (no pod to charge them to).
-	Unbound map[string]uint64 `json:"unbound_drops,omitempty"`
-	// Collector is the conntrack collector's progress.
-	Collector Collector `json:"conntrack_gc"`
-}
+// Defences is what the node's datapath does against hostile pods
+// (state.Defences).
+type Defences = state.Defences
 
 // PodDefence is one source address's part of Defences.
-type PodDefence struct {
-	Pod     string `json:"pod,omitempty"` // namespace/name, when the file names the address
-	Address string `json:"address"`
-	// MAC is the bound source MAC ("" when no interface here is bound
-	// to the address).
-	MAC string `json:"mac,omitempty"`
-	// Drops counts dropped packets by reason (only reasons that
-	// happened): on the pod's own hooks, and the policy-ingress drops of
-	// packets to it.
-	Drops     map[string]uint64 `json:"drops,omitempty"`
-	Conntrack ConntrackShare    `json:"conntrack"`
-}
+type PodDefence = state.PodDefence
 
-// ConntrackShare is how many entries a source holds in each conntrack
-// table (each is bounded per source).
-type ConntrackShare struct {
-	Service uint32 `json:"service"`
-	Policy  uint32 `json:"policy"`
-}
+// ConntrackShare is a source's conntrack entries.
+type ConntrackShare = state.ConntrackShare
 
-// Collector is what the conntrack collector did: walks so far, and the
-// entries its last walk looked at and deleted (expired).
-type Collector struct {
-	Runs        uint64 `json:"runs"`
-	LastScanned uint64 `json:"last_scanned"`
-	LastDeleted uint64 `json:"last_deleted"`
-}
+// Collector is what the conntrack collector did.
+type Collector = state.Collector
 
 // PodNames maps every pod address of r to the pod's key (nil r: none).
 func PodNames(r *spec.Resolved) map[netip.Addr]string {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/netreconcile/netreconcile/datapath"
 	"github.com/netreconcile/netreconcile/drivers"
+	"github.com/netreconcile/netreconcile/reconcile/plan"
 	"github.com/netreconcile/netreconcile/spec"
 	"github.com/netreconcile/netreconcile/state"
 )
@@ -114,7 +115,7 @@ func (e *Engine) Plan(r *spec.Resolved, observed *Observed) (*Result, error) {
 			return nil, err
 		}
 		phases = append(phases, "observe", time.Since(start))
-		phases = append(phases, observed.phases...)
+		phases = append(phases, observed.Phases...)
 		e.warn(observed)
 	}
 	start = time.Now()
@@ -174,7 +175,7 @@ func (e *Engine) Apply(ctx context.Context, r *spec.Resolved) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		phases := append([]any{"observe", time.Since(start)}, obs.phases...)
+		phases := append([]any{"observe", time.Since(start)}, obs.Phases...)
 		start = time.Now()
 		p, err := Diff(e.Cfg.Node, res.desired, obs)
 		if err == nil {
@@ -188,7 +189,7 @@ func (e *Engine) Apply(ctx context.Context, r *spec.Resolved) (*Result, error) {
 	if err != nil {
 		e.Cache.InvalidateAll()
 		if verr := e.verify(ctx, replan, 0); verr != nil {
-			return res, fmt.Errorf("%w; %d of %d changes applied; left: %v", err, res.Applied, res.Plan.stepCount(), verr)
+			return res, fmt.Errorf("%w; %d of %d changes applied; left: %v", err, res.Applied, res.Plan.StepCount(), verr)
 		}
 		return res, err
 	}
@@ -206,8 +207,8 @@ func (e *Engine) Apply(ctx context.Context, r *spec.Resolved) (*Result, error) {
 // attachments change is written through to the cache when they are
 // made, and only then does that observation take the datapath from it.
 func (e *Engine) apply(ctx context.Context, res *Result) (applied int, early <-chan observation, err error) {
-	rest, atts := splitAttaches(res.Plan)
-	if e.Cache == nil || len(atts.steps) == 0 {
+	rest, atts := plan.SplitAttaches(res.Plan)
+	if e.Cache == nil || len(atts.Steps()) == 0 {
 		applied, err = Apply(ctx, e.Cfg, res.Plan, e.Log)
 		return applied, nil, err
 	}
@@ -237,38 +238,6 @@ func (e *Engine) apply(ctx context.Context, res *Result) (applied int, early <-c
 type observation struct {
 	obs *Observed
 	err error
-}
-
-// splitAttaches returns p without the attachments it makes that can run
-// last, and those attachments. An attachment of a pod that the plan makes
-// reachable (its endpoint, addresses, neighbours or routes created or
-// re-added: a new pod, or one whose link is replaced) stays in its place,
-// before them, so the pod is isolated from its first packet; a pod that
-// is reachable already gains nothing from having its attachment sooner.
-func splitAttaches(p *Plan) (rest, atts *Plan) {
-	reachable := map[string]bool{}
-	for _, c := range p.steps {
-		switch kindOf(c) {
-		case state.KindEndpoint, state.KindAddr, state.KindNeigh, state.KindRoute:
-			if c.Action != Delete {
-				reachable[c.Owner] = true
-			}
-		}
-	}
-	split := func(cs []Change) (rest, atts []Change) {
-		for _, c := range cs {
-			if c.Action != Delete && kindOf(c) == state.KindAttach && !reachable[c.Owner] {
-				atts = append(atts, c)
-			} else {
-				rest = append(rest, c)
-			}
-		}
-		return rest, atts
-	}
-	rest, atts = &Plan{Node: p.Node}, &Plan{Node: p.Node}
-	rest.Changes, atts.Changes = split(p.Changes)
-	rest.steps, atts.steps = split(p.steps)
-	return rest, atts
 }
 
 func (e *Engine) settle() time.Duration {
@@ -343,7 +312,7 @@ func (e *Engine) Destroy(ctx context.Context) (*Result, error) {
 
 // warn logs the state records an observation ignored.
 func (e *Engine) warn(obs *Observed) {
-	for _, w := range obs.warnings {
+	for _, w := range obs.Warnings {
 		e.Log.Info("warning: " + w)
 	}
 }

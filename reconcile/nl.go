@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/netreconcile/netreconcile/internal/nsutil"
+	"github.com/netreconcile/netreconcile/state"
 )
 
 // handles caches one netlink handle per namespace reference for the
@@ -43,7 +44,7 @@ func (h *handles) get(ns string) (*netlink.Handle, error) {
 	}
 	nh, err := netlink.NewHandleAt(fd, unix.NETLINK_ROUTE) // one socket, not one per family
 	if err != nil {
-		return nil, fmt.Errorf("netlink in netns %q: %w", nsLabel(ns), err)
+		return nil, fmt.Errorf("netlink in netns %q: %w", state.NSLabel(ns), err)
 	}
 	h.m[ns] = nh
 	return nh, nil
@@ -80,13 +81,6 @@ func (h *handles) Close() {
 	for ns := range h.m {
 		h.forget(ns)
 	}
-}
-
-func nsLabel(ns string) string {
-	if ns == "" {
-		return "node"
-	}
-	return ns
 }
 
 // retryDump runs a netlink dump again when the kernel reports that it was

@@ -19,56 +19,14 @@ import (
 	"github.com/netreconcile/netreconcile/state"
 )
 
-// Observed is what one observation pass saw on the node: the objects
-// netreconcile owns, the foreign objects a desired one could clash with,
-// and facts about the uplink. Its JSON form is `show -o json` and the
-// input of `plan --observed`.
-type Observed struct {
-	Node    string       `json:"node"`
-	Uplink  Uplink       `json:"uplink"`
-	Owned   *state.State `json:"owned"`
-	Foreign Foreign      `json:"foreign"`
-	// Defences is what the datapath does against hostile pods (show
-	// only; plan --observed does not need it).
-	Defences *Defences `json:"defences,omitempty"`
-	// phases times the parts of the pass, for the verbose log.
-	phases []any
-	// warnings name state records that were ignored (see records.go).
-	warnings []string
-}
+// Observed is what one observation pass saw on the node (state.Observed).
+type Observed = state.Observed
 
 // Uplink describes the node's uplink as found in the node namespace.
-type Uplink struct {
-	Name  string         `json:"name"`
-	Found bool           `json:"found"`
-	Index int            `json:"index,omitempty"`
-	MTU   int            `json:"mtu,omitempty"`
-	Addrs []netip.Prefix `json:"addresses,omitempty"`
-	// Unreachable lists peer node addresses the node namespace has no
-	// route to (filled by the engine, with one route lookup per peer).
-	Unreachable []netip.Addr `json:"unreachable,omitempty"`
-}
+type Uplink = state.Uplink
 
-// Foreign lists objects that are not netreconcile's, by the keys desired
-// objects would have.
-type Foreign struct {
-	Links  map[string]string `json:"links,omitempty"`     // link key -> type
-	Addrs  map[string]string `json:"addresses,omitempty"` // ns/ip -> link key
-	Routes map[string]int    `json:"routes,omitempty"`    // route key -> protocol
-	Netns  map[string]bool   `json:"netns,omitempty"`     // existing namespaces the file names, not created by us
-	// VXLAN lists foreign VXLAN devices as "VNI/port": the kernel allows
-	// one device per VNI and UDP port in a namespace.
-	VXLAN map[string]string `json:"vxlan,omitempty"` // link key -> "vni/port"
-}
-
-func newObserved(node string) *Observed {
-	return &Observed{Node: node, Owned: state.New(), Foreign: Foreign{
-		Links: map[string]string{}, Addrs: map[string]string{}, Routes: map[string]int{}, Netns: map[string]bool{},
-		VXLAN: map[string]string{},
-	}}
-}
-
-func addrKey(ns string, ip netip.Addr) string { return nsLabel(ns) + "/" + ip.String() }
+// Foreign lists objects that are not netreconcile's.
+type Foreign = state.Foreign
 
 // podEnd is the pod side of a veth as seen inside the pod namespace.
 type podEnd struct {
@@ -124,7 +82,7 @@ func observe(cfg *Config, desired *state.State, cache *Cache) (*Observed, error)
 // observeAfter is observe taking the datapath's part (from cache or the
 // kernel) only once dpReady (when not nil) is closed.
 func observeAfter(cfg *Config, desired *state.State, cache *Cache, dpReady <-chan struct{}) (*Observed, error) {
-	o := &observer{cfg: cfg, obs: newObserved(cfg.Node), ends: map[int]podEnd{}, cache: cache}
+	o := &observer{cfg: cfg, obs: state.NewObserved(cfg.Node), ends: map[int]podEnd{}, cache: cache}
 	var err error
 	if o.pending, err = cfg.pendingLinks(); err != nil {
 		return nil, err
@@ -137,7 +95,7 @@ func observeAfter(cfg *Config, desired *state.State, cache *Cache, dpReady <-cha
 		start := time.Now()
 		err := o.namespaces(desired)
 		o.mu.Lock()
-		o.obs.phases = append(o.obs.phases, "podNamespaces", time.Since(start))
+		o.obs.Phases = append(o.obs.Phases, "podNamespaces", time.Since(start))
 		o.mu.Unlock()
 		nsDone <- err
 	}()
@@ -164,7 +122,7 @@ func observeAfter(cfg *Config, desired *state.State, cache *Cache, dpReady <-cha
 			return nodeErr(err)
 		}
 		o.mu.Lock()
-		o.obs.phases = append(o.obs.phases, "nodeDump", time.Since(start))
+		o.obs.Phases = append(o.obs.Phases, "nodeDump", time.Since(start))
 		o.mu.Unlock()
 	}
 	if sys == nil {
@@ -192,13 +150,13 @@ func observeAfter(cfg *Config, desired *state.State, cache *Cache, dpReady <-cha
 	if err := errors.Join(<-nsDone, <-dpDone); err != nil {
 		return nil, err
 	}
-	o.obs.phases = append(o.obs.phases, o.dp.phases...)
+	o.obs.Phases = append(o.obs.Phases, o.dp.phases...)
 	start = time.Now()
 	if err := o.node(nd, sys, desired); err != nil {
 		return nil, err
 	}
 	cache.putNode(nd, sys, fresh, nodeStamp) // with the sysctls node read
-	o.obs.phases = append(o.obs.phases, "nodeNamespace", time.Since(start))
+	o.obs.Phases = append(o.obs.Phases, "nodeNamespace", time.Since(start))
 	return o.obs, nil
 }
 
@@ -307,7 +265,7 @@ func (o *observer) pod(h *handles, ref string, owned map[string]string, wanted m
 	}
 	// Sorted apart from the pass's observation, so that the cache can
 	// keep this namespace's part.
-	sub := &observer{cfg: o.cfg, pending: o.pending, obs: newObserved(o.cfg.Node), ends: map[int]podEnd{}}
+	sub := &observer{cfg: o.cfg, pending: o.pending, obs: state.NewObserved(o.cfg.Node), ends: map[int]podEnd{}}
 	byIndex, ours, owners := sub.links(ref, d.links)
 	nodeID := sub.podParents(h, ph, ref, d.links, ours)
 	for _, l := range d.links {
@@ -345,7 +303,7 @@ func (o *observer) warn(w ...string) {
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.obs.warnings = append(o.obs.warnings, w...)
+	o.obs.Warnings = append(o.obs.Warnings, w...)
 }
 
 // podObs is what one pod namespace showed.
@@ -366,7 +324,7 @@ func (o *observer) merge(ref string, p *podObs, owned map[string]string) {
 	if ok && (!p.made || !podOwner(owner)) {
 		// A record is not proof enough to delete a namespace: one that
 		// shows no mark of ours was not made by netreconcile.
-		o.obs.warnings = append(o.obs.warnings, fmt.Sprintf("ignored the record of namespace %s (%s): the namespace "+
+		o.obs.Warnings = append(o.obs.Warnings, fmt.Sprintf("ignored the record of namespace %s (%s): the namespace "+
 			"carries no mark of netreconcile's (its loopback and links are unmarked) or the owner is not a pod, so netreconcile did not make it", ref, owner))
 		ok = false
 	}
@@ -443,7 +401,7 @@ func dump(h *netlink.Handle, ns, node string) (*nsDump, error) {
 	d := &nsDump{}
 	var err error
 	if d.links, err = retryDump(h.LinkList); err != nil {
-		return nil, fmt.Errorf("list links in netns %q: %w", nsLabel(ns), err)
+		return nil, fmt.Errorf("list links in netns %q: %w", state.NSLabel(ns), err)
 	}
 	if err := dumpRest(h, d, ns, node); err != nil {
 		return nil, err
@@ -464,7 +422,7 @@ func refresh(h *netlink.Handle, d *nsDump, stale nodeStale, node string) (*nsDum
 		proxies: d.proxies, fdb: d.fdb}
 	put := func(l netlink.Link, err error, gone func(netlink.Link) bool) error {
 		if err != nil && !isNotFound(err) {
-			return fmt.Errorf("read link in netns %q: %w", nsLabel(state.NodeNS), err)
+			return fmt.Errorf("read link in netns %q: %w", state.NSLabel(state.NodeNS), err)
 		}
 		fresh.links = slices.DeleteFunc(fresh.links, gone)
 		if err == nil {
@@ -500,19 +458,19 @@ func dumpRest(h *netlink.Handle, d *nsDump, ns, node string) error {
 	d.fdb = map[int][]netlink.Neigh{}
 	var err error
 	if d.addrs, err = retryDump(func() ([]netlink.Addr, error) { return h.AddrList(nil, netlink.FAMILY_V4) }); err != nil {
-		return fmt.Errorf("list addresses in netns %q: %w", nsLabel(ns), err)
+		return fmt.Errorf("list addresses in netns %q: %w", state.NSLabel(ns), err)
 	}
 	if d.routes, err = retryDump(func() ([]netlink.Route, error) {
 		return h.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
 	}); err != nil {
-		return fmt.Errorf("list routes in netns %q: %w", nsLabel(ns), err)
+		return fmt.Errorf("list routes in netns %q: %w", state.NSLabel(ns), err)
 	}
 	if d.neighs, err = retryDump(func() ([]netlink.Neigh, error) { return h.NeighList(0, netlink.FAMILY_V4) }); err != nil {
-		return fmt.Errorf("list neighbours in netns %q: %w", nsLabel(ns), err)
+		return fmt.Errorf("list neighbours in netns %q: %w", state.NSLabel(ns), err)
 	}
 	if ns == state.NodeNS {
 		if d.proxies, err = retryDump(func() ([]netlink.Neigh, error) { return h.NeighProxyList(0, netlink.FAMILY_V4) }); err != nil {
-			return fmt.Errorf("list proxy neighbours in netns %q: %w", nsLabel(ns), err)
+			return fmt.Errorf("list proxy neighbours in netns %q: %w", state.NSLabel(ns), err)
 		}
 	}
 	for _, l := range d.links {
@@ -521,7 +479,7 @@ func dumpRest(h *netlink.Handle, d *nsDump, ns, node string) error {
 		}
 		idx := l.Attrs().Index
 		if d.fdb[idx], err = retryDump(func() ([]netlink.Neigh, error) { return h.NeighList(idx, unix.AF_BRIDGE) }); err != nil {
-			return fmt.Errorf("list fdb of %s in netns %q: %w", l.Attrs().Name, nsLabel(ns), err)
+			return fmt.Errorf("list fdb of %s in netns %q: %w", l.Attrs().Name, state.NSLabel(ns), err)
 		}
 	}
 	return nil
@@ -621,7 +579,7 @@ func (o *observer) rest(ns string, d *nsDump, byIndex map[int]string, ours map[i
 			o.obs.Uplink.Addrs = append(o.obs.Uplink.Addrs, netip.PrefixFrom(p, bits))
 		}
 		if !ours[a.LinkIndex] {
-			o.obs.Foreign.Addrs[addrKey(ns, p)] = state.LinkKey(ns, link)
+			o.obs.Foreign.Addrs[state.AddrKey(ns, p)] = state.LinkKey(ns, link)
 			continue
 		}
 		o.obs.Owned.Put(&state.Addr{NS: ns, Link: link, Prefix: netip.PrefixFrom(p, bits), OwnerK: owners[link]})

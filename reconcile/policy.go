@@ -6,6 +6,7 @@ import (
 
 	"github.com/netreconcile/netreconcile/datapath"
 	"github.com/netreconcile/netreconcile/policy/compile"
+	"github.com/netreconcile/netreconcile/reconcile/plan"
 	"github.com/netreconcile/netreconcile/state"
 )
 
@@ -127,19 +128,15 @@ func applySide(dp *datapath.Datapath, c Change, p *state.PodPolicy) error {
 	if err != nil {
 		return err
 	}
-	writes := c.writes
-	if c.part == partWhole {
-		writes = append(sideWrites(c, partClose), sideWrites(c, partOpen)...)
-	}
-	for _, w := range writes {
-		switch w.op {
-		case opIsolate:
+	for _, w := range c.PolicyWrites() {
+		switch w.Op {
+		case plan.OpIsolate:
 			err = dp.SetPolicyIsolation(s, true)
-		case opUnisolate:
+		case plan.OpUnisolate:
 			err = dp.DeletePolicyIsolation(s)
-		case opAddRule, opDeleteRule:
+		case plan.OpAddRule, plan.OpDeleteRule:
 			var r datapath.PolicyRule
-			if r, err = toPolicyRule(s, w.rule); err == nil && w.op == opAddRule {
+			if r, err = toPolicyRule(s, w.Rule); err == nil && w.Op == plan.OpAddRule {
 				err = dp.AddPolicyRule(r)
 			} else if err == nil {
 				err = dp.DeletePolicyRule(r)

@@ -114,5 +114,5 @@ func (a *Attach) Attrs() []Attr {
 }
 func (a *Attach) Immutable(string) bool { return false }
 func (a *Attach) String() string {
-	return "program on " + a.IfName + " (" + a.Direction + ") in " + nsName(a.NS)
+	return "program on " + a.IfName + " (" + a.Direction + ") in " + NSLabel(a.NS)
 }

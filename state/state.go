@@ -92,7 +92,8 @@ type Attr struct {
 	Value string
 }
 
-func nsName(ns string) string {
+// NSLabel names namespace ns in messages and keys: "node" for the node's.
+func NSLabel(ns string) string {
 	if ns == NodeNS {
 		return "node"
 	}
@@ -174,11 +175,11 @@ func (l *Link) Kind() Kind    { return KindLink }
 func (l *Link) Key() string   { return LinkKey(l.NS, l.Name) }
 func (l *Link) Owner() string { owner, _ := ownerFromAlias(l.Alias); return owner }
 func (l *Link) String() string {
-	return "link " + l.Name + " in " + nsName(l.NS)
+	return "link " + l.Name + " in " + NSLabel(l.NS)
 }
 
 // LinkKey is the key of link name in namespace ns.
-func LinkKey(ns, name string) string { return nsName(ns) + "/" + name }
+func LinkKey(ns, name string) string { return NSLabel(ns) + "/" + name }
 
 func ownerFromAlias(alias string) (string, bool) {
 	rest, ok := strings.CutPrefix(alias, AliasPrefix)
@@ -310,7 +311,7 @@ type Route struct {
 }
 
 func (r *Route) Kind() Kind    { return KindRoute }
-func (r *Route) Key() string   { return nsName(r.NS) + "/" + r.Dst.String() }
+func (r *Route) Key() string   { return NSLabel(r.NS) + "/" + r.Dst.String() }
 func (r *Route) Owner() string { return r.OwnerK }
 func (r *Route) Attrs() []Attr {
 	a := make([]Attr, 0, 6)
@@ -331,7 +332,7 @@ func (r *Route) Attrs() []Attr {
 	return a
 }
 func (r *Route) Immutable(string) bool { return false }
-func (r *Route) String() string        { return "route " + r.Dst.String() + " in " + nsName(r.NS) }
+func (r *Route) String() string        { return "route " + r.Dst.String() + " in " + NSLabel(r.NS) }
 
 // Sysctl is a /proc/sys value netreconcile needs (net.ipv4.ip_forward in
 // the node namespace). Interface sysctls are Link attributes instead, so
@@ -344,12 +345,12 @@ type Sysctl struct {
 }
 
 func (s *Sysctl) Kind() Kind            { return KindSysctl }
-func (s *Sysctl) Key() string           { return nsName(s.NS) + "/" + s.Name }
+func (s *Sysctl) Key() string           { return NSLabel(s.NS) + "/" + s.Name }
 func (s *Sysctl) Owner() string         { return s.OwnerK }
 func (s *Sysctl) Attrs() []Attr         { return []Attr{{"value", s.Value}} }
 func (s *Sysctl) Immutable(string) bool { return false }
 func (s *Sysctl) String() string {
-	return "sysctl " + strings.ReplaceAll(s.Name, "/", ".") + " in " + nsName(s.NS)
+	return "sysctl " + strings.ReplaceAll(s.Name, "/", ".") + " in " + NSLabel(s.NS)
 }
 
 // State is a set of objects keyed by kind and key.
