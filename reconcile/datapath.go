@@ -163,42 +163,21 @@ func Backends(r *spec.Resolved, svc *spec.ResolvedService, port spec.ServicePort
 	return backends(r.Pods, spec.NewPodIndex(r.Pods, nil).Candidates(svc.Namespace, svc.Selector), svc, port)
 }
 
-// backends is Backends among the pods at indexes cands.
+// backends is Backends among the pods at indexes cands (spec's rule:
+// ResolvedService.Selects, ServicePort.TargetOf).
 func backends(pods []spec.ResolvedPod, cands []int, svc *spec.ResolvedService, port spec.ServicePort) []string {
 	out := []string{}
-	if len(svc.Selector) == 0 {
-		return out
-	}
 	for _, i := range cands {
 		p := &pods[i]
-		if p.Namespace != svc.Namespace || !selects(svc.Selector, p.Labels) {
+		if !svc.Selects(p) {
 			continue
 		}
-		target := port.TargetPort.IntVal
-		if port.TargetPort.IsString {
-			target = 0
-			for _, cp := range p.Ports {
-				if cp.Name == port.TargetPort.StrVal && cp.Protocol == port.Protocol {
-					target = cp.Port
-				}
-			}
+		if target, ok := port.TargetOf(p); ok {
+			out = append(out, netip.AddrPortFrom(p.IP, uint16(target)).String())
 		}
-		if target == 0 {
-			continue
-		}
-		out = append(out, netip.AddrPortFrom(p.IP, uint16(target)).String())
 	}
 	sort.Strings(out)
 	return out
-}
-
-func selects(sel, labels map[string]string) bool {
-	for k, v := range sel {
-		if labels[k] != v {
-			return false
-		}
-	}
-	return true
 }
 
 // observeDatapath reads what is programmed in the node's pin directory
