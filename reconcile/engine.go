@@ -12,6 +12,7 @@ import (
 
 	"github.com/netreconcile/netreconcile/datapath"
 	"github.com/netreconcile/netreconcile/drivers"
+	"github.com/netreconcile/netreconcile/reconcile/desired"
 	"github.com/netreconcile/netreconcile/reconcile/plan"
 	"github.com/netreconcile/netreconcile/spec"
 	"github.com/netreconcile/netreconcile/state"
@@ -97,7 +98,7 @@ func (e *Engine) Plan(r *spec.Resolved, observed *Observed) (*Result, error) {
 	if err := Preflight(e.Cfg, r, up, k); err != nil {
 		return nil, err
 	}
-	if observed == nil && wantsDatapath(r) && e.Cfg.BPFFS != "" {
+	if observed == nil && desired.WantsDatapath(r) && e.Cfg.BPFFS != "" {
 		// Found at apply time, this would stop a run half-way.
 		if err := datapath.CheckPinDir(e.Cfg.BPFFS); err != nil {
 			return nil, fmt.Errorf("datapath pin directory (--bpffs): %w", err)

@@ -47,4 +47,3 @@ func TestBackendsRule(t *testing.T) {
 		}
 	}
 }
-

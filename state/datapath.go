@@ -6,6 +6,9 @@ import (
 	"strings"
 )
 
+// DatapathOwner owns the node-wide datapath object.
+const DatapathOwner = "datapath"
+
 // Datapath is a node's eBPF datapath: programs loaded against maps pinned
 // under PinDir. Deleting it unpins everything, and with it every service,
 // endpoint and attachment.

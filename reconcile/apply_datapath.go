@@ -1,0 +1,204 @@
+package reconcile
+
+import (
+	"fmt"
+	"net/netip"
+	"sync"
+
+	"github.com/netreconcile/netreconcile/datapath"
+	"github.com/netreconcile/netreconcile/drivers"
+	"github.com/netreconcile/netreconcile/reconcile/internal/mapsizes"
+	"github.com/netreconcile/netreconcile/state"
+)
+
+// dpHolder opens the node's datapath once per apply, for all workers.
+// Map changes use the maps alone (datapath.Inspect); only attaching
+// programs or (re)creating the datapath loads the programs, which means
+// verifying them.
+type dpHolder struct {
+	pinDir string
+	tc     bool // prefer clsact to tcx
+	mu     sync.Mutex
+	dp     *datapath.Datapath
+	full   bool // dp has its programs loaded
+	notes  []string
+	// sizes are the map sizes the step creating or replacing the datapath
+	// wants; nil: those of the maps pinned (the plan replaces the
+	// datapath when they differ from the file's).
+	sizes *datapath.Sizes
+}
+
+// setSizes records the map sizes of the datapath about to be created.
+func (h *dpHolder) setSizes(d *state.Datapath) error {
+	m, err := mapsizes.Parse(d.MapSizes)
+	if err != nil {
+		return err
+	}
+	s := mapsizes.ToDatapath(m)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.sizes = &s
+	return nil
+}
+
+func (h *dpHolder) get(needPrograms bool) (*datapath.Datapath, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.dp != nil && (h.full || !needPrograms) {
+		return h.dp, nil
+	}
+	if h.dp != nil {
+		h.dp.Close()
+		h.dp = nil
+	}
+	sizes := datapath.PinnedSizes(h.pinDir)
+	if h.sizes != nil {
+		sizes = *h.sizes
+	}
+	if !needPrograms {
+		// (Not on an older build's pins: writes to the maps it lacks
+		// would go to Inspect's stand-ins; Open adds them.)
+		dp, reason, err := datapath.InspectWith(h.pinDir, sizes)
+		if err == nil && dp != nil && reason == "" && dp.Complete() {
+			h.dp = dp
+			return dp, nil
+		}
+		if dp != nil {
+			dp.Close()
+		}
+	}
+	dp, err := datapath.OpenWith(h.pinDir, sizes)
+	if err != nil {
+		return nil, err
+	}
+	dp.PreferTC = h.tc
+	h.dp, h.full, h.notes = dp, true, dp.Notes()
+	return dp, nil
+}
+
+// takeNotes returns what opening the datapath replaced or upgraded, once.
+func (h *dpHolder) takeNotes() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := h.notes
+	h.notes = nil
+	return n
+}
+
+func (h *dpHolder) close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.dp != nil {
+		h.dp.Close()
+		h.dp = nil
+	}
+}
+
+// datapathStep applies one change to a datapath object.
+func (a *applier) datapathStep(c Change) error {
+	obj := c.Desired
+	if c.Action == Delete {
+		obj = c.Observed
+	}
+	if d, ok := obj.(*state.Datapath); ok && c.Action != Delete {
+		if err := a.dp.setSizes(d); err != nil {
+			return err
+		}
+	}
+	if d, ok := obj.(*state.Datapath); ok && (c.Action == Delete || c.Action == Replace) {
+		a.dp.close()
+		why := ""
+		if have, ok := c.Observed.(*state.Datapath); ok && !have.Reusable {
+			_, why, _ = datapath.Inspect(d.PinDir) // for the log: the pins are about to go
+		}
+		if err := datapath.Destroy(d.PinDir); err != nil {
+			return err
+		}
+		if why != "" {
+			a.log.Info("datapath", "note", fmt.Sprintf("removed the datapath pinned in %s by a build with another map layout (%s): "+
+				"services, endpoints and connection tracking start empty", d.PinDir, why))
+		}
+		if c.Action == Delete {
+			return nil
+		}
+	}
+	_, isAttach := obj.(*state.Attach)
+	_, isDatapath := obj.(*state.Datapath)
+	dp, err := a.dp.get((isAttach || isDatapath) && c.Action != Delete)
+	if err != nil {
+		return err
+	}
+	for _, n := range a.dp.takeNotes() {
+		a.log.Info("datapath", "note", n)
+	}
+	switch o := obj.(type) {
+	case *state.Datapath:
+		conf, err := dp.Config()
+		if err != nil {
+			return err
+		}
+		conf.FastPath = o.FastPath
+		conf.ConntrackPerSource = o.ConntrackPerSource
+		return dp.SetConfig(conf)
+	case *state.Service:
+		key := datapath.ServiceKey{IP: o.IP, Port: o.Port, Proto: protoNumbers[o.Proto]}
+		if c.Action == Delete {
+			return dp.DeleteService(key)
+		}
+		svc := datapath.Service{Key: key, Affinity: o.Affinity}
+		for _, b := range o.Backends {
+			ap, err := netip.ParseAddrPort(b)
+			if err != nil {
+				return err
+			}
+			svc.Backends = append(svc.Backends, datapath.Backend{IP: ap.Addr(), Port: ap.Port()})
+		}
+		return dp.SetService(svc)
+	case *state.Endpoint:
+		if c.Action == Delete {
+			return dp.DeleteEndpoint(o.IP)
+		}
+		_, idx, err := a.linkIndex(state.NodeNS, o.Dev)
+		if err != nil {
+			return err
+		}
+		return dp.SetEndpoint(o.IP, datapath.Endpoint{IfIndex: idx})
+	case *state.PolicyIdentity, *state.PodPolicy, *state.PolicyRevision:
+		return policyStep(dp, c)
+	case *state.Attach:
+		if c.Action == Delete {
+			return dp.Detach(o.Name)
+		}
+		dir, err := datapath.ParseDirection(o.Direction)
+		if err != nil {
+			return err
+		}
+		ns := o.NS
+		if ns == state.NodeNS {
+			ns = a.cfg.NodeNetns
+		}
+		if o.Source != "" {
+			if err := a.bindSource(dp, o, ns); err != nil {
+				return err
+			}
+		}
+		return dp.Attach(ns, o.IfName, dir)
+	}
+	return fmt.Errorf("unknown datapath object %T", obj)
+}
+
+// bindSource binds the pod's address and MAC to the interface of o, before
+// its program runs (bpf/guard.h drops what an unbound interface sends).
+// The MAC is the pod's own interface's: the pod end of a veth pair, or the
+// macvlan or ipvlan interface itself.
+func (a *applier) bindSource(dp *datapath.Datapath, o *state.Attach, ns string) error {
+	ip, err := netip.ParseAddr(o.Source)
+	if err != nil {
+		return fmt.Errorf("bind %s: source %q: %w", o.Name, o.Source, err)
+	}
+	mac, err := datapath.HardwareAddr(o.PodNS, drivers.PodIfName)
+	if err != nil {
+		return fmt.Errorf("bind %s: %w", o.Name, err)
+	}
+	return dp.Bind(ns, o.IfName, datapath.Source{IP: ip, MAC: mac})
+}
