@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,7 +19,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/netreconcile/netreconcile/internal/nsutil"
-	"github.com/netreconcile/netreconcile/internal/statedir"
 	"github.com/netreconcile/netreconcile/state"
 )
 
@@ -238,11 +236,7 @@ func (a *applier) createNetns(n *state.Netns) error {
 	}
 	// Record before creating, so a crash in between leaves a record of
 	// an absent namespace rather than an unrecorded one.
-	dir := filepath.Join(a.cfg.nodeStateDir(), "netns")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	if err := statedir.WriteFile(filepath.Join(dir, n.Ref), []byte(n.Owner()+"\n"), 0o600); err != nil {
+	if err := a.cfg.records().RecordNetns(n.Ref, n.Owner()); err != nil {
 		return err
 	}
 	if !nsutil.Exists(n.Ref) {
@@ -276,11 +270,7 @@ func (a *applier) deleteNetns(n *state.Netns) error {
 			return err
 		}
 	}
-	err := os.Remove(filepath.Join(a.cfg.nodeStateDir(), "netns", n.Ref))
-	if err != nil && !os.IsNotExist(err) {
-		return err
-	}
-	return nil
+	return a.cfg.records().ForgetNetns(n.Ref)
 }
 
 func (a *applier) createLink(l *state.Link) error {
@@ -319,12 +309,12 @@ func (a *applier) createLink(l *state.Link) error {
 	// The kernel ignores an alias in the create request, so the link
 	// exists unmarked until LinkSetAlias. A pending record written first
 	// lets observe claim such a link after a crash in between.
-	if err := a.cfg.setPending(l.Key(), l.Owner()); err != nil {
+	if err := a.cfg.records().SetPending(l.Key(), l.Owner()); err != nil {
 		return err
 	}
 	if link != nil {
 		if err := h.LinkAdd(link); err != nil {
-			_ = a.cfg.clearPending(l.Key())
+			_ = a.cfg.records().ClearPending(l.Key())
 			return err
 		}
 	}
@@ -379,7 +369,7 @@ func (a *applier) createLink(l *state.Link) error {
 			return err
 		}
 	}
-	return a.cfg.clearPending(l.Key())
+	return a.cfg.records().ClearPending(l.Key())
 }
 
 // createOther builds links of the other drivers' types (macvlan, ipvlan,
@@ -425,11 +415,11 @@ func (a *applier) createOther(l *state.Link, la netlink.LinkAttrs) (netlink.Link
 		return nil, err
 	}
 	link.Attrs().Namespace = netlink.NsFd(int(fd))
-	if err := a.cfg.setPending(l.Key(), l.Owner()); err != nil {
+	if err := a.cfg.records().SetPending(l.Key(), l.Owner()); err != nil {
 		return nil, err
 	}
 	if err := nh.LinkAdd(link); err != nil {
-		_ = a.cfg.clearPending(l.Key())
+		_ = a.cfg.records().ClearPending(l.Key())
 		return nil, err
 	}
 	return nil, nil
@@ -567,33 +557,22 @@ func (a *applier) deleteLink(l *state.Link) error {
 }
 
 func (a *applier) setSysctl(s *state.Sysctl) error {
-	dir := filepath.Join(a.cfg.nodeStateDir(), "sysctl")
-	rec := filepath.Join(dir, strings.ReplaceAll(s.Name, "/", "."))
-	if _, err := os.Lstat(rec); os.IsNotExist(err) {
-		orig, err := nsutil.ReadSysctl(a.cfg.NodeNetns, s.Name)
-		if err != nil {
-			return err
-		}
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return err
-		}
-		if err := statedir.WriteFile(rec, []byte(orig+"\n"), 0o600); err != nil {
-			return err
-		}
+	err := a.cfg.records().RecordSysctl(s.Name, func() (string, error) { return nsutil.ReadSysctl(a.cfg.NodeNetns, s.Name) })
+	if err != nil {
+		return err
 	}
 	return nsutil.WriteSysctl(a.cfg.NodeNetns, s.Name, s.Value)
 }
 
 func (a *applier) restoreSysctl(s *state.Sysctl) error {
-	rec := filepath.Join(a.cfg.nodeStateDir(), "sysctl", strings.ReplaceAll(s.Name, "/", "."))
-	b, err := statedir.ReadFile(rec, maxRecord)
+	orig, err := a.cfg.records().SysctlOriginal(s.Name)
 	if err != nil {
 		return err
 	}
-	if err := nsutil.WriteSysctl(a.cfg.NodeNetns, s.Name, strings.TrimSpace(string(b))); err != nil {
+	if err := nsutil.WriteSysctl(a.cfg.NodeNetns, s.Name, orig); err != nil {
 		return err
 	}
-	return os.Remove(rec)
+	return a.cfg.records().ForgetSysctl(s.Name)
 }
 
 func (a *applier) linkIndex(ns, name string) (*netlink.Handle, int, error) {

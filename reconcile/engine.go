@@ -159,7 +159,7 @@ func (e *Engine) Apply(ctx context.Context, r *spec.Resolved) (*Result, error) {
 	// cache, only what the plan touched is read again, and a plan of map
 	// entries alone, each acknowledged by the kernel, needs no reading.
 	if err == nil && early == nil && e.Cache.applied(res.Plan) {
-		return res, e.Cfg.clearAllPending()
+		return res, e.Cfg.records().ClearAllPending()
 	}
 	replan := func() (*Plan, error) {
 		start := time.Now()
@@ -198,7 +198,7 @@ func (e *Engine) Apply(ctx context.Context, r *spec.Resolved) (*Result, error) {
 		e.Cache.InvalidateAll()
 		return res, err
 	}
-	return res, e.Cfg.clearAllPending()
+	return res, e.Cfg.records().ClearAllPending()
 }
 
 // apply runs res.Plan. With a cache, the attachments it makes to pods
@@ -308,7 +308,7 @@ func (e *Engine) Destroy(ctx context.Context) (*Result, error) {
 			return res, err
 		}
 	}
-	return res, e.Cfg.clearAllPending()
+	return res, e.Cfg.records().ClearAllPending()
 }
 
 // warn logs the state records an observation ignored.

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/netreconcile/netreconcile/internal/nsutil"
+	"github.com/netreconcile/netreconcile/reconcile/internal/records"
 	"github.com/netreconcile/netreconcile/state"
 )
 
@@ -84,7 +85,7 @@ func observe(cfg *Config, desired *state.State, cache *Cache) (*Observed, error)
 func observeAfter(cfg *Config, desired *state.State, cache *Cache, dpReady <-chan struct{}) (*Observed, error) {
 	o := &observer{cfg: cfg, obs: state.NewObserved(cfg.Node), ends: map[int]podEnd{}, cache: cache}
 	var err error
-	if o.pending, err = cfg.pendingLinks(); err != nil {
+	if o.pending, err = cfg.records().Pending(); err != nil {
 		return nil, err
 	}
 	// Pod namespaces are read beside the node namespace, and the datapath
@@ -167,7 +168,7 @@ func (o *observer) namespaces(desired *state.State) error {
 	if owned == nil {
 		var err error
 		var warns []string
-		if owned, warns, err = o.cfg.ownedNetns(); err != nil {
+		if owned, warns, err = o.cfg.records().OwnedNetns(); err != nil {
 			return err
 		}
 		o.warn(warns...)
@@ -321,7 +322,7 @@ func (o *observer) merge(ref string, p *podObs, owned map[string]string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	owner, ok := owned[ref]
-	if ok && (!p.made || !podOwner(owner)) {
+	if ok && (!p.made || !records.PodOwner(owner)) {
 		// A record is not proof enough to delete a namespace: one that
 		// shows no mark of ours was not made by netreconcile.
 		o.obs.Warnings = append(o.obs.Warnings, fmt.Sprintf("ignored the record of namespace %s (%s): the namespace "+
@@ -785,7 +786,7 @@ func (o *observer) sysctls(desired *state.State, sys *nodeSysctls) error {
 		s := obj.(*state.Sysctl)
 		names[s.Name] = s.Owner()
 	}
-	recorded, warns, err := o.cfg.recordedSysctls()
+	recorded, warns, err := o.cfg.records().RecordedSysctls()
 	if err != nil {
 		return err
 	}
