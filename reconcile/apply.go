@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/netreconcile/netreconcile/internal/nsutil"
+	"github.com/netreconcile/netreconcile/reconcile/internal/handles"
 	"github.com/netreconcile/netreconcile/state"
 )
 
@@ -26,7 +27,7 @@ import (
 // exactly what to do.
 type applier struct {
 	cfg *Config
-	h   *handles
+	h   *handles.Set
 	log logr.Logger
 	// idx caches ifindexes of links this pass created or looked up, by
 	// link key, saving a request per address, neighbour and route.
@@ -123,7 +124,7 @@ func applyFrom(ctx context.Context, cfg *Config, p *Plan, log logr.Logger, done 
 }
 
 func newApplier(cfg *Config, log logr.Logger, dp *dpHolder) *applier {
-	return &applier{cfg: cfg, h: newHandles(cfg.NodeNetns), log: log, idx: map[string]int{}, dp: dp}
+	return &applier{cfg: cfg, h: handles.New(cfg.NodeNetns), log: log, idx: map[string]int{}, dp: dp}
 }
 
 // run executes changes in order, stopping at the first error.
@@ -156,7 +157,7 @@ func (a *applier) settle(links []*state.Link) error {
 	if len(links) == 0 {
 		return nil
 	}
-	h, err := a.h.get(state.NodeNS)
+	h, err := a.h.Get(state.NodeNS)
 	if err != nil {
 		return err
 	}
@@ -164,7 +165,7 @@ func (a *applier) settle(links []*state.Link) error {
 	for {
 		var left []*state.Link
 		for _, l := range links {
-			if _, err := h.LinkByName(l.Name); !isNotFound(err) {
+			if _, err := h.LinkByName(l.Name); !nsutil.IsLinkNotFound(err) {
 				left = append(left, l)
 			}
 		}
@@ -246,7 +247,7 @@ func (a *applier) createNetns(n *state.Netns) error {
 			return err
 		}
 	}
-	h, err := a.h.get(n.Ref)
+	h, err := a.h.Get(n.Ref)
 	if err != nil {
 		return err
 	}
@@ -258,7 +259,7 @@ func (a *applier) createNetns(n *state.Netns) error {
 }
 
 func (a *applier) deleteNetns(n *state.Netns) error {
-	a.h.forget(n.Ref)
+	a.h.Forget(n.Ref)
 	prefix := state.LinkKey(n.Ref, "")
 	for k := range a.idx {
 		if strings.HasPrefix(k, prefix) {
@@ -274,7 +275,7 @@ func (a *applier) deleteNetns(n *state.Netns) error {
 }
 
 func (a *applier) createLink(l *state.Link) error {
-	h, err := a.h.get(l.NS)
+	h, err := a.h.Get(l.NS)
 	if err != nil {
 		return err
 	}
@@ -290,7 +291,7 @@ func (a *applier) createLink(l *state.Link) error {
 	case "bridge":
 		link = &netlink.Bridge{LinkAttrs: la}
 	case "veth":
-		fd, err := a.h.fd(l.PeerNS)
+		fd, err := a.h.FD(l.PeerNS)
 		if err != nil {
 			return err
 		}
@@ -346,7 +347,7 @@ func (a *applier) createLink(l *state.Link) error {
 		}
 	}
 	if l.Type == "veth" {
-		ph, err := a.h.get(l.PeerNS)
+		ph, err := a.h.Get(l.PeerNS)
 		if err != nil {
 			return err
 		}
@@ -410,7 +411,7 @@ func (a *applier) createOther(l *state.Link, la netlink.LinkAttrs) (netlink.Link
 	if l.NS == state.NodeNS {
 		return link, nil
 	}
-	fd, err := a.h.fd(l.NS)
+	fd, err := a.h.FD(l.NS)
 	if err != nil {
 		return nil, err
 	}
@@ -432,7 +433,7 @@ var ipvlanModeOf = map[string]netlink.IPVlanMode{"l2": netlink.IPVLAN_MODE_L2, "
 
 // linkSysctls writes the per-interface sysctls keys of l (Link.Sysctls).
 func (a *applier) linkSysctls(l *state.Link, keys ...string) error {
-	return nsutil.Do(a.h.ref(l.NS), func() error {
+	return nsutil.Do(a.h.Ref(l.NS), func() error {
 		for _, k := range keys {
 			if err := os.WriteFile(state.SysctlPath(l.Name, k), []byte(l.Sysctls[k]), 0o644); err != nil {
 				return fmt.Errorf("set %s: %w", k, err)
@@ -458,7 +459,7 @@ func (a *applier) proxyARP(l *state.Link, on bool) error {
 	if on {
 		arp, delay = "1", "0"
 	}
-	return nsutil.Do(a.h.ref(l.NS), func() error {
+	return nsutil.Do(a.h.Ref(l.NS), func() error {
 		if err := os.WriteFile("/proc/sys/net/ipv4/neigh/"+l.Name+"/proxy_delay", []byte(delay), 0o644); err != nil {
 			return err
 		}
@@ -467,7 +468,7 @@ func (a *applier) proxyARP(l *state.Link, on bool) error {
 }
 
 func (a *applier) updateLink(l *state.Link, changes []state.Change) error {
-	h, err := a.h.get(l.NS)
+	h, err := a.h.Get(l.NS)
 	if err != nil {
 		return err
 	}
@@ -478,7 +479,7 @@ func (a *applier) updateLink(l *state.Link, changes []state.Change) error {
 	var peer netlink.Link
 	var ph *netlink.Handle
 	if l.Type == "veth" {
-		if ph, err = a.h.get(l.PeerNS); err != nil {
+		if ph, err = a.h.Get(l.PeerNS); err != nil {
 			return err
 		}
 		if peer, err = ph.LinkByName(l.PeerName); err != nil {
@@ -539,7 +540,7 @@ func (a *applier) deleteLink(l *state.Link) error {
 	if l.Type == "veth" {
 		delete(a.idx, state.LinkKey(l.PeerNS, l.PeerName))
 	}
-	h, err := a.h.get(l.NS)
+	h, err := a.h.Get(l.NS)
 	if err != nil {
 		if l.NS != state.NodeNS && !nsutil.Exists(l.NS) {
 			return nil
@@ -547,7 +548,7 @@ func (a *applier) deleteLink(l *state.Link) error {
 		return err
 	}
 	link, err := h.LinkByName(l.Name)
-	if isNotFound(err) {
+	if nsutil.IsLinkNotFound(err) {
 		return nil
 	}
 	if err != nil {
@@ -576,7 +577,7 @@ func (a *applier) restoreSysctl(s *state.Sysctl) error {
 }
 
 func (a *applier) linkIndex(ns, name string) (*netlink.Handle, int, error) {
-	h, err := a.h.get(ns)
+	h, err := a.h.Get(ns)
 	if err != nil {
 		return nil, 0, err
 	}

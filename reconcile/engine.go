@@ -12,7 +12,9 @@ import (
 
 	"github.com/netreconcile/netreconcile/datapath"
 	"github.com/netreconcile/netreconcile/drivers"
+	"github.com/netreconcile/netreconcile/internal/nsutil"
 	"github.com/netreconcile/netreconcile/reconcile/desired"
+	"github.com/netreconcile/netreconcile/reconcile/internal/handles"
 	"github.com/netreconcile/netreconcile/reconcile/plan"
 	"github.com/netreconcile/netreconcile/spec"
 	"github.com/netreconcile/netreconcile/state"
@@ -47,14 +49,14 @@ type Result struct {
 // with single requests rather than dumps.
 func (e *Engine) uplink(r *spec.Resolved) (Uplink, error) {
 	up := Uplink{Name: e.Cfg.Uplink}
-	h := newHandles(e.Cfg.NodeNetns)
+	h := handles.New(e.Cfg.NodeNetns)
 	defer h.Close()
-	nh, err := h.get(state.NodeNS)
+	nh, err := h.Get(state.NodeNS)
 	if err != nil {
 		return up, err
 	}
 	l, err := nh.LinkByName(e.Cfg.Uplink)
-	if isNotFound(err) {
+	if nsutil.IsLinkNotFound(err) {
 		return up, nil
 	}
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/netreconcile/netreconcile/internal/nsutil"
+	"github.com/netreconcile/netreconcile/reconcile/internal/handles"
 	"github.com/netreconcile/netreconcile/reconcile/internal/records"
 	"github.com/netreconcile/netreconcile/state"
 )
@@ -108,9 +109,9 @@ func observeAfter(cfg *Config, desired *state.State, cache *Cache, dpReady <-cha
 	nd, sys, stale, nodeStamp := cache.nodeNamespace()
 	fresh := nd == nil || stale.any()
 	if fresh {
-		h := newHandles(cfg.NodeNetns)
+		h := handles.New(cfg.NodeNetns)
 		defer h.Close()
-		nh, err := h.get(state.NodeNS)
+		nh, err := h.Get(state.NodeNS)
 		if err != nil {
 			return nodeErr(err)
 		}
@@ -228,7 +229,7 @@ func (o *observer) namespaces(desired *state.State) error {
 // worker observes the namespaces it receives with its own handles. It
 // keeps draining work after an error so that the sender never blocks.
 func (o *observer) worker(work <-chan string, owned map[string]string, wanted map[string]bool) error {
-	h := newHandles(o.cfg.NodeNetns)
+	h := handles.New(o.cfg.NodeNetns)
 	defer h.Close()
 	var first error
 	for ref := range work {
@@ -241,9 +242,9 @@ func (o *observer) worker(work <-chan string, owned map[string]string, wanted ma
 }
 
 // pod observes one pod namespace.
-func (o *observer) pod(h *handles, ref string, owned map[string]string, wanted map[string]bool) error {
+func (o *observer) pod(h *handles.Set, ref string, owned map[string]string, wanted map[string]bool) error {
 	_, st := o.cache.pod(ref) // namespaces merged what the cache held
-	_, err := h.fd(ref)
+	_, err := h.FD(ref)
 	if err != nil {
 		// Absent. A record of it without a desire for it is left from a
 		// crash between recording and creating: observed, so that the
@@ -255,8 +256,8 @@ func (o *observer) pod(h *handles, ref string, owned map[string]string, wanted m
 		}
 		return nil
 	}
-	defer h.forget(ref)
-	ph, err := h.get(ref)
+	defer h.Forget(ref)
+	ph, err := h.Get(ref)
 	if err != nil {
 		return err
 	}
@@ -348,7 +349,7 @@ func (o *observer) merge(ref string, p *podObs, owned map[string]string) {
 // namespace ref: the kernel names a parent by its ifindex in the namespace
 // of the link's netnsid, which must be the node's. It returns the node
 // namespace's id in ref, or unknownID when it did not need it.
-func (o *observer) podParents(h *handles, ph *netlink.Handle, ref string, links []netlink.Link, ours map[int]bool) int {
+func (o *observer) podParents(h *handles.Set, ph *netlink.Handle, ref string, links []netlink.Link, ours map[int]bool) int {
 	nodeID := unknownID
 	for _, l := range links {
 		a := l.Attrs()
@@ -376,8 +377,8 @@ const unknownID = -2
 
 // nodeIDIn returns the id the pod namespace of ph gives the node
 // namespace, or -1.
-func nodeIDIn(h *handles, ph *netlink.Handle) int {
-	fd, err := h.fd(state.NodeNS)
+func nodeIDIn(h *handles.Set, ph *netlink.Handle) int {
+	fd, err := h.FD(state.NodeNS)
 	if err != nil {
 		return -1
 	}
@@ -401,7 +402,7 @@ type nsDump struct {
 func dump(h *netlink.Handle, ns, node string) (*nsDump, error) {
 	d := &nsDump{}
 	var err error
-	if d.links, err = retryDump(h.LinkList); err != nil {
+	if d.links, err = nsutil.RetryDump(h.LinkList); err != nil {
 		return nil, fmt.Errorf("list links in netns %q: %w", state.NSLabel(ns), err)
 	}
 	if err := dumpRest(h, d, ns, node); err != nil {
@@ -422,7 +423,7 @@ func refresh(h *netlink.Handle, d *nsDump, stale nodeStale, node string) (*nsDum
 	fresh := &nsDump{links: slices.Clone(d.links), addrs: d.addrs, routes: d.routes, neighs: d.neighs,
 		proxies: d.proxies, fdb: d.fdb}
 	put := func(l netlink.Link, err error, gone func(netlink.Link) bool) error {
-		if err != nil && !isNotFound(err) {
+		if err != nil && !nsutil.IsLinkNotFound(err) {
 			return fmt.Errorf("read link in netns %q: %w", state.NSLabel(state.NodeNS), err)
 		}
 		fresh.links = slices.DeleteFunc(fresh.links, gone)
@@ -458,19 +459,19 @@ func refresh(h *netlink.Handle, d *nsDump, stale nodeStale, node string) (*nsDum
 func dumpRest(h *netlink.Handle, d *nsDump, ns, node string) error {
 	d.fdb = map[int][]netlink.Neigh{}
 	var err error
-	if d.addrs, err = retryDump(func() ([]netlink.Addr, error) { return h.AddrList(nil, netlink.FAMILY_V4) }); err != nil {
+	if d.addrs, err = nsutil.RetryDump(func() ([]netlink.Addr, error) { return h.AddrList(nil, netlink.FAMILY_V4) }); err != nil {
 		return fmt.Errorf("list addresses in netns %q: %w", state.NSLabel(ns), err)
 	}
-	if d.routes, err = retryDump(func() ([]netlink.Route, error) {
+	if d.routes, err = nsutil.RetryDump(func() ([]netlink.Route, error) {
 		return h.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
 	}); err != nil {
 		return fmt.Errorf("list routes in netns %q: %w", state.NSLabel(ns), err)
 	}
-	if d.neighs, err = retryDump(func() ([]netlink.Neigh, error) { return h.NeighList(0, netlink.FAMILY_V4) }); err != nil {
+	if d.neighs, err = nsutil.RetryDump(func() ([]netlink.Neigh, error) { return h.NeighList(0, netlink.FAMILY_V4) }); err != nil {
 		return fmt.Errorf("list neighbours in netns %q: %w", state.NSLabel(ns), err)
 	}
 	if ns == state.NodeNS {
-		if d.proxies, err = retryDump(func() ([]netlink.Neigh, error) { return h.NeighProxyList(0, netlink.FAMILY_V4) }); err != nil {
+		if d.proxies, err = nsutil.RetryDump(func() ([]netlink.Neigh, error) { return h.NeighProxyList(0, netlink.FAMILY_V4) }); err != nil {
 			return fmt.Errorf("list proxy neighbours in netns %q: %w", state.NSLabel(ns), err)
 		}
 	}
@@ -479,7 +480,7 @@ func dumpRest(h *netlink.Handle, d *nsDump, ns, node string) error {
 			continue
 		}
 		idx := l.Attrs().Index
-		if d.fdb[idx], err = retryDump(func() ([]netlink.Neigh, error) { return h.NeighList(idx, unix.AF_BRIDGE) }); err != nil {
+		if d.fdb[idx], err = nsutil.RetryDump(func() ([]netlink.Neigh, error) { return h.NeighList(idx, unix.AF_BRIDGE) }); err != nil {
 			return fmt.Errorf("list fdb of %s in netns %q: %w", l.Attrs().Name, state.NSLabel(ns), err)
 		}
 	}
