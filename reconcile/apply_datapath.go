@@ -7,7 +7,7 @@ import (
 
 	"github.com/netreconcile/netreconcile/datapath"
 	"github.com/netreconcile/netreconcile/drivers"
-	"github.com/netreconcile/netreconcile/reconcile/internal/mapsizes"
+	"github.com/netreconcile/netreconcile/reconcile/internal/dpconv"
 	"github.com/netreconcile/netreconcile/state"
 )
 
@@ -30,11 +30,11 @@ type dpHolder struct {
 
 // setSizes records the map sizes of the datapath about to be created.
 func (h *dpHolder) setSizes(d *state.Datapath) error {
-	m, err := mapsizes.Parse(d.MapSizes)
+	m, err := dpconv.Parse(d.MapSizes)
 	if err != nil {
 		return err
 	}
-	s := mapsizes.ToDatapath(m)
+	s := dpconv.ToDatapath(m)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.sizes = &s
@@ -141,7 +141,7 @@ func (a *applier) datapathStep(c Change) error {
 		conf.ConntrackPerSource = o.ConntrackPerSource
 		return dp.SetConfig(conf)
 	case *state.Service:
-		key := datapath.ServiceKey{IP: o.IP, Port: o.Port, Proto: protoNumbers[o.Proto]}
+		key := datapath.ServiceKey{IP: o.IP, Port: o.Port, Proto: dpconv.ProtoNumber(o.Proto)}
 		if c.Action == Delete {
 			return dp.DeleteService(key)
 		}

@@ -5,6 +5,7 @@ import (
 
 	"github.com/netreconcile/netreconcile/datapath"
 	"github.com/netreconcile/netreconcile/policy/compile"
+	"github.com/netreconcile/netreconcile/reconcile/internal/dpconv"
 	"github.com/netreconcile/netreconcile/reconcile/plan"
 	"github.com/netreconcile/netreconcile/state"
 )
@@ -77,6 +78,6 @@ func toPolicyRule(s datapath.PolicySide, text string) (datapath.PolicyRule, erro
 	if err != nil {
 		return datapath.PolicyRule{}, err
 	}
-	return datapath.PolicyRule{Local: s.IP, Dir: s.Dir, Remote: r.Remote, Proto: protoNumbers[r.Proto],
+	return datapath.PolicyRule{Local: s.IP, Dir: s.Dir, Remote: r.Remote, Proto: dpconv.ProtoNumber(r.Proto),
 		Port: r.Port, PortBits: r.PortBits}, nil
 }

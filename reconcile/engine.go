@@ -12,10 +12,10 @@ import (
 
 	"github.com/netreconcile/netreconcile/datapath"
 	"github.com/netreconcile/netreconcile/drivers"
-	"github.com/netreconcile/netreconcile/internal/nsutil"
 	"github.com/netreconcile/netreconcile/reconcile/desired"
-	"github.com/netreconcile/netreconcile/reconcile/internal/handles"
+	"github.com/netreconcile/netreconcile/reconcile/observe"
 	"github.com/netreconcile/netreconcile/reconcile/plan"
+	"github.com/netreconcile/netreconcile/routing"
 	"github.com/netreconcile/netreconcile/spec"
 	"github.com/netreconcile/netreconcile/state"
 )
@@ -45,35 +45,13 @@ type Result struct {
 	desired  *state.State // what Plan diffed against, for verify
 }
 
-// uplink reads the uplink facts the desired state depends on (its MTU),
-// with single requests rather than dumps.
+// uplink reads the uplink facts the desired state depends on.
 func (e *Engine) uplink(r *spec.Resolved) (Uplink, error) {
-	up := Uplink{Name: e.Cfg.Uplink}
-	h := handles.New(e.Cfg.NodeNetns)
-	defer h.Close()
-	nh, err := h.Get(state.NodeNS)
-	if err != nil {
-		return up, err
+	var peers []netip.Addr
+	for _, p := range routing.Peers(r, e.Cfg.Node) {
+		peers = append(peers, p.Node.Address.Addr())
 	}
-	l, err := nh.LinkByName(e.Cfg.Uplink)
-	if nsutil.IsLinkNotFound(err) {
-		return up, nil
-	}
-	if err != nil {
-		return up, fmt.Errorf("uplink %q: %w", e.Cfg.Uplink, err)
-	}
-	up.Found, up.Index, up.MTU = true, l.Attrs().Index, l.Attrs().MTU
-	addrs, err := nh.AddrList(l, 2 /* AF_INET */)
-	if err != nil {
-		return up, fmt.Errorf("uplink %q addresses: %w", e.Cfg.Uplink, err)
-	}
-	for _, a := range addrs {
-		ip, _ := netip.AddrFromSlice(a.IP)
-		bits, _ := a.Mask.Size()
-		up.Addrs = append(up.Addrs, netip.PrefixFrom(ip.Unmap(), bits))
-	}
-	up.Unreachable = unreachablePeers(nh, r, e.Cfg.Node)
-	return up, nil
+	return observe.Uplink(e.Cfg.NodeNetns, e.Cfg.Uplink, peers)
 }
 
 // Plan observes the node and diffs it against the file. With observed
@@ -114,7 +92,7 @@ func (e *Engine) Plan(r *spec.Resolved, observed *Observed) (*Result, error) {
 	phases := []any{"desired", time.Since(start)}
 	if observed == nil {
 		start = time.Now()
-		if observed, err = observe(e.Cfg, desired, e.Cache); err != nil {
+		if observed, err = observeWith(e.Cfg, desired, e.Cache, nil); err != nil {
 			return nil, err
 		}
 		phases = append(phases, "observe", time.Since(start))
@@ -160,7 +138,7 @@ func (e *Engine) Apply(ctx context.Context, r *spec.Resolved) (*Result, error) {
 	// the uplink facts it was computed from have not changed since. With a
 	// cache, only what the plan touched is read again, and a plan of map
 	// entries alone, each acknowledged by the kernel, needs no reading.
-	if err == nil && early == nil && e.Cache.applied(res.Plan) {
+	if err == nil && early == nil && e.Cache.Applied(res.Plan) {
 		return res, e.Cfg.records().ClearAllPending()
 	}
 	replan := func() (*Plan, error) {
@@ -173,7 +151,7 @@ func (e *Engine) Apply(ctx context.Context, r *spec.Resolved) (*Result, error) {
 			o := <-early
 			obs, err, early = o.obs, o.err, nil
 		} else {
-			obs, err = observe(e.Cfg, res.desired, e.Cache)
+			obs, err = observeWith(e.Cfg, res.desired, e.Cache, nil)
 		}
 		if err != nil {
 			return nil, err
@@ -218,16 +196,16 @@ func (e *Engine) apply(ctx context.Context, res *Result) (applied int, early <-c
 	if applied, err = Apply(ctx, e.Cfg, rest, e.Log); err != nil {
 		return applied, nil, err
 	}
-	e.Cache.applied(rest)
+	e.Cache.Applied(rest)
 	dpReady := make(chan struct{})
 	ch := make(chan observation, 1)
 	go func() {
-		obs, err := observeAfter(e.Cfg, res.desired, e.Cache, dpReady)
+		obs, err := observeWith(e.Cfg, res.desired, e.Cache, dpReady)
 		ch <- observation{obs, err}
 	}()
 	n, err := applyFrom(ctx, e.Cfg, atts, e.Log, applied)
 	if err == nil {
-		e.Cache.applied(atts)
+		e.Cache.Applied(atts)
 	}
 	close(dpReady)
 	if err != nil {

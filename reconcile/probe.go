@@ -3,7 +3,6 @@ package reconcile
 import (
 	"errors"
 	"fmt"
-	"net/netip"
 	"runtime"
 
 	"github.com/vishvananda/netlink"
@@ -11,7 +10,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/netreconcile/netreconcile/drivers"
-	"github.com/netreconcile/netreconcile/routing"
 	"github.com/netreconcile/netreconcile/spec"
 )
 
@@ -119,17 +117,4 @@ func anonymousNetns() (netns.NsHandle, error) {
 	}()
 	r := <-ch
 	return r.ns, r.err
-}
-
-// unreachablePeers returns the addresses of peer nodes that the node
-// namespace has no route to, with one route lookup each.
-func unreachablePeers(nh *netlink.Handle, r *spec.Resolved, node string) []netip.Addr {
-	var out []netip.Addr
-	for _, p := range routing.Peers(r, node) {
-		a := p.Node.Address.Addr()
-		if _, err := nh.RouteGet(a.AsSlice()); err != nil {
-			out = append(out, a)
-		}
-	}
-	return out
 }

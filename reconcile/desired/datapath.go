@@ -11,7 +11,7 @@ import (
 	"github.com/netreconcile/netreconcile/datapath"
 	"github.com/netreconcile/netreconcile/drivers"
 	"github.com/netreconcile/netreconcile/policy/compile"
-	"github.com/netreconcile/netreconcile/reconcile/internal/mapsizes"
+	"github.com/netreconcile/netreconcile/reconcile/internal/dpconv"
 	"github.com/netreconcile/netreconcile/spec"
 	"github.com/netreconcile/netreconcile/state"
 )
@@ -32,7 +32,7 @@ func desiredDatapath(cfg *Config, r *spec.Resolved, n *drivers.Node, pods []spec
 	if !WantsDatapath(r) {
 		return nil
 	}
-	if err := s.Add(&state.Datapath{PinDir: cfg.BPFFS, FastPath: true, Reusable: true, MapSizes: mapsizes.Text(r.Maps),
+	if err := s.Add(&state.Datapath{PinDir: cfg.BPFFS, FastPath: true, Reusable: true, MapSizes: dpconv.Text(r.Maps),
 		ConntrackPerSource: uint32(r.ConntrackPerSource),
 		OwnerK:             state.DatapathOwner}); err != nil {
 		return err

@@ -1,7 +1,7 @@
-// Package mapsizes converts between the datapath map sizes of the file
-// (spec.MapSizes), of the datapath (datapath.Sizes) and of the plan (the
-// text of state.Datapath.MapSizes).
-package mapsizes
+// Package dpconv converts between the plan's datapath objects and what
+// the datapath's maps hold: map sizes (the file's spec.MapSizes, the
+// datapath's Sizes and state.Datapath's MapSizes text) and protocols.
+package dpconv
 
 import (
 	"fmt"

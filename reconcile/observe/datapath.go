@@ -1,7 +1,6 @@
-package reconcile
+package observe
 
 import (
-	"fmt"
 	"net/netip"
 	"os"
 	"slices"
@@ -9,7 +8,7 @@ import (
 	"time"
 
 	"github.com/netreconcile/netreconcile/datapath"
-	"github.com/netreconcile/netreconcile/reconcile/internal/mapsizes"
+	"github.com/netreconcile/netreconcile/reconcile/internal/dpconv"
 	"github.com/netreconcile/netreconcile/state"
 )
 
@@ -18,13 +17,13 @@ import (
 // holds. It runs beside the pod namespace workers, so its objects wait in
 // o.dp for node to add them. names and byIndex are the node namespace's
 // links.
-func (o *observer) observeDatapath(desired *state.State, names map[string]int, byIndex map[int]string, cached *dpObserved) error {
+func (o *observer) observeDatapath(scope *Scope, names map[string]int, byIndex map[int]string, cached *dpObserved) error {
 	pinDir := o.cfg.BPFFS
-	if cached != nil && resized(desired, cached.entries) {
+	if cached != nil && resized(scope, cached.entries) {
 		cached = nil
 	}
 	if cached != nil && cached.entries != nil && cached.atts != nil && cached.attsOn(names) {
-		o.dp.reuse(cached, desired, names, byIndex, true)
+		o.dp.reuse(cached, names, byIndex, true)
 		return nil
 	}
 	if pinDir == "" {
@@ -51,11 +50,11 @@ func (o *observer) observeDatapath(desired *state.State, names map[string]int, b
 	}
 	defer dp.Close()
 	if cached != nil && cached.entries != nil {
-		o.dp.reuse(cached, desired, names, byIndex, false)
-	} else if err := o.observeEntries(dp, desired, byIndex); err != nil {
+		o.dp.reuse(cached, names, byIndex, false)
+	} else if err := o.observeEntries(dp, byIndex); err != nil {
 		return err
 	}
-	if resized(desired, o.dp.entries) {
+	if resized(scope, o.dp.entries) {
 		// Replaced with maps of the file's sizes: everything in it is
 		// made again.
 		o.dp.entries = slices.DeleteFunc(o.dp.entries, func(obj state.Object) bool { _, ok := obj.(*state.Datapath); return !ok })
@@ -80,7 +79,6 @@ func (o *observer) observeDatapath(desired *state.State, names map[string]int, b
 		if a.Source.IsValid() {
 			obj.Source = a.Source.String()
 		}
-		obj.OwnerK = ownerIn(desired, obj)
 		o.dp.atts = append(o.dp.atts, obj)
 		o.dp.attIndex[obj.Name] = a.IfIndex
 	}
@@ -88,25 +86,24 @@ func (o *observer) observeDatapath(desired *state.State, names map[string]int, b
 }
 
 // observeEntries reads the datapath's configuration and map entries.
-func (o *observer) observeEntries(dp *datapath.Datapath, desired *state.State, byIndex map[int]string) error {
+func (o *observer) observeEntries(dp *datapath.Datapath, byIndex map[int]string) error {
 	start := time.Now()
 	conf, err := dp.Config()
 	if err != nil {
 		return err
 	}
 	o.dp.entries = []state.Object{&state.Datapath{PinDir: o.cfg.BPFFS, FastPath: conf.FastPath, Reusable: true,
-		MapSizes: mapsizes.Text(mapsizes.FromDatapath(dp.Sizes())), ConntrackPerSource: conf.ConntrackPerSource, OwnerK: state.DatapathOwner}}
+		MapSizes: dpconv.Text(dpconv.FromDatapath(dp.Sizes())), ConntrackPerSource: conf.ConntrackPerSource, OwnerK: state.DatapathOwner}}
 	svcs, err := dp.Services()
 	if err != nil {
 		return err
 	}
 	for k, s := range svcs {
-		obj := &state.Service{IP: k.IP, Port: k.Port, Proto: protoName(k.Proto), Affinity: s.Affinity, Backends: []string{}}
+		obj := &state.Service{IP: k.IP, Port: k.Port, Proto: dpconv.ProtoName(k.Proto), Affinity: s.Affinity, Backends: []string{}}
 		for _, b := range s.Backends {
 			obj.Backends = append(obj.Backends, netip.AddrPortFrom(b.IP, b.Port).String())
 		}
 		sort.Strings(obj.Backends)
-		obj.OwnerK = ownerIn(desired, obj)
 		o.dp.put(obj)
 	}
 	eps, err := dp.Endpoints()
@@ -116,23 +113,22 @@ func (o *observer) observeEntries(dp *datapath.Datapath, desired *state.State, b
 	o.dp.epIndex = make(map[string]int, len(eps))
 	for ip, e := range eps {
 		obj := &state.Endpoint{IP: ip, Dev: byIndex[e.IfIndex]}
-		obj.OwnerK = ownerIn(desired, obj)
 		o.dp.put(obj)
 		o.dp.epIndex[obj.Key()] = e.IfIndex
 	}
 	o.dp.phases = append(o.dp.phases, "datapathMaps", time.Since(start))
 	start = time.Now()
 	defer func() { o.dp.phases = append(o.dp.phases, "policyMaps", time.Since(start)) }()
-	return o.observePolicy(dp, desired)
+	return o.observePolicy(dp)
 }
 
 // resized reports whether the datapath among entries has other map sizes
 // than the desired one: the plan replaces it.
-func resized(desired *state.State, entries []state.Object) bool {
+func resized(scope *Scope, entries []state.Object) bool {
 	for _, obj := range entries {
 		if have, ok := obj.(*state.Datapath); ok {
-			want, _ := desired.Get(state.KindDatapath, have.PinDir).(*state.Datapath)
-			return want != nil && have.Reusable && want.MapSizes != have.MapSizes
+			want, ok := scope.MapSizes[have.PinDir]
+			return ok && have.Reusable && want != have.MapSizes
 		}
 	}
 	return false
@@ -207,27 +203,16 @@ func (d *dpObserved) putInto(s *state.State) {
 // reuse takes the entries (and with atts the attachments) of a cached
 // observation, owned as desired now, endpoints named from byIndex by the
 // ifindex their entry holds.
-func (d *dpObserved) reuse(c *dpObserved, desired *state.State, names map[string]int, byIndex map[int]string, atts bool) {
+func (d *dpObserved) reuse(c *dpObserved, names map[string]int, byIndex map[int]string, atts bool) {
 	d.entries, d.epIndex = c.entries, c.epIndex
 	for _, obj := range d.entries {
-		setOwner(obj, desired)
 		if ep, ok := obj.(*state.Endpoint); ok {
 			ep.Dev = byIndex[indexOf(d.epIndex, ep.Key(), ep.Dev, names)]
 		}
 	}
 	if atts {
 		d.atts, d.attIndex = c.atts, c.attIndex
-		for _, obj := range d.atts {
-			setOwner(obj, desired)
-		}
 	}
-}
-
-func ownerIn(desired *state.State, o state.Object) string {
-	if d := desired.Get(o.Kind(), o.Key()); d != nil {
-		return d.Owner()
-	}
-	return ""
 }
 
 func dirEmpty(dir string) (bool, error) {
@@ -245,15 +230,4 @@ func dirEmpty(dir string) (bool, error) {
 		return false, nil
 	}
 	return true, nil
-}
-
-var protoNumbers = map[string]uint8{"TCP": 6, "UDP": 17, "SCTP": 132}
-
-func protoName(p uint8) string {
-	for name, n := range protoNumbers {
-		if n == p {
-			return name
-		}
-	}
-	return fmt.Sprint(p)
 }

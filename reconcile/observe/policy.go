@@ -1,22 +1,22 @@
-package reconcile
+package observe
 
 import (
 	"slices"
 
 	"github.com/netreconcile/netreconcile/datapath"
 	"github.com/netreconcile/netreconcile/policy/compile"
+	"github.com/netreconcile/netreconcile/reconcile/internal/dpconv"
 	"github.com/netreconcile/netreconcile/state"
 )
 
 // observePolicy reads the policy maps of dp: one dump per map.
-func (o *observer) observePolicy(dp *datapath.Datapath, desired *state.State) error {
+func (o *observer) observePolicy(dp *datapath.Datapath) error {
 	ids, err := dp.PolicyIdentities()
 	if err != nil {
 		return err
 	}
 	for p, id := range ids {
 		obj := &state.PolicyIdentity{Prefix: p, ID: id}
-		obj.OwnerK = ownerIn(desired, obj)
 		o.dp.put(obj)
 	}
 	sides := map[datapath.PolicySide]*state.PodPolicy{}
@@ -41,12 +41,11 @@ func (o *observer) observePolicy(dp *datapath.Datapath, desired *state.State) er
 	}
 	for _, ru := range rules {
 		pp := side(datapath.PolicySide{IP: ru.Local, Dir: ru.Dir})
-		pp.Rules = append(pp.Rules, compile.Rule{Remote: ru.Remote, Proto: protoName(ru.Proto), Port: ru.Port,
+		pp.Rules = append(pp.Rules, compile.Rule{Remote: ru.Remote, Proto: dpconv.ProtoName(ru.Proto), Port: ru.Port,
 			PortBits: ru.PortBits}.String())
 	}
 	for _, pp := range sides {
 		slices.Sort(pp.Rules)
-		pp.OwnerK = ownerIn(desired, pp)
 		o.dp.put(pp)
 	}
 	rev, err := dp.PolicyRevision()
@@ -54,7 +53,6 @@ func (o *observer) observePolicy(dp *datapath.Datapath, desired *state.State) er
 		return err
 	}
 	obj := &state.PolicyRevision{PinDir: o.cfg.BPFFS, Revision: rev}
-	obj.OwnerK = ownerIn(desired, obj)
 	o.dp.put(obj)
 	return nil
 }

@@ -1,4 +1,4 @@
-package mapsizes
+package dpconv
 
 import (
 	"testing"
