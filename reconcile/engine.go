@@ -12,6 +12,7 @@ import (
 
 	"github.com/netreconcile/netreconcile/datapath"
 	"github.com/netreconcile/netreconcile/drivers"
+	"github.com/netreconcile/netreconcile/reconcile/apply"
 	"github.com/netreconcile/netreconcile/reconcile/desired"
 	"github.com/netreconcile/netreconcile/reconcile/observe"
 	"github.com/netreconcile/netreconcile/reconcile/plan"
@@ -203,7 +204,7 @@ func (e *Engine) apply(ctx context.Context, res *Result) (applied int, early <-c
 		obs, err := observeWith(e.Cfg, res.desired, e.Cache, dpReady)
 		ch <- observation{obs, err}
 	}()
-	n, err := applyFrom(ctx, e.Cfg, atts, e.Log, applied)
+	n, err := apply.From(ctx, e.Cfg.applyConfig(), atts, e.Log, applied)
 	if err == nil {
 		e.Cache.Applied(atts)
 	}

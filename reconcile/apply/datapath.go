@@ -1,4 +1,4 @@
-package reconcile
+package apply
 
 import (
 	"fmt"
@@ -8,6 +8,7 @@ import (
 	"github.com/netreconcile/netreconcile/datapath"
 	"github.com/netreconcile/netreconcile/drivers"
 	"github.com/netreconcile/netreconcile/reconcile/internal/dpconv"
+	"github.com/netreconcile/netreconcile/reconcile/plan"
 	"github.com/netreconcile/netreconcile/state"
 )
 
@@ -95,17 +96,17 @@ func (h *dpHolder) close() {
 }
 
 // datapathStep applies one change to a datapath object.
-func (a *applier) datapathStep(c Change) error {
+func (a *applier) datapathStep(c plan.Change) error {
 	obj := c.Desired
-	if c.Action == Delete {
+	if c.Action == plan.Delete {
 		obj = c.Observed
 	}
-	if d, ok := obj.(*state.Datapath); ok && c.Action != Delete {
+	if d, ok := obj.(*state.Datapath); ok && c.Action != plan.Delete {
 		if err := a.dp.setSizes(d); err != nil {
 			return err
 		}
 	}
-	if d, ok := obj.(*state.Datapath); ok && (c.Action == Delete || c.Action == Replace) {
+	if d, ok := obj.(*state.Datapath); ok && (c.Action == plan.Delete || c.Action == plan.Replace) {
 		a.dp.close()
 		why := ""
 		if have, ok := c.Observed.(*state.Datapath); ok && !have.Reusable {
@@ -118,13 +119,13 @@ func (a *applier) datapathStep(c Change) error {
 			a.log.Info("datapath", "note", fmt.Sprintf("removed the datapath pinned in %s by a build with another map layout (%s): "+
 				"services, endpoints and connection tracking start empty", d.PinDir, why))
 		}
-		if c.Action == Delete {
+		if c.Action == plan.Delete {
 			return nil
 		}
 	}
 	_, isAttach := obj.(*state.Attach)
 	_, isDatapath := obj.(*state.Datapath)
-	dp, err := a.dp.get((isAttach || isDatapath) && c.Action != Delete)
+	dp, err := a.dp.get((isAttach || isDatapath) && c.Action != plan.Delete)
 	if err != nil {
 		return err
 	}
@@ -142,7 +143,7 @@ func (a *applier) datapathStep(c Change) error {
 		return dp.SetConfig(conf)
 	case *state.Service:
 		key := datapath.ServiceKey{IP: o.IP, Port: o.Port, Proto: dpconv.ProtoNumber(o.Proto)}
-		if c.Action == Delete {
+		if c.Action == plan.Delete {
 			return dp.DeleteService(key)
 		}
 		svc := datapath.Service{Key: key, Affinity: o.Affinity}
@@ -155,7 +156,7 @@ func (a *applier) datapathStep(c Change) error {
 		}
 		return dp.SetService(svc)
 	case *state.Endpoint:
-		if c.Action == Delete {
+		if c.Action == plan.Delete {
 			return dp.DeleteEndpoint(o.IP)
 		}
 		_, idx, err := a.linkIndex(state.NodeNS, o.Dev)
@@ -166,7 +167,7 @@ func (a *applier) datapathStep(c Change) error {
 	case *state.PolicyIdentity, *state.PodPolicy, *state.PolicyRevision:
 		return policyStep(dp, c)
 	case *state.Attach:
-		if c.Action == Delete {
+		if c.Action == plan.Delete {
 			return dp.Detach(o.Name)
 		}
 		dir, err := datapath.ParseDirection(o.Direction)

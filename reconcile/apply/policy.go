@@ -1,4 +1,4 @@
-package reconcile
+package apply
 
 import (
 	"fmt"
@@ -12,9 +12,9 @@ import (
 
 // policyStep applies one step of a policy object's change: for a pod's
 // side, the writes that policyBlock gave the step.
-func policyStep(dp *datapath.Datapath, c Change) error {
+func policyStep(dp *datapath.Datapath, c plan.Change) error {
 	switch c.Action {
-	case Delete:
+	case plan.Delete:
 		switch o := c.Observed.(type) {
 		case *state.PolicyIdentity:
 			return dp.DeletePolicyIdentity(o.Prefix)
@@ -38,7 +38,7 @@ func policyStep(dp *datapath.Datapath, c Change) error {
 
 // applySide performs the writes of step c to side p (a step that is not
 // one part of the change does all of them).
-func applySide(dp *datapath.Datapath, c Change, p *state.PodPolicy) error {
+func applySide(dp *datapath.Datapath, c plan.Change, p *state.PodPolicy) error {
 	s, err := policySide(p)
 	if err != nil {
 		return err

@@ -1,0 +1,700 @@
+// Package apply executes a plan on the node's kernel: each step says
+// exactly what to do, and apply does no diffing.
+package apply
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/netreconcile/netreconcile/internal/nsutil"
+	"github.com/netreconcile/netreconcile/reconcile/internal/handles"
+	"github.com/netreconcile/netreconcile/reconcile/internal/records"
+	"github.com/netreconcile/netreconcile/reconcile/plan"
+	"github.com/netreconcile/netreconcile/state"
+)
+
+// Config says which node a plan is applied to and where.
+type Config struct {
+	Node      string // node name in the file
+	NodeNetns string // the node's host namespace: "" (current), a name, or a path
+	BPFFS     string // pin directory of this node
+	// AttachTC attaches datapath programs as clsact filters rather than
+	// tcx links (see datapath.Datapath.PreferTC).
+	AttachTC bool
+	Records  records.Dir
+}
+
+// applier executes a plan's steps. It does no diffing: each step says
+// exactly what to do.
+type applier struct {
+	cfg *Config
+	h   *handles.Set
+	log logr.Logger
+	// idx caches ifindexes of links this pass created or looked up, by
+	// link key, saving a request per address, neighbour and route.
+	idx map[string]int
+	// dp is the node's datapath, opened once per apply and shared.
+	dp *dpHolder
+}
+
+// crashAfter is read from NETRECONCILE_CRASH_AFTER, for tests only.
+var crashAfter, _ = strconv.ParseInt(os.Getenv("NETRECONCILE_CRASH_AFTER"), 10, 64)
+
+// applyWorkers bounds the pods whose changes run at once.
+const applyWorkers = 4
+
+// Apply executes p. Deletions run first, in order; then changes to
+// node-wide objects (a bridge, tunnel routes); then each pod's creations
+// and updates, in order within the pod, with several pods at once: pods
+// never depend on each other, and most of the cost is syscalls and
+// namespace switches, which overlap well.
+//
+// It stops at the first kernel refusal (other pods in flight finish
+// their current change) and returns an error naming the object and the
+// kernel's reason; what was applied stays applied, and the next apply
+// resumes from the state it then observes.
+func Apply(ctx context.Context, cfg *Config, p *plan.Plan, log logr.Logger) (int, error) {
+	return From(ctx, cfg, p, log, 0)
+}
+
+// From is Apply for a part of a plan whose earlier parts made done
+// changes (they count towards crashAfter).
+func From(ctx context.Context, cfg *Config, p *plan.Plan, log logr.Logger, done int) (int, error) {
+	var serial []plan.Change
+	var implied []*state.Link
+	groups := map[string][]plan.Change{}
+	var owners []string
+	for _, c := range p.Steps() {
+		switch {
+		case c.ImpliedBy != "":
+			if l, ok := c.Observed.(*state.Link); ok && l.NS == state.NodeNS {
+				implied = append(implied, l)
+			}
+		case c.Action == plan.Delete || !strings.HasPrefix(c.Owner, "pod/"):
+			serial = append(serial, c)
+		default:
+			if groups[c.Owner] == nil {
+				owners = append(owners, c.Owner)
+			}
+			groups[c.Owner] = append(groups[c.Owner], c)
+		}
+	}
+	var applied atomic.Int64
+	applied.Store(int64(done))
+	count := func() int { return int(applied.Load()) - done }
+	dp := &dpHolder{pinDir: cfg.BPFFS, tc: cfg.AttachTC}
+	defer dp.close()
+	a := newApplier(cfg, log, dp)
+	defer a.h.Close()
+	if err := a.run(ctx, serial, &applied); err != nil {
+		return count(), err
+	}
+	work := make(chan string)
+	errs := make(chan error, len(owners))
+	var wg sync.WaitGroup
+	for range min(applyWorkers, len(owners)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w := newApplier(cfg, log, dp)
+			defer w.h.Close()
+			for owner := range work {
+				if err := w.run(ctx, groups[owner], &applied); err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	for _, owner := range owners {
+		if len(errs) > 0 {
+			break
+		}
+		work <- owner
+	}
+	close(work)
+	wg.Wait()
+	close(errs)
+	var all []error
+	for err := range errs {
+		all = append(all, err)
+	}
+	if len(all) > 0 {
+		return count(), errors.Join(all...)
+	}
+	return count(), a.settle(implied)
+}
+
+func newApplier(cfg *Config, log logr.Logger, dp *dpHolder) *applier {
+	return &applier{cfg: cfg, h: handles.New(cfg.NodeNetns), log: log, idx: map[string]int{}, dp: dp}
+}
+
+// run executes changes in order, stopping at the first error.
+func (a *applier) run(ctx context.Context, cs []plan.Change, applied *atomic.Int64) error {
+	for _, c := range cs {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := a.step(c); err != nil {
+			return fmt.Errorf("%s %s: %w", c.Action, describe(c), err)
+		}
+		if c.More() {
+			continue // the change is applied when its last part is
+		}
+		if n := applied.Add(1); n == crashAfter {
+			// Fault injection for the crash-safety test: die as abruptly as
+			// a power cut would, right after the n-th kernel change.
+			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		}
+		a.log.Info("applied", "action", string(c.Action), "kind", c.Kind, "key", c.Key, "owner", c.Owner)
+	}
+	return nil
+}
+
+// settle waits briefly for host veth ends whose peer namespace was
+// deleted: the kernel removes them once the namespace is released, which
+// is fast in bulk. A namespace that a process or socket still holds is
+// not released, so what is left after the wait is deleted explicitly.
+func (a *applier) settle(links []*state.Link) error {
+	if len(links) == 0 {
+		return nil
+	}
+	h, err := a.h.Get(state.NodeNS)
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(time.Second)
+	for {
+		var left []*state.Link
+		for _, l := range links {
+			if _, err := h.LinkByName(l.Name); !nsutil.IsLinkNotFound(err) {
+				left = append(left, l)
+			}
+		}
+		if len(left) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			for _, l := range left {
+				if err := a.deleteLink(l); err != nil {
+					return fmt.Errorf("delete %s: %w", l, err)
+				}
+				a.log.Info("applied", "action", "delete", "kind", "link", "key", l.Key(), "note", "its namespace is still held open")
+			}
+			return nil
+		}
+		links = left
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func describe(c plan.Change) string {
+	if c.Desired != nil {
+		return fmt.Sprint(c.Desired)
+	}
+	return fmt.Sprint(c.Observed)
+}
+
+func (a *applier) step(c plan.Change) error {
+	obj := c.Desired
+	if c.Action == plan.Delete {
+		obj = c.Observed
+	}
+	switch o := obj.(type) {
+	case *state.Datapath, *state.Service, *state.Endpoint, *state.Attach,
+		*state.PolicyIdentity, *state.PodPolicy, *state.PolicyRevision:
+		return a.datapathStep(c)
+	case *state.Netns:
+		if c.Action == plan.Delete {
+			return a.deleteNetns(o)
+		}
+		return a.createNetns(o)
+	case *state.Link:
+		switch c.Action {
+		case plan.Delete:
+			return a.deleteLink(o)
+		case plan.Update:
+			return a.updateLink(o, c.Changes)
+		default:
+			return a.createLink(o)
+		}
+	case *state.Sysctl:
+		if c.Action == plan.Delete {
+			return a.restoreSysctl(o)
+		}
+		return a.setSysctl(o)
+	case *state.Addr:
+		return a.addr(o, c.Action == plan.Delete)
+	case *state.Neigh:
+		return a.neigh(o, c.Action == plan.Delete)
+	case *state.Route:
+		return a.route(o, c.Action == plan.Delete)
+	}
+	return fmt.Errorf("unknown object %T", obj)
+}
+
+func (a *applier) createNetns(n *state.Netns) error {
+	if !n.Owned {
+		return fmt.Errorf("netns path %s does not exist (a path is used, never created)", n.Ref)
+	}
+	// Record before creating, so a crash in between leaves a record of
+	// an absent namespace rather than an unrecorded one.
+	if err := a.cfg.Records.RecordNetns(n.Ref, n.Owner()); err != nil {
+		return err
+	}
+	if !nsutil.Exists(n.Ref) {
+		// Marked before it is named: a crash never leaves a namespace
+		// of ours that does not show it (see records.go).
+		if err := nsutil.CreateMarked(n.Ref, state.Alias(a.cfg.Node, n.Owner())); err != nil {
+			return err
+		}
+	}
+	h, err := a.h.Get(n.Ref)
+	if err != nil {
+		return err
+	}
+	lo, err := h.LinkByName("lo")
+	if err != nil {
+		return err
+	}
+	return h.LinkSetUp(lo)
+}
+
+func (a *applier) deleteNetns(n *state.Netns) error {
+	a.h.Forget(n.Ref)
+	prefix := state.LinkKey(n.Ref, "")
+	for k := range a.idx {
+		if strings.HasPrefix(k, prefix) {
+			delete(a.idx, k)
+		}
+	}
+	if n.Owned {
+		if err := nsutil.Delete(n.Ref); err != nil {
+			return err
+		}
+	}
+	return a.cfg.Records.ForgetNetns(n.Ref)
+}
+
+func (a *applier) createLink(l *state.Link) error {
+	h, err := a.h.Get(l.NS)
+	if err != nil {
+		return err
+	}
+	la := netlink.NewLinkAttrs()
+	la.Name, la.MTU = l.Name, l.MTU
+	if l.HWAddr != "" {
+		if la.HardwareAddr, err = net.ParseMAC(l.HWAddr); err != nil {
+			return err
+		}
+	}
+	var link netlink.Link
+	switch l.Type {
+	case "bridge":
+		link = &netlink.Bridge{LinkAttrs: la}
+	case "veth":
+		fd, err := a.h.FD(l.PeerNS)
+		if err != nil {
+			return err
+		}
+		v := &netlink.Veth{LinkAttrs: la, PeerName: l.PeerName, PeerNamespace: netlink.NsFd(int(fd)), PeerMTU: uint32(l.MTU)}
+		if l.PeerMAC != "" {
+			if v.PeerHardwareAddr, err = net.ParseMAC(l.PeerMAC); err != nil {
+				return err
+			}
+		}
+		link = v
+	default:
+		if link, err = a.createOther(l, la); err != nil {
+			return err
+		}
+	}
+	// The kernel ignores an alias in the create request, so the link
+	// exists unmarked until LinkSetAlias. A pending record written first
+	// lets observe claim such a link after a crash in between.
+	if err := a.cfg.Records.SetPending(l.Key(), l.Owner()); err != nil {
+		return err
+	}
+	if link != nil {
+		if err := h.LinkAdd(link); err != nil {
+			_ = a.cfg.Records.ClearPending(l.Key())
+			return err
+		}
+	}
+	created, err := h.LinkByName(l.Name)
+	if err != nil {
+		return err
+	}
+	a.idx[l.Key()] = created.Attrs().Index
+	if err := h.LinkSetAlias(created, l.Alias); err != nil {
+		return err
+	}
+	if l.Master != "" {
+		if err := a.setMaster(h, created, l.Master); err != nil {
+			return err
+		}
+	}
+	if l.ProxyARP {
+		if err := a.proxyARP(l, true); err != nil {
+			return err
+		}
+	}
+	if len(l.Sysctls) > 0 {
+		keys := make([]string, 0, len(l.Sysctls))
+		for k := range l.Sysctls {
+			keys = append(keys, k)
+		}
+		if err := a.linkSysctls(l, keys...); err != nil {
+			return err
+		}
+	}
+	if l.Type == "veth" {
+		ph, err := a.h.Get(l.PeerNS)
+		if err != nil {
+			return err
+		}
+		peer, err := ph.LinkByName(l.PeerName)
+		if err != nil {
+			return fmt.Errorf("peer %s: %w", l.PeerName, err)
+		}
+		a.idx[state.LinkKey(l.PeerNS, l.PeerName)] = peer.Attrs().Index
+		if err := ph.LinkSetAlias(peer, l.Alias); err != nil {
+			return err
+		}
+		if l.Up {
+			if err := ph.LinkSetUp(peer); err != nil {
+				return err
+			}
+		}
+	}
+	if l.Up {
+		if err := h.LinkSetUp(created); err != nil {
+			return err
+		}
+	}
+	return a.cfg.Records.ClearPending(l.Key())
+}
+
+// createOther builds links of the other drivers' types (macvlan, ipvlan,
+// vxlan). It returns nil when it created the link itself: a macvlan or
+// ipvlan in a pod namespace is created there directly, through the node
+// namespace's handle (where its parent is) with the pod's namespace as
+// its target, so it never exists under its name in the node namespace.
+func (a *applier) createOther(l *state.Link, la netlink.LinkAttrs) (netlink.Link, error) {
+	nh, parent, err := a.linkIndex(state.NodeNS, l.Parent)
+	if err != nil {
+		return nil, fmt.Errorf("parent: %w", err)
+	}
+	var link netlink.Link
+	switch l.Type {
+	case "macvlan":
+		mode, ok := macvlanModeOf[l.Mode]
+		if !ok {
+			return nil, fmt.Errorf("macvlan mode %q is not supported", l.Mode)
+		}
+		la.ParentIndex = parent
+		link = &netlink.Macvlan{LinkAttrs: la, Mode: mode}
+	case "ipvlan":
+		mode, ok := ipvlanModeOf[l.Mode]
+		if !ok {
+			return nil, fmt.Errorf("ipvlan mode %q is not supported", l.Mode)
+		}
+		la.ParentIndex = parent
+		link = &netlink.IPVlan{LinkAttrs: la, Mode: mode}
+	case "vxlan":
+		if l.NS != state.NodeNS {
+			return nil, fmt.Errorf("vxlan devices live in the node namespace")
+		}
+		return &netlink.Vxlan{LinkAttrs: la, VxlanId: l.VNI, VtepDevIndex: parent, SrcAddr: l.Local.AsSlice(),
+			Port: l.Port, Learning: l.Learning}, nil
+	default:
+		return nil, fmt.Errorf("link type %q is not supported", l.Type)
+	}
+	if l.NS == state.NodeNS {
+		return link, nil
+	}
+	fd, err := a.h.FD(l.NS)
+	if err != nil {
+		return nil, err
+	}
+	link.Attrs().Namespace = netlink.NsFd(int(fd))
+	if err := a.cfg.Records.SetPending(l.Key(), l.Owner()); err != nil {
+		return nil, err
+	}
+	if err := nh.LinkAdd(link); err != nil {
+		_ = a.cfg.Records.ClearPending(l.Key())
+		return nil, err
+	}
+	return nil, nil
+}
+
+var macvlanModeOf = map[string]netlink.MacvlanMode{"bridge": netlink.MACVLAN_MODE_BRIDGE, "private": netlink.MACVLAN_MODE_PRIVATE,
+	"vepa": netlink.MACVLAN_MODE_VEPA, "passthru": netlink.MACVLAN_MODE_PASSTHRU}
+
+var ipvlanModeOf = map[string]netlink.IPVlanMode{"l2": netlink.IPVLAN_MODE_L2, "l3": netlink.IPVLAN_MODE_L3, "l3s": netlink.IPVLAN_MODE_L3S}
+
+// linkSysctls writes the per-interface sysctls keys of l (Link.Sysctls).
+func (a *applier) linkSysctls(l *state.Link, keys ...string) error {
+	return nsutil.Do(a.h.Ref(l.NS), func() error {
+		for _, k := range keys {
+			if err := os.WriteFile(state.SysctlPath(l.Name, k), []byte(l.Sysctls[k]), 0o644); err != nil {
+				return fmt.Errorf("set %s: %w", k, err)
+			}
+		}
+		return nil
+	})
+}
+
+func (a *applier) setMaster(h *netlink.Handle, link netlink.Link, master string) error {
+	if master == "" {
+		return h.LinkSetNoMaster(link)
+	}
+	m, err := h.LinkByName(master)
+	if err != nil {
+		return fmt.Errorf("master %s: %w", master, err)
+	}
+	return h.LinkSetMaster(link, m)
+}
+
+func (a *applier) proxyARP(l *state.Link, on bool) error {
+	arp, delay := "0", "80" // the kernel's defaults
+	if on {
+		arp, delay = "1", "0"
+	}
+	return nsutil.Do(a.h.Ref(l.NS), func() error {
+		if err := os.WriteFile("/proc/sys/net/ipv4/neigh/"+l.Name+"/proxy_delay", []byte(delay), 0o644); err != nil {
+			return err
+		}
+		return os.WriteFile("/proc/sys/net/ipv4/conf/"+l.Name+"/proxy_arp", []byte(arp), 0o644)
+	})
+}
+
+func (a *applier) updateLink(l *state.Link, changes []state.Change) error {
+	h, err := a.h.Get(l.NS)
+	if err != nil {
+		return err
+	}
+	link, err := h.LinkByName(l.Name)
+	if err != nil {
+		return err
+	}
+	var peer netlink.Link
+	var ph *netlink.Handle
+	if l.Type == "veth" {
+		if ph, err = a.h.Get(l.PeerNS); err != nil {
+			return err
+		}
+		if peer, err = ph.LinkByName(l.PeerName); err != nil {
+			return fmt.Errorf("peer %s: %w", l.PeerName, err)
+		}
+	}
+	for _, c := range changes {
+		switch c.Name {
+		case "mtu":
+			err = h.LinkSetMTU(link, l.MTU)
+			if err == nil && peer != nil {
+				err = ph.LinkSetMTU(peer, l.MTU)
+			}
+		case "up":
+			if l.Up {
+				err = h.LinkSetUp(link)
+				if err == nil && peer != nil {
+					err = ph.LinkSetUp(peer)
+				}
+			} else {
+				err = h.LinkSetDown(link)
+			}
+		case "mac":
+			var mac net.HardwareAddr
+			if mac, err = net.ParseMAC(l.HWAddr); err == nil {
+				err = h.LinkSetHardwareAddr(link, mac)
+			}
+		case "peer_mac":
+			var mac net.HardwareAddr
+			if mac, err = net.ParseMAC(l.PeerMAC); err == nil {
+				err = ph.LinkSetHardwareAddr(peer, mac)
+			}
+		case "master":
+			err = a.setMaster(h, link, l.Master)
+		case "alias":
+			err = h.LinkSetAlias(link, l.Alias)
+			if err == nil && peer != nil {
+				err = ph.LinkSetAlias(peer, l.Alias)
+			}
+		case "proxy_arp":
+			err = a.proxyARP(l, l.ProxyARP)
+		default:
+			if _, ok := l.Sysctls[c.Name]; ok {
+				err = a.linkSysctls(l, c.Name)
+				break
+			}
+			err = fmt.Errorf("attribute %s cannot change in place", c.Name)
+		}
+		if err != nil {
+			return fmt.Errorf("set %s: %w", c.Name, err)
+		}
+	}
+	return nil
+}
+
+func (a *applier) deleteLink(l *state.Link) error {
+	delete(a.idx, l.Key())
+	if l.Type == "veth" {
+		delete(a.idx, state.LinkKey(l.PeerNS, l.PeerName))
+	}
+	h, err := a.h.Get(l.NS)
+	if err != nil {
+		if l.NS != state.NodeNS && !nsutil.Exists(l.NS) {
+			return nil
+		}
+		return err
+	}
+	link, err := h.LinkByName(l.Name)
+	if nsutil.IsLinkNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return h.LinkDel(link)
+}
+
+func (a *applier) setSysctl(s *state.Sysctl) error {
+	err := a.cfg.Records.RecordSysctl(s.Name, func() (string, error) { return nsutil.ReadSysctl(a.cfg.NodeNetns, s.Name) })
+	if err != nil {
+		return err
+	}
+	return nsutil.WriteSysctl(a.cfg.NodeNetns, s.Name, s.Value)
+}
+
+func (a *applier) restoreSysctl(s *state.Sysctl) error {
+	orig, err := a.cfg.Records.SysctlOriginal(s.Name)
+	if err != nil {
+		return err
+	}
+	if err := nsutil.WriteSysctl(a.cfg.NodeNetns, s.Name, orig); err != nil {
+		return err
+	}
+	return a.cfg.Records.ForgetSysctl(s.Name)
+}
+
+func (a *applier) linkIndex(ns, name string) (*netlink.Handle, int, error) {
+	h, err := a.h.Get(ns)
+	if err != nil {
+		return nil, 0, err
+	}
+	if idx, ok := a.idx[state.LinkKey(ns, name)]; ok {
+		return h, idx, nil
+	}
+	l, err := h.LinkByName(name)
+	if err != nil {
+		return nil, 0, fmt.Errorf("link %s: %w", name, err)
+	}
+	a.idx[state.LinkKey(ns, name)] = l.Attrs().Index
+	return h, l.Attrs().Index, nil
+}
+
+func ipNet(p netip.Prefix) *net.IPNet {
+	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}
+
+func (a *applier) addr(ad *state.Addr, del bool) error {
+	h, idx, err := a.linkIndex(ad.NS, ad.Link)
+	if err != nil {
+		if del {
+			return nil // the link is gone, and its addresses with it
+		}
+		return err
+	}
+	nl := &netlink.Addr{IPNet: ipNet(ad.Prefix), LinkIndex: idx}
+	if del {
+		if err := h.AddrDel(&netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: idx}}, nl); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
+			return err
+		}
+		return nil
+	}
+	return h.AddrReplace(&netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: idx}}, nl)
+}
+
+func (a *applier) neigh(n *state.Neigh, del bool) error {
+	h, idx, err := a.linkIndex(n.NS, n.Link)
+	if err != nil {
+		if del {
+			return nil
+		}
+		return err
+	}
+	if n.Proxy {
+		nl := &netlink.Neigh{LinkIndex: idx, IP: n.IP.AsSlice(), Family: netlink.FAMILY_V4, Flags: netlink.NTF_PROXY}
+		if del {
+			if err := h.NeighDel(nl); err != nil && !errors.Is(err, unix.ENOENT) {
+				return err
+			}
+			return nil
+		}
+		return h.NeighSet(nl)
+	}
+	mac, err := net.ParseMAC(n.MAC)
+	if err != nil {
+		return err
+	}
+	nl := &netlink.Neigh{LinkIndex: idx, IP: n.IP.AsSlice(), HardwareAddr: mac, State: netlink.NUD_PERMANENT,
+		Family: netlink.FAMILY_V4}
+	if n.Bridge {
+		nl.Family, nl.Flags = unix.AF_BRIDGE, netlink.NTF_SELF
+	}
+	if del {
+		if err := h.NeighDel(nl); err != nil && !errors.Is(err, unix.ENOENT) {
+			return err
+		}
+		return nil
+	}
+	if n.Bridge {
+		return h.NeighAppend(nl)
+	}
+	return h.NeighSet(nl)
+}
+
+func (a *applier) route(r *state.Route, del bool) error {
+	h, idx, err := a.linkIndex(r.NS, r.Dev)
+	if err != nil {
+		if del {
+			return nil
+		}
+		return err
+	}
+	nl := &netlink.Route{Dst: ipNet(r.Dst), LinkIndex: idx, Protocol: state.RouteProtocol, Table: unix.RT_TABLE_MAIN,
+		Scope: netlink.SCOPE_UNIVERSE, MTU: r.MTU}
+	if r.Scope == "link" {
+		nl.Scope = netlink.SCOPE_LINK
+	}
+	if r.Gw.IsValid() {
+		nl.Gw = r.Gw.AsSlice()
+	}
+	if r.Src.IsValid() {
+		nl.Src = r.Src.AsSlice()
+	}
+	if r.OnLink {
+		nl.Flags = int(netlink.FLAG_ONLINK)
+	}
+	if del {
+		if err := h.RouteDel(nl); err != nil && !errors.Is(err, unix.ESRCH) {
+			return err
+		}
+		return nil
+	}
+	return h.RouteReplace(nl)
+}
