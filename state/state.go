@@ -100,6 +100,16 @@ func NSLabel(ns string) string {
 	return ns
 }
 
+// Link types, as the kernel names them, of the links netreconcile makes
+// (Link.Type).
+const (
+	LinkVeth    = "veth"
+	LinkBridge  = "bridge"
+	LinkMacvlan = "macvlan"
+	LinkIPvlan  = "ipvlan"
+	LinkVXLAN   = "vxlan"
+)
+
 // Netns is a pod network namespace. Owned namespaces were created by
 // netreconcile and are deleted by it; others (a path given in the file, or
 // a named namespace that existed before) are only used. Ownership is not
@@ -197,10 +207,10 @@ func (l *Link) Attrs() []Attr {
 	if l.HWAddr != "" {
 		a = append(a, Attr{"mac", l.HWAddr})
 	}
-	if l.Master != "" || l.Type == "veth" {
+	if l.Master != "" || l.Type == LinkVeth {
 		a = append(a, Attr{"master", l.Master})
 	}
-	if l.Type == "veth" {
+	if l.Type == LinkVeth {
 		a = append(a, Attr{"peer", LinkKey(l.PeerNS, l.PeerName)})
 		if l.PeerMAC != "" {
 			a = append(a, Attr{"peer_mac", l.PeerMAC})
@@ -212,11 +222,11 @@ func (l *Link) Attrs() []Attr {
 	if l.Mode != "" {
 		a = append(a, Attr{"mode", l.Mode})
 	}
-	if l.Type == "vxlan" {
+	if l.Type == LinkVXLAN {
 		a = append(a, Attr{"vni", strconv.Itoa(l.VNI)}, Attr{"port", strconv.Itoa(l.Port)},
 			Attr{"local", l.Local.String()}, Attr{"learning", strconv.FormatBool(l.Learning)})
 	}
-	if l.Type == "veth" || l.Type == "bridge" {
+	if l.Type == LinkVeth || l.Type == LinkBridge {
 		a = append(a, Attr{"proxy_arp", strconv.FormatBool(l.ProxyARP)})
 	}
 	keys := make([]string, 0, len(l.Sysctls))

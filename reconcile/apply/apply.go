@@ -9,17 +9,17 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/netreconcile/netreconcile/drivers"
+	"github.com/netreconcile/netreconcile/drivers/kinds"
 	"github.com/netreconcile/netreconcile/internal/nsutil"
 	"github.com/netreconcile/netreconcile/reconcile/internal/handles"
 	"github.com/netreconcile/netreconcile/reconcile/internal/records"
@@ -51,9 +51,6 @@ type applier struct {
 	dp *dpHolder
 }
 
-// crashAfter is read from NETRECONCILE_CRASH_AFTER, for tests only.
-var crashAfter, _ = strconv.ParseInt(os.Getenv("NETRECONCILE_CRASH_AFTER"), 10, 64)
-
 // applyWorkers bounds the pods whose changes run at once.
 const applyWorkers = 4
 
@@ -72,7 +69,7 @@ func Apply(ctx context.Context, cfg *Config, p *plan.Plan, log logr.Logger) (int
 }
 
 // From is Apply for a part of a plan whose earlier parts made done
-// changes (they count towards crashAfter).
+// changes (they count towards afterChange).
 func From(ctx context.Context, cfg *Config, p *plan.Plan, log logr.Logger, done int) (int, error) {
 	var serial []plan.Change
 	var implied []*state.Link
@@ -146,7 +143,7 @@ func newApplier(cfg *Config, log logr.Logger, dp *dpHolder) *applier {
 func (a *applier) run(ctx context.Context, cs []plan.Change, applied *atomic.Int64) error {
 	for _, c := range cs {
 		if err := ctx.Err(); err != nil {
-			return err
+			return fmt.Errorf("stopped before %s %s: %w", c.Action, describe(c), err)
 		}
 		if err := a.step(c); err != nil {
 			return fmt.Errorf("%s %s: %w", c.Action, describe(c), err)
@@ -154,11 +151,7 @@ func (a *applier) run(ctx context.Context, cs []plan.Change, applied *atomic.Int
 		if c.More() {
 			continue // the change is applied when its last part is
 		}
-		if n := applied.Add(1); n == crashAfter {
-			// Fault injection for the crash-safety test: die as abruptly as
-			// a power cut would, right after the n-th kernel change.
-			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
-		}
+		afterChange(applied.Add(1))
 		a.log.Info("applied", "action", string(c.Action), "kind", c.Kind, "key", c.Key, "owner", c.Owner)
 	}
 	return nil
@@ -268,9 +261,9 @@ func (a *applier) createNetns(n *state.Netns) error {
 	}
 	lo, err := h.LinkByName("lo")
 	if err != nil {
-		return err
+		return fmt.Errorf("loopback: LinkByName: %w", err)
 	}
-	return h.LinkSetUp(lo)
+	return called("loopback: LinkSetUp", h.LinkSetUp(lo))
 }
 
 func (a *applier) deleteNetns(n *state.Netns) error {
@@ -289,59 +282,104 @@ func (a *applier) deleteNetns(n *state.Netns) error {
 	return a.cfg.Records.ForgetNetns(n.Ref)
 }
 
+// createLink creates l, marks it (and a veth's pod end) as
+// netreconcile's and sets it up as l says. The kernel ignores an alias in
+// the create request, so the link exists unmarked until LinkSetAlias: a
+// pending record written first lets observe claim such a link after a
+// crash in between.
 func (a *applier) createLink(l *state.Link) error {
 	h, err := a.h.Get(l.NS)
 	if err != nil {
 		return err
 	}
-	la := netlink.NewLinkAttrs()
-	la.Name, la.MTU = l.Name, l.MTU
-	if l.HWAddr != "" {
-		if la.HardwareAddr, err = net.ParseMAC(l.HWAddr); err != nil {
-			return err
-		}
-	}
-	var link netlink.Link
-	switch l.Type {
-	case "bridge":
-		link = &netlink.Bridge{LinkAttrs: la}
-	case "veth":
-		fd, err := a.h.FD(l.PeerNS)
-		if err != nil {
-			return err
-		}
-		v := &netlink.Veth{LinkAttrs: la, PeerName: l.PeerName, PeerNamespace: netlink.NsFd(int(fd)), PeerMTU: uint32(l.MTU)}
-		if l.PeerMAC != "" {
-			if v.PeerHardwareAddr, err = net.ParseMAC(l.PeerMAC); err != nil {
-				return err
-			}
-		}
-		link = v
-	default:
-		if link, err = a.createOther(l, la); err != nil {
-			return err
-		}
-	}
-	// The kernel ignores an alias in the create request, so the link
-	// exists unmarked until LinkSetAlias. A pending record written first
-	// lets observe claim such a link after a crash in between.
 	if err := a.cfg.Records.SetPending(l.Key(), l.Owner()); err != nil {
 		return err
 	}
-	if link != nil {
-		if err := h.LinkAdd(link); err != nil {
-			_ = a.cfg.Records.ClearPending(l.Key())
-			return err
-		}
+	if err := a.addLink(h, l); err != nil {
+		_ = a.cfg.Records.ClearPending(l.Key())
+		return err
 	}
 	created, err := h.LinkByName(l.Name)
 	if err != nil {
-		return err
+		return fmt.Errorf("LinkByName %s after LinkAdd: %w", l.Name, err)
 	}
 	a.idx[l.Key()] = created.Attrs().Index
 	if err := h.LinkSetAlias(created, l.Alias); err != nil {
+		return fmt.Errorf("LinkSetAlias: %w", err)
+	}
+	if err := a.configureLink(h, created, l); err != nil {
 		return err
 	}
+	if l.Type == state.LinkVeth {
+		if err := a.markPeer(l); err != nil {
+			return err
+		}
+	}
+	if l.Up {
+		if err := h.LinkSetUp(created); err != nil {
+			return fmt.Errorf("LinkSetUp: %w", err)
+		}
+	}
+	return a.cfg.Records.ClearPending(l.Key())
+}
+
+// addLink asks the kernel for l, as its kind builds the request. A child
+// of a node device in a pod namespace (macvlan, ipvlan) is created there
+// directly, through the node namespace's handle (where its parent is)
+// with the pod's namespace as its target, so it never exists under its
+// name in the node namespace.
+func (a *applier) addLink(h *netlink.Handle, l *state.Link) error {
+	kind := kinds.Of(l.Type)
+	if kind == nil {
+		return fmt.Errorf("link type %q is not supported", l.Type)
+	}
+	la := netlink.NewLinkAttrs()
+	la.Name, la.MTU = l.Name, l.MTU
+	if l.HWAddr != "" {
+		mac, err := net.ParseMAC(l.HWAddr)
+		if err != nil {
+			return fmt.Errorf("MAC: %w", err)
+		}
+		la.HardwareAddr = mac
+	}
+	var refs drivers.LinkRefs
+	if kind.Parent {
+		_, parent, err := a.linkIndex(state.NodeNS, l.Parent)
+		if err != nil {
+			return fmt.Errorf("parent: %w", err)
+		}
+		refs.Parent = parent
+	}
+	if l.Type == state.LinkVeth {
+		fd, err := a.h.FD(l.PeerNS)
+		if err != nil {
+			return fmt.Errorf("peer namespace: %w", err)
+		}
+		refs.PeerNS = netlink.NsFd(int(fd))
+	}
+	link, err := kind.New(l, la, refs)
+	if err != nil {
+		return err
+	}
+	if kind.Child && l.NS != state.NodeNS {
+		fd, err := a.h.FD(l.NS)
+		if err != nil {
+			return err
+		}
+		link.Attrs().Namespace = netlink.NsFd(int(fd))
+		if h, err = a.h.Get(state.NodeNS); err != nil {
+			return err
+		}
+	}
+	if err := h.LinkAdd(link); err != nil {
+		return fmt.Errorf("LinkAdd: %w", err)
+	}
+	return nil
+}
+
+// configureLink sets what l says of the created link beyond its create
+// request: its master, proxy ARP and per-interface sysctls.
+func (a *applier) configureLink(h *netlink.Handle, created netlink.Link, l *state.Link) error {
 	if l.Master != "" {
 		if err := a.setMaster(h, created, l.Master); err != nil {
 			return err
@@ -357,94 +395,33 @@ func (a *applier) createLink(l *state.Link) error {
 		for k := range l.Sysctls {
 			keys = append(keys, k)
 		}
-		if err := a.linkSysctls(l, keys...); err != nil {
-			return err
-		}
+		return a.linkSysctls(l, keys...)
 	}
-	if l.Type == "veth" {
-		ph, err := a.h.Get(l.PeerNS)
-		if err != nil {
-			return err
-		}
-		peer, err := ph.LinkByName(l.PeerName)
-		if err != nil {
-			return fmt.Errorf("peer %s: %w", l.PeerName, err)
-		}
-		a.idx[state.LinkKey(l.PeerNS, l.PeerName)] = peer.Attrs().Index
-		if err := ph.LinkSetAlias(peer, l.Alias); err != nil {
-			return err
-		}
-		if l.Up {
-			if err := ph.LinkSetUp(peer); err != nil {
-				return err
-			}
-		}
+	return nil
+}
+
+// markPeer marks the pod end of veth l as netreconcile's, and sets it up
+// with l.
+func (a *applier) markPeer(l *state.Link) error {
+	ph, err := a.h.Get(l.PeerNS)
+	if err != nil {
+		return fmt.Errorf("peer %s: %w", l.PeerName, err)
+	}
+	peer, err := ph.LinkByName(l.PeerName)
+	if err != nil {
+		return fmt.Errorf("peer %s: LinkByName: %w", l.PeerName, err)
+	}
+	a.idx[state.LinkKey(l.PeerNS, l.PeerName)] = peer.Attrs().Index
+	if err := ph.LinkSetAlias(peer, l.Alias); err != nil {
+		return fmt.Errorf("peer %s: LinkSetAlias: %w", l.PeerName, err)
 	}
 	if l.Up {
-		if err := h.LinkSetUp(created); err != nil {
-			return err
+		if err := ph.LinkSetUp(peer); err != nil {
+			return fmt.Errorf("peer %s: LinkSetUp: %w", l.PeerName, err)
 		}
 	}
-	return a.cfg.Records.ClearPending(l.Key())
+	return nil
 }
-
-// createOther builds links of the other drivers' types (macvlan, ipvlan,
-// vxlan). It returns nil when it created the link itself: a macvlan or
-// ipvlan in a pod namespace is created there directly, through the node
-// namespace's handle (where its parent is) with the pod's namespace as
-// its target, so it never exists under its name in the node namespace.
-func (a *applier) createOther(l *state.Link, la netlink.LinkAttrs) (netlink.Link, error) {
-	nh, parent, err := a.linkIndex(state.NodeNS, l.Parent)
-	if err != nil {
-		return nil, fmt.Errorf("parent: %w", err)
-	}
-	var link netlink.Link
-	switch l.Type {
-	case "macvlan":
-		mode, ok := macvlanModeOf[l.Mode]
-		if !ok {
-			return nil, fmt.Errorf("macvlan mode %q is not supported", l.Mode)
-		}
-		la.ParentIndex = parent
-		link = &netlink.Macvlan{LinkAttrs: la, Mode: mode}
-	case "ipvlan":
-		mode, ok := ipvlanModeOf[l.Mode]
-		if !ok {
-			return nil, fmt.Errorf("ipvlan mode %q is not supported", l.Mode)
-		}
-		la.ParentIndex = parent
-		link = &netlink.IPVlan{LinkAttrs: la, Mode: mode}
-	case "vxlan":
-		if l.NS != state.NodeNS {
-			return nil, fmt.Errorf("vxlan devices live in the node namespace")
-		}
-		return &netlink.Vxlan{LinkAttrs: la, VxlanId: l.VNI, VtepDevIndex: parent, SrcAddr: l.Local.AsSlice(),
-			Port: l.Port, Learning: l.Learning}, nil
-	default:
-		return nil, fmt.Errorf("link type %q is not supported", l.Type)
-	}
-	if l.NS == state.NodeNS {
-		return link, nil
-	}
-	fd, err := a.h.FD(l.NS)
-	if err != nil {
-		return nil, err
-	}
-	link.Attrs().Namespace = netlink.NsFd(int(fd))
-	if err := a.cfg.Records.SetPending(l.Key(), l.Owner()); err != nil {
-		return nil, err
-	}
-	if err := nh.LinkAdd(link); err != nil {
-		_ = a.cfg.Records.ClearPending(l.Key())
-		return nil, err
-	}
-	return nil, nil
-}
-
-var macvlanModeOf = map[string]netlink.MacvlanMode{"bridge": netlink.MACVLAN_MODE_BRIDGE, "private": netlink.MACVLAN_MODE_PRIVATE,
-	"vepa": netlink.MACVLAN_MODE_VEPA, "passthru": netlink.MACVLAN_MODE_PASSTHRU}
-
-var ipvlanModeOf = map[string]netlink.IPVlanMode{"l2": netlink.IPVLAN_MODE_L2, "l3": netlink.IPVLAN_MODE_L3, "l3s": netlink.IPVLAN_MODE_L3S}
 
 // linkSysctls writes the per-interface sysctls keys of l (Link.Sysctls).
 func (a *applier) linkSysctls(l *state.Link, keys ...string) error {
@@ -460,13 +437,13 @@ func (a *applier) linkSysctls(l *state.Link, keys ...string) error {
 
 func (a *applier) setMaster(h *netlink.Handle, link netlink.Link, master string) error {
 	if master == "" {
-		return h.LinkSetNoMaster(link)
+		return called("LinkSetNoMaster", h.LinkSetNoMaster(link))
 	}
 	m, err := h.LinkByName(master)
 	if err != nil {
-		return fmt.Errorf("master %s: %w", master, err)
+		return fmt.Errorf("master %s: LinkByName: %w", master, err)
 	}
-	return h.LinkSetMaster(link, m)
+	return called("LinkSetMaster "+master, h.LinkSetMaster(link, m))
 }
 
 func (a *applier) proxyARP(l *state.Link, on bool) error {
@@ -474,12 +451,13 @@ func (a *applier) proxyARP(l *state.Link, on bool) error {
 	if on {
 		arp, delay = "1", "0"
 	}
-	return nsutil.Do(a.h.Ref(l.NS), func() error {
+	err := nsutil.Do(a.h.Ref(l.NS), func() error {
 		if err := os.WriteFile("/proc/sys/net/ipv4/neigh/"+l.Name+"/proxy_delay", []byte(delay), 0o644); err != nil {
 			return err
 		}
 		return os.WriteFile("/proc/sys/net/ipv4/conf/"+l.Name+"/proxy_arp", []byte(arp), 0o644)
 	})
+	return called("set proxy ARP", err)
 }
 
 func (a *applier) updateLink(l *state.Link, changes []state.Change) error {
@@ -489,50 +467,50 @@ func (a *applier) updateLink(l *state.Link, changes []state.Change) error {
 	}
 	link, err := h.LinkByName(l.Name)
 	if err != nil {
-		return err
+		return fmt.Errorf("LinkByName: %w", err)
 	}
 	var peer netlink.Link
 	var ph *netlink.Handle
-	if l.Type == "veth" {
+	if l.Type == state.LinkVeth {
 		if ph, err = a.h.Get(l.PeerNS); err != nil {
-			return err
+			return fmt.Errorf("peer %s: %w", l.PeerName, err)
 		}
 		if peer, err = ph.LinkByName(l.PeerName); err != nil {
-			return fmt.Errorf("peer %s: %w", l.PeerName, err)
+			return fmt.Errorf("peer %s: LinkByName: %w", l.PeerName, err)
 		}
 	}
 	for _, c := range changes {
 		switch c.Name {
 		case "mtu":
-			err = h.LinkSetMTU(link, l.MTU)
+			err = called("LinkSetMTU", h.LinkSetMTU(link, l.MTU))
 			if err == nil && peer != nil {
-				err = ph.LinkSetMTU(peer, l.MTU)
+				err = called("peer: LinkSetMTU", ph.LinkSetMTU(peer, l.MTU))
 			}
 		case "up":
 			if l.Up {
-				err = h.LinkSetUp(link)
+				err = called("LinkSetUp", h.LinkSetUp(link))
 				if err == nil && peer != nil {
-					err = ph.LinkSetUp(peer)
+					err = called("peer: LinkSetUp", ph.LinkSetUp(peer))
 				}
 			} else {
-				err = h.LinkSetDown(link)
+				err = called("LinkSetDown", h.LinkSetDown(link))
 			}
 		case "mac":
 			var mac net.HardwareAddr
 			if mac, err = net.ParseMAC(l.HWAddr); err == nil {
-				err = h.LinkSetHardwareAddr(link, mac)
+				err = called("LinkSetHardwareAddr", h.LinkSetHardwareAddr(link, mac))
 			}
 		case "peer_mac":
 			var mac net.HardwareAddr
 			if mac, err = net.ParseMAC(l.PeerMAC); err == nil {
-				err = ph.LinkSetHardwareAddr(peer, mac)
+				err = called("peer: LinkSetHardwareAddr", ph.LinkSetHardwareAddr(peer, mac))
 			}
 		case "master":
 			err = a.setMaster(h, link, l.Master)
 		case "alias":
-			err = h.LinkSetAlias(link, l.Alias)
+			err = called("LinkSetAlias", h.LinkSetAlias(link, l.Alias))
 			if err == nil && peer != nil {
-				err = ph.LinkSetAlias(peer, l.Alias)
+				err = called("peer: LinkSetAlias", ph.LinkSetAlias(peer, l.Alias))
 			}
 		case "proxy_arp":
 			err = a.proxyARP(l, l.ProxyARP)
@@ -552,7 +530,7 @@ func (a *applier) updateLink(l *state.Link, changes []state.Change) error {
 
 func (a *applier) deleteLink(l *state.Link) error {
 	delete(a.idx, l.Key())
-	if l.Type == "veth" {
+	if l.Type == state.LinkVeth {
 		delete(a.idx, state.LinkKey(l.PeerNS, l.PeerName))
 	}
 	h, err := a.h.Get(l.NS)
@@ -567,9 +545,9 @@ func (a *applier) deleteLink(l *state.Link) error {
 		return nil
 	}
 	if err != nil {
-		return err
+		return fmt.Errorf("LinkByName: %w", err)
 	}
-	return h.LinkDel(link)
+	return called("LinkDel", h.LinkDel(link))
 }
 
 func (a *applier) setSysctl(s *state.Sysctl) error {
@@ -601,7 +579,7 @@ func (a *applier) linkIndex(ns, name string) (*netlink.Handle, int, error) {
 	}
 	l, err := h.LinkByName(name)
 	if err != nil {
-		return nil, 0, fmt.Errorf("link %s: %w", name, err)
+		return nil, 0, fmt.Errorf("link %s: LinkByName: %w", name, err)
 	}
 	a.idx[state.LinkKey(ns, name)] = l.Attrs().Index
 	return h, l.Attrs().Index, nil
@@ -622,11 +600,11 @@ func (a *applier) addr(ad *state.Addr, del bool) error {
 	nl := &netlink.Addr{IPNet: ipNet(ad.Prefix), LinkIndex: idx}
 	if del {
 		if err := h.AddrDel(&netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: idx}}, nl); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
-			return err
+			return fmt.Errorf("AddrDel: %w", err)
 		}
 		return nil
 	}
-	return h.AddrReplace(&netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: idx}}, nl)
+	return called("AddrReplace", h.AddrReplace(&netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: idx}}, nl))
 }
 
 func (a *applier) neigh(n *state.Neigh, del bool) error {
@@ -641,15 +619,15 @@ func (a *applier) neigh(n *state.Neigh, del bool) error {
 		nl := &netlink.Neigh{LinkIndex: idx, IP: n.IP.AsSlice(), Family: netlink.FAMILY_V4, Flags: netlink.NTF_PROXY}
 		if del {
 			if err := h.NeighDel(nl); err != nil && !errors.Is(err, unix.ENOENT) {
-				return err
+				return fmt.Errorf("NeighDel: %w", err)
 			}
 			return nil
 		}
-		return h.NeighSet(nl)
+		return called("NeighSet", h.NeighSet(nl))
 	}
 	mac, err := net.ParseMAC(n.MAC)
 	if err != nil {
-		return err
+		return fmt.Errorf("MAC: %w", err)
 	}
 	nl := &netlink.Neigh{LinkIndex: idx, IP: n.IP.AsSlice(), HardwareAddr: mac, State: netlink.NUD_PERMANENT,
 		Family: netlink.FAMILY_V4}
@@ -658,14 +636,14 @@ func (a *applier) neigh(n *state.Neigh, del bool) error {
 	}
 	if del {
 		if err := h.NeighDel(nl); err != nil && !errors.Is(err, unix.ENOENT) {
-			return err
+			return fmt.Errorf("NeighDel: %w", err)
 		}
 		return nil
 	}
 	if n.Bridge {
-		return h.NeighAppend(nl)
+		return called("NeighAppend", h.NeighAppend(nl))
 	}
-	return h.NeighSet(nl)
+	return called("NeighSet", h.NeighSet(nl))
 }
 
 func (a *applier) route(r *state.Route, del bool) error {
@@ -692,9 +670,17 @@ func (a *applier) route(r *state.Route, del bool) error {
 	}
 	if del {
 		if err := h.RouteDel(nl); err != nil && !errors.Is(err, unix.ESRCH) {
-			return err
+			return fmt.Errorf("RouteDel: %w", err)
 		}
 		return nil
 	}
-	return h.RouteReplace(nl)
+	return called("RouteReplace", h.RouteReplace(nl))
+}
+
+// called names the kernel call that returned err (nil: none).
+func called(call string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", call, err)
 }

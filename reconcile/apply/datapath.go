@@ -70,7 +70,7 @@ func (h *dpHolder) get(needPrograms bool) (*datapath.Datapath, error) {
 	}
 	dp, err := datapath.OpenWith(h.pinDir, sizes)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("datapath.OpenWith: %w", err)
 	}
 	dp.PreferTC = h.tc
 	h.dp, h.full, h.notes = dp, true, dp.Notes()
@@ -107,20 +107,8 @@ func (a *applier) datapathStep(c plan.Change) error {
 		}
 	}
 	if d, ok := obj.(*state.Datapath); ok && (c.Action == plan.Delete || c.Action == plan.Replace) {
-		a.dp.close()
-		why := ""
-		if have, ok := c.Observed.(*state.Datapath); ok && !have.Reusable {
-			_, why, _ = datapath.Inspect(d.PinDir) // for the log: the pins are about to go
-		}
-		if err := datapath.Destroy(d.PinDir); err != nil {
+		if err := a.destroyDatapath(c, d); err != nil || c.Action == plan.Delete {
 			return err
-		}
-		if why != "" {
-			a.log.Info("datapath", "note", fmt.Sprintf("removed the datapath pinned in %s by a build with another map layout (%s): "+
-				"services, endpoints and connection tracking start empty", d.PinDir, why))
-		}
-		if c.Action == plan.Delete {
-			return nil
 		}
 	}
 	_, isAttach := obj.(*state.Attach)
@@ -132,60 +120,97 @@ func (a *applier) datapathStep(c plan.Change) error {
 	for _, n := range a.dp.takeNotes() {
 		a.log.Info("datapath", "note", n)
 	}
+	if c.Action == plan.Delete {
+		return deleteEntry(dp, c, obj)
+	}
+	return a.writeEntry(dp, c, obj)
+}
+
+// destroyDatapath removes datapath d (deleted or replaced).
+func (a *applier) destroyDatapath(c plan.Change, d *state.Datapath) error {
+	a.dp.close()
+	why := ""
+	if have, ok := c.Observed.(*state.Datapath); ok && !have.Reusable {
+		_, why, _ = datapath.Inspect(d.PinDir) // for the log: the pins are about to go
+	}
+	if err := datapath.Destroy(d.PinDir); err != nil {
+		return fmt.Errorf("datapath.Destroy: %w", err)
+	}
+	if why != "" {
+		a.log.Info("datapath", "note", fmt.Sprintf("removed the datapath pinned in %s by a build with another map layout (%s): "+
+			"services, endpoints and connection tracking start empty", d.PinDir, why))
+	}
+	return nil
+}
+
+// deleteEntry removes datapath object obj from dp.
+func deleteEntry(dp *datapath.Datapath, c plan.Change, obj state.Object) error {
+	switch o := obj.(type) {
+	case *state.Service:
+		key := datapath.ServiceKey{IP: o.IP, Port: o.Port, Proto: dpconv.ProtoNumber(o.Proto)}
+		return called("DeleteService", dp.DeleteService(key))
+	case *state.Endpoint:
+		return called("DeleteEndpoint", dp.DeleteEndpoint(o.IP))
+	case *state.PolicyIdentity, *state.PodPolicy, *state.PolicyRevision:
+		return policyStep(dp, c)
+	case *state.Attach:
+		return called("Detach", dp.Detach(o.Name))
+	}
+	return fmt.Errorf("unknown datapath object %T", obj)
+}
+
+// writeEntry creates or updates datapath object obj in dp.
+func (a *applier) writeEntry(dp *datapath.Datapath, c plan.Change, obj state.Object) error {
 	switch o := obj.(type) {
 	case *state.Datapath:
 		conf, err := dp.Config()
 		if err != nil {
-			return err
+			return fmt.Errorf("read the datapath's configuration: %w", err)
 		}
 		conf.FastPath = o.FastPath
 		conf.ConntrackPerSource = o.ConntrackPerSource
-		return dp.SetConfig(conf)
+		return called("SetConfig", dp.SetConfig(conf))
 	case *state.Service:
-		key := datapath.ServiceKey{IP: o.IP, Port: o.Port, Proto: dpconv.ProtoNumber(o.Proto)}
-		if c.Action == plan.Delete {
-			return dp.DeleteService(key)
-		}
-		svc := datapath.Service{Key: key, Affinity: o.Affinity}
+		svc := datapath.Service{Key: datapath.ServiceKey{IP: o.IP, Port: o.Port, Proto: dpconv.ProtoNumber(o.Proto)},
+			Affinity: o.Affinity}
 		for _, b := range o.Backends {
 			ap, err := netip.ParseAddrPort(b)
 			if err != nil {
-				return err
+				return fmt.Errorf("backend %q: %w", b, err)
 			}
 			svc.Backends = append(svc.Backends, datapath.Backend{IP: ap.Addr(), Port: ap.Port()})
 		}
-		return dp.SetService(svc)
+		return called("SetService", dp.SetService(svc))
 	case *state.Endpoint:
-		if c.Action == plan.Delete {
-			return dp.DeleteEndpoint(o.IP)
-		}
 		_, idx, err := a.linkIndex(state.NodeNS, o.Dev)
 		if err != nil {
 			return err
 		}
-		return dp.SetEndpoint(o.IP, datapath.Endpoint{IfIndex: idx})
+		return called("SetEndpoint", dp.SetEndpoint(o.IP, datapath.Endpoint{IfIndex: idx}))
 	case *state.PolicyIdentity, *state.PodPolicy, *state.PolicyRevision:
 		return policyStep(dp, c)
 	case *state.Attach:
-		if c.Action == plan.Delete {
-			return dp.Detach(o.Name)
-		}
-		dir, err := datapath.ParseDirection(o.Direction)
-		if err != nil {
-			return err
-		}
-		ns := o.NS
-		if ns == state.NodeNS {
-			ns = a.cfg.NodeNetns
-		}
-		if o.Source != "" {
-			if err := a.bindSource(dp, o, ns); err != nil {
-				return err
-			}
-		}
-		return dp.Attach(ns, o.IfName, dir)
+		return a.attach(dp, o)
 	}
 	return fmt.Errorf("unknown datapath object %T", obj)
+}
+
+// attach attaches the program of o, its source bound first.
+func (a *applier) attach(dp *datapath.Datapath, o *state.Attach) error {
+	dir, err := datapath.ParseDirection(o.Direction)
+	if err != nil {
+		return err
+	}
+	ns := o.NS
+	if ns == state.NodeNS {
+		ns = a.cfg.NodeNetns
+	}
+	if o.Source != "" {
+		if err := a.bindSource(dp, o, ns); err != nil {
+			return err
+		}
+	}
+	return called("Attach", dp.Attach(ns, o.IfName, dir))
 }
 
 // bindSource binds the pod's address and MAC to the interface of o, before
@@ -201,5 +226,5 @@ func (a *applier) bindSource(dp *datapath.Datapath, o *state.Attach, ns string) 
 	if err != nil {
 		return fmt.Errorf("bind %s: %w", o.Name, err)
 	}
-	return dp.Bind(ns, o.IfName, datapath.Source{IP: ip, MAC: mac})
+	return called("bind "+o.Name+": Bind", dp.Bind(ns, o.IfName, datapath.Source{IP: ip, MAC: mac}))
 }

@@ -17,7 +17,7 @@ func policyStep(dp *datapath.Datapath, c plan.Change) error {
 	case plan.Delete:
 		switch o := c.Observed.(type) {
 		case *state.PolicyIdentity:
-			return dp.DeletePolicyIdentity(o.Prefix)
+			return called("DeletePolicyIdentity", dp.DeletePolicyIdentity(o.Prefix))
 		case *state.PodPolicy:
 			return applySide(dp, c, o)
 		case *state.PolicyRevision:
@@ -26,11 +26,11 @@ func policyStep(dp *datapath.Datapath, c plan.Change) error {
 	default:
 		switch o := c.Desired.(type) {
 		case *state.PolicyIdentity:
-			return dp.SetPolicyIdentity(o.Prefix, o.ID)
+			return called("SetPolicyIdentity", dp.SetPolicyIdentity(o.Prefix, o.ID))
 		case *state.PodPolicy:
 			return applySide(dp, c, o)
 		case *state.PolicyRevision:
-			return dp.SetPolicyRevision(o.Revision)
+			return called("SetPolicyRevision", dp.SetPolicyRevision(o.Revision))
 		}
 	}
 	return fmt.Errorf("unknown policy object %T", c.Desired)
@@ -46,15 +46,15 @@ func applySide(dp *datapath.Datapath, c plan.Change, p *state.PodPolicy) error {
 	for _, w := range c.PolicyWrites() {
 		switch w.Op {
 		case plan.OpIsolate:
-			err = dp.SetPolicyIsolation(s, true)
+			err = called("SetPolicyIsolation", dp.SetPolicyIsolation(s, true))
 		case plan.OpUnisolate:
-			err = dp.DeletePolicyIsolation(s)
+			err = called("DeletePolicyIsolation", dp.DeletePolicyIsolation(s))
 		case plan.OpAddRule, plan.OpDeleteRule:
 			var r datapath.PolicyRule
 			if r, err = toPolicyRule(s, w.Rule); err == nil && w.Op == plan.OpAddRule {
-				err = dp.AddPolicyRule(r)
+				err = called("AddPolicyRule", dp.AddPolicyRule(r))
 			} else if err == nil {
-				err = dp.DeletePolicyRule(r)
+				err = called("DeletePolicyRule", dp.DeletePolicyRule(r))
 			}
 		}
 		if err != nil {

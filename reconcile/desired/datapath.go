@@ -37,6 +37,32 @@ func desiredDatapath(cfg *Config, r *spec.Resolved, n *drivers.Node, pods []spec
 		OwnerK:             state.DatapathOwner}); err != nil {
 		return err
 	}
+	use, err := desiredServices(r, s)
+	if err != nil {
+		return err
+	}
+	prog, err := compiled()
+	if err != nil {
+		return err
+	}
+	use.policyUse(prog)
+	for i := range pods {
+		if hasEndpoint(&pods[i]) {
+			use.Endpoints++
+		}
+	}
+	if err := capacityError(n.Name, use, r.Maps); err != nil {
+		return err
+	}
+	if err := desiredPolicy(cfg, prog, s); err != nil {
+		return err
+	}
+	return desiredPods(cfg, n, pods, s)
+}
+
+// desiredServices adds a Service entry per clusterIP port to s, and
+// returns the map entries they use.
+func desiredServices(r *spec.Resolved, s *state.State) (*MapUse, error) {
 	// Services select pods of their own namespace, on any node, by labels.
 	idx := spec.NewPodIndex(r.Pods, nil)
 	// Backends depend only on a service's namespace and selector and on
@@ -64,26 +90,16 @@ func desiredDatapath(cfg *Config, r *spec.Resolved, n *drivers.Node, pods []spec
 				Backends: slices.Clone(bs), Affinity: svc.SessionAffinity == "ClientIP",
 				OwnerK: "service/" + svc.Key}
 			if err := s.Add(obj); err != nil {
-				return err
+				return nil, err
 			}
 		}
 	}
-	prog, err := compiled()
-	if err != nil {
-		return err
-	}
-	use.policyUse(prog)
-	for i := range pods {
-		if hasEndpoint(&pods[i]) {
-			use.Endpoints++
-		}
-	}
-	if err := capacityError(n.Name, use, r.Maps); err != nil {
-		return err
-	}
-	if err := desiredPolicy(cfg, prog, s); err != nil {
-		return err
-	}
+	return use, nil
+}
+
+// desiredPods adds the fast-path endpoints and the program attachments of
+// the node's pods to s.
+func desiredPods(cfg *Config, n *drivers.Node, pods []spec.ResolvedPod, s *state.State) error {
 	s.Grow(state.KindEndpoint, len(pods))
 	s.Grow(state.KindAttach, len(datapath.HostDirections)*len(pods))
 	for i := range pods {

@@ -15,6 +15,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/netreconcile/netreconcile/drivers/kinds"
 	"github.com/netreconcile/netreconcile/internal/nsutil"
 	"github.com/netreconcile/netreconcile/reconcile/internal/handles"
 	"github.com/netreconcile/netreconcile/reconcile/internal/records"
@@ -282,7 +283,7 @@ func (o *observer) pod(h *handles.Set, ref string, owned map[string]string, want
 	nodeID := sub.podParents(h, ph, ref, d.links, ours)
 	for _, l := range d.links {
 		a := l.Attrs()
-		if l.Type() != "veth" || a.NetNsID < 0 {
+		if l.Type() != state.LinkVeth || a.NetNsID < 0 {
 			continue
 		}
 		if nodeID == unknownID {
@@ -363,7 +364,7 @@ func (o *observer) podParents(h *handles.Set, ph *netlink.Handle, ref string, li
 	nodeID := unknownID
 	for _, l := range links {
 		a := l.Attrs()
-		if !ours[a.Index] || (l.Type() != "macvlan" && l.Type() != "ipvlan") {
+		if k := kinds.Of(l.Type()); !ours[a.Index] || k == nil || !k.Child {
 			continue
 		}
 		obj, _ := o.obs.Owned.Get(state.KindLink, state.LinkKey(ref, a.Name)).(*state.Link)
@@ -486,7 +487,7 @@ func dumpRest(h *netlink.Handle, d *nsDump, ns, node string) error {
 		}
 	}
 	for _, l := range d.links {
-		if _, ok := state.OwnerOf(node, l.Attrs().Alias); !ok || l.Type() != "vxlan" {
+		if _, ok := state.OwnerOf(node, l.Attrs().Alias); !ok || l.Type() != state.LinkVXLAN {
 			continue
 		}
 		idx := l.Attrs().Index
@@ -497,8 +498,6 @@ func dumpRest(h *netlink.Handle, d *nsDump, ns, node string) error {
 	return nil
 }
 
-// links sorts a namespace's links into owned objects (except veth pod
-// ends, which belong to their host end) and foreign names.
 // linkObject copies the attributes netreconcile sets from a netlink link.
 func linkObject(ns string, l netlink.Link, byIndex map[int]string) *state.Link {
 	a := l.Attrs()
@@ -510,36 +509,16 @@ func linkObject(ns string, l netlink.Link, byIndex map[int]string) *state.Link {
 	if a.HardwareAddr != nil {
 		s.HWAddr = a.HardwareAddr.String()
 	}
-	if (s.Type == "macvlan" || s.Type == "ipvlan") && a.NetNsID < 0 && a.ParentIndex != 0 {
+	kind := kinds.Of(s.Type)
+	if kind != nil && kind.Child && a.NetNsID < 0 && a.ParentIndex != 0 {
 		s.Parent = byIndex[a.ParentIndex] // in ns; a parent elsewhere is resolved later
 	}
-	switch v := l.(type) {
-	case *netlink.Macvlan:
-		s.Mode = macvlanModes[v.Mode]
-	case *netlink.IPVlan:
-		s.Mode = ipvlanModes[v.Mode]
-	case *netlink.Vxlan:
-		s.VNI, s.Port, s.Learning = v.VxlanId, v.Port, v.Learning
-		if ip, ok := netip.AddrFromSlice(v.SrcAddr); ok {
-			s.Local = ip.Unmap()
-		}
-		if v.VtepDevIndex != 0 {
-			s.Parent = byIndex[v.VtepDevIndex]
-		}
+	if kind != nil && kind.Parse != nil {
+		kind.Parse(l, s, byIndex)
 	}
 	return s
 }
 
-var macvlanModes = map[netlink.MacvlanMode]string{
-	netlink.MACVLAN_MODE_BRIDGE: "bridge", netlink.MACVLAN_MODE_PRIVATE: "private",
-	netlink.MACVLAN_MODE_VEPA: "vepa", netlink.MACVLAN_MODE_PASSTHRU: "passthru",
-}
-
-var ipvlanModes = map[netlink.IPVlanMode]string{
-	netlink.IPVLAN_MODE_L2: "l2", netlink.IPVLAN_MODE_L3: "l3", netlink.IPVLAN_MODE_L3S: "l3s",
-}
-
-// rest observes addresses, routes and neighbours of namespace ns.
 // links sorts a namespace's links into owned objects (except veth pod
 // ends, which belong to their host end) and foreign names.
 func (o *observer) links(ns string, links []netlink.Link) (byIndex map[int]string, ours map[int]bool, owners map[string]string) {
@@ -568,7 +547,7 @@ func (o *observer) links(ns string, links []netlink.Link) (byIndex map[int]strin
 		}
 		ours[a.Index] = true
 		owners[a.Name] = owner
-		if ns != state.NodeNS && l.Type() == "veth" {
+		if ns != state.NodeNS && l.Type() == state.LinkVeth {
 			continue
 		}
 		o.obs.Owned.Put(linkObject(ns, l, byIndex))
@@ -673,7 +652,7 @@ func (o *observer) node(d *nsDump, sys *nodeSysctls, scope *Scope) error {
 		if a.Name == o.cfg.Uplink {
 			o.obs.Uplink.Found, o.obs.Uplink.Index, o.obs.Uplink.MTU = true, a.Index, a.MTU
 		}
-		if !ours[a.Index] || l.Type() != "veth" {
+		if !ours[a.Index] || l.Type() != state.LinkVeth {
 			continue
 		}
 		obj := o.obs.Owned.Get(state.KindLink, state.LinkKey(state.NodeNS, a.Name)).(*state.Link)
@@ -707,7 +686,7 @@ func (o *observer) node(d *nsDump, sys *nodeSysctls, scope *Scope) error {
 func (o *observer) proxyARP(sys *nodeSysctls) error {
 	var links, missing []*state.Link // missing: not read since the link was (re)made or changed
 	for _, obj := range o.obs.Owned.Of(state.KindLink) {
-		if l := obj.(*state.Link); l.NS == state.NodeNS && (l.Type == "veth" || l.Type == "bridge") {
+		if l := obj.(*state.Link); l.NS == state.NodeNS && (l.Type == state.LinkVeth || l.Type == state.LinkBridge) {
 			links = append(links, l)
 			if v, ok := sys.proxyARP[l.Name]; !ok || v.index != l.Index {
 				missing = append(missing, l)

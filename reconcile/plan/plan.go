@@ -333,7 +333,7 @@ func KindOf(c Change) state.Kind {
 // linkRank orders link creation: bridges and tunnels before the veths
 // that may be their ports.
 func linkRank(o state.Object) int {
-	if l, ok := o.(*state.Link); ok && l.Type != "veth" && l.Type != "macvlan" && l.Type != "ipvlan" {
+	if l, ok := o.(*state.Link); ok && l.Type != state.LinkVeth && l.Type != state.LinkMacvlan && l.Type != state.LinkIPvlan {
 		return 0
 	}
 	return 1
@@ -361,7 +361,7 @@ func markImplied(dels []Change, desired *state.State) {
 		case *state.Link:
 			if gone[o.NS] {
 				c.ImpliedBy = o.NS
-			} else if o.Type == "veth" && gone[o.PeerNS] {
+			} else if o.Type == state.LinkVeth && gone[o.PeerNS] {
 				c.ImpliedBy = o.PeerNS
 			}
 		case *state.Addr:
@@ -396,12 +396,12 @@ func clashes(desired *state.State, obs *state.Observed) error {
 		if t, ok := obs.Foreign.Links[key]; ok {
 			found = append(found, clash{key, fmt.Errorf("%w: %s (%s) exists", ErrClash, o.(*state.Link), t)})
 		}
-		if l := o.(*state.Link); l.Type == "veth" && l.PeerNS != "" {
+		if l := o.(*state.Link); l.Type == state.LinkVeth && l.PeerNS != "" {
 			if t, ok := obs.Foreign.Links[state.LinkKey(l.PeerNS, l.PeerName)]; ok {
 				found = append(found, clash{key, fmt.Errorf("%w: link %s in %s (%s) exists", ErrClash, l.PeerName, l.PeerNS, t)})
 			}
 		}
-		if l := o.(*state.Link); l.Type == "vxlan" {
+		if l := o.(*state.Link); l.Type == state.LinkVXLAN {
 			id := fmt.Sprintf("%d/%d", l.VNI, l.Port)
 			for _, fk := range sortedKeys(obs.Foreign.VXLAN) {
 				if obs.Foreign.VXLAN[fk] == id && strings.HasPrefix(fk, state.LinkKey(l.NS, "")) {
@@ -487,7 +487,7 @@ func readdOnLinkLoss(desired *state.State, obs *state.Observed, dels, puts []Cha
 			continue
 		}
 		lost[l.Key()] = l.Key()
-		if l.Type == "veth" && l.PeerNS != "" && l.PeerNS != "?" {
+		if l.Type == state.LinkVeth && l.PeerNS != "" && l.PeerNS != "?" {
 			lost[state.LinkKey(l.PeerNS, l.PeerName)] = l.Key()
 		}
 	}
