@@ -16,6 +16,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
 	"github.com/netreconcile/netreconcile/drivers"
@@ -100,39 +101,51 @@ func From(ctx context.Context, cfg *Config, p *plan.Plan, log logr.Logger, done 
 	if err := a.run(ctx, serial, &applied); err != nil {
 		return count(), err
 	}
-	work := make(chan string)
-	errs := make(chan error, len(owners))
-	var wg sync.WaitGroup
-	for range min(applyWorkers, len(owners)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			w := newApplier(cfg, log, dp)
-			defer w.h.Close()
-			for owner := range work {
-				if err := w.run(ctx, groups[owner], &applied); err != nil {
-					errs <- err
-				}
-			}
-		}()
-	}
-	for _, owner := range owners {
-		if len(errs) > 0 {
-			break
-		}
-		work <- owner
-	}
-	close(work)
-	wg.Wait()
-	close(errs)
-	var all []error
-	for err := range errs {
-		all = append(all, err)
-	}
-	if len(all) > 0 {
-		return count(), errors.Join(all...)
+	if err := runPods(ctx, owners, groups, func() *applier { return newApplier(cfg, log, dp) }, &applied); err != nil {
+		return count(), err
 	}
 	return count(), a.settle(implied)
+}
+
+// runPods runs the changes of each pod, in owners' order, applyWorkers
+// pods at a time, each worker with an applier of its own (its handles
+// and ifindexes are reused from pod to pod). After a failure no pod
+// starts; those in flight finish their current change. Every failure is
+// returned.
+func runPods(ctx context.Context, owners []string, groups map[string][]plan.Change, newWorker func() *applier,
+	applied *atomic.Int64) error {
+	idle := make(chan *applier, applyWorkers)
+	for range min(applyWorkers, len(owners)) {
+		w := newWorker()
+		defer w.h.Close()
+		idle <- w
+	}
+	var (
+		g    errgroup.Group
+		mu   sync.Mutex
+		errs []error
+	)
+	g.SetLimit(applyWorkers)
+	for _, owner := range owners {
+		mu.Lock()
+		failed := len(errs) > 0
+		mu.Unlock()
+		if failed {
+			break
+		}
+		g.Go(func() error {
+			w := <-idle
+			defer func() { idle <- w }()
+			if err := w.run(ctx, groups[owner], applied); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+			return nil
+		})
+	}
+	_ = g.Wait() // the workers' errors are in errs
+	return errors.Join(errs...)
 }
 
 func newApplier(cfg *Config, log logr.Logger, dp *dpHolder) *applier {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
 	"github.com/netreconcile/netreconcile/drivers/kinds"
@@ -214,42 +215,46 @@ func (o *observer) namespaces(scope *Scope) error {
 		}
 		refs = uncached
 	}
-	work := make(chan string)
-	errs := make(chan error, observeWorkers)
-	var wg sync.WaitGroup
-	for range min(observeWorkers, len(refs)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs <- o.worker(work, owned, seen)
-		}()
-	}
-	for _, ref := range refs {
-		work <- ref
-	}
-	close(work)
-	wg.Wait()
-	close(errs)
-	var all []error
-	for err := range errs {
-		all = append(all, err)
-	}
-	return errors.Join(all...)
+	return o.pods(refs, owned, seen)
 }
 
-// worker observes the namespaces it receives with its own handles. It
-// keeps draining work after an error so that the sender never blocks.
-func (o *observer) worker(work <-chan string, owned map[string]string, wanted map[string]bool) error {
-	h := handles.New(o.cfg.NodeNetns)
-	defer h.Close()
-	var first error
-	for ref := range work {
-		if first != nil {
-			continue
-		}
-		first = o.pod(h, ref, owned, wanted)
+// pods observes pod namespaces refs, observeWorkers at a time, each
+// worker with handles of its own (the node namespace's are reused from
+// namespace to namespace). After a failure no namespace is started; every
+// failure is returned.
+func (o *observer) pods(refs []string, owned map[string]string, wanted map[string]bool) error {
+	idle := make(chan *handles.Set, observeWorkers)
+	for range min(observeWorkers, len(refs)) {
+		h := handles.New(o.cfg.NodeNetns)
+		defer h.Close()
+		idle <- h
 	}
-	return first
+	var (
+		g    errgroup.Group
+		mu   sync.Mutex
+		errs []error
+	)
+	g.SetLimit(observeWorkers)
+	for _, ref := range refs {
+		mu.Lock()
+		failed := len(errs) > 0
+		mu.Unlock()
+		if failed {
+			break
+		}
+		g.Go(func() error {
+			h := <-idle
+			defer func() { idle <- h }()
+			if err := o.pod(h, ref, owned, wanted); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+			return nil
+		})
+	}
+	_ = g.Wait() // the workers' errors are in errs
+	return errors.Join(errs...)
 }
 
 // pod observes one pod namespace.
