@@ -90,7 +90,9 @@ func buildBinary() (string, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), BuildTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, goTool, "build", "-o", bin, ".")
+	// -tags crashtest: the crash tests' fault injection
+	// (NETRECONCILE_CRASH_AFTER) exists only in such a build.
+	cmd := exec.CommandContext(ctx, goTool, "build", "-tags", "crashtest", "-o", bin, ".")
 	cmd.Dir = root
 	out, err := cmd.CombinedOutput()
 	if err != nil {

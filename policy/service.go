@@ -24,12 +24,9 @@ type Backend struct {
 // ServiceBackends tells whether ip is a service's clusterIP and, if so,
 // where port/proto on it leads. Policies judge service traffic after that
 // translation, against the backend pod and target port, so explain and the
-// probe evaluate each backend rather than the clusterIP. Backends are the
-// pods of the service's namespace that carry every selector label (an
-// empty selector selects none, as for a Kubernetes service without a
-// selector); a named targetPort is looked up in each backend, and a
-// backend that does not declare it is left out, as Kubernetes leaves it
-// out of the endpoints. The service key is returned whenever ip is a
+// probe evaluate each backend rather than the clusterIP. Backends follow
+// the rule the datapath's service entries follow (spec.Resolved.Backends).
+// The service key is returned whenever ip is a
 // clusterIP, with ErrNoServicePort when port/proto is not one of its
 // ports.
 func ServiceBackends(r *spec.Resolved, ip netip.Addr, port int, proto string) (string, []Backend, error) {
@@ -43,39 +40,11 @@ func ServiceBackends(r *spec.Resolved, ip netip.Addr, port int, proto string) (s
 	if j < 0 {
 		return svc.Key, nil, fmt.Errorf("translate %s: %w: %d/%s (it has %s)", svc.Key, ErrNoServicePort, port, proto, servicePorts(svc))
 	}
-	sp := svc.Ports[j]
 	var out []Backend
-	for k := range r.Pods {
-		pod := &r.Pods[k]
-		if pod.Namespace != svc.Namespace || !selects(svc.Selector, pod.Labels) {
-			continue
-		}
-		target := sp.TargetPort.IntVal
-		if sp.TargetPort.IsString {
-			n, ok := namedPort(pod, sp.TargetPort.StrVal, proto)
-			if !ok {
-				continue
-			}
-			target = n
-		} else if target == 0 {
-			target = sp.Port // spec defaults this; a hand-built model may not
-		}
-		out = append(out, Backend{Pod: pod.Key, Port: target})
+	for _, b := range r.Backends(svc, svc.Ports[j]) {
+		out = append(out, Backend{Pod: b.Pod.Key, Port: b.Port})
 	}
 	return svc.Key, out, nil
-}
-
-// selects applies a service's equality selector.
-func selects(sel, labels map[string]string) bool {
-	if len(sel) == 0 {
-		return false
-	}
-	for k, v := range sel {
-		if got, ok := labels[k]; !ok || got != v {
-			return false
-		}
-	}
-	return true
 }
 
 func servicePorts(svc *spec.ResolvedService) string {

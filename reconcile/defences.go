@@ -1,60 +1,30 @@
 package reconcile
 
 import (
-	"fmt"
-	"maps"
 	"net/netip"
-	"os"
-	"slices"
 
-	"github.com/netreconcile/netreconcile/datapath"
+	"github.com/netreconcile/netreconcile/reconcile/observe"
 	"github.com/netreconcile/netreconcile/spec"
+	"github.com/netreconcile/netreconcile/state"
 )
 
-// Defences is what the node's datapath does against hostile pods, as
-// show reports it: per pod (or source address) the source its interface
-// is bound to, the packets dropped and why, and the conntrack entries it
-// holds; and what the in-kernel conntrack collector did. Everything is
-// read from the pinned maps; nothing is run or changed.
-type Defences struct {
-	// Pods are sorted by address: every bound pod, and every other
-	// address with drops or conntrack entries charged to it (a remote
-	// pod that opened connections to a local one).
-	Pods []PodDefence `json:"pods"`
-	// Unbound counts, by reason, the drops on interfaces that had no
-	// source binding (no pod to charge them to).
-	Unbound map[string]uint64 `json:"unbound_drops,omitempty"`
-	// Collector is the conntrack collector's progress.
-	Collector Collector `json:"conntrack_gc"`
-}
+// Defences is what the node's datapath does against hostile pods
+// (state.Defences, read by observe.InspectDefences).
+type Defences = state.Defences
 
 // PodDefence is one source address's part of Defences.
-type PodDefence struct {
-	Pod     string `json:"pod,omitempty"` // namespace/name, when the file names the address
-	Address string `json:"address"`
-	// MAC is the bound source MAC ("" when no interface here is bound
-	// to the address).
-	MAC string `json:"mac,omitempty"`
-	// Drops counts dropped packets by reason (only reasons that
-	// happened): on the pod's own hooks, and the policy-ingress drops of
-	// packets to it.
-	Drops     map[string]uint64 `json:"drops,omitempty"`
-	Conntrack ConntrackShare    `json:"conntrack"`
-}
+type PodDefence = state.PodDefence
 
-// ConntrackShare is how many entries a source holds in each conntrack
-// table (each is bounded per source).
-type ConntrackShare struct {
-	Service uint32 `json:"service"`
-	Policy  uint32 `json:"policy"`
-}
+// ConntrackShare is a source's conntrack entries.
+type ConntrackShare = state.ConntrackShare
 
-// Collector is what the conntrack collector did: walks so far, and the
-// entries its last walk looked at and deleted (expired).
-type Collector struct {
-	Runs        uint64 `json:"runs"`
-	LastScanned uint64 `json:"last_scanned"`
-	LastDeleted uint64 `json:"last_deleted"`
+// Collector is what the conntrack collector did.
+type Collector = state.Collector
+
+// InspectDefences opens the datapath pinned in pinDir read-only and reads
+// its defences (observe.InspectDefences).
+func InspectDefences(pinDir string, names map[netip.Addr]string) (*Defences, error) {
+	return observe.InspectDefences(pinDir, names)
 }
 
 // PodNames maps every pod address of r to the pod's key (nil r: none).
@@ -69,79 +39,4 @@ func PodNames(r *spec.Resolved) map[netip.Addr]string {
 		}
 	}
 	return names
-}
-
-// InspectDefences opens the datapath pinned in pinDir read-only and reads
-// its defences; nil (and no error) when there is none this build can read.
-func InspectDefences(pinDir string, names map[netip.Addr]string) (*Defences, error) {
-	if pinDir == "" {
-		return nil, nil
-	}
-	if _, err := os.Stat(pinDir); err != nil {
-		return nil, nil
-	}
-	dp, _, err := datapath.InspectWith(pinDir, datapath.PinnedSizes(pinDir))
-	if err != nil || dp == nil {
-		return nil, err
-	}
-	defer dp.Close()
-	return ReadDefences(dp, names)
-}
-
-// ReadDefences reads the defences of dp, naming addresses by names.
-func ReadDefences(dp *datapath.Datapath, names map[netip.Addr]string) (*Defences, error) {
-	binds, err := dp.Bindings()
-	if err != nil {
-		return nil, fmt.Errorf("read defences: %w", err)
-	}
-	drops, err := dp.Drops()
-	if err != nil {
-		return nil, fmt.Errorf("read defences: %w", err)
-	}
-	usage, err := dp.ConntrackUsage()
-	if err != nil {
-		return nil, fmt.Errorf("read defences: %w", err)
-	}
-	gc, err := dp.ReadGCStats()
-	if err != nil {
-		return nil, fmt.Errorf("read defences: %w", err)
-	}
-	d := &Defences{Collector: Collector{Runs: gc.Runs, LastScanned: gc.Scanned, LastDeleted: gc.Deleted}}
-	byAddr := map[netip.Addr]*PodDefence{}
-	pod := func(a netip.Addr) *PodDefence {
-		if p, ok := byAddr[a]; ok {
-			return p
-		}
-		p := &PodDefence{Pod: names[a], Address: a.String()}
-		byAddr[a] = p
-		return p
-	}
-	for _, b := range binds {
-		if p := pod(b.IP); p.MAC == "" {
-			p.MAC = b.MAC.String()
-		}
-	}
-	for _, dr := range drops {
-		if dr.Packets == 0 {
-			continue
-		}
-		m := &d.Unbound
-		if dr.Pod.IsValid() {
-			m = &pod(dr.Pod).Drops
-		}
-		if *m == nil {
-			*m = map[string]uint64{}
-		}
-		(*m)[dr.Reason.String()] += dr.Packets
-	}
-	for _, u := range usage {
-		p := pod(u.Source)
-		p.Conntrack.Service += u.Service
-		p.Conntrack.Policy += u.Policy
-	}
-	d.Pods = make([]PodDefence, 0, len(byAddr))
-	for _, a := range slices.SortedFunc(maps.Keys(byAddr), func(a, b netip.Addr) int { return a.Compare(b) }) {
-		d.Pods = append(d.Pods, *byAddr[a])
-	}
-	return d, nil
 }

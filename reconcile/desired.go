@@ -1,123 +1,41 @@
 package reconcile
 
 import (
-	"errors"
-	"fmt"
-	"slices"
-	"sort"
-
 	"github.com/netreconcile/netreconcile/drivers"
-	"github.com/netreconcile/netreconcile/policy/compile"
-	"github.com/netreconcile/netreconcile/routing"
+	"github.com/netreconcile/netreconcile/reconcile/desired"
 	"github.com/netreconcile/netreconcile/spec"
 	"github.com/netreconcile/netreconcile/state"
 )
 
-// Desired builds the kernel objects node cfg.Node needs, from the file and
-// the uplink facts. It does no I/O.
-func Desired(cfg *Config, r *spec.Resolved, up Uplink) (*state.State, error) {
-	ns := r.Node(cfg.Node)
-	if ns == nil {
-		return nil, fmt.Errorf("node %q is not in the file", cfg.Node)
-	}
-	n := &drivers.Node{Name: cfg.Node, Spec: ns, Cluster: r, MTU: routing.PodMTU(r, up.MTU), UplinkIndex: up.Index}
-	// Policies compile beside the rest (they only read r): a third of
-	// this function's time at scale.
-	compiled := func() (*compile.Program, error) { return nil, nil }
-	if wantsDatapath(r) {
-		type result struct {
-			prog *compile.Program
-			err  error
-		}
-		ch := make(chan result, 1) // never blocks: Desired may return first
-		go func() {
-			prog, err := compile.Node(r, cfg.Node)
-			ch <- result{prog, err}
-		}()
-		compiled = func() (*compile.Program, error) { res := <-ch; return res.prog, res.err }
-	}
-	s := state.New()
-	if err := routing.Desired(r, cfg.Node, up.MTU, s); err != nil {
-		return nil, fmt.Errorf("routing of node %q: %w", cfg.Node, err)
-	}
-	pods := r.PodsOn(cfg.Node)
-	modes := map[string]bool{}
-	for _, p := range pods {
-		modes[p.Mode] = true
-	}
-	sorted := make([]string, 0, len(modes))
-	for m := range modes {
-		sorted = append(sorted, m)
-	}
-	sort.Strings(sorted)
-	for _, m := range sorted {
-		d, err := cfg.Drivers.Get(m)
-		if err != nil {
-			return nil, err
-		}
-		if err := d.Node(n, s); err != nil {
-			return nil, fmt.Errorf("mode %s on node %q: %w", m, cfg.Node, err)
-		}
-	}
-	for i := range pods {
-		d, _ := cfg.Drivers.Get(pods[i].Mode)
-		if err := d.Pod(n, &pods[i], s); err != nil {
-			return nil, fmt.Errorf("pod %s: %w", pods[i].Key, err)
-		}
-	}
-	if err := desiredDatapath(cfg, r, n, pods, compiled, s); err != nil {
-		return nil, err
-	}
-	return s, nil
+// The desired state is computed in package desired; these keep the
+// engine's callers working.
+
+// ErrCapacity is wrapped by the error of a node whose entries do not fit
+// its datapath maps.
+var ErrCapacity = desired.ErrCapacity
+
+// desiredConfig is what package desired needs of c.
+func (c *Config) desiredConfig() *desired.Config {
+	return &desired.Config{Node: c.Node, NodeNetns: c.NodeNetns, BPFFS: c.BPFFS, Drivers: c.Drivers}
 }
 
-// Preflight checks, before any change, what the file needs of this node:
-// the uplink exists and carries the node address, every peer node's
-// address is routable, cluster.mtu leaves room for VXLAN where it is used,
-// and every mode in use runs on this kernel.
+// Desired builds the kernel objects node cfg.Node needs (desired.Build).
+func Desired(cfg *Config, r *spec.Resolved, up Uplink) (*state.State, error) {
+	return desired.Build(cfg.desiredConfig(), r, up)
+}
+
+// Preflight checks what the file needs of this node before any change
+// (desired.Preflight).
 func Preflight(cfg *Config, r *spec.Resolved, up Uplink, k *drivers.Kernel) error {
-	ns := r.Node(cfg.Node)
-	if ns == nil {
-		return fmt.Errorf("node %q is not in the file", cfg.Node)
-	}
-	if !up.Found {
-		return fmt.Errorf("node %q: uplink %q not found in the node namespace", cfg.Node, ns.Uplink)
-	}
-	has := false
-	for _, a := range up.Addrs {
-		if a == ns.Address {
-			has = true
-		}
-	}
-	if !has {
-		return fmt.Errorf("node %q: uplink %q does not carry the node address %s (has %v)", cfg.Node, ns.Uplink, ns.Address, up.Addrs)
-	}
-	var errs []error
-	for _, p := range routing.Peers(r, cfg.Node) {
-		if slices.Contains(up.Unreachable, p.Node.Address.Addr()) {
-			errs = append(errs, fmt.Errorf("node %q: peer node %q (%s) is unreachable: the node namespace has no route to it",
-				cfg.Node, p.Node.Name, p.Node.Address.Addr()))
-		}
-	}
-	if err := routing.Check(r, cfg.Node, up.MTU); err != nil {
-		errs = append(errs, err)
-	}
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
-	checked := map[string]bool{}
-	for _, p := range r.PodsOn(cfg.Node) {
-		d, err := cfg.Drivers.Get(p.Mode)
-		if err != nil {
-			return err
-		}
-		if checked[p.Mode] {
-			continue
-		}
-		checked[p.Mode] = true
-		if err := d.Check(k); err != nil {
-			return fmt.Errorf("%w: pod %s", err, p.Key)
-		}
-	}
-	return nil
+	return desired.Preflight(cfg.desiredConfig(), r, up, k)
+}
+
+// CheckCapacity checks, offline, that every node's entries fit its
+// datapath maps (desired.CheckCapacity).
+func CheckCapacity(r *spec.Resolved, pos *spec.Positions) error { return desired.CheckCapacity(r, pos) }
+
+// Backends lists "ip:port" of the pods that back one port of svc
+// (desired.Backends).
+func Backends(r *spec.Resolved, svc *spec.ResolvedService, port spec.ServicePort) []string {
+	return desired.Backends(r, svc, port)
 }

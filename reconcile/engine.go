@@ -12,6 +12,11 @@ import (
 
 	"github.com/netreconcile/netreconcile/datapath"
 	"github.com/netreconcile/netreconcile/drivers"
+	"github.com/netreconcile/netreconcile/reconcile/apply"
+	"github.com/netreconcile/netreconcile/reconcile/desired"
+	"github.com/netreconcile/netreconcile/reconcile/observe"
+	"github.com/netreconcile/netreconcile/reconcile/plan"
+	"github.com/netreconcile/netreconcile/routing"
 	"github.com/netreconcile/netreconcile/spec"
 	"github.com/netreconcile/netreconcile/state"
 )
@@ -41,35 +46,13 @@ type Result struct {
 	desired  *state.State // what Plan diffed against, for verify
 }
 
-// uplink reads the uplink facts the desired state depends on (its MTU),
-// with single requests rather than dumps.
+// uplink reads the uplink facts the desired state depends on.
 func (e *Engine) uplink(r *spec.Resolved) (Uplink, error) {
-	up := Uplink{Name: e.Cfg.Uplink}
-	h := newHandles(e.Cfg.NodeNetns)
-	defer h.Close()
-	nh, err := h.get(state.NodeNS)
-	if err != nil {
-		return up, err
+	var peers []netip.Addr
+	for _, p := range routing.Peers(r, e.Cfg.Node) {
+		peers = append(peers, p.Node.Address.Addr())
 	}
-	l, err := nh.LinkByName(e.Cfg.Uplink)
-	if isNotFound(err) {
-		return up, nil
-	}
-	if err != nil {
-		return up, fmt.Errorf("uplink %q: %w", e.Cfg.Uplink, err)
-	}
-	up.Found, up.Index, up.MTU = true, l.Attrs().Index, l.Attrs().MTU
-	addrs, err := nh.AddrList(l, 2 /* AF_INET */)
-	if err != nil {
-		return up, fmt.Errorf("uplink %q addresses: %w", e.Cfg.Uplink, err)
-	}
-	for _, a := range addrs {
-		ip, _ := netip.AddrFromSlice(a.IP)
-		bits, _ := a.Mask.Size()
-		up.Addrs = append(up.Addrs, netip.PrefixFrom(ip.Unmap(), bits))
-	}
-	up.Unreachable = unreachablePeers(nh, r, e.Cfg.Node)
-	return up, nil
+	return observe.Uplink(e.Cfg.NodeNetns, e.Cfg.Uplink, peers)
 }
 
 // Plan observes the node and diffs it against the file. With observed
@@ -96,7 +79,7 @@ func (e *Engine) Plan(r *spec.Resolved, observed *Observed) (*Result, error) {
 	if err := Preflight(e.Cfg, r, up, k); err != nil {
 		return nil, err
 	}
-	if observed == nil && wantsDatapath(r) && e.Cfg.BPFFS != "" {
+	if observed == nil && desired.WantsDatapath(r) && e.Cfg.BPFFS != "" {
 		// Found at apply time, this would stop a run half-way.
 		if err := datapath.CheckPinDir(e.Cfg.BPFFS); err != nil {
 			return nil, fmt.Errorf("datapath pin directory (--bpffs): %w", err)
@@ -110,11 +93,11 @@ func (e *Engine) Plan(r *spec.Resolved, observed *Observed) (*Result, error) {
 	phases := []any{"desired", time.Since(start)}
 	if observed == nil {
 		start = time.Now()
-		if observed, err = observe(e.Cfg, desired, e.Cache); err != nil {
+		if observed, err = observeWith(e.Cfg, desired, e.Cache, nil); err != nil {
 			return nil, err
 		}
 		phases = append(phases, "observe", time.Since(start))
-		phases = append(phases, observed.phases...)
+		phases = append(phases, observed.Phases...)
 		e.warn(observed)
 	}
 	start = time.Now()
@@ -156,8 +139,8 @@ func (e *Engine) Apply(ctx context.Context, r *spec.Resolved) (*Result, error) {
 	// the uplink facts it was computed from have not changed since. With a
 	// cache, only what the plan touched is read again, and a plan of map
 	// entries alone, each acknowledged by the kernel, needs no reading.
-	if err == nil && early == nil && e.Cache.applied(res.Plan) {
-		return res, e.Cfg.clearAllPending()
+	if err == nil && early == nil && e.Cache.Applied(res.Plan) {
+		return res, e.Cfg.records().ClearAllPending()
 	}
 	replan := func() (*Plan, error) {
 		start := time.Now()
@@ -169,12 +152,12 @@ func (e *Engine) Apply(ctx context.Context, r *spec.Resolved) (*Result, error) {
 			o := <-early
 			obs, err, early = o.obs, o.err, nil
 		} else {
-			obs, err = observe(e.Cfg, res.desired, e.Cache)
+			obs, err = observeWith(e.Cfg, res.desired, e.Cache, nil)
 		}
 		if err != nil {
 			return nil, err
 		}
-		phases := append([]any{"observe", time.Since(start)}, obs.phases...)
+		phases := append([]any{"observe", time.Since(start)}, obs.Phases...)
 		start = time.Now()
 		p, err := Diff(e.Cfg.Node, res.desired, obs)
 		if err == nil {
@@ -188,7 +171,7 @@ func (e *Engine) Apply(ctx context.Context, r *spec.Resolved) (*Result, error) {
 	if err != nil {
 		e.Cache.InvalidateAll()
 		if verr := e.verify(ctx, replan, 0); verr != nil {
-			return res, fmt.Errorf("%w; %d of %d changes applied; left: %v", err, res.Applied, res.Plan.stepCount(), verr)
+			return res, fmt.Errorf("%w; %d of %d changes applied; left: %v", err, res.Applied, res.Plan.StepCount(), verr)
 		}
 		return res, err
 	}
@@ -196,7 +179,7 @@ func (e *Engine) Apply(ctx context.Context, r *spec.Resolved) (*Result, error) {
 		e.Cache.InvalidateAll()
 		return res, err
 	}
-	return res, e.Cfg.clearAllPending()
+	return res, e.Cfg.records().ClearAllPending()
 }
 
 // apply runs res.Plan. With a cache, the attachments it makes to pods
@@ -206,24 +189,24 @@ func (e *Engine) Apply(ctx context.Context, r *spec.Resolved) (*Result, error) {
 // attachments change is written through to the cache when they are
 // made, and only then does that observation take the datapath from it.
 func (e *Engine) apply(ctx context.Context, res *Result) (applied int, early <-chan observation, err error) {
-	rest, atts := splitAttaches(res.Plan)
-	if e.Cache == nil || len(atts.steps) == 0 {
+	rest, atts := plan.SplitAttaches(res.Plan)
+	if e.Cache == nil || len(atts.Steps()) == 0 {
 		applied, err = Apply(ctx, e.Cfg, res.Plan, e.Log)
 		return applied, nil, err
 	}
 	if applied, err = Apply(ctx, e.Cfg, rest, e.Log); err != nil {
 		return applied, nil, err
 	}
-	e.Cache.applied(rest)
+	e.Cache.Applied(rest)
 	dpReady := make(chan struct{})
 	ch := make(chan observation, 1)
 	go func() {
-		obs, err := observeAfter(e.Cfg, res.desired, e.Cache, dpReady)
+		obs, err := observeWith(e.Cfg, res.desired, e.Cache, dpReady)
 		ch <- observation{obs, err}
 	}()
-	n, err := applyFrom(ctx, e.Cfg, atts, e.Log, applied)
+	n, err := apply.From(ctx, e.Cfg.applyConfig(), atts, e.Log, applied)
 	if err == nil {
-		e.Cache.applied(atts)
+		e.Cache.Applied(atts)
 	}
 	close(dpReady)
 	if err != nil {
@@ -237,38 +220,6 @@ func (e *Engine) apply(ctx context.Context, res *Result) (applied int, early <-c
 type observation struct {
 	obs *Observed
 	err error
-}
-
-// splitAttaches returns p without the attachments it makes that can run
-// last, and those attachments. An attachment of a pod that the plan makes
-// reachable (its endpoint, addresses, neighbours or routes created or
-// re-added: a new pod, or one whose link is replaced) stays in its place,
-// before them, so the pod is isolated from its first packet; a pod that
-// is reachable already gains nothing from having its attachment sooner.
-func splitAttaches(p *Plan) (rest, atts *Plan) {
-	reachable := map[string]bool{}
-	for _, c := range p.steps {
-		switch kindOf(c) {
-		case state.KindEndpoint, state.KindAddr, state.KindNeigh, state.KindRoute:
-			if c.Action != Delete {
-				reachable[c.Owner] = true
-			}
-		}
-	}
-	split := func(cs []Change) (rest, atts []Change) {
-		for _, c := range cs {
-			if c.Action != Delete && kindOf(c) == state.KindAttach && !reachable[c.Owner] {
-				atts = append(atts, c)
-			} else {
-				rest = append(rest, c)
-			}
-		}
-		return rest, atts
-	}
-	rest, atts = &Plan{Node: p.Node}, &Plan{Node: p.Node}
-	rest.Changes, atts.Changes = split(p.Changes)
-	rest.steps, atts.steps = split(p.steps)
-	return rest, atts
 }
 
 func (e *Engine) settle() time.Duration {
@@ -338,12 +289,12 @@ func (e *Engine) Destroy(ctx context.Context) (*Result, error) {
 			return res, err
 		}
 	}
-	return res, e.Cfg.clearAllPending()
+	return res, e.Cfg.records().ClearAllPending()
 }
 
 // warn logs the state records an observation ignored.
 func (e *Engine) warn(obs *Observed) {
-	for _, w := range obs.warnings {
+	for _, w := range obs.Warnings {
 		e.Log.Info("warning: " + w)
 	}
 }

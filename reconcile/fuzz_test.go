@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/netreconcile/netreconcile/reconcile/plan"
 	"github.com/netreconcile/netreconcile/spec"
 	"github.com/netreconcile/netreconcile/state"
 )
@@ -16,8 +17,8 @@ import (
 func model(obs *Observed, p *Plan) *Observed {
 	next := observedFrom(obs.Owned)
 	next.Foreign = obs.Foreign
-	for _, c := range p.steps {
-		k := kindOf(c)
+	for _, c := range p.Steps() {
+		k := plan.KindOf(c)
 		switch c.Action {
 		case Delete:
 			next.Owned.Remove(k, c.Key)

@@ -65,7 +65,7 @@ func TestIPvlanPlanFromScratch(t *testing.T) {
 	// The shim (a node-wide link) is created before the pods' routes that
 	// go through it; pod links come after node-wide links.
 	at := map[string]int{}
-	for i, c := range p.steps {
+	for i, c := range p.Steps() {
 		at[c.Kind+" "+c.Key] = i
 	}
 	if at["link node/nrip0"] > at["link x-d/eth0"] || at["link node/nrip0"] > at["route node/10.244.1.40/32"] ||
@@ -149,7 +149,7 @@ func TestModeChangeReaddsWhatTheLinkTook(t *testing.T) {
 		t.Errorf("old veth: %+v", c)
 	}
 	var delAt, readdAt int
-	for i, c := range p.steps {
+	for i, c := range p.Steps() {
 		if c.Kind == "link" && c.Action == Delete {
 			delAt = i
 		}
@@ -255,4 +255,13 @@ func TestPreflightRouting(t *testing.T) {
 	if !errors.Is(err, routing.ErrMTU) {
 		t.Errorf("mtu: %v", err)
 	}
+}
+
+// attrText lists attributes as the plan text shows them.
+func attrText(as []state.Attr) string {
+	parts := make([]string, 0, len(as))
+	for _, a := range as {
+		parts = append(parts, a.Name+"="+a.Value)
+	}
+	return strings.Join(parts, " ")
 }

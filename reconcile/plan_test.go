@@ -12,6 +12,7 @@ import (
 	"github.com/netreconcile/netreconcile/drivers"
 	"github.com/netreconcile/netreconcile/drivers/bridge"
 	"github.com/netreconcile/netreconcile/drivers/veth"
+	"github.com/netreconcile/netreconcile/reconcile/plan"
 	"github.com/netreconcile/netreconcile/spec"
 	"github.com/netreconcile/netreconcile/state"
 )
@@ -40,7 +41,7 @@ func testCfg() *Config {
 
 // observedFrom pretends the kernel holds exactly s (a converged node).
 func observedFrom(s *state.State) *Observed {
-	o := newObserved("n1")
+	o := state.NewObserved("n1")
 	o.Uplink = testUplink
 	b, _ := json.Marshal(s) // a deep copy through the JSON form
 	if err := json.Unmarshal(b, o.Owned); err != nil {
@@ -71,8 +72,8 @@ func TestPlanFromScratchIsOrdered(t *testing.T) {
 	}
 	last := state.KindNetns
 	bridgeAt, vethAt := -1, -1
-	for i, c := range p.steps {
-		k := kindOf(c)
+	for i, c := range p.Steps() {
+		k := plan.KindOf(c)
 		if k < last {
 			t.Fatalf("change %d (%s %s) out of kind order", i, c.Kind, c.Key)
 		}
@@ -177,7 +178,7 @@ func TestPlanNetnsChangeReplacesLink(t *testing.T) {
 	// apply must delete the old link explicitly before creating the new
 	// one (same name), not leave it to the namespace teardown
 	var delAt, createAt = -1, -1
-	for i, c := range p.steps {
+	for i, c := range p.Steps() {
 		if c.Kind == "link" && c.Action == Delete {
 			delAt = i
 			if c.ImpliedBy != "" {

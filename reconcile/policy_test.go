@@ -54,7 +54,7 @@ func TestPolicyPlan(t *testing.T) {
 		t.Fatal(err)
 	}
 	last, rev := -1, -1
-	for i, c := range p.steps {
+	for i, c := range p.Steps() {
 		switch c.Desired.(type) {
 		case *state.PolicyIdentity, *state.PodPolicy:
 			last = i

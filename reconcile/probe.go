@@ -3,7 +3,6 @@ package reconcile
 import (
 	"errors"
 	"fmt"
-	"net/netip"
 	"runtime"
 
 	"github.com/vishvananda/netlink"
@@ -11,8 +10,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/netreconcile/netreconcile/drivers"
-	"github.com/netreconcile/netreconcile/routing"
+	"github.com/netreconcile/netreconcile/drivers/kinds"
 	"github.com/netreconcile/netreconcile/spec"
+	"github.com/netreconcile/netreconcile/state"
 )
 
 // probed lists the pod modes whose link type some kernels lack; the mode
@@ -46,6 +46,9 @@ func (e *Engine) probe(r *spec.Resolved, kernelAccess bool) (*drivers.Kernel, er
 	return k, nil
 }
 
+// probeModes is the mode a probe asks for, per probed link type.
+var probeModes = map[string]string{state.LinkMacvlan: "bridge", state.LinkIPvlan: "l2"}
+
 // probeLinkType asks the kernel to create a link of type typ on lo, in a
 // new anonymous network namespace that only this probe holds (it vanishes
 // when the probe closes it), so that nothing the node or anyone sees can
@@ -53,15 +56,14 @@ func (e *Engine) probe(r *spec.Resolved, kernelAccess bool) (*drivers.Kernel, er
 // ipvlan need an Ethernet parent); one without it answers EOPNOTSUPP
 // (iproute2's "Unknown device type"), after trying to load the module.
 func probeLinkType(typ string) (bool, error) {
-	la := netlink.LinkAttrs{Name: "nrprobe0", ParentIndex: 1 /* lo, in every namespace */}
-	var l netlink.Link
-	switch typ {
-	case "macvlan":
-		l = &netlink.Macvlan{LinkAttrs: la, Mode: netlink.MACVLAN_MODE_BRIDGE}
-	case "ipvlan":
-		l = &netlink.IPVlan{LinkAttrs: la, Mode: netlink.IPVLAN_MODE_L2}
-	default:
+	kind, mode := kinds.Of(typ), probeModes[typ]
+	if kind == nil || mode == "" {
 		return false, fmt.Errorf("probe link type %q: no probe for it", typ)
+	}
+	l, err := kind.New(&state.Link{Name: "nrprobe0", Type: typ, Mode: mode}, netlink.LinkAttrs{Name: "nrprobe0"},
+		drivers.LinkRefs{Parent: 1 /* lo, in every namespace */})
+	if err != nil {
+		return false, fmt.Errorf("probe link type %q: %w", typ, err)
 	}
 	ns, err := anonymousNetns()
 	if err != nil {
@@ -119,17 +121,4 @@ func anonymousNetns() (netns.NsHandle, error) {
 	}()
 	r := <-ch
 	return r.ns, r.err
-}
-
-// unreachablePeers returns the addresses of peer nodes that the node
-// namespace has no route to, with one route lookup each.
-func unreachablePeers(nh *netlink.Handle, r *spec.Resolved, node string) []netip.Addr {
-	var out []netip.Addr
-	for _, p := range routing.Peers(r, node) {
-		a := p.Node.Address.Addr()
-		if _, err := nh.RouteGet(a.AsSlice()); err != nil {
-			out = append(out, a)
-		}
-	}
-	return out
 }

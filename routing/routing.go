@@ -148,7 +148,7 @@ func Desired(r *spec.Resolved, node string, uplinkMTU int, s *state.State) error
 		if port == 0 {
 			port = spec.DefaultVXLANPort
 		}
-		dev := &state.Link{NS: state.NodeNS, Name: Device, Type: "vxlan", Alias: state.Alias(node, Owner),
+		dev := &state.Link{NS: state.NodeNS, Name: Device, Type: state.LinkVXLAN, Alias: state.Alias(node, Owner),
 			MTU: uplinkMTU - Overhead, Up: true, HWAddr: VTEPMAC(self), Parent: self.Uplink,
 			VNI: vni, Port: port, Local: self.Address.Addr(), Learning: false}
 		if err := s.Add(dev); err != nil {

@@ -6,6 +6,9 @@ import (
 	"strings"
 )
 
+// DatapathOwner owns the node-wide datapath object.
+const DatapathOwner = "datapath"
+
 // Datapath is a node's eBPF datapath: programs loaded against maps pinned
 // under PinDir. Deleting it unpins everything, and with it every service,
 // endpoint and attachment.
@@ -114,5 +117,5 @@ func (a *Attach) Attrs() []Attr {
 }
 func (a *Attach) Immutable(string) bool { return false }
 func (a *Attach) String() string {
-	return "program on " + a.IfName + " (" + a.Direction + ") in " + nsName(a.NS)
+	return "program on " + a.IfName + " (" + a.Direction + ") in " + NSLabel(a.NS)
 }

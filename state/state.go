@@ -92,12 +92,23 @@ type Attr struct {
 	Value string
 }
 
-func nsName(ns string) string {
+// NSLabel names namespace ns in messages and keys: "node" for the node's.
+func NSLabel(ns string) string {
 	if ns == NodeNS {
 		return "node"
 	}
 	return ns
 }
+
+// Link types, as the kernel names them, of the links netreconcile makes
+// (Link.Type).
+const (
+	LinkVeth    = "veth"
+	LinkBridge  = "bridge"
+	LinkMacvlan = "macvlan"
+	LinkIPvlan  = "ipvlan"
+	LinkVXLAN   = "vxlan"
+)
 
 // Netns is a pod network namespace. Owned namespaces were created by
 // netreconcile and are deleted by it; others (a path given in the file, or
@@ -174,11 +185,11 @@ func (l *Link) Kind() Kind    { return KindLink }
 func (l *Link) Key() string   { return LinkKey(l.NS, l.Name) }
 func (l *Link) Owner() string { owner, _ := ownerFromAlias(l.Alias); return owner }
 func (l *Link) String() string {
-	return "link " + l.Name + " in " + nsName(l.NS)
+	return "link " + l.Name + " in " + NSLabel(l.NS)
 }
 
 // LinkKey is the key of link name in namespace ns.
-func LinkKey(ns, name string) string { return nsName(ns) + "/" + name }
+func LinkKey(ns, name string) string { return NSLabel(ns) + "/" + name }
 
 func ownerFromAlias(alias string) (string, bool) {
 	rest, ok := strings.CutPrefix(alias, AliasPrefix)
@@ -196,10 +207,10 @@ func (l *Link) Attrs() []Attr {
 	if l.HWAddr != "" {
 		a = append(a, Attr{"mac", l.HWAddr})
 	}
-	if l.Master != "" || l.Type == "veth" {
+	if l.Master != "" || l.Type == LinkVeth {
 		a = append(a, Attr{"master", l.Master})
 	}
-	if l.Type == "veth" {
+	if l.Type == LinkVeth {
 		a = append(a, Attr{"peer", LinkKey(l.PeerNS, l.PeerName)})
 		if l.PeerMAC != "" {
 			a = append(a, Attr{"peer_mac", l.PeerMAC})
@@ -211,11 +222,11 @@ func (l *Link) Attrs() []Attr {
 	if l.Mode != "" {
 		a = append(a, Attr{"mode", l.Mode})
 	}
-	if l.Type == "vxlan" {
+	if l.Type == LinkVXLAN {
 		a = append(a, Attr{"vni", strconv.Itoa(l.VNI)}, Attr{"port", strconv.Itoa(l.Port)},
 			Attr{"local", l.Local.String()}, Attr{"learning", strconv.FormatBool(l.Learning)})
 	}
-	if l.Type == "veth" || l.Type == "bridge" {
+	if l.Type == LinkVeth || l.Type == LinkBridge {
 		a = append(a, Attr{"proxy_arp", strconv.FormatBool(l.ProxyARP)})
 	}
 	keys := make([]string, 0, len(l.Sysctls))
@@ -310,7 +321,7 @@ type Route struct {
 }
 
 func (r *Route) Kind() Kind    { return KindRoute }
-func (r *Route) Key() string   { return nsName(r.NS) + "/" + r.Dst.String() }
+func (r *Route) Key() string   { return NSLabel(r.NS) + "/" + r.Dst.String() }
 func (r *Route) Owner() string { return r.OwnerK }
 func (r *Route) Attrs() []Attr {
 	a := make([]Attr, 0, 6)
@@ -331,7 +342,7 @@ func (r *Route) Attrs() []Attr {
 	return a
 }
 func (r *Route) Immutable(string) bool { return false }
-func (r *Route) String() string        { return "route " + r.Dst.String() + " in " + nsName(r.NS) }
+func (r *Route) String() string        { return "route " + r.Dst.String() + " in " + NSLabel(r.NS) }
 
 // Sysctl is a /proc/sys value netreconcile needs (net.ipv4.ip_forward in
 // the node namespace). Interface sysctls are Link attributes instead, so
@@ -344,12 +355,12 @@ type Sysctl struct {
 }
 
 func (s *Sysctl) Kind() Kind            { return KindSysctl }
-func (s *Sysctl) Key() string           { return nsName(s.NS) + "/" + s.Name }
+func (s *Sysctl) Key() string           { return NSLabel(s.NS) + "/" + s.Name }
 func (s *Sysctl) Owner() string         { return s.OwnerK }
 func (s *Sysctl) Attrs() []Attr         { return []Attr{{"value", s.Value}} }
 func (s *Sysctl) Immutable(string) bool { return false }
 func (s *Sysctl) String() string {
-	return "sysctl " + strings.ReplaceAll(s.Name, "/", ".") + " in " + nsName(s.NS)
+	return "sysctl " + strings.ReplaceAll(s.Name, "/", ".") + " in " + NSLabel(s.NS)
 }
 
 // State is a set of objects keyed by kind and key.

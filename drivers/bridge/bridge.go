@@ -12,10 +12,11 @@
 package bridge
 
 import (
+	"net/netip"
+
 	"github.com/netreconcile/netreconcile/drivers"
 	"github.com/netreconcile/netreconcile/spec"
 	"github.com/netreconcile/netreconcile/state"
-	"net/netip"
 )
 
 // Name is the bridge device.
@@ -38,7 +39,7 @@ func (Driver) Node(n *drivers.Node, s *state.State) error {
 	if err := drivers.Forwarding(n, s); err != nil {
 		return err
 	}
-	if err := s.Add(&state.Link{NS: state.NodeNS, Name: Name, Type: "bridge", Alias: state.Alias(n.Name, Owner),
+	if err := s.Add(&state.Link{NS: state.NodeNS, Name: Name, Type: state.LinkBridge, Alias: state.Alias(n.Name, Owner),
 		MTU: n.MTU, Up: true, ProxyARP: true}); err != nil {
 		return err
 	}
@@ -50,7 +51,7 @@ func (Driver) Node(n *drivers.Node, s *state.State) error {
 func (Driver) Pod(n *drivers.Node, p *spec.ResolvedPod, s *state.State) error {
 	owner := drivers.PodOwner(p)
 	objs := []state.Object{
-		&state.Link{NS: state.NodeNS, Name: drivers.HostIfName(n.Name, p.Key), Type: "veth",
+		&state.Link{NS: state.NodeNS, Name: drivers.HostIfName(n.Name, p.Key), Type: state.LinkVeth,
 			Alias: state.Alias(n.Name, owner), MTU: n.MTU, Up: true, Master: Name,
 			PeerNS: p.Netns, PeerName: drivers.PodIfName, PeerMAC: drivers.PodMAC(p.IP)},
 		&state.Addr{NS: p.Netns, Link: drivers.PodIfName, Prefix: drivers.PodAddr(n, p), OwnerK: owner},

@@ -43,7 +43,7 @@ var (
 	ErrMixed = errors.New("macvlan and ipvlan pods cannot share an uplink")
 )
 
-var kind = shim.Kind{Mode: spec.ModeIPvlan, LinkType: "ipvlan", LinkMode: "l2", Name: Shim, Owner: Owner}
+var kind = shim.Kind{Mode: spec.ModeIPvlan, LinkType: state.LinkIPvlan, LinkMode: "l2", Name: Shim, Owner: Owner}
 
 // Driver implements drivers.Driver for mode ipvlan.
 type Driver struct{}
@@ -53,7 +53,7 @@ func (Driver) Mode() string { return spec.ModeIPvlan }
 
 // Check implements drivers.Driver: it fails when a probe found no ipvlan.
 func (Driver) Check(k *drivers.Kernel) error {
-	if ok, probed := k.LinkTypes["ipvlan"]; probed && !ok {
+	if ok, probed := k.LinkTypes[state.LinkIPvlan]; probed && !ok {
 		return ErrUnavailable
 	}
 	return nil

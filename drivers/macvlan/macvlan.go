@@ -75,7 +75,7 @@ const Owner = "macvlan"
 // ErrUnavailable is returned by Check on a kernel without macvlan.
 var ErrUnavailable = errors.New("macvlan is not available in this kernel")
 
-var kind = shim.Kind{Mode: spec.ModeMacvlan, LinkType: "macvlan", LinkMode: "bridge", Name: Shim, Owner: Owner, OwnMACs: true}
+var kind = shim.Kind{Mode: spec.ModeMacvlan, LinkType: state.LinkMacvlan, LinkMode: "bridge", Name: Shim, Owner: Owner, OwnMACs: true}
 
 // Driver implements drivers.Driver for mode macvlan.
 type Driver struct{}
@@ -85,7 +85,7 @@ func (Driver) Mode() string { return spec.ModeMacvlan }
 
 // Check implements drivers.Driver: it fails when a probe found no macvlan.
 func (Driver) Check(k *drivers.Kernel) error {
-	if ok, probed := k.LinkTypes["macvlan"]; probed && !ok {
+	if ok, probed := k.LinkTypes[state.LinkMacvlan]; probed && !ok {
 		return ErrUnavailable
 	}
 	return nil

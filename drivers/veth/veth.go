@@ -51,7 +51,7 @@ func (Driver) Pod(n *drivers.Node, p *spec.ResolvedPod, s *state.State) error {
 	host := drivers.HostIfName(n.Name, p.Key)
 	owner := drivers.PodOwner(p)
 	objs := []state.Object{
-		&state.Link{NS: state.NodeNS, Name: host, Type: "veth", Alias: state.Alias(n.Name, owner), MTU: n.MTU,
+		&state.Link{NS: state.NodeNS, Name: host, Type: state.LinkVeth, Alias: state.Alias(n.Name, owner), MTU: n.MTU,
 			Up: true, HWAddr: HostMAC, PeerNS: p.Netns, PeerName: drivers.PodIfName, PeerMAC: drivers.PodMAC(p.IP), ProxyARP: true},
 		&state.Addr{NS: p.Netns, Link: drivers.PodIfName, Prefix: netip.PrefixFrom(p.IP, 32), OwnerK: owner},
 		&state.Neigh{NS: p.Netns, Link: drivers.PodIfName, IP: Gateway, MAC: HostMAC, OwnerK: owner},

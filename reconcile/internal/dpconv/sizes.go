@@ -1,4 +1,7 @@
-package reconcile
+// Package dpconv converts between the plan's datapath objects and what
+// the datapath's maps hold: map sizes (the file's spec.MapSizes, the
+// datapath's Sizes and state.Datapath's MapSizes text) and protocols.
+package dpconv
 
 import (
 	"fmt"
@@ -28,8 +31,8 @@ var mapSizeFields = []struct {
 	{"services", func(m *spec.MapSizes) *int { return &m.Services }, func(s *datapath.Sizes) *uint32 { return &s.Services }},
 }
 
-// sizesText lists the sizes of m that differ from the defaults.
-func sizesText(m spec.MapSizes) string {
+// Text lists the sizes of m that differ from the defaults.
+func Text(m spec.MapSizes) string {
 	def := spec.DefaultMapSizes
 	var parts []string
 	for _, f := range mapSizeFields {
@@ -40,8 +43,8 @@ func sizesText(m spec.MapSizes) string {
 	return strings.Join(parts, ",")
 }
 
-// parseSizes reads sizesText back, defaults for the sizes it omits.
-func parseSizes(text string) (spec.MapSizes, error) {
+// Parse reads Text back, defaults for the sizes it omits.
+func Parse(text string) (spec.MapSizes, error) {
 	m := spec.DefaultMapSizes
 	for part := range strings.SplitSeq(text, ",") {
 		if part == "" {
@@ -62,8 +65,8 @@ func parseSizes(text string) (spec.MapSizes, error) {
 	return m, nil
 }
 
-// dpSizes converts the file's sizes for the datapath.
-func dpSizes(m spec.MapSizes) datapath.Sizes {
+// ToDatapath converts the file's sizes for the datapath.
+func ToDatapath(m spec.MapSizes) datapath.Sizes {
 	var s datapath.Sizes
 	for _, f := range mapSizeFields {
 		*f.dp(&s) = uint32(*f.file(&m))
@@ -71,8 +74,8 @@ func dpSizes(m spec.MapSizes) datapath.Sizes {
 	return s
 }
 
-// fileSizes converts the datapath's sizes, defaults for the unknown (0).
-func fileSizes(s datapath.Sizes) spec.MapSizes {
+// FromDatapath converts the datapath's sizes, defaults for the unknown (0).
+func FromDatapath(s datapath.Sizes) spec.MapSizes {
 	m := spec.DefaultMapSizes
 	for _, f := range mapSizeFields {
 		if v := *f.dp(&s); v != 0 {

@@ -1,4 +1,4 @@
-package reconcile
+package desired
 
 import (
 	"errors"
@@ -117,7 +117,7 @@ func serviceUse(r *spec.Resolved) (services, backendEntries int) {
 // datapath maps, as validate does after the file's own checks. pos (may
 // be nil) places each error at its node in the file.
 func CheckCapacity(r *spec.Resolved, pos *spec.Positions) error {
-	if !wantsDatapath(r) {
+	if !WantsDatapath(r) {
 		return nil
 	}
 	services, backendEntries := serviceUse(r)

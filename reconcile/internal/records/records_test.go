@@ -1,4 +1,4 @@
-package reconcile
+package records
 
 import (
 	"errors"
@@ -26,8 +26,8 @@ func writeRecords(t *testing.T, dir string, recs map[string]string) {
 // Records netreconcile could not have written are left out, each with a
 // warning naming it; a symbolic link among them is not followed.
 func TestRecordsNetreconcileDidNotWriteAreIgnored(t *testing.T) {
-	cfg := &Config{Node: "n1", StateDir: t.TempDir()}
-	netns := filepath.Join(cfg.nodeStateDir(), "netns")
+	d := For(t.TempDir(), "n1")
+	netns := filepath.Join(string(d), "netns")
 	writeRecords(t, netns, map[string]string{
 		"x-a":    "pod/x/a\n",
 		"x-b":    "node\n",                       // not a pod's
@@ -44,7 +44,7 @@ func TestRecordsNetreconcileDidNotWriteAreIgnored(t *testing.T) {
 	if err := os.Symlink(target, filepath.Join(netns, "victim")); err != nil {
 		t.Fatal(err)
 	}
-	got, warns, err := cfg.ownedNetns()
+	got, warns, err := d.OwnedNetns()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func TestRecordsNetreconcileDidNotWriteAreIgnored(t *testing.T) {
 	if len(warns) != 3 {
 		t.Errorf("warnings: %q", warns)
 	}
-	if podOwner("node") || podOwner("pod/x/f/../..") || !podOwner("pod/x/a") {
+	if PodOwner("node") || PodOwner("pod/x/f/../..") || !PodOwner("pod/x/a") {
 		t.Error("podOwner")
 	}
 	for _, name := range []string{"x-c", "x\x1bd", "victim"} {
@@ -70,7 +70,7 @@ func TestRecordsNetreconcileDidNotWriteAreIgnored(t *testing.T) {
 		}
 	}
 
-	writeRecords(t, filepath.Join(cfg.nodeStateDir(), "sysctl"), map[string]string{
+	writeRecords(t, filepath.Join(string(d), "sysctl"), map[string]string{
 		"net.ipv4.ip_forward":   "0\n",
 		"kernel.core_pattern":   "|/tmp/evil\n",
 		"net.ipv4.conf.all.x":   "1\x00\n",
@@ -78,7 +78,7 @@ func TestRecordsNetreconcileDidNotWriteAreIgnored(t *testing.T) {
 		"net.ipv6.conf.lo.mtu":  "65536\n",
 		"net.core.somaxconn..x": "1\n",
 	})
-	sys, warns, err := cfg.recordedSysctls()
+	sys, warns, err := d.RecordedSysctls()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +96,7 @@ func TestRecordsNetreconcileDidNotWriteAreIgnored(t *testing.T) {
 	if err := os.Symlink(netns+".real", netns); err != nil {
 		t.Fatal(err)
 	}
-	if got, _, err := cfg.ownedNetns(); !errors.Is(err, unix.ENOTDIR) { // O_DIRECTORY|O_NOFOLLOW on a link
+	if got, _, err := d.OwnedNetns(); !errors.Is(err, unix.ENOTDIR) { // O_DIRECTORY|O_NOFOLLOW on a link
 		t.Fatalf("a records directory that is a symlink: %v, %v", got, err)
 	}
 	if b, err := os.ReadFile(target); err != nil || string(b) != "pod/t/a\n" {

@@ -1,4 +1,4 @@
-package reconcile
+package plan
 
 import (
 	"slices"
@@ -60,32 +60,32 @@ const (
 	partOpen                  // step 3
 )
 
-// policyOp is one kind of write to a side.
-type policyOp uint8
+// PolicyOp is one kind of write to a side.
+type PolicyOp uint8
 
 const (
-	opIsolate policyOp = iota
-	opUnisolate
-	opAddRule
-	opDeleteRule
+	OpIsolate PolicyOp = iota
+	OpUnisolate
+	OpAddRule
+	OpDeleteRule
 )
 
-// policyWrite is one map write of a side's change.
-type policyWrite struct {
-	op   policyOp
-	rule string // rules: the rule's text
+// PolicyWrite is one map write of a side's change.
+type PolicyWrite struct {
+	Op   PolicyOp
+	Rule string // rules: the rule's text
 }
 
-func (w policyWrite) String() string {
-	switch w.op {
-	case opIsolate:
+func (w PolicyWrite) String() string {
+	switch w.Op {
+	case OpIsolate:
 		return "isolate"
-	case opUnisolate:
+	case OpUnisolate:
 		return "lift isolation"
-	case opAddRule:
-		return "add rule " + w.rule
+	case OpAddRule:
+		return "add rule " + w.Rule
 	}
-	return "delete rule " + w.rule
+	return "delete rule " + w.Rule
 }
 
 // policyBlock orders the policy changes among dels and puts (implied
@@ -100,7 +100,7 @@ func policyBlock(dels, puts []Change) (block, otherDels, otherPuts []Change) {
 				*others = append(*others, c)
 				continue
 			}
-			switch kindOf(c) {
+			switch KindOf(c) {
 			case state.KindPodPolicy:
 				sides = append(sides, c)
 			case state.KindPolicyIdentity:
@@ -134,7 +134,7 @@ func policyBlock(dels, puts []Change) (block, otherDels, otherPuts []Change) {
 
 // sideWrites lists the writes of part of a pod side's change (see the
 // rule above).
-func sideWrites(c Change, part stepPart) []policyWrite {
+func sideWrites(c Change, part stepPart) []PolicyWrite {
 	closing, opening := sideParts(c)
 	if part == partClose {
 		return closing
@@ -143,7 +143,7 @@ func sideWrites(c Change, part stepPart) []policyWrite {
 }
 
 // sideParts returns the writes of the two parts of a pod side's change.
-func sideParts(c Change) (closing, opening []policyWrite) {
+func sideParts(c Change) (closing, opening []PolicyWrite) {
 	have, _ := c.Observed.(*state.PodPolicy)
 	want, _ := c.Desired.(*state.PodPolicy)
 	if c.Action == Delete {
@@ -164,11 +164,11 @@ func sideParts(c Change) (closing, opening []policyWrite) {
 	// closing; the others, covered by new ones, once those are in.
 	var lateAdds, earlyDels []string
 	if !newOpen && oldOpen {
-		closing = append(closing, policyWrite{op: opIsolate})
+		closing = append(closing, PolicyWrite{Op: OpIsolate})
 	}
 	for _, r := range added {
 		if oldOpen || covered(r, haveRules) {
-			closing = append(closing, policyWrite{op: opAddRule, rule: r})
+			closing = append(closing, PolicyWrite{Op: OpAddRule, Rule: r})
 		} else {
 			lateAdds = append(lateAdds, r)
 		}
@@ -183,24 +183,24 @@ func sideParts(c Change) (closing, opening []policyWrite) {
 	// that both the old and the new state cover, bridges the gap.
 	bridges := bridgeRules(earlyDels, lateAdds, haveRules, wantRules)
 	for _, r := range bridges {
-		closing = append(closing, policyWrite{op: opAddRule, rule: r})
+		closing = append(closing, PolicyWrite{Op: OpAddRule, Rule: r})
 	}
 	for _, r := range earlyDels {
-		closing = append(closing, policyWrite{op: opDeleteRule, rule: r})
+		closing = append(closing, PolicyWrite{Op: OpDeleteRule, Rule: r})
 	}
 	for _, r := range lateAdds {
-		opening = append(opening, policyWrite{op: opAddRule, rule: r})
+		opening = append(opening, PolicyWrite{Op: OpAddRule, Rule: r})
 	}
 	if want == nil {
-		opening = append(opening, policyWrite{op: opUnisolate})
+		opening = append(opening, PolicyWrite{Op: OpUnisolate})
 	}
 	for _, r := range gone {
 		if !slices.Contains(earlyDels, r) {
-			opening = append(opening, policyWrite{op: opDeleteRule, rule: r})
+			opening = append(opening, PolicyWrite{Op: OpDeleteRule, Rule: r})
 		}
 	}
 	for _, r := range bridges {
-		opening = append(opening, policyWrite{op: opDeleteRule, rule: r})
+		opening = append(opening, PolicyWrite{Op: OpDeleteRule, Rule: r})
 	}
 	return closing, opening
 }

@@ -1,4 +1,4 @@
-package reconcile
+package observe
 
 import (
 	"net/netip"
@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/netreconcile/netreconcile/reconcile/plan"
 	"github.com/netreconcile/netreconcile/state"
 )
 
@@ -17,12 +18,12 @@ func TestWriteThrough(t *testing.T) {
 		return &state.Service{IP: netip.MustParseAddr(ip), Port: 80, Proto: "TCP", Backends: backends}
 	}
 	ep := func(ip, dev string) *state.Endpoint { return &state.Endpoint{IP: netip.MustParseAddr(ip), Dev: dev} }
-	change := func(a Action, have, want state.Object) Change {
+	change := func(a plan.Action, have, want state.Object) plan.Change {
 		o := want
 		if o == nil {
 			o = have
 		}
-		return Change{Action: a, Kind: o.Kind().String(), Key: o.Key(), Observed: have, Desired: want}
+		return plan.Change{Action: a, Kind: o.Kind().String(), Key: o.Key(), Observed: have, Desired: want}
 	}
 	a, b, c := svc("10.96.0.1", "10.0.0.1:80"), svc("10.96.0.2"), svc("10.96.0.3")
 	e1, e2 := ep("10.0.0.1", "nra"), ep("10.0.0.2", "nrb")
@@ -32,9 +33,9 @@ func TestWriteThrough(t *testing.T) {
 	a2 := svc("10.96.0.1", "10.0.0.2:80")
 	d := svc("10.96.0.4")
 	e3 := ep("10.0.0.3", "nrc")
-	got, gotIndex := writeThrough(objs, index, []Change{
-		change(Delete, b, nil), change(Update, a, a2), change(Delete, e2, nil),
-		change(Create, nil, d), change(Delete, c, nil), change(Create, nil, e3),
+	got, gotIndex := writeThrough(objs, index, []plan.Change{
+		change(plan.Delete, b, nil), change(plan.Update, a, a2), change(plan.Delete, e2, nil),
+		change(plan.Create, nil, d), change(plan.Delete, c, nil), change(plan.Create, nil, e3),
 	})
 	var keys []string
 	for _, o := range got {

@@ -1,4 +1,4 @@
-package reconcile
+package dpconv
 
 import (
 	"testing"
@@ -15,31 +15,31 @@ func TestMapSizeDefaultsMatchObject(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := dpSizes(spec.DefaultMapSizes); got != obj {
+	if got := ToDatapath(spec.DefaultMapSizes); got != obj {
 		t.Errorf("spec.DefaultMapSizes %+v, the object declares %+v", got, obj)
 	}
-	if sizesText(fileSizes(obj)) != "" {
-		t.Errorf("the object's sizes read as changed: %q", sizesText(fileSizes(obj)))
+	if Text(FromDatapath(obj)) != "" {
+		t.Errorf("the object's sizes read as changed: %q", Text(FromDatapath(obj)))
 	}
 }
 
 func TestMapSizesText(t *testing.T) {
 	m := spec.DefaultMapSizes
 	m.PolicyRules, m.Services = 1024, 70000
-	text := sizesText(m)
+	text := Text(m)
 	if text != "policyRules=1024,services=70000" {
 		t.Errorf("text %q", text)
 	}
-	back, err := parseSizes(text)
+	back, err := Parse(text)
 	if err != nil || back != m {
 		t.Errorf("parsed back %+v, %v; want %+v", back, err, m)
 	}
-	if got := fileSizes(dpSizes(m)); got != m {
+	if got := FromDatapath(ToDatapath(m)); got != m {
 		t.Errorf("through datapath.Sizes: %+v, want %+v", got, m)
 	}
 	for _, bad := range []string{"rules=5", "policyRules=x", "policyRules"} {
-		if _, err := parseSizes(bad); err == nil {
-			t.Errorf("parseSizes(%q) accepted", bad)
+		if _, err := Parse(bad); err == nil {
+			t.Errorf("Parse(%q) accepted", bad)
 		}
 	}
 }

@@ -1,10 +1,11 @@
-package reconcile
+package observe
 
 import (
 	"maps"
 	"slices"
 	"sync"
 
+	"github.com/netreconcile/netreconcile/reconcile/plan"
 	"github.com/netreconcile/netreconcile/state"
 )
 
@@ -259,21 +260,21 @@ var mapKinds = map[state.Kind]bool{
 	state.KindPodPolicy: true, state.KindPolicyRevision: true,
 }
 
-// applied updates the cache after p was applied without error: datapath
+// Applied updates the cache after p was applied without error: datapath
 // entries, attachments and netns records are written through; whatever
 // else p touched is invalidated. It reports whether p held map entries
 // only and the cache took them all, so that nothing needs reading again
 // to verify p.
-func (c *Cache) applied(p *Plan) bool {
+func (c *Cache) Applied(p *plan.Plan) bool {
 	if c == nil {
 		return false
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var entries, atts []Change
+	var entries, atts []plan.Change
 	all := true
 	for _, ch := range p.Changes {
-		kind := kindOf(ch)
+		kind := plan.KindOf(ch)
 		switch {
 		case mapKinds[kind]:
 			entries = append(entries, ch)
@@ -327,7 +328,7 @@ func (c *Cache) applied(p *Plan) bool {
 // writeThrough applies changes to objs, objects found in the datapath.
 // index, the ifindex each endpoint or attachment holds, gets -1 for one
 // written: the index its link has now, looked up by name next time.
-func writeThrough(objs []state.Object, index map[string]int, changes []Change) ([]state.Object, map[string]int) {
+func writeThrough(objs []state.Object, index map[string]int, changes []plan.Change) ([]state.Object, map[string]int) {
 	objs, index = slices.Clone(objs), maps.Clone(index)
 	if index == nil {
 		index = map[string]int{}
@@ -341,7 +342,7 @@ func writeThrough(objs []state.Object, index map[string]int, changes []Change) (
 		k := ch.Kind + " " + ch.Key
 		i, have := byKey[k]
 		switch {
-		case ch.Action == Delete:
+		case ch.Action == plan.Delete:
 			if have {
 				gone = append(gone, i)
 			}
@@ -365,13 +366,13 @@ func writeThrough(objs []state.Object, index map[string]int, changes []Change) (
 }
 
 // recordNetns writes a netns change through to the records kept.
-func (c *Cache) recordNetns(ch Change) {
+func (c *Cache) recordNetns(ch plan.Change) {
 	if c.netns == nil {
 		return
 	}
 	recs := maps.Clone(c.netns)
 	delete(recs, ch.Key)
-	if n, ok := ch.Desired.(*state.Netns); ok && ch.Action != Delete && n.Owned {
+	if n, ok := ch.Desired.(*state.Netns); ok && ch.Action != plan.Delete && n.Owned {
 		recs[ch.Key] = n.Owner()
 	}
 	c.netns = recs
@@ -396,25 +397,5 @@ func (c *Cache) invalidate(ns string) {
 	delete(c.pods, ns)
 	if c.dp != nil && slices.ContainsFunc(c.dp.atts, func(o state.Object) bool { return o.(*state.Attach).NS == ns }) {
 		c.dropAttachments() // macvlan pods' are in their namespace
-	}
-}
-
-// setOwner gives a datapath object kept from an earlier pass its owner in
-// this pass's desired state, as observeDatapath does.
-func setOwner(obj state.Object, desired *state.State) {
-	owner := ownerIn(desired, obj)
-	switch o := obj.(type) {
-	case *state.Service:
-		o.OwnerK = owner
-	case *state.Endpoint:
-		o.OwnerK = owner
-	case *state.Attach:
-		o.OwnerK = owner
-	case *state.PolicyIdentity:
-		o.OwnerK = owner
-	case *state.PodPolicy:
-		o.OwnerK = owner
-	case *state.PolicyRevision:
-		o.OwnerK = owner
 	}
 }

@@ -1,4 +1,8 @@
-package reconcile
+// Package records keeps what netreconcile made on a node under its state
+// directory: the namespaces it created, the node sysctls it changed (with
+// their original values), and the links being created when a pass
+// stopped.
+package records
 
 import (
 	"fmt"
@@ -31,23 +35,64 @@ import (
 //   - a record that is a symbolic link, or larger than maxRecord, is not
 //     read at all.
 
-// ownedNetns lists the namespaces recorded as created by netreconcile,
-// with the owner each record names.
-func (c *Config) ownedNetns() (map[string]string, []string, error) {
-	return readRecords(filepath.Join(c.nodeStateDir(), "netns"), func(name string) string { return name }, checkNetnsRecord)
+// DefaultRoot holds per-node records. It is on tmpfs, like /var/run/netns,
+// so records and namespaces vanish together at reboot.
+const DefaultRoot = "/run/netreconcile"
+
+// maxRecord bounds a record: one holds an owner or a sysctl's value.
+const maxRecord = 4096
+
+// Dir is one node's records: <state-dir>/<node>.
+type Dir string
+
+// For is the records directory of node under stateDir ("": DefaultRoot).
+func For(stateDir, node string) Dir {
+	if stateDir == "" {
+		stateDir = DefaultRoot
+	}
+	return Dir(filepath.Join(stateDir, node))
 }
 
-// recordedSysctls returns sysctls changed by netreconcile and their
-// original values.
-func (c *Config) recordedSysctls() (map[string]string, []string, error) {
-	return readRecords(filepath.Join(c.nodeStateDir(), "sysctl"), func(name string) string {
+func (d Dir) sub(name string) string { return filepath.Join(string(d), name) }
+
+// OwnedNetns lists the namespaces recorded as created by netreconcile,
+// with the owner each record names, and warnings for records ignored.
+func (d Dir) OwnedNetns() (map[string]string, []string, error) {
+	return readRecords(d.sub("netns"), func(name string) string { return name }, checkNetnsRecord)
+}
+
+// RecordNetns records that namespace name (of owner) is about to be
+// created: a crash in between leaves a record of an absent namespace
+// rather than an unrecorded namespace.
+func (d Dir) RecordNetns(name, owner string) error {
+	if err := os.MkdirAll(d.sub("netns"), 0o700); err != nil {
+		return fmt.Errorf("record netns %s: %w", name, err)
+	}
+	if err := statedir.WriteFile(filepath.Join(d.sub("netns"), name), []byte(owner+"\n"), 0o600); err != nil {
+		return fmt.Errorf("record netns %s: %w", name, err)
+	}
+	return nil
+}
+
+// ForgetNetns removes the record of namespace name.
+func (d Dir) ForgetNetns(name string) error {
+	if err := os.Remove(filepath.Join(d.sub("netns"), name)); err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("remove the record of netns %s: %w", name, err)
+	}
+	return nil
+}
+
+// RecordedSysctls returns sysctls changed by netreconcile and their
+// original values, and warnings for records ignored.
+func (d Dir) RecordedSysctls() (map[string]string, []string, error) {
+	return readRecords(d.sub("sysctl"), func(name string) string {
 		return strings.ReplaceAll(name, ".", "/")
 	}, checkSysctlRecord)
 }
 
 // checkNetnsRecord says why a netns record cannot be netreconcile's by
 // its name. Its owner is checked only when the namespace exists
-// (podOwner): a record of an absent namespace, even one torn by a crash
+// (PodOwner): a record of an absent namespace, even one torn by a crash
 // while it was written, only ever gets itself removed.
 func checkNetnsRecord(name, _ string) error {
 	if name == "." || name == ".." || len(name) > 255 || strings.IndexFunc(name, func(r rune) bool { return r <= ' ' || r > '~' }) >= 0 {
@@ -56,8 +101,8 @@ func checkNetnsRecord(name, _ string) error {
 	return nil
 }
 
-// podOwner reports whether owner, from a netns record, names a pod.
-func podOwner(owner string) bool {
+// PodOwner reports whether owner, from a netns record, names a pod.
+func PodOwner(owner string) bool {
 	parts := strings.Split(owner, "/")
 	return len(parts) == 3 && parts[0] == "pod" && parts[1] != "" && parts[2] != ""
 }

@@ -1,0 +1,230 @@
+package apply
+
+import (
+	"fmt"
+	"net/netip"
+	"sync"
+
+	"github.com/netreconcile/netreconcile/datapath"
+	"github.com/netreconcile/netreconcile/drivers"
+	"github.com/netreconcile/netreconcile/reconcile/internal/dpconv"
+	"github.com/netreconcile/netreconcile/reconcile/plan"
+	"github.com/netreconcile/netreconcile/state"
+)
+
+// dpHolder opens the node's datapath once per apply, for all workers.
+// Map changes use the maps alone (datapath.Inspect); only attaching
+// programs or (re)creating the datapath loads the programs, which means
+// verifying them.
+type dpHolder struct {
+	pinDir string
+	tc     bool // prefer clsact to tcx
+	mu     sync.Mutex
+	dp     *datapath.Datapath
+	full   bool // dp has its programs loaded
+	notes  []string
+	// sizes are the map sizes the step creating or replacing the datapath
+	// wants; nil: those of the maps pinned (the plan replaces the
+	// datapath when they differ from the file's).
+	sizes *datapath.Sizes
+}
+
+// setSizes records the map sizes of the datapath about to be created.
+func (h *dpHolder) setSizes(d *state.Datapath) error {
+	m, err := dpconv.Parse(d.MapSizes)
+	if err != nil {
+		return err
+	}
+	s := dpconv.ToDatapath(m)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.sizes = &s
+	return nil
+}
+
+func (h *dpHolder) get(needPrograms bool) (*datapath.Datapath, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.dp != nil && (h.full || !needPrograms) {
+		return h.dp, nil
+	}
+	if h.dp != nil {
+		h.dp.Close()
+		h.dp = nil
+	}
+	sizes := datapath.PinnedSizes(h.pinDir)
+	if h.sizes != nil {
+		sizes = *h.sizes
+	}
+	if !needPrograms {
+		// (Not on an older build's pins: writes to the maps it lacks
+		// would go to Inspect's stand-ins; Open adds them.)
+		dp, reason, err := datapath.InspectWith(h.pinDir, sizes)
+		if err == nil && dp != nil && reason == "" && dp.Complete() {
+			h.dp = dp
+			return dp, nil
+		}
+		if dp != nil {
+			dp.Close()
+		}
+	}
+	dp, err := datapath.OpenWith(h.pinDir, sizes)
+	if err != nil {
+		return nil, fmt.Errorf("datapath.OpenWith: %w", err)
+	}
+	dp.PreferTC = h.tc
+	h.dp, h.full, h.notes = dp, true, dp.Notes()
+	return dp, nil
+}
+
+// takeNotes returns what opening the datapath replaced or upgraded, once.
+func (h *dpHolder) takeNotes() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := h.notes
+	h.notes = nil
+	return n
+}
+
+func (h *dpHolder) close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.dp != nil {
+		h.dp.Close()
+		h.dp = nil
+	}
+}
+
+// datapathStep applies one change to a datapath object.
+func (a *applier) datapathStep(c plan.Change) error {
+	obj := c.Desired
+	if c.Action == plan.Delete {
+		obj = c.Observed
+	}
+	if d, ok := obj.(*state.Datapath); ok && c.Action != plan.Delete {
+		if err := a.dp.setSizes(d); err != nil {
+			return err
+		}
+	}
+	if d, ok := obj.(*state.Datapath); ok && (c.Action == plan.Delete || c.Action == plan.Replace) {
+		if err := a.destroyDatapath(c, d); err != nil || c.Action == plan.Delete {
+			return err
+		}
+	}
+	_, isAttach := obj.(*state.Attach)
+	_, isDatapath := obj.(*state.Datapath)
+	dp, err := a.dp.get((isAttach || isDatapath) && c.Action != plan.Delete)
+	if err != nil {
+		return err
+	}
+	for _, n := range a.dp.takeNotes() {
+		a.log.Info("datapath", "note", n)
+	}
+	if c.Action == plan.Delete {
+		return deleteEntry(dp, c, obj)
+	}
+	return a.writeEntry(dp, c, obj)
+}
+
+// destroyDatapath removes datapath d (deleted or replaced).
+func (a *applier) destroyDatapath(c plan.Change, d *state.Datapath) error {
+	a.dp.close()
+	why := ""
+	if have, ok := c.Observed.(*state.Datapath); ok && !have.Reusable {
+		_, why, _ = datapath.Inspect(d.PinDir) // for the log: the pins are about to go
+	}
+	if err := datapath.Destroy(d.PinDir); err != nil {
+		return fmt.Errorf("datapath.Destroy: %w", err)
+	}
+	if why != "" {
+		a.log.Info("datapath", "note", fmt.Sprintf("removed the datapath pinned in %s by a build with another map layout (%s): "+
+			"services, endpoints and connection tracking start empty", d.PinDir, why))
+	}
+	return nil
+}
+
+// deleteEntry removes datapath object obj from dp.
+func deleteEntry(dp *datapath.Datapath, c plan.Change, obj state.Object) error {
+	switch o := obj.(type) {
+	case *state.Service:
+		key := datapath.ServiceKey{IP: o.IP, Port: o.Port, Proto: dpconv.ProtoNumber(o.Proto)}
+		return called("DeleteService", dp.DeleteService(key))
+	case *state.Endpoint:
+		return called("DeleteEndpoint", dp.DeleteEndpoint(o.IP))
+	case *state.PolicyIdentity, *state.PodPolicy, *state.PolicyRevision:
+		return policyStep(dp, c)
+	case *state.Attach:
+		return called("Detach", dp.Detach(o.Name))
+	}
+	return fmt.Errorf("unknown datapath object %T", obj)
+}
+
+// writeEntry creates or updates datapath object obj in dp.
+func (a *applier) writeEntry(dp *datapath.Datapath, c plan.Change, obj state.Object) error {
+	switch o := obj.(type) {
+	case *state.Datapath:
+		conf, err := dp.Config()
+		if err != nil {
+			return fmt.Errorf("read the datapath's configuration: %w", err)
+		}
+		conf.FastPath = o.FastPath
+		conf.ConntrackPerSource = o.ConntrackPerSource
+		return called("SetConfig", dp.SetConfig(conf))
+	case *state.Service:
+		svc := datapath.Service{Key: datapath.ServiceKey{IP: o.IP, Port: o.Port, Proto: dpconv.ProtoNumber(o.Proto)},
+			Affinity: o.Affinity}
+		for _, b := range o.Backends {
+			ap, err := netip.ParseAddrPort(b)
+			if err != nil {
+				return fmt.Errorf("backend %q: %w", b, err)
+			}
+			svc.Backends = append(svc.Backends, datapath.Backend{IP: ap.Addr(), Port: ap.Port()})
+		}
+		return called("SetService", dp.SetService(svc))
+	case *state.Endpoint:
+		_, idx, err := a.linkIndex(state.NodeNS, o.Dev)
+		if err != nil {
+			return err
+		}
+		return called("SetEndpoint", dp.SetEndpoint(o.IP, datapath.Endpoint{IfIndex: idx}))
+	case *state.PolicyIdentity, *state.PodPolicy, *state.PolicyRevision:
+		return policyStep(dp, c)
+	case *state.Attach:
+		return a.attach(dp, o)
+	}
+	return fmt.Errorf("unknown datapath object %T", obj)
+}
+
+// attach attaches the program of o, its source bound first.
+func (a *applier) attach(dp *datapath.Datapath, o *state.Attach) error {
+	dir, err := datapath.ParseDirection(o.Direction)
+	if err != nil {
+		return err
+	}
+	ns := o.NS
+	if ns == state.NodeNS {
+		ns = a.cfg.NodeNetns
+	}
+	if o.Source != "" {
+		if err := a.bindSource(dp, o, ns); err != nil {
+			return err
+		}
+	}
+	return called("Attach", dp.Attach(ns, o.IfName, dir))
+}
+
+// bindSource binds the pod's address and MAC to the interface of o, before
+// its program runs (bpf/guard.h drops what an unbound interface sends).
+// The MAC is the pod's own interface's: the pod end of a veth pair, or the
+// macvlan or ipvlan interface itself.
+func (a *applier) bindSource(dp *datapath.Datapath, o *state.Attach, ns string) error {
+	ip, err := netip.ParseAddr(o.Source)
+	if err != nil {
+		return fmt.Errorf("bind %s: source %q: %w", o.Name, o.Source, err)
+	}
+	mac, err := datapath.HardwareAddr(o.PodNS, drivers.PodIfName)
+	if err != nil {
+		return fmt.Errorf("bind %s: %w", o.Name, err)
+	}
+	return called("bind "+o.Name+": Bind", dp.Bind(ns, o.IfName, datapath.Source{IP: ip, MAC: mac}))
+}

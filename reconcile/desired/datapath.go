@@ -1,0 +1,192 @@
+package desired
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/netreconcile/netreconcile/datapath"
+	"github.com/netreconcile/netreconcile/drivers"
+	"github.com/netreconcile/netreconcile/policy/compile"
+	"github.com/netreconcile/netreconcile/reconcile/internal/dpconv"
+	"github.com/netreconcile/netreconcile/spec"
+	"github.com/netreconcile/netreconcile/state"
+)
+
+// The eBPF datapath as state objects. A node gets a datapath when the file
+// has services or policies; then every pod on it has the programs attached
+// (a pod can only reach a service through them), every clusterIP port is a
+// Service entry whose backends are the selected pods on any node, and
+// every local veth or bridge pod is an Endpoint for the fast path.
+
+// WantsDatapath reports whether the file needs the eBPF datapath.
+func WantsDatapath(r *spec.Resolved) bool { return len(r.Services) > 0 || len(r.Policies) > 0 }
+
+// desiredDatapath adds the datapath objects of node n, which holds pods,
+// to s.
+func desiredDatapath(cfg *Config, r *spec.Resolved, n *drivers.Node, pods []spec.ResolvedPod,
+	compiled func() (*compile.Program, error), s *state.State) error {
+	if !WantsDatapath(r) {
+		return nil
+	}
+	if err := s.Add(&state.Datapath{PinDir: cfg.BPFFS, FastPath: true, Reusable: true, MapSizes: dpconv.Text(r.Maps),
+		ConntrackPerSource: uint32(r.ConntrackPerSource),
+		OwnerK:             state.DatapathOwner}); err != nil {
+		return err
+	}
+	use, err := desiredServices(r, s)
+	if err != nil {
+		return err
+	}
+	prog, err := compiled()
+	if err != nil {
+		return err
+	}
+	use.policyUse(prog)
+	for i := range pods {
+		if hasEndpoint(&pods[i]) {
+			use.Endpoints++
+		}
+	}
+	if err := capacityError(n.Name, use, r.Maps); err != nil {
+		return err
+	}
+	if err := desiredPolicy(cfg, prog, s); err != nil {
+		return err
+	}
+	return desiredPods(cfg, n, pods, s)
+}
+
+// desiredServices adds a Service entry per clusterIP port to s, and
+// returns the map entries they use.
+func desiredServices(r *spec.Resolved, s *state.State) (*MapUse, error) {
+	// Services select pods of their own namespace, on any node, by labels.
+	idx := spec.NewPodIndex(r.Pods, nil)
+	// Backends depend only on a service's namespace and selector and on
+	// the port's target and protocol: services that share these (one per
+	// port of a workload, say) share the work.
+	known := map[string][]string{}
+	ports := 0
+	for _, svc := range r.Services {
+		ports += len(svc.Ports)
+	}
+	s.Grow(state.KindService, ports)
+	use := &MapUse{Services: ports}
+	for i := range r.Services {
+		svc := &r.Services[i]
+		for _, port := range svc.Ports {
+			key := backendsKey(svc, port)
+			bs, ok := known[key]
+			if !ok {
+				bs = backends(r.Pods, idx.Candidates(svc.Namespace, svc.Selector), svc, port)
+				known[key] = bs
+			}
+			use.Backends += len(bs)
+			// (each object gets its own copy of the shared list)
+			obj := &state.Service{IP: svc.ClusterIP, Port: uint16(port.Port), Proto: port.Protocol,
+				Backends: slices.Clone(bs), Affinity: svc.SessionAffinity == "ClientIP",
+				OwnerK: "service/" + svc.Key}
+			if err := s.Add(obj); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return use, nil
+}
+
+// desiredPods adds the fast-path endpoints and the program attachments of
+// the node's pods to s.
+func desiredPods(cfg *Config, n *drivers.Node, pods []spec.ResolvedPod, s *state.State) error {
+	s.Grow(state.KindEndpoint, len(pods))
+	s.Grow(state.KindAttach, len(datapath.HostDirections)*len(pods))
+	for i := range pods {
+		p := &pods[i]
+		owner := drivers.PodOwner(p)
+		var objs []state.Object
+		switch p.Mode {
+		case spec.ModeVeth, spec.ModeBridge:
+			host := drivers.HostIfName(n.Name, p.Key)
+			objs = append(objs, &state.Endpoint{IP: p.IP, Dev: host, OwnerK: owner})
+			for _, dir := range datapath.HostDirections {
+				objs = append(objs, attachObject(cfg.NodeNetns, state.NodeNS, host, dir, owner, p))
+			}
+		default:
+			for _, dir := range datapath.PodDirections {
+				objs = append(objs, attachObject(p.Netns, p.Netns, drivers.PodIfName, dir, owner, p))
+			}
+		}
+		for _, o := range objs {
+			if o == nil {
+				return fmt.Errorf("pod %s: bad attachment name", p.Key)
+			}
+			if err := s.Add(o); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// backendsKey names what the backends of one port of svc depend on.
+func backendsKey(svc *spec.ResolvedService, port spec.ServicePort) string {
+	keys := make([]string, 0, len(svc.Selector))
+	for k := range svc.Selector {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	b.Grow(64)
+	b.WriteString(svc.Namespace)
+	for _, k := range keys {
+		b.WriteString("\x00" + k + "\x00" + svc.Selector[k])
+	}
+	b.WriteString("\x00" + port.Protocol)
+	if port.TargetPort.IsString {
+		b.WriteString("\x00name " + port.TargetPort.StrVal)
+	} else {
+		b.WriteString("\x00port " + strconv.Itoa(port.TargetPort.IntVal))
+	}
+	return b.String()
+}
+
+// attachObject is a program attachment of pod p; the hook of packets
+// leaving the pod carries its source binding.
+func attachObject(nsRef, ns, ifname string, dir datapath.Direction, owner string, p *spec.ResolvedPod) state.Object {
+	name, err := datapath.AttachmentName(nsRef, ifname, dir)
+	if err != nil {
+		return nil
+	}
+	a := &state.Attach{Name: name, NS: ns, IfName: ifname, Direction: dir.String(), Live: true, OwnerK: owner}
+	if dir.FromPod() {
+		a.Source, a.PodNS = p.IP.String(), p.Netns
+	}
+	return a
+}
+
+// Backends lists "ip:port" of the pods that back one port of svc: pods of
+// its namespace, on any node, matching its selector; a named targetPort
+// resolves per pod, and pods that do not declare it are left out, as
+// Kubernetes does. A service without a selector has no backends.
+func Backends(r *spec.Resolved, svc *spec.ResolvedService, port spec.ServicePort) []string {
+	return backends(r.Pods, spec.NewPodIndex(r.Pods, nil).Candidates(svc.Namespace, svc.Selector), svc, port)
+}
+
+// backends is Backends among the pods at indexes cands (spec's rule:
+// ResolvedService.Selects, ServicePort.TargetOf).
+func backends(pods []spec.ResolvedPod, cands []int, svc *spec.ResolvedService, port spec.ServicePort) []string {
+	out := []string{}
+	for _, i := range cands {
+		p := &pods[i]
+		if !svc.Selects(p) {
+			continue
+		}
+		if target, ok := port.TargetOf(p); ok {
+			out = append(out, netip.AddrPortFrom(p.IP, uint16(target)).String())
+		}
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,102 @@
+package state
+
+import "net/netip"
+
+// Observed is what one observation pass saw on the node: the objects
+// netreconcile owns, the foreign objects a desired one could clash with,
+// and facts about the uplink. Its JSON form is `show -o json` and the
+// input of `plan --observed`.
+type Observed struct {
+	Node    string  `json:"node"`
+	Uplink  Uplink  `json:"uplink"`
+	Owned   *State  `json:"owned"`
+	Foreign Foreign `json:"foreign"`
+	// Defences is what the datapath does against hostile pods (show
+	// only; plan --observed does not need it).
+	Defences *Defences `json:"defences,omitempty"`
+	// Phases times the parts of the pass, for the verbose log.
+	Phases []any `json:"-"`
+	// Warnings name state records that were ignored.
+	Warnings []string `json:"-"`
+}
+
+// Uplink describes the node's uplink as found in the node namespace.
+type Uplink struct {
+	Name  string         `json:"name"`
+	Found bool           `json:"found"`
+	Index int            `json:"index,omitempty"`
+	MTU   int            `json:"mtu,omitempty"`
+	Addrs []netip.Prefix `json:"addresses,omitempty"`
+	// Unreachable lists peer node addresses the node namespace has no
+	// route to (filled by the engine, with one route lookup per peer).
+	Unreachable []netip.Addr `json:"unreachable,omitempty"`
+}
+
+// Foreign lists objects that are not netreconcile's, by the keys desired
+// objects would have.
+type Foreign struct {
+	Links  map[string]string `json:"links,omitempty"`     // link key -> type
+	Addrs  map[string]string `json:"addresses,omitempty"` // AddrKey -> link key
+	Routes map[string]int    `json:"routes,omitempty"`    // route key -> protocol
+	Netns  map[string]bool   `json:"netns,omitempty"`     // existing namespaces the file names, not created by us
+	// VXLAN lists foreign VXLAN devices as "VNI/port": the kernel allows
+	// one device per VNI and UDP port in a namespace.
+	VXLAN map[string]string `json:"vxlan,omitempty"` // link key -> "vni/port"
+}
+
+// NewObserved returns an empty observation of node.
+func NewObserved(node string) *Observed {
+	return &Observed{Node: node, Owned: New(), Foreign: Foreign{
+		Links: map[string]string{}, Addrs: map[string]string{}, Routes: map[string]int{}, Netns: map[string]bool{},
+		VXLAN: map[string]string{},
+	}}
+}
+
+// AddrKey keys a foreign address: its namespace and IP.
+func AddrKey(ns string, ip netip.Addr) string { return NSLabel(ns) + "/" + ip.String() }
+
+// Defences is what the node's datapath does against hostile pods, as
+// show reports it: per pod (or source address) the source its interface
+// is bound to, the packets dropped and why, and the conntrack entries it
+// holds; and what the in-kernel conntrack collector did. Everything is
+// read from the pinned maps; nothing is run or changed.
+type Defences struct {
+	// Pods are sorted by address: every bound pod, and every other
+	// address with drops or conntrack entries charged to it (a remote
+	// pod that opened connections to a local one).
+	Pods []PodDefence `json:"pods"`
+	// Unbound counts, by reason, the drops on interfaces that had no
+	// source binding (no pod to charge them to).
+	Unbound map[string]uint64 `json:"unbound_drops,omitempty"`
+	// Collector is the conntrack collector's progress.
+	Collector Collector `json:"conntrack_gc"`
+}
+
+// PodDefence is one source address's part of Defences.
+type PodDefence struct {
+	Pod     string `json:"pod,omitempty"` // namespace/name, when the file names the address
+	Address string `json:"address"`
+	// MAC is the bound source MAC ("" when no interface here is bound
+	// to the address).
+	MAC string `json:"mac,omitempty"`
+	// Drops counts dropped packets by reason (only reasons that
+	// happened): on the pod's own hooks, and the policy-ingress drops of
+	// packets to it.
+	Drops     map[string]uint64 `json:"drops,omitempty"`
+	Conntrack ConntrackShare    `json:"conntrack"`
+}
+
+// ConntrackShare is how many entries a source holds in each conntrack
+// table (each is bounded per source).
+type ConntrackShare struct {
+	Service uint32 `json:"service"`
+	Policy  uint32 `json:"policy"`
+}
+
+// Collector is what the conntrack collector did: walks so far, and the
+// entries its last walk looked at and deleted (expired).
+type Collector struct {
+	Runs        uint64 `json:"runs"`
+	LastScanned uint64 `json:"last_scanned"`
+	LastDeleted uint64 `json:"last_deleted"`
+}
