@@ -60,7 +60,7 @@ func (k *kernelEvents) on(ev KernelEvent) {
 	if k.inKinds == nil {
 		k.inKinds = map[string]int{}
 	}
-	k.inKinds[nsLabel(ev.NS)+"/"+ev.Kind]++
+	k.inKinds[state.NSLabel(ev.NS)+"/"+ev.Kind]++
 	k.mu.Unlock()
 	select {
 	case k.wake <- struct{}{}:
@@ -110,9 +110,9 @@ func (k *kernelEvents) netnsName(log logr.Logger, key string, gone bool, now tim
 	if k.counts == nil {
 		k.counts = map[string]int{}
 	}
-	k.counts[nsLabel(key)+"/"+EventNetns]++
+	k.counts[state.NSLabel(key)+"/"+EventNetns]++
 	if k.w.drop(key, ref) {
-		log.V(1).Info("netns went away", "netns", nsLabel(key))
+		log.V(1).Info("netns went away", "netns", state.NSLabel(key))
 	}
 	if k.first.IsZero() {
 		k.first = now

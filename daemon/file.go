@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"strings"
 
 	"github.com/go-logr/logr"
 
@@ -58,7 +57,7 @@ func (f *topoFile) open() error {
 		return fmt.Errorf("%w: %w", ErrFile, err)
 	}
 	if r.Node(f.node) == nil {
-		return fmt.Errorf("%w %s: node %q is not in the file (nodes: %s)", ErrFile, f.path, f.node, nodeNames(r))
+		return fmt.Errorf("%w %s: node %q is not in the file (nodes: %s)", ErrFile, f.path, f.node, r.NodeNames())
 	}
 	f.spec, f.specSum, f.readSum, f.state = r, sha256.Sum256(data), sha256.Sum256(data), fileOK
 	f.m.ConfigOK.Set(1)
@@ -92,7 +91,7 @@ func (f *topoFile) reload(log logr.Logger, force bool) bool {
 	f.readSum = sum
 	r, err := f.parser.Load(f.path, data)
 	if err == nil && r.Node(f.node) == nil {
-		err = fmt.Errorf("%s: node %q is not in the file (nodes: %s)", f.path, f.node, nodeNames(r))
+		err = fmt.Errorf("%s: node %q is not in the file (nodes: %s)", f.path, f.node, r.NodeNames())
 	}
 	if err != nil {
 		f.state, f.err = fileInvalid, err
@@ -135,10 +134,4 @@ func (f *topoFile) unreadable(log logr.Logger, err error) {
 	f.state, f.err, f.readSum = st, err, [32]byte{}
 }
 
-func nodeNames(r *spec.Resolved) string {
-	names := make([]string, 0, len(r.Nodes))
-	for _, n := range r.Nodes {
-		names = append(names, n.Name)
-	}
-	return strings.Join(names, ", ")
-}
+

@@ -228,12 +228,12 @@ func (k *kernelWatcher) close() {
 func (k *kernelWatcher) subscribe(key, ref string) (*nsWatch, error) {
 	h, err := nsutil.Open(ref)
 	if err != nil {
-		return nil, fmt.Errorf("subscribe to netns %q: %w", nsLabel(key), err)
+		return nil, fmt.Errorf("subscribe to netns %q: %w", state.NSLabel(key), err)
 	}
 	defer h.Close()
 	var st unix.Stat_t
 	if err := unix.Fstat(int(h), &st); err != nil {
-		return nil, fmt.Errorf("subscribe to netns %q: %w", nsLabel(key), err)
+		return nil, fmt.Errorf("subscribe to netns %q: %w", state.NSLabel(key), err)
 	}
 	fd := -1
 	open := func() error {
@@ -250,7 +250,7 @@ func (k *kernelWatcher) subscribe(key, ref string) (*nsWatch, error) {
 		if fd >= 0 {
 			unix.Close(fd)
 		}
-		return nil, fmt.Errorf("subscribe to netns %q: netlink socket: %w", nsLabel(key), err)
+		return nil, fmt.Errorf("subscribe to netns %q: netlink socket: %w", state.NSLabel(key), err)
 	}
 	if key == state.NodeNS && k.rcvbuf > 0 {
 		// Best effort: FORCE needs CAP_NET_ADMIN, which we have; an
@@ -261,12 +261,12 @@ func (k *kernelWatcher) subscribe(key, ref string) (*nsWatch, error) {
 	}
 	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Groups: groups}); err != nil {
 		unix.Close(fd)
-		return nil, fmt.Errorf("subscribe to netns %q: bind: %w", nsLabel(key), err)
+		return nil, fmt.Errorf("subscribe to netns %q: bind: %w", state.NSLabel(key), err)
 	}
 	sa, err := unix.Getsockname(fd)
 	if err != nil {
 		unix.Close(fd)
-		return nil, fmt.Errorf("subscribe to netns %q: getsockname: %w", nsLabel(key), err)
+		return nil, fmt.Errorf("subscribe to netns %q: getsockname: %w", state.NSLabel(key), err)
 	}
 	port := sa.(*unix.SockaddrNetlink).Pid
 	// Learn the links there are with a dump on the same socket: its
@@ -275,10 +275,10 @@ func (k *kernelWatcher) subscribe(key, ref string) (*nsWatch, error) {
 	// recognised as nothing new.
 	if err := requestLinkDump(fd); err != nil {
 		unix.Close(fd)
-		return nil, fmt.Errorf("subscribe to netns %q: link dump: %w", nsLabel(key), err)
+		return nil, fmt.Errorf("subscribe to netns %q: link dump: %w", state.NSLabel(key), err)
 	}
 	// A non-blocking descriptor makes os.File use the poller.
-	f := os.NewFile(uintptr(fd), "netlink:"+nsLabel(key))
+	f := os.NewFile(uintptr(fd), "netlink:"+state.NSLabel(key))
 	id := nsID{st.Dev, st.Ino}
 	if ref == "" {
 		id = nsID{}
@@ -447,9 +447,4 @@ func (k *kernelWatcher) neighMatters(key string, data []byte) bool {
 	return false
 }
 
-func nsLabel(key string) string {
-	if key == state.NodeNS {
-		return "node"
-	}
-	return key
-}
+

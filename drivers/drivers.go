@@ -113,7 +113,7 @@ var DefaultRoute = netip.MustParsePrefix("0.0.0.0/0")
 // Forwarding adds net.ipv4.ip_forward=1 in the node namespace: every mode
 // routes pod traffic through the node.
 func Forwarding(n *Node, s *state.State) error {
-	return s.Add(&state.Sysctl{NS: state.NodeNS, Name: "net/ipv4/ip_forward", Value: "1", OwnerK: "node"})
+	return s.Add(&state.Sysctl{NS: state.NodeNS, Name: "net/ipv4/ip_forward", Value: "1", OwnerK: state.NodeOwner})
 }
 
 // PodMAC derives the pod interface's MAC from its IPv4 address (0a:58

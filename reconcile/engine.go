@@ -60,7 +60,7 @@ func (e *Engine) uplink(r *spec.Resolved) (Uplink, error) {
 func (e *Engine) Plan(r *spec.Resolved, observed *Observed) (*Result, error) {
 	node := r.Node(e.Cfg.Node)
 	if node == nil {
-		return nil, fmt.Errorf("node %q is not in the file (nodes: %s)", e.Cfg.Node, nodeNames(r))
+		return nil, fmt.Errorf("node %q is not in the file (nodes: %s)", e.Cfg.Node, r.NodeNames())
 	}
 	e.Cfg.Uplink = node.Uplink
 	up := Uplink{}
@@ -72,7 +72,7 @@ func (e *Engine) Plan(r *spec.Resolved, observed *Observed) (*Result, error) {
 			return nil, err
 		}
 	}
-	k, err := e.probe(r, observed == nil)
+	k, err := e.kernelFeatures(r, observed == nil)
 	if err != nil {
 		return nil, err
 	}
@@ -116,13 +116,7 @@ func (e *Engine) kernel() *drivers.Kernel {
 	return e.Kernel
 }
 
-func nodeNames(r *spec.Resolved) string {
-	var names []string
-	for _, n := range r.Nodes {
-		names = append(names, n.Name)
-	}
-	return strings.Join(names, ", ")
-}
+
 
 // Apply converges the node to the file and verifies the result.
 func (e *Engine) Apply(ctx context.Context, r *spec.Resolved) (*Result, error) {

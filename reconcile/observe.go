@@ -84,7 +84,7 @@ func setOwners(owned, desired *state.State) {
 			if d := desired.Get(k, key); d != nil {
 				owner = d.Owner()
 			} else if k == state.KindSysctl {
-				owner = "node"
+				owner = state.NodeOwner
 			}
 			setOwner(obj, owner)
 		}

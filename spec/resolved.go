@@ -1,6 +1,9 @@
 package spec
 
-import "net/netip"
+import (
+	"net/netip"
+	"strings"
+)
 
 // Resolved is the desired model: the file after validation, with defaults
 // applied, addresses parsed and allocated, and everything sorted by key.
@@ -117,4 +120,13 @@ type MapSizes struct {
 var DefaultMapSizes = MapSizes{
 	Services: 65536, Backends: 65536, Endpoints: 16384, Affinity: 16384, Conntrack: 131072,
 	PolicyIdentities: 65536, PolicyPods: 32768, PolicyRules: 262144,
+}
+
+// NodeNames lists the file's nodes for messages: "a, b, c".
+func (r *Resolved) NodeNames() string {
+	names := make([]string, 0, len(r.Nodes))
+	for _, n := range r.Nodes {
+		names = append(names, n.Name)
+	}
+	return strings.Join(names, ", ")
 }

@@ -92,6 +92,10 @@ type Attr struct {
 	Value string
 }
 
+// NodeOwner owns node-wide objects that no pod or driver does (the node's
+// sysctls).
+const NodeOwner = "node"
+
 // NSLabel names namespace ns in messages and keys: "node" for the node's.
 func NSLabel(ns string) string {
 	if ns == NodeNS {

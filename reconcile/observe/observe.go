@@ -775,7 +775,7 @@ func (o *observer) linkSysctls(scope *Scope, sys *nodeSysctls) error {
 func (o *observer) sysctls(scope *Scope, sys *nodeSysctls) error {
 	names := map[string]string{}
 	for _, name := range scope.Sysctls {
-		names[name] = "node"
+		names[name] = state.NodeOwner
 	}
 	recorded, warns, err := o.cfg.Records.RecordedSysctls()
 	if err != nil {
@@ -784,7 +784,7 @@ func (o *observer) sysctls(scope *Scope, sys *nodeSysctls) error {
 	o.warn(warns...)
 	for name := range recorded {
 		if _, ok := names[name]; !ok {
-			names[name] = "node"
+			names[name] = state.NodeOwner
 		}
 	}
 	for name, owner := range names {

@@ -15,15 +15,16 @@ import (
 	"github.com/netreconcile/netreconcile/state"
 )
 
-// probed lists the pod modes whose link type some kernels lack; the mode
-// names are the link types.
-var probed = []string{spec.ModeMacvlan, spec.ModeIPvlan}
+// featureModes lists the pod modes whose link type some kernels lack; the
+// mode names are the link types. (Kernel features are "checked" here, never
+// "probed": probe is the reachability command.)
+var featureModes = []string{spec.ModeMacvlan, spec.ModeIPvlan}
 
-// probe fills the engine's kernel facts for the link types the node's
-// pods need, once per engine, so that drivers' Check can refuse a mode
-// before any change. Without kernel access (plan --observed) nothing is
-// probed and Check passes: the plan is still shown.
-func (e *Engine) probe(r *spec.Resolved, kernelAccess bool) (*drivers.Kernel, error) {
+// kernelFeatures fills the engine's kernel facts for the link types the
+// node's pods need, once per engine, so that drivers' Check can refuse a
+// mode before any change. Without kernel access (plan --observed) nothing
+// is checked and Check passes: the plan is still shown.
+func (e *Engine) kernelFeatures(r *spec.Resolved, kernelAccess bool) (*drivers.Kernel, error) {
 	k := e.kernel()
 	if !kernelAccess {
 		return k, nil
@@ -32,11 +33,11 @@ func (e *Engine) probe(r *spec.Resolved, kernelAccess bool) (*drivers.Kernel, er
 		if _, done := k.LinkTypes[p.Mode]; done {
 			continue
 		}
-		for _, typ := range probed {
+		for _, typ := range featureModes {
 			if p.Mode != typ {
 				continue
 			}
-			ok, err := probeLinkType(typ)
+			ok, err := linkTypeAvailable(typ)
 			if err != nil {
 				return nil, err
 			}
@@ -46,33 +47,33 @@ func (e *Engine) probe(r *spec.Resolved, kernelAccess bool) (*drivers.Kernel, er
 	return k, nil
 }
 
-// probeModes is the mode a probe asks for, per probed link type.
-var probeModes = map[string]string{state.LinkMacvlan: "bridge", state.LinkIPvlan: "l2"}
+// testModes is the mode a check asks for, per featureModes link type.
+var testModes = map[string]string{state.LinkMacvlan: "bridge", state.LinkIPvlan: "l2"}
 
-// probeLinkType asks the kernel to create a link of type typ on lo, in a
-// new anonymous network namespace that only this probe holds (it vanishes
-// when the probe closes it), so that nothing the node or anyone sees can
+// linkTypeAvailable asks the kernel to create a link of type typ on lo, in a
+// new anonymous network namespace that only this check holds (it vanishes
+// when the check closes it), so that nothing the node or anyone sees can
 // change. A kernel with the type refuses the request (EINVAL: macvlan and
 // ipvlan need an Ethernet parent); one without it answers EOPNOTSUPP
 // (iproute2's "Unknown device type"), after trying to load the module.
-func probeLinkType(typ string) (bool, error) {
-	kind, mode := kinds.Of(typ), probeModes[typ]
+func linkTypeAvailable(typ string) (bool, error) {
+	kind, mode := kinds.Of(typ), testModes[typ]
 	if kind == nil || mode == "" {
-		return false, fmt.Errorf("probe link type %q: no probe for it", typ)
+		return false, fmt.Errorf("check link type %q: no check for it", typ)
 	}
-	l, err := kind.New(&state.Link{Name: "nrprobe0", Type: typ, Mode: mode}, netlink.LinkAttrs{Name: "nrprobe0"},
+	l, err := kind.New(&state.Link{Name: "nrcheck0", Type: typ, Mode: mode}, netlink.LinkAttrs{Name: "nrcheck0"},
 		drivers.LinkRefs{Parent: 1 /* lo, in every namespace */})
 	if err != nil {
-		return false, fmt.Errorf("probe link type %q: %w", typ, err)
+		return false, fmt.Errorf("check link type %q: %w", typ, err)
 	}
 	ns, err := anonymousNetns()
 	if err != nil {
-		return false, fmt.Errorf("probe link type %q: %w", typ, err)
+		return false, fmt.Errorf("check link type %q: %w", typ, err)
 	}
 	defer ns.Close()
 	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
 	if err != nil {
-		return false, fmt.Errorf("probe link type %q: %w", typ, err)
+		return false, fmt.Errorf("check link type %q: %w", typ, err)
 	}
 	defer h.Close()
 	err = h.LinkAdd(l)
@@ -82,7 +83,7 @@ func probeLinkType(typ string) (bool, error) {
 	case errors.Is(err, unix.EOPNOTSUPP):
 		return false, nil
 	}
-	return false, fmt.Errorf("probe link type %q: %w", typ, err)
+	return false, fmt.Errorf("check link type %q: %w", typ, err)
 }
 
 // anonymousNetns returns a handle on a new network namespace that has no
