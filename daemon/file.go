@@ -133,5 +133,3 @@ func (f *topoFile) unreadable(log logr.Logger, err error) {
 	}
 	f.state, f.err, f.readSum = st, err, [32]byte{}
 }
-
-

@@ -446,5 +446,3 @@ func (k *kernelWatcher) neighMatters(key string, data []byte) bool {
 	}
 	return false
 }
-
-

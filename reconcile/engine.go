@@ -116,8 +116,6 @@ func (e *Engine) kernel() *drivers.Kernel {
 	return e.Kernel
 }
 
-
-
 // Apply converges the node to the file and verifies the result.
 func (e *Engine) Apply(ctx context.Context, r *spec.Resolved) (*Result, error) {
 	res, err := e.Plan(r, nil)
