@@ -144,6 +144,10 @@
 // beside the pinned service maps, and Inspect reads them as empty, so
 // services keep running across the upgrade.
 //
+// Requirements: BTF (/sys/kernel/btf/vmlinux) and the bpf_cast_to_kern_ctx
+// kfunc (Linux 6.3) for source validation, bpf_timer (5.15) for the
+// collector; tcx (6.6) is used where it exists.
+//
 // Limits: IPv4 only; fragments and ICMP errors about translated connections
 // are not translated; host-network clients (node processes) are not
 // load-balanced. Replies that the node routes (fast path off, or backends
