@@ -93,6 +93,10 @@ func (e *Engine) Plan(r *spec.Resolved, observed *Observed) (*Result, error) {
 		phases = append(phases, "observe", time.Since(start))
 		phases = append(phases, observed.Phases...)
 		e.warn(observed)
+	} else {
+		// A saved observation's owners are those of the file it was
+		// shown with: give them this file's, as an observation would.
+		setOwners(observed.Owned, desired)
 	}
 	start = time.Now()
 	p, err := Diff(e.Cfg.Node, desired, observed)

@@ -83,7 +83,7 @@ func (e *Engine) nodeFacts(owned *state.State) (*NodeFacts, error) {
 	if err != nil {
 		return nil, err
 	}
-	f.LinkTypes = map[string]bool{}
+	f.LinkTypes, f.PinDir, f.NodeNetns = map[string]bool{}, e.Cfg.BPFFS, e.Cfg.NodeNetns
 	for _, typ := range featureModes {
 		if f.LinkTypes[typ], err = linkTypeAvailable(typ); err != nil {
 			return nil, err

@@ -49,6 +49,12 @@ type NodeFacts struct {
 	// LinkTypes says, per link type some kernels lack ("macvlan",
 	// "ipvlan"), whether the node's kernel can create it.
 	LinkTypes map[string]bool `json:"link_types"`
+	// PinDir is the node's datapath pin directory (--bpffs), which the
+	// desired datapath names: an offline plan uses it unless given one.
+	PinDir string `json:"pin_dir,omitempty"`
+	// NodeNetns is the node namespace as show was given it (--node-netns):
+	// the datapath's attachment keys name it, so an offline plan uses it.
+	NodeNetns string `json:"node_netns,omitempty"`
 }
 
 // NodeLink is one link of NodeFacts.

@@ -72,7 +72,7 @@ func planNode(g *globals, r *spec.Resolved, node, observed, output string, w io.
 	if err != nil {
 		return false, err
 	}
-	res, err := g.engine(node).Plan(r, obs)
+	res, err := g.offline(obs).engine(node).Plan(r, obs)
 	if err != nil {
 		return false, err
 	}
@@ -81,6 +81,23 @@ func planNode(g *globals, r *spec.Resolved, node, observed, output string, w io.
 	}
 	res.Plan.WriteText(w)
 	return !res.Plan.Empty(), nil
+}
+
+// offline returns the flags for a plan against obs: the observed node's
+// namespace (the datapath's attachment keys name it) and, without
+// --bpffs, its pin directory.
+func (g *globals) offline(obs *reconcile.Observed) *globals {
+	og := *g
+	if obs == nil || obs.Facts == nil {
+		return &og
+	}
+	if og.bpffs == "" {
+		og.bpffs = obs.Facts.PinDir
+	}
+	if obs.Facts.NodeNetns != "" {
+		og.nodeNetns = obs.Facts.NodeNetns
+	}
+	return &og
 }
 
 func writeJSON(w io.Writer, v any) error {

@@ -9,7 +9,6 @@ import (
 	"text/tabwriter"
 
 	"github.com/netreconcile/netreconcile/internal/nsutil"
-	"github.com/netreconcile/netreconcile/lab"
 	"github.com/netreconcile/netreconcile/reconcile"
 	"github.com/netreconcile/netreconcile/spec"
 )
@@ -75,15 +74,15 @@ func planOf(g *globals, r *spec.Resolved, node, observed string) (*reconcile.Pla
 	var (
 		obs *reconcile.Observed
 		err error
-		ng  = *g
 	)
+	// Each node has its own pin directory below --bpffs, as in a lab.
+	ng := labNode(g, node)
 	switch observed {
 	case "":
-		if !nsutil.Exists(lab.NodeNetns(node)) {
-			return nil, errors.New("no lab namespace " + lab.NodeNetns(node) +
+		if !nsutil.Exists(ng.nodeNetns) {
+			return nil, errors.New("no lab namespace " + ng.nodeNetns +
 				": live, --all-nodes plans the nodes of a lab (lab up); else give --observed DIR or empty")
 		}
-		ng = labNode(g, node)
 	case observedEmpty:
 		obs, err = reconcile.EmptyObserved(r, node)
 	default:
@@ -92,7 +91,7 @@ func planOf(g *globals, r *spec.Resolved, node, observed string) (*reconcile.Pla
 	if err != nil {
 		return nil, err
 	}
-	res, err := ng.engine(node).Plan(r, obs)
+	res, err := ng.offline(obs).engine(node).Plan(r, obs)
 	if err != nil {
 		return nil, err
 	}
