@@ -162,3 +162,58 @@ func writePublic(t *testing.T, path string, b []byte, mode os.FileMode) {
 		t.Fatal(err)
 	}
 }
+
+// TestPlanAllNodesEmptyExample: plan --all-nodes --observed empty of the
+// three-node example is its summary table (each node's counts as its own
+// plan --observed empty gives them), then each node's plan as that
+// command prints it. Offline: run as nobody when the test runs as root.
+func TestPlanAllNodesEmptyExample(t *testing.T) {
+	repo, err := RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := publicDir(t)
+	example, err := os.ReadFile(filepath.Join(repo, "examples", "multinode.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(pub, "multinode.yaml")
+	writePublic(t, file, example, 0o644)
+	binBytes, err := os.ReadFile(BuildBinary(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(pub, "netreconcile")
+	writePublic(t, bin, binBytes, 0o755)
+	run := func(args ...string) string {
+		t.Helper()
+		cmd := bin
+		if os.Geteuid() == 0 {
+			cmd, args = "setpriv", append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", bin}, args...)
+		}
+		out, errOut, code := Run(t, cmd, args...)
+		if code != 0 && code != 2 {
+			t.Fatalf("exit %d\n%s", code, errOut)
+		}
+		return out
+	}
+	want := "node  add  change  destroy\n"
+	var plans strings.Builder
+	for _, node := range []string{"mn-a", "mn-b", "mn-c"} {
+		var p struct {
+			Summary struct{ Add, Change, Destroy int } `json:"summary"`
+		}
+		if err := json.Unmarshal([]byte(run("plan", "-o", "json", "-f", file, "--node", node, "--observed", "empty")), &p); err != nil {
+			t.Fatal(err)
+		}
+		if p.Summary.Add == 0 {
+			t.Errorf("node %s from scratch: nothing to add", node)
+		}
+		want += fmt.Sprintf("%-4s  %-3d  %-6d  %d\n", node, p.Summary.Add, p.Summary.Change, p.Summary.Destroy)
+		plans.WriteString("\n" + run("plan", "-f", file, "--node", node, "--observed", "empty"))
+	}
+	want += plans.String()
+	if got := run("plan", "--all-nodes", "-f", file, "--observed", "empty"); got != want {
+		t.Errorf("plan --all-nodes --observed empty:\n%s\nwant:\n%s", got, want)
+	}
+}
