@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
 	"strings"
 	"time"
 
@@ -16,7 +15,6 @@ import (
 	"github.com/netreconcile/netreconcile/reconcile/desired"
 	"github.com/netreconcile/netreconcile/reconcile/observe"
 	"github.com/netreconcile/netreconcile/reconcile/plan"
-	"github.com/netreconcile/netreconcile/routing"
 	"github.com/netreconcile/netreconcile/spec"
 	"github.com/netreconcile/netreconcile/state"
 )
@@ -48,11 +46,7 @@ type Result struct {
 
 // uplink reads the uplink facts the desired state depends on.
 func (e *Engine) uplink(r *spec.Resolved) (Uplink, error) {
-	var peers []netip.Addr
-	for _, p := range routing.Peers(r, e.Cfg.Node) {
-		peers = append(peers, p.Node.Address.Addr())
-	}
-	return observe.Uplink(e.Cfg.NodeNetns, e.Cfg.Uplink, peers)
+	return observe.Uplink(e.Cfg.NodeNetns, e.Cfg.Uplink, peerAddrs(r, e.Cfg.Node))
 }
 
 // Plan observes the node and diffs it against the file. With observed
@@ -63,16 +57,16 @@ func (e *Engine) Plan(r *spec.Resolved, observed *Observed) (*Result, error) {
 		return nil, fmt.Errorf("node %q is not in the file (nodes: %s)", e.Cfg.Node, r.NodeNames())
 	}
 	e.Cfg.Uplink = node.Uplink
-	up := Uplink{}
+	var (
+		up  Uplink
+		k   *drivers.Kernel
+		err error
+	)
 	if observed != nil {
-		up = observed.Uplink
-	} else {
-		var err error
-		if up, err = e.uplink(r); err != nil {
-			return nil, err
-		}
+		up, k, err = e.offlineFacts(r, observed)
+	} else if up, err = e.uplink(r); err == nil {
+		k, err = e.kernelFeatures(r)
 	}
-	k, err := e.kernelFeatures(r, observed == nil)
 	if err != nil {
 		return nil, err
 	}
@@ -99,6 +93,10 @@ func (e *Engine) Plan(r *spec.Resolved, observed *Observed) (*Result, error) {
 		phases = append(phases, "observe", time.Since(start))
 		phases = append(phases, observed.Phases...)
 		e.warn(observed)
+	} else {
+		// A saved observation's owners are those of the file it was
+		// shown with: give them this file's, as an observation would.
+		setOwners(observed.Owned, desired)
 	}
 	start = time.Now()
 	p, err := Diff(e.Cfg.Node, desired, observed)
@@ -310,6 +308,9 @@ func (e *Engine) Show(r *spec.Resolved) (*Observed, error) {
 	}
 	obs, err := Observe(e.Cfg, desired)
 	if err != nil {
+		return nil, err
+	}
+	if obs.Facts, err = e.nodeFacts(obs.Owned); err != nil {
 		return nil, err
 	}
 	if obs.Defences, err = InspectDefences(e.Cfg.BPFFS, PodNames(r)); err != nil {

@@ -22,13 +22,10 @@ var featureModes = []string{spec.ModeMacvlan, spec.ModeIPvlan}
 
 // kernelFeatures fills the engine's kernel facts for the link types the
 // node's pods need, once per engine, so that drivers' Check can refuse a
-// mode before any change. Without kernel access (plan --observed) nothing
-// is checked and Check passes: the plan is still shown.
-func (e *Engine) kernelFeatures(r *spec.Resolved, kernelAccess bool) (*drivers.Kernel, error) {
+// mode before any change. (plan --observed takes them from the file's
+// node_facts instead: see offlineFacts.)
+func (e *Engine) kernelFeatures(r *spec.Resolved) (*drivers.Kernel, error) {
 	k := e.kernel()
-	if !kernelAccess {
-		return k, nil
-	}
 	for _, p := range r.PodsOn(e.Cfg.Node) {
 		if _, done := k.LinkTypes[p.Mode]; done {
 			continue

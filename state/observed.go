@@ -14,6 +14,10 @@ type Observed struct {
 	// Defences is what the datapath does against hostile pods (show
 	// only; plan --observed does not need it).
 	Defences *Defences `json:"defences,omitempty"`
+	// Facts is what a plan needs from the node besides the objects
+	// (plan --observed reads nothing else). Absent in files written
+	// before it existed.
+	Facts *NodeFacts `json:"node_facts,omitempty"`
 	// Phases times the parts of the pass, for the verbose log.
 	Phases []any `json:"-"`
 	// Warnings name state records that were ignored.
@@ -30,6 +34,56 @@ type Uplink struct {
 	// Unreachable lists peer node addresses the node namespace has no
 	// route to (filled by the engine, with one route lookup per peer).
 	Unreachable []netip.Addr `json:"unreachable,omitempty"`
+}
+
+// NodeFacts is what a plan needs from the node namespace whatever the
+// file says: any link of it may be named the uplink, any peer address
+// checked for a route.
+type NodeFacts struct {
+	// Links are the node namespace's links netreconcile does not own, by
+	// name.
+	Links map[string]NodeLink `json:"links"`
+	// Routes are the destinations of the node namespace's IPv4 routes in
+	// the main table (0.0.0.0/0 for a default route).
+	Routes []netip.Prefix `json:"routes"`
+	// LinkTypes says, per link type some kernels lack ("macvlan",
+	// "ipvlan"), whether the node's kernel can create it.
+	LinkTypes map[string]bool `json:"link_types"`
+	// PinDir is the node's datapath pin directory (--bpffs), which the
+	// desired datapath names: an offline plan uses it unless given one.
+	PinDir string `json:"pin_dir,omitempty"`
+	// NodeNetns is the node namespace as show was given it (--node-netns):
+	// the datapath's attachment keys name it, so an offline plan uses it.
+	NodeNetns string `json:"node_netns,omitempty"`
+}
+
+// NodeLink is one link of NodeFacts.
+type NodeLink struct {
+	Index int            `json:"index"`
+	MTU   int            `json:"mtu"`
+	Addrs []netip.Prefix `json:"addresses,omitempty"`
+}
+
+// UplinkFrom returns the facts about the uplink called name, with the
+// peers that no route covers as Unreachable. It answers as a lookup of
+// each peer in the main table would, ignoring policy routing.
+func (f *NodeFacts) UplinkFrom(name string, peers []netip.Addr) Uplink {
+	up := Uplink{Name: name}
+	l, ok := f.Links[name]
+	if !ok {
+		return up
+	}
+	up.Found, up.Index, up.MTU, up.Addrs = true, l.Index, l.MTU, l.Addrs
+	for _, a := range peers {
+		routed := false
+		for _, r := range f.Routes {
+			routed = routed || r.Contains(a)
+		}
+		if !routed {
+			up.Unreachable = append(up.Unreachable, a)
+		}
+	}
+	return up
 }
 
 // Foreign lists objects that are not netreconcile's, by the keys desired

@@ -18,7 +18,7 @@ func TestFlagDefaults(t *testing.T) {
 			"verbose": "-v 0", "attach-mode": "tcx"},
 		"validate": {"file": "-f "},
 		"plan": {"file": "-f ", "node": host, "output": "-o text", "detailed-exitcode": "false",
-			"observed": ""},
+			"observed": "", "all-nodes": "false"},
 		"apply":    {"file": "-f ", "node": host, "dry-run": "false", "lock-timeout": "30s"},
 		"destroy":  {"file": "-f ", "node": host, "lock-timeout": "30s"},
 		"show":     {"file": "-f ", "node": host, "output": "-o text"},

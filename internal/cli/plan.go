@@ -3,19 +3,25 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/spf13/cobra"
 
 	"github.com/netreconcile/netreconcile/internal/statedir"
 	"github.com/netreconcile/netreconcile/reconcile"
+	"github.com/netreconcile/netreconcile/spec"
 )
+
+// observedEmpty is the --observed value that plans a node from scratch
+// (reconcile.EmptyObserved); a file of that name is ./empty.
+const observedEmpty = "empty"
 
 // planCmd prints what apply would change; with --observed it reads
 // neither the kernel nor the state directory.
 func planCmd(g *globals) *cobra.Command {
-	var file, node, output, observedFile string
-	var detailed bool
+	var file, node, output, observed string
+	var detailed, allNodes bool
 	cmd := &cobra.Command{
 		Use:   "plan -f FILE",
 		Short: "Show what apply would change on the node; changes nothing",
@@ -25,26 +31,16 @@ func planCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var obs *reconcile.Observed
-			if observedFile != "" {
-				if obs, err = readObserved(observedFile); err != nil {
-					return err
-				}
+			var changed bool
+			if allNodes {
+				changed, err = planAllNodes(g, r, observed, output, cmd.OutOrStdout())
+			} else {
+				changed, err = planNode(g, r, node, observed, output, cmd.OutOrStdout())
 			}
-			res, err := g.engine(node).Plan(r, obs)
 			if err != nil {
 				return err
 			}
-			if output == "json" {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(res.Plan); err != nil {
-					return err
-				}
-			} else {
-				res.Plan.WriteText(cmd.OutOrStdout())
-			}
-			if detailed && !res.Plan.Empty() {
+			if detailed && changed {
 				return exitError{2}
 			}
 			return nil
@@ -54,8 +50,60 @@ func planCmd(g *globals) *cobra.Command {
 	nodeFlag(cmd, &node)
 	outputFlag(cmd, &output)
 	cmd.Flags().BoolVar(&detailed, "detailed-exitcode", false, "exit 2 when there are changes (0: none, 1: error)")
-	cmd.Flags().StringVar(&observedFile, "observed", "", "plan against this state (from show -o json) instead of the kernel")
+	cmd.Flags().StringVar(&observed, "observed", "", "plan against this state (from show -o json) instead of the kernel; "+
+		"\"empty\": a node with nothing of netreconcile's; with --all-nodes a directory of <node>.json")
+	cmd.Flags().BoolVar(&allNodes, "all-nodes", false, "plan every node of the file: offline with --observed DIR|empty, "+
+		"else live in a lab (namespace of each node as lab up makes it)")
+	cmd.MarkFlagsMutuallyExclusive("all-nodes", "node")
 	return cmd
+}
+
+// planNode plans one node and prints its plan; changed says whether it
+// has changes.
+func planNode(g *globals, r *spec.Resolved, node, observed, output string, w io.Writer) (changed bool, err error) {
+	var obs *reconcile.Observed
+	switch observed {
+	case "":
+	case observedEmpty:
+		obs, err = reconcile.EmptyObserved(r, node)
+	default:
+		obs, err = readObserved(observed)
+	}
+	if err != nil {
+		return false, err
+	}
+	res, err := g.offline(obs).engine(node).Plan(r, obs)
+	if err != nil {
+		return false, err
+	}
+	if output == "json" {
+		return !res.Plan.Empty(), writeJSON(w, res.Plan)
+	}
+	res.Plan.WriteText(w)
+	return !res.Plan.Empty(), nil
+}
+
+// offline returns the flags for a plan against obs: the observed node's
+// namespace (the datapath's attachment keys name it) and, without
+// --bpffs, its pin directory.
+func (g *globals) offline(obs *reconcile.Observed) *globals {
+	og := *g
+	if obs == nil || obs.Facts == nil {
+		return &og
+	}
+	if og.bpffs == "" {
+		og.bpffs = obs.Facts.PinDir
+	}
+	if obs.Facts.NodeNetns != "" {
+		og.nodeNetns = obs.Facts.NodeNetns
+	}
+	return &og
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 // maxObserved bounds an observed state file (show -o json): a node of a

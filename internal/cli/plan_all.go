@@ -1,0 +1,110 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"text/tabwriter"
+
+	"github.com/netreconcile/netreconcile/internal/nsutil"
+	"github.com/netreconcile/netreconcile/reconcile"
+	"github.com/netreconcile/netreconcile/spec"
+)
+
+// AllNodesFormatVersion versions the JSON of plan --all-nodes; each plan
+// in it has its own format_version (reconcile.PlanFormatVersion).
+const AllNodesFormatVersion = "1.0"
+
+// allNodesPlan is the JSON of plan --all-nodes: the plans in file order.
+type allNodesPlan struct {
+	FormatVersion string            `json:"format_version"`
+	Plans         []*reconcile.Plan `json:"plans"`
+}
+
+// planAllNodes plans every node of r (see allNodePlans) and prints the
+// summary table then each plan, or the JSON; changed says whether any
+// node has changes.
+func planAllNodes(g *globals, r *spec.Resolved, observed, output string, w io.Writer) (changed bool, err error) {
+	plans, err := allNodePlans(g, r, observed)
+	if err != nil {
+		return false, err
+	}
+	for _, p := range plans {
+		changed = changed || !p.Empty()
+	}
+	if output == "json" {
+		return changed, writeJSON(w, allNodesPlan{FormatVersion: AllNodesFormatVersion, Plans: plans})
+	}
+	if err := writeSummaryTable(w, plans); err != nil {
+		return false, err
+	}
+	for _, p := range plans {
+		fmt.Fprintln(w)
+		p.WriteText(w)
+	}
+	return changed, nil
+}
+
+// allNodePlans plans each node of r, in file order: against
+// DIR/<node>.json when observed is a directory, from scratch when it is
+// "empty", and live in the node's lab namespace when it is "".
+func allNodePlans(g *globals, r *spec.Resolved, observed string) ([]*reconcile.Plan, error) {
+	if observed != "" && observed != observedEmpty {
+		if fi, err := os.Stat(observed); err != nil {
+			return nil, fmt.Errorf("--observed: %w", err)
+		} else if !fi.IsDir() {
+			return nil, fmt.Errorf("--observed %s: with --all-nodes, want a directory of <node>.json or \"empty\"", observed)
+		}
+	}
+	var plans []*reconcile.Plan
+	for _, n := range r.Nodes {
+		p, err := planOf(g, r, n.Name, observed)
+		if err != nil {
+			return nil, fmt.Errorf("node %q: %w", n.Name, err)
+		}
+		plans = append(plans, p)
+	}
+	return plans, nil
+}
+
+// planOf plans one node for allNodePlans.
+func planOf(g *globals, r *spec.Resolved, node, observed string) (*reconcile.Plan, error) {
+	var (
+		obs *reconcile.Observed
+		err error
+	)
+	// Each node has its own pin directory below --bpffs, as in a lab.
+	ng := labNode(g, node)
+	switch observed {
+	case "":
+		if !nsutil.Exists(ng.nodeNetns) {
+			return nil, errors.New("no lab namespace " + ng.nodeNetns +
+				": live, --all-nodes plans the nodes of a lab (lab up); else give --observed DIR or empty")
+		}
+	case observedEmpty:
+		obs, err = reconcile.EmptyObserved(r, node)
+	default:
+		obs, err = readObserved(filepath.Join(observed, node+".json"))
+	}
+	if err != nil {
+		return nil, err
+	}
+	res, err := ng.offline(obs).engine(node).Plan(r, obs)
+	if err != nil {
+		return nil, err
+	}
+	return res.Plan, nil
+}
+
+// writeSummaryTable prints one line per plan: its node and its change
+// counts (as the plan's summary line counts them).
+func writeSummaryTable(w io.Writer, plans []*reconcile.Plan) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "node\tadd\tchange\tdestroy")
+	for _, p := range plans {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\n", p.Node, p.Summary.Add, p.Summary.Change, p.Summary.Destroy)
+	}
+	return tw.Flush()
+}
