@@ -116,9 +116,21 @@ func (e *Engine) kernel() *drivers.Kernel {
 
 // Apply converges the node to the file and verifies the result.
 func (e *Engine) Apply(ctx context.Context, r *spec.Resolved) (*Result, error) {
+	return e.ApplyChecked(ctx, r, nil)
+}
+
+// ApplyChecked is Apply that first shows the plan to check (when not
+// nil), and changes nothing when check returns an error (apply of a
+// saved plan: see CheckSaved).
+func (e *Engine) ApplyChecked(ctx context.Context, r *spec.Resolved, check func(*Result) error) (*Result, error) {
 	res, err := e.Plan(r, nil)
 	if err != nil {
 		return nil, err
+	}
+	if check != nil {
+		if err := check(res); err != nil {
+			return nil, err
+		}
 	}
 	if res.Plan.Empty() {
 		return res, nil
@@ -255,31 +267,51 @@ func onlyDeletions(p *Plan) bool {
 // the sysctls it changed. It needs nothing from the file but the node's
 // existence, so a broken file can still be cleaned up after.
 func (e *Engine) Destroy(ctx context.Context) (*Result, error) {
-	plan := func() (*Plan, *Observed, error) {
-		empty := state.New()
-		obs, err := Observe(e.Cfg, empty)
-		if err != nil {
-			return nil, nil, err
-		}
-		p, err := Diff(e.Cfg.Node, empty, obs)
-		return p, obs, err
-	}
-	p, obs, err := plan()
+	res, err := e.PlanDestroy()
 	if err != nil {
 		return nil, err
 	}
-	e.warn(obs)
-	res := &Result{Plan: p, Observed: obs}
+	p := res.Plan
 	e.Cache.InvalidateAll()
 	if !p.Empty() {
 		if res.Applied, err = Apply(ctx, e.Cfg, p, e.Log); err != nil {
 			return res, err
 		}
-		if err := e.verify(ctx, func() (*Plan, error) { p, _, err := plan(); return p, err }, e.settle()); err != nil {
+		replan := func() (*Plan, error) {
+			res, err := e.destroyPlan()
+			if err != nil {
+				return nil, err
+			}
+			return res.Plan, nil
+		}
+		if err := e.verify(ctx, replan, e.settle()); err != nil {
 			return res, err
 		}
 	}
 	return res, e.Cfg.records().ClearAllPending()
+}
+
+// PlanDestroy observes the node and plans the removal of everything
+// netreconcile owns on it (destroy --dry-run); it changes nothing.
+func (e *Engine) PlanDestroy() (*Result, error) {
+	res, err := e.destroyPlan()
+	if err == nil {
+		e.warn(res.Observed)
+	}
+	return res, err
+}
+
+func (e *Engine) destroyPlan() (*Result, error) {
+	empty := state.New()
+	obs, err := Observe(e.Cfg, empty)
+	if err != nil {
+		return nil, err
+	}
+	p, err := Diff(e.Cfg.Node, empty, obs)
+	if err != nil {
+		return nil, err
+	}
+	return &Result{Plan: p, Observed: obs, desired: empty}, nil
 }
 
 // warn logs the state records an observation ignored.

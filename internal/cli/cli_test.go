@@ -146,11 +146,18 @@ func TestOutputFlag(t *testing.T) {
 func TestRequiredFile(t *testing.T) {
 	state := filepath.Join(t.TempDir(), "state")
 	for _, args := range [][]string{
-		{"validate"}, {"plan"}, {"plan", "-o", "yaml"}, {"apply"}, {"apply", "--dry-run"}, {"destroy"}, {"watch"},
+		{"validate"}, {"plan"}, {"plan", "-o", "yaml"}, {"destroy"}, {"watch"},
 		{"lab", "up"}, {"lab", "down"}, {"probe"}, {"explain", "x/a", "x/b", "80"},
 	} {
 		_, code, msg := run(t, append(args, "--state-dir", state)...)
 		if want := `error: required flag(s) "file" not set`; code != 1 || msg != want {
+			t.Errorf("%v: exit %d %q, want exit 1 %q", args, code, msg, want)
+		}
+	}
+	// apply takes -f FILE or a saved plan.
+	for _, args := range [][]string{{"apply"}, {"apply", "--dry-run"}} {
+		_, code, msg := run(t, append(args, "--state-dir", state)...)
+		if want := "error: apply needs -f FILE, or a saved plan (plan --out PLAN, then apply PLAN)"; code != 1 || msg != want {
 			t.Errorf("%v: exit %d %q, want exit 1 %q", args, code, msg, want)
 		}
 	}

@@ -36,6 +36,8 @@ type globals struct {
 	attach    string
 	verbose   int
 	log       logr.Logger
+	// version is the binary's (saved plans record it).
+	version string
 	// noState is set for the offline verbs: they read no state directory
 	// (not even the parse cache).
 	noState bool
@@ -129,7 +131,8 @@ func (g *globals) load(file string, store bool) (r *spec.Resolved, commit func()
 
 // checkState checks the state directory before a command uses it (see
 // internal/statedir): the commands that change the node make it when it
-// is missing; plan, show and apply --dry-run read it when it exists; the
+// is missing; plan, show, apply --dry-run and destroy --dry-run read it
+// when it exists; the
 // offline verbs (validate, plan --observed, explain, probe, version) do
 // not touch it.
 func (g *globals) checkState(cmd *cobra.Command) error {
@@ -138,9 +141,9 @@ func (g *globals) checkState(cmd *cobra.Command) error {
 		return f != nil && f.Changed
 	}
 	switch cmd.CommandPath() {
-	case "netreconcile destroy", "netreconcile watch", "netreconcile lab up", "netreconcile lab down":
+	case "netreconcile watch", "netreconcile lab up", "netreconcile lab down":
 		return statedir.Ensure(g.stateDirectory())
-	case "netreconcile apply":
+	case "netreconcile apply", "netreconcile destroy":
 		if !flag("dry-run") {
 			return statedir.Ensure(g.stateDirectory())
 		}

@@ -45,7 +45,7 @@ func labUpCmd(g *globals) *cobra.Command {
 				lg := labNode(g, n.Name)
 				res, err := lg.engine(n.Name).Apply(cmd.Context(), r)
 				if res != nil {
-					printApplied(cmd.OutOrStdout(), n.Name, res)
+					printApplied(cmd.OutOrStdout(), n.Name, res, err)
 				}
 				if err != nil {
 					return fmt.Errorf("node %q: %w", n.Name, err)

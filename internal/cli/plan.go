@@ -20,21 +20,29 @@ const observedEmpty = "empty"
 // planCmd prints what apply would change; with --observed it reads
 // neither the kernel nor the state directory.
 func planCmd(g *globals) *cobra.Command {
-	var file, node, output, observed string
+	var file, node, output, observed, out string
 	var detailed, allNodes bool
 	cmd := &cobra.Command{
 		Use:   "plan -f FILE",
 		Short: "Show what apply would change on the node; changes nothing",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			r, _, err := g.load(file, false)
-			if err != nil {
-				return err
-			}
 			var changed bool
-			if allNodes {
+			var err error
+			switch {
+			case out != "":
+				changed, err = planSave(g, file, node, observed, output, out, cmd.OutOrStdout())
+			case allNodes:
+				r, _, lerr := g.load(file, false)
+				if lerr != nil {
+					return lerr
+				}
 				changed, err = planAllNodes(g, r, observed, output, cmd.OutOrStdout())
-			} else {
+			default:
+				r, _, lerr := g.load(file, false)
+				if lerr != nil {
+					return lerr
+				}
 				changed, err = planNode(g, r, node, observed, output, cmd.OutOrStdout())
 			}
 			if err != nil {
@@ -54,14 +62,54 @@ func planCmd(g *globals) *cobra.Command {
 		"\"empty\": a node with nothing of netreconcile's; with --all-nodes a directory of <node>.json")
 	cmd.Flags().BoolVar(&allNodes, "all-nodes", false, "plan every node of the file: offline with --observed DIR|empty, "+
 		"else live in a lab (namespace of each node as lab up makes it)")
+	cmd.Flags().StringVar(&out, "out", "", "also write the plan to this file, for apply PLAN to apply exactly it")
 	cmd.MarkFlagsMutuallyExclusive("all-nodes", "node")
+	cmd.MarkFlagsMutuallyExclusive("all-nodes", "out")
 	return cmd
+}
+
+// planSave plans one node as planNode does, from the file's text read
+// once, and saves the plan with that text to path (plan --out).
+func planSave(g *globals, file, node, observed, output, path string, w io.Writer) (changed bool, err error) {
+	data, err := spec.ReadFile(file)
+	if err != nil {
+		return false, err
+	}
+	r, err := spec.LoadBytes(file, data)
+	if err != nil {
+		return false, err
+	}
+	e, res, err := nodePlan(g, r, node, observed)
+	if err != nil {
+		return false, err
+	}
+	if err := writeSavedPlan(path, g.version, file, data, e, res); err != nil {
+		return false, err
+	}
+	if err := printPlan(res.Plan, output, w); err != nil {
+		return false, err
+	}
+	if output != "json" {
+		savedNote(w, path)
+	}
+	return !res.Plan.Empty(), nil
 }
 
 // planNode plans one node and prints its plan; changed says whether it
 // has changes.
 func planNode(g *globals, r *spec.Resolved, node, observed, output string, w io.Writer) (changed bool, err error) {
+	_, res, err := nodePlan(g, r, node, observed)
+	if err != nil {
+		return false, err
+	}
+	return !res.Plan.Empty(), printPlan(res.Plan, output, w)
+}
+
+// nodePlan plans node against observed (see --observed; "" for the kernel)
+// with the engine it returns.
+func nodePlan(g *globals, r *spec.Resolved, node, observed string) (*reconcile.Engine, *reconcile.Result, error) {
 	var obs *reconcile.Observed
+	var err error
 	switch observed {
 	case "":
 	case observedEmpty:
@@ -70,17 +118,20 @@ func planNode(g *globals, r *spec.Resolved, node, observed, output string, w io.
 		obs, err = readObserved(observed)
 	}
 	if err != nil {
-		return false, err
+		return nil, nil, err
 	}
-	res, err := g.offline(obs).engine(node).Plan(r, obs)
-	if err != nil {
-		return false, err
-	}
+	e := g.offline(obs).engine(node)
+	res, err := e.Plan(r, obs)
+	return e, res, err
+}
+
+// printPlan prints p as text or JSON (-o).
+func printPlan(p *reconcile.Plan, output string, w io.Writer) error {
 	if output == "json" {
-		return !res.Plan.Empty(), writeJSON(w, res.Plan)
+		return writeJSON(w, p)
 	}
-	res.Plan.WriteText(w)
-	return !res.Plan.Empty(), nil
+	p.WriteText(w)
+	return nil
 }
 
 // offline returns the flags for a plan against obs: the observed node's

@@ -39,7 +39,7 @@ func Exit(err error) (code int, message string) {
 // NewRoot returns the netreconcile command with every verb; version is
 // what the version verb prints.
 func NewRoot(version string) *cobra.Command {
-	g := &globals{}
+	g := &globals{version: version}
 	root := &cobra.Command{
 		Use:           "netreconcile",
 		Short:         "Declarative container networking: observe, diff, converge",
