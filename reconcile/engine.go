@@ -103,6 +103,7 @@ func (e *Engine) Plan(r *spec.Resolved, observed *Observed) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	describe(p, r, desired)
 	e.Log.V(1).Info("planned", append(phases, "diff", time.Since(start), "changes", len(p.Changes))...)
 	return &Result{Plan: p, Observed: observed, desired: desired}, nil
 }

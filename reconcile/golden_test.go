@@ -114,3 +114,55 @@ func compareGolden(t *testing.T, path string, got []byte) {
 		t.Errorf("%s differs from the golden file:\n--- got\n%s\n--- want\n%s", path, got, want)
 	}
 }
+
+// TestGoldenFileTerms plans testdata/fileterms/new.yaml against a node
+// that runs old.yaml (its desired state as the observed one): the
+// deletions of a removed pod and a removed service are named after them
+// and marked removed from the file, and the pod that a policy no longer
+// selects says so.
+func TestGoldenFileTerms(t *testing.T) {
+	const node = "ft-node"
+	load := func(name string) *spec.Resolved {
+		r, err := spec.Load(filepath.Join("testdata/fileterms", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	oldR, newR := load("old.yaml"), load("new.yaml")
+	e := &reconcile.Engine{Cfg: &reconcile.Config{Node: node, NodeNetns: "/nonexistent", StateDir: t.TempDir(),
+		BPFFS: "/sys/fs/bpf/netreconcile/" + node, Drivers: drivers.NewRegistry(veth.Driver{}), Uplink: "eth0"},
+		Log: logr.Discard()}
+	n := oldR.Node(node)
+	up := reconcile.Uplink{Name: n.Uplink, Found: true, Index: 2, MTU: 1500, Addrs: []netip.Prefix{n.Address}}
+	old, err := reconcile.Desired(e.Cfg, oldR, up)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obs := &reconcile.Observed{Node: node, Owned: old, Uplink: up}
+	res, err := e.Plan(newR, obs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tb bytes.Buffer
+	res.Plan.WriteText(&tb)
+	compareGolden(t, "testdata/golden/fileterms.txt", tb.Bytes())
+	for _, want := range []string{"# service 10.96.0.11:80/TCP (removed from the file)", "# pod x/gone (removed from the file)",
+		"pod x/api2: no policy selects it for ingress now"} {
+		if !bytes.Contains(tb.Bytes(), []byte(want)) {
+			t.Errorf("plan does not say %q", want)
+		}
+	}
+	removed := 0
+	for _, c := range res.Plan.Changes {
+		if c.OwnerRemoved {
+			removed++
+			if c.Owner != "pod/x/gone" && c.Owner != "service/10.96.0.11:80/TCP" {
+				t.Errorf("%s %s %s: owner %q marked removed from the file", c.Action, c.Kind, c.Key, c.Owner)
+			}
+		}
+	}
+	if removed == 0 {
+		t.Error("no change has owner_removed")
+	}
+}

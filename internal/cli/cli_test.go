@@ -180,7 +180,7 @@ func TestOfflineVerbs(t *testing.T) {
 		{[]string{"validate", "-f", file}, file + ": valid (1 nodes, 2 pods, 0 services, 0 policies)\n"},
 		{[]string{"explain", "-f", file, "t/a", "t/b", "80"}, "ALLOWED t/a (10.244.1.10) -> t/b (10.244.1.11) 80/TCP"},
 		{[]string{"plan", "-f", file, "--node", "n1", "--observed", observed}, "Plan: 13 to add"},
-		{[]string{"version"}, "netreconcile test (topology netreconcile/v1, plan format 1.0)\n"},
+		{[]string{"version"}, "netreconcile test (topology netreconcile/v1, plan format 1.1)\n"},
 	} {
 		out, code, msg := run(t, append(c.args, "--state-dir", state)...)
 		if code != 0 || !strings.Contains(out, c.out) {

@@ -30,7 +30,7 @@ var symbols = map[Action]string{Create: "+", Update: "~", Delete: "-", Replace: 
 
 // FormatVersion versions the JSON shape of a Plan. Bump the major
 // number on incompatible changes.
-const FormatVersion = "1.0"
+const FormatVersion = "1.1"
 
 // Change is one planned change to one object.
 type Change struct {
@@ -45,6 +45,9 @@ type Change struct {
 	ImpliedBy string `json:"implied_by,omitempty"`
 	// Reason explains a change that the attributes alone do not.
 	Reason string `json:"reason,omitempty"`
+	// OwnerRemoved says that Owner is no longer in the file (a deletion
+	// of what it had).
+	OwnerRemoved bool `json:"owner_removed,omitempty"`
 
 	Desired  state.Object `json:"-"`
 	Observed state.Object `json:"-"`
@@ -176,6 +179,7 @@ func Diff(node string, desired *state.State, obs *state.Observed) (*Plan, error)
 	}
 	p.Changes = append(p.Changes, puts...)
 	p.steps = orderSteps(dels, puts)
+	recoverOwners(p.Changes, obs.Owned)
 	// Shown grouped by owner (node-wide objects first), in step order
 	// within an owner; apply follows steps.
 	p.Changes = stableSorted(p.Changes, func(a, b *Change) int { return compareOwners(a.Owner, b.Owner) })

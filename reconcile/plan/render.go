@@ -29,9 +29,9 @@ func (p *Plan) WriteText(w io.Writer) {
 	for _, c := range p.Changes {
 		if c.Owner != owner {
 			owner = c.Owner
-			label := owner
-			if label == "" {
-				label = "(no owner)"
+			label := OwnerLabel(owner)
+			if c.OwnerRemoved {
+				label += " (removed from the file)"
 			}
 			fmt.Fprintf(w, "\n  # %s\n", label)
 		}
@@ -65,6 +65,15 @@ func (p *Plan) WriteText(w io.Writer) {
 		fmt.Fprintf(w, "  # pod %s adopts existing netns %q (not created by netreconcile: used as it is, never deleted)\n", a.Pod, a.Netns)
 	}
 	fmt.Fprintf(w, "\nPlan: %d to add, %d to change, %d to destroy.\n", p.Summary.Add, p.Summary.Change, p.Summary.Destroy)
+}
+
+// OwnerLabel names an owner in the file's terms: "pod x/a" for
+// "pod/x/a", "service x/web", "peer n2"; "(no owner)" for none.
+func OwnerLabel(owner string) string {
+	if owner == "" {
+		return "(no owner)"
+	}
+	return strings.Replace(owner, "/", " ", 1)
 }
 
 func attrText(as []state.Attr) string {
