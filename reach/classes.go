@@ -21,11 +21,14 @@ type class struct {
 	ns           string
 	members      []string // pod keys, in key order
 	inOld, inNew bool
-	// changed: the members' labels, ports, ipBlock membership or
-	// namespace labels differ between the files.
-	changed bool
-	// row: verdicts from the members may change; col: verdicts to them.
+	// row: verdicts from the members may change, whatever the peer (their
+	// labels, ports or ipBlock membership changed, or a changed policy
+	// selects them for egress); col: verdicts to them (the same, or a
+	// changed policy selects them for ingress).
 	row, col bool
+	// nsChanged: their namespace's labels changed, which only the rules of
+	// other pods' policies see, and only through a namespaceSelector.
+	nsChanged bool
 	// ports are the ports and protocols both files declare for the members.
 	ports          []portProto
 	oldPod, newPod *spec.ResolvedPod // a member as each file has it
@@ -140,8 +143,8 @@ func (m *model) buildClasses() {
 		c := byKey[ck]
 		if c == nil {
 			c = &class{id: len(m.classes), ns: ns, inOld: op != nil, inNew: np != nil, oldPod: op, newPod: np}
-			c.changed = ao != an || !maps.Equal(m.old.r.Namespaces[ns], m.new.r.Namespaces[ns])
-			c.row, c.col = c.changed, c.changed
+			c.row, c.col = ao != an, ao != an
+			c.nsChanged = !maps.Equal(m.old.r.Namespaces[ns], m.new.r.Namespaces[ns])
 			if op != nil && np != nil {
 				c.ports = commonPorts(op.Ports, np.Ports)
 			}
@@ -217,3 +220,49 @@ func (m *model) markPolicies() {
 		}
 	}
 }
+
+// markSensitive finds the namespaces whose policies, in either file, have
+// a peer namespaceSelector that matches a namespace whose labels changed
+// in one file and not in the other: only verdicts between a pod of a
+// changed namespace and a pod of such a namespace can change through it.
+func (m *model) markSensitive() {
+	m.sensitive = map[string]bool{}
+	var changed []string
+	for ns, l := range m.old.r.Namespaces {
+		if nl, ok := m.new.r.Namespaces[ns]; ok && !maps.Equal(l, nl) {
+			changed = append(changed, ns)
+		}
+	}
+	if len(changed) == 0 {
+		return
+	}
+	sees := func(peers []spec.PolicyPeer) bool {
+		return slices.ContainsFunc(peers, func(p spec.PolicyPeer) bool {
+			return p.NamespaceSelector != nil && slices.ContainsFunc(changed, func(ns string) bool {
+				return policy.Matches(p.NamespaceSelector, m.old.r.Namespaces[ns]) != policy.Matches(p.NamespaceSelector, m.new.r.Namespaces[ns])
+			})
+		})
+	}
+	for _, r := range []*spec.Resolved{m.old.r, m.new.r} {
+		for _, pol := range r.Policies {
+			if m.sensitive[pol.Namespace] {
+				continue
+			}
+			for _, in := range pol.Spec.Ingress {
+				m.sensitive[pol.Namespace] = m.sensitive[pol.Namespace] || sees(in.From)
+			}
+			for _, eg := range pol.Spec.Egress {
+				m.sensitive[pol.Namespace] = m.sensitive[pol.Namespace] || sees(eg.To)
+			}
+		}
+	}
+}
+
+// mayChange reports whether a verdict from a member of a to a member of b
+// can differ between the files.
+func (m *model) mayChange(a, b *class) bool {
+	return a.row || b.col || (a.nsChanged && m.sensitive[b.ns]) || (b.nsChanged && m.sensitive[a.ns])
+}
+
+// rowish reports whether some verdict from a's members may change.
+func (m *model) rowish(a *class) bool { return a.row || a.nsChanged }

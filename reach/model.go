@@ -16,13 +16,31 @@ type model struct {
 	classOf  map[string]*class // pod key -> class
 	memo     map[memoKey]bool
 	cells    []cell
+	// sensitive: namespaces whose policies see a namespace label change.
+	sensitive map[string]bool
 }
 
-type memoKey struct {
-	new   bool
-	a, b  int
-	port  int
-	proto string
+// memoKey packs a question into one word, which hashes far faster than
+// a struct with a string: class ids (22 bits each, some four million
+// classes), port (16), protocol (2) and file (1).
+type memoKey uint64
+
+func newMemoKey(inNew bool, a, b *class, port int, proto string) memoKey {
+	k := uint64(a.id)<<41 | uint64(b.id)<<19 | uint64(port)<<3 | uint64(protoIndex(proto))<<1
+	if inNew {
+		k |= 1
+	}
+	return memoKey(k)
+}
+
+func protoIndex(p string) int {
+	switch p {
+	case spec.ProtocolUDP:
+		return 1
+	case spec.ProtocolSCTP:
+		return 2
+	}
+	return 0
 }
 
 // cell is a block of changed connections: from every pod of from to every
@@ -67,6 +85,7 @@ func newModel(old, new *spec.Resolved, bo, bn map[portKey][]backend) *model {
 	}
 	m.buildClasses()
 	m.markPolicies()
+	m.markSensitive()
 	return m
 }
 
@@ -81,24 +100,26 @@ func (m *model) common() []*class {
 }
 
 // podConnections compares every pair of classes whose verdicts may have
-// changed (a changed source row or destination column), once per
-// destination port.
+// changed (mayChange), once per destination port: first the pairs whose
+// source is rowish, then the others, so that no pair is compared twice.
 func (m *model) podConnections() {
 	common := m.common()
 	for _, a := range common {
-		if !a.row {
+		if !m.rowish(a) {
 			continue
 		}
 		for _, b := range common {
-			m.pair(a, b)
+			if m.mayChange(a, b) {
+				m.pair(a, b)
+			}
 		}
 	}
 	for _, b := range common {
-		if !b.col {
+		if !b.col && !b.nsChanged {
 			continue
 		}
 		for _, a := range common {
-			if !a.row {
+			if !m.rowish(a) && m.mayChange(a, b) {
 				m.pair(a, b)
 			}
 		}
@@ -122,7 +143,7 @@ func (m *model) pair(a, b *class) {
 // allowed asks the evaluator, once per pair of classes, port and file,
 // whether a member of a may connect to another pod of b.
 func (m *model) allowed(inNew bool, a, b *class, port int, proto string) bool {
-	k := memoKey{new: inNew, a: a.id, b: b.id, port: port, proto: proto}
+	k := newMemoKey(inNew, a, b, port, proto)
 	if v, ok := m.memo[k]; ok {
 		return v
 	}
@@ -144,7 +165,7 @@ func (m *model) allowed(inNew bool, a, b *class, port int, proto string) bool {
 
 // serviceConnections compares, for every service port of either file,
 // the sources whose verdict may have changed: all of them when the
-// backends changed or a backend's ingress may have, else the changed rows.
+// backends changed, else those for which mayChange holds toward a backend.
 func (m *model) serviceConnections() {
 	keys := slices.Collect(maps.Keys(m.old.backends))
 	for k := range m.new.backends {
@@ -156,22 +177,28 @@ func (m *model) serviceConnections() {
 	common := m.common()
 	var rows []*class
 	for _, c := range common {
-		if c.row {
+		if m.rowish(c) {
 			rows = append(rows, c)
 		}
 	}
 	for _, k := range keys {
 		ob, nb := m.old.backends[k], m.new.backends[k]
+		ot, nt := m.targets(ob), m.targets(nb)
+		all := !slices.Equal(ob, nb)
 		sources := rows
-		if !slices.Equal(ob, nb) || m.anyCol(ob) || m.anyCol(nb) {
+		if all || slices.ContainsFunc(slices.Concat(ot, nt), func(t target) bool { return t.c.col || t.c.nsChanged }) {
 			sources = common
 		}
 		for _, a := range sources {
-			m.service(a, k, ob, nb)
+			if all || m.towards(a, ot) || m.towards(a, nt) {
+				m.service(a, k, ot, nt)
+			}
 		}
 	}
 }
 
-func (m *model) anyCol(list []backend) bool {
-	return slices.ContainsFunc(list, func(b backend) bool { return m.classOf[b.pod].col })
+// towards reports whether a verdict from a to one of the targets may
+// have changed.
+func (m *model) towards(a *class, targets []target) bool {
+	return slices.ContainsFunc(targets, func(t target) bool { return m.mayChange(a, t.c) })
 }

@@ -22,25 +22,48 @@ func (v serviceVerdict) of(pod string) bool {
 	return v.allowed
 }
 
-// judgeService judges a member of a against backends list (nil: no such
-// service port in the file, which is denied like one without backends).
-func (m *model) judgeService(inNew bool, a *class, list []backend, proto string) serviceVerdict {
-	if len(list) == 0 {
+// target is the backends of a service port that the policies cannot
+// tell apart: one class, one target port.
+type target struct {
+	c    *class
+	port int
+	pods []string
+}
+
+// targets groups a service port's backends by class and target port.
+func (m *model) targets(list []backend) []target {
+	var out []target
+	for _, b := range list {
+		c := m.classOf[b.pod]
+		i := slices.IndexFunc(out, func(t target) bool { return t.c == c && t.port == b.port })
+		if i < 0 {
+			out = append(out, target{c: c, port: b.port})
+			i = len(out) - 1
+		}
+		out[i].pods = append(out[i].pods, b.pod)
+	}
+	return out
+}
+
+// judgeService judges a member of a against a service port's backends
+// (none: no such service port in the file, which is denied like one
+// without backends).
+func (m *model) judgeService(inNew bool, a *class, targets []target, proto string) serviceVerdict {
+	if len(targets) == 0 {
 		return serviceVerdict{}
 	}
 	denying, first := 0, ""
-	for _, b := range list {
-		if !m.allowed(inNew, a, m.classOf[b.pod], b.port, proto) {
-			denying++
-			if denying == 1 {
-				first = b.pod
-			} else {
+	for _, t := range targets {
+		if !m.allowed(inNew, a, t.c, t.port, proto) {
+			denying += len(t.pods)
+			first = t.pods[0]
+			if denying > 1 {
 				break
 			}
 		}
 	}
 	v := serviceVerdict{allowed: denying == 0}
-	if denying == 1 && len(list) > 0 && m.classOf[first] == a {
+	if denying == 1 && m.classOf[first] == a {
 		v.except = first
 	}
 	return v
@@ -48,7 +71,7 @@ func (m *model) judgeService(inNew bool, a *class, list []backend, proto string)
 
 // service records the members of a whose verdict to service port k
 // changed.
-func (m *model) service(a *class, k portKey, ob, nb []backend) {
+func (m *model) service(a *class, k portKey, ob, nb []target) {
 	before := m.judgeService(false, a, ob, k.proto)
 	after := m.judgeService(true, a, nb, k.proto)
 	var except []string
