@@ -127,15 +127,33 @@ func compareGolden(t *testing.T, path, got string) {
 
 // TestAgreesWithExplain holds the diff to explain's answers on every pair
 // of the model, every destination port and every service port, before
-// and after each edit and each policy scenario of the e2e corpus.
+// and after each edit; and, so that every shortcut the diff takes is
+// tried, between each policy scenario of the e2e corpus and the next, and
+// on each scenario with a namespace's labels, a pod's labels or a pod's
+// address changed.
 func TestAgreesWithExplain(t *testing.T) {
 	cases := map[string][2]string{}
 	base := baseFile(basePolicies)
 	for _, e := range edits {
 		cases[e.name] = [2]string{base, e.new(base)}
 	}
-	for _, sc := range policymodel.Scenarios {
-		cases["scenario "+sc.Name] = [2]string{base, baseFile(sc.Policies)}
+	file := func(sc policymodel.Scenario) string {
+		return policymodel.YAML(sc, policymodel.Options{ServiceCIDR: "10.96.0.0/16", Extra: services})
+	}
+	scs := policymodel.Scenarios
+	for i, sc := range scs {
+		f := file(sc)
+		cases[sc.Name+" then "+scs[(i+1)%len(scs)].Name] = [2]string{f, file(scs[(i+1)%len(scs)])}
+		cases[sc.Name+" | namespace z relabelled"] = [2]string{f, replace("{name: z, labels: {ns: z}}", "{name: z, labels: {ns: y, extra: e}}")(f)}
+		cases[sc.Name+" | pod y/c relabelled"] = [2]string{f, replace("ip: 10.244.2.23, labels: {pod: c}", "ip: 10.244.2.23, labels: {pod: b}")(f)}
+		cases[sc.Name+" | pod x/b readdressed"] = [2]string{f, replace("node: node-2, ip: 10.244.2.12,", "node: node-1, ip: 10.244.1.40,")(f)}
+	}
+	changed := map[string]int{} // by the kind of edit
+	kind := func(name string) string {
+		if i := strings.LastIndex(name, " | "); i >= 0 {
+			return name[i+3:]
+		}
+		return "policies"
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -155,8 +173,19 @@ func TestAgreesWithExplain(t *testing.T) {
 			if sum != d.Connections || d.Connections != len(d.Reachability) {
 				t.Errorf("groups count %d, total %d, list %d", sum, d.Connections, len(d.Reachability))
 			}
+			if len(want) > 0 {
+				changed[kind(name)]++
+			}
 		})
 	}
+	// Each kind of edit must change verdicts in several cases, or agreeing
+	// proves little.
+	for _, k := range []string{"policies", "namespace z relabelled", "pod y/c relabelled", "pod x/b readdressed"} {
+		if changed[k] < 3 {
+			t.Errorf("%s: only %d cases change a verdict", k, changed[k])
+		}
+	}
+	t.Logf("cases changing verdicts, by edit: %v", changed)
 }
 
 func TestEditsChangeReachability(t *testing.T) {

@@ -31,7 +31,10 @@ func explained(t *testing.T, old, new *spec.Resolved) []reach.Connection {
 			if nd == nil {
 				continue
 			}
-			for _, cp := range dst.Ports {
+			for i, cp := range dst.Ports {
+				if slices.ContainsFunc(dst.Ports[:i], func(x spec.ContainerPort) bool { return x.Port == cp.Port && x.Protocol == cp.Protocol }) {
+					continue // a port declared twice (by number and name) is one connection
+				}
 				if !slices.ContainsFunc(nd.Ports, func(x spec.ContainerPort) bool { return x.Port == cp.Port && x.Protocol == cp.Protocol }) {
 					continue
 				}
