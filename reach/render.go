@@ -19,7 +19,7 @@ func (d *Diff) Summary() string {
 	for _, o := range d.Objects {
 		n[o.Action]++
 	}
-	return fmt.Sprintf("Diff: %d to add, %d to change, %d to destroy; %s change backends; %s change verdict.",
+	return fmt.Sprintf("Diff: %d to add, %d to change, %d to destroy; backends changed on %s; verdict changed on %s.",
 		n[Create], n[Update], n[Delete], plural(len(d.Backends), "service port"), plural(d.Connections, "connection"))
 }
 

@@ -49,3 +49,25 @@ func TestDiffExitCodes(t *testing.T) {
 		t.Errorf("missing NEW: exit %d (%s), want 1 naming NEW", code, msg)
 	}
 }
+
+// TestDiffFlags: diff takes -o (text by default) and --detailed-exitcode,
+// and no -f: its two files are arguments.
+func TestDiffFlags(t *testing.T) {
+	cmd, _, err := NewRoot("test").Find([]string{"diff"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := cmd.LocalNonPersistentFlags()
+	if o := fs.Lookup("output"); o == nil || o.Shorthand != "o" || o.DefValue != "text" {
+		t.Errorf("diff -o: %+v, want -o defaulting to text", o)
+	}
+	if d := fs.Lookup("detailed-exitcode"); d == nil || d.DefValue != "false" {
+		t.Errorf("diff --detailed-exitcode: %+v", d)
+	}
+	if fs.Lookup("file") != nil {
+		t.Error("diff has -f; its files are OLD and NEW")
+	}
+	if _, code, msg := run(t, "diff", "only-one.yaml"); code != 1 || !strings.Contains(msg, "2 arg") {
+		t.Errorf("diff with one file: exit %d %q, want 1 asking for two", code, msg)
+	}
+}
