@@ -97,15 +97,54 @@ func blocks(files ...*spec.Resolved) []block {
 	return out
 }
 
+// selectorKeys lists the label keys the policies' pod selectors of either
+// file name, in order: no other pod label can change a verdict, so pods
+// that differ only by others (a pod-template hash, a pod name) share a
+// class.
+func selectorKeys(files ...*spec.Resolved) []string {
+	seen := map[string]bool{}
+	add := func(sel *spec.LabelSelector) {
+		if sel == nil {
+			return
+		}
+		for k := range sel.MatchLabels {
+			seen[k] = true
+		}
+		for _, e := range sel.MatchExpressions {
+			seen[e.Key] = true
+		}
+	}
+	peers := func(ps []spec.PolicyPeer) {
+		for _, p := range ps {
+			add(p.PodSelector)
+		}
+	}
+	for _, r := range files {
+		for _, pol := range r.Policies {
+			add(&pol.Spec.PodSelector)
+			for _, in := range pol.Spec.Ingress {
+				peers(in.From)
+			}
+			for _, eg := range pol.Spec.Egress {
+				peers(eg.To)
+			}
+		}
+	}
+	return slices.Sorted(maps.Keys(seen))
+}
+
 // attrs spells everything the evaluator reads of a pod, its key, node
-// and own address aside: "-" for a pod the file lacks.
-func attrs(p *spec.ResolvedPod, bl []block) string {
+// and own address aside: the labels the selectors name, the declared
+// ports and ipBlock membership; "-" for a pod the file lacks.
+func attrs(p *spec.ResolvedPod, keys []string, bl []block) string {
 	if p == nil {
 		return "-"
 	}
 	var b strings.Builder
-	for _, k := range slices.Sorted(maps.Keys(p.Labels)) {
-		b.WriteString(k + "=" + p.Labels[k] + "\x01")
+	for _, k := range keys {
+		if v, ok := p.Labels[k]; ok {
+			b.WriteString(k + "=" + v + "\x01")
+		}
 	}
 	b.WriteByte('|')
 	for _, cp := range p.Ports {
@@ -125,20 +164,21 @@ func attrs(p *spec.ResolvedPod, bl []block) string {
 // buildClasses puts every pod of either file in its class.
 func (m *model) buildClasses() {
 	bl := blocks(m.old.r, m.new.r)
+	keys := selectorKeys(m.old.r, m.new.r)
 	oldPods, newPods := podMap(m.old.r), podMap(m.new.r)
-	keys := slices.Collect(maps.Keys(oldPods))
+	pods := slices.Collect(maps.Keys(oldPods))
 	for k := range newPods {
 		if oldPods[k] == nil {
-			keys = append(keys, k)
+			pods = append(pods, k)
 		}
 	}
-	slices.Sort(keys)
+	slices.Sort(pods)
 	byKey := map[string]*class{}
-	m.classOf = make(map[string]*class, len(keys))
-	for _, k := range keys {
+	m.classOf = make(map[string]*class, len(pods))
+	for _, k := range pods {
 		op, np := oldPods[k], newPods[k]
 		ns := k[:strings.IndexByte(k, '/')]
-		ao, an := attrs(op, bl), attrs(np, bl)
+		ao, an := attrs(op, keys, bl), attrs(np, keys, bl)
 		ck := ns + "\x00" + ao + "\x00" + an
 		c := byKey[ck]
 		if c == nil {
@@ -209,14 +249,14 @@ func (m *model) markPolicies() {
 		if ok && reflect.DeepEqual(op.Spec, np.Spec) {
 			continue
 		}
-		mark(op, func(c *class) *spec.ResolvedPod { return c.oldPod })
+		mark(*op, func(c *class) *spec.ResolvedPod { return c.oldPod })
 		if ok {
-			mark(np, func(c *class) *spec.ResolvedPod { return c.newPod })
+			mark(*np, func(c *class) *spec.ResolvedPod { return c.newPod })
 		}
 	}
 	for k, np := range newPol {
 		if _, ok := oldPol[k]; !ok {
-			mark(np, func(c *class) *spec.ResolvedPod { return c.newPod })
+			mark(*np, func(c *class) *spec.ResolvedPod { return c.newPod })
 		}
 	}
 }

@@ -204,3 +204,34 @@ func lines(cs []reach.Connection) string {
 	}
 	return b.String()
 }
+
+// TestLargeDiffIsSummarised: beyond ListLimit changed connections the
+// list holds the groups' examples only, and the groups still count every
+// connection.
+func TestLargeDiffIsSummarised(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("apiVersion: netreconcile/v1\nkind: Topology\ncluster: {podCIDR: 10.244.0.0/16}\n" +
+		"nodes:\n  - {name: n1, address: 172.31.1.2/24, podCIDR: 10.244.1.0/24}\npods:\n")
+	for i := range 60 {
+		fmt.Fprintf(&b, "  - {name: p%d, namespace: ns%d, node: n1, labels: {app: a%d}, ports: [{port: 80}]}\n", i, i%2, i%4)
+	}
+	old := b.String()
+	// Namespace ns1 denies all ingress: 60 sources x 30 pods of ns1, less
+	// the 30 that talk to themselves.
+	new := old + "policies:\n  - {name: deny, namespace: ns1, spec: {podSelector: {}}}\n"
+	d := reach.Compute(load(t, "old.yaml", old), load(t, "new.yaml", new))
+	if d.Connections != 60*30-30 || d.Complete {
+		t.Fatalf("total %d complete %v, want 1770 and not complete", d.Connections, d.Complete)
+	}
+	sum, examples := 0, 0
+	for _, g := range d.Groups {
+		sum += g.Count
+		examples += len(g.Examples)
+		if len(g.Examples) > reach.MaxExamples || g.To != "ns1" || g.After != reach.Denied {
+			t.Errorf("group %+v", g)
+		}
+	}
+	if sum != d.Connections || len(d.Reachability) != examples || len(d.Groups) != 2 {
+		t.Errorf("groups count %d of %d; %d listed, %d examples, %d groups", sum, d.Connections, len(d.Reachability), examples, len(d.Groups))
+	}
+}

@@ -15,62 +15,81 @@ import (
 // added, changed and removed, in that order and by key.
 func objectChanges(old, new *spec.Resolved) []ObjectChange {
 	var out []ObjectChange
-	out = appendChanges(out, "namespace", old.Namespaces, new.Namespaces, func(a, b map[string]string) []string {
-		return labelFields(a, b)
+	out = appendChanges(out, "namespace", namespaces(old), namespaces(new), nsKey, func(a, b *namespace) []string {
+		return labelFields(a.labels, b.labels)
 	})
-	out = appendChanges(out, "node", byKey(old.Nodes, nodeKey), byKey(new.Nodes, nodeKey), func(a, b spec.ResolvedNode) []string {
-		a.Index, b.Index = 0, 0 // the place in the list is not the node
-		return fieldChanges(a, b)
+	out = appendChanges(out, "node", old.Nodes, new.Nodes, nodeKey, func(a, b *spec.ResolvedNode) []string {
+		x, y := *a, *b
+		x.Index, y.Index = 0, 0 // the place in the list is not the node
+		return fieldChanges(&x, &y)
 	})
-	out = appendChanges(out, "pod", byKey(old.Pods, podKey), byKey(new.Pods, podKey), func(a, b spec.ResolvedPod) []string {
+	out = appendChanges(out, "pod", old.Pods, new.Pods, podKey, func(a, b *spec.ResolvedPod) []string {
 		f := fieldChanges(a, b)
 		if i := slices.Index(f, "labels"); i >= 0 {
 			f[i] = labelFields(a.Labels, b.Labels)[0]
 		}
 		return f
 	})
-	out = appendChanges(out, "service", byKey(old.Services, svcKey), byKey(new.Services, svcKey), fieldChanges[spec.ResolvedService])
-	out = appendChanges(out, "policy", byKey(old.Policies, polKey), byKey(new.Policies, polKey), func(a, b spec.ResolvedPolicy) []string {
-		return fieldChanges(a.Spec, b.Spec)
+	out = appendChanges(out, "service", old.Services, new.Services, svcKey, fieldChanges[spec.ResolvedService])
+	out = appendChanges(out, "policy", old.Policies, new.Policies, polKey, func(a, b *spec.ResolvedPolicy) []string {
+		return fieldChanges(&a.Spec, &b.Spec)
 	})
 	return out
 }
 
+type namespace struct {
+	name   string
+	labels map[string]string
+}
+
+// namespaces lists r's namespaces by name, as the other lists are.
+func namespaces(r *spec.Resolved) []namespace {
+	out := make([]namespace, 0, len(r.Namespaces))
+	for _, n := range slices.Sorted(maps.Keys(r.Namespaces)) {
+		out = append(out, namespace{name: n, labels: r.Namespaces[n]})
+	}
+	return out
+}
+
+func nsKey(n *namespace) string             { return n.name }
 func nodeKey(n *spec.ResolvedNode) string   { return n.Name }
 func podKey(p *spec.ResolvedPod) string     { return p.Key }
 func svcKey(s *spec.ResolvedService) string { return s.Key }
 func polKey(p *spec.ResolvedPolicy) string  { return p.Key }
 
-func byKey[T any](items []T, key func(*T) string) map[string]T {
-	m := make(map[string]T, len(items))
+func byKey[T any](items []T, key func(*T) string) map[string]*T {
+	m := make(map[string]*T, len(items))
 	for i := range items {
-		m[key(&items[i])] = items[i]
+		m[key(&items[i])] = &items[i]
 	}
 	return m
 }
 
-// appendChanges compares two keyed sets; fields names what differs in an
-// object both have (none: unchanged).
-func appendChanges[T any](out []ObjectChange, kind string, old, new map[string]T, fields func(a, b T) []string) []ObjectChange {
-	keys := slices.Sorted(maps.Keys(old))
-	for k := range new {
-		if _, ok := old[k]; !ok {
-			keys = append(keys, k)
-		}
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		a, inOld := old[k]
-		b, inNew := new[k]
+// appendChanges walks two lists sorted by key (as spec sorts them) side
+// by side; fields names what differs in an object both have (none:
+// unchanged).
+func appendChanges[T any](out []ObjectChange, kind string, old, new []T, key func(*T) string, fields func(a, b *T) []string) []ObjectChange {
+	i, j := 0, 0
+	for i < len(old) || j < len(new) {
+		c := 1 // only new is left
 		switch {
-		case !inNew:
-			out = append(out, ObjectChange{Action: Delete, Kind: kind, Key: k})
-		case !inOld:
-			out = append(out, ObjectChange{Action: Create, Kind: kind, Key: k})
+		case j == len(new):
+			c = -1
+		case i < len(old):
+			c = strings.Compare(key(&old[i]), key(&new[j]))
+		}
+		switch {
+		case c < 0:
+			out = append(out, ObjectChange{Action: Delete, Kind: kind, Key: key(&old[i])})
+			i++
+		case c > 0:
+			out = append(out, ObjectChange{Action: Create, Kind: kind, Key: key(&new[j])})
+			j++
 		default:
-			if f := fields(a, b); len(f) > 0 {
-				out = append(out, ObjectChange{Action: Update, Kind: kind, Key: k, Fields: f})
+			if f := fields(&old[i], &new[j]); len(f) > 0 {
+				out = append(out, ObjectChange{Action: Update, Kind: kind, Key: key(&old[i]), Fields: f})
 			}
+			i, j = i+1, j+1
 		}
 	}
 	return out
@@ -78,8 +97,11 @@ func appendChanges[T any](out []ObjectChange, kind string, old, new map[string]T
 
 // fieldChanges names the struct fields of a and b that differ, in the
 // file's spelling (the first letter lowered: Labels is labels, IP is ip).
-func fieldChanges[T any](a, b T) []string {
-	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
+func fieldChanges[T any](a, b *T) []string {
+	if reflect.DeepEqual(a, b) {
+		return nil // the common case, in one walk
+	}
+	va, vb := reflect.ValueOf(a).Elem(), reflect.ValueOf(b).Elem()
 	var out []string
 	for i := range va.NumField() {
 		if !reflect.DeepEqual(va.Field(i).Interface(), vb.Field(i).Interface()) {
