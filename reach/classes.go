@@ -29,6 +29,9 @@ type class struct {
 	// nsChanged: their namespace's labels changed, which only the rules of
 	// other pods' policies see, and only through a namespaceSelector.
 	nsChanged bool
+	// sensitive: their namespace's policies see such a change (see
+	// markSensitive).
+	sensitive bool
 	// ports are the ports and protocols both files declare for the members.
 	ports          []portProto
 	oldPod, newPod *spec.ResolvedPod // a member as each file has it
@@ -266,7 +269,12 @@ func (m *model) markPolicies() {
 // in one file and not in the other: only verdicts between a pod of a
 // changed namespace and a pod of such a namespace can change through it.
 func (m *model) markSensitive() {
-	m.sensitive = map[string]bool{}
+	sensitive := map[string]bool{}
+	defer func() {
+		for _, c := range m.classes {
+			c.sensitive = sensitive[c.ns]
+		}
+	}()
 	var changed []string
 	for ns, l := range m.old.r.Namespaces {
 		if nl, ok := m.new.r.Namespaces[ns]; ok && !maps.Equal(l, nl) {
@@ -285,14 +293,14 @@ func (m *model) markSensitive() {
 	}
 	for _, r := range []*spec.Resolved{m.old.r, m.new.r} {
 		for _, pol := range r.Policies {
-			if m.sensitive[pol.Namespace] {
+			if sensitive[pol.Namespace] {
 				continue
 			}
 			for _, in := range pol.Spec.Ingress {
-				m.sensitive[pol.Namespace] = m.sensitive[pol.Namespace] || sees(in.From)
+				sensitive[pol.Namespace] = sensitive[pol.Namespace] || sees(in.From)
 			}
 			for _, eg := range pol.Spec.Egress {
-				m.sensitive[pol.Namespace] = m.sensitive[pol.Namespace] || sees(eg.To)
+				sensitive[pol.Namespace] = sensitive[pol.Namespace] || sees(eg.To)
 			}
 		}
 	}
@@ -301,7 +309,7 @@ func (m *model) markSensitive() {
 // mayChange reports whether a verdict from a member of a to a member of b
 // can differ between the files.
 func (m *model) mayChange(a, b *class) bool {
-	return a.row || b.col || (a.nsChanged && m.sensitive[b.ns]) || (b.nsChanged && m.sensitive[a.ns])
+	return a.row || b.col || (a.nsChanged && b.sensitive) || (b.nsChanged && a.sensitive)
 }
 
 // rowish reports whether some verdict from a's members may change.

@@ -12,11 +12,18 @@
 // compared (the pod shows as added or removed), nor ports the destination
 // declares in only one file.
 //
-// Scale: pods are grouped into classes of identical namespace, labels,
-// declared ports and membership of every ipBlock the policies name, in
-// both files, so that each question is asked once per pair of classes. A
-// verdict can only change for a source whose class changed or that a
-// changed policy selects for egress, or for a destination whose class
-// changed or that a changed policy selects for ingress; only those rows
-// and columns are evaluated.
+// Scale: pods are grouped into classes of identical namespace, labels (of
+// the keys some policy's pod selector names), declared ports and
+// membership of every ipBlock the policies name, in both files, so that
+// each question is asked once per pair of classes (policy.Judge, the
+// evaluator indexed once, without the texts that say why). A verdict can
+// only change for a source whose class changed or that a changed policy
+// selects for egress, or for a destination whose class changed or that a
+// changed policy selects for ingress; only those rows and columns are
+// evaluated. A namespace's label change reaches verdicts only through the
+// namespaceSelectors of other policies, so its pods are paired only with
+// the pods of namespaces whose policies have one that matches the old and
+// the new labels differently. A connection to a service is judged again
+// only when its backends changed or for sources whose verdict toward one
+// of its backends may have.
 package reach

@@ -16,8 +16,6 @@ type model struct {
 	classOf  map[string]*class // pod key -> class
 	memo     map[memoKey]bool
 	cells    []cell
-	// sensitive: namespaces whose policies see a namespace label change.
-	sensitive map[string]bool
 }
 
 // memoKey packs a question into one word, which hashes far faster than
@@ -157,7 +155,7 @@ func (m *model) allowed(inNew bool, a, b *class, port int, proto string) bool {
 		if inNew {
 			j = m.new.judge
 		}
-		v = j.Evaluate(policy.PodEndpoint(src), policy.PodEndpoint(dst), port, proto).Allowed
+		v = j.Allowed(policy.PodEndpoint(src), policy.PodEndpoint(dst), port, proto)
 	}
 	m.memo[k] = v
 	return v
