@@ -235,3 +235,31 @@ func TestLargeDiffIsSummarised(t *testing.T) {
 		t.Errorf("groups count %d of %d; %d listed, %d examples, %d groups", sum, d.Connections, len(d.Reachability), examples, len(d.Groups))
 	}
 }
+
+// TestMarkdownIsCapped: a pull-request comment shows MarkdownGroups groups
+// and counts the others.
+func TestMarkdownIsCapped(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("apiVersion: netreconcile/v1\nkind: Topology\ncluster: {podCIDR: 10.244.0.0/16}\n" +
+		"nodes:\n  - {name: n1, address: 172.31.1.2/24, podCIDR: 10.244.1.0/24}\npods:\n")
+	for i := range 40 {
+		fmt.Fprintf(&b, "  - {name: p%d, namespace: ns%d, node: n1, ports: [{port: 80}]}\n", i, i%20)
+	}
+	old := b.String()
+	b.WriteString("policies:\n")
+	for i := range 20 {
+		fmt.Fprintf(&b, "  - {name: deny, namespace: ns%d, spec: {podSelector: {}}}\n", i)
+	}
+	d := reach.Compute(load(t, "old.yaml", old), load(t, "new.yaml", b.String()))
+	if len(d.Groups) != 400 {
+		t.Fatalf("%d groups, want 400 (20 namespaces to 20)", len(d.Groups))
+	}
+	var md bytes.Buffer
+	if err := d.WriteMarkdown(&md); err != nil {
+		t.Fatal(err)
+	}
+	rows := strings.Count(md.String(), " denied | ")
+	if rows != reach.MarkdownGroups || !strings.Contains(md.String(), "and 200 more groups") {
+		t.Errorf("markdown shows %d groups, want %d and the 200 others counted:\n%s", rows, reach.MarkdownGroups, md.String()[max(0, md.Len()-300):])
+	}
+}

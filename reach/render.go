@@ -8,6 +8,11 @@ import (
 	"strings"
 )
 
+// MarkdownGroups is the most reachability groups the Markdown output
+// shows, so that a pull-request comment stays within what forges accept
+// (GitHub: 65,536 characters); the others are counted.
+const MarkdownGroups = 200
+
 var symbols = map[string]string{Create: "+", Update: "~", Delete: "-"}
 
 // Summary is the last line of the text output: "No changes." or the counts.
@@ -23,11 +28,14 @@ func (d *Diff) Summary() string {
 		n[Create], n[Update], n[Delete], plural(len(d.Backends), "service port"), plural(d.Connections, "connection"))
 }
 
-func plural(n int, thing string) string {
+// plural counts things: "1 connection", "2 connections".
+func plural(n int, thing string) string { return strconv.Itoa(n) + " " + noun(n, thing) }
+
+func noun(n int, thing string) string {
 	if n == 1 {
-		return "1 " + thing
+		return thing
 	}
-	return strconv.Itoa(n) + " " + thing + "s"
+	return thing + "s"
 }
 
 func objectLine(o ObjectChange) string {
@@ -120,9 +128,12 @@ func (d *Diff) WriteMarkdown(w io.Writer) error {
 	}
 	if len(d.Groups) > 0 {
 		b.WriteString("\n#### Reachability\n\n| From namespace | To | Port | Change | Connections | Examples |\n|---|---|---|---|---:|---|\n")
-		for _, g := range d.Groups {
+		for _, g := range d.Groups[:min(len(d.Groups), MarkdownGroups)] {
 			fmt.Fprintf(&b, "| %s | %s | %d/%s | %s → %s | %d | %s |\n", g.FromNamespace, g.target(), g.Port, g.Protocol,
 				g.Before, g.After, g.Count, cellText(g.examples()))
+		}
+		if n := len(d.Groups) - MarkdownGroups; n > 0 {
+			fmt.Fprintf(&b, "\n… and %d more %s (`netreconcile diff` lists them all).\n", n, noun(n, "group"))
 		}
 	}
 	_, err := io.WriteString(w, b.String())
