@@ -114,6 +114,9 @@ type evaluator struct {
 	byIP     map[netip.Addr]*spec.ResolvedPod
 	policies map[string][]*spec.ResolvedPolicy // by namespace
 	prefixes map[string]netip.Prefix           // parsed ipBlock CIDRs
+	// quiet decides alone, leaving out the texts that say why (rule
+	// descriptions, misses): Judge.Allowed asks millions of questions.
+	quiet bool
 }
 
 func newEvaluator(r *spec.Resolved) *evaluator {
@@ -248,13 +251,16 @@ func (e *evaluator) side(dir string, self, peer end, port int, proto string) Sid
 			ki, portOK := matchPorts(r.ports, port, proto, dstPod)
 			if peerOK && portOK {
 				ref := RuleRef{Policy: pol.Key, Direction: dir, Rule: i, Peer: pi, Port: ki}
-				if pi >= 0 {
+				if pi >= 0 && !e.quiet {
 					ref.PeerText = describePeer(r.peers[pi])
 				}
-				if ki >= 0 {
+				if ki >= 0 && !e.quiet {
 					ref.PortText = describePort(r.ports[ki], dstPod)
 				}
 				s.AllowedBy = append(s.AllowedBy, ref)
+				continue
+			}
+			if e.quiet {
 				continue
 			}
 			var why []string

@@ -1,0 +1,76 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"github.com/netreconcile/netreconcile/reach"
+	"github.com/netreconcile/netreconcile/spec"
+)
+
+// diffCmd compares two versions of a topology file offline: what a
+// reviewer of the change needs, with no kernel, state or privilege.
+func diffCmd() *cobra.Command {
+	var output string
+	var detailed bool
+	cmd := &cobra.Command{
+		Use:   "diff OLD NEW [-o text|json|markdown|dot] [--detailed-exitcode]",
+		Short: "Compare two topology files: objects, service backends and the connections policies newly allow or deny (no kernel needed)",
+		Long: `Diff compares two versions of a topology file without touching any kernel or
+state directory: the namespaces, nodes, pods, services and policies added,
+changed and removed; the backends each service port gains and loses; and the
+pod-to-pod and pod-to-service connections, per port and protocol the
+destination declares (or the service port), whose verdict changes.
+
+Verdicts are explain's: a connection to a service is judged after translation,
+against every backend on its target port, and is allowed only when every
+backend allows it; a service port the file lacks, or that has no backend, is
+denied. Connections of pods only one file declares are not compared.
+
+Changed connections are grouped by source namespace, target namespace (or
+service), port and protocol, and change, with a count and up to 3 examples.
+The JSON output (format_version ` + reach.FormatVersion + `) lists every changed connection in
+"reachability" when there are at most ` + fmt.Sprint(reach.ListLimit) + `; beyond that it lists the
+groups' examples and "reachability_complete" is false.
+
+Exit status: 0 (also when the files differ, unless --detailed-exitcode),
+1 on error, 2 with --detailed-exitcode when the files differ.`,
+		Example: `  netreconcile diff main.yaml topology.yaml
+  netreconcile diff -o markdown main.yaml topology.yaml > comment.md`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			write, ok := diffWriters[output]
+			if !ok {
+				return fmt.Errorf("-o %q: want text, json, markdown or dot", output)
+			}
+			old, err := spec.Load(args[0])
+			if err != nil {
+				return fmt.Errorf("read OLD: %w", err)
+			}
+			new, err := spec.Load(args[1])
+			if err != nil {
+				return fmt.Errorf("read NEW: %w", err)
+			}
+			d := reach.Compute(old, new)
+			if err := write(d, cmd.OutOrStdout()); err != nil {
+				return fmt.Errorf("write diff: %w", err)
+			}
+			if detailed && !d.Empty() {
+				return exitError{code: 2}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "text, json, markdown or dot")
+	cmd.Flags().BoolVar(&detailed, "detailed-exitcode", false, "exit 2 when the files differ")
+	return cmd
+}
+
+var diffWriters = map[string]func(*reach.Diff, io.Writer) error{
+	"text":     (*reach.Diff).WriteText,
+	"json":     (*reach.Diff).WriteJSON,
+	"markdown": (*reach.Diff).WriteMarkdown,
+	"dot":      (*reach.Diff).WriteDOT,
+}
