@@ -143,8 +143,10 @@ func messageRows() []msgRow {
 			want: `--log-format "xml": want console or json`},
 		{name: "--attach-mode: bad value", args: []string{"--attach-mode", "xdp"},
 			want: `--attach-mode "xdp": want tcx or tc`},
-		{name: "-f missing", noNode: true, cmds: [][]string{{"plan"}, {"apply"}, {"destroy"}},
+		{name: "-f missing", noNode: true, cmds: [][]string{{"plan"}, {"destroy"}},
 			want: `required flag(s) "file" not set`},
+		{name: "-f and a saved plan missing", noNode: true, cmds: [][]string{{"apply"}},
+			want: `apply needs -f FILE, or a saved plan (plan --out PLAN, then apply PLAN)`},
 		{name: "unknown flag", args: []string{"--colour", "blue"},
 			want: "unknown flag: --colour"},
 	}
