@@ -21,7 +21,7 @@
 // removed a charged entry).
 //
 // Garbage collection runs in the kernel, without the control plane: the
-// first packet arms a bpf_timer in nr_gc, whose callback walks both tables
+// first entry made arms a bpf_timer in nr_gc, whose callback walks both tables
 // every NR_GC_INTERVAL_NS (every NR_GC_BUSY_NS while they hold more than
 // NR_GC_BUSY_ENTRIES: closed connections must make room quickly), deletes
 // the expired entries and charges them back. nr_gc_run runs one walk on
@@ -129,10 +129,14 @@ static __always_inline __u32 ct_limit(void)
 
 // ct_charge reserves n entries of a table (pol: nr_pol_ct, else nr_ct)
 // for src; false when src has no room left or the count table is full.
+static __always_inline void gc_arm(void);
+
 static __always_inline bool ct_charge(__be32 src, bool pol, __u32 n)
 {
 	struct ct_count *c, zero = {};
 	__u32 *field;
+
+	gc_arm(); // state is being made: someone must collect it
 
 	c = bpf_map_lookup_elem(&nr_ct_count, &src);
 	if (!c) {
@@ -246,7 +250,7 @@ static __always_inline __u64 gc_walk(struct gc_state *st)
 	// The counters start from a value the verifier cannot know: counted
 	// up from a known constant, every pass of a callback would be a new
 	// state to it, and verifying the walk would never converge.
-	__u64 base = bpf_ktime_get_ns();
+	__u64 base = nr_now();
 	struct gc_ctx g = { .now = base, .scanned = base, .deleted = base };
 
 	bpf_for_each_map_elem(&nr_ct, gc_svc_entry, &g, 0);

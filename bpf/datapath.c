@@ -70,6 +70,11 @@ enum cfg_flags {
 // 169.254.42.1: the source a pod sees when it reaches itself through a
 // service (unless nr_config says otherwise).
 #define NR_HAIRPIN_DEFAULT 0xa9fe2a01
+
+// nr_now is the clock of every lifetime here: CLOCK_MONOTONIC at tick
+// resolution, a few nanoseconds to read where bpf_ktime_get_ns costs tens
+// per call; lifetimes are seconds.
+#define nr_now() bpf_ktime_get_coarse_ns()
 #define NR_AFFINITY_TIMEOUT_NS (10800ULL * 1000000000ULL)
 
 // Every key and value spells out its padding: keys are hashed bytewise and
@@ -123,7 +128,7 @@ struct ct_value {
 	__u8 state;   // NR_CT_STATE_* (ct.h)
 	__u8 charged; // counted in its owner's share (ct.h)
 	__be32 owner; // the client, charged for the entry (ct.h)
-	__u64 seen_ns; // last packet, bpf_ktime_get_ns
+	__u64 seen_ns; // last packet, nr_now()
 };
 
 struct affinity_key {
@@ -670,7 +675,7 @@ static __always_inline int pick(const struct pkt *p, const struct svc_value *svc
 
 	if (svc->flags & NR_SVC_AFFINITY) {
 		av = bpf_map_lookup_elem(&nr_affinity, &ak);
-		if (av && bpf_ktime_get_ns() - av->last_ns < NR_AFFINITY_TIMEOUT_NS) {
+		if (av && nr_now() - av->last_ns < NR_AFFINITY_TIMEOUT_NS) {
 			*slot = av->slot;
 			b = backend_at(svc, av->slot, av->ip, av->port);
 		}
@@ -694,7 +699,7 @@ static __always_inline void remember_affinity(const struct ct_key *client, const
 {
 	struct affinity_key ak = { .svc_id = fwd->svc_id, .client = client->saddr };
 	struct affinity_value nav = {
-		.last_ns = bpf_ktime_get_ns(), .ip = fwd->addr, .port = fwd->port, .slot = fwd->slot,
+		.last_ns = nr_now(), .ip = fwd->addr, .port = fwd->port, .slot = fwd->slot,
 	};
 
 	bpf_map_update_elem(&nr_affinity, &ak, &nav, BPF_ANY);
@@ -923,7 +928,7 @@ static __always_inline int service_packet(struct __sk_buff *skb, struct pkt *p, 
 static __always_inline int from_pod_packet(struct __sk_buff *skb, struct pkt *p, const int hook,
 					   __be32 pod)
 {
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now = nr_now();
 	struct ct_value *ct = NULL;
 	__u32 ifindex;
 
@@ -966,7 +971,6 @@ static __always_inline int from_pod(struct __sk_buff *skb, const int hook)
 	__u32 ifindex = 0;
 	int ret;
 
-	gc_arm();
 	b = binding(skb);
 	ret = guard_from_pod(skb, b);
 	if (ret != NR_GUARD_IPV4 || !b)
@@ -1002,7 +1006,7 @@ static __always_inline int to_pod_packet(struct __sk_buff *skb, struct pkt *p, _
 	struct pkt conn = *p;
 	struct ct_value *ct = NULL, *fwd;
 	struct ct_key fk = {};
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now = nr_now();
 	int v;
 
 	if (p->nat)
@@ -1060,7 +1064,6 @@ static __always_inline int to_pod(struct __sk_buff *skb, const int hook)
 	struct ct_key orig;
 	int ret;
 
-	gc_arm();
 	ret = guard_to_pod(skb, b);
 	if (ret != NR_GUARD_IPV4)
 		return ret;

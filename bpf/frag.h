@@ -69,7 +69,7 @@ static __always_inline void frag_record(const struct ct_key *orig, const struct 
 	struct frag_key k = frag_key_of(orig, p->ip_id, dir);
 	struct frag_value v = {
 		.saddr = p->t.saddr, .daddr = p->t.daddr, .allowed = allowed,
-		.ifindex = ifindex, .seen_ns = bpf_ktime_get_ns(),
+		.ifindex = ifindex, .seen_ns = nr_now(),
 	};
 
 	bpf_map_update_elem(&nr_frag, &k, &v, BPF_ANY);
@@ -81,7 +81,7 @@ static __always_inline struct frag_value *frag_lookup(const struct pkt *p, __u8 
 	struct frag_key k = frag_key_of(&p->t, p->ip_id, dir);
 	struct frag_value *v = bpf_map_lookup_elem(&nr_frag, &k);
 
-	if (v && bpf_ktime_get_ns() - v->seen_ns > NR_FRAG_LIFE_NS)
+	if (v && nr_now() - v->seen_ns > NR_FRAG_LIFE_NS)
 		return NULL;
 	return v;
 }

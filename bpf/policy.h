@@ -131,7 +131,7 @@ struct pol_ct {
 	__u8 pad[2];
 	__be32 owner;   // the source charged for it (ct.h)
 	__u32 pad2;
-	__u64 seen_ns;  // last packet, bpf_ktime_get_ns
+	__u64 seen_ns;  // last packet, nr_now()
 };
 
 struct pol_state {
@@ -341,7 +341,7 @@ static __always_inline int pol_check(const struct pkt *p, __u8 dir)
 	st = bpf_map_lookup_elem(&nr_pol_state, &zero);
 	if (st)
 		rev = st->revision;
-	now = bpf_ktime_get_ns();
+	now = nr_now();
 
 	v = pol_find(&fk, p, now);
 	if (v && v->revision == rev) {
