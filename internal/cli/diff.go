@@ -53,7 +53,10 @@ Exit status: 0 (also when the files differ, unless --detailed-exitcode),
 			if err != nil {
 				return fmt.Errorf("read NEW: %w", err)
 			}
-			d := reach.Compute(old, new)
+			d, err := reach.Compute(old, new)
+			if err != nil {
+				return fmt.Errorf("diff: %w", err)
+			}
 			if err := write(d, cmd.OutOrStdout()); err != nil {
 				return fmt.Errorf("write diff: %w", err)
 			}
