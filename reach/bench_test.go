@@ -151,7 +151,7 @@ func BenchmarkDiffCluster(b *testing.B) {
 					b.Fatal(err)
 				}
 				t0 := time.Now()
-				d = reach.Compute(old, new)
+				d = mustCompute(b, old, new)
 				compute += time.Since(t0)
 				cpu += cpuTime() - start
 				close(stop)

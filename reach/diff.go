@@ -6,7 +6,7 @@ import (
 
 // FormatVersion is the version of the JSON document; its major changes
 // when a field changes meaning or goes away.
-const FormatVersion = "1.0"
+const FormatVersion = "1.1"
 
 // ListLimit is the most changed connections the reachability list holds
 // one by one. Beyond it the list holds each group's examples only, and
@@ -41,6 +41,12 @@ type Diff struct {
 	// Connections counts every changed connection, listed or not.
 	Connections int     `json:"reachability_total"`
 	Groups      []Group `json:"reachability_groups"`
+	// NodePlans summarises, for every node of either file, the plan that
+	// moving it from the old file to the new one means (since 1.1).
+	NodePlans []NodePlan `json:"node_plans"`
+	// NodePlansSkipped says why NodePlans is empty although the files
+	// have nodes (too many to plan, see NodePlanLimit).
+	NodePlansSkipped string `json:"node_plans_skipped,omitempty"`
 }
 
 // ObjectChange is one object of the file added, changed or removed.
@@ -96,11 +102,23 @@ type Group struct {
 
 // Empty reports whether the files do not differ in anything Diff shows.
 func (d *Diff) Empty() bool {
-	return len(d.Objects) == 0 && len(d.Backends) == 0 && d.Connections == 0
+	return len(d.Objects) == 0 && len(d.Backends) == 0 && d.Connections == 0 && d.ChangedNodes() == 0
 }
 
-// Compute compares old with new.
-func Compute(old, new *spec.Resolved) *Diff {
+// ChangedNodes counts the nodes whose plan has changes.
+func (d *Diff) ChangedNodes() int {
+	n := 0
+	for _, p := range d.NodePlans {
+		if !p.Empty() {
+			n++
+		}
+	}
+	return n
+}
+
+// Compute compares old with new. It fails when a node's desired state
+// cannot be built from either file.
+func Compute(old, new *spec.Resolved) (*Diff, error) {
 	d := &Diff{FormatVersion: FormatVersion, Objects: objectChanges(old, new)}
 	bo, bn := backendsOf(old), backendsOf(new)
 	d.Backends = backendChanges(bo, bn)
@@ -113,7 +131,15 @@ func Compute(old, new *spec.Resolved) *Diff {
 	d.Objects = nonNil(d.Objects)
 	d.Backends = nonNil(d.Backends)
 	d.Groups = nonNil(d.Groups)
-	return d
+	names := nodeNames(old, new)
+	if d.NodePlansSkipped = skipNodePlans(names); d.NodePlansSkipped == "" {
+		var err error
+		if d.NodePlans, err = nodePlans(old, new, names); err != nil {
+			return nil, err
+		}
+	}
+	d.NodePlans = nonNil(d.NodePlans)
+	return d, nil
 }
 
 func nonNil[T any](s []T) []T {

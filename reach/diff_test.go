@@ -88,7 +88,8 @@ func models(t *testing.T, e edit) (*spec.Resolved, *spec.Resolved) {
 func TestGolden(t *testing.T) {
 	for _, e := range edits {
 		t.Run(e.name, func(t *testing.T) {
-			d := reach.Compute(models(t, e))
+			o, n := models(t, e)
+			d := mustCompute(t, o, n)
 			for ext, write := range map[string]func(*bytes.Buffer) error{
 				"txt":  func(b *bytes.Buffer) error { return d.WriteText(b) },
 				"json": func(b *bytes.Buffer) error { return d.WriteJSON(b) },
@@ -158,7 +159,7 @@ func TestAgreesWithExplain(t *testing.T) {
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
 			old, new := load(t, "old.yaml", c[0]), load(t, "new.yaml", c[1])
-			d := reach.Compute(old, new)
+			d := mustCompute(t, old, new)
 			if !d.Complete {
 				t.Fatalf("the list is not complete for %d connections", d.Connections)
 			}
@@ -190,7 +191,8 @@ func TestAgreesWithExplain(t *testing.T) {
 
 func TestEditsChangeReachability(t *testing.T) {
 	for _, e := range edits {
-		d := reach.Compute(models(t, e))
+		o, n := models(t, e)
+		d := mustCompute(t, o, n)
 		if d.Connections == 0 {
 			t.Errorf("%s: no connection changes verdict; the edit tests nothing", e.name)
 		}
@@ -219,7 +221,7 @@ func TestLargeDiffIsSummarised(t *testing.T) {
 	// Namespace ns1 denies all ingress: 60 sources x 30 pods of ns1, less
 	// the 30 that talk to themselves.
 	new := old + "policies:\n  - {name: deny, namespace: ns1, spec: {podSelector: {}}}\n"
-	d := reach.Compute(load(t, "old.yaml", old), load(t, "new.yaml", new))
+	d := mustCompute(t, load(t, "old.yaml", old), load(t, "new.yaml", new))
 	if d.Connections != 60*30-30 || d.Complete {
 		t.Fatalf("total %d complete %v, want 1770 and not complete", d.Connections, d.Complete)
 	}
@@ -250,7 +252,7 @@ func TestMarkdownIsCapped(t *testing.T) {
 	for i := range 20 {
 		fmt.Fprintf(&b, "  - {name: deny, namespace: ns%d, spec: {podSelector: {}}}\n", i)
 	}
-	d := reach.Compute(load(t, "old.yaml", old), load(t, "new.yaml", b.String()))
+	d := mustCompute(t, load(t, "old.yaml", old), load(t, "new.yaml", b.String()))
 	if len(d.Groups) != 400 {
 		t.Fatalf("%d groups, want 400 (20 namespaces to 20)", len(d.Groups))
 	}
@@ -262,4 +264,14 @@ func TestMarkdownIsCapped(t *testing.T) {
 	if rows != reach.MarkdownGroups || !strings.Contains(md.String(), "and 200 more groups") {
 		t.Errorf("markdown shows %d groups, want %d and the 200 others counted:\n%s", rows, reach.MarkdownGroups, md.String()[max(0, md.Len()-300):])
 	}
+}
+
+// mustCompute is reach.Compute, failing the test on its error.
+func mustCompute(t testing.TB, old, new *spec.Resolved) *reach.Diff {
+	t.Helper()
+	d, err := reach.Compute(old, new)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"text/tabwriter"
 )
 
 // MarkdownGroups is the most reachability groups the Markdown output
@@ -24,8 +25,9 @@ func (d *Diff) Summary() string {
 	for _, o := range d.Objects {
 		n[o.Action]++
 	}
-	return fmt.Sprintf("Diff: %d to add, %d to change, %d to destroy; backends changed on %s; verdict changed on %s.",
-		n[Create], n[Update], n[Delete], plural(len(d.Backends), "service port"), plural(d.Connections, "connection"))
+	return fmt.Sprintf("Diff: %d to add, %d to change, %d to destroy; backends changed on %s; verdict changed on %s; plans change on %s.",
+		n[Create], n[Update], n[Delete], plural(len(d.Backends), "service port"), plural(d.Connections, "connection"),
+		plural(d.ChangedNodes(), "node"))
 }
 
 // plural counts things: "1 connection", "2 connections".
@@ -94,6 +96,13 @@ func (d *Diff) WriteText(w io.Writer) error {
 				g.FromNamespace, g.target(), g.Port, g.Protocol, g.Before, g.After, plural(g.Count, "connection"), g.examples())
 		}
 	}
+	if d.ChangedNodes() > 0 {
+		b.WriteString("Node plans (each node moved from OLD to NEW, offline):\n")
+		writeNodeTable(&b, d.NodePlans)
+	}
+	if d.NodePlansSkipped != "" {
+		b.WriteString("Node plans: not computed (" + d.NodePlansSkipped + ").\n")
+	}
 	if !d.Empty() {
 		b.WriteString("\n")
 	}
@@ -136,8 +145,39 @@ func (d *Diff) WriteMarkdown(w io.Writer) error {
 			fmt.Fprintf(&b, "\n… and %d more %s (`netreconcile diff` lists them all).\n", n, noun(n, "group"))
 		}
 	}
+	if d.ChangedNodes() > 0 {
+		b.WriteString("\n#### Node plans\n\n| Node | Add | Change | Destroy |\n|---|---:|---:|---:|\n")
+		for _, p := range d.NodePlans {
+			if !p.Empty() {
+				fmt.Fprintf(&b, "| `%s` | %d | %d | %d |\n", p.Node, p.Summary.Add, p.Summary.Change, p.Summary.Destroy)
+			}
+		}
+		if n := len(d.NodePlans) - d.ChangedNodes(); n > 0 {
+			fmt.Fprintf(&b, "\n%s unchanged.\n", plural(n, "node"))
+		}
+	}
+	if d.NodePlansSkipped != "" {
+		b.WriteString("\nNode plans: not computed (" + d.NodePlansSkipped + ").\n")
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// writeNodeTable writes the nodes whose plan has changes, one a line
+// under a header, then how many nodes have none.
+func writeNodeTable(b *strings.Builder, plans []NodePlan) {
+	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  node\tadd\tchange\tdestroy")
+	unchanged := 0
+	for _, p := range plans {
+		if p.Empty() {
+			unchanged++
+			continue
+		}
+		fmt.Fprintf(tw, "  %s\t%d\t%d\t%d\n", p.Node, p.Summary.Add, p.Summary.Change, p.Summary.Destroy)
+	}
+	tw.Flush()
+	fmt.Fprintf(b, "  %s unchanged\n", plural(unchanged, "node"))
 }
 
 // cellText keeps a table cell on one row of its table.

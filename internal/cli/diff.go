@@ -17,7 +17,7 @@ func diffCmd() *cobra.Command {
 	var detailed bool
 	cmd := &cobra.Command{
 		Use:   "diff OLD NEW [-o text|json|markdown|dot] [--detailed-exitcode]",
-		Short: "Compare two topology files: objects, service backends and the connections policies newly allow or deny (no kernel needed)",
+		Short: "Compare two topology files: objects, service backends, the connections policies newly allow or deny, and each node's plan (no kernel needed)",
 		Long: `Diff compares two versions of a topology file without touching any kernel or
 state directory: the namespaces, nodes, pods, services and policies added,
 changed and removed; the backends each service port gains and loses; and the
@@ -28,6 +28,12 @@ Verdicts are explain's: a connection to a service is judged after translation,
 against every backend on its target port, and is allowed only when every
 backend allows it; a service port the file lacks, or that has no backend, is
 denied. Connections of pods only one file declares are not compared.
+
+Node plans: for every node of either file, the counts of the plan that moving
+it from OLD to NEW means (OLD's desired state as what the node has, NEW's as
+the target, both offline as plan --observed empty builds them); left out,
+saying so, over ` + fmt.Sprint(reach.NodePlanLimit) + ` nodes, where planning each node of a large
+cluster costs too much.
 
 Changed connections are grouped by source namespace, target namespace (or
 service), port and protocol, and change, with a count and up to 3 examples.
@@ -53,7 +59,10 @@ Exit status: 0 (also when the files differ, unless --detailed-exitcode),
 			if err != nil {
 				return fmt.Errorf("read NEW: %w", err)
 			}
-			d := reach.Compute(old, new)
+			d, err := reach.Compute(old, new)
+			if err != nil {
+				return fmt.Errorf("diff: %w", err)
+			}
 			if err := write(d, cmd.OutOrStdout()); err != nil {
 				return fmt.Errorf("write diff: %w", err)
 			}

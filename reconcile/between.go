@@ -1,0 +1,55 @@
+package reconcile
+
+import (
+	"fmt"
+
+	"github.com/netreconcile/netreconcile/drivers"
+	"github.com/netreconcile/netreconcile/drivers/bridge"
+	"github.com/netreconcile/netreconcile/drivers/ipvlan"
+	"github.com/netreconcile/netreconcile/drivers/macvlan"
+	"github.com/netreconcile/netreconcile/drivers/veth"
+	"github.com/netreconcile/netreconcile/spec"
+	"github.com/netreconcile/netreconcile/state"
+)
+
+// betweenDrivers are the drivers PlanBetween builds with: every mode, as
+// the command line has them. Building touches no kernel.
+var betweenDrivers = drivers.NewRegistry(veth.Driver{}, bridge.Driver{}, macvlan.Driver{}, ipvlan.Driver{})
+
+// PlanBetween is the plan that moving node from old to new means, offline:
+// what netreconcile would own on the node after applying old stands in
+// for what the node has, and new's desired state is the target. A node
+// only one file has is planned from nothing, or to nothing. Either file
+// may be nil (no nodes). It reads no kernel and no state directory.
+func PlanBetween(old, new *spec.Resolved, node string) (*Plan, error) {
+	have, err := desiredOffline(old, node)
+	if err != nil {
+		return nil, fmt.Errorf("node %q in OLD: %w", node, err)
+	}
+	want, err := desiredOffline(new, node)
+	if err != nil {
+		return nil, fmt.Errorf("node %q in NEW: %w", node, err)
+	}
+	obs := state.NewObserved(node)
+	obs.Owned = have
+	p, err := Diff(node, want, obs)
+	if err != nil {
+		return nil, fmt.Errorf("node %q: plan OLD -> NEW: %w", node, err)
+	}
+	return p, nil
+}
+
+// desiredOffline is node's desired state in r, built against the uplink
+// EmptyObserved assumes; empty when r lacks the node.
+func desiredOffline(r *spec.Resolved, node string) (*state.State, error) {
+	if r == nil || r.Node(node) == nil {
+		return state.New(), nil
+	}
+	obs, err := EmptyObserved(r, node)
+	if err != nil {
+		return nil, err
+	}
+	cfg := &Config{Node: node, BPFFS: "/sys/fs/bpf/netreconcile/" + node, Uplink: r.Node(node).Uplink, Drivers: betweenDrivers}
+	up := obs.Facts.UplinkFrom(cfg.Uplink, peerAddrs(r, node))
+	return Desired(cfg, r, up)
+}
