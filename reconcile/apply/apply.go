@@ -10,19 +10,18 @@ import (
 	"net/netip"
 	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/vishvananda/netlink"
-	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
 	"github.com/netreconcile/netreconcile/drivers"
 	"github.com/netreconcile/netreconcile/drivers/kinds"
 	"github.com/netreconcile/netreconcile/internal/nsutil"
 	"github.com/netreconcile/netreconcile/reconcile/internal/handles"
+	"github.com/netreconcile/netreconcile/reconcile/internal/pool"
 	"github.com/netreconcile/netreconcile/reconcile/internal/records"
 	"github.com/netreconcile/netreconcile/reconcile/plan"
 	"github.com/netreconcile/netreconcile/state"
@@ -114,38 +113,8 @@ func From(ctx context.Context, cfg *Config, p *plan.Plan, log logr.Logger, done 
 // returned.
 func runPods(ctx context.Context, owners []string, groups map[string][]plan.Change, newWorker func() *applier,
 	applied *atomic.Int64) error {
-	idle := make(chan *applier, applyWorkers)
-	for range min(applyWorkers, len(owners)) {
-		w := newWorker()
-		defer w.h.Close()
-		idle <- w
-	}
-	var (
-		g    errgroup.Group
-		mu   sync.Mutex
-		errs []error
-	)
-	g.SetLimit(applyWorkers)
-	for _, owner := range owners {
-		mu.Lock()
-		failed := len(errs) > 0
-		mu.Unlock()
-		if failed {
-			break
-		}
-		g.Go(func() error {
-			w := <-idle
-			defer func() { idle <- w }()
-			if err := w.run(ctx, groups[owner], applied); err != nil {
-				mu.Lock()
-				errs = append(errs, err)
-				mu.Unlock()
-			}
-			return nil
-		})
-	}
-	_ = g.Wait() // the workers' errors are in errs
-	return errors.Join(errs...)
+	return pool.Each(owners, applyWorkers, newWorker, func(w *applier) { w.h.Close() },
+		func(w *applier, owner string) error { return w.run(ctx, groups[owner], applied) })
 }
 
 func newApplier(cfg *Config, log logr.Logger, dp *dpHolder) *applier {

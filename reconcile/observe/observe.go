@@ -13,12 +13,12 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
 	"github.com/netreconcile/netreconcile/drivers/kinds"
 	"github.com/netreconcile/netreconcile/internal/nsutil"
 	"github.com/netreconcile/netreconcile/reconcile/internal/handles"
+	"github.com/netreconcile/netreconcile/reconcile/internal/pool"
 	"github.com/netreconcile/netreconcile/reconcile/internal/records"
 	"github.com/netreconcile/netreconcile/state"
 )
@@ -223,38 +223,9 @@ func (o *observer) namespaces(scope *Scope) error {
 // namespace to namespace). After a failure no namespace is started; every
 // failure is returned.
 func (o *observer) pods(refs []string, owned map[string]string, wanted map[string]bool) error {
-	idle := make(chan *handles.Set, observeWorkers)
-	for range min(observeWorkers, len(refs)) {
-		h := handles.New(o.cfg.NodeNetns)
-		defer h.Close()
-		idle <- h
-	}
-	var (
-		g    errgroup.Group
-		mu   sync.Mutex
-		errs []error
-	)
-	g.SetLimit(observeWorkers)
-	for _, ref := range refs {
-		mu.Lock()
-		failed := len(errs) > 0
-		mu.Unlock()
-		if failed {
-			break
-		}
-		g.Go(func() error {
-			h := <-idle
-			defer func() { idle <- h }()
-			if err := o.pod(h, ref, owned, wanted); err != nil {
-				mu.Lock()
-				errs = append(errs, err)
-				mu.Unlock()
-			}
-			return nil
-		})
-	}
-	_ = g.Wait() // the workers' errors are in errs
-	return errors.Join(errs...)
+	return pool.Each(refs, observeWorkers, func() *handles.Set { return handles.New(o.cfg.NodeNetns) },
+		func(h *handles.Set) { h.Close() },
+		func(h *handles.Set, ref string) error { return o.pod(h, ref, owned, wanted) })
 }
 
 // pod observes one pod namespace.
