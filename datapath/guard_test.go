@@ -157,3 +157,34 @@ func TestReusedTupleAfterClose(t *testing.T) {
 			err, dropped(t, d, server.ip, DropEgress))
 	}
 }
+
+// TestDetachUnbinds: detaching the hook of packets leaving a pod removes
+// its source binding; detaching the other hook keeps it.
+func TestDetachUnbinds(t *testing.T) {
+	dir := tempPinDir(t)
+	w := newWorld(t, "veth", dir, 1)
+	defer w.dump()
+	d := w.dp
+	ns, ifname := w.hook(w.pods[0])
+	count := func() int {
+		t.Helper()
+		b, err := d.Bindings()
+		must(t, err, "bindings")
+		return len(b)
+	}
+	if n := count(); n != 1 {
+		t.Fatalf("%d bindings after attach, want 1", n)
+	}
+	for _, dir := range []Direction{HostEgress, HostIngress} {
+		name, err := AttachmentName(ns, ifname, dir)
+		must(t, err, "name")
+		must(t, d.Detach(name), "detach %s", dir)
+		want := 1
+		if dir.FromPod() {
+			want = 0
+		}
+		if n := count(); n != want {
+			t.Errorf("after detaching %s: %d bindings, want %d", dir, n, want)
+		}
+	}
+}

@@ -62,19 +62,7 @@ func (d *Datapath) Bind(nsRef, ifname string, src Source) error {
 	if err := src.validate(); err != nil {
 		return fmt.Errorf("bind %s in netns %q: %w", ifname, nsRef, err)
 	}
-	var key bpf.NrSrcKey
-	err := nsutil.Do(nsRef, func() error {
-		index, err := ifIndex(ifname)
-		if err != nil {
-			return err
-		}
-		cookie, err := netnsCookie()
-		if err != nil {
-			return err
-		}
-		key = bpf.NrSrcKey{Netns: cookie, Ifindex: uint32(index)}
-		return nil
-	})
+	key, err := ifaceKey(nsRef, ifname)
 	if err != nil {
 		return fmt.Errorf("bind %s in netns %q: %w", ifname, nsRef, err)
 	}
@@ -96,37 +84,33 @@ func (d *Datapath) unbindIface(nsRef, ifname string) error {
 	if !nsutil.Exists(nsRef) {
 		return nil
 	}
-	index := 0
-	_ = nsutil.Do(nsRef, func() error {
-		index, _ = ifIndex(ifname)
-		return nil
-	})
-	if index == 0 {
-		return nil
-	}
-	return d.unbind(nsInode(nsRef), index)
-}
-
-// unbind removes the bindings of the interface at ifindex in the
-// namespace whose inode is ino; a missing one is success. (Bindings are
-// keyed by the namespace's cookie, which only a thread inside it can
-// read: they are matched here by what Bind recorded beside it.)
-func (d *Datapath) unbind(ino uint64, ifindex int) error {
-	var gone []bpf.NrSrcKey
-	err := scan(d.objs.NrSrc, func(k *bpf.NrSrcKey, v *bpf.NrSrcBinding) {
-		if v.NetnsIno == ino && int(v.Ifindex) == ifindex {
-			gone = append(gone, *k)
-		}
-	})
+	key, err := ifaceKey(nsRef, ifname)
 	if err != nil {
-		return fmt.Errorf("unbind ifindex %d: read nr_src: %w", ifindex, err)
+		return nil // the interface is gone
 	}
-	for _, k := range gone {
-		if err := d.objs.NrSrc.Delete(&k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			return fmt.Errorf("unbind ifindex %d: delete: %w", ifindex, err)
-		}
+	if err := d.objs.NrSrc.Delete(&key); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("unbind %s in netns %q: delete: %w", ifname, nsRef, err)
 	}
 	return nil
+}
+
+// ifaceKey is the nr_src key of ifname in nsRef: the namespace's cookie and
+// the interface's index, both read by a thread inside the namespace.
+func ifaceKey(nsRef, ifname string) (bpf.NrSrcKey, error) {
+	var key bpf.NrSrcKey
+	err := nsutil.Do(nsRef, func() error {
+		index, err := ifIndex(ifname)
+		if err != nil {
+			return err
+		}
+		cookie, err := netnsCookie()
+		if err != nil {
+			return err
+		}
+		key = bpf.NrSrcKey{Netns: cookie, Ifindex: uint32(index)}
+		return nil
+	})
+	return key, err
 }
 
 // Bindings reads every binding.

@@ -89,7 +89,7 @@ type row struct{ section, what, value, ratio, of, note string }
 type bench struct {
 	cfg       config
 	ebpf, ipt *lab
-	srv       servers
+	srv       benchnode.ConnServers
 	rows      []row
 }
 
@@ -150,7 +150,7 @@ func run(ctx context.Context, cfg config) error {
 			service{name: "tp-" + m, ip: fmt.Sprintf("10.96.1.%d", i+1), port: portEBPF + i, targetPort: portEBPF + i, selector: map[string]string{"tp": m}},
 			service{name: "tpoff-" + m, ip: fmt.Sprintf("10.96.2.%d", i+1), port: portOff + i, targetPort: portOff + i, selector: map[string]string{"tp": m}})
 	}
-	defer b.srv.stop()
+	defer b.srv.Stop()
 	defer b.ebpf.down()
 	defer b.ipt.down()
 	fmt.Fprintf(os.Stderr, "labs %s: ", id)
@@ -409,35 +409,36 @@ func (b *bench) connRates(ctx context.Context) error {
 			}
 			notes[j+1] = fmt.Sprintf("%d nat rules, restore %v", count, load.Round(time.Millisecond))
 		}
-		var res [3][2]rateResult // datapath, first/last
+		var res [3][2]benchnode.Rate // datapath, first/last
 		for range slices {
 			for j := range 3 {
 				for t, ip := range []string{rateIP(0), rateIP(size - 1)} {
-					r, err := connRate(ctx, clients[j], ip+":80", b.cfg.dur/slices)
+					dst := netip.AddrPortFrom(netip.MustParseAddr(ip), 80)
+					r, err := benchnode.ConnRate(ctx, clients[j], dst, b.cfg.dur/slices)
 					if err != nil {
 						return fmt.Errorf("%s, %d services, to %s: %w", names[j], size, ip, err)
 					}
-					res[j][t].add(r)
+					res[j][t].Add(r)
 				}
 			}
 			fmt.Fprint(os.Stderr, ".")
 		}
 		for j, p := range res {
 			what := fmt.Sprintf("%s, %d services: first / last", names[j], size)
-			val := fmt.Sprintf("%.0f / %.0f conn/s", p[0].perSec(), p[1].perSec())
-			note := fmt.Sprintf("SYN rtx %d/%d, failed %d/%d, >500ms %d/%d; %s", p[0].synRetrans, p[1].synRetrans,
-				p[0].failed, p[1].failed, p[0].slow, p[1].slow, notes[j])
-			b.add(row{"new conns", what, val, ratio(p[1].perSec(), p[0].perSec()), "last/first", note})
+			val := fmt.Sprintf("%.0f / %.0f conn/s", p[0].PerSec(), p[1].PerSec())
+			note := fmt.Sprintf("SYN rtx %d/%d, failed %d/%d, >500ms %d/%d; %s", p[0].SynRetrans, p[1].SynRetrans,
+				p[0].Failed, p[1].Failed, p[0].Slow, p[1].Slow, notes[j])
+			b.add(row{"new conns", what, val, ratio(p[1].PerSec(), p[0].PerSec()), "last/first", note})
 		}
 		b.add(row{"new conns", fmt.Sprintf("eBPF vs iptables-nft, %d services, last", size), "",
-			ratio(res[0][1].perSec(), res[1][1].perSec()), "eBPF/nft", fmt.Sprintf("vs legacy: %s", ratio(res[0][1].perSec(), res[2][1].perSec()))})
+			ratio(res[0][1].PerSec(), res[1][1].PerSec()), "eBPF/nft", fmt.Sprintf("vs legacy: %s", ratio(res[0][1].PerSec(), res[2][1].PerSec()))})
 	}
 	return nil
 }
 
 func (b *bench) listenAll(l *lab, pods []pod, port int) error {
 	for _, p := range pods {
-		if err := b.srv.listen(l.netns(p), p.ip, port); err != nil {
+		if err := b.srv.Listen(l.netns(p), netip.MustParseAddr(p.ip), port); err != nil {
 			return err
 		}
 	}

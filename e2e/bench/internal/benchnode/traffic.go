@@ -111,6 +111,15 @@ func (r Rate) PerSec() float64 {
 	return float64(r.Done) / r.Took.Seconds()
 }
 
+// Add sums o into r (several slices of one measurement).
+func (r *Rate) Add(o Rate) {
+	r.Done += o.Done
+	r.Took += o.Took
+	r.Failed += o.Failed
+	r.Slow += o.Slow
+	r.SynRetrans += o.SynRetrans
+}
+
 // ConnRate opens short connections from netns ns to dst one after the
 // other, on one thread, for d, after one untimed connection (neighbours
 // resolved, paths warm).
