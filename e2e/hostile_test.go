@@ -56,6 +56,29 @@ func (l *hostLab) testFragments(t *testing.T) {
 			}
 		}
 	})
+	t.Run("control: allowed datagrams larger than the MTU through the clusterIP", func(t *testing.T) {
+		// The first fragment is translated to v:80; the later ones follow
+		// its addresses (frag.h), and v's fragmented answer comes back as
+		// the service.
+		svc := netip.AddrPortFrom(hostClusterIP, hostSvcUDP).String()
+		for _, from := range []string{"a", "a2"} {
+			conn, err := nstest.DialUDP(l.ns(from), svc, hostYes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			big := bytes.Repeat([]byte("z"), 4000)
+			conn.SetDeadline(time.Now().Add(hostYes))
+			buf := make([]byte, 8192)
+			n := 0
+			if _, err = conn.Write(big); err == nil {
+				n, err = conn.Read(buf)
+			}
+			if err != nil || !bytes.HasSuffix(buf[:n], big) {
+				t.Errorf("%s -> %s with a 4000-byte datagram: %v (answer of %d bytes)", from, svc, err, n)
+			}
+		}
+	})
 	t.Run("control: allowed SYN in fragments", func(t *testing.T) {
 		if !l.fragmentedSYN(t, "a", hostYes) {
 			t.Errorf("a's SYN to v:80 sent as two fragments got no SYN-ACK")
