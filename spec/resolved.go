@@ -21,6 +21,13 @@ type Resolved struct {
 	// ConntrackPerSource is cluster.datapath.conntrackPerSource (0: the
 	// datapath's default).
 	ConntrackPerSource int
+	// Masquerade is cluster.egress.masquerade (default true);
+	// NonMasqueradeCIDRs its exceptions, parsed.
+	Masquerade         bool
+	NonMasqueradeCIDRs []netip.Prefix
+	// NodePortMin and NodePortMax bound cluster.nodePortRange (inclusive;
+	// default 30000-32767).
+	NodePortMin, NodePortMax int
 
 	// Namespaces maps every namespace that the file names (in namespaces:
 	// or used by a pod, service or policy) to its labels, including
@@ -69,6 +76,14 @@ type ResolvedService struct {
 	Selector        map[string]string
 	Ports           []ServicePort // protocol defaulted to TCP, targetPort to port
 	SessionAffinity string        // None | ClientIP
+	// AffinityTimeout is sessionAffinityConfig.clientIP.timeoutSeconds
+	// (default 10800; meaningful with ClientIP affinity).
+	AffinityTimeout int
+	Type            string // ClusterIP | NodePort
+	// ExternalIPs are served like the clusterIP, on the service's ports.
+	ExternalIPs           []netip.Addr
+	ExternalTrafficPolicy string // Cluster | Local (NodePort and externalIPs from outside)
+	InternalTrafficPolicy string // Cluster | Local (clusterIP from this node's pods and the node)
 }
 
 // ResolvedPolicy is a policy with its namespace and policyTypes defaulted

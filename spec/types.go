@@ -43,6 +43,20 @@ type Cluster struct {
 	Routing     Routing  `yaml:"routing,omitempty" json:"routing,omitempty"`
 	MTU         int      `yaml:"mtu,omitempty" json:"mtu,omitempty"` // 0: derive from the uplink
 	Datapath    Datapath `yaml:"datapath,omitempty" json:"datapath,omitempty"`
+	Egress      Egress   `yaml:"egress,omitempty" json:"egress,omitempty"`
+	// NodePortRange is "MIN-MAX", inclusive (default "30000-32767").
+	NodePortRange string `yaml:"nodePortRange,omitempty" json:"nodePortRange,omitempty"`
+}
+
+// Egress is how pods' traffic to destinations outside the cluster leaves
+// the node.
+type Egress struct {
+	// Masquerade rewrites the source of pods' traffic to destinations
+	// outside the cluster to the node's address (default true).
+	Masquerade *bool `yaml:"masquerade,omitempty" json:"masquerade,omitempty"`
+	// NonMasqueradeCIDRs are destinations reached with the pod's own
+	// address (besides pod CIDRs and node addresses, never masqueraded).
+	NonMasqueradeCIDRs []string `yaml:"nonMasqueradeCIDRs,omitempty" json:"nonMasqueradeCIDRs,omitempty"`
 }
 
 // Datapath holds settings of the eBPF datapath.
@@ -123,6 +137,24 @@ type Service struct {
 	Selector        map[string]string `yaml:"selector,omitempty" json:"selector,omitempty"`
 	Ports           []ServicePort     `yaml:"ports" json:"ports"`
 	SessionAffinity string            `yaml:"sessionAffinity,omitempty" json:"sessionAffinity,omitempty"` // None | ClientIP
+	// The fields below are Kubernetes core/v1 ServiceSpec's.
+	Type                  string                 `yaml:"type,omitempty" json:"type,omitempty"` // ClusterIP (default) | NodePort
+	ExternalIPs           []string               `yaml:"externalIPs,omitempty" json:"externalIPs,omitempty"`
+	ExternalTrafficPolicy string                 `yaml:"externalTrafficPolicy,omitempty" json:"externalTrafficPolicy,omitempty"` // Cluster (default) | Local
+	InternalTrafficPolicy string                 `yaml:"internalTrafficPolicy,omitempty" json:"internalTrafficPolicy,omitempty"` // Cluster (default) | Local
+	SessionAffinityConfig *SessionAffinityConfig `yaml:"sessionAffinityConfig,omitempty" json:"sessionAffinityConfig,omitempty"`
+}
+
+// SessionAffinityConfig mirrors core/v1 SessionAffinityConfig.
+type SessionAffinityConfig struct {
+	ClientIP *ClientIPConfig `yaml:"clientIP,omitempty" json:"clientIP,omitempty"`
+}
+
+// ClientIPConfig mirrors core/v1 ClientIPConfig.
+type ClientIPConfig struct {
+	// TimeoutSeconds is how long a client keeps its backend while idle
+	// (1..86400, default 10800).
+	TimeoutSeconds *int `yaml:"timeoutSeconds,omitempty" json:"timeoutSeconds,omitempty"`
 }
 
 // ServicePort maps a service port to a target port on the backends.
@@ -132,6 +164,9 @@ type ServicePort struct {
 	Port       int         `yaml:"port" json:"port"`
 	TargetPort IntOrString `yaml:"targetPort,omitempty" json:"targetPort,omitzero"` // default: port
 	Protocol   string      `yaml:"protocol,omitempty" json:"protocol,omitempty"`    // default TCP
+	// NodePort is the port on every node's address (type NodePort only;
+	// 0: allocated from cluster.nodePortRange).
+	NodePort int `yaml:"nodePort,omitempty" json:"nodePort,omitempty"`
 }
 
 // Policy is a Kubernetes NetworkPolicy (networking.k8s.io/v1).

@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"maps"
@@ -26,6 +27,20 @@ const (
 
 	AffinityNone     = "None"
 	AffinityClientIP = "ClientIP"
+	// DefaultAffinityTimeout is Kubernetes' default
+	// sessionAffinityConfig.clientIP.timeoutSeconds (3 h).
+	DefaultAffinityTimeout = 10800
+
+	ServiceClusterIP = "ClusterIP"
+	ServiceNodePort  = "NodePort"
+	// TrafficCluster and TrafficLocal are the values of
+	// external/internalTrafficPolicy.
+	TrafficCluster = "Cluster"
+	TrafficLocal   = "Local"
+	// DefaultNodePortMin and DefaultNodePortMax are Kubernetes' default
+	// node port range.
+	DefaultNodePortMin = 30000
+	DefaultNodePortMax = 32767
 
 	PolicyIngress = "Ingress"
 	PolicyEgress  = "Egress"
@@ -276,6 +291,13 @@ func (c *checker) cluster(t *Topology, r *Resolved) {
 		}
 		r.ConntrackPerSource = v
 	}
+	r.Masquerade = cl.Egress.Masquerade == nil || *cl.Egress.Masquerade
+	for i, s := range cl.Egress.NonMasqueradeCIDRs {
+		if p, ok := c.anyCIDR(index("cluster.egress.nonMasqueradeCIDRs", i), s); ok {
+			r.NonMasqueradeCIDRs = append(r.NonMasqueradeCIDRs, p)
+		}
+	}
+	r.NodePortMin, r.NodePortMax = DefaultNodePortMin, DefaultNodePortMax
 	r.MTU = cl.MTU
 	if r.MTU != 0 && (r.MTU < MinMTU || r.MTU > MaxMTU) {
 		c.add("cluster.mtu", "must be 0 (derive from the uplink) or between %d and %d, got %d", MinMTU, MaxMTU, r.MTU)
@@ -796,7 +818,28 @@ func (c *checker) services(t *Topology, r *Resolved) {
 			rs.SessionAffinity = AffinityNone
 		}
 		c.oneOf(join(path, "sessionAffinity"), s.SessionAffinity, "session affinity", []string{AffinityNone, AffinityClientIP})
+		c.serviceTraffic(path, s, &rs)
 		r.Services = append(r.Services, rs)
+	}
+}
+
+// serviceTraffic resolves how traffic reaches a service besides its
+// clusterIP: type, external IPs, traffic policies, affinity timeout.
+func (c *checker) serviceTraffic(path string, s Service, rs *ResolvedService) {
+	rs.Type = cmp.Or(s.Type, ServiceClusterIP)
+	c.oneOf(join(path, "type"), s.Type, "service type", []string{ServiceClusterIP, ServiceNodePort})
+	rs.ExternalTrafficPolicy = cmp.Or(s.ExternalTrafficPolicy, TrafficCluster)
+	c.oneOf(join(path, "externalTrafficPolicy"), s.ExternalTrafficPolicy, "traffic policy", []string{TrafficCluster, TrafficLocal})
+	rs.InternalTrafficPolicy = cmp.Or(s.InternalTrafficPolicy, TrafficCluster)
+	c.oneOf(join(path, "internalTrafficPolicy"), s.InternalTrafficPolicy, "traffic policy", []string{TrafficCluster, TrafficLocal})
+	for i, e := range s.ExternalIPs {
+		if ip, ok := c.addr(index(join(path, "externalIPs"), i), e); ok {
+			rs.ExternalIPs = append(rs.ExternalIPs, ip)
+		}
+	}
+	rs.AffinityTimeout = DefaultAffinityTimeout
+	if ac := s.SessionAffinityConfig; ac != nil && ac.ClientIP != nil && ac.ClientIP.TimeoutSeconds != nil {
+		rs.AffinityTimeout = *ac.ClientIP.TimeoutSeconds
 	}
 }
 
