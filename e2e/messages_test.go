@@ -68,13 +68,13 @@ func messageRows() []msgRow {
 	return []msgRow{
 		// The file.
 		{name: "file: not YAML", file: "apiVersion: netreconcile/v1\ncluster: {podCIDR: 10.244.0.0/16\n",
-			want: "{file}:2: not valid YAML: did not find expected ',' or '}'"},
+			want: "{file}:2:10: not valid YAML: did not find expected ',' or '}' — a mapping opened with { is not closed with }"},
 		{name: "file: empty", file: "\n",
 			want: "{file}: file holds no YAML document"},
 		{name: "file: missing", args: []string{"-f", "{dir}/missing.yaml"},
 			want: "load topology: open {dir}/missing.yaml: no such file or directory"},
 		{name: "file: unknown field", file: edit("  serviceCIDR: 10.96.0.0/16\n", "  serviceCIDR: 10.96.0.0/16\n  colour: blue\n"),
-			want: `{file}:6:3: cluster.colour: unknown field "colour"; valid fields: datapath, mode, mtu, podCIDR, routing, serviceCIDR`},
+			want: `{file}:6:3: cluster.colour: unknown field "colour"; valid fields: datapath, egress, mode, mtu, nodePortRange, podCIDR, routing, serviceCIDR`},
 		{name: "file: wrong type", file: edit("podCIDR: 10.244.0.0/16", "podCIDR: [10.244.0.0/16]"),
 			want: "{file}:4:12: cluster.podCIDR: expected a string, got a sequence"},
 		{name: "file: bad CIDR", file: edit("podCIDR: 10.244.0.0/16", "podCIDR: 10.244.0.0/33"),

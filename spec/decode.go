@@ -189,6 +189,12 @@ func parseOne(name string, data []byte) (root *yaml.Node, err error) {
 				line, col = locate(data, "*"+m[1])
 			}
 		}
+		if c, hint := yamlHint(data, line, msg); hint != "" {
+			if col == 0 {
+				col = c
+			}
+			msg += " — " + hint
+		}
 		return &Errors{List: []*Error{{File: name, Line: line, Column: col, Msg: "not valid YAML: " + msg, Err: ErrNotYAML}}}
 	}
 	defer func() {
