@@ -27,7 +27,9 @@ func TestFlagDefaults(t *testing.T) {
 		"lab down": {"file": "-f "},
 		"explain":  {"file": "-f "},
 		"probe":    {"file": "-f ", "output": "-o text", "port": "-p []", "timeout": "1s", "retries": "1", "parallel": "64"},
-		"version":  {},
+		"version":  {"output": "-o text"},
+		"graph":    {"file": "-f ", "output": "-o dot"},
+		"schema":   {},
 	}
 	root := NewRoot("test")
 	for path, flags := range want {
