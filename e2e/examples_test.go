@@ -39,6 +39,12 @@ func TestExamples(t *testing.T) {
 				}
 				t.Fatalf("lab up: exit %d\n%s%s", code, out, errOut)
 			}
+			// Not on a terminal and without -v: no log line per change,
+			// no progress line, only the summary on standard output.
+			if strings.Contains(errOut, "applied") || strings.Contains(errOut, "applying") ||
+				!strings.Contains(out, "Remove it all:   netreconcile lab down -f "+f) {
+				t.Errorf("lab up printed per-change lines or no summary with real values:\n%s\n%s", errOut, out)
+			}
 			for _, n := range r.Nodes {
 				out, errOut, code := Run(t, bin, "plan", "--detailed-exitcode", "-f", f, "--node", n.Name,
 					"--node-netns", "nrlab-"+n.Name, "--state-dir", stateDir)

@@ -2,18 +2,13 @@ package cli
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
-	"github.com/go-logr/zapr"
 	"github.com/spf13/cobra"
-	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
-	"golang.org/x/term"
 
 	"github.com/netreconcile/netreconcile/drivers"
 	"github.com/netreconcile/netreconcile/drivers/bridge"
@@ -60,35 +55,20 @@ func (g *globals) setUp(cmd *cobra.Command) error {
 	if g.attach != "tcx" && g.attach != "tc" {
 		return fmt.Errorf("--attach-mode %q: want tcx or tc", g.attach)
 	}
-	l, err := newLogger(g.logFormat, g.verbose, cmd.ErrOrStderr())
+	// A daemon's log is its output; a one-shot command says what it did
+	// in its summary, and logs only when asked (-v, or a --log-format for
+	// a machine to read).
+	quiet := cmd.Name() != "watch" && g.verbose == 0 && g.logFormat == ""
+	l, p, err := newLogger(g.logFormat, g.verbose, quiet, cmd.ErrOrStderr())
 	g.log = l
 	if err != nil {
 		return err
 	}
+	if p != nil {
+		cmd.SetOut(clearing{w: cmd.OutOrStdout(), p: p})
+		cobra.OnFinalize(p.clear)
+	}
 	return g.checkState(cmd)
-}
-
-func newLogger(format string, verbose int, w io.Writer) (logr.Logger, error) {
-	if format == "" {
-		format = "json"
-		if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-			format = "console"
-		}
-	}
-	ec := zap.NewProductionEncoderConfig()
-	ec.EncodeTime = zapcore.ISO8601TimeEncoder
-	var enc zapcore.Encoder
-	switch format {
-	case "json":
-		enc = zapcore.NewJSONEncoder(ec)
-	case "console":
-		ec.EncodeLevel = zapcore.CapitalLevelEncoder
-		enc = zapcore.NewConsoleEncoder(ec)
-	default:
-		return logr.Discard(), fmt.Errorf("--log-format %q: want console or json", format)
-	}
-	core := zapcore.NewCore(enc, zapcore.AddSync(w), zapcore.Level(-verbose))
-	return zapr.NewLogger(zap.New(core)), nil
 }
 
 // registry is the one place drivers are registered.

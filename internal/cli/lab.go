@@ -51,7 +51,7 @@ func labUpCmd(g *globals) *cobra.Command {
 					return fmt.Errorf("node %q: %w", n.Name, err)
 				}
 			}
-			printLab(cmd.OutOrStdout(), r, info)
+			printLab(cmd.OutOrStdout(), file, r, info)
 			return nil
 		},
 	}
@@ -106,7 +106,7 @@ func labNode(g *globals, node string) globals {
 	return lg
 }
 
-func printLab(w io.Writer, r *spec.Resolved, info *lab.Info) {
+func printLab(w io.Writer, file string, r *spec.Resolved, info *lab.Info) {
 	fmt.Fprintf(w, "\nLab is up: %d nodes, %d pods.\n", len(r.Nodes), len(r.Pods))
 	for _, n := range r.Nodes {
 		fmt.Fprintf(w, "  node %-10s netns %-20s %s %s  pods %s\n", n.Name, lab.NodeNetns(n.Name), n.Uplink, n.Address, n.PodCIDR)
@@ -118,7 +118,10 @@ func printLab(w io.Writer, r *spec.Resolved, info *lab.Info) {
 		a, b := r.Pods[0], r.Pods[1]
 		fmt.Fprintf(w, "\nTry:  ip netns exec %s ping -c1 %s      # %s -> %s\n", a.Netns, b.IP, a.Key, b.Key)
 	}
-	fmt.Fprintln(w, "Inspect a node:  netreconcile show --node-netns NODE_NETNS --node NODE")
-	fmt.Fprintln(w, "Remove it all:   netreconcile lab down -f FILE")
+	if len(r.Nodes) > 0 {
+		n := r.Nodes[0].Name
+		fmt.Fprintf(w, "Inspect a node:  netreconcile show --node-netns %s --node %s\n", lab.NodeNetns(n), n)
+	}
+	fmt.Fprintf(w, "Remove it all:   netreconcile lab down -f %s\n", file)
 	_ = info
 }
