@@ -143,6 +143,15 @@ func TestOutputFlag(t *testing.T) {
 
 // TestRequiredFile: the verbs that need a file say so, and the flags
 // before it are still checked first.
+// TestFileTwice: a second -f is an error, never a silent winner.
+func TestFileTwice(t *testing.T) {
+	file := writeFile(t, "pods.yaml", topoOnePod)
+	_, code, msg := run(t, "validate", "-f", file, "-f", file)
+	if code != 1 || !strings.Contains(msg, "given twice") {
+		t.Errorf("validate -f X -f X: exit %d, %q", code, msg)
+	}
+}
+
 func TestRequiredFile(t *testing.T) {
 	state := filepath.Join(t.TempDir(), "state")
 	for _, args := range [][]string{

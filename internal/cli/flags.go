@@ -10,8 +10,22 @@ import (
 
 // fileFlag adds the required -f, the topology file.
 func fileFlag(cmd *cobra.Command, file *string) {
-	cmd.Flags().StringVarP(file, "file", "f", "", "topology file (- for standard input)")
+	cmd.Flags().VarP((*onceString)(file), "file", "f", "topology file (- for standard input)")
 	_ = cmd.MarkFlagRequired("file")
+}
+
+// onceString is a string flag that refuses a second value instead of
+// letting the last one silently win.
+type onceString string
+
+func (s *onceString) String() string { return string(*s) }
+func (s *onceString) Type() string   { return "string" }
+func (s *onceString) Set(v string) error {
+	if *s != "" {
+		return fmt.Errorf("given twice (%q, then %q): one topology file per command", string(*s), v)
+	}
+	*s = onceString(v)
+	return nil
 }
 
 // nodeFlag adds --node, defaulting to the host name (which the help
