@@ -24,9 +24,11 @@ import (
 // (<state-dir>/<node>.sock), readable by root alone; a request can only
 // make the daemon converge to its own file.
 
-// ControlRequest is what apply sends, as one JSON line.
+// ControlRequest is what apply sends, as one JSON line; or, from
+// status, a question about the daemon's state, answered at once.
 type ControlRequest struct {
-	File string `json:"file"` // the path apply was given, absolute
+	File   string `json:"file,omitempty"` // the path apply was given, absolute
+	Status bool   `json:"status,omitempty"`
 }
 
 // ControlReply is the daemon's answer to a request, as one JSON line,
@@ -39,6 +41,8 @@ type ControlReply struct {
 	Change  int    `json:"change"`
 	Destroy int    `json:"destroy"`
 	Error   string `json:"error,omitempty"`
+	// Status answers a status request.
+	Status *Status `json:"status,omitempty"`
 }
 
 // MaxControlRequest bounds a request: it names a file. A longer one is
@@ -90,10 +94,11 @@ type control struct {
 	file    string      // the file the daemon follows
 	reqs    chan ctlReq // requests from the control socket, to the loop
 	waiters []chan ControlReply
+	board   *statusBoard // status requests are answered from it
 }
 
-func newControl(file string) *control {
-	return &control{file: file, reqs: make(chan ctlReq)}
+func newControl(file string, board *statusBoard) *control {
+	return &control{file: file, reqs: make(chan ctlReq), board: board}
 }
 
 // serve hands each connection's request to the loop and writes back its
@@ -121,6 +126,12 @@ func (c *control) serveConn(ctx context.Context, conn net.Conn) {
 			msg = fmt.Sprintf("request larger than %d bytes: refused", MaxControlRequest)
 		}
 		_ = json.NewEncoder(conn).Encode(ControlReply{PID: os.Getpid(), File: c.file, Error: msg})
+		return
+	}
+	if req.Status {
+		st := c.board.load()
+		st.PID, st.File = os.Getpid(), c.file
+		_ = json.NewEncoder(conn).Encode(ControlReply{PID: st.PID, File: c.file, Status: &st})
 		return
 	}
 	_ = conn.SetDeadline(time.Time{}) // the pass takes what it takes
@@ -234,4 +245,29 @@ func Ask(ctx context.Context, path, file string) (rep ControlReply, ok bool, err
 		return rep, true, fmt.Errorf("no answer from the watch daemon (control socket %s): %w", path, err)
 	}
 	return rep, true, nil
+}
+
+// AskStatus asks the daemon listening on the control socket path for its
+// Status; ok is false when no daemon listens there.
+func AskStatus(ctx context.Context, path string) (st Status, ok bool, err error) {
+	conn, err := dialControl(ctx, path)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) {
+		return st, false, nil
+	}
+	if err != nil {
+		return st, false, fmt.Errorf("watch daemon's control socket %s: %w", path, err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(controlIOTimeout))
+	if err := json.NewEncoder(conn).Encode(ControlRequest{Status: true}); err != nil {
+		return st, true, fmt.Errorf("watch daemon's control socket %s: %w", path, err)
+	}
+	var rep ControlReply
+	if err := json.NewDecoder(io.LimitReader(conn, MaxControlRequest)).Decode(&rep); err != nil {
+		return st, true, fmt.Errorf("no answer from the watch daemon (control socket %s): %w", path, err)
+	}
+	if rep.Status == nil {
+		return st, true, fmt.Errorf("the watch daemon (pid %d) does not answer status requests: %s", rep.PID, rep.Error)
+	}
+	return *rep.Status, true, nil
 }

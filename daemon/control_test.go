@@ -90,7 +90,7 @@ func TestControlRequestIsBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	c := newControl("/etc/topology.yaml")
+	c := newControl("/etc/topology.yaml", &statusBoard{})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go c.serve(ctx, ln)
@@ -144,5 +144,34 @@ func TestControlRequestIsBounded(t *testing.T) {
 	_, err = idle.Read(make([]byte, 1))
 	if took := time.Since(start); err == nil || took > 2*controlIOTimeout || took < controlIOTimeout-time.Second {
 		t.Fatalf("idle connection: %v after %v", err, took)
+	}
+}
+
+// A status request is answered at once from the last pass's record, and
+// answers "starting" before any pass.
+func TestAskStatus(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "n1.sock")
+	ln, err := listenControl(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	board := &statusBoard{}
+	c := newControl("/etc/topology.yaml", board)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go c.serve(ctx, ln)
+
+	st, ok, err := AskStatus(ctx, path)
+	if !ok || err != nil || st.State != "starting" || st.PID != os.Getpid() || st.File != "/etc/topology.yaml" {
+		t.Fatalf("before a pass: %+v, %v, %v", st, ok, err)
+	}
+	board.p.Store(&Status{Node: "n1", State: "converged", Pods: 3, Objects: 40, DriftRepairs: 2, FileState: "ok"})
+	st, ok, err = AskStatus(ctx, path)
+	if !ok || err != nil || st.State != "converged" || st.Objects != 40 || st.DriftRepairs != 2 || st.Node != "n1" {
+		t.Fatalf("after a pass: %+v, %v, %v", st, ok, err)
+	}
+	if _, ok, err := AskStatus(ctx, filepath.Join(t.TempDir(), "none.sock")); ok || err != nil {
+		t.Fatalf("no daemon: ok %v, %v", ok, err)
 	}
 }

@@ -99,6 +99,7 @@ type daemon struct {
 	sched  *scheduler
 	health *health
 	ctl    *control
+	board  *statusBoard
 }
 
 // Run loads the file, applies it, and then converges again on every
@@ -164,12 +165,14 @@ func Run(ctx context.Context, cfg Config) error {
 // newDaemon makes the parts that need no I/O; Run sets up the watches.
 func newDaemon(cfg Config) *daemon {
 	m := cfg.Metrics
+	board := &statusBoard{}
 	return &daemon{
 		Config: cfg, m: m, n: cfg.Notifier,
 		file:   &topoFile{path: cfg.File, node: cfg.Node, m: m, log: cfg.Log},
 		sched:  newScheduler(cfg),
 		health: &health{timeout: cfg.PassTimeout, gauge: m.Ready},
-		ctl:    newControl(cfg.File),
+		ctl:    newControl(cfg.File, board),
+		board:  board,
 	}
 }
 

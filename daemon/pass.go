@@ -85,6 +85,7 @@ func (d *daemon) readFile(p *passRun) bool {
 		p.waiters, p.run = nil, p.run&^tApply
 	}
 	if !changed && p.run&^(tFile|tDirs) == 0 {
+		d.publish(nil)
 		d.n.Status(d.status()) // the file state may have changed
 		return false
 	}
@@ -105,6 +106,7 @@ func (d *daemon) failed(p *passRun, res *reconcile.Result, err error) {
 		"duration", p.dur.String(), "retryIn", backoff.String())
 	d.ctl.answer(p.waiters, ControlReply{Applied: applied, Error: err.Error()})
 	d.sched.retry(time.Now())
+	d.publish(p)
 	d.n.Status(d.status())
 }
 
@@ -148,6 +150,7 @@ func (d *daemon) converged(p *passRun, res *reconcile.Result) {
 	} else {
 		p.log.Info("reconciled", append(kv, "added", s.Add, "changed", s.Change, "destroyed", s.Destroy)...)
 	}
+	d.publish(p)
 	d.n.Status(d.status())
 }
 

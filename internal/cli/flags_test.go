@@ -30,6 +30,7 @@ func TestFlagDefaults(t *testing.T) {
 		"version":  {"output": "-o text"},
 		"graph":    {"file": "-f ", "output": "-o dot"},
 		"schema":   {},
+		"status":   {"file": "-f ", "node": host, "output": "-o text", "lab": "false", "detailed-exitcode": "false"},
 	}
 	root := NewRoot("test")
 	for path, flags := range want {
