@@ -38,7 +38,9 @@ func (m *Masquerade) Kind() Kind            { return KindMasquerade }
 func (m *Masquerade) Key() string           { return NSLabel(m.NS) + "/" + MasqueradeTable }
 func (m *Masquerade) Owner() string         { return m.OwnerK }
 func (m *Masquerade) Immutable(string) bool { return false }
-func (m *Masquerade) String() string        { return "nftables table " + MasqueradeTable + " in " + NSLabel(m.NS) }
+func (m *Masquerade) String() string {
+	return "nftables table " + MasqueradeTable + " in " + NSLabel(m.NS)
+}
 
 // Attrs implements Object.
 func (m *Masquerade) Attrs() []Attr {
