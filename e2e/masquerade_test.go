@@ -64,7 +64,7 @@ func newMasqLab(t *testing.T) *masqLab {
 	return l
 }
 
-func (l *masqLab) nodeNS(s string) string { return "nrlab-" + l.id + s }
+func (l *masqLab) nodeNS(s string) string  { return "nrlab-" + l.id + s }
 func (l *masqLab) netns(pod string) string { return l.id + "-" + pod }
 
 func (l *masqLab) topo() string {
