@@ -232,3 +232,65 @@ func TestMasqueradePolicy(t *testing.T) {
 	}
 	l.reachOutside("not selected", "ctl", "172.31.1.2")
 }
+
+// TestFrontendBadInput: each bad service or egress setting of issue 17
+// fails validate, plan and apply with exit 1 and an error placed in the
+// file, and leaves the node (links, addresses, routes, nftables) as it
+// was.
+func TestFrontendBadInput(t *testing.T) {
+	nftAvailable(t)
+	l := newMasqLab(t)
+	good := l.topo()
+	snap := func() string {
+		tables, _ := l.nft("a", "list", "ruleset")
+		return snapshot(t, l.nodeNS("a")) + tables
+	}
+	before := snap()
+	svc := func(fields string) string {
+		return good + "services:\n  - name: web\n    namespace: t\n    clusterIP: 10.96.0.10\n    selector: {app: client}\n" + fields
+	}
+	bad := []struct{ name, text, want string }{
+		{"nodePort out of range", svc("    type: NodePort\n    ports: [{port: 80, nodePort: 40000}]\n"),
+			"services[0].ports[0].nodePort: nodePort 40000 is outside cluster.nodePortRange 30000-32767"},
+		{"nodePort on a ClusterIP service", svc("    ports: [{port: 80, nodePort: 30080}]\n"),
+			"services[0].ports[0].nodePort: nodePort needs type NodePort (this service is ClusterIP)"},
+		{"nodePort twice for one protocol", svc("    type: NodePort\n    ports: [{port: 80, nodePort: 30080}]\n") +
+			"  - {name: api, namespace: t, clusterIP: 10.96.0.11, type: NodePort, ports: [{port: 81, nodePort: 30080}]}\n",
+			`services[1].ports[0].nodePort: nodePort 30080/TCP is already used by services[0].ports[0] (service "t/web")`},
+		{"externalTrafficPolicy on a ClusterIP service", svc("    externalTrafficPolicy: Local\n    ports: [{port: 80}]\n"),
+			"services[0].externalTrafficPolicy: only for type NodePort or a service with externalIPs"},
+		{"nonMasqueradeCIDRs not a CIDR", strings.Replace(good, "serviceCIDR: 10.96.0.0/16\n",
+			"serviceCIDR: 10.96.0.0/16\n  egress: {nonMasqueradeCIDRs: [198.51.100.10]}\n", 1),
+			`cluster.egress.nonMasqueradeCIDRs[0]: invalid CIDR "198.51.100.10": missing the prefix length`},
+		{"nodePortRange", strings.Replace(good, "serviceCIDR: 10.96.0.0/16\n", "serviceCIDR: 10.96.0.0/16\n  nodePortRange: 32000-31000\n", 1),
+			"cluster.nodePortRange: MIN 32000 is greater than MAX 31000"},
+		{"externalIP a node address", svc("    externalIPs: [172.31.1.3]\n    ports: [{port: 80}]\n"),
+			`services[0].externalIPs[0]: 172.31.1.3 is node "` + l.id + `b"'s underlay address`},
+		{"affinity timeout without ClientIP", svc("    sessionAffinityConfig: {clientIP: {timeoutSeconds: 60}}\n    ports: [{port: 80}]\n"),
+			"services[0].sessionAffinityConfig: only with sessionAffinity: ClientIP"},
+	}
+	for _, b := range bad {
+		t.Run(b.name, func(t *testing.T) {
+			file := filepath.Join(l.dir, strings.ReplaceAll(b.name, " ", "-")+".yaml")
+			if err := os.WriteFile(file, []byte(b.text), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			goodFile := l.file
+			l.file = file
+			defer func() { l.file = goodFile }()
+			for _, cmd := range []string{"plan", "apply"} {
+				out, errOut, code := l.run("a", cmd)
+				if code != 1 || !strings.Contains(errOut, b.want) || !strings.Contains(errOut, file+":") {
+					t.Errorf("%s: exit %d, want 1 with a positioned %q\n%s%s", cmd, code, b.want, out, errOut)
+				}
+			}
+			if out, errOut, code := Run(t, l.bin, "validate", "-f", file); code != 1 || !strings.Contains(errOut+out, b.want) {
+				t.Errorf("validate: exit %d\n%s%s", code, out, errOut)
+			}
+			if after := snap(); after != before {
+				t.Errorf("a bad file changed the node:\nbefore:\n%s\nafter:\n%s", before, after)
+			}
+		})
+	}
+	l.reachOutside("after the bad files", "p1", "172.31.1.2")
+}
