@@ -3,8 +3,8 @@ package reach
 import (
 	"cmp"
 	"fmt"
-	"net/netip"
 	"maps"
+	"net/netip"
 	"reflect"
 	"slices"
 	"strconv"
