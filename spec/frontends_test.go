@@ -61,80 +61,83 @@ func TestFrontendsDocIsValid(t *testing.T) {
 	}
 }
 
+// frontendCases replace one piece of frontendsDoc (and more pairs) and
+// want exactly these errors.
+var frontendCases = []struct {
+	name, old, new string
+	want           []string
+	more           []string // further old, new pairs
+}{
+	{"nodePort out of range", "nodePort: 30080", "nodePort: 29999",
+		[]string{"f.yaml:16:42: services[0].ports[0].nodePort: nodePort 29999 is outside cluster.nodePortRange 30000-32767"}, nil},
+	{"nodePort out of a custom range", "  egress:", "  nodePortRange: 31000-31999\n  egress:",
+		[]string{"f.yaml:17:42: services[0].ports[0].nodePort: nodePort 30080 is outside cluster.nodePortRange 31000-31999"}, nil},
+	{"nodePort on ClusterIP", "    type: NodePort\n    externalTrafficPolicy: Local\n", "",
+		[]string{"f.yaml:14:42: services[0].ports[0].nodePort: nodePort needs type NodePort (this service is ClusterIP)"}, nil},
+	{"nodePort twice for one protocol", "ports: [{port: 80}]", "type: NodePort\n    ports: [{port: 80, nodePort: 30080}]",
+		[]string{`f.yaml:24:34: services[1].ports[0].nodePort: nodePort 30080/TCP is already used by services[0].ports[0] (service "default/web")`}, nil},
+	{"nodePort twice in one service", "protocol: UDP}", "protocol: TCP, nodePort: 30080}",
+		[]string{`f.yaml:17:56: services[0].ports[1].nodePort: nodePort 30080/TCP is already used by services[0].ports[0] (service "default/web")`}, nil},
+	{"nodePort is the VXLAN port", "protocol: UDP}", "protocol: UDP, nodePort: 30500}",
+		[]string{"f.yaml:18:56: services[0].ports[1].nodePort: nodePort 30500/UDP is cluster.routing.vxlan.port"},
+		[]string{"  egress:", "  routing: {vxlan: {port: 30500}}\n  egress:"}},
+	{"externalTrafficPolicy on ClusterIP", "type: NodePort\n    externalTrafficPolicy: Local\n    ports:\n      - {name: http, port: 80, nodePort: 30080}",
+		"externalTrafficPolicy: Local\n    ports:\n      - {name: http, port: 80}",
+		[]string{"f.yaml:13:28: services[0].externalTrafficPolicy: only for type NodePort or a service with externalIPs (this service is ClusterIP without externalIPs)"}, nil},
+	{"nonMasqueradeCIDR not a CIDR", "[192.168.0.0/16]", "[192.168.0.0/16, 10.0.0.1, 172.16.0.1/12, fd00::/8]",
+		[]string{
+			`f.yaml:6:49: cluster.egress.nonMasqueradeCIDRs[1]: invalid CIDR "10.0.0.1": missing the prefix length (e.g. /24)`,
+			"f.yaml:6:59: cluster.egress.nonMasqueradeCIDRs[2]: 172.16.0.1/12 has host bits set; did you mean 172.16.0.0/12?",
+			"f.yaml:6:74: cluster.egress.nonMasqueradeCIDRs[3]: fd00::/8 is IPv6; only IPv4 is supported",
+		}, nil},
+	{"nodePortRange syntax", "  egress:", "  nodePortRange: 30000..32767\n  egress:",
+		[]string{`f.yaml:6:18: cluster.nodePortRange: invalid range "30000..32767": want "MIN-MAX", e.g. "30000-32767"`}, nil},
+	{"nodePortRange bounds", "  egress:", "  nodePortRange: 0-100\n  egress:",
+		[]string{`f.yaml:6:18: cluster.nodePortRange: ports must be between 1 and 65535, got "0-100"`}, nil},
+	{"nodePortRange order", "  egress:", "  nodePortRange: 31000-30000\n  egress:",
+		[]string{"f.yaml:6:18: cluster.nodePortRange: MIN 31000 is greater than MAX 30000"}, nil},
+	{"nodePortRange ephemeral", "  egress:", "  nodePortRange: 30000-40000\n  egress:",
+		[]string{"f.yaml:6:18: cluster.nodePortRange: 30000-40000 reaches into 32768-65535, the source ports of masqueraded (32768-60999) and source-NATed (61001-65535) connections, whose replies would be taken for NodePort traffic; keep MAX below 32768"}, nil},
+	{"timeout zero", "timeoutSeconds: 5", "timeoutSeconds: 0",
+		[]string{"f.yaml:22:56: services[1].sessionAffinityConfig.clientIP.timeoutSeconds: must be between 1 and 86400 seconds, got 0"}, nil},
+	{"timeout over a day", "timeoutSeconds: 5", "timeoutSeconds: 86401",
+		[]string{"f.yaml:22:56: services[1].sessionAffinityConfig.clientIP.timeoutSeconds: must be between 1 and 86400 seconds, got 86401"}, nil},
+	{"timeout without ClientIP", "    sessionAffinity: ClientIP\n", "",
+		[]string{"f.yaml:21:28: services[1].sessionAffinityConfig: only with sessionAffinity: ClientIP (this service's is None)"}, nil},
+	{"externalIP not IPv4", "[198.51.100.20]", "[2001:db8::1]",
+		[]string{"f.yaml:20:19: services[1].externalIPs[0]: 2001:db8::1 is not an IPv4 address; only IPv4 is supported"}, nil},
+	{"externalIP with prefix", "[198.51.100.20]", "[198.51.100.20/32]",
+		[]string{`f.yaml:20:19: services[1].externalIPs[0]: "198.51.100.20/32" must be a bare address, without a prefix length`}, nil},
+	{"externalIP in podCIDR", "[198.51.100.20]", "[10.244.9.9]",
+		[]string{"f.yaml:20:19: services[1].externalIPs[0]: 10.244.9.9 lies inside cluster.podCIDR 10.244.0.0/16"}, nil},
+	{"externalIP in serviceCIDR", "[198.51.100.20]", "[10.96.0.10]",
+		[]string{"f.yaml:20:19: services[1].externalIPs[0]: 10.96.0.10 lies inside cluster.serviceCIDR 10.96.0.0/16"}, nil},
+	{"externalIP a node address", "[198.51.100.20]", "[172.31.1.3]",
+		[]string{`f.yaml:20:19: services[1].externalIPs[0]: 172.31.1.3 is node "b"'s underlay address (type NodePort serves node addresses)`}, nil},
+	{"externalIP loopback", "[198.51.100.20]", "[127.0.0.1]",
+		[]string{"f.yaml:20:19: services[1].externalIPs[0]: 127.0.0.1 lies in 127.0.0.0/8 (loopback)"}, nil},
+	{"externalIP twice in a service", "[198.51.100.20]", "[198.51.100.20, 198.51.100.20]",
+		[]string{"f.yaml:20:34: services[1].externalIPs[1]: duplicate external IP 198.51.100.20 (first at externalIPs[0])"}, nil},
+	{"externalIP port taken", "    type: NodePort\n", "    type: NodePort\n    externalIPs: [198.51.100.20]\n",
+		[]string{`f.yaml:21:19: services[1].externalIPs[0]: 198.51.100.20 port 80/TCP is already served by services[0] (service "default/web")`}, nil},
+	{"internalTrafficPolicy", "    type: NodePort\n", "    type: NodePort\n    internalTrafficPolicy: local\n",
+		[]string{`f.yaml:14:28: services[0].internalTrafficPolicy: unknown traffic policy "local" (valid: Cluster, Local)`}, nil},
+	{"every error at once", "timeoutSeconds: 5", "timeoutSeconds: 0",
+		[]string{
+			"f.yaml:6:18: cluster.nodePortRange: MIN 31000 is greater than MAX 30000",
+			"f.yaml:15:28: services[0].internalTrafficPolicy: unknown traffic policy \"local\" (valid: Cluster, Local)",
+			"f.yaml:20:5: services[0].x: unknown field \"x\"; valid fields: clusterIP, externalIPs, externalTrafficPolicy, internalTrafficPolicy, name, namespace, ports, selector, sessionAffinity, sessionAffinityConfig, type",
+			"f.yaml:23:19: services[1].externalIPs[0]: 10.244.9.9 lies inside cluster.podCIDR 10.244.0.0/16",
+			"f.yaml:25:56: services[1].sessionAffinityConfig.clientIP.timeoutSeconds: must be between 1 and 86400 seconds, got 0",
+		},
+		[]string{"  egress:", "  nodePortRange: 31000-30000\n  egress:", "    type: NodePort\n", "    type: NodePort\n    internalTrafficPolicy: local\n",
+			"protocol: UDP}\n", "protocol: UDP}\n    x: 1\n", "[198.51.100.20]", "[10.244.9.9]"}},
+}
+
 // TestFrontendErrors replaces one piece of frontendsDoc and wants exactly
 // the listed errors, placed in the file, with nothing resolved.
 func TestFrontendErrors(t *testing.T) {
-	tests := []struct {
-		name, old, new string
-		want           []string
-		more           []string // further old, new pairs
-	}{
-		{"nodePort out of range", "nodePort: 30080", "nodePort: 29999",
-			[]string{"f.yaml:16:42: services[0].ports[0].nodePort: nodePort 29999 is outside cluster.nodePortRange 30000-32767"}, nil},
-		{"nodePort out of a custom range", "  egress:", "  nodePortRange: 31000-31999\n  egress:",
-			[]string{"f.yaml:17:42: services[0].ports[0].nodePort: nodePort 30080 is outside cluster.nodePortRange 31000-31999"}, nil},
-		{"nodePort on ClusterIP", "    type: NodePort\n    externalTrafficPolicy: Local\n", "",
-			[]string{"f.yaml:14:42: services[0].ports[0].nodePort: nodePort needs type NodePort (this service is ClusterIP)"}, nil},
-		{"nodePort twice for one protocol", "ports: [{port: 80}]", "type: NodePort\n    ports: [{port: 80, nodePort: 30080}]",
-			[]string{`f.yaml:24:34: services[1].ports[0].nodePort: nodePort 30080/TCP is already used by services[0].ports[0] (service "default/web")`}, nil},
-		{"nodePort twice in one service", "protocol: UDP}", "protocol: TCP, nodePort: 30080}",
-			[]string{`f.yaml:17:56: services[0].ports[1].nodePort: nodePort 30080/TCP is already used by services[0].ports[0] (service "default/web")`}, nil},
-		{"nodePort is the VXLAN port", "protocol: UDP}", "protocol: UDP, nodePort: 30500}",
-			[]string{"f.yaml:18:56: services[0].ports[1].nodePort: nodePort 30500/UDP is cluster.routing.vxlan.port"},
-			[]string{"  egress:", "  routing: {vxlan: {port: 30500}}\n  egress:"}},
-		{"externalTrafficPolicy on ClusterIP", "type: NodePort\n    externalTrafficPolicy: Local\n    ports:\n      - {name: http, port: 80, nodePort: 30080}",
-			"externalTrafficPolicy: Local\n    ports:\n      - {name: http, port: 80}",
-			[]string{"f.yaml:13:28: services[0].externalTrafficPolicy: only for type NodePort or a service with externalIPs (this service is ClusterIP without externalIPs)"}, nil},
-		{"nonMasqueradeCIDR not a CIDR", "[192.168.0.0/16]", "[192.168.0.0/16, 10.0.0.1, 172.16.0.1/12, fd00::/8]",
-			[]string{
-				`f.yaml:6:49: cluster.egress.nonMasqueradeCIDRs[1]: invalid CIDR "10.0.0.1": missing the prefix length (e.g. /24)`,
-				"f.yaml:6:59: cluster.egress.nonMasqueradeCIDRs[2]: 172.16.0.1/12 has host bits set; did you mean 172.16.0.0/12?",
-				"f.yaml:6:74: cluster.egress.nonMasqueradeCIDRs[3]: fd00::/8 is IPv6; only IPv4 is supported",
-			}, nil},
-		{"nodePortRange syntax", "  egress:", "  nodePortRange: 30000..32767\n  egress:",
-			[]string{`f.yaml:6:18: cluster.nodePortRange: invalid range "30000..32767": want "MIN-MAX", e.g. "30000-32767"`}, nil},
-		{"nodePortRange bounds", "  egress:", "  nodePortRange: 0-100\n  egress:",
-			[]string{`f.yaml:6:18: cluster.nodePortRange: ports must be between 1 and 65535, got "0-100"`}, nil},
-		{"nodePortRange order", "  egress:", "  nodePortRange: 31000-30000\n  egress:",
-			[]string{"f.yaml:6:18: cluster.nodePortRange: MIN 31000 is greater than MAX 30000"}, nil},
-		{"nodePortRange ephemeral", "  egress:", "  nodePortRange: 30000-40000\n  egress:",
-			[]string{"f.yaml:6:18: cluster.nodePortRange: 30000-40000 reaches into 32768-65535, the source ports of masqueraded (32768-60999) and source-NATed (61001-65535) connections, whose replies would be taken for NodePort traffic; keep MAX below 32768"}, nil},
-		{"timeout zero", "timeoutSeconds: 5", "timeoutSeconds: 0",
-			[]string{"f.yaml:22:56: services[1].sessionAffinityConfig.clientIP.timeoutSeconds: must be between 1 and 86400 seconds, got 0"}, nil},
-		{"timeout over a day", "timeoutSeconds: 5", "timeoutSeconds: 86401",
-			[]string{"f.yaml:22:56: services[1].sessionAffinityConfig.clientIP.timeoutSeconds: must be between 1 and 86400 seconds, got 86401"}, nil},
-		{"timeout without ClientIP", "    sessionAffinity: ClientIP\n", "",
-			[]string{"f.yaml:21:28: services[1].sessionAffinityConfig: only with sessionAffinity: ClientIP (this service's is None)"}, nil},
-		{"externalIP not IPv4", "[198.51.100.20]", "[2001:db8::1]",
-			[]string{"f.yaml:20:19: services[1].externalIPs[0]: 2001:db8::1 is not an IPv4 address; only IPv4 is supported"}, nil},
-		{"externalIP with prefix", "[198.51.100.20]", "[198.51.100.20/32]",
-			[]string{`f.yaml:20:19: services[1].externalIPs[0]: "198.51.100.20/32" must be a bare address, without a prefix length`}, nil},
-		{"externalIP in podCIDR", "[198.51.100.20]", "[10.244.9.9]",
-			[]string{"f.yaml:20:19: services[1].externalIPs[0]: 10.244.9.9 lies inside cluster.podCIDR 10.244.0.0/16"}, nil},
-		{"externalIP in serviceCIDR", "[198.51.100.20]", "[10.96.0.10]",
-			[]string{"f.yaml:20:19: services[1].externalIPs[0]: 10.96.0.10 lies inside cluster.serviceCIDR 10.96.0.0/16"}, nil},
-		{"externalIP a node address", "[198.51.100.20]", "[172.31.1.3]",
-			[]string{`f.yaml:20:19: services[1].externalIPs[0]: 172.31.1.3 is node "b"'s underlay address (type NodePort serves node addresses)`}, nil},
-		{"externalIP loopback", "[198.51.100.20]", "[127.0.0.1]",
-			[]string{"f.yaml:20:19: services[1].externalIPs[0]: 127.0.0.1 lies in 127.0.0.0/8 (loopback)"}, nil},
-		{"externalIP twice in a service", "[198.51.100.20]", "[198.51.100.20, 198.51.100.20]",
-			[]string{"f.yaml:20:34: services[1].externalIPs[1]: duplicate external IP 198.51.100.20 (first at externalIPs[0])"}, nil},
-		{"externalIP port taken", "    type: NodePort\n", "    type: NodePort\n    externalIPs: [198.51.100.20]\n",
-			[]string{`f.yaml:21:19: services[1].externalIPs[0]: 198.51.100.20 port 80/TCP is already served by services[0] (service "default/web")`}, nil},
-		{"internalTrafficPolicy", "    type: NodePort\n", "    type: NodePort\n    internalTrafficPolicy: local\n",
-			[]string{`f.yaml:14:28: services[0].internalTrafficPolicy: unknown traffic policy "local" (valid: Cluster, Local)`}, nil},
-		{"every error at once", "timeoutSeconds: 5", "timeoutSeconds: 0",
-			[]string{
-				"f.yaml:6:18: cluster.nodePortRange: MIN 31000 is greater than MAX 30000",
-				"f.yaml:15:28: services[0].internalTrafficPolicy: unknown traffic policy \"local\" (valid: Cluster, Local)",
-				"f.yaml:20:5: services[0].x: unknown field \"x\"; valid fields: clusterIP, externalIPs, externalTrafficPolicy, internalTrafficPolicy, name, namespace, ports, selector, sessionAffinity, sessionAffinityConfig, type",
-				"f.yaml:23:19: services[1].externalIPs[0]: 10.244.9.9 lies inside cluster.podCIDR 10.244.0.0/16",
-				"f.yaml:25:56: services[1].sessionAffinityConfig.clientIP.timeoutSeconds: must be between 1 and 86400 seconds, got 0",
-			},
-			[]string{"  egress:", "  nodePortRange: 31000-30000\n  egress:", "    type: NodePort\n", "    type: NodePort\n    internalTrafficPolicy: local\n",
-				"protocol: UDP}\n", "protocol: UDP}\n    x: 1\n", "[198.51.100.20]", "[10.244.9.9]"}},
-	}
-	for _, tt := range tests {
+	for _, tt := range frontendCases {
 		t.Run(tt.name, func(t *testing.T) {
 			doc := frontendsDoc
 			pairs := append([]string{tt.old, tt.new}, tt.more...)

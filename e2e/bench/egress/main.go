@@ -87,16 +87,8 @@ pods: [{name: p, namespace: eg, node: %s, ip: %s, netns: %s}]
 		return err
 	}
 	ul := lab.UnderlayNetns(r)
-	for _, args := range [][]string{
-		{"addr", "add", masqAddr + "/32", "dev", "lo"}, {"addr", "add", routedAddr + "/32", "dev", "lo"},
-		{"route", "add", "10.244.1.0/24", "via", "172.31.1.2"},
-	} {
-		if out, err := exec.CommandContext(ctx, "ip", append([]string{"-n", ul}, args...)...).CombinedOutput(); err != nil {
-			return fmt.Errorf("ip -n %s %s: %w\n%s", ul, strings.Join(args, " "), err, out)
-		}
-	}
-	if out, err := exec.CommandContext(ctx, "ip", "netns", "exec", "nrlab-"+node, "nft", "list", "table", "ip", "netreconcile").CombinedOutput(); err != nil {
-		return fmt.Errorf("the masquerade table is missing: %w\n%s", err, out)
+	if err := outside(ctx, ul, "nrlab-"+node); err != nil {
+		return err
 	}
 	paths := []struct{ name, addr string }{{"masqueraded", masqAddr}, {"routed (nonMasqueradeCIDRs)", routedAddr}}
 	gbps := make([][]float64, len(paths))
@@ -131,6 +123,24 @@ pods: [{name: p, namespace: eg, node: %s, ip: %s, netns: %s}]
 		verdict = "misses"
 	}
 	fmt.Printf("masqueraded / routed = %.3f (%s the goal of >= 0.95)\n", ratio, verdict)
+	return nil
+}
+
+// outside puts the two outside addresses on the underlay ul's loopback
+// with a route back to the pod CIDR, and checks that node namespace ns
+// has its masquerade table.
+func outside(ctx context.Context, ul, ns string) error {
+	for _, args := range [][]string{
+		{"addr", "add", masqAddr + "/32", "dev", "lo"}, {"addr", "add", routedAddr + "/32", "dev", "lo"},
+		{"route", "add", "10.244.1.0/24", "via", "172.31.1.2"},
+	} {
+		if out, err := exec.CommandContext(ctx, "ip", append([]string{"-n", ul}, args...)...).CombinedOutput(); err != nil {
+			return fmt.Errorf("ip -n %s %s: %w\n%s", ul, strings.Join(args, " "), err, out)
+		}
+	}
+	if out, err := exec.CommandContext(ctx, "ip", "netns", "exec", ns, "nft", "list", "table", "ip", "netreconcile").CombinedOutput(); err != nil {
+		return fmt.Errorf("the masquerade table is missing in %s: %w\n%s", ns, err, out)
+	}
 	return nil
 }
 
