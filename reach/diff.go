@@ -68,6 +68,10 @@ type BackendChange struct {
 	Protocol string   `json:"protocol"`
 	Gained   []string `json:"gained,omitempty"`
 	Lost     []string `json:"lost,omitempty"`
+	// Frontends are the ways into the port besides the clusterIP, in the
+	// new file: "nodePort N" (every node's address) and "IP:port" for
+	// each external IP.
+	Frontends []string `json:"frontends,omitempty"`
 }
 
 // Connection is one connection whose verdict changed. To is a pod or a
@@ -122,6 +126,7 @@ func Compute(old, new *spec.Resolved) (*Diff, error) {
 	d := &Diff{FormatVersion: FormatVersion, Objects: objectChanges(old, new)}
 	bo, bn := backendsOf(old), backendsOf(new)
 	d.Backends = backendChanges(bo, bn)
+	addFrontends(d.Backends, new)
 	m := newModel(old, new, bo, bn)
 	m.podConnections()
 	m.serviceConnections()

@@ -2,7 +2,9 @@ package reach
 
 import (
 	"cmp"
+	"fmt"
 	"maps"
+	"net/netip"
 	"reflect"
 	"slices"
 	"strconv"
@@ -11,10 +13,14 @@ import (
 	"github.com/netreconcile/netreconcile/spec"
 )
 
-// objectChanges lists namespaces, nodes, pods, services and policies
-// added, changed and removed, in that order and by key.
+// objectChanges lists the cluster's egress and node port settings
+// changed, then namespaces, nodes, pods, services and policies added,
+// changed and removed, in that order and by key.
 func objectChanges(old, new *spec.Resolved) []ObjectChange {
 	var out []ObjectChange
+	if f := fieldChanges(clusterOf(old), clusterOf(new)); len(f) > 0 {
+		out = append(out, ObjectChange{Action: Update, Kind: "cluster", Key: "cluster", Fields: f})
+	}
 	out = appendChanges(out, "namespace", namespaces(old), namespaces(new), nsKey, func(a, b *namespace) []string {
 		return labelFields(a.labels, b.labels)
 	})
@@ -35,6 +41,46 @@ func objectChanges(old, new *spec.Resolved) []ObjectChange {
 		return fieldChanges(&a.Spec, &b.Spec)
 	})
 	return out
+}
+
+// clusterSettings are the cluster-wide settings whose change a diff
+// shows (the others change every node's objects, which show instead).
+type clusterSettings struct {
+	Masquerade         bool
+	NonMasqueradeCIDRs []string
+	NodePortRange      string
+}
+
+func clusterOf(r *spec.Resolved) *clusterSettings {
+	c := &clusterSettings{Masquerade: r.Masquerade, NodePortRange: fmt.Sprintf("%d-%d", r.NodePortMin, r.NodePortMax)}
+	for _, p := range r.NonMasqueradeCIDRs {
+		c.NonMasqueradeCIDRs = append(c.NonMasqueradeCIDRs, p.String())
+	}
+	return c
+}
+
+// addFrontends names, on each changed service port, its nodePort and
+// external IPs in new.
+func addFrontends(cs []BackendChange, new *spec.Resolved) {
+	svcs := byKey(new.Services, svcKey)
+	for i := range cs {
+		c := &cs[i]
+		s := svcs[c.Service]
+		if s == nil {
+			continue
+		}
+		for _, sp := range s.Ports {
+			if sp.Port != c.Port || protocolOr(sp.Protocol) != c.Protocol {
+				continue
+			}
+			if sp.NodePort != 0 {
+				c.Frontends = append(c.Frontends, "nodePort "+strconv.Itoa(sp.NodePort))
+			}
+			for _, ip := range s.ExternalIPs {
+				c.Frontends = append(c.Frontends, netip.AddrPortFrom(ip, uint16(sp.Port)).String())
+			}
+		}
+	}
 }
 
 type namespace struct {

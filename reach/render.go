@@ -56,7 +56,11 @@ func backendLine(b BackendChange) string {
 	for _, l := range b.Lost {
 		parts = append(parts, "-"+l)
 	}
-	return fmt.Sprintf("service %s %d/%s: %s", b.Service, b.Port, b.Protocol, strings.Join(parts, " "))
+	via := ""
+	if len(b.Frontends) > 0 {
+		via = " (also " + strings.Join(b.Frontends, ", ") + ")"
+	}
+	return fmt.Sprintf("service %s %d/%s%s: %s", b.Service, b.Port, b.Protocol, via, strings.Join(parts, " "))
 }
 
 func (g Group) target() string {

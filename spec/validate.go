@@ -30,6 +30,8 @@ const (
 	// DefaultAffinityTimeout is Kubernetes' default
 	// sessionAffinityConfig.clientIP.timeoutSeconds (3 h).
 	DefaultAffinityTimeout = 10800
+	// MaxAffinityTimeout is Kubernetes' bound on it (one day).
+	MaxAffinityTimeout = 86400
 
 	ServiceClusterIP = "ClusterIP"
 	ServiceNodePort  = "NodePort"
@@ -293,11 +295,11 @@ func (c *checker) cluster(t *Topology, r *Resolved) {
 	}
 	r.Masquerade = cl.Egress.Masquerade == nil || *cl.Egress.Masquerade
 	for i, s := range cl.Egress.NonMasqueradeCIDRs {
-		if p, ok := c.anyCIDR(index("cluster.egress.nonMasqueradeCIDRs", i), s); ok {
+		if p, ok := c.cidr(index("cluster.egress.nonMasqueradeCIDRs", i), s); ok {
 			r.NonMasqueradeCIDRs = append(r.NonMasqueradeCIDRs, p)
 		}
 	}
-	r.NodePortMin, r.NodePortMax = DefaultNodePortMin, DefaultNodePortMax
+	c.nodePortRange(cl.NodePortRange, r)
 	r.MTU = cl.MTU
 	if r.MTU != 0 && (r.MTU < MinMTU || r.MTU > MaxMTU) {
 		c.add("cluster.mtu", "must be 0 (derive from the uplink) or between %d and %d, got %d", MinMTU, MaxMTU, r.MTU)
@@ -818,28 +820,39 @@ func (c *checker) services(t *Topology, r *Resolved) {
 			rs.SessionAffinity = AffinityNone
 		}
 		c.oneOf(join(path, "sessionAffinity"), s.SessionAffinity, "session affinity", []string{AffinityNone, AffinityClientIP})
-		c.serviceTraffic(path, s, &rs)
+		c.serviceTraffic(path, s, &rs, r)
 		r.Services = append(r.Services, rs)
 	}
+	c.frontends(t, r)
 }
 
 // serviceTraffic resolves how traffic reaches a service besides its
 // clusterIP: type, external IPs, traffic policies, affinity timeout.
-func (c *checker) serviceTraffic(path string, s Service, rs *ResolvedService) {
+func (c *checker) serviceTraffic(path string, s Service, rs *ResolvedService, r *Resolved) {
 	rs.Type = cmp.Or(s.Type, ServiceClusterIP)
 	c.oneOf(join(path, "type"), s.Type, "service type", []string{ServiceClusterIP, ServiceNodePort})
 	rs.ExternalTrafficPolicy = cmp.Or(s.ExternalTrafficPolicy, TrafficCluster)
 	c.oneOf(join(path, "externalTrafficPolicy"), s.ExternalTrafficPolicy, "traffic policy", []string{TrafficCluster, TrafficLocal})
 	rs.InternalTrafficPolicy = cmp.Or(s.InternalTrafficPolicy, TrafficCluster)
 	c.oneOf(join(path, "internalTrafficPolicy"), s.InternalTrafficPolicy, "traffic policy", []string{TrafficCluster, TrafficLocal})
-	for i, e := range s.ExternalIPs {
-		if ip, ok := c.addr(index(join(path, "externalIPs"), i), e); ok {
-			rs.ExternalIPs = append(rs.ExternalIPs, ip)
-		}
-	}
+	c.serviceFrontends(path, s, rs, r)
 	rs.AffinityTimeout = DefaultAffinityTimeout
-	if ac := s.SessionAffinityConfig; ac != nil && ac.ClientIP != nil && ac.ClientIP.TimeoutSeconds != nil {
-		rs.AffinityTimeout = *ac.ClientIP.TimeoutSeconds
+	ac := s.SessionAffinityConfig
+	if ac == nil {
+		return
+	}
+	if rs.SessionAffinity != AffinityClientIP {
+		// As Kubernetes: a timeout with no affinity to time out is a
+		// mistake, not something to ignore.
+		c.add(join(path, "sessionAffinityConfig"), "only with sessionAffinity: ClientIP (this service's is %s)", rs.SessionAffinity)
+		return
+	}
+	if ac.ClientIP != nil && ac.ClientIP.TimeoutSeconds != nil {
+		v := *ac.ClientIP.TimeoutSeconds
+		if v < 1 || v > MaxAffinityTimeout {
+			c.add(join(path, "sessionAffinityConfig.clientIP.timeoutSeconds"), "must be between 1 and %d seconds, got %d", MaxAffinityTimeout, v)
+		}
+		rs.AffinityTimeout = v
 	}
 }
 

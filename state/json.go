@@ -22,6 +22,8 @@ type stateJSON struct {
 	PolicyIdentities []*PolicyIdentity `json:"policyIdentities,omitempty"`
 	PodPolicies      []*PodPolicy      `json:"podPolicies,omitempty"`
 	PolicyRevisions  []*PolicyRevision `json:"policyRevisions,omitempty"`
+
+	Masquerades []*Masquerade `json:"masquerade,omitempty"`
 }
 
 // MarshalJSON implements json.Marshaler.
@@ -58,6 +60,8 @@ func (s *State) MarshalJSON() ([]byte, error) {
 				j.PodPolicies = append(j.PodPolicies, v)
 			case *PolicyRevision:
 				j.PolicyRevisions = append(j.PolicyRevisions, v)
+			case *Masquerade:
+				j.Masquerades = append(j.Masquerades, v)
 			}
 		}
 	}
@@ -108,6 +112,9 @@ func (s *State) UnmarshalJSON(b []byte) error {
 		s.Put(o)
 	}
 	for _, o := range j.PolicyRevisions {
+		s.Put(o)
+	}
+	for _, o := range j.Masquerades {
 		s.Put(o)
 	}
 	return nil

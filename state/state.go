@@ -63,10 +63,11 @@ const (
 	KindAddr
 	KindNeigh
 	KindRoute
+	KindMasquerade
 )
 
 var kindNames = [...]string{"netns", "link", "sysctl", "datapath", "service", "program",
-	"policy-identity", "pod-policy", "policy-revision", "endpoint", "address", "neighbour", "route"}
+	"policy-identity", "pod-policy", "policy-revision", "endpoint", "address", "neighbour", "route", "masquerade"}
 
 func (k Kind) String() string { return kindNames[k] }
 
@@ -462,7 +463,7 @@ func (s *State) Len() int {
 // Kinds lists every kind in creation order.
 func Kinds() []Kind {
 	return []Kind{KindNetns, KindLink, KindSysctl, KindDatapath, KindService, KindAttach,
-		KindPolicyIdentity, KindPodPolicy, KindPolicyRevision, KindEndpoint, KindAddr, KindNeigh, KindRoute}
+		KindPolicyIdentity, KindPodPolicy, KindPolicyRevision, KindEndpoint, KindAddr, KindNeigh, KindRoute, KindMasquerade}
 }
 
 func sameAttrs(a, b Object) bool {

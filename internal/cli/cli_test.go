@@ -89,8 +89,8 @@ func TestPlanDetailedExitcode(t *testing.T) {
 		code     int
 		out      string
 	}{
-		{changes, true, 2, "Plan: 13 to add, 0 to change, 0 to destroy.\n"},
-		{changes, false, 0, "Plan: 13 to add, 0 to change, 0 to destroy.\n"},
+		{changes, true, 2, "Plan: 14 to add, 0 to change, 0 to destroy.\n"},
+		{changes, false, 0, "Plan: 14 to add, 0 to change, 0 to destroy.\n"},
 		{none, true, 0, "No changes. Node n1 matches the file.\n"},
 		{none, false, 0, "No changes. Node n1 matches the file.\n"},
 	} {
@@ -116,7 +116,7 @@ func TestPlanJSON(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, msg)
 	}
-	if err := json.Unmarshal([]byte(out), &plan); err != nil || plan.Node != "n1" || len(plan.Changes) != 13 {
+	if err := json.Unmarshal([]byte(out), &plan); err != nil || plan.Node != "n1" || len(plan.Changes) != 14 {
 		t.Errorf("plan -o json: %v, node %q, %d changes:\n%s", err, plan.Node, len(plan.Changes), out)
 	}
 }
@@ -188,7 +188,7 @@ func TestOfflineVerbs(t *testing.T) {
 	}{
 		{[]string{"validate", "-f", file}, file + ": valid (1 nodes, 2 pods, 0 services, 0 policies)\n"},
 		{[]string{"explain", "-f", file, "t/a", "t/b", "80"}, "ALLOWED t/a (10.244.1.10) -> t/b (10.244.1.11) 80/TCP"},
-		{[]string{"plan", "-f", file, "--node", "n1", "--observed", observed}, "Plan: 13 to add"},
+		{[]string{"plan", "-f", file, "--node", "n1", "--observed", observed}, "Plan: 14 to add"},
 		{[]string{"version"}, "netreconcile test (topology netreconcile/v1, plan format 1.1)\n"},
 		{[]string{"version", "-o", "json"}, `"plan_format": "1.1"`},
 		{[]string{"graph", "-f", file}, `"t/a" [label="t/a\n10.244.1.10 veth`},

@@ -61,7 +61,7 @@ func TestPlanAllNodesObservedDir(t *testing.T) {
 	if code != 2 {
 		t.Fatalf("exit %d (%s), want 2\n%s", code, msg, out)
 	}
-	if !strings.HasPrefix(out, "node  add  change  destroy\nn1    8    0       0\nn2    1    0       0\n\n") {
+	if !strings.HasPrefix(out, "node  add  change  destroy\nn1    9    0       0\nn2    1    0       0\n\n") {
 		t.Errorf("summary table:\n%s", out)
 	}
 	// n2's only change is its route to n1, through the uplink its facts have.
@@ -74,7 +74,7 @@ func TestPlanAllNodesObservedDir(t *testing.T) {
 		Plans         []*reconcile.Plan `json:"plans"`
 	}
 	if code != 0 || json.Unmarshal([]byte(out), &all) != nil || all.FormatVersion != AllNodesFormatVersion ||
-		len(all.Plans) != 2 || all.Plans[0].Node != "n1" || all.Plans[0].Summary.Add != 8 || all.Plans[1].Summary.Add != 1 {
+		len(all.Plans) != 2 || all.Plans[0].Node != "n1" || all.Plans[0].Summary.Add != 9 || all.Plans[1].Summary.Add != 1 {
 		t.Errorf("json: exit %d (%s)\n%s", code, msg, out)
 	}
 

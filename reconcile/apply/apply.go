@@ -20,6 +20,7 @@ import (
 	"github.com/netreconcile/netreconcile/drivers"
 	"github.com/netreconcile/netreconcile/drivers/kinds"
 	"github.com/netreconcile/netreconcile/internal/nsutil"
+	"github.com/netreconcile/netreconcile/masq"
 	"github.com/netreconcile/netreconcile/reconcile/internal/handles"
 	"github.com/netreconcile/netreconcile/reconcile/internal/pool"
 	"github.com/netreconcile/netreconcile/reconcile/internal/records"
@@ -217,6 +218,11 @@ func (a *applier) step(c plan.Change) error {
 		return a.neigh(o, c.Action == plan.Delete)
 	case *state.Route:
 		return a.route(o, c.Action == plan.Delete)
+	case *state.Masquerade:
+		if c.Action == plan.Delete {
+			return masq.Remove(a.cfg.NodeNetns)
+		}
+		return masq.Apply(a.cfg.NodeNetns, o)
 	}
 	return fmt.Errorf("unknown object %T", obj)
 }

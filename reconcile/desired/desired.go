@@ -11,6 +11,7 @@ import (
 	"sort"
 
 	"github.com/netreconcile/netreconcile/drivers"
+	"github.com/netreconcile/netreconcile/masq"
 	"github.com/netreconcile/netreconcile/policy/compile"
 	"github.com/netreconcile/netreconcile/routing"
 	"github.com/netreconcile/netreconcile/spec"
@@ -80,6 +81,9 @@ func Build(cfg *Config, r *spec.Resolved, up state.Uplink) (*state.State, error)
 	}
 	if err := desiredDatapath(cfg, r, n, pods, compiled, s); err != nil {
 		return nil, err
+	}
+	if err := masq.Desired(r, cfg.Node, s); err != nil {
+		return nil, fmt.Errorf("masquerade of node %q: %w", cfg.Node, err)
 	}
 	return s, nil
 }

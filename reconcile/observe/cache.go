@@ -289,6 +289,8 @@ func (c *Cache) Applied(p *plan.Plan) bool {
 			c.dpGen++
 		case ch.NS() != state.NodeNS:
 			c.invalidate(ch.NS())
+		case kind == state.KindMasquerade:
+			// read on every pass (Node)
 		case kind == state.KindSysctl:
 			// ip_forward is copied into every interface's forwarding:
 			// read them all again.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/netreconcile/netreconcile/drivers/kinds"
 	"github.com/netreconcile/netreconcile/internal/nsutil"
+	"github.com/netreconcile/netreconcile/masq"
 	"github.com/netreconcile/netreconcile/reconcile/internal/handles"
 	"github.com/netreconcile/netreconcile/reconcile/internal/pool"
 	"github.com/netreconcile/netreconcile/reconcile/internal/records"
@@ -170,6 +171,15 @@ func Node(cfg *Config, scope *Scope, cache *Cache, dpReady <-chan struct{}) (*st
 		return nil, err
 	}
 	cache.putNode(nd, sys, fresh, nodeStamp) // with the sysctls node read
+	// The masquerade table is read on every pass, never cached: no
+	// kernel event the cache follows says it changed.
+	m, err := masq.Observe(cfg.NodeNetns)
+	if err != nil {
+		return nil, err
+	}
+	if m != nil {
+		o.obs.Owned.Put(m)
+	}
 	o.obs.Phases = append(o.obs.Phases, "nodeNamespace", time.Since(start))
 	return o.obs, nil
 }

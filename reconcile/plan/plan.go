@@ -464,6 +464,8 @@ func (c Change) NS() string {
 		return v.NS
 	case *state.Sysctl:
 		return v.NS
+	case *state.Masquerade:
+		return v.NS
 	}
 	return ""
 }

@@ -1,0 +1,84 @@
+package state
+
+import (
+	"cmp"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// MasqueradeTable is the name of netreconcile's nftables table (family
+// ip) in a node namespace: the name is the ownership mark, and no other
+// table is ever read or changed.
+const MasqueradeTable = "netreconcile"
+
+// Masquerade is a node's egress masquerade: netreconcile's nftables
+// table, whose postrouting NAT chain rewrites the source of pods'
+// connections to destinations outside the cluster to the node's address.
+// The table is written whole (one batch), so every change replaces it.
+type Masquerade struct {
+	NS string `json:"ns,omitempty"`
+	// PodCIDR is this node's: the sources masqueraded.
+	PodCIDR netip.Prefix `json:"podCIDR"`
+	// Uplink is the interface masqueraded traffic leaves by.
+	Uplink string `json:"uplink"`
+	// Except are the destinations never masqueraded (pod and service
+	// CIDRs, node addresses, nonMasqueradeCIDRs), sorted, none inside
+	// another (see CanonicalPrefixes).
+	Except []netip.Prefix `json:"except,omitempty"`
+	// Ports is the range of source ports given, "MIN-MAX".
+	Ports string `json:"ports"`
+	// Rules counts the chain's rules: a rule someone added shows here.
+	Rules  int    `json:"rules"`
+	OwnerK string `json:"owner,omitempty"`
+}
+
+func (m *Masquerade) Kind() Kind            { return KindMasquerade }
+func (m *Masquerade) Key() string           { return NSLabel(m.NS) + "/" + MasqueradeTable }
+func (m *Masquerade) Owner() string         { return m.OwnerK }
+func (m *Masquerade) Immutable(string) bool { return false }
+func (m *Masquerade) String() string {
+	return "nftables table " + MasqueradeTable + " in " + NSLabel(m.NS)
+}
+
+// Attrs implements Object.
+func (m *Masquerade) Attrs() []Attr {
+	except := make([]string, len(m.Except))
+	for i, p := range m.Except {
+		except[i] = p.String()
+	}
+	return []Attr{{"pod_cidr", prefixText(m.PodCIDR)}, {"uplink", m.Uplink}, {"except", strings.Join(except, ",")},
+		{"ports", m.Ports}, {"rules", strconv.Itoa(m.Rules)}}
+}
+
+func prefixText(p netip.Prefix) string {
+	if !p.IsValid() {
+		return ""
+	}
+	return p.String()
+}
+
+// CanonicalPrefixes returns ps sorted by address, without duplicates and
+// without a prefix that another covers: the one form of a set of
+// destinations, so that desired and observed compare equal.
+func CanonicalPrefixes(ps []netip.Prefix) []netip.Prefix {
+	sorted := make([]netip.Prefix, 0, len(ps))
+	for _, p := range ps {
+		if p.IsValid() {
+			sorted = append(sorted, p.Masked())
+		}
+	}
+	// By address, a covering prefix before those it covers.
+	slices.SortFunc(sorted, func(a, b netip.Prefix) int {
+		return cmp.Or(a.Addr().Compare(b.Addr()), cmp.Compare(a.Bits(), b.Bits()))
+	})
+	var out []netip.Prefix
+	for _, p := range sorted {
+		if n := len(out); n > 0 && out[n-1].Bits() <= p.Bits() && out[n-1].Contains(p.Addr()) {
+			continue // sorted: a covering prefix comes just before
+		}
+		out = append(out, p)
+	}
+	return out
+}
