@@ -411,7 +411,11 @@ func (d *decoder) structure(n *yaml.Node, v reflect.Value, path string) {
 	d.entries(n, path, fieldPath, func(k, val *yaml.Node, name string) {
 		i, ok := fields[name]
 		if !ok {
-			d.fail(k, fieldPath(name), "unknown field %q%s", name, suggest(name, fields))
+			hint := suggest(name, fields)
+			if h, ok := v.Addr().Interface().(interface{ unknownFieldHint(string) string }); ok {
+				hint += h.unknownFieldHint(name)
+			}
+			d.fail(k, fieldPath(name), "unknown field %q%s", name, hint)
 			return
 		}
 		d.value(val, v.Field(i), fieldPath(name))

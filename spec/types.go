@@ -170,10 +170,37 @@ type ServicePort struct {
 }
 
 // Policy is a Kubernetes NetworkPolicy (networking.k8s.io/v1).
+// A NetworkPolicy pasted whole from Kubernetes is taken too: apiVersion
+// networking.k8s.io/v1, kind NetworkPolicy, and metadata.name and
+// metadata.namespace in place of name and namespace.
 type Policy struct {
-	Name      string     `yaml:"name" json:"name"`
-	Namespace string     `yaml:"namespace,omitempty" json:"namespace,omitempty"`
-	Spec      PolicySpec `yaml:"spec" json:"spec"`
+	Name       string      `yaml:"name,omitempty" json:"name,omitempty"` // or metadata.name
+	Namespace  string      `yaml:"namespace,omitempty" json:"namespace,omitempty"`
+	APIVersion string      `yaml:"apiVersion,omitempty" json:"apiVersion,omitempty"` // networking.k8s.io/v1
+	Kind       string      `yaml:"kind,omitempty" json:"kind,omitempty"`             // NetworkPolicy
+	Metadata   *ObjectMeta `yaml:"metadata,omitempty" json:"metadata,omitempty"`
+	Spec       PolicySpec  `yaml:"spec" json:"spec"`
+}
+
+// ObjectMeta is the part of Kubernetes' object metadata a pasted policy
+// may carry; labels and annotations are accepted and ignored.
+type ObjectMeta struct {
+	Name        string            `yaml:"name,omitempty" json:"name,omitempty"`
+	Namespace   string            `yaml:"namespace,omitempty" json:"namespace,omitempty"`
+	Labels      map[string]string `yaml:"labels,omitempty" json:"labels,omitempty"`
+	Annotations map[string]string `yaml:"annotations,omitempty" json:"annotations,omitempty"`
+}
+
+// unknownFieldHint says how to fix a pasted manifest's server fields.
+func (*ObjectMeta) unknownFieldHint(string) string {
+	return "; netreconcile reads metadata.name, namespace, labels and annotations: delete what the API server added (uid, resourceVersion, generation, creationTimestamp, managedFields)"
+}
+
+func (*Policy) unknownFieldHint(name string) string {
+	if name == "status" {
+		return "; delete status: (the API server's, not part of a policy)"
+	}
+	return ""
 }
 
 // PolicySpec mirrors NetworkPolicySpec.

@@ -910,6 +910,33 @@ func (c *checker) servicePorts(path string, ports []ServicePort) []ServicePort {
 	return out
 }
 
+// manifest checks the Kubernetes header of a pasted NetworkPolicy and
+// takes its metadata's name and namespace where the short form's are
+// not written (both written and different is an error).
+func (c *checker) manifest(path string, pol *Policy) {
+	if pol.APIVersion != "" && pol.APIVersion != "networking.k8s.io/v1" {
+		c.add(join(path, "apiVersion"), "%q: a NetworkPolicy here is networking.k8s.io/v1", pol.APIVersion)
+	}
+	if pol.Kind != "" && pol.Kind != "NetworkPolicy" {
+		c.add(join(path, "kind"), "%q: only NetworkPolicy objects belong in policies:", pol.Kind)
+	}
+	m := pol.Metadata
+	if m == nil {
+		return
+	}
+	take := func(field string, short *string, long string) {
+		switch {
+		case long == "":
+		case *short == "":
+			*short = long
+		case *short != long:
+			c.add(join(join(path, "metadata"), field), "%q differs from %s %q: write one of them", long, field, *short)
+		}
+	}
+	take("name", &pol.Name, m.Name)
+	take("namespace", &pol.Namespace, m.Namespace)
+}
+
 func (c *checker) policies(t *Topology, r *Resolved) {
 	keyAt := make(map[string]int, len(t.Policies))
 	if len(t.Policies) > 0 {
@@ -917,6 +944,7 @@ func (c *checker) policies(t *Topology, r *Resolved) {
 	}
 	for i, pol := range t.Policies {
 		path := index("policies", i)
+		c.manifest(path, &pol)
 		ns, k, _ := c.uniqueKey("policies", i, "policy", pol.Name, pol.Namespace, keyAt)
 		c.use(ns)
 		sp := join(path, "spec")

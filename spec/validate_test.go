@@ -691,3 +691,33 @@ func TestErrorCap(t *testing.T) {
 		t.Errorf("first = %v", errs.List[0])
 	}
 }
+
+// TestPastedNetworkPolicy: a NetworkPolicy pasted from Kubernetes is
+// taken with its metadata's name and namespace; a wrong header or a name
+// that contradicts metadata.name is a placed error.
+func TestPastedNetworkPolicy(t *testing.T) {
+	const head = `apiVersion: netreconcile/v1
+kind: Topology
+cluster: {podCIDR: 10.244.0.0/16}
+nodes: [{name: n1, address: 172.31.1.2/24, podCIDR: 10.244.1.0/24}]
+policies:
+`
+	r, err := LoadBytes("p.yaml", []byte(head+`  - apiVersion: networking.k8s.io/v1
+    kind: NetworkPolicy
+    metadata: {name: closed, namespace: x, labels: {team: a}}
+    spec: {podSelector: {}}
+`))
+	if err != nil || len(r.Policies) != 1 || r.Policies[0].Key != "x/closed" {
+		t.Fatalf("pasted policy: %v %+v", err, r)
+	}
+	for body, want := range map[string]string{
+		"  - {apiVersion: networking.k8s.io/v1beta1, kind: NetworkPolicy, metadata: {name: a}, spec: {podSelector: {}}}\n": `p.yaml:6:18: policies[0].apiVersion: "networking.k8s.io/v1beta1": a NetworkPolicy here is networking.k8s.io/v1`,
+		"  - {kind: Service, metadata: {name: a}, spec: {podSelector: {}}}\n":                                          `p.yaml:6:12: policies[0].kind: "Service": only NetworkPolicy objects belong in policies:`,
+		"  - {name: a, metadata: {name: b}, spec: {podSelector: {}}}\n":                                                `p.yaml:6:32: policies[0].metadata.name: "b" differs from name "a": write one of them`,
+	} {
+		_, err := LoadBytes("p.yaml", []byte(head+body))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: got %v\nwant %s", body, err, want)
+		}
+	}
+}
