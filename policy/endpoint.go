@@ -33,9 +33,9 @@ var (
 // the cluster.
 type Endpoint struct {
 	// Pod is the pod key; empty for a bare address.
-	Pod string
+	Pod string `json:"pod,omitempty"`
 	// IP is the address; Evaluate fills it in for pods.
-	IP netip.Addr
+	IP netip.Addr `json:"ip,omitzero"`
 }
 
 // PodEndpoint returns the endpoint for the pod with key namespace/name.

@@ -16,74 +16,76 @@ import (
 type Verdict struct {
 	// Src and Dst are the endpoints as judged: a pod's address is filled
 	// in, and an address that belongs to a pod names that pod.
-	Src, Dst Endpoint
-	Port     int
-	Protocol string
+	Src      Endpoint `json:"from"`
+	Dst      Endpoint `json:"to"`
+	Port     int      `json:"port,omitempty"`
+	Protocol string   `json:"protocol"`
 
 	// Allowed is the answer: Self, or both Egress and Ingress allow it.
-	Allowed bool
+	Allowed bool `json:"allowed"`
 	// Self is set when a pod talks to itself, which Kubernetes always
 	// allows; Egress and Ingress still say what the policies alone decide.
-	Self bool
+	Self bool `json:"self,omitempty"`
 	// Egress is the source's side, Ingress the destination's.
-	Egress, Ingress Side
+	Egress  Side `json:"egress"`
+	Ingress Side `json:"ingress"`
 
 	// Err is set when the question cannot be answered (a pod key the
 	// model lacks, a bad port or protocol); Allowed is then false.
-	Err error
+	Err error `json:"-"`
 }
 
 // Side is how the policies of one end judged the connection: the source's
 // egress or the destination's ingress.
 type Side struct {
 	// Direction is spec.PolicyEgress or spec.PolicyIngress.
-	Direction string
+	Direction string `json:"direction"`
 	// Endpoint is the end this side belongs to.
-	Endpoint Endpoint
+	Endpoint Endpoint `json:"endpoint"`
 	// Enforced is false for an address outside the cluster: no policy can
 	// select it, so its side always allows.
-	Enforced bool
+	Enforced bool `json:"enforced"`
 	// Isolated is set when at least one policy selects the pod for this
 	// direction; IsolatedBy lists those policies' keys.
-	Isolated   bool
-	IsolatedBy []string
+	Isolated   bool     `json:"isolated"`
+	IsolatedBy []string `json:"isolated_by,omitempty"`
 	// Allowed is this side's answer.
-	Allowed bool
+	Allowed bool `json:"allowed"`
 	// AllowedBy lists every rule that allows the connection, in policy
 	// and rule order.
-	AllowedBy []RuleRef
+	AllowedBy []RuleRef `json:"allowed_by,omitempty"`
 	// Misses lists, for the isolating policies, the rules that did not
 	// allow it and why: what a user reads when a connection is denied.
-	Misses []RuleMiss
+	Misses []RuleMiss `json:"misses,omitempty"`
 	// Node is set when the other end is this pod's own node, which
 	// Kubernetes always lets through whatever the policies say.
-	Node bool
+	Node bool `json:"node,omitempty"`
 }
 
 // RuleRef names one rule of one policy that allowed a connection, and the
 // peer and port entries that matched.
 type RuleRef struct {
-	Policy    string // policy key, namespace/name
-	Direction string // spec.PolicyIngress or spec.PolicyEgress
-	Rule      int    // index in ingress[] or egress[]
+	Policy    string `json:"policy"`    // policy key, namespace/name
+	Direction string `json:"direction"` // spec.PolicyIngress or spec.PolicyEgress
+	Rule      int    `json:"rule"`      // index in ingress[] or egress[]
 	// Peer is the index in from[]/to[] of the first peer that matched, or
 	// -1 when the rule lists no peers and so allows all of them.
-	Peer     int
-	PeerText string
+	Peer     int    `json:"peer"`
+	PeerText string `json:"peer_text,omitempty"`
 	// Port is the index in ports[] of the first entry that matched, or -1
 	// when the rule lists no ports and so allows all of them.
-	Port     int
-	PortText string
+	Port     int    `json:"port"`
+	PortText string `json:"port_text,omitempty"`
 }
 
 // RuleMiss is a rule of an isolating policy that did not allow the
 // connection. Rule is -1 when the policy has no rule for the direction at
 // all, which is how a deny-all policy reads.
 type RuleMiss struct {
-	Policy    string
-	Direction string
-	Rule      int
-	Reason    string
+	Policy    string `json:"policy"`
+	Direction string `json:"direction"`
+	Rule      int    `json:"rule"`
+	Reason    string `json:"reason"`
 }
 
 // Evaluate decides whether src may open a connection to dst on port/proto
@@ -265,7 +267,7 @@ func (e *evaluator) side(dir string, self, peer end, port int, proto string) Sid
 			}
 			var why []string
 			if !peerOK {
-				why = append(why, peerField(dir)+" does not match "+peer.ep.String())
+				why = append(why, e.peersMiss(dir, pol.Namespace, r.peers, peer))
 			}
 			if !portOK {
 				why = append(why, "ports do not match "+strconv.Itoa(port)+"/"+proto)

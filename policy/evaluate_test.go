@@ -42,14 +42,14 @@ func TestVerdictString(t *testing.T) {
 		{"z/c", "y/b", 80, `DENIED z/c (10.244.1.33) -> y/b (10.244.1.22) 80/TCP
   egress of z/c: not isolated (no policy selects it)
   ingress of y/b: isolated by y/allow-web, y/deny-all; denied (no rule allows it)
-    y/allow-web ingress[0]: from does not match z/c
+    y/allow-web ingress[0]: from does not match z/c (namespaceSelector ns=x does not match namespace z (labels kubernetes.io/metadata.name=z,ns=z))
     y/deny-all: no ingress rules: denies all ingress
 `},
 		{"y/b", "y/b", 81, `ALLOWED y/b (10.244.1.22) -> y/b (10.244.1.22) 81/TCP
   a pod can always reach itself (Kubernetes: a pod cannot block access to itself); the policies alone would deny it
   egress of y/b: not isolated (no policy selects it)
   ingress of y/b: isolated by y/allow-web, y/deny-all; denied (no rule allows it)
-    y/allow-web ingress[0]: from does not match y/b; ports do not match 81/TCP
+    y/allow-web ingress[0]: from does not match y/b (namespaceSelector ns=x does not match namespace y (labels kubernetes.io/metadata.name=y,ns=y)); ports do not match 81/TCP
     y/deny-all: no ingress rules: denies all ingress
 `},
 	}

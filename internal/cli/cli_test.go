@@ -191,6 +191,7 @@ func TestOfflineVerbs(t *testing.T) {
 		{[]string{"plan", "-f", file, "--node", "n1", "--observed", observed}, "Plan: 14 to add"},
 		{[]string{"version"}, "netreconcile test (topology netreconcile/v1, plan format 1.1)\n"},
 		{[]string{"version", "-o", "json"}, `"plan_format": "1.1"`},
+		{[]string{"explain", "-f", file, "t/a", "t/b", "80", "-o", "json"}, `"verdict": "allowed",`},
 		{[]string{"graph", "-f", file}, `"t/a" [label="t/a\n10.244.1.10 veth`},
 		{[]string{"graph", "-f", file, "-o", "mermaid"}, "flowchart LR\n"},
 		{[]string{"schema"}, `"$id": "https://github.com/netreconcile/netreconcile/schema/topology.schema.json"`},

@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -15,7 +16,7 @@ import (
 // It never touches the kernel, so it runs anywhere the file is, and its
 // answer is the expectation the probe holds the datapath to.
 func explainCmd() *cobra.Command {
-	var file string
+	var file, output string
 	cmd := &cobra.Command{
 		Use:   "explain -f FILE FROM TO PORT[/PROTO]|ICMP|PROTO/N",
 		Short: "Say whether the policies allow a connection, and which policies and rules decided it (no kernel needed)",
@@ -25,7 +26,8 @@ by the source's egress and the destination's ingress: whether each pod is
 isolated, by which policies, and which rule allowed the connection or why none did.
 
 FROM and TO are namespace/pod or an IP address; an address of a declared pod is
-that pod, any other is outside the cluster. When TO is a service's clusterIP the
+that pod, any other is outside the cluster; TO may also be a service's
+namespace/name, which stands for its clusterIP. When TO is a service's clusterIP the
 connection is judged, as the datapath does, after translation: once per backend
 pod on its target port, and the first line says ALLOWED (every backend), DENIED
 (none, or no backend at all) or PARTIAL (some). PORT/PROTO is like 80/TCP,
@@ -38,11 +40,16 @@ ingress is isolated (traffic between a pod and its own node aside), and
 allowed otherwise; ICMP errors about an allowed connection always pass. A
 clusterIP does not translate them: they are judged against the address.
 
+A rule that does not allow the connection says why: which peer's selector did
+not match which labels, or which ports. -o json gives the same answer as data
+(format_version, verdict allowed|denied|partial, and each verdict's sides).
+
 Exit status is 0 whenever a verdict was printed, allowed or denied, and 1 when
 the question cannot be answered (invalid file, unknown pod, bad port).`,
 		Example: `  netreconcile explain -f topology.yaml x/a y/b 80/TCP
   netreconcile explain -f topology.yaml 192.0.2.10 x/a 443
   netreconcile explain -f topology.yaml x/a 10.96.0.10 53/UDP
+  netreconcile explain -f topology.yaml x/a kube-system/dns 53/UDP -o json
   netreconcile explain -f topology.yaml x/a y/b icmp
   netreconcile explain -f topology.yaml x/a y/b proto/47`,
 		Args: cobra.ExactArgs(3),
@@ -51,76 +58,138 @@ the question cannot be answered (invalid file, unknown pod, bad port).`,
 			if err != nil {
 				return err
 			}
-			src, err := policy.ParseEndpoint(r, args[0])
+			res, err := explain(r, args)
 			if err != nil {
-				return fmt.Errorf("read FROM: %w", err)
+				return err
 			}
-			dst, err := policy.ParseEndpoint(r, args[1])
-			if err != nil {
-				return fmt.Errorf("read TO: %w", err)
+			if output == "json" {
+				return writeJSON(cmd.OutOrStdout(), res)
 			}
-			port, proto, err := policy.ParsePort(args[2])
-			if err != nil {
-				return fmt.Errorf("read PORT/PROTO: %w", err)
-			}
-			out := cmd.OutOrStdout()
-			// A clusterIP translates TCP, UDP and SCTP ports only: any
-			// other protocol is judged against the address itself.
-			if dst.Pod == "" && !policy.Portless(proto) {
-				svc, backends, err := policy.ServiceBackends(r, dst.IP, port, proto)
-				if err != nil {
-					return err
-				}
-				if svc != "" {
-					return explainService(out, r, src, dst, svc, backends, port, proto)
-				}
-			}
-			v := policy.Evaluate(r, src, dst, port, proto)
-			if v.Err != nil {
-				return v.Err
-			}
-			_, err = io.WriteString(out, v.String())
+			_, err = io.WriteString(cmd.OutOrStdout(), res.text())
 			return err
 		},
 	}
 	fileFlag(cmd, &file)
+	outputFlag(cmd, &output)
 	return cmd
 }
 
-// explainService prints one verdict per backend under a summary line:
-// which backend a connection reaches is the load balancer's choice, so
-// the answer is only ALLOWED when every backend allows it.
-func explainService(w io.Writer, r *spec.Resolved, src, clusterIP policy.Endpoint, svc string, backends []policy.Backend, port int, proto string) error {
-	verdicts := make([]policy.Verdict, len(backends))
-	allowed := 0
-	for i, b := range backends {
-		verdicts[i] = policy.Evaluate(r, src, policy.PodEndpoint(b.Pod), b.Port, proto)
-		if verdicts[i].Err != nil {
-			return verdicts[i].Err
+// explained is explain's answer: one verdict, or for a service one per
+// backend under a summary.
+type explained struct {
+	FormatVersion string `json:"format_version"`
+	// Verdict is allowed, denied, or for a service partial (some
+	// backends allow it).
+	Verdict  string `json:"verdict"`
+	From     string `json:"from"`
+	To       string `json:"to"`
+	Port     int    `json:"port,omitempty"`
+	Protocol string `json:"protocol"`
+	Service  string `json:"service,omitempty"`
+	// Verdicts: the connection's, or one per backend of a service.
+	Verdicts []policy.Verdict `json:"verdicts"`
+	src, dst policy.Endpoint
+}
+
+// explain answers FROM TO PORT; TO may be a pod, an address, a clusterIP
+// or a service's namespace/name.
+func explain(r *spec.Resolved, args []string) (*explained, error) {
+	src, err := policy.ParseEndpoint(r, args[0])
+	if err != nil {
+		return nil, fmt.Errorf("read FROM: %w", err)
+	}
+	dst, err := parseTarget(r, args[1])
+	if err != nil {
+		return nil, fmt.Errorf("read TO: %w", err)
+	}
+	port, proto, err := policy.ParsePort(args[2])
+	if err != nil {
+		return nil, fmt.Errorf("read PORT/PROTO: %w", err)
+	}
+	e := &explained{FormatVersion: "1.0", From: src.String(), To: dst.String(), Port: port, Protocol: proto, src: src, dst: dst}
+	// A clusterIP translates TCP, UDP and SCTP ports only: any other
+	// protocol is judged against the address itself.
+	if dst.Pod == "" && !policy.Portless(proto) {
+		svc, backends, err := policy.ServiceBackends(r, dst.IP, port, proto)
+		if err != nil {
+			return nil, err
 		}
-		if verdicts[i].Allowed {
+		if svc != "" {
+			return e.service(r, svc, backends)
+		}
+	}
+	v := policy.Evaluate(r, src, dst, port, proto)
+	if v.Err != nil {
+		return nil, v.Err
+	}
+	e.Verdicts = []policy.Verdict{v}
+	e.Verdict = word(v.Allowed)
+	return e, nil
+}
+
+// parseTarget is ParseEndpoint, and also a service's namespace/name,
+// which stands for its clusterIP.
+func parseTarget(r *spec.Resolved, s string) (policy.Endpoint, error) {
+	for i := range r.Services {
+		if r.Services[i].Key == s {
+			return policy.AddrEndpoint(r.Services[i].ClusterIP), nil
+		}
+	}
+	return policy.ParseEndpoint(r, s)
+}
+
+func word(allowed bool) string {
+	if allowed {
+		return "allowed"
+	}
+	return "denied"
+}
+
+// service judges the connection once per backend: which backend it reaches
+// is the load balancer's choice, so it is only allowed when every backend
+// allows it.
+func (e *explained) service(r *spec.Resolved, svc string, backends []policy.Backend) (*explained, error) {
+	e.Service = svc
+	e.Verdicts = []policy.Verdict{}
+	allowed := 0
+	for _, b := range backends {
+		v := policy.Evaluate(r, e.src, policy.PodEndpoint(b.Pod), b.Port, e.Protocol)
+		if v.Err != nil {
+			return nil, v.Err
+		}
+		if v.Allowed {
+			allowed++
+		}
+		e.Verdicts = append(e.Verdicts, v)
+	}
+	e.Verdict = "partial"
+	switch allowed {
+	case len(backends):
+		e.Verdict = "allowed"
+	case 0:
+		e.Verdict = "denied"
+	}
+	return e, nil
+}
+
+func (e *explained) text() string {
+	if e.Service == "" {
+		return e.Verdicts[0].String()
+	}
+	allowed := 0
+	for _, v := range e.Verdicts {
+		if v.Allowed {
 			allowed++
 		}
 	}
-	word := "PARTIAL"
-	switch allowed {
-	case len(backends):
-		word = "ALLOWED"
-	case 0:
-		word = "DENIED"
+	head := fmt.Sprintf("%s %s -> %s %d/%s (service %s)", strings.ToUpper(e.Verdict), e.src, e.dst, e.Port, e.Protocol, e.Service)
+	if len(e.Verdicts) == 0 {
+		return head + ": no backend serves this port, the connection is refused before policy applies\n"
 	}
-	head := fmt.Sprintf("%s %s -> %s %d/%s (service %s)", word, src, clusterIP, port, proto, svc)
-	if len(backends) == 0 {
-		_, err := fmt.Fprintf(w, "%s: no backend serves this port, the connection is refused before policy applies\n", head)
-		return err
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: allowed to %d of %d backends; policies judge the connection after translation to the backend\n", head, allowed, len(e.Verdicts))
+	for _, v := range e.Verdicts {
+		b.WriteString("\n" + v.String())
 	}
-	if _, err := fmt.Fprintf(w, "%s: allowed to %d of %d backends; policies judge the connection after translation to the backend\n", head, allowed, len(backends)); err != nil {
-		return err
-	}
-	for _, v := range verdicts {
-		if _, err := io.WriteString(w, "\n"+v.String()); err != nil {
-			return err
-		}
-	}
-	return nil
+	return b.String()
 }

@@ -25,7 +25,7 @@ func TestFlagDefaults(t *testing.T) {
 		"watch":    {"file": "-f ", "node": host, "lock-timeout": "30s", "metrics-addr": "127.0.0.1:9403", "resync": "5m0s", "debounce": "200ms", "drift-debounce": "20ms"},
 		"lab up":   {"file": "-f "},
 		"lab down": {"file": "-f "},
-		"explain":  {"file": "-f "},
+		"explain":  {"file": "-f ", "output": "-o text"},
 		"probe":    {"file": "-f ", "output": "-o text", "port": "-p []", "timeout": "1s", "retries": "1", "parallel": "64"},
 		"version":  {"output": "-o text"},
 		"graph":    {"file": "-f ", "output": "-o dot"},
