@@ -52,6 +52,14 @@ func TestExamples(t *testing.T) {
 					t.Errorf("node %s: plan after lab up: exit %d\n%s%s", n.Name, code, out, errOut)
 				}
 			}
+			// probe with no flags: every declared port and every service,
+			// as the policies say
+			if len(r.Services) > 0 || hasPorts(r) {
+				out, errOut, code := Run(t, bin, "probe", "-f", f, "--timeout", "300ms", "--state-dir", stateDir)
+				if code != 0 {
+					t.Errorf("probe: exit %d\n%s%s", code, out, errOut)
+				}
+			}
 			// every pod reaches the first pod over TCP, or not, as the
 			// policies say (explain's verdict)
 			if len(r.Pods) > 1 {
@@ -103,4 +111,13 @@ func TestREADMEQuickstart(t *testing.T) {
 	if _, err := os.Stat("/var/run/netns/qs-web"); err == nil {
 		t.Fatal("lab down left qs-web behind")
 	}
+}
+
+func hasPorts(r *spec.Resolved) bool {
+	for _, p := range r.Pods {
+		if len(p.Ports) > 0 {
+			return true
+		}
+	}
+	return false
 }

@@ -68,6 +68,9 @@ type Result struct {
 	// Pods are the rows and columns, in the file's key order.
 	Pods     []string
 	Matrices []Matrix
+	// Services: every pod to every service port through its clusterIP
+	// (nil when no target was given on the command line... see Run).
+	Services *ServiceMatrix
 	// Notes say what was skipped or borrowed (pods whose namespace is not
 	// here, SCTP ports, ports already bound by another server).
 	Notes []string
@@ -80,7 +83,7 @@ func (r *Result) Agree() bool {
 			return false
 		}
 	}
-	return true
+	return r.Services == nil || len(r.Services.Disagreements) == 0
 }
 
 // Errors matched with errors.Is.
@@ -113,7 +116,13 @@ func Run(ctx context.Context, r *spec.Resolved, o Options) (*Result, error) {
 	}
 	targets := o.Targets
 	if len(targets) == 0 {
-		targets = declared(r, res)
+		// The default: every port the file names (pods, services'
+		// targets, policies), and every service through its clusterIP.
+		svcs, backendPorts := serviceTargets(r, res)
+		targets = declared(r, res, backendPorts)
+		if len(svcs) > 0 {
+			res.Services = &ServiceMatrix{Targets: svcs}
+		}
 	}
 	if len(targets) == 0 {
 		return nil, fmt.Errorf("probe: %w (declare pods[].ports or give ports)", ErrNoTargets)
@@ -132,6 +141,14 @@ func Run(ctx context.Context, r *spec.Resolved, o Options) (*Result, error) {
 	}
 	if err := observe(ctx, pods, targets, o, res); err != nil {
 		return nil, err
+	}
+	if res.Services != nil {
+		if err := expectServices(r, pods, res.Services); err != nil {
+			return nil, err
+		}
+		if err := observeServices(ctx, pods, res.Services, o); err != nil {
+			return nil, err
+		}
 	}
 	for i := range res.Matrices {
 		m := &res.Matrices[i]
@@ -246,9 +263,18 @@ func grid(n int) [][]bool {
 	return m
 }
 
-// declared is the union of the pods' TCP and UDP ports, sorted.
-func declared(r *spec.Resolved, res *Result) []Target {
+// declared is the union of the TCP and UDP ports the file names (the
+// pods', extra, and the policies' numbered ports), sorted.
+func declared(r *spec.Resolved, res *Result, extra []Target) []Target {
 	seen := map[Target]bool{}
+	for _, t := range extra {
+		seen[t] = true
+	}
+	for _, pol := range r.Policies {
+		for _, t := range policyPorts(pol.Spec) {
+			seen[t] = true
+		}
+	}
 	sctp := false
 	for _, p := range r.Pods {
 		for _, cp := range p.Ports {
@@ -403,4 +429,28 @@ func try(src, dst *pod, t Target, timeout time.Duration) bool {
 		}
 	}
 	return false
+}
+
+// policyPorts are the numbered TCP and UDP ports a policy's rules name
+// (the first of a range).
+func policyPorts(ps spec.PolicySpec) []Target {
+	var out []Target
+	add := func(ports []spec.PolicyPort) {
+		for _, pp := range ports {
+			proto := pp.Protocol
+			if proto == "" {
+				proto = spec.ProtocolTCP
+			}
+			if pp.Port != nil && !pp.Port.IsString && proto != spec.ProtocolSCTP {
+				out = append(out, Target{pp.Port.IntVal, proto})
+			}
+		}
+	}
+	for _, r := range ps.Ingress {
+		add(r.Ports)
+	}
+	for _, r := range ps.Egress {
+		add(r.Ports)
+	}
+	return out
 }

@@ -23,9 +23,16 @@ func probeCmd() *cobra.Command {
 		Long: `Probe runs on a machine that holds the pods' network namespaces (a lab, or a node
 for the pods it hosts). For every port it starts a short-lived listener in every
 pod (TCP: accept; UDP: echo), or uses the server already bound there, tries every
-ordered pair of pods, and prints the reachability matrix beside the one the
-policies give (netreconcile explain's evaluator), marking the pairs that differ
-with *. Rows are sources, columns destinations; "." reached, "X" not.
+ordered pair of pods, and prints what it saw, one narrow table per port (rows
+are sources, columns the same pods by number; "." reached, "X" not), marking
+with * the pairs where that differs from the policies (netreconcile explain's
+evaluator).
+
+Without -p it probes every TCP and UDP port the file names (pods' ports, the
+ports services target, the numbered ports of policy rules), and also every
+pod to every service port through its clusterIP: expected to get through when
+the policies allow every backend, not when they allow none; when they allow
+some, the balancer's pick decides and the cell (~) is not judged.
 
 A connection that gets through is proof; one that does not is tried again
 (--retries) before it counts as denied: denied traffic is dropped, so each
@@ -70,7 +77,7 @@ probe could not run.`,
 		},
 	}
 	fileFlag(cmd, &file)
-	cmd.Flags().StringArrayVarP(&ports, "port", "p", nil, "PORT/PROTO to probe (repeatable; default: every declared TCP and UDP port)")
+	cmd.Flags().StringArrayVarP(&ports, "port", "p", nil, "PORT/PROTO to probe (repeatable; default: every TCP and UDP port the file names, and the services)")
 	cmd.Flags().DurationVar(&o.Timeout, "timeout", time.Second, "time one attempt waits for an answer")
 	cmd.Flags().IntVar(&o.Retries, "retries", 1, "further attempts for a pair that did not answer")
 	cmd.Flags().IntVar(&o.Parallel, "parallel", 64, "attempts in flight at once")
