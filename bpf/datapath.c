@@ -300,6 +300,7 @@ struct pkt {
 #include "guard.h"
 #include "policy.h"
 #include "frag.h"
+#include "events.h"
 
 // ports loads the two 16-bit fields at off: the ports of TCP, UDP and
 // SCTP alike.
@@ -491,7 +492,7 @@ static __always_inline int judge(const struct pkt *p, const struct pkt *conn,
 		return 0; // the outside and the node have no egress policy
 	v = policy_egress(NULL, conn);
 	if (v != NR_POLICY_ALLOW)
-		return drop(pod, v == NR_POLICY_FULL ? NR_DROP_CT_FULL : NR_DROP_EGRESS);
+		return drop_seen(conn, pod, v == NR_POLICY_FULL ? NR_DROP_CT_FULL : NR_DROP_EGRESS, hook);
 	if (hook != HOOK_HOST_INGRESS)
 		return 0;
 	cfg = config();
@@ -502,7 +503,7 @@ static __always_inline int judge(const struct pkt *p, const struct pkt *conn,
 		return 0;
 	v = policy_ingress(NULL, conn);
 	if (v != NR_POLICY_ALLOW)
-		return drop(p->t.daddr, v == NR_POLICY_FULL ? NR_DROP_CT_FULL : NR_DROP_INGRESS);
+		return drop_seen(conn, p->t.daddr, v == NR_POLICY_FULL ? NR_DROP_CT_FULL : NR_DROP_INGRESS, hook);
 	*ifindex = ep->ifindex;
 	return 0;
 }
@@ -1061,7 +1062,7 @@ static __always_inline int open_conn(struct __sk_buff *skb, struct pkt *p, struc
 	}
 	if (svc->count == 0) {
 		if (hook == HOOK_UPLINK)
-			return drop(0, NR_DROP_NO_BACKEND);
+			return drop_seen(p, 0, NR_DROP_NO_BACKEND, hook);
 		return refuse(skb, p, hook);
 	}
 	if (pick(p, svc, &b, &slot) < 0)
@@ -1317,7 +1318,7 @@ static __always_inline int from_pod(struct __sk_buff *skb, const int hook)
 	if (parse(skb, &p) < 0)
 		return drop(b->ip, NR_DROP_MALFORMED);
 	if (p.t.saddr != b->ip)
-		return drop(b->ip, NR_DROP_SOURCE);
+		return drop_seen(&p, b->ip, NR_DROP_SOURCE, hook);
 	if (p.frag == NR_FRAG_LATER)
 		return from_pod_fragment(skb, &p, b->ip);
 	if (hook == HOOK_POD_EGRESS && (skb->mark & NR_MARK_READDRESSED) && readdressed(&p)) {
@@ -1369,7 +1370,7 @@ static __always_inline int to_pod_packet(struct __sk_buff *skb, struct pkt *p, _
 	}
 	v = policy_ingress(NULL, &conn);
 	if (v != NR_POLICY_ALLOW)
-		return drop(pod, v == NR_POLICY_FULL ? NR_DROP_CT_FULL : NR_DROP_INGRESS);
+		return drop_seen(&conn, pod, v == NR_POLICY_FULL ? NR_DROP_CT_FULL : NR_DROP_INGRESS, HOOK_HOST_EGRESS);
 	if (ct && ct->type == NR_CT_REV) {
 		__be32 daddr = ct->nat_addr ? ct->nat_addr : p->t.daddr;
 		__be16 dport = ct->nat_port ? ct->nat_port : p->t.dport;

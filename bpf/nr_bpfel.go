@@ -259,8 +259,10 @@ const (
 	NrMapNrCtCount     = "nr_ct_count"
 	NrMapNrDrops       = "nr_drops"
 	NrMapNrEndpoints   = "nr_endpoints"
+	NrMapNrEvents      = "nr_events"
 	NrMapNrFrag        = "nr_frag"
 	NrMapNrGc          = "nr_gc"
+	NrMapNrMonitor     = "nr_monitor"
 	NrMapNrPolCt       = "nr_pol_ct"
 	NrMapNrPolIds      = "nr_pol_ids"
 	NrMapNrPolPods     = "nr_pol_pods"
@@ -341,8 +343,10 @@ type NrMapSpecs struct {
 	NrCtCount   *ebpf.MapSpec `ebpf:"nr_ct_count"`
 	NrDrops     *ebpf.MapSpec `ebpf:"nr_drops"`
 	NrEndpoints *ebpf.MapSpec `ebpf:"nr_endpoints"`
+	NrEvents    *ebpf.MapSpec `ebpf:"nr_events"`
 	NrFrag      *ebpf.MapSpec `ebpf:"nr_frag"`
 	NrGc        *ebpf.MapSpec `ebpf:"nr_gc"`
+	NrMonitor   *ebpf.MapSpec `ebpf:"nr_monitor"`
 	NrPolCt     *ebpf.MapSpec `ebpf:"nr_pol_ct"`
 	NrPolIds    *ebpf.MapSpec `ebpf:"nr_pol_ids"`
 	NrPolPods   *ebpf.MapSpec `ebpf:"nr_pol_pods"`
@@ -387,8 +391,10 @@ type NrMaps struct {
 	NrCtCount   *ebpf.Map `ebpf:"nr_ct_count"`
 	NrDrops     *ebpf.Map `ebpf:"nr_drops"`
 	NrEndpoints *ebpf.Map `ebpf:"nr_endpoints"`
+	NrEvents    *ebpf.Map `ebpf:"nr_events"`
 	NrFrag      *ebpf.Map `ebpf:"nr_frag"`
 	NrGc        *ebpf.Map `ebpf:"nr_gc"`
+	NrMonitor   *ebpf.Map `ebpf:"nr_monitor"`
 	NrPolCt     *ebpf.Map `ebpf:"nr_pol_ct"`
 	NrPolIds    *ebpf.Map `ebpf:"nr_pol_ids"`
 	NrPolPods   *ebpf.Map `ebpf:"nr_pol_pods"`
@@ -409,8 +415,10 @@ func (m *NrMaps) Close() error {
 		m.NrCtCount,
 		m.NrDrops,
 		m.NrEndpoints,
+		m.NrEvents,
 		m.NrFrag,
 		m.NrGc,
+		m.NrMonitor,
 		m.NrPolCt,
 		m.NrPolIds,
 		m.NrPolPods,

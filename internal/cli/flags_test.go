@@ -30,6 +30,7 @@ func TestFlagDefaults(t *testing.T) {
 		"version":  {"output": "-o text"},
 		"graph":    {"file": "-f ", "output": "-o dot"},
 		"schema":   {},
+		"monitor":  {"file": "-f ", "node": host, "output": "-o text"},
 		"status":   {"file": "-f ", "node": host, "output": "-o text", "lab": "false", "detailed-exitcode": "false"},
 	}
 	root := NewRoot("test")
