@@ -59,8 +59,11 @@ func allNodePlans(g *globals, r *spec.Resolved, observed string) ([]*reconcile.P
 		}
 	}
 	var plans []*reconcile.Plan
+	// The nodes' desired states share the file's policy classes and
+	// service backends: computed once, not once per node.
+	shared := reconcile.NewShared(r)
 	for _, n := range r.Nodes {
-		p, err := planOf(g, r, n.Name, observed)
+		p, err := planOf(g, r, shared, n.Name, observed)
 		if err != nil {
 			return nil, fmt.Errorf("node %q: %w", n.Name, err)
 		}
@@ -70,7 +73,7 @@ func allNodePlans(g *globals, r *spec.Resolved, observed string) ([]*reconcile.P
 }
 
 // planOf plans one node for allNodePlans.
-func planOf(g *globals, r *spec.Resolved, node, observed string) (*reconcile.Plan, error) {
+func planOf(g *globals, r *spec.Resolved, shared *reconcile.Shared, node, observed string) (*reconcile.Plan, error) {
 	var (
 		obs *reconcile.Observed
 		err error
@@ -91,7 +94,9 @@ func planOf(g *globals, r *spec.Resolved, node, observed string) (*reconcile.Pla
 	if err != nil {
 		return nil, err
 	}
-	res, err := ng.offline(obs).engine(node).Plan(r, obs)
+	e := ng.offline(obs).engine(node)
+	e.Cfg.Shared = shared
+	res, err := e.Plan(r, obs)
 	if err != nil {
 		return nil, err
 	}
