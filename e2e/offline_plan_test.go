@@ -110,6 +110,12 @@ func TestOfflinePlanUnprivileged(t *testing.T) {
 		if !strings.Contains(live, `"action": "create"`) {
 			t.Errorf("node %s: the edit plans nothing to create:\n%s", node, live)
 		}
+		// The removed service's entry is named after it, from the record
+		// apply wrote, in the saved state and in the plan.
+		if !strings.Contains(out, `"owner": "service/o/nothing"`) {
+			t.Errorf("node %s: show -o json does not name the service entry's owner:\n%s", node, out)
+		}
+		checkRemovedService(t, node, live)
 	}
 
 	// The whole lab: live, and offline from the saved states as nobody.
@@ -136,6 +142,30 @@ func TestOfflinePlanUnprivileged(t *testing.T) {
 		all.Plans[0].Node != nodes[0] || all.Plans[1].Node != nodes[1] {
 		t.Errorf("plan --all-nodes JSON: %+v, %v", all, err)
 	}
+}
+
+// checkRemovedService checks that the JSON plan deletes the entry of
+// service o/nothing under its name, marked removed from the file.
+func checkRemovedService(t *testing.T, node, plan string) {
+	t.Helper()
+	var p struct {
+		Changes []struct {
+			Action, Kind, Key, Owner string
+			OwnerRemoved             bool `json:"owner_removed"`
+		} `json:"changes"`
+	}
+	if err := json.Unmarshal([]byte(plan), &p); err != nil {
+		t.Fatalf("node %s: plan JSON: %v", node, err)
+	}
+	for _, c := range p.Changes {
+		if c.Kind == "service" && c.Key == "10.96.0.11:80/TCP" {
+			if c.Action != "delete" || c.Owner != "service/o/nothing" || !c.OwnerRemoved {
+				t.Errorf("node %s: service entry of o/nothing: %+v, want a delete owned by service/o/nothing, owner_removed", node, c)
+			}
+			return
+		}
+	}
+	t.Errorf("node %s: the plan does not delete the entry of service o/nothing", node)
 }
 
 // publicDir is a temporary directory every user can read (t.TempDir's

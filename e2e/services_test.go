@@ -433,6 +433,10 @@ func TestServicePlanAndDestroy(t *testing.T) {
 	if !strings.Contains(plan, "-   datapath "+pinDir) {
 		t.Errorf("plan without services does not remove the datapath:\n%s", plan)
 	}
+	// The entries are named after the service (from the services record).
+	if !strings.Contains(plan, "# service t/web (removed from the file)\n") {
+		t.Errorf("plan without services does not name the entries' service:\n%s", plan)
+	}
 	l.mustRun("a", "apply")
 	l.requireNoChanges("after removing the services")
 	if _, err := os.Stat(pinDir); !os.IsNotExist(err) {
@@ -479,8 +483,16 @@ func TestServicePlanAndDestroy(t *testing.T) {
 	spread(t, "tcp after the replacement", 60, want, "10.244.1.10", func() (svcHit, error) { return tcpHit(cl, "10.96.0.10:80") })
 	links, progs = pinnedIDs(t, pinDir)
 
-	// destroy: no link, program or pin of ours is left.
+	// destroy: no link, program or pin of ours is left, nor the record
+	// of the services' entries.
+	record := filepath.Join(l.stateDir, l.node("a"), "services")
+	if b, err := os.ReadFile(record); err != nil || !strings.Contains(string(b), "10.96.0.10:80/TCP service/t/web\n") {
+		t.Errorf("services record before destroy: %q, %v", b, err)
+	}
 	l.mustRun("a", "destroy")
+	if _, err := os.Lstat(record); !os.IsNotExist(err) {
+		t.Errorf("services record after destroy: %v", err)
+	}
 	if _, err := os.Stat(pinDir); !os.IsNotExist(err) {
 		t.Errorf("pin dir after destroy: %v (left: %v)", err, pinsBelow(pinDir))
 	}

@@ -57,10 +57,11 @@ func nodePlans(old, new *spec.Resolved, names []string) ([]NodePlan, error) {
 	errs := make([]error, len(names))
 	next := make(chan int)
 	var wg sync.WaitGroup
+	between := reconcile.NewBetween(old, new) // shared by the nodes of each file
 	for range runtime.GOMAXPROCS(0) {
 		wg.Go(func() {
 			for i := range next {
-				p, err := reconcile.PlanBetween(old, new, names[i])
+				p, err := between.Plan(names[i])
 				if err != nil {
 					errs[i] = err
 					continue

@@ -22,11 +22,29 @@ var betweenDrivers = drivers.NewRegistry(veth.Driver{}, bridge.Driver{}, macvlan
 // only one file has is planned from nothing, or to nothing. Either file
 // may be nil (no nodes). It reads no kernel and no state directory.
 func PlanBetween(old, new *spec.Resolved, node string) (*Plan, error) {
-	have, err := desiredOffline(old, node)
+	return NewBetween(old, new).Plan(node)
+}
+
+// Between plans nodes from one file to another (PlanBetween), sharing
+// what the nodes of each file share (Shared) from one node to the next.
+// Safe for concurrent use.
+type Between struct {
+	old, new             *spec.Resolved
+	oldShared, newShared *Shared
+}
+
+// NewBetween prepares planning nodes from old to new.
+func NewBetween(old, new *spec.Resolved) *Between {
+	return &Between{old: old, new: new, oldShared: NewShared(old), newShared: NewShared(new)}
+}
+
+// Plan is PlanBetween of node.
+func (b *Between) Plan(node string) (*Plan, error) {
+	have, err := desiredOffline(b.old, b.oldShared, node)
 	if err != nil {
 		return nil, fmt.Errorf("node %q in OLD: %w", node, err)
 	}
-	want, err := desiredOffline(new, node)
+	want, err := desiredOffline(b.new, b.newShared, node)
 	if err != nil {
 		return nil, fmt.Errorf("node %q in NEW: %w", node, err)
 	}
@@ -41,7 +59,7 @@ func PlanBetween(old, new *spec.Resolved, node string) (*Plan, error) {
 
 // desiredOffline is node's desired state in r, built against the uplink
 // EmptyObserved assumes; empty when r lacks the node.
-func desiredOffline(r *spec.Resolved, node string) (*state.State, error) {
+func desiredOffline(r *spec.Resolved, shared *Shared, node string) (*state.State, error) {
 	if r == nil || r.Node(node) == nil {
 		return state.New(), nil
 	}
@@ -49,7 +67,8 @@ func desiredOffline(r *spec.Resolved, node string) (*state.State, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg := &Config{Node: node, BPFFS: "/sys/fs/bpf/netreconcile/" + node, Uplink: r.Node(node).Uplink, Drivers: betweenDrivers}
+	cfg := &Config{Node: node, BPFFS: "/sys/fs/bpf/netreconcile/" + node, Uplink: r.Node(node).Uplink, Drivers: betweenDrivers,
+		Shared: shared}
 	up := obs.Facts.UplinkFrom(cfg.Uplink, peerAddrs(r, node))
 	return Desired(cfg, r, up)
 }

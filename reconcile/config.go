@@ -16,6 +16,10 @@ type Config struct {
 	// tcx links (see datapath.Datapath.PreferTC).
 	AttachTC bool
 	Drivers  *drivers.Registry
+	// Shared, when made (NewShared) for the file planned, carries what
+	// the desired states of that file's nodes share from one node's plan
+	// to the next (plan --all-nodes); nil computes everything per plan.
+	Shared *Shared
 }
 
 // DefaultStateDir holds per-node records (records.DefaultRoot).

@@ -16,8 +16,15 @@ var ErrCapacity = desired.ErrCapacity
 
 // desiredConfig is what package desired needs of c.
 func (c *Config) desiredConfig() *desired.Config {
-	return &desired.Config{Node: c.Node, NodeNetns: c.NodeNetns, BPFFS: c.BPFFS, Drivers: c.Drivers}
+	return &desired.Config{Node: c.Node, NodeNetns: c.NodeNetns, BPFFS: c.BPFFS, Drivers: c.Drivers, Shared: c.Shared}
 }
+
+// Shared is what the desired states of one file's nodes share
+// (desired.Shared).
+type Shared = desired.Shared
+
+// NewShared prepares what the nodes of r share (desired.NewShared).
+func NewShared(r *spec.Resolved) *Shared { return desired.NewShared(r) }
 
 // Desired builds the kernel objects node cfg.Node needs (desired.Build).
 func Desired(cfg *Config, r *spec.Resolved, up Uplink) (*state.State, error) {

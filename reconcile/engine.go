@@ -96,7 +96,7 @@ func (e *Engine) Plan(r *spec.Resolved, observed *Observed) (*Result, error) {
 	} else {
 		// A saved observation's owners are those of the file it was
 		// shown with: give them this file's, as an observation would.
-		setOwners(observed.Owned, desired)
+		setOwners(observed.Owned, desired, serviceOwners(observed.Owned))
 	}
 	start = time.Now()
 	p, err := Diff(e.Cfg.Node, desired, observed)
@@ -136,6 +136,11 @@ func (e *Engine) ApplyChecked(ctx context.Context, r *spec.Resolved, check func(
 	if res.Plan.Empty() {
 		return res, nil
 	}
+	// Recorded before the entries are written: every entry of ours in
+	// the maps has its service named, also after a crash.
+	if err := e.Cfg.recordServices(res.desired, res.Observed.Owned); err != nil {
+		return nil, err
+	}
 	var early <-chan observation
 	res.Applied, early, err = e.apply(ctx, res)
 	// Verify observes again against the same desired state: the file and
@@ -143,7 +148,7 @@ func (e *Engine) ApplyChecked(ctx context.Context, r *spec.Resolved, check func(
 	// cache, only what the plan touched is read again, and a plan of map
 	// entries alone, each acknowledged by the kernel, needs no reading.
 	if err == nil && early == nil && e.Cache.Applied(res.Plan) {
-		return res, e.Cfg.records().ClearAllPending()
+		return res, e.converged(res.desired)
 	}
 	replan := func() (*Plan, error) {
 		start := time.Now()
@@ -182,7 +187,14 @@ func (e *Engine) ApplyChecked(ctx context.Context, r *spec.Resolved, check func(
 		e.Cache.InvalidateAll()
 		return res, err
 	}
-	return res, e.Cfg.records().ClearAllPending()
+	return res, e.converged(res.desired)
+}
+
+// converged drops the records a verified pass to desired made obsolete:
+// pending links (every link of ours carries its mark) and the owners of
+// service entries that are gone.
+func (e *Engine) converged(desired *state.State) error {
+	return errors.Join(e.Cfg.records().ClearAllPending(), e.Cfg.recordServices(desired, nil))
 }
 
 // apply runs res.Plan. With a cache, the attachments it makes to pods
@@ -289,7 +301,7 @@ func (e *Engine) Destroy(ctx context.Context) (*Result, error) {
 			return res, err
 		}
 	}
-	return res, e.Cfg.records().ClearAllPending()
+	return res, e.converged(state.New())
 }
 
 // PlanDestroy observes the node and plans the removal of everything

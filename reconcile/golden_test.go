@@ -116,10 +116,12 @@ func compareGolden(t *testing.T, path string, got []byte) {
 }
 
 // TestGoldenFileTerms plans testdata/fileterms/new.yaml against a node
-// that runs old.yaml (its desired state as the observed one): the
-// deletions of a removed pod and a removed service are named after them
-// and marked removed from the file, and the pod that a policy no longer
-// selects says so.
+// that runs old.yaml (its desired state as the observed one, owners
+// included, as a saved observation has them): the deletions of a removed
+// pod and a removed service are named after them and marked removed from
+// the file, and the pod that a policy no longer selects says so. A
+// service entry observed without an owner (written before the services
+// record) is named by its address.
 func TestGoldenFileTerms(t *testing.T) {
 	const node = "ft-node"
 	load := func(name string) *spec.Resolved {
@@ -135,34 +137,52 @@ func TestGoldenFileTerms(t *testing.T) {
 		Log: logr.Discard()}
 	n := oldR.Node(node)
 	up := reconcile.Uplink{Name: n.Uplink, Found: true, Index: 2, MTU: 1500, Addrs: []netip.Prefix{n.Address}}
-	old, err := reconcile.Desired(e.Cfg, oldR, up)
-	if err != nil {
-		t.Fatal(err)
+	// plan plans new.yaml against old.yaml's desired state; unnamed
+	// leaves the removed service's entry without its owner.
+	plan := func(t *testing.T, unnamed bool) *reconcile.Plan {
+		t.Helper()
+		old, err := reconcile.Desired(e.Cfg, oldR, up)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range old.Of(state.KindService) {
+			if o.Owner() == "service/x/nothing" && unnamed {
+				o.(*state.Service).OwnerK = ""
+			}
+		}
+		res, err := e.Plan(newR, &reconcile.Observed{Node: node, Owned: old, Uplink: up})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Plan
 	}
-	obs := &reconcile.Observed{Node: node, Owned: old, Uplink: up}
-	res, err := e.Plan(newR, obs)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := plan(t, false)
 	var tb bytes.Buffer
-	res.Plan.WriteText(&tb)
+	p.WriteText(&tb)
 	compareGolden(t, "testdata/golden/fileterms.txt", tb.Bytes())
-	for _, want := range []string{"# service 10.96.0.11:80/TCP (removed from the file)", "# pod x/gone (removed from the file)",
+	for _, want := range []string{"# service x/nothing (removed from the file)", "# pod x/gone (removed from the file)",
 		"pod x/api2: no policy selects it for ingress now"} {
 		if !bytes.Contains(tb.Bytes(), []byte(want)) {
 			t.Errorf("plan does not say %q", want)
 		}
 	}
-	removed := 0
-	for _, c := range res.Plan.Changes {
+	removed := map[string]bool{}
+	for _, c := range p.Changes {
 		if c.OwnerRemoved {
-			removed++
-			if c.Owner != "pod/x/gone" && c.Owner != "service/10.96.0.11:80/TCP" {
+			removed[c.Owner] = true
+			if c.Owner != "pod/x/gone" && c.Owner != "service/x/nothing" {
 				t.Errorf("%s %s %s: owner %q marked removed from the file", c.Action, c.Kind, c.Key, c.Owner)
 			}
 		}
 	}
-	if removed == 0 {
-		t.Error("no change has owner_removed")
+	if !removed["pod/x/gone"] || !removed["service/x/nothing"] {
+		t.Errorf("owners marked removed: %v, want pod/x/gone and service/x/nothing", removed)
 	}
+	t.Run("unnamed entry", func(t *testing.T) {
+		var tb bytes.Buffer
+		plan(t, true).WriteText(&tb)
+		if want := "# service 10.96.0.11:80/TCP (removed from the file)\n  -   service 10.96.0.11:80/TCP\n"; !strings.Contains(tb.String(), want) {
+			t.Errorf("plan does not say %q:\n%s", want, tb.String())
+		}
+	})
 }

@@ -36,7 +36,12 @@ func observeWith(cfg *Config, desired *state.State, cache *Cache, dpReady <-chan
 	if err != nil {
 		return nil, err
 	}
-	setOwners(obs.Owned, desired)
+	recorded, warns, err := cfg.records().ServiceOwners()
+	if err != nil {
+		return nil, err
+	}
+	obs.Warnings = append(obs.Warnings, warns...)
+	setOwners(obs.Owned, desired, recorded)
 	return obs, nil
 }
 
@@ -76,8 +81,10 @@ var ownedKinds = []state.Kind{state.KindService, state.KindEndpoint, state.KindA
 	state.KindPodPolicy, state.KindPolicyRevision, state.KindSysctl}
 
 // setOwners gives the objects of ownedKinds in owned their owner in
-// desired.
-func setOwners(owned, desired *state.State) {
+// desired. A service entry that desired lacks gets its owner from
+// services (entry key -> owner: the services record, or a saved
+// observation's owners), so that its deletion names the service it was.
+func setOwners(owned, desired *state.State, services map[string]string) {
 	for _, k := range ownedKinds {
 		for key, obj := range owned.All(k) {
 			owner := ""
@@ -85,10 +92,39 @@ func setOwners(owned, desired *state.State) {
 				owner = d.Owner()
 			} else if k == state.KindSysctl {
 				owner = state.NodeOwner
+			} else if k == state.KindService {
+				owner = services[key]
 			}
 			setOwner(obj, owner)
 		}
 	}
+}
+
+// serviceOwners are the owners the service entries of owned carry, by
+// key: a saved observation's, from the file it was shown with.
+func serviceOwners(owned *state.State) map[string]string {
+	out := map[string]string{}
+	for key, obj := range owned.All(state.KindService) {
+		if owner := obj.Owner(); owner != "" {
+			out[key] = owner
+		}
+	}
+	return out
+}
+
+// recordServices writes the services record (records.Dir.ServiceOwners)
+// before the datapath's entries are written: the owners of desired's
+// service entries, and those of owned's (nil: none) that desired lacks,
+// which the record names until they are gone.
+func (c *Config) recordServices(desired, owned *state.State) error {
+	owners := map[string]string{}
+	if owned != nil {
+		owners = serviceOwners(owned)
+	}
+	for key, obj := range desired.All(state.KindService) {
+		owners[key] = obj.Owner()
+	}
+	return c.records().RecordServiceOwners(owners)
 }
 
 func setOwner(obj state.Object, owner string) {

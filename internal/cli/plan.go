@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -29,21 +30,26 @@ func planCmd(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var changed bool
 			var err error
+			// A cluster's plans are tens of MB of text, written line by line.
+			w := bufio.NewWriterSize(cmd.OutOrStdout(), 64<<10)
 			switch {
 			case out != "":
-				changed, err = planSave(g, file, node, observed, output, out, cmd.OutOrStdout())
+				changed, err = planSave(g, file, node, observed, output, out, w)
 			case allNodes:
 				r, _, lerr := g.load(file, false)
 				if lerr != nil {
 					return lerr
 				}
-				changed, err = planAllNodes(g, r, observed, output, cmd.OutOrStdout())
+				changed, err = planAllNodes(g, r, observed, output, w)
 			default:
 				r, _, lerr := g.load(file, false)
 				if lerr != nil {
 					return lerr
 				}
-				changed, err = planNode(g, r, node, observed, output, cmd.OutOrStdout())
+				changed, err = planNode(g, r, node, observed, output, w)
+			}
+			if ferr := w.Flush(); err == nil && ferr != nil {
+				err = fmt.Errorf("write plan: %w", ferr)
 			}
 			if err != nil {
 				return err

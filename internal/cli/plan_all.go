@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -27,50 +29,93 @@ type allNodesPlan struct {
 // summary table then each plan, or the JSON; changed says whether any
 // node has changes.
 func planAllNodes(g *globals, r *spec.Resolved, observed, output string, w io.Writer) (changed bool, err error) {
-	plans, err := allNodePlans(g, r, observed)
+	// Each plan is rendered once made and only its text kept: a
+	// cluster's plans are hundreds of MB of objects, their text a tenth.
+	var (
+		plans  []*reconcile.Plan // their summaries alone
+		bodies [][]byte
+	)
+	err = allNodePlans(g, r, observed, func(p *reconcile.Plan) error {
+		changed = changed || !p.Empty()
+		plans = append(plans, &reconcile.Plan{Node: p.Node, Summary: p.Summary})
+		if output == "json" {
+			// As writeJSON indents it inside allNodesPlan's list.
+			b, err := json.MarshalIndent(p, "    ", "  ")
+			bodies = append(bodies, b)
+			return err
+		}
+		var b bytes.Buffer
+		p.WriteText(&b)
+		bodies = append(bodies, b.Bytes())
+		return nil
+	})
 	if err != nil {
 		return false, err
 	}
-	for _, p := range plans {
-		changed = changed || !p.Empty()
-	}
 	if output == "json" {
-		return changed, writeJSON(w, allNodesPlan{FormatVersion: AllNodesFormatVersion, Plans: plans})
+		return changed, writeAllJSON(w, bodies)
 	}
 	if err := writeSummaryTable(w, plans); err != nil {
 		return false, err
 	}
-	for _, p := range plans {
+	for _, b := range bodies {
 		fmt.Fprintln(w)
-		p.WriteText(w)
+		if _, err := w.Write(b); err != nil {
+			return false, err
+		}
 	}
 	return changed, nil
 }
 
-// allNodePlans plans each node of r, in file order: against
-// DIR/<node>.json when observed is a directory, from scratch when it is
-// "empty", and live in the node's lab namespace when it is "".
-func allNodePlans(g *globals, r *spec.Resolved, observed string) ([]*reconcile.Plan, error) {
+// writeAllJSON writes the JSON of plan --all-nodes (allNodesPlan, as
+// writeJSON writes it) around plans already indented in its list.
+func writeAllJSON(w io.Writer, plans [][]byte) error {
+	if len(plans) == 0 {
+		return writeJSON(w, allNodesPlan{FormatVersion: AllNodesFormatVersion})
+	}
+	head, err := json.Marshal(AllNodesFormatVersion)
+	if err != nil {
+		return err
+	}
+	if _, err := fmt.Fprintf(w, "{\n  \"format_version\": %s,\n  \"plans\": [\n    ", head); err != nil {
+		return err
+	}
+	if _, err := w.Write(bytes.Join(plans, []byte(",\n    "))); err != nil {
+		return err
+	}
+	_, err = io.WriteString(w, "\n  ]\n}\n")
+	return err
+}
+
+// allNodePlans plans each node of r, in file order, and hands each plan
+// to each: against DIR/<node>.json when observed is a directory, from
+// scratch when it is "empty", and live in the node's lab namespace when
+// it is "".
+func allNodePlans(g *globals, r *spec.Resolved, observed string, each func(*reconcile.Plan) error) error {
 	if observed != "" && observed != observedEmpty {
 		if fi, err := os.Stat(observed); err != nil {
-			return nil, fmt.Errorf("--observed: %w", err)
+			return fmt.Errorf("--observed: %w", err)
 		} else if !fi.IsDir() {
-			return nil, fmt.Errorf("--observed %s: with --all-nodes, want a directory of <node>.json or \"empty\"", observed)
+			return fmt.Errorf("--observed %s: with --all-nodes, want a directory of <node>.json or \"empty\"", observed)
 		}
 	}
-	var plans []*reconcile.Plan
+	// The nodes' desired states share the file's policy classes and
+	// service backends: computed once, not once per node.
+	shared := reconcile.NewShared(r)
 	for _, n := range r.Nodes {
-		p, err := planOf(g, r, n.Name, observed)
+		p, err := planOf(g, r, shared, n.Name, observed)
 		if err != nil {
-			return nil, fmt.Errorf("node %q: %w", n.Name, err)
+			return fmt.Errorf("node %q: %w", n.Name, err)
 		}
-		plans = append(plans, p)
+		if err := each(p); err != nil {
+			return fmt.Errorf("node %q: %w", n.Name, err)
+		}
 	}
-	return plans, nil
+	return nil
 }
 
 // planOf plans one node for allNodePlans.
-func planOf(g *globals, r *spec.Resolved, node, observed string) (*reconcile.Plan, error) {
+func planOf(g *globals, r *spec.Resolved, shared *reconcile.Shared, node, observed string) (*reconcile.Plan, error) {
 	var (
 		obs *reconcile.Observed
 		err error
@@ -91,7 +136,9 @@ func planOf(g *globals, r *spec.Resolved, node, observed string) (*reconcile.Pla
 	if err != nil {
 		return nil, err
 	}
-	res, err := ng.offline(obs).engine(node).Plan(r, obs)
+	e := ng.offline(obs).engine(node)
+	e.Cfg.Shared = shared
+	res, err := e.Plan(r, obs)
 	if err != nil {
 		return nil, err
 	}

@@ -3,10 +3,13 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/go-logr/logr"
 
 	"github.com/netreconcile/netreconcile/reconcile"
 	"github.com/netreconcile/netreconcile/reconcile/plan"
@@ -106,6 +109,57 @@ func TestPlanObservedFacts(t *testing.T) {
 		_, code, msg := run(t, "plan", "-f", file, "--node", "n2", "--observed", observed)
 		if code != 1 || !strings.Contains(msg, c.want) {
 			t.Errorf("%s: exit %d: %s\nwant %s", c.name, code, msg, c.want)
+		}
+	}
+}
+
+// TestPlanAllNodesAsPlannedAlone: plan --all-nodes prints, byte for byte,
+// the table and plans, or the JSON, that the nodes' plans made one by one
+// (without shared work) give, though it renders each plan once made.
+func TestPlanAllNodesAsPlannedAlone(t *testing.T) {
+	file := writeFile(t, "topo.yaml", `apiVersion: netreconcile/v1
+kind: Topology
+cluster: {podCIDR: 10.244.0.0/16, serviceCIDR: 10.96.0.0/16}
+nodes:
+  - {name: n1, address: 172.31.1.2/24, uplink: eth0, podCIDR: 10.244.1.0/24}
+  - {name: n2, address: 172.31.1.3/24, uplink: eth0, podCIDR: 10.244.2.0/24}
+pods:
+  - {name: a, namespace: t, node: n1, ip: 10.244.1.10, labels: {app: a}}
+  - {name: b, namespace: t, node: n2, ip: 10.244.2.10, labels: {app: web}}
+services:
+  - {name: web, namespace: t, clusterIP: 10.96.0.10, selector: {app: web}, ports: [{port: 80}]}
+policies:
+  - {name: only-a, namespace: t, spec: {podSelector: {matchLabels: {app: web}}, ingress: [{from: [{ipBlock: {cidr: 10.244.1.0/24}}]}]}}
+`)
+	g := &globals{log: logr.Discard()}
+	r, _, err := g.load(file, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var alone []*reconcile.Plan
+	for _, n := range r.Nodes {
+		p, err := planOf(g, r, nil, n.Name, observedEmpty)
+		if err != nil {
+			t.Fatal(err)
+		}
+		alone = append(alone, p)
+	}
+	var want bytes.Buffer
+	if err := writeSummaryTable(&want, alone); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range alone {
+		fmt.Fprintln(&want)
+		p.WriteText(&want)
+	}
+	var wantJSON bytes.Buffer
+	if err := writeJSON(&wantJSON, allNodesPlan{FormatVersion: AllNodesFormatVersion, Plans: alone}); err != nil {
+		t.Fatal(err)
+	}
+	for output, want := range map[string]string{"text": want.String(), "json": wantJSON.String()} {
+		out, code, msg := run(t, "plan", "--all-nodes", "-o", output, "-f", file, "--observed", "empty")
+		if code != 0 || out != want {
+			t.Errorf("-o %s: exit %d (%s)\n%s\nwant\n%s", output, code, msg, out, want)
 		}
 	}
 }

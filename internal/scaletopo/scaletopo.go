@@ -34,3 +34,48 @@ func File() []byte {
 	}
 	return []byte(s.String())
 }
+
+// Cluster returns a cluster of nodes nodes, for issue 16's cluster plan
+// benchmark: reach/bench_test.go's 1000-node cluster scaled down to it
+// (Cluster(100): ten times). 100 namespaces labelled by team and env; 50
+// veth pods per node spread over the namespaces, labelled with one of
+// 50 apps and a label of their own; 10 services per node (two per
+// namespace and app at 100 nodes, each backed by its one pod there, on a
+// named targetPort); 2 policies per node (ingress on 8080 from the next
+// app or from a team's namespaces; one in ten also has an egress rule to
+// the prod namespaces).
+func Cluster(nodes int) []byte {
+	var s strings.Builder
+	s.WriteString("apiVersion: netreconcile/v1\nkind: Topology\n")
+	s.WriteString("cluster: {podCIDR: 10.0.0.0/8, serviceCIDR: 172.20.0.0/16}\nnamespaces:\n")
+	for i := range 100 {
+		fmt.Fprintf(&s, "  - {name: ns%d, labels: {team: t%d, env: %s}}\n", i, i%10, []string{"prod", "dev"}[i%2])
+	}
+	s.WriteString("nodes:\n")
+	for i := range nodes {
+		fmt.Fprintf(&s, "  - {name: n%d, address: 192.168.%d.%d/16, uplink: eth0, podCIDR: 10.%d.%d.0/24}\n",
+			i, i/250, 1+i%250, 1+i/250, i%250)
+	}
+	s.WriteString("pods:\n")
+	for j := range 50 * nodes {
+		n := j / 50
+		fmt.Fprintf(&s, "  - {name: p%d, namespace: ns%d, node: n%d, ip: 10.%d.%d.%d, mode: veth, labels: {app: a%d, instance: p%d}, "+
+			"ports: [{name: web, port: 8080}, {name: metrics, port: 9090}]}\n", j, j%100, n, 1+n/250, n%250, 2+j%50, (j/100)%50, j)
+	}
+	s.WriteString("services:\n")
+	for k := range 10 * nodes {
+		fmt.Fprintf(&s, "  - {name: s%d, namespace: ns%d, clusterIP: 172.20.%d.%d, selector: {app: a%d}, ports: [{port: 80, targetPort: web}]}\n",
+			k, k%100, k/250, 1+k%250, (k/100)%50)
+	}
+	s.WriteString("policies:\n")
+	for k := range 2 * nodes {
+		egress := ""
+		if k%10 == 0 {
+			egress = ", policyTypes: [Ingress, Egress], egress: [{to: [{namespaceSelector: {matchLabels: {env: prod}}}]}]"
+		}
+		fmt.Fprintf(&s, "  - {name: pol%d, namespace: ns%d, spec: {podSelector: {matchLabels: {app: a%d}}, ingress: [{from: "+
+			"[{podSelector: {matchLabels: {app: a%d}}}, {namespaceSelector: {matchLabels: {team: t%d}}}], ports: [{port: 8080}]}]%s}}\n",
+			k, k%100, k%50, (k+1)%50, k%10, egress)
+	}
+	return []byte(s.String())
+}

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/netreconcile/netreconcile/spec"
 )
@@ -182,17 +183,35 @@ func PortBlocks(first, last int) [][2]int {
 }
 
 // Node compiles r's policies for node.
-func Node(r *spec.Resolved, node string) (*Program, error) {
-	n := r.Node(node)
+func Node(r *spec.Resolved, node string) (*Program, error) { return NewCluster(r).Node(node) }
+
+// Cluster compiles one file's policies for any of its nodes, sharing
+// between them what does not depend on the node: the classes (with
+// their identities and the peers each rule resolves to) depend on it only
+// through the ipBlocks of the rules that apply there, so nodes whose
+// rules name the same blocks share one table. Safe for concurrent use.
+type Cluster struct {
+	r      *spec.Resolved
+	mu     sync.Mutex
+	tables map[string]*table // by the texts of the node's blocks
+}
+
+// NewCluster prepares compiling r's policies for its nodes.
+func NewCluster(r *spec.Resolved) *Cluster {
+	return &Cluster{r: r, tables: map[string]*table{}}
+}
+
+// Node compiles the policies for node.
+func (cl *Cluster) Node(node string) (*Program, error) {
+	n := cl.r.Node(node)
 	if n == nil {
 		return nil, fmt.Errorf("compile policies for node %q: %w", node, ErrUnknownNode)
 	}
-	c := &compiler{r: r, node: n, classOf: map[netip.Addr]*class{}, remotes: map[ruleRef]remotes{}}
+	c := &compiler{r: cl.r, node: n}
 	c.selectSides()
 	prog := &Program{Node: node}
 	if len(c.sides) > 0 {
-		c.collectBlocks()
-		c.buildClasses()
+		c.table = cl.table(c.collectBlocks())
 		prog.Identities = c.identities()
 		for _, s := range c.sides {
 			prog.Sides = append(prog.Sides, c.compileSide(s))
@@ -200,6 +219,25 @@ func Node(r *spec.Resolved, node string) (*Program, error) {
 	}
 	prog.Revision = revision(prog)
 	return prog, nil
+}
+
+// table returns the classes of the pods and of blocks, built on first use.
+func (cl *Cluster) table(blocks []*block) *table {
+	texts := make([]string, len(blocks))
+	for i, b := range blocks {
+		texts[i] = b.text
+	}
+	key := strings.Join(texts, "\n")
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	t, ok := cl.tables[key]
+	if !ok {
+		t = &table{r: cl.r, blocks: blocks, classOf: map[netip.Addr]*class{}, remotes: map[ruleRef]remotes{}}
+		t.buildClasses()
+		t.ids = t.identities()
+		cl.tables[key] = t
+	}
+	return t
 }
 
 // side is an isolated side of a local pod with the policies that select it.
@@ -241,16 +279,25 @@ type class struct {
 	blocks map[string]bool   // texts of the blocks its members are in
 }
 
+// compiler compiles for one node.
 type compiler struct {
 	r    *spec.Resolved
 	node *spec.ResolvedNode
 
-	sides   []side
+	sides []side
+	*table
+}
+
+// table is what compiling shares between nodes whose rules name the same
+// blocks: read-only once built, but for remotes.
+type table struct {
+	r       *spec.Resolved
 	blocks  []*block // sorted by text
 	classes []*class // every class with members; sorted by desc
 	podCls  []*class // the pod classes
 	classOf map[netip.Addr]*class
 	netCls  map[netip.Prefix]*class // classes of ipBlock prefixes (nil: the world)
+	ids     []Identity              // the identities of classOf and netCls, sorted
 
 	// Pod classes by namespace, and by namespace and label pair, so that
 	// a selector looks at the classes that can match, not at every pod.
@@ -260,7 +307,8 @@ type compiler struct {
 	inBlock map[string][]*class            // block text -> classes in it
 
 	// remotes holds the peer set of each rule: a policy's rules are
-	// compiled once for every pod it selects.
+	// compiled once for every pod it selects, on every node.
+	mu      sync.Mutex
 	remotes map[ruleRef]remotes
 }
 
@@ -328,9 +376,9 @@ func rulesOf(pol *spec.ResolvedPolicy, dir string) []rule {
 	return out
 }
 
-// collectBlocks gathers the IPv4 ipBlocks of the rules that apply here.
-// IPv6 blocks match no address the datapath sees.
-func (c *compiler) collectBlocks() {
+// collectBlocks gathers the IPv4 ipBlocks of the rules that apply here,
+// sorted by text. IPv6 blocks match no address the datapath sees.
+func (c *compiler) collectBlocks() []*block {
 	byText := map[string]*block{}
 	for _, s := range c.sides {
 		for _, pol := range s.policies {
@@ -347,9 +395,11 @@ func (c *compiler) collectBlocks() {
 			}
 		}
 	}
+	blocks := make([]*block, 0, len(byText))
 	for _, t := range slices.Sorted(maps.Keys(byText)) {
-		c.blocks = append(c.blocks, byText[t])
+		blocks = append(blocks, byText[t])
 	}
+	return blocks
 }
 
 func parseBlock(ib *spec.IPBlock) (*block, bool) {
@@ -375,7 +425,7 @@ func parseBlock(ib *spec.IPBlock) (*block, bool) {
 	return b, true
 }
 
-func (c *compiler) membership(p netip.Prefix) (map[string]bool, string) {
+func (c *table) membership(p netip.Prefix) (map[string]bool, string) {
 	in := map[string]bool{}
 	var names []string
 	for _, b := range c.blocks {
@@ -388,7 +438,7 @@ func (c *compiler) membership(p netip.Prefix) (map[string]bool, string) {
 }
 
 // buildClasses sorts every pod, and every ipBlock prefix, into its class.
-func (c *compiler) buildClasses() {
+func (c *table) buildClasses() {
 	byDesc := map[string]*class{}
 	get := func(desc string, in map[string]bool, pod *spec.ResolvedPod) *class {
 		if k, ok := byDesc[desc]; ok {
@@ -493,7 +543,9 @@ func podDesc(p *spec.ResolvedPod, blocks string) string {
 	return b.String()
 }
 
-func (c *compiler) identities() []Identity {
+// identities are the table's, sorted by prefix: those of the ipBlock
+// prefixes and the pods' /32s.
+func (c *table) identities() []Identity {
 	out := map[netip.Prefix]Identity{}
 	for p, k := range c.netCls {
 		id := Identity{Prefix: p, ID: World, Class: "the world"}
@@ -507,16 +559,30 @@ func (c *compiler) identities() []Identity {
 	for ip, k := range c.classOf {
 		out[netip.PrefixFrom(ip, 32)] = Identity{Prefix: netip.PrefixFrom(ip, 32), ID: k.id, Class: k.desc}
 	}
+	ids := slices.Collect(maps.Values(out))
+	slices.SortFunc(ids, compareIdentities)
+	return ids
+}
+
+func compareIdentities(a, b Identity) int {
+	return cmp.Or(a.Prefix.Addr().Compare(b.Prefix.Addr()), cmp.Compare(a.Prefix.Bits(), b.Prefix.Bits()))
+}
+
+// identities are the node's: the table's, with the node's own addresses
+// as the host (over any other entry of the same prefix).
+func (c *compiler) identities() []Identity {
+	ids := slices.Clone(c.table.ids)
 	for _, a := range []netip.Addr{c.node.Address.Addr(), c.node.Gateway} {
-		if a.Is4() {
-			p := netip.PrefixFrom(a, 32)
-			out[p] = Identity{Prefix: p, ID: Host, Class: "node " + c.node.Name}
+		if !a.Is4() {
+			continue
+		}
+		host := Identity{Prefix: netip.PrefixFrom(a, 32), ID: Host, Class: "node " + c.node.Name}
+		if i, found := slices.BinarySearchFunc(ids, host, compareIdentities); found {
+			ids[i] = host
+		} else {
+			ids = slices.Insert(ids, i, host)
 		}
 	}
-	ids := slices.Collect(maps.Values(out))
-	slices.SortFunc(ids, func(a, b Identity) int {
-		return cmp.Or(a.Prefix.Addr().Compare(b.Prefix.Addr()), cmp.Compare(a.Prefix.Bits(), b.Prefix.Bits()))
-	})
 	return ids
 }
 
@@ -526,11 +592,13 @@ type remotes struct {
 	classes []*class
 }
 
-func (c *compiler) peers(policyNS string, peers []spec.PolicyPeer) remotes {
+func (c *table) peers(policyNS string, peers []spec.PolicyPeer) remotes {
 	if len(peers) == 0 {
 		return remotes{any: true}
 	}
 	ref := ruleRef{policyNS, &peers[0]}
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if rem, ok := c.remotes[ref]; ok {
 		return rem
 	}
@@ -539,7 +607,7 @@ func (c *compiler) peers(policyNS string, peers []spec.PolicyPeer) remotes {
 	return rem
 }
 
-func (c *compiler) resolvePeers(policyNS string, peers []spec.PolicyPeer) remotes {
+func (c *table) resolvePeers(policyNS string, peers []spec.PolicyPeer) remotes {
 	set := map[*class]bool{}
 	for _, peer := range peers {
 		if peer.IPBlock != nil {
@@ -580,7 +648,7 @@ func (c *compiler) resolvePeers(policyNS string, peers []spec.PolicyPeer) remote
 
 // candidates are the pod classes of namespace ns that sel may match: with
 // matchLabels, those carrying its rarest pair; else all of them.
-func (c *compiler) candidates(ns string, sel *spec.LabelSelector) []*class {
+func (c *table) candidates(ns string, sel *spec.LabelSelector) []*class {
 	all := c.byNS[ns]
 	if sel == nil || len(sel.MatchLabels) == 0 {
 		return all
@@ -597,7 +665,7 @@ func (c *compiler) candidates(ns string, sel *spec.LabelSelector) []*class {
 	return best
 }
 
-func (c *compiler) namespaceLabels(ns string) map[string]string {
+func (c *table) namespaceLabels(ns string) map[string]string {
 	if l, ok := c.r.Namespaces[ns]; ok {
 		return l
 	}

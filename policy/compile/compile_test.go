@@ -329,3 +329,32 @@ func TestStability(t *testing.T) {
 		t.Error("unknown node: no error")
 	}
 }
+
+// TestClusterSharesAcrossNodes: a Cluster compiling every node, in any
+// order and again, gives each node what compiling it alone gives, also
+// when the nodes' rules name different ipBlocks (separate tables) and
+// their host addresses replace a pod or block entry of the shared table.
+func TestClusterSharesAcrossNodes(t *testing.T) {
+	tables := 0
+	for _, sc := range append(slices.Clone(policymodel.Scenarios), extraScenarios...) {
+		r := load(t, sc)
+		cl := NewCluster(r)
+		for _, node := range []string{"node-2", "node-1", "node-2", "node-1"} {
+			got, err := cl.Node(node)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := Node(r, node)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g, w := dumpProgram(got), dumpProgram(want); g != w {
+				t.Errorf("%s: %s shared:\n%s\nalone:\n%s", sc.Name, node, g, w)
+			}
+		}
+		tables = max(tables, len(cl.tables))
+	}
+	if tables < 2 {
+		t.Errorf("no scenario gives the nodes different blocks (at most %d table): the test misses that case", tables)
+	}
+}

@@ -128,10 +128,11 @@ func CheckCapacity(r *spec.Resolved, pos *spec.Positions) error {
 		}
 	}
 	var list []*spec.Error
+	policies := compile.NewCluster(r)
 	for _, n := range r.Nodes {
 		u := &MapUse{Services: services, Backends: backendEntries, Endpoints: endpoints[n.Name]}
 		if len(r.Policies) > 0 {
-			prog, err := compile.Node(r, n.Name)
+			prog, err := policies.Node(n.Name)
 			if err != nil {
 				return err
 			}

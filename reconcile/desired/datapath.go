@@ -27,8 +27,9 @@ func WantsDatapath(r *spec.Resolved) bool { return len(r.Services) > 0 || len(r.
 
 // desiredDatapath adds the datapath objects of node n, which holds pods,
 // to s.
-func desiredDatapath(cfg *Config, r *spec.Resolved, n *drivers.Node, pods []spec.ResolvedPod,
+func desiredDatapath(cfg *Config, shared *Shared, n *drivers.Node, pods []spec.ResolvedPod,
 	compiled func() (*compile.Program, error), s *state.State) error {
+	r := shared.r
 	if !WantsDatapath(r) {
 		return nil
 	}
@@ -37,7 +38,7 @@ func desiredDatapath(cfg *Config, r *spec.Resolved, n *drivers.Node, pods []spec
 		OwnerK:             state.DatapathOwner}); err != nil {
 		return err
 	}
-	use, err := desiredServices(r, s)
+	use, err := desiredServices(shared, s)
 	if err != nil {
 		return err
 	}
@@ -62,13 +63,8 @@ func desiredDatapath(cfg *Config, r *spec.Resolved, n *drivers.Node, pods []spec
 
 // desiredServices adds a Service entry per clusterIP port to s, and
 // returns the map entries they use.
-func desiredServices(r *spec.Resolved, s *state.State) (*MapUse, error) {
-	// Services select pods of their own namespace, on any node, by labels.
-	idx := spec.NewPodIndex(r.Pods, nil)
-	// Backends depend only on a service's namespace and selector and on
-	// the port's target and protocol: services that share these (one per
-	// port of a workload, say) share the work.
-	known := map[string][]string{}
+func desiredServices(shared *Shared, s *state.State) (*MapUse, error) {
+	r := shared.r
 	ports := 0
 	for _, svc := range r.Services {
 		ports += len(svc.Ports)
@@ -78,12 +74,7 @@ func desiredServices(r *spec.Resolved, s *state.State) (*MapUse, error) {
 	for i := range r.Services {
 		svc := &r.Services[i]
 		for _, port := range svc.Ports {
-			key := backendsKey(svc, port)
-			bs, ok := known[key]
-			if !ok {
-				bs = backends(r.Pods, idx.Candidates(svc.Namespace, svc.Selector), svc, port)
-				known[key] = bs
-			}
+			bs := shared.Backends(svc, port)
 			use.Backends += len(bs)
 			// (each object gets its own copy of the shared list)
 			obj := &state.Service{IP: svc.ClusterIP, Port: uint16(port.Port), Proto: port.Protocol,
@@ -130,7 +121,8 @@ func desiredPods(cfg *Config, n *drivers.Node, pods []spec.ResolvedPod, s *state
 	return nil
 }
 
-// backendsKey names what the backends of one port of svc depend on.
+// backendsKey names what the backends of one port of svc depend on: a
+// service's namespace and selector, and the port's target and protocol.
 func backendsKey(svc *spec.ResolvedService, port spec.ServicePort) string {
 	keys := make([]string, 0, len(svc.Selector))
 	for k := range svc.Selector {

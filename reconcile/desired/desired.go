@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"sync"
 
 	"github.com/netreconcile/netreconcile/drivers"
 	"github.com/netreconcile/netreconcile/masq"
@@ -25,6 +26,55 @@ type Config struct {
 	NodeNetns string // the node's host namespace: "" (current), a name, or a path
 	BPFFS     string // pin directory of this node
 	Drivers   *drivers.Registry
+	// Shared, when made for the file built, carries what every node's
+	// desired state of that file shares from one node to the next (a
+	// cluster plan); nil computes it for this node alone.
+	Shared *Shared
+}
+
+// Shared is what the desired states of one file's nodes share, computed
+// once for all of them and read-only after: the compiled policies' pod
+// classes and identities (compile.Cluster) and the services' backends.
+// Safe for concurrent use.
+type Shared struct {
+	r        *spec.Resolved
+	policies *compile.Cluster
+
+	once     sync.Once
+	pods     *spec.PodIndex
+	mu       sync.Mutex
+	backends map[string][]string // by backendsKey
+}
+
+// NewShared prepares what the nodes of r share; each part is computed
+// when a node first needs it.
+func NewShared(r *spec.Resolved) *Shared {
+	return &Shared{r: r, policies: compile.NewCluster(r), backends: map[string][]string{}}
+}
+
+// shared is cfg.Shared when it was made for r, else a new one.
+func (cfg *Config) shared(r *spec.Resolved) *Shared {
+	if cfg.Shared != nil && cfg.Shared.r == r {
+		return cfg.Shared
+	}
+	return NewShared(r)
+}
+
+// Backends lists "ip:port" of the pods that back port of svc (see
+// Backends), computed once for services that share them (one per port of
+// a workload, say). The list is shared: do not change it.
+func (sh *Shared) Backends(svc *spec.ResolvedService, port spec.ServicePort) []string {
+	// Services select pods of their own namespace, on any node, by labels.
+	sh.once.Do(func() { sh.pods = spec.NewPodIndex(sh.r.Pods, nil) })
+	key := backendsKey(svc, port)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	bs, ok := sh.backends[key]
+	if !ok {
+		bs = backends(sh.r.Pods, sh.pods.Candidates(svc.Namespace, svc.Selector), svc, port)
+		sh.backends[key] = bs
+	}
+	return bs
 }
 
 // Build builds the kernel objects node cfg.Node needs, from the file and
@@ -37,6 +87,7 @@ func Build(cfg *Config, r *spec.Resolved, up state.Uplink) (*state.State, error)
 	n := &drivers.Node{Name: cfg.Node, Spec: ns, Cluster: r, MTU: routing.PodMTU(r, up.MTU), UplinkIndex: up.Index}
 	// Policies compile beside the rest (they only read r): a third of
 	// this function's time at scale.
+	shared := cfg.shared(r)
 	compiled := func() (*compile.Program, error) { return nil, nil }
 	if WantsDatapath(r) {
 		type result struct {
@@ -45,7 +96,7 @@ func Build(cfg *Config, r *spec.Resolved, up state.Uplink) (*state.State, error)
 		}
 		ch := make(chan result, 1) // never blocks: Desired may return first
 		go func() {
-			prog, err := compile.Node(r, cfg.Node)
+			prog, err := shared.policies.Node(cfg.Node)
 			ch <- result{prog, err}
 		}()
 		compiled = func() (*compile.Program, error) { res := <-ch; return res.prog, res.err }
@@ -79,7 +130,7 @@ func Build(cfg *Config, r *spec.Resolved, up state.Uplink) (*state.State, error)
 			return nil, fmt.Errorf("pod %s: %w", pods[i].Key, err)
 		}
 	}
-	if err := desiredDatapath(cfg, r, n, pods, compiled, s); err != nil {
+	if err := desiredDatapath(cfg, shared, n, pods, compiled, s); err != nil {
 		return nil, err
 	}
 	if err := masq.Desired(r, cfg.Node, s); err != nil {

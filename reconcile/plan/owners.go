@@ -10,8 +10,10 @@ import (
 // entries whose owner left the file (the kernel holds no owner for
 // them). A pod's entries are found by its marked links: an endpoint by
 // its device, a program by its interface, a pod's policy side and
-// identity by the address on its links. A service's entry keeps no name:
-// it is named by its address ("service 10.96.0.10:80/TCP").
+// identity by the address on its links. A service's entry is named by
+// the services record (see reconcile.setOwners) before it gets here; one
+// the record does not name (written by an older netreconcile) is named by
+// its address ("service 10.96.0.10:80/TCP").
 func recoverOwners(changes []Change, owned *state.State) {
 	var byIP map[netip.Addr]string
 	linkOwner := func(ns, name string) string {

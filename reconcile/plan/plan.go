@@ -150,7 +150,11 @@ func Diff(node string, desired *state.State, obs *state.Observed) (*Plan, error)
 		wg.Go(func() { per[i].puts, per[i].dels = diffKind(k, desired, obs) })
 	}
 	wg.Wait()
-	var dels, puts []Change
+	nputs, ndels := 0, 0
+	for _, kc := range per {
+		nputs, ndels = nputs+len(kc.puts), ndels+len(kc.dels)
+	}
+	dels, puts := make([]Change, 0, ndels), make([]Change, 0, nputs)
 	for _, kc := range per {
 		puts, dels = append(puts, kc.puts...), append(dels, kc.dels...)
 	}
@@ -158,9 +162,9 @@ func Diff(node string, desired *state.State, obs *state.Observed) (*Plan, error)
 	puts = append(puts, readdOnLinkLoss(desired, obs, dels, puts)...)
 	// Deletions run first, most dependent kinds first (routes before
 	// links before namespaces); then creations in kind order.
-	dels = stableSorted(dels, func(a, b *Change) int { return cmp.Compare(KindOf(*b), KindOf(*a)) })
+	dels = stableSorted(dels, func(a, b *Change) int { return cmp.Compare(kindOf(b), kindOf(a)) })
 	puts = stableSorted(puts, func(a, b *Change) int {
-		return cmp.Or(cmp.Compare(KindOf(*a), KindOf(*b)), cmp.Compare(linkRank(a.Desired), linkRank(b.Desired)))
+		return cmp.Or(cmp.Compare(kindOf(a), kindOf(b)), cmp.Compare(linkRank(a.Desired), linkRank(b.Desired)))
 	})
 	markImplied(dels, desired)
 	impliedByDatapath(dels)
@@ -253,7 +257,8 @@ func diffKind(k state.Kind, desired *state.State, obs *state.Observed) (puts, de
 	// Objects are compared in no order and the changes sorted by key: on
 	// a node of thousands of objects, sorting them all cost more than
 	// comparing them.
-	var kputs, kdels, gone []Change
+	var kdels, gone []Change
+	kputs := make([]Change, 0, desired.Count(k))
 	found := 0
 	for key, want := range desired.All(k) {
 		have := obs.Owned.Get(k, key)
@@ -296,30 +301,47 @@ func diffKind(k state.Kind, desired *state.State, obs *state.Observed) (puts, de
 	return appendByKey(nil, kputs), appendByKey(appendByKey(nil, kdels), gone)
 }
 
-// stableSorted returns cs sorted stably by compare. It sorts pointers: a
-// change is large to move, and a plan at scale holds thousands.
+// stableSorted sorts cs stably by compare, in place, and returns it. It
+// sorts indexes, ties broken by position, then moves each change once:
+// a change is large to move, and a plan at scale holds thousands.
 func stableSorted(cs []Change, compare func(a, b *Change) int) []Change {
-	ptrs := make([]*Change, len(cs))
-	for i := range cs {
-		ptrs[i] = &cs[i]
+	from := make([]int32, len(cs)) // from[i]: the index of the change that goes to i
+	for i := range from {
+		from[i] = int32(i)
 	}
-	slices.SortStableFunc(ptrs, compare)
-	sorted := make([]Change, len(cs))
-	for i, c := range ptrs {
-		sorted[i] = *c
+	slices.SortFunc(from, func(i, j int32) int { return cmp.Or(compare(&cs[i], &cs[j]), cmp.Compare(i, j)) })
+	// Follow each cycle of the permutation, holding one change aside.
+	for i := range from {
+		if from[i] == int32(i) {
+			continue
+		}
+		held, j := cs[i], int32(i)
+		for from[j] != int32(i) {
+			next := from[j]
+			cs[j], from[j] = cs[next], j
+			j = next
+		}
+		cs[j], from[j] = held, j
 	}
-	return sorted
+	return cs
 }
 
 // appendByKey appends changes of one kind to out in key order (keys are
-// unique among them).
+// unique among them); with out nil, it sorts cs in place.
 func appendByKey(out, cs []Change) []Change {
-	return append(out, stableSorted(cs, func(a, b *Change) int { return strings.Compare(a.Key, b.Key) })...)
+	sorted := stableSorted(cs, func(a, b *Change) int { return strings.Compare(a.Key, b.Key) })
+	if out == nil {
+		return sorted
+	}
+	return append(out, sorted...)
 }
 
 // kindOf is the kind of c's object, or the one c.Kind names (a change
 // read back from JSON carries no object).
-func KindOf(c Change) state.Kind {
+func KindOf(c Change) state.Kind { return kindOf(&c) }
+
+// kindOf is KindOf without copying the change (sorts call it often).
+func kindOf(c *Change) state.Kind {
 	if c.Desired != nil {
 		return c.Desired.Kind()
 	}

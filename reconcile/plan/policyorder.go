@@ -93,27 +93,43 @@ func (w PolicyWrite) String() string {
 // says, and returns the other changes of each apart. The steps of a side
 // whose change has two parts carry more on the first.
 func policyBlock(dels, puts []Change) (block, otherDels, otherPuts []Change) {
-	var sides, ids, revs []Change
+	// Counted first, so that each list is made once at its size: plans
+	// at scale hold thousands of identities.
+	n := map[state.Kind]int{}
+	for _, cs := range [][]Change{dels, puts} {
+		for i := range cs {
+			if cs[i].ImpliedBy == "" {
+				n[kindOf(&cs[i])]++
+			}
+		}
+	}
+	sides := make([]Change, 0, n[state.KindPodPolicy])
+	ids := make([]Change, 0, n[state.KindPolicyIdentity])
+	revs := make([]Change, 0, n[state.KindPolicyRevision])
+	otherDels, otherPuts = make([]Change, 0, len(dels)), make([]Change, 0, len(puts))
 	sort := func(cs []Change, others *[]Change) {
-		for _, c := range cs {
+		for i := range cs {
+			c := &cs[i]
 			if c.ImpliedBy != "" {
-				*others = append(*others, c)
+				*others = append(*others, *c)
 				continue
 			}
-			switch KindOf(c) {
+			switch kindOf(c) {
 			case state.KindPodPolicy:
-				sides = append(sides, c)
+				sides = append(sides, *c)
 			case state.KindPolicyIdentity:
-				ids = append(ids, c)
+				ids = append(ids, *c)
 			case state.KindPolicyRevision:
-				revs = append(revs, c)
+				revs = append(revs, *c)
 			default:
-				*others = append(*others, c)
+				*others = append(*others, *c)
 			}
 		}
 	}
 	sort(dels, &otherDels)
 	sort(puts, &otherPuts)
+	// A side's change may run in two parts.
+	block = make([]Change, 0, 2*len(sides)+len(ids)+len(revs))
 	var open []Change
 	for _, c := range sides {
 		cw, ow := sideWrites(c, partClose), sideWrites(c, partOpen)
