@@ -34,8 +34,11 @@ import (
 // The node set decides the underlay's name: after adding or removing a
 // node, tear the previous lab down with the previous file, since its
 // underlay namespace is not found from the new one.
-func Build(ctx context.Context, r *spec.Resolved) (*Info, error) {
-	in, err := Layout(r)
+func Build(ctx context.Context, r *spec.Resolved) (*Info, error) { return Names{}.Build(ctx, r) }
+
+// Build is the package's Build with n's names.
+func (n Names) Build(ctx context.Context, r *spec.Resolved) (*Info, error) {
+	in, err := n.Layout(r)
 	if err != nil {
 		return nil, err
 	}
@@ -62,17 +65,20 @@ func Build(ctx context.Context, r *spec.Resolved) (*Info, error) {
 // underlay. Deleting a namespace destroys its devices (the kernel finishes
 // that asynchronously), and with them the veth peers in the other
 // namespace. Namespaces already gone are fine, so Teardown is idempotent.
-func Teardown(r *spec.Resolved) error {
+func Teardown(r *spec.Resolved) error { return Names{}.Teardown(r) }
+
+// Teardown is the package's Teardown with n's names.
+func (n Names) Teardown(r *spec.Resolved) error {
 	if r == nil {
 		return nil
 	}
 	var errs []error
-	for _, n := range r.Nodes {
-		if err := nsutil.Delete(NodeNetns(n.Name)); err != nil {
-			errs = append(errs, nodeErr(n.Name, "delete netns", err))
+	for _, nd := range r.Nodes {
+		if err := nsutil.Delete(n.NodeNetns(nd.Name)); err != nil {
+			errs = append(errs, nodeErr(nd.Name, "delete netns", err))
 		}
 	}
-	ul := UnderlayNetns(r)
+	ul := n.UnderlayNetns(r)
 	if err := nsutil.Delete(ul); err != nil {
 		errs = append(errs, &Error{Object: fmt.Sprintf("underlay %q", ul), Op: "delete netns", Err: err})
 	}

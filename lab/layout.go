@@ -54,20 +54,72 @@ func nodeErr(node, op string, err error) error {
 	return &Error{Object: fmt.Sprintf("node %q", node), Op: op, Err: err}
 }
 
+// Names names a lab's namespaces. The zero value gives the default names
+// (nrlab-<node>, nrlab-ul-<hash>, pods' own); with a Prefix P every
+// namespace the lab makes carries it (P-<node>, P-ul-<hash>, and P-<netns>
+// for every pod), so that labs of files with equal node or pod names
+// coexist on one machine.
+type Names struct{ Prefix string }
+
 // NodeNetns is the name of the namespace that plays node's host namespace.
-func NodeNetns(node string) string { return Prefix + node }
+func NodeNetns(node string) string { return Names{}.NodeNetns(node) }
+
+// UnderlayNetns is Names{}.UnderlayNetns.
+func UnderlayNetns(r *spec.Resolved) string { return Names{}.UnderlayNetns(r) }
+
+// NodeNetns is the name of the namespace that plays node's host namespace.
+func (n Names) NodeNetns(node string) string {
+	if n.Prefix == "" {
+		return Prefix + node
+	}
+	return n.Prefix + "-" + node
+}
 
 // UnderlayNetns is the name of the underlay namespace of r. It depends on
 // the set of node names only, so labs of different topologies (such as
 // parallel tests with unique node names) never share an underlay, while
 // changing addresses in the file keeps the same one.
-func UnderlayNetns(r *spec.Resolved) string {
+func (n Names) UnderlayNetns(r *spec.Resolved) string {
 	names := make([]string, len(r.Nodes))
-	for i, n := range r.Nodes {
-		names[i] = n.Name
+	for i, nd := range r.Nodes {
+		names[i] = nd.Name
 	}
 	slices.Sort(names)
-	return UnderlayPrefix + shortHash(strings.Join(names, "\n"))
+	p := UnderlayPrefix
+	if n.Prefix != "" {
+		p = n.Prefix + "-ul-"
+	}
+	return p + shortHash(strings.Join(names, "\n"))
+}
+
+// Pods returns r with every pod's namespace name prefixed (absolute
+// paths are the user's and stay); r itself when there is no prefix.
+func (n Names) Pods(r *spec.Resolved) *spec.Resolved {
+	if n.Prefix == "" || r == nil {
+		return r
+	}
+	out := *r
+	out.Pods = slices.Clone(r.Pods)
+	for i := range out.Pods {
+		if !strings.HasPrefix(out.Pods[i].Netns, "/") {
+			out.Pods[i].Netns = n.Prefix + "-" + out.Pods[i].Netns
+		}
+	}
+	return &out
+}
+
+// CheckPrefix checks a --prefix: a short plain name, so that every name it
+// starts is a valid namespace name.
+func CheckPrefix(p string) error {
+	if len(p) > 16 {
+		return fmt.Errorf("lab prefix %q: at most 16 characters", p)
+	}
+	for _, c := range p {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') || p[0] == '-' {
+			return fmt.Errorf("lab prefix %q: lowercase letters, digits and '-' only, not starting with '-'", p)
+		}
+	}
+	return nil
 }
 
 func shortHash(s string) string {
@@ -156,7 +208,10 @@ func (in *Info) String() string {
 // Layout computes the lab of r without touching the kernel: names,
 // subnets and router addresses. Build uses it first, so every error it
 // reports (all at once, each wrapping ErrInvalid) comes before any change.
-func Layout(r *spec.Resolved) (*Info, error) {
+func Layout(r *spec.Resolved) (*Info, error) { return Names{}.Layout(r) }
+
+// Layout is the package's Layout with n's names.
+func (n Names) Layout(r *spec.Resolved) (*Info, error) {
 	if r == nil || len(r.Nodes) == 0 {
 		return nil, &Error{Object: "topology", Err: fmt.Errorf("%w: no nodes", ErrInvalid)}
 	}
@@ -166,28 +221,28 @@ func Layout(r *spec.Resolved) (*Info, error) {
 		ports:    map[string]string{},
 		names:    map[string]bool{},
 	}
-	for _, n := range r.Nodes {
-		c.node(n)
+	for _, nd := range r.Nodes {
+		c.node(nd)
 	}
 	if len(c.errs) > 0 {
 		return nil, errors.Join(c.errs...)
 	}
-	in := &Info{Underlay: UnderlayNetns(r)}
+	in := &Info{Underlay: n.UnderlayNetns(r)}
 	routers, err := c.routers(in)
 	if err != nil {
 		return nil, err
 	}
-	for _, n := range r.Nodes {
-		si := routers[n.Address.Masked()]
+	for _, nd := range r.Nodes {
+		si := routers[nd.Address.Masked()]
 		in.Nodes = append(in.Nodes, NodeInfo{
-			Name:    n.Name,
-			Netns:   NodeNetns(n.Name),
-			Uplink:  uplinkOf(n),
-			Address: n.Address,
-			MAC:     macFor("node", n.Name),
+			Name:    nd.Name,
+			Netns:   n.NodeNetns(nd.Name),
+			Uplink:  uplinkOf(nd),
+			Address: nd.Address,
+			MAC:     macFor("node", nd.Name),
 			Router:  si.Router,
 			Bridge:  si.Bridge,
-			Port:    portName(n.Name),
+			Port:    portName(nd.Name),
 		})
 	}
 	return in, nil

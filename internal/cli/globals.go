@@ -17,6 +17,7 @@ import (
 	"github.com/netreconcile/netreconcile/drivers/veth"
 	"github.com/netreconcile/netreconcile/internal/nodelock"
 	"github.com/netreconcile/netreconcile/internal/statedir"
+	"github.com/netreconcile/netreconcile/lab"
 	"github.com/netreconcile/netreconcile/reconcile"
 	"github.com/netreconcile/netreconcile/spec"
 )
@@ -36,7 +37,13 @@ type globals struct {
 	// noState is set for the offline verbs: they read no state directory
 	// (not even the parse cache).
 	noState bool
+	// prefix is --prefix: the lab's namespaces, pin directories and state
+	// carry it (see lab.Names).
+	prefix string
 }
+
+// labNames names the namespaces of the lab --prefix selects.
+func (g *globals) labNames() lab.Names { return lab.Names{Prefix: g.prefix} }
 
 // addFlags adds the global flags to the root command.
 func (g *globals) addFlags(root *cobra.Command) {
@@ -46,6 +53,7 @@ func (g *globals) addFlags(root *cobra.Command) {
 	pf.StringVar(&g.stateDir, "state-dir", reconcile.DefaultStateDir, "directory of records (created namespaces, changed sysctls)")
 	pf.StringVar(&g.logFormat, "log-format", "", "console or json (default: console on a terminal, json otherwise)")
 	pf.CountVarP(&g.verbose, "verbose", "v", "more logs (repeat for more)")
+	pf.StringVar(&g.prefix, "prefix", "", "lab prefix: the lab's namespaces (nodes' and pods'), pin directories and state carry it, so labs of files with equal names coexist")
 	pf.StringVar(&g.attach, "attach-mode", "tcx", "how datapath programs attach: tcx (links; an RCU wait each) or tc (clsact filters; fast in bulk)")
 }
 
@@ -54,6 +62,9 @@ func (g *globals) addFlags(root *cobra.Command) {
 func (g *globals) setUp(cmd *cobra.Command) error {
 	if g.attach != "tcx" && g.attach != "tc" {
 		return fmt.Errorf("--attach-mode %q: want tcx or tc", g.attach)
+	}
+	if err := lab.CheckPrefix(g.prefix); err != nil {
+		return fmt.Errorf("--prefix: %w", err)
 	}
 	// A daemon's log is its output; a one-shot command says what it did
 	// in its summary, and logs only when asked (-v, or a --log-format for
@@ -79,10 +90,18 @@ func registry() *drivers.Registry {
 func (g *globals) engine(node string) *reconcile.Engine {
 	bpffs := g.bpffs
 	if bpffs == "" {
-		bpffs = filepath.Join("/sys/fs/bpf/netreconcile", node)
+		pin := node
+		if g.prefix != "" {
+			pin = g.prefix + "-" + node
+		}
+		bpffs = filepath.Join("/sys/fs/bpf/netreconcile", pin)
+	}
+	stateDir := g.stateDir
+	if g.prefix != "" {
+		stateDir = g.stateDirectory()
 	}
 	return &reconcile.Engine{
-		Cfg: &reconcile.Config{Node: node, NodeNetns: g.nodeNetns, StateDir: g.stateDir, BPFFS: bpffs, Drivers: registry(),
+		Cfg: &reconcile.Config{Node: node, NodeNetns: g.nodeNetns, StateDir: stateDir, BPFFS: bpffs, Drivers: registry(),
 			AttachTC: g.attach == "tc"},
 		Log: g.log.WithValues("node", node),
 	}
@@ -99,6 +118,7 @@ func (g *globals) load(file string, store bool) (r *spec.Resolved, commit func()
 	}
 	c.Miss = func(reason string) { g.log.V(1).Info("parse cache not used", "path", c.Path, "reason", reason) }
 	r, found, save, err := c.Load(file)
+	r = g.labNames().Pods(r)
 	if err == nil {
 		g.log.V(1).Info("loaded", "file", file, "cached", string(found), "took", time.Since(start))
 	}
@@ -141,12 +161,17 @@ func (g *globals) checkState(cmd *cobra.Command) error {
 	return err
 }
 
-// stateDirectory is --state-dir, or the default when it was set empty.
+// stateDirectory is --state-dir, or the default when it was set empty;
+// a lab with --prefix P keeps its state in P below it.
 func (g *globals) stateDirectory() string {
-	if g.stateDir == "" {
-		return reconcile.DefaultStateDir
+	d := g.stateDir
+	if d == "" {
+		d = reconcile.DefaultStateDir
 	}
-	return g.stateDir
+	if g.prefix != "" {
+		d = filepath.Join(d, g.prefix)
+	}
+	return d
 }
 
 // lockNode takes the node's lock (see internal/nodelock) for the rest of

@@ -37,7 +37,8 @@ func labUpCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			info, err := lab.Build(cmd.Context(), r)
+			r = g.labNames().Pods(r)
+			info, err := g.labNames().Build(cmd.Context(), r)
 			if err != nil {
 				return err
 			}
@@ -51,7 +52,7 @@ func labUpCmd(g *globals) *cobra.Command {
 					return fmt.Errorf("node %q: %w", n.Name, err)
 				}
 			}
-			printLab(cmd.OutOrStdout(), file, r, info)
+			printLab(cmd.OutOrStdout(), g, file, r, info)
 			return nil
 		},
 	}
@@ -70,9 +71,10 @@ func labDownCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			r = g.labNames().Pods(r)
 			var errs []error
 			for _, n := range r.Nodes {
-				if !nsutil.Exists(lab.NodeNetns(n.Name)) {
+				if !nsutil.Exists(g.labNames().NodeNetns(n.Name)) {
 					continue
 				}
 				lg := labNode(g, n.Name)
@@ -80,7 +82,7 @@ func labDownCmd(g *globals) *cobra.Command {
 					errs = append(errs, fmt.Errorf("node %q: %w", n.Name, err))
 				}
 			}
-			if err := lab.Teardown(r); err != nil {
+			if err := g.labNames().Teardown(r); err != nil {
 				errs = append(errs, err)
 			}
 			if len(errs) == 0 {
@@ -99,17 +101,17 @@ func labDownCmd(g *globals) *cobra.Command {
 // maps, whose ifindexes mean nothing in another node's namespace).
 func labNode(g *globals, node string) globals {
 	lg := *g
-	lg.nodeNetns = lab.NodeNetns(node)
+	lg.nodeNetns = g.labNames().NodeNetns(node)
 	if g.bpffs != "" {
 		lg.bpffs = filepath.Join(g.bpffs, node)
 	}
 	return lg
 }
 
-func printLab(w io.Writer, file string, r *spec.Resolved, info *lab.Info) {
+func printLab(w io.Writer, g *globals, file string, r *spec.Resolved, info *lab.Info) {
 	fmt.Fprintf(w, "\nLab is up: %d nodes, %d pods.\n", len(r.Nodes), len(r.Pods))
 	for _, n := range r.Nodes {
-		fmt.Fprintf(w, "  node %-10s netns %-20s %s %s  pods %s\n", n.Name, lab.NodeNetns(n.Name), n.Uplink, n.Address, n.PodCIDR)
+		fmt.Fprintf(w, "  node %-10s netns %-20s %s %s  pods %s\n", n.Name, g.labNames().NodeNetns(n.Name), n.Uplink, n.Address, n.PodCIDR)
 		for _, p := range r.PodsOn(n.Name) {
 			fmt.Fprintf(w, "    pod %-16s %-7s %-15s netns %s\n", p.Key, p.Mode, p.IP, p.Netns)
 		}
@@ -118,10 +120,14 @@ func printLab(w io.Writer, file string, r *spec.Resolved, info *lab.Info) {
 		a, b := r.Pods[0], r.Pods[1]
 		fmt.Fprintf(w, "\nTry:  ip netns exec %s ping -c1 %s      # %s -> %s\n", a.Netns, b.IP, a.Key, b.Key)
 	}
+	flags := ""
+	if g.prefix != "" {
+		flags = " --prefix " + g.prefix
+	}
 	if len(r.Nodes) > 0 {
 		n := r.Nodes[0].Name
-		fmt.Fprintf(w, "Inspect a node:  netreconcile show --node-netns %s --node %s\n", lab.NodeNetns(n), n)
+		fmt.Fprintf(w, "Inspect a node:  netreconcile show --node-netns %s --node %s%s\n", g.labNames().NodeNetns(n), n, flags)
 	}
-	fmt.Fprintf(w, "Remove it all:   netreconcile lab down -f %s\n", file)
+	fmt.Fprintf(w, "Remove it all:   netreconcile lab down -f %s%s\n", file, flags)
 	_ = info
 }

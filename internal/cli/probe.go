@@ -13,7 +13,7 @@ import (
 
 // probeCmd measures reachability between the file's pods with real
 // traffic and compares it with what the policies say.
-func probeCmd() *cobra.Command {
+func probeCmd(g *globals) *cobra.Command {
 	var file, output string
 	var ports []string
 	var o probe.Options
@@ -48,6 +48,7 @@ probe could not run.`,
 			if err != nil {
 				return err
 			}
+			r = g.labNames().Pods(r) // a lab made with --prefix
 			for _, s := range ports {
 				port, proto, err := policy.ParsePort(s)
 				if err != nil {
