@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/netreconcile/netreconcile/internal/natsort"
 	"github.com/netreconcile/netreconcile/policy"
 	"github.com/netreconcile/netreconcile/reconcile/desired"
 	"github.com/netreconcile/netreconcile/spec"
@@ -109,6 +110,7 @@ func Build(r *spec.Resolved) (*Graph, error) {
 		n.Boxes = append(n.Boxes, Box{ID: id, Label: label})
 	}
 	for i := range g.Nodes {
+		slices.SortFunc(g.Nodes[i].Boxes, func(a, b Box) int { return natsort.Compare(a.ID, b.ID) })
 		for k := range g.Nodes[i].Boxes {
 			b := &g.Nodes[i].Boxes[k]
 			b.Open = open[b.ID]

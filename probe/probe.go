@@ -27,6 +27,7 @@ import (
 
 	"github.com/vishvananda/netns"
 
+	"github.com/netreconcile/netreconcile/internal/natsort"
 	"github.com/netreconcile/netreconcile/internal/nsutil"
 	"github.com/netreconcile/netreconcile/policy"
 	"github.com/netreconcile/netreconcile/spec"
@@ -65,7 +66,7 @@ type Matrix struct {
 
 // Result is a whole probe.
 type Result struct {
-	// Pods are the rows and columns, in the file's key order.
+	// Pods are the rows and columns, in natural order of their keys.
 	Pods     []string
 	Matrices []Matrix
 	// Services: every pod to every service port through its clusterIP
@@ -179,7 +180,9 @@ func (o Options) withDefaults() Options {
 // them to res.Pods and a note to res for each pod skipped.
 func openPods(r *spec.Resolved, res *Result) []*pod {
 	var pods []*pod
-	for _, p := range r.Pods {
+	order := slices.Clone(r.Pods)
+	slices.SortFunc(order, func(a, b spec.ResolvedPod) int { return natsort.Compare(a.Key, b.Key) })
+	for _, p := range order {
 		if !p.IP.Is4() {
 			res.Notes = append(res.Notes, fmt.Sprintf("pod %s skipped: %s is not IPv4", p.Key, p.IP))
 			continue

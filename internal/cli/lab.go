@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 
 	"github.com/spf13/cobra"
 
+	"github.com/netreconcile/netreconcile/internal/natsort"
 	"github.com/netreconcile/netreconcile/internal/nsutil"
 	"github.com/netreconcile/netreconcile/lab"
 	"github.com/netreconcile/netreconcile/spec"
@@ -110,9 +112,13 @@ func labNode(g *globals, node string) globals {
 
 func printLab(w io.Writer, g *globals, file string, r *spec.Resolved, info *lab.Info) {
 	fmt.Fprintf(w, "\nLab is up: %d nodes, %d pods.\n", len(r.Nodes), len(r.Pods))
-	for _, n := range r.Nodes {
+	nodes := slices.Clone(r.Nodes)
+	slices.SortFunc(nodes, func(a, b spec.ResolvedNode) int { return natsort.Compare(a.Name, b.Name) })
+	for _, n := range nodes {
 		fmt.Fprintf(w, "  node %-10s netns %-20s %s %s  pods %s\n", n.Name, g.labNames().NodeNetns(n.Name), n.Uplink, n.Address, n.PodCIDR)
-		for _, p := range r.PodsOn(n.Name) {
+		pods := r.PodsOn(n.Name)
+		slices.SortFunc(pods, func(a, b spec.ResolvedPod) int { return natsort.Compare(a.Key, b.Key) })
+		for _, p := range pods {
 			fmt.Fprintf(w, "    pod %-16s %-7s %-15s netns %s\n", p.Key, p.Mode, p.IP, p.Netns)
 		}
 	}

@@ -26,7 +26,7 @@ A valid file may still say something its author did not mean. Validate warns
 selects no pod (it refuses every connection), a policy that selects no pod,
 and a policy peer whose namespaceSelector or podSelector matches nothing (it
 allows nobody).`,
-		Args:  cobra.NoArgs,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			r, pos, err := spec.LoadWithPositions(file)
 			if err != nil {
