@@ -1,6 +1,7 @@
 package datapath
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -427,15 +428,19 @@ func pinnedLayoutMismatch(spec *ebpf.CollectionSpec, dir string) (string, error)
 		return "", fmt.Errorf("load pinned %s: %w", bpf.NrMapNrConfig, err)
 	}
 	defer m.Close()
-	if err := spec.Maps[bpf.NrMapNrConfig].Compatible(m); err != nil {
-		return fmt.Sprintf("%s: %v", bpf.NrMapNrConfig, err), nil
-	}
-	var cfg bpf.NrConfig
-	if err := m.Lookup(uint32(0), &cfg); err != nil {
+	// The version leads every layout's config, whatever its size: read it
+	// first, so the note names the layouts rather than a size.
+	raw := make([]byte, m.ValueSize())
+	if err := m.Lookup(uint32(0), &raw); err != nil {
 		return "", fmt.Errorf("read pinned %s: %w", bpf.NrMapNrConfig, err)
 	}
-	if v := uint32(cfg.Version); v != 0 && v != LayoutVersion {
-		return fmt.Sprintf("layout version %d, this build uses %d", v, LayoutVersion), nil
+	if len(raw) >= 4 {
+		if v := binary.LittleEndian.Uint32(raw); v != 0 && v != LayoutVersion {
+			return fmt.Sprintf("layout version %d, this build uses %d", v, LayoutVersion), nil
+		}
+	}
+	if err := spec.Maps[bpf.NrMapNrConfig].Compatible(m); err != nil {
+		return fmt.Sprintf("%s: %v", bpf.NrMapNrConfig, err), nil
 	}
 	return "", nil
 }

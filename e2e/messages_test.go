@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -230,7 +231,10 @@ func TestUserErrorMessages(t *testing.T) {
 			for _, cmd := range cmds {
 				args := append([]string(nil), cmd...)
 				if !row.noNode {
-					args = append(args, "-f", file, "--node", l.node("a"), "--node-netns", nsA,
+					if !slices.Contains(row.args, "-f") { // a row's own file replaces the lab's
+						args = append(args, "-f", file)
+					}
+					args = append(args, "--node", l.node("a"), "--node-netns", nsA,
 						"--state-dir", l.stateDir, "--bpffs", l.pinDir("a"))
 				}
 				for _, a := range row.args {

@@ -318,10 +318,12 @@ func TestRoutingThreeNodes(t *testing.T) {
 	m.nodes[1].addr = "172.31.2.3/24"
 	m.write()
 	pa := m.plan("a")
+	// (masquerade: b's address is one of the node addresses it exempts)
 	want := map[string]string{
 		"route node/10.244.2.0/24":                                 "update",
 		"neighbour node/nrvxlan0/10.244.2.0":                       "create",
 		"neighbour node/nrvxlan0/fdb/0e:58:0a:f4:02:00/172.31.2.3": "create",
+		"masquerade node/netreconcile":                             "update",
 	}
 	checkPlan(t, "a", pa, want)
 	pc := m.plan("c")
@@ -329,6 +331,7 @@ func TestRoutingThreeNodes(t *testing.T) {
 		"route node/10.244.2.0/24":                                 "update",
 		"neighbour node/nrvxlan0/10.244.2.0":                       "delete",
 		"neighbour node/nrvxlan0/fdb/0e:58:0a:f4:02:00/172.31.1.3": "delete",
+		"masquerade node/netreconcile":                             "update",
 	})
 	m.up() // rebuilds b's uplink in the other subnet, then applies every node
 	for ns, before := range map[string]map[string]int{nsA: linksA, nsC: linksC} {
