@@ -121,8 +121,9 @@ func TestPlanJSON(t *testing.T) {
 	}
 }
 
-// TestOutputFlag: every verb with -o refuses a value other than text or
-// json with the same message, before reading the file or the kernel.
+// TestOutputFlag: every verb with -o refuses a value other than text,
+// json or yaml with the same message, before reading the file or the
+// kernel; yaml is the JSON document in YAML.
 func TestOutputFlag(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "missing.yaml")
 	state := t.TempDir()
@@ -132,9 +133,9 @@ func TestOutputFlag(t *testing.T) {
 		{"show", "--state-dir", state, "--node-netns", "/nonexistent", "-f", missing},
 		{"probe", "-f", missing},
 	} {
-		for _, o := range []string{"yaml", "", "JSON"} {
+		for _, o := range []string{"yml", "", "JSON"} {
 			_, code, msg := run(t, append(args, "-o", o)...)
-			if want := fmt.Sprintf("error: -o %q: want text or json", o); code != 1 || msg != want {
+			if want := fmt.Sprintf("error: -o %q: want text, json or yaml", o); code != 1 || msg != want {
 				t.Errorf("%v -o %q: exit %d %q, want exit 1 %q", args, o, code, msg, want)
 			}
 		}
@@ -191,6 +192,8 @@ func TestOfflineVerbs(t *testing.T) {
 		{[]string{"plan", "-f", file, "--node", "n1", "--observed", observed}, "Plan: 14 to add"},
 		{[]string{"version"}, "netreconcile test (topology netreconcile/v1, plan format 1.1)\n"},
 		{[]string{"version", "-o", "json"}, `"plan_format": "1.1"`},
+		{[]string{"version", "-o", "yaml"}, "plan_format: \"1.1\"\n"},
+		{[]string{"plan", "-f", file, "--node", "n1", "--observed", observed, "-o", "yaml"}, "changes:\n  - action: create\n"},
 		{[]string{"explain", "-f", file, "t/a", "t/b", "80", "-o", "json"}, `"verdict": "allowed",`},
 		{[]string{"graph", "-f", file}, `"t/a" [label="t/a\n10.244.1.10 veth`},
 		{[]string{"graph", "-f", file, "-o", "mermaid"}, "flowchart LR\n"},

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 
@@ -16,7 +17,7 @@ func diffCmd() *cobra.Command {
 	var output string
 	var detailed bool
 	cmd := &cobra.Command{
-		Use:   "diff OLD NEW [-o text|json|markdown|dot] [--detailed-exitcode]",
+		Use:   "diff OLD NEW [-o text|json|yaml|markdown|dot] [--detailed-exitcode]",
 		Short: "Compare two topology files: objects, service backends, the connections policies newly allow or deny, and each node's plan (no kernel needed)",
 		Long: `Diff compares two versions of a topology file without touching any kernel or
 state directory: the namespaces, nodes, pods, services and policies added,
@@ -49,7 +50,7 @@ Exit status: 0 (also when the files differ, unless --detailed-exitcode),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			write, ok := diffWriters[output]
 			if !ok {
-				return fmt.Errorf("-o %q: want text, json, markdown or dot", output)
+				return fmt.Errorf("-o %q: want text, json, yaml, markdown or dot", output)
 			}
 			old, err := spec.Load(args[0])
 			if err != nil {
@@ -78,8 +79,15 @@ Exit status: 0 (also when the files differ, unless --detailed-exitcode),
 }
 
 var diffWriters = map[string]func(*reach.Diff, io.Writer) error{
-	"text":     (*reach.Diff).WriteText,
-	"json":     (*reach.Diff).WriteJSON,
+	"text": (*reach.Diff).WriteText,
+	"json": (*reach.Diff).WriteJSON,
+	"yaml": func(d *reach.Diff, w io.Writer) error {
+		var b bytes.Buffer
+		if err := d.WriteJSON(&b); err != nil {
+			return err
+		}
+		return jsonToYAML(w, b.Bytes())
+	},
 	"markdown": (*reach.Diff).WriteMarkdown,
 	"dot":      (*reach.Diff).WriteDOT,
 }

@@ -42,8 +42,11 @@ func TestDiffExitCodes(t *testing.T) {
 		doc.Reachability[0].To != "t/b" || doc.Reachability[0].Port != 80 || doc.Reachability[0].After != "denied" {
 		t.Errorf("diff -o json: want format_version and t/a -> t/b 80 allowed -> denied, got %+v", doc)
 	}
-	if _, code, msg = run(t, "diff", "-o", "yaml", old, new); code != 1 || !strings.Contains(msg, "markdown") {
-		t.Errorf("-o yaml: exit %d (%s), want 1 naming the formats", code, msg)
+	if _, code, msg = run(t, "diff", "-o", "yml", old, new); code != 1 || !strings.Contains(msg, "markdown") {
+		t.Errorf("-o yml: exit %d (%s), want 1 naming the formats", code, msg)
+	}
+	if out, code, msg := run(t, "diff", "-o", "yaml", old, new); code != 0 || !strings.Contains(out, "reachability:\n") {
+		t.Errorf("-o yaml: exit %d (%s):\n%s", code, msg, out)
 	}
 	if _, code, msg = run(t, "diff", old, old+".missing"); code != 1 || !strings.Contains(msg, "read NEW") {
 		t.Errorf("missing NEW: exit %d (%s), want 1 naming NEW", code, msg)

@@ -1,11 +1,16 @@
 package cli
 
 import (
+	"bytes"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"time"
 
 	"github.com/spf13/cobra"
+	"gopkg.in/yaml.v3"
 )
 
 // fileFlag adds the required -f, the topology file.
@@ -35,17 +40,64 @@ func nodeFlag(cmd *cobra.Command, node *string) {
 	cmd.Flags().StringVar(node, "node", host, "node of the file to work on")
 }
 
-// outputFlag adds -o (text or json) to cmd, whose RunE must be set: the
-// value is checked before RunE runs, after the global flags and the
-// required ones.
+// outputFlag adds -o (text, json or yaml) to cmd, whose RunE must be set:
+// the value is checked before RunE runs, after the global flags and the
+// required ones. RunE knows text and json only: for yaml it runs as json
+// and its output is converted (keys in the same order, block style).
 func outputFlag(cmd *cobra.Command, output *string) {
-	cmd.Flags().StringVarP(output, "output", "o", "text", "text or json")
+	cmd.Flags().StringVarP(output, "output", "o", "text", "text, json or yaml")
 	run := cmd.RunE
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		if *output != "text" && *output != "json" {
-			return fmt.Errorf("-o %q: want text or json", *output)
+		switch *output {
+		case "text", "json":
+			return run(cmd, args)
+		case "yaml":
+		default:
+			return fmt.Errorf("-o %q: want text, json or yaml", *output)
 		}
-		return run(cmd, args)
+		*output = "json"
+		out := cmd.OutOrStdout()
+		var buf bytes.Buffer
+		cmd.SetOut(&buf)
+		err := run(cmd, args)
+		cmd.SetOut(out)
+		if buf.Len() == 0 {
+			return err
+		}
+		return errors.Join(err, jsonToYAML(out, buf.Bytes()))
+	}
+}
+
+// jsonToYAML writes the JSON values of data as YAML documents.
+func jsonToYAML(w io.Writer, data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	enc := yaml.NewEncoder(w)
+	enc.SetIndent(2)
+	for {
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			return fmt.Errorf("-o yaml: %w", err)
+		}
+		// JSON is YAML: parse it as such, which keeps the keys' order,
+		// then drop the flow style and quotes it was written in.
+		var n yaml.Node
+		if err := yaml.Unmarshal(raw, &n); err != nil {
+			return fmt.Errorf("-o yaml: %w", err)
+		}
+		blockStyle(&n)
+		if err := enc.Encode(&n); err != nil {
+			return fmt.Errorf("-o yaml: %w", err)
+		}
+	}
+	return enc.Close()
+}
+
+func blockStyle(n *yaml.Node) {
+	n.Style = 0
+	for _, c := range n.Content {
+		blockStyle(c)
 	}
 }
 

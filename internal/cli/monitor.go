@@ -56,7 +56,15 @@ per node. Per-pod drop counters are in show and in the watch daemon's metrics.`,
 	}
 	cmd.Flags().StringVarP(&file, "file", "f", "", "topology file: name addresses after its pods and nodes")
 	nodeFlag(cmd, &node)
-	outputFlag(cmd, &output)
+	// A stream: text or JSON lines (outputFlag's yaml waits for the end).
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json (one object per line)")
+	run := cmd.RunE
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if output != "text" && output != "json" {
+			return fmt.Errorf("-o %q: want text or json", output)
+		}
+		return run(cmd, args)
+	}
 	return cmd
 }
 
