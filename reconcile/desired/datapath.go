@@ -37,7 +37,7 @@ func desiredDatapath(cfg *Config, r *spec.Resolved, n *drivers.Node, pods []spec
 		OwnerK:             state.DatapathOwner}); err != nil {
 		return err
 	}
-	use, err := desiredServices(r, s)
+	use, err := desiredServices(r, n, s)
 	if err != nil {
 		return err
 	}
@@ -60,41 +60,84 @@ func desiredDatapath(cfg *Config, r *spec.Resolved, n *drivers.Node, pods []spec
 	return desiredPods(cfg, n, pods, s)
 }
 
-// desiredServices adds a Service entry per clusterIP port to s, and
-// returns the map entries they use.
-func desiredServices(r *spec.Resolved, s *state.State) (*MapUse, error) {
-	// Services select pods of their own namespace, on any node, by labels.
-	idx := spec.NewPodIndex(r.Pods, nil)
-	// Backends depend only on a service's namespace and selector and on
-	// the port's target and protocol: services that share these (one per
-	// port of a workload, say) share the work.
-	known := map[string][]string{}
+// desiredServices adds a Service entry per frontend of each service port
+// (see frontends) to s, and returns the map entries they use.
+func desiredServices(r *spec.Resolved, n *drivers.Node, s *state.State) (*MapUse, error) {
+	use := &MapUse{}
+	s.Grow(state.KindService, countPorts(r))
+	err := newBackendLists(r).eachFrontend(n.Name, n.Spec.Address.Addr(), func(svc *spec.ResolvedService, port spec.ServicePort, f frontend, bs []string) error {
+		use.Services++
+		use.Backends += len(bs)
+		// (each object gets its own copy of the shared list)
+		return s.Add(&state.Service{IP: f.ip, Port: uint16(f.port), Proto: port.Protocol,
+			Backends: slices.Clone(bs), Affinity: svc.SessionAffinity == "ClientIP", AffinityTimeout: affinityTimeout(svc),
+			SNAT: f.snat, Frontend: f.kind, OwnerK: "service/" + svc.Key})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return use, nil
+}
+
+func countPorts(r *spec.Resolved) int {
 	ports := 0
 	for _, svc := range r.Services {
 		ports += len(svc.Ports)
 	}
-	s.Grow(state.KindService, ports)
-	use := &MapUse{Services: ports}
-	for i := range r.Services {
-		svc := &r.Services[i]
+	return ports
+}
+
+// backendLists computes the backends of service ports once for every
+// frontend and node that needs them.
+type backendLists struct {
+	r   *spec.Resolved
+	idx *spec.PodIndex
+	// Backends depend only on a service's namespace and selector and on
+	// the port's target and protocol: services that share these (one per
+	// port of a workload, say) share the work.
+	known map[string][]string
+}
+
+func newBackendLists(r *spec.Resolved) *backendLists {
+	// Services select pods of their own namespace, on any node, by labels.
+	return &backendLists{r: r, idx: spec.NewPodIndex(r.Pods, nil), known: map[string][]string{}}
+}
+
+func (b *backendLists) of(svc *spec.ResolvedService, port spec.ServicePort) []string {
+	key := backendsKey(svc, port)
+	bs, ok := b.known[key]
+	if !ok {
+		bs = backends(b.r.Pods, b.idx.Candidates(svc.Namespace, svc.Selector), svc, port)
+		b.known[key] = bs
+	}
+	return bs
+}
+
+// eachFrontend calls fn for every frontend of every service port on node
+// (address nodeAddr), with its backends: every selected pod, or the
+// node's own for a Local frontend.
+func (b *backendLists) eachFrontend(node string, nodeAddr netip.Addr,
+	fn func(*spec.ResolvedService, spec.ServicePort, frontend, []string) error) error {
+	var local map[netip.Addr]bool
+	for i := range b.r.Services {
+		svc := &b.r.Services[i]
 		for _, port := range svc.Ports {
-			key := backendsKey(svc, port)
-			bs, ok := known[key]
-			if !ok {
-				bs = backends(r.Pods, idx.Candidates(svc.Namespace, svc.Selector), svc, port)
-				known[key] = bs
-			}
-			use.Backends += len(bs)
-			// (each object gets its own copy of the shared list)
-			obj := &state.Service{IP: svc.ClusterIP, Port: uint16(port.Port), Proto: port.Protocol,
-				Backends: slices.Clone(bs), Affinity: svc.SessionAffinity == "ClientIP",
-				OwnerK: "service/" + svc.Key}
-			if err := s.Add(obj); err != nil {
-				return nil, err
+			all := b.of(svc, port)
+			for _, f := range frontends(svc, port, nodeAddr) {
+				bs := all
+				if f.local {
+					if local == nil {
+						local = localPods(b.r, node)
+					}
+					bs = localOnly(all, local)
+				}
+				if err := fn(svc, port, f, bs); err != nil {
+					return err
+				}
 			}
 		}
 	}
-	return use, nil
+	return nil
 }
 
 // desiredPods adds the fast-path endpoints and the program attachments of

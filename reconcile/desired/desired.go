@@ -11,6 +11,7 @@ import (
 	"sort"
 
 	"github.com/netreconcile/netreconcile/drivers"
+	"github.com/netreconcile/netreconcile/drivers/svcdev"
 	"github.com/netreconcile/netreconcile/policy/compile"
 	"github.com/netreconcile/netreconcile/routing"
 	"github.com/netreconcile/netreconcile/spec"
@@ -52,6 +53,9 @@ func Build(cfg *Config, r *spec.Resolved, up state.Uplink) (*state.State, error)
 	s := state.New()
 	if err := routing.Desired(r, cfg.Node, up.MTU, s); err != nil {
 		return nil, fmt.Errorf("routing of node %q: %w", cfg.Node, err)
+	}
+	if err := svcdev.Node(n, s); err != nil {
+		return nil, fmt.Errorf("service device of node %q: %w", cfg.Node, err)
 	}
 	pods := r.PodsOn(cfg.Node)
 	modes := map[string]bool{}
