@@ -83,6 +83,9 @@ func setOwners(owned, desired *state.State) {
 			owner := ""
 			if d := desired.Get(k, key); d != nil {
 				owner = d.Owner()
+				if s, ok := d.(*state.Service); ok {
+					obj.(*state.Service).Frontend = s.Frontend
+				}
 			} else if k == state.KindSysctl {
 				owner = state.NodeOwner
 			}
