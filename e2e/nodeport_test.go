@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -390,4 +391,77 @@ func checkServiceDevice(t *testing.T, ns string, want bool) {
 	if !want && len(found) > 0 {
 		t.Errorf("service routes left after destroy: %v", found)
 	}
+}
+
+// TestWatchServiceDevice: the watch daemon makes the service device again
+// when it is deleted by hand, and its metrics say what is programmed: a
+// frontend of each kind, the programs on the uplink and the device.
+func TestWatchServiceDevice(t *testing.T) {
+	w := newWorld(t)
+	dir := t.TempDir()
+	pods := []podDef{{"a", "10.244.1.10", "veth", w.id + "-a"}}
+	w.file = filepath.Join(dir, "topology.yaml")
+	topo := w.topo(pods) + "services:\n  - {name: s, namespace: t, type: NodePort, clusterIP: 10.96.0.10, " +
+		"externalIPs: [198.51.100.50], selector: {app: none}, ports: [{port: 80, nodePort: 30080}]}\n"
+	replaceFile(t, w.file, topo)
+	labFile := filepath.Join(dir, "lab.yaml")
+	replaceFile(t, labFile, topo)
+	t.Cleanup(func() {
+		w.run("lab", "down", "-f", labFile)
+		_ = exec.Command("ip", "netns", "del", pods[0].netns).Run()
+	})
+	w.mustRun("lab", "up", "-f", w.file, "--state-dir", w.stateDir)
+	p := startWatch(t, w)
+	ip(t, w.nodeNS, "link", "del", "nrsvc0")
+	eventually(t, 20*time.Second, "nrsvc0 and its routes made again", func() bool {
+		return ipHas(w.nodeNS, "nrsvc1", "link", "show", "nrsvc0") && ipHas(w.nodeNS, "nrsvc0", "route", "show", "10.96.0.0/16") &&
+			ipHas(w.nodeNS, "nrsvc0", "route", "show", "198.51.100.50")
+	})
+	eventually(t, 20*time.Second, "a plan without changes", func() bool { return w.planEmpty(w.file) })
+	m := p.scrape()
+	for key, want := range map[string]float64{
+		`netreconcile_service_frontends{frontend="clusterIP"}`:                 1,
+		`netreconcile_service_frontends{frontend="nodePort"}`:                  1,
+		`netreconcile_service_frontends{frontend="externalIP"}`:                1,
+		`netreconcile_service_frontends_without_backends{frontend="nodePort"}`: 1,
+		`netreconcile_node_programs{hook="service-egress"}`:                    1,
+		`netreconcile_node_programs{hook="uplink-ingress"}`:                    1,
+	} {
+		if m[key] != want {
+			t.Errorf("%s = %v, want %v", key, m[key], want)
+		}
+	}
+	if m[`netreconcile_drift_repaired_total{kind="link"}`] < 1 {
+		t.Errorf("drift_repaired_total{kind=link} = %v, want the device counted", m[`netreconcile_drift_repaired_total{kind="link"}`])
+	}
+}
+
+// TestNodePortAcrossSubnets: node c sits behind the lab's router (VXLAN
+// between the nodes): the outside reaches a Cluster nodePort on node a
+// with backends on a and c, and each node's own processes reach the
+// clusterIP with both backends.
+func TestNodePortAcrossSubnets(t *testing.T) {
+	l := newSvcLab(t, "nx")
+	l.nodes = []svcNode{{"a", "172.31.1.2/24", "10.244.1.0/24"}, {"c", "172.31.2.2/24", "10.244.3.0/24"}}
+	web := map[string]string{"app": "web"}
+	l.pods = []svcPod{
+		{name: "wa", node: "a", ip: "10.244.1.10", mode: "veth", labels: web},
+		{name: "wc", node: "c", ip: "10.244.3.10", mode: "bridge", labels: web},
+	}
+	l.services = []svcService{{name: "np", ip: "10.96.0.10", selector: web, extra: []string{"type: NodePort"},
+		ports: []string{"{port: 80, targetPort: 8080, nodePort: 30080}"}}}
+	l.up()
+	ul := addOutsideHost(t, l)
+	l.serve(l.pod("wa"))
+	l.serve(l.pod("wc"))
+	both := map[string]int{"wa": 8080, "wc": 8080}
+	for _, n := range []struct{ node, addr string }{{"a", "172.31.1.2"}, {"c", "172.31.2.2"}} {
+		spread(t, "outside -> nodePort of node "+n.node, 40, both, n.addr, func() (svcHit, error) {
+			return hitFrom(ul, outsideHost, n.addr+":30080", nstest.CheckTimeout)
+		})
+		spread(t, "node "+n.node+" -> clusterIP", 40, both, n.addr, func() (svcHit, error) {
+			return hitFrom(l.nodeNS(n.node), netip.MustParseAddr(n.addr), "10.96.0.10:80", nstest.CheckTimeout)
+		})
+	}
+	l.requireNoChanges("after the traffic")
 }
