@@ -10,14 +10,21 @@
 // with lifetimes, per-source shares and in-kernel garbage collection
 // (ct.h).
 //
-// Four entry points share the code below; they differ only in the hook they
-// run at, which decides what a packet is (leaving or entering a pod) and
-// whether bpf_redirect_peer is usable (tc ingress only):
+// Six entry points share the code below; they differ only in the hook they
+// run at, which decides what a packet is (leaving or entering a pod,
+// arriving from outside the node, sent by the node itself) and how a
+// translated packet goes on:
 //
 //   nr_from_pod     tcx ingress of a pod's host-side veth   (veth, bridge)
 //   nr_to_pod       tcx egress  of a pod's host-side veth   (veth, bridge)
 //   nr_pod_egress   tcx egress  of the pod's own interface  (macvlan, ipvlan)
 //   nr_pod_ingress  tcx ingress of the pod's own interface  (macvlan, ipvlan)
+//   nr_uplink_in    tcx ingress of the node's uplink: NodePort and external
+//                   IP frontends reached from outside, and the replies of
+//                   connections that entered at the node's edge
+//   nr_from_host    tcx egress of the node's service device (nrsvc0, where
+//                   the node routes the service CIDR and external IPs): the
+//                   node's own connections to services
 //
 // Every map is pinned by name and shared by all attachments of one node.
 // Their layout is versioned by enum layout: bump NR_LAYOUT_VERSION whenever
@@ -41,7 +48,7 @@
 char __license[] SEC("license") = "Dual MIT/GPL";
 
 enum layout {
-	NR_LAYOUT_VERSION = 2,
+	NR_LAYOUT_VERSION = 3,
 };
 
 enum cfg_flags {
@@ -51,6 +58,7 @@ enum cfg_flags {
 // Service flags (svc_value.flags); mirrored in package datapath.
 #define NR_SVC_AFFINITY 1 // sessionAffinity: ClientIP
 #define NR_SVC_HASH 2     // pick by a hash of the 5-tuple, not at random
+#define NR_SVC_SNAT 4     // new connections from the uplink: source NAT to the node
 
 // A translated frame sent again through its pod's egress hook (see
 // from_pod) carries this skb mark bit until that second pass clears it.
@@ -59,7 +67,17 @@ enum cfg_flags {
 // Conntrack entry kinds (ct_value.type) and flags; mirrored in Go.
 #define NR_CT_FWD 1 // client -> clusterIP, as the client sends it
 #define NR_CT_REV 2 // backend -> client, as the backend answers
-#define NR_CT_HAIRPIN 1
+#define NR_CT_HAIRPIN 1 // the client is its own backend: source is the hairpin address
+#define NR_CT_SNAT 2    // source translated to the node's address and a port of its own
+#define NR_CT_UPLINK 4  // opened from outside the node (nr_uplink_in)
+#define NR_CT_NODE 8    // opened by the node itself (nr_from_host)
+
+// SNAT source ports: above Linux's ephemeral range (32768-60999), so never
+// a node socket's, nor the masquerade's. A new flow tries NR_SNAT_TRIES
+// ports from a hash of its tuple.
+#define NR_SNAT_MIN 61001
+#define NR_SNAT_RANGE (65535 - NR_SNAT_MIN + 1)
+#define NR_SNAT_TRIES 8
 
 #define NR_MAX_SERVICES 65536
 #define NR_MAX_BACKENDS 65536
@@ -75,7 +93,7 @@ enum cfg_flags {
 // resolution, a few nanoseconds to read where bpf_ktime_get_ns costs tens
 // per call; lifetimes are seconds.
 #define nr_now() bpf_ktime_get_coarse_ns()
-#define NR_AFFINITY_TIMEOUT_NS (10800ULL * 1000000000ULL)
+#define NR_AFFINITY_TIMEOUT_S 10800 // a service's default (svc_value.affinity_s 0)
 
 // Every key and value spells out its padding: keys are hashed bytewise and
 // the Go side builds them too.
@@ -92,6 +110,7 @@ struct svc_value {
 	__u16 count; // backends in slots [0, count)
 	__u8 flags;  // NR_SVC_*
 	__u8 pad;
+	__u32 affinity_s; // ClientIP affinity idle timeout, s; 0: NR_AFFINITY_TIMEOUT_S
 };
 
 struct backend_key {
@@ -119,8 +138,8 @@ struct ct_value {
 	__be32 addr;
 	__be16 port;
 	__u8 type;  // NR_CT_FWD or NR_CT_REV
-	__u8 flags; // NR_CT_HAIRPIN
-	// FWD: new source address for hairpin, else 0.
+	__u8 flags; // NR_CT_*
+	// FWD: new source address (hairpin, SNAT), else 0.
 	// REV: the client's address to restore as destination, else 0.
 	__be32 nat_addr;
 	__u32 svc_id;
@@ -128,6 +147,11 @@ struct ct_value {
 	__u8 state;   // NR_CT_STATE_* (ct.h)
 	__u8 charged; // counted in its owner's share (ct.h)
 	__be32 owner; // the client, charged for the entry (ct.h)
+	// FWD: new source port (SNAT), else 0. REV: the client's port to
+	// restore as destination, else 0.
+	__be16 nat_port;
+	__u16 pad;
+	__u32 pad2;
 	__u64 seen_ns; // last packet, nr_now()
 };
 
@@ -153,6 +177,7 @@ struct config {
 	__be32 hairpin_ip;
 	enum cfg_flags flags;
 	__u32 ct_per_source; // entries one source may hold per table; 0: default
+	__be32 node_ip;      // the node's underlay address (SNAT source); 0: none
 };
 
 struct {
@@ -218,7 +243,12 @@ enum hook {
 	HOOK_HOST_EGRESS,  // entering the pod, seen on its host-side veth
 	HOOK_POD_EGRESS,   // leaving the pod, seen on its own interface
 	HOOK_POD_INGRESS,  // entering the pod, seen on its own interface
+	HOOK_UPLINK,       // arriving from outside, on the node's uplink
+	HOOK_SERVICE,      // sent by the node to a service, on its service device
 };
+
+// edge_hook: the hooks at the node's edge, where no pod sends.
+#define edge_hook(hook) ((hook) == HOOK_UPLINK || (hook) == HOOK_SERVICE)
 
 #define IP_OFF ETH_HLEN
 #define IP_CSUM_OFF (ETH_HLEN + offsetof(struct iphdr, check))
@@ -408,6 +438,16 @@ static __always_inline int set_port(struct __sk_buff *skb, const struct pkt *p,
 	return bpf_skb_store_bytes(skb, off, &to, sizeof(to), 0);
 }
 
+// set_sport changes the source port: only SNAT does. Not inlined: clang
+// then lays its caller's stack out far larger than the 512 bytes allowed.
+static __noinline int set_sport(struct __sk_buff *skb, struct pkt *p, __be16 sport)
+{
+	if (set_port(skb, p, p->l4_off, p->t.sport, sport) < 0)
+		return -1;
+	p->t.sport = sport;
+	return 0;
+}
+
 // rewrite sets the packet's addresses and ports, fixing both checksums.
 static __always_inline int rewrite(struct __sk_buff *skb, struct pkt *p,
 				   __be32 saddr, __be32 daddr,
@@ -423,11 +463,8 @@ static __always_inline int rewrite(struct __sk_buff *skb, struct pkt *p,
 			return -1;
 		p->t.daddr = daddr;
 	}
-	if (sport != p->t.sport) {
-		if (set_port(skb, p, p->l4_off, p->t.sport, sport) < 0)
-			return -1;
-		p->t.sport = sport;
-	}
+	if (sport != p->t.sport && set_sport(skb, p, sport) < 0)
+		return -1;
 	if (dport != p->t.dport) {
 		if (set_port(skb, p, p->l4_off + 2, p->t.dport, dport) < 0)
 			return -1;
@@ -450,6 +487,8 @@ static __always_inline int judge(const struct pkt *p, const struct pkt *conn,
 	int v;
 
 	*ifindex = 0;
+	if (edge_hook(hook))
+		return 0; // the outside and the node have no egress policy
 	v = policy_egress(NULL, conn);
 	if (v != NR_POLICY_ALLOW)
 		return drop(pod, v == NR_POLICY_FULL ? NR_DROP_CT_FULL : NR_DROP_EGRESS);
@@ -480,6 +519,123 @@ static __always_inline int forward(struct __sk_buff *skb, __u32 ifindex, bool tr
 		return bpf_redirect_peer(ifindex, 0);
 	}
 	return translated ? TC_ACT_OK : TC_ACT_UNSPEC;
+}
+
+struct pseudo_hdr {
+	__be32 saddr;
+	__be32 daddr;
+	__u8 zero;
+	__u8 proto;
+	__be16 len;
+};
+
+// reply_buf holds the headers refuse builds a reply from.
+struct reply_buf {
+	struct ethhdr eth;
+	__u16 pad;
+	struct iphdr ip, rip;
+	struct tcphdr th, rst;
+	struct pseudo_hdr ph;
+	struct udphdr uh;
+	struct icmphdr ic;
+};
+
+// conn_tmp holds commit_conn's working copies: on the stack for a pod's
+// hooks, in scratch at the edge (whose frames have no room left).
+struct conn_tmp {
+	struct ct_key client, rk;
+	struct ct_value rev;
+};
+
+// edge_state is what the edge hooks keep of a packet (edge).
+struct edge_state {
+	struct pkt p;
+	struct ct_value fwd;
+	struct conn_tmp tmp; // right after fwd: uplink_commit finds it there
+	struct ct_key orig;
+};
+
+// scratch is per-CPU room for what does not fit the 512-byte stack beside
+// the rest of a program: fib_route's lookup, refuse's headers, the edge
+// hooks' packet. Raw bytes (cast where used): the Go bindings have no use
+// for these types, and cannot express some of them.
+struct scratch {
+	__u8 fib[sizeof(struct bpf_fib_lookup)];
+	__u8 reply[sizeof(struct reply_buf)];
+	__u8 edge[sizeof(struct edge_state)];
+} __attribute__((aligned(8)));
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scratch);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} nr_scratch SEC(".maps");
+
+#define AF_INET 2
+
+static __always_inline __be32 node_addr(void)
+{
+	struct config *cfg = config();
+
+	return cfg ? cfg->node_ip : 0;
+}
+
+// fib_out sends a translated packet on as the node would route it, without
+// the stack's input routing: that drops a packet whose source is one of
+// the node's addresses as a martian (an SNATed packet, a reply restored to
+// the node's address), and at the service device the packet is leaving
+// the node's stack already. The kernel resolves the next hop's neighbour.
+// A destination on the node itself is delivered (TC_ACT_OK), except from
+// the service device, whose packets came from the node. A function of its
+// own (not inlined): the lookup's parameters would not fit the callers'
+// stack.
+static __noinline int fib_route(struct __sk_buff *skb, __be32 saddr, __be32 daddr, __u32 hook)
+{
+	__u32 zero = 0;
+	struct scratch *sc = bpf_map_lookup_elem(&nr_scratch, &zero);
+	struct bpf_fib_lookup *f;
+	struct bpf_redir_neigh nh = { .nh_family = AF_INET };
+	long ret;
+
+	if (!sc)
+		return TC_ACT_SHOT;
+	f = (struct bpf_fib_lookup *)sc->fib;
+	__builtin_memset(f, 0, sizeof(*f));
+	f->family = AF_INET;
+	f->ipv4_src = saddr;
+	f->ipv4_dst = daddr;
+	f->ifindex = skb->ifindex;
+	ret = bpf_fib_lookup(skb, f, sizeof(*f), BPF_FIB_LOOKUP_SKIP_NEIGH);
+	if (ret == BPF_FIB_LKUP_RET_SUCCESS) {
+		nh.ipv4_nh = f->ipv4_dst; // the gateway, if the route has one
+		return bpf_redirect_neigh(f->ifindex, &nh, sizeof(nh), 0);
+	}
+	if (ret == BPF_FIB_LKUP_RET_NOT_FWDED && hook != HOOK_SERVICE)
+		return TC_ACT_OK;
+	return drop(0, NR_DROP_ROUTE);
+}
+
+static __always_inline int fib_out(struct __sk_buff *skb, const struct pkt *p, const int hook)
+{
+	return fib_route(skb, p->t.saddr, p->t.daddr, hook);
+}
+
+// At the edge, the service code asks its caller (edge) to route or to
+// refuse a packet: done one call deeper, fib_route or refuse_here would
+// not fit the stack.
+#define NR_ROUTE 1002
+#define NR_REFUSE 1003
+
+// deliver sends a judged packet on from any hook: at the edge, translated
+// packets leave by fib_out and others are not ours; from a pod, forward.
+static __always_inline int deliver(struct __sk_buff *skb, const struct pkt *p, const int hook,
+				   __u32 ifindex, bool translated)
+{
+	if (edge_hook(hook))
+		return translated ? NR_ROUTE : TC_ACT_UNSPEC;
+	return forward(skb, ifindex, translated);
 }
 
 static __always_inline __u16 csum_fold(__s64 sum)
@@ -514,112 +670,117 @@ static __always_inline void reply_ip(struct iphdr *rip, const struct iphdr *ip,
 	rip->check = csum_fold(bpf_csum_diff(0, 0, (__be32 *)rip, sizeof(*rip), 0));
 }
 
-struct pseudo_hdr {
-	__be32 saddr;
-	__be32 daddr;
-	__u8 zero;
-	__u8 proto;
-	__be16 len;
-};
-
 // refuse_tcp turns the packet into the RST its sender would get from a
 // closed port (RFC 9293 3.10.7.1), addressed from the service.
-static __always_inline int refuse_tcp(struct __sk_buff *skb, const struct pkt *p)
+static __always_inline int refuse_tcp(struct __sk_buff *skb, __u32 l4_off, struct reply_buf *b)
 {
-	struct ethhdr eth;
-	struct iphdr ip, rip = {};
-	struct tcphdr th, rst = {};
-	struct pseudo_hdr ph = {};
+	struct ethhdr *eth = &b->eth;
+	struct iphdr *ip = &b->ip, *rip = &b->rip;
+	struct tcphdr *th = &b->th, *rst = &b->rst;
+	struct pseudo_hdr *ph = &b->ph;
 	__u32 seglen;
 	__s64 sum;
 
-	if (bpf_skb_load_bytes(skb, 0, &eth, sizeof(eth)) < 0 ||
-	    bpf_skb_load_bytes(skb, IP_OFF, &ip, sizeof(ip)) < 0 ||
-	    bpf_skb_load_bytes(skb, p->l4_off, &th, sizeof(th)) < 0)
-		return -1;
-	if (th.rst)
-		return -1;
-	seglen = bpf_ntohs(ip.tot_len) - ip.ihl * 4 - th.doff * 4 + th.syn + th.fin;
+	__builtin_memset(rip, 0, sizeof(*rip));
+	__builtin_memset(rst, 0, sizeof(*rst));
+	__builtin_memset(ph, 0, sizeof(*ph));
 
-	rst.source = th.dest;
-	rst.dest = th.source;
-	rst.doff = 5;
-	rst.rst = 1;
-	if (th.ack) {
-		rst.seq = th.ack_seq;
+	if (bpf_skb_load_bytes(skb, 0, eth, sizeof(*eth)) < 0 ||
+	    bpf_skb_load_bytes(skb, IP_OFF, ip, sizeof(*ip)) < 0 ||
+	    bpf_skb_load_bytes(skb, l4_off, th, sizeof(*th)) < 0)
+		return -1;
+	if (th->rst)
+		return -1;
+	seglen = bpf_ntohs(ip->tot_len) - ip->ihl * 4 - th->doff * 4 + th->syn + th->fin;
+
+	rst->source = th->dest;
+	rst->dest = th->source;
+	rst->doff = 5;
+	rst->rst = 1;
+	if (th->ack) {
+		rst->seq = th->ack_seq;
 	} else {
-		rst.ack = 1;
-		rst.ack_seq = bpf_htonl(bpf_ntohl(th.seq) + seglen);
+		rst->ack = 1;
+		rst->ack_seq = bpf_htonl(bpf_ntohl(th->seq) + seglen);
 	}
-	reply_ip(&rip, &ip, IPPROTO_TCP, sizeof(rip) + sizeof(rst));
-	ph.saddr = rip.saddr;
-	ph.daddr = rip.daddr;
-	ph.proto = IPPROTO_TCP;
-	ph.len = bpf_htons(sizeof(rst));
-	sum = bpf_csum_diff(0, 0, (__be32 *)&ph, sizeof(ph), 0);
-	sum = bpf_csum_diff(0, 0, (__be32 *)&rst, sizeof(rst), (__u32)sum);
-	rst.check = csum_fold(sum);
-	swap_eth(&eth);
+	reply_ip(rip, ip, IPPROTO_TCP, sizeof(*rip) + sizeof(*rst));
+	ph->saddr = rip->saddr;
+	ph->daddr = rip->daddr;
+	ph->proto = IPPROTO_TCP;
+	ph->len = bpf_htons(sizeof(*rst));
+	sum = bpf_csum_diff(0, 0, (__be32 *)ph, sizeof(*ph), 0);
+	sum = bpf_csum_diff(0, 0, (__be32 *)rst, sizeof(*rst), (__u32)sum);
+	rst->check = csum_fold(sum);
+	swap_eth(eth);
 
-	if (bpf_skb_change_tail(skb, ETH_HLEN + sizeof(rip) + sizeof(rst), 0) < 0)
+	if (bpf_skb_change_tail(skb, ETH_HLEN + sizeof(*rip) + sizeof(*rst), 0) < 0)
 		return -1;
-	if (bpf_skb_store_bytes(skb, 0, &eth, sizeof(eth), BPF_F_RECOMPUTE_CSUM) < 0 ||
-	    bpf_skb_store_bytes(skb, IP_OFF, &rip, sizeof(rip), BPF_F_RECOMPUTE_CSUM) < 0 ||
-	    bpf_skb_store_bytes(skb, IP_OFF + sizeof(rip), &rst, sizeof(rst), BPF_F_RECOMPUTE_CSUM) < 0)
+	if (bpf_skb_store_bytes(skb, 0, eth, sizeof(*eth), BPF_F_RECOMPUTE_CSUM) < 0 ||
+	    bpf_skb_store_bytes(skb, IP_OFF, rip, sizeof(*rip), BPF_F_RECOMPUTE_CSUM) < 0 ||
+	    bpf_skb_store_bytes(skb, IP_OFF + sizeof(*rip), rst, sizeof(*rst), BPF_F_RECOMPUTE_CSUM) < 0)
 		return -1;
 	return 0;
 }
 
 // refuse_udp turns the datagram into an ICMP port unreachable carrying its
 // IP header and first 8 bytes (RFC 792), addressed from the service.
-static __always_inline int refuse_udp(struct __sk_buff *skb, const struct pkt *p)
+static __always_inline int refuse_udp(struct __sk_buff *skb, __u32 l4_off, struct reply_buf *b)
 {
-	struct ethhdr eth;
-	struct iphdr ip, rip = {};
-	struct udphdr uh;
-	struct icmphdr ic = {};
-	__u32 room = sizeof(rip) + sizeof(ic);
+	struct ethhdr *eth = &b->eth;
+	struct iphdr *ip = &b->ip, *rip = &b->rip;
+	struct udphdr *uh = &b->uh;
+	struct icmphdr *ic = &b->ic;
+	__u32 room = sizeof(*rip) + sizeof(*ic);
 	__s64 sum;
 
-	if (bpf_skb_load_bytes(skb, 0, &eth, sizeof(eth)) < 0 ||
-	    bpf_skb_load_bytes(skb, IP_OFF, &ip, sizeof(ip)) < 0 ||
-	    bpf_skb_load_bytes(skb, p->l4_off, &uh, sizeof(uh)) < 0)
+	__builtin_memset(rip, 0, sizeof(*rip));
+	__builtin_memset(ic, 0, sizeof(*ic));
+
+	if (bpf_skb_load_bytes(skb, 0, eth, sizeof(*eth)) < 0 ||
+	    bpf_skb_load_bytes(skb, IP_OFF, ip, sizeof(*ip)) < 0 ||
+	    bpf_skb_load_bytes(skb, l4_off, uh, sizeof(*uh)) < 0)
 		return -1;
-	if (ip.ihl != 5)
+	if (ip->ihl != 5)
 		return -1; // quoting options is not worth it: dropped instead
 
-	ic.type = ICMP_DEST_UNREACH;
-	ic.code = ICMP_PORT_UNREACH;
-	sum = bpf_csum_diff(0, 0, (__be32 *)&ic, sizeof(ic), 0);
-	sum = bpf_csum_diff(0, 0, (__be32 *)&ip, sizeof(ip), (__u32)sum);
-	sum = bpf_csum_diff(0, 0, (__be32 *)&uh, sizeof(uh), (__u32)sum);
-	ic.checksum = csum_fold(sum);
-	reply_ip(&rip, &ip, IPPROTO_ICMP, room + sizeof(ip) + sizeof(uh));
-	swap_eth(&eth);
+	ic->type = ICMP_DEST_UNREACH;
+	ic->code = ICMP_PORT_UNREACH;
+	sum = bpf_csum_diff(0, 0, (__be32 *)ic, sizeof(*ic), 0);
+	sum = bpf_csum_diff(0, 0, (__be32 *)ip, sizeof(*ip), (__u32)sum);
+	sum = bpf_csum_diff(0, 0, (__be32 *)uh, sizeof(*uh), (__u32)sum);
+	ic->checksum = csum_fold(sum);
+	reply_ip(rip, ip, IPPROTO_ICMP, room + sizeof(*ip) + sizeof(*uh));
+	swap_eth(eth);
 
 	// Room for the new IP and ICMP headers in front of the original IP
 	// header, which with the UDP header becomes the quoted datagram.
 	if (bpf_skb_adjust_room(skb, room, BPF_ADJ_ROOM_MAC, 0) < 0)
 		return -1;
-	if (bpf_skb_change_tail(skb, ETH_HLEN + room + sizeof(ip) + sizeof(uh), 0) < 0)
+	if (bpf_skb_change_tail(skb, ETH_HLEN + room + sizeof(*ip) + sizeof(*uh), 0) < 0)
 		return -1;
-	if (bpf_skb_store_bytes(skb, 0, &eth, sizeof(eth), BPF_F_RECOMPUTE_CSUM) < 0 ||
-	    bpf_skb_store_bytes(skb, IP_OFF, &rip, sizeof(rip), BPF_F_RECOMPUTE_CSUM) < 0 ||
-	    bpf_skb_store_bytes(skb, IP_OFF + sizeof(rip), &ic, sizeof(ic), BPF_F_RECOMPUTE_CSUM) < 0)
+	if (bpf_skb_store_bytes(skb, 0, eth, sizeof(*eth), BPF_F_RECOMPUTE_CSUM) < 0 ||
+	    bpf_skb_store_bytes(skb, IP_OFF, rip, sizeof(*rip), BPF_F_RECOMPUTE_CSUM) < 0 ||
+	    bpf_skb_store_bytes(skb, IP_OFF + sizeof(*rip), ic, sizeof(*ic), BPF_F_RECOMPUTE_CSUM) < 0)
 		return -1;
 	return 0;
 }
 
-// refuse answers for a service without backends, back into the sender.
-static __always_inline int refuse(struct __sk_buff *skb, const struct pkt *p,
-				  const int hook)
+// refuse_here answers for a service without backends, back into the
+// sender. A function of its own (not inlined): the replies it builds
+// would not fit the callers' stack.
+static __noinline int refuse_here(struct __sk_buff *skb, __u32 l4_off, __u32 proto, __u32 hook)
 {
 	int err;
 
-	if (p->t.proto == IPPROTO_TCP)
-		err = refuse_tcp(skb, p);
+	__u32 zero = 0;
+	struct scratch *sc = bpf_map_lookup_elem(&nr_scratch, &zero);
+
+	if (!sc)
+		return TC_ACT_SHOT;
+	if (proto == IPPROTO_TCP)
+		err = refuse_tcp(skb, l4_off, (struct reply_buf *)sc->reply);
 	else
-		err = refuse_udp(skb, p);
+		err = refuse_udp(skb, l4_off, (struct reply_buf *)sc->reply);
 	if (err < 0)
 		return TC_ACT_SHOT;
 	if (hook == HOOK_HOST_INGRESS) {
@@ -627,6 +788,14 @@ static __always_inline int refuse(struct __sk_buff *skb, const struct pkt *p,
 		return bpf_redirect_peer(skb->ifindex, 0);
 	}
 	return bpf_redirect(skb->ifindex, BPF_F_INGRESS);
+}
+
+static __always_inline int refuse(struct __sk_buff *skb, struct pkt *p, const int hook)
+{
+	p->refused = 1;
+	if (edge_hook(hook))
+		return NR_REFUSE;
+	return refuse_here(skb, p->l4_off, p->t.proto, hook);
 }
 
 static __always_inline __u32 mix32(__u32 h)
@@ -672,10 +841,11 @@ static __always_inline int pick(const struct pkt *p, const struct svc_value *svc
 	struct affinity_key ak = { .svc_id = svc->id, .client = p->t.saddr };
 	struct affinity_value *av;
 	struct backend *b = NULL;
+	__u64 timeout = (svc->affinity_s ? svc->affinity_s : NR_AFFINITY_TIMEOUT_S) * NR_SEC;
 
 	if (svc->flags & NR_SVC_AFFINITY) {
 		av = bpf_map_lookup_elem(&nr_affinity, &ak);
-		if (av && nr_now() - av->last_ns < NR_AFFINITY_TIMEOUT_NS) {
+		if (av && nr_now() - av->last_ns < timeout) {
 			*slot = av->slot;
 			b = backend_at(svc, av->slot, av->ip, av->port);
 		}
@@ -753,13 +923,14 @@ static __always_inline void reverse_of(const struct ct_key *c, const struct ct_v
 	rk->saddr = fwd->addr;
 	rk->daddr = fwd->nat_addr ? fwd->nat_addr : c->saddr;
 	rk->sport = fwd->port;
-	rk->dport = c->sport;
+	rk->dport = fwd->nat_port ? fwd->nat_port : c->sport;
 	rk->proto = c->proto;
 	rev->addr = c->daddr;
 	rev->port = c->dport;
 	rev->type = NR_CT_REV;
 	rev->flags = fwd->flags;
 	rev->nat_addr = fwd->nat_addr ? c->saddr : 0;
+	rev->nat_port = fwd->nat_port ? c->sport : 0;
 	rev->svc_id = fwd->svc_id;
 	rev->state = fwd->state;
 	rev->owner = c->saddr;
@@ -813,99 +984,169 @@ static __always_inline int service_reply(struct __sk_buff *skb, struct pkt *p, s
 					 const int hook, __be32 pod, __u64 now)
 {
 	__be32 daddr = ct->nat_addr ? ct->nat_addr : p->t.daddr;
+	__be16 dport = ct->nat_port ? ct->nat_port : p->t.dport;
 	struct pkt reply = *p;
 	__u32 ifindex;
 
-	if (rewrite(skb, p, ct->addr, daddr, ct->port, p->t.dport) < 0)
+	if (rewrite(skb, p, ct->addr, daddr, ct->port, dport) < 0)
 		return drop(pod, NR_DROP_NAT);
 	if (judge(p, &reply, hook, pod, &ifindex) != 0)
 		return TC_ACT_SHOT;
 	ct_touch(ct, p, now);
-	return forward(skb, ifindex, true);
+	// The reply of a NodePort or external IP connection now comes from
+	// the node's address: the stack would drop it as a martian.
+	if (hook == HOOK_HOST_INGRESS && !ifindex && p->t.saddr == node_addr())
+		return fib_out(skb, p, hook);
+	return deliver(skb, p, hook, ifindex, true);
 }
 
-// service_packet translates a packet of a service connection: an
-// established one keeps its backend; a new one picks one. State is written
-// only once policy allows the translated connection.
-static __always_inline int service_packet(struct __sk_buff *skb, struct pkt *p, struct ct_value *ct,
-					  const int hook, __be32 pod, __u64 now)
+// snat_port gives a new SNAT connection a source port whose reply tuple
+// (as reverse_of builds it) is free: the hash of the client's tuple, then
+// the next ports.
+static __always_inline int snat_port(const struct ct_key *client, struct ct_value *fwd, __u64 now)
 {
-	struct ct_value fwd = {}, rev = {}, *have;
-	struct ct_key client = p->t, rk = {};
+	struct ct_key rk = {
+		.saddr = fwd->addr, .daddr = fwd->nat_addr, .sport = fwd->port, .proto = client->proto,
+	};
+	__u32 base = hash_tuple(client) % NR_SNAT_RANGE;
+
+	for (int i = 0; i < NR_SNAT_TRIES; i++) {
+		rk.dport = bpf_htons(NR_SNAT_MIN + (base + i) % NR_SNAT_RANGE);
+		if (!ct_find(&rk, now)) {
+			fwd->nat_port = rk.dport;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+// NR_OPENED: open_conn chose a backend; any other value is the packet's
+// verdict.
+#define NR_OPENED 1001
+
+// open_conn fills fwd for a new connection (or a retransmitted SYN, which
+// keeps its backend and source translation): the service's backend, and at
+// the node's edge who opened it and whether its source becomes the node's.
+// A packet to no service is not a service packet; a service without
+// backends refuses it (dropped when it comes from outside).
+static __always_inline int open_conn(struct __sk_buff *skb, struct pkt *p, struct ct_value *ct,
+				     const int hook, __be32 pod, __u64 now, struct ct_value *fwd,
+				     bool *affinity)
+{
 	struct svc_key sk = { .ip = p->t.daddr, .port = p->t.dport, .proto = p->t.proto };
 	struct svc_value *svc;
 	struct backend b;
 	struct config *cfg;
 	__u32 slot, ifindex;
-	bool fresh = false, affinity = false;
-	// An established connection keeps its backend, even one that left the
-	// service. A SYN reuses it only while the backend still is in the
-	// service: the 4-tuple may be recycled.
-	bool syn_only = p->t.proto == IPPROTO_TCP &&
-			(p->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN;
 
-	if (ct && ct->type == NR_CT_FWD && !syn_only) {
-		fwd = *ct;
-	} else {
-		svc = bpf_map_lookup_elem(&nr_services, &sk);
-		if (!svc) {
-			forget_stale_rev(p);
-			if (judge(p, p, hook, pod, &ifindex) != 0)
-				return TC_ACT_SHOT;
-			return forward(skb, ifindex, false);
-		}
-		if (ct && ct->type == NR_CT_FWD && ct->svc_id == svc->id &&
-		    backend_at(svc, ct->slot, ct->addr, ct->port)) {
-			// A retransmitted SYN: same backend.
-			b.ip = ct->addr;
-			b.port = ct->port;
-			slot = ct->slot;
-		} else if (svc->count == 0) {
-			p->refused = 1;
+	svc = bpf_map_lookup_elem(&nr_services, &sk);
+	if (!svc) {
+		if (hook == HOOK_UPLINK)
+			return TC_ACT_UNSPEC;
+		if (hook == HOOK_SERVICE) {
+			// Routed to the service device, yet no service: fail now
+			// rather than loop between the device's two ends.
 			return refuse(skb, p, hook);
-		} else if (pick(p, svc, &b, &slot) < 0) {
-			return TC_ACT_SHOT; // slots being rewritten: the sender retries
 		}
-		cfg = config();
-		fwd.addr = b.ip;
-		fwd.port = b.port;
-		fwd.type = NR_CT_FWD;
-		fwd.svc_id = svc->id;
-		fwd.slot = slot;
-		fwd.owner = p->t.saddr;
-		fwd.seen_ns = now;
+		forget_stale_rev(p);
+		if (judge(p, p, hook, pod, &ifindex) != 0)
+			return TC_ACT_SHOT;
+		return forward(skb, ifindex, false);
+	}
+	if (ct && ct->type == NR_CT_FWD && ct->svc_id == svc->id &&
+	    backend_at(svc, ct->slot, ct->addr, ct->port)) {
+		*fwd = *ct; // a retransmitted SYN: same backend, same source
+		fwd->seen_ns = now;
+		return NR_OPENED;
+	}
+	if (svc->count == 0) {
+		if (hook == HOOK_UPLINK)
+			return drop(0, NR_DROP_NO_BACKEND);
+		return refuse(skb, p, hook);
+	}
+	if (pick(p, svc, &b, &slot) < 0)
+		return TC_ACT_SHOT; // slots being rewritten: the sender retries
+	cfg = config();
+	fwd->addr = b.ip;
+	fwd->port = b.port;
+	fwd->type = NR_CT_FWD;
+	fwd->svc_id = svc->id;
+	fwd->slot = slot;
+	fwd->owner = p->t.saddr;
+	fwd->seen_ns = now;
+	if (hook == HOOK_SERVICE) {
+		fwd->flags = NR_CT_NODE;
+	} else if (hook == HOOK_UPLINK) {
+		fwd->flags = NR_CT_UPLINK;
+		if (svc->flags & NR_SVC_SNAT) {
+			if (!cfg || !cfg->node_ip)
+				return drop(0, NR_DROP_NAT);
+			fwd->flags |= NR_CT_SNAT;
+			fwd->nat_addr = cfg->node_ip;
+			if (snat_port(&p->t, fwd, now) < 0)
+				return drop(0, NR_DROP_SNAT_PORTS);
+		}
+	} else if (b.ip == p->t.saddr) {
 		// A pod reaching itself would drop its own address as a
 		// martian source: it sees the hairpin address instead.
-		if (b.ip == p->t.saddr) {
-			fwd.flags = NR_CT_HAIRPIN;
-			fwd.nat_addr = cfg && cfg->hairpin_ip ? cfg->hairpin_ip : bpf_htonl(NR_HAIRPIN_DEFAULT);
-		}
-		fresh = true;
-		affinity = svc->flags & NR_SVC_AFFINITY;
+		fwd->flags = NR_CT_HAIRPIN;
+		fwd->nat_addr = cfg && cfg->hairpin_ip ? cfg->hairpin_ip : bpf_htonl(NR_HAIRPIN_DEFAULT);
 	}
-	fwd.state = ct_next(p->t.proto, fwd.state, p->tcp_flags);
-	reverse_of(&client, &fwd, &rk, &rev);
+	*affinity = svc->flags & NR_SVC_AFFINITY;
+	return NR_OPENED;
+}
 
-	if (rewrite(skb, p, fwd.nat_addr ? fwd.nat_addr : p->t.saddr, fwd.addr,
-		    p->t.sport, fwd.port) < 0)
+
+// syn_only: a TCP SYN that is not a SYN-ACK.
+static __always_inline bool syn_only(const struct pkt *p)
+{
+	return p->t.proto == IPPROTO_TCP &&
+	       (p->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN;
+}
+
+
+// commit_conn translates a packet of the connection fwd (fresh: just
+// opened; else ct, its entry) and, once policy allows it, writes the
+// connection's state.
+static __always_inline int commit_conn(struct __sk_buff *skb, struct pkt *p, struct ct_value *ct,
+				       struct ct_value *fwd, const int hook, __be32 pod, bool fresh,
+				       bool affinity, struct conn_tmp *tmp)
+{
+	struct ct_value *have;
+	__u64 now = nr_now();
+	__u32 ifindex;
+
+	__builtin_memset(tmp, 0, sizeof(*tmp));
+	tmp->client = p->t;
+
+	// Only connections from outside are SNATed (open_conn chose the
+	// port). Saying so where it holds keeps the verifier from exploring
+	// SNAT at every other hook.
+	if (hook != HOOK_UPLINK)
+		fwd->nat_port = 0;
+	fwd->state = ct_next(p->t.proto, fwd->state, p->tcp_flags);
+	reverse_of(&tmp->client, fwd, &tmp->rk, &tmp->rev);
+
+	if (rewrite(skb, p, fwd->nat_addr ? fwd->nat_addr : p->t.saddr, fwd->addr,
+		    fwd->nat_port ? fwd->nat_port : p->t.sport, fwd->port) < 0)
 		return drop(pod, NR_DROP_NAT);
 	if (judge(p, p, hook, pod, &ifindex) != 0)
 		return TC_ACT_SHOT;
 	if (fresh) {
 		// Reverse entry first: a reply can never find a connection
 		// whose reverse translation is missing.
-		if (!ct_store(&rk, &rev) || !ct_store(&client, &fwd))
+		if (!ct_store(&tmp->rk, &tmp->rev) || !ct_store(&tmp->client, fwd))
 			return drop(pod, NR_DROP_CT_FULL);
 		if (affinity)
-			remember_affinity(&client, &fwd);
+			remember_affinity(&tmp->client, fwd);
 	} else {
 		ct_touch(ct, p, now);
 		// The reverse entry is put back if it went missing (deleted
 		// by the control plane, expired while the client spoke alone).
-		have = bpf_map_lookup_elem(&nr_ct, &rk);
+		have = bpf_map_lookup_elem(&nr_ct, &tmp->rk);
 		if (have)
 			ct_touch(have, p, now);
-		else if (!ct_store(&rk, &rev))
+		else if (!ct_store(&tmp->rk, &tmp->rev))
 			return drop(pod, NR_DROP_CT_FULL);
 	}
 	// Leaving a macvlan or ipvlan pod, the frame is addressed to the next
@@ -916,11 +1157,109 @@ static __always_inline int service_packet(struct __sk_buff *skb, struct pkt *p, 
 	// neighbour). The frame passes this hook once more, marked, and
 	// readdressed lets it through untouched. Not for a pod reaching
 	// itself: that goes through the node.
-	if (hook == HOOK_POD_EGRESS && !fwd.nat_addr) {
+	if (hook == HOOK_POD_EGRESS && !fwd->nat_addr) {
 		skb->mark |= NR_MARK_READDRESSED;
 		return bpf_redirect_neigh(skb->ifindex, NULL, 0, 0);
 	}
-	return forward(skb, ifindex, true);
+	return deliver(skb, p, hook, ifindex, true);
+}
+
+// service_packet translates a packet of a service connection: an
+// established one keeps its backend; a new one picks one. State is written
+// only once policy allows the translated connection.
+static __always_inline struct ct_value *ct_copy(struct ct_value *dst, const struct ct_value *src)
+{
+	*dst = *src;
+	return dst;
+}
+
+static __always_inline int service_packet(struct __sk_buff *skb, struct pkt *p, struct ct_value *ct,
+					  const int hook, __be32 pod, __u64 now)
+{
+	struct ct_value fwd = {};
+	struct conn_tmp tmp;
+	bool affinity = false;
+	int ret;
+
+	// An established connection keeps its backend, even one that left the
+	// service. A SYN reuses it only while the backend still is in the
+	// service: the 4-tuple may be recycled.
+	if (ct && ct->type == NR_CT_FWD && !syn_only(p))
+		return commit_conn(skb, p, ct, ct_copy(&fwd, ct), hook, pod, false, false, &tmp);
+	ret = open_conn(skb, p, ct, hook, pod, now, &fwd, &affinity);
+	if (ret != NR_OPENED)
+		return ret;
+	return commit_conn(skb, p, ct, &fwd, hook, pod, true, affinity, &tmp);
+}
+
+// The edge hooks run open_conn and commit_conn each in a frame of its own
+// (one frame has no room for both), specialised to one hook (so that each
+// holds only its own code). NR_OPENED_AFFINE: opened, remember affinity.
+#define NR_OPENED_AFFINE 1004
+#define NR_COMMIT_FRESH 1
+#define NR_COMMIT_AFFINITY 2
+
+static __always_inline int edge_open(struct __sk_buff *skb, struct pkt *p, struct ct_value *ct,
+				     struct ct_value *fwd, const int hook)
+{
+	bool affinity = false;
+	int ret = open_conn(skb, p, ct, hook, 0, nr_now(), fwd, &affinity);
+
+	return ret == NR_OPENED && affinity ? NR_OPENED_AFFINE : ret;
+}
+
+static __noinline int uplink_open(struct __sk_buff *skb, struct pkt *p, struct ct_value *ct, struct ct_value *fwd)
+{
+	return edge_open(skb, p, ct, fwd, HOOK_UPLINK);
+}
+
+static __noinline int host_open(struct __sk_buff *skb, struct pkt *p, struct ct_value *ct, struct ct_value *fwd)
+{
+	return edge_open(skb, p, ct, fwd, HOOK_SERVICE);
+}
+
+static __noinline int uplink_commit(struct __sk_buff *skb, struct pkt *p, struct ct_value *ct,
+				    struct ct_value *fwd, __u32 how)
+{
+	struct conn_tmp *tmp = (struct conn_tmp *)(fwd + 1); // edge_state.tmp
+
+	return commit_conn(skb, p, ct, fwd, HOOK_UPLINK, 0, how & NR_COMMIT_FRESH,
+			   how & NR_COMMIT_AFFINITY, tmp);
+}
+
+static __noinline int host_commit(struct __sk_buff *skb, struct pkt *p, struct ct_value *ct,
+				  struct ct_value *fwd, __u32 how)
+{
+	struct conn_tmp tmp;
+
+	return commit_conn(skb, p, ct, fwd, HOOK_SERVICE, 0, how & NR_COMMIT_FRESH,
+			   how & NR_COMMIT_AFFINITY, &tmp);
+}
+
+static __noinline int uplink_reply(struct __sk_buff *skb, struct pkt *p, struct ct_value *ct)
+{
+	return service_reply(skb, p, ct, HOOK_UPLINK, 0, nr_now());
+}
+
+// edge_service is service_packet at an edge hook.
+static __always_inline int edge_service(struct __sk_buff *skb, struct pkt *p, struct ct_value *ct,
+					const int hook, struct ct_value *fwd)
+{
+	__u32 how = 0;
+	int ret;
+
+	__builtin_memset(fwd, 0, sizeof(*fwd));
+	if (ct && ct->type == NR_CT_FWD && !syn_only(p)) {
+		*fwd = *ct;
+	} else {
+		ret = hook == HOOK_UPLINK ? uplink_open(skb, p, ct, fwd) : host_open(skb, p, ct, fwd);
+		if (ret != NR_OPENED && ret != NR_OPENED_AFFINE)
+			return ret;
+		how = NR_COMMIT_FRESH | (ret == NR_OPENED_AFFINE ? NR_COMMIT_AFFINITY : 0);
+	}
+	if (hook == HOOK_UPLINK)
+		return uplink_commit(skb, p, ct, fwd, how);
+	return host_commit(skb, p, ct, fwd, how);
 }
 
 // from_pod_packet handles an unfragmented packet, or a first fragment,
@@ -1033,8 +1372,9 @@ static __always_inline int to_pod_packet(struct __sk_buff *skb, struct pkt *p, _
 		return drop(pod, v == NR_POLICY_FULL ? NR_DROP_CT_FULL : NR_DROP_INGRESS);
 	if (ct && ct->type == NR_CT_REV) {
 		__be32 daddr = ct->nat_addr ? ct->nat_addr : p->t.daddr;
+		__be16 dport = ct->nat_port ? ct->nat_port : p->t.dport;
 		ct_touch(ct, p, now);
-		if (rewrite(skb, p, ct->addr, daddr, ct->port, p->t.dport) < 0)
+		if (rewrite(skb, p, ct->addr, daddr, ct->port, dport) < 0)
 			return drop(pod, NR_DROP_NAT);
 		return TC_ACT_OK;
 	}
@@ -1078,6 +1418,79 @@ static __always_inline int to_pod(struct __sk_buff *skb, const int hook)
 	return ret;
 }
 
+// edge_owns reports whether a conntrack entry found at an edge hook is
+// one that hook serves: at the uplink, the connections opened from
+// outside (both ways) and the replies to the node's own; at the service
+// device, the node's own. The others are the pods' (their hooks translate
+// them), and must not be usable by a packet from outside.
+static __always_inline bool edge_owns(const struct ct_value *ct, const int hook)
+{
+	if (hook == HOOK_SERVICE)
+		return ct->type == NR_CT_FWD && (ct->flags & NR_CT_NODE);
+	if (ct->type == NR_CT_FWD)
+		return ct->flags & NR_CT_UPLINK;
+	return ct->flags & (NR_CT_UPLINK | NR_CT_NODE);
+}
+
+// edge_fragment sends a later fragment the way its first went.
+static __always_inline int edge_fragment(struct __sk_buff *skb, struct pkt *p, const int hook)
+{
+	struct frag_value *v = frag_lookup(p, NR_FRAG_EDGE);
+
+	if (!v)
+		return hook == HOOK_SERVICE ? drop(0, NR_DROP_FRAGMENT) : TC_ACT_UNSPEC;
+	if (!v->allowed)
+		return drop(0, NR_DROP_FRAGMENT);
+	if (frag_rewrite(skb, p, v) < 0)
+		return drop(0, NR_DROP_NAT);
+	p->t.saddr = v->saddr;
+	p->t.daddr = v->daddr;
+	return fib_out(skb, p, hook);
+}
+
+// edge handles a packet at the node's edge: arriving on the uplink, or
+// sent by the node to its service device. What is not a service
+// connection of that hook is left alone at the uplink, and refused or
+// dropped at the service device (nothing else is routed there).
+static __always_inline int edge(struct __sk_buff *skb, const int hook)
+{
+	__u32 zero = 0;
+	struct scratch *sc = bpf_map_lookup_elem(&nr_scratch, &zero);
+	struct edge_state *st;
+	struct ct_value *ct;
+	struct pkt *p;
+	int ret;
+
+	if (skb->protocol != bpf_htons(ETH_P_IP) || !sc)
+		return TC_ACT_UNSPEC;
+	// The packet is kept in scratch, not on the stack: the frames of the
+	// service code below need nearly all of it.
+	st = (struct edge_state *)sc->edge;
+	p = &st->p;
+	__builtin_memset(p, 0, sizeof(*p));
+	if (parse(skb, p) < 0)
+		return hook == HOOK_SERVICE ? drop(0, NR_DROP_MALFORMED) : TC_ACT_UNSPEC;
+	if (p->frag == NR_FRAG_LATER)
+		return edge_fragment(skb, p, hook);
+	if (!p->nat)
+		return hook == HOOK_SERVICE ? TC_ACT_SHOT : TC_ACT_UNSPEC;
+	st->orig = p->t;
+	ct = ct_find(&st->orig, nr_now());
+	if (ct && !edge_owns(ct, hook))
+		ct = NULL;
+	if (hook == HOOK_UPLINK && ct && ct->type == NR_CT_REV)
+		ret = uplink_reply(skb, p, ct); // edge_owns: never at the service device
+	else
+		ret = edge_service(skb, p, ct, hook, &st->fwd);
+	if (ret == NR_ROUTE)
+		ret = fib_out(skb, p, hook);
+	else if (ret == NR_REFUSE)
+		ret = refuse_here(skb, p->l4_off, p->t.proto, hook);
+	if (p->frag == NR_FRAG_FIRST && ret != TC_ACT_UNSPEC)
+		frag_record(&st->orig, p, NR_FRAG_EDGE, ret != TC_ACT_SHOT && !p->refused, 0);
+	return ret;
+}
+
 SEC("tc")
 int nr_from_pod(struct __sk_buff *skb)
 {
@@ -1100,6 +1513,18 @@ SEC("tc")
 int nr_pod_ingress(struct __sk_buff *skb)
 {
 	return to_pod(skb, HOOK_POD_INGRESS);
+}
+
+SEC("tc")
+int nr_uplink_in(struct __sk_buff *skb)
+{
+	return edge(skb, HOOK_UPLINK);
+}
+
+SEC("tc")
+int nr_from_host(struct __sk_buff *skb)
+{
+	return edge(skb, HOOK_SERVICE);
 }
 
 // nr_gc_run collects expired connection state once, now (the timer does

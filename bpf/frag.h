@@ -27,6 +27,7 @@
 
 #define NR_FRAG_FROM_POD 1
 #define NR_FRAG_TO_POD 2
+#define NR_FRAG_EDGE 3 // at the uplink or the service device
 
 struct frag_key {
 	__be32 saddr;

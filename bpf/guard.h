@@ -34,6 +34,9 @@
 #define NR_DROP_CT_FULL 8    // connection state refused: source over its share, or map full
 #define NR_DROP_NO_BINDING 9 // the interface has no source binding yet
 #define NR_DROP_NAT 10       // translation failed
+#define NR_DROP_NO_BACKEND 11 // from outside, to a service without backends here
+#define NR_DROP_ROUTE 12     // a translated packet has no route (or a local one at the service device)
+#define NR_DROP_SNAT_PORTS 13 // no free SNAT port for a new connection from outside
 
 #define NR_MAX_SRC 16384
 #define NR_MAX_DROPS 65536

@@ -52,6 +52,7 @@ type NrConfig struct {
 	HairpinIp   uint32
 	Flags       NrCfgFlags
 	CtPerSource uint32
+	NodeIp      uint32
 }
 
 type NrCtCount struct {
@@ -82,6 +83,9 @@ type NrCtValue struct {
 	State   uint8
 	Charged uint8
 	Owner   uint32
+	NatPort uint16
+	Pad     uint16
+	Pad2    uint32
 	SeenNs  uint64
 }
 
@@ -132,7 +136,7 @@ type NrGcState struct {
 type NrLayout uint32
 
 const (
-	NrLayoutNR_LAYOUT_VERSION NrLayout = 2
+	NrLayoutNR_LAYOUT_VERSION NrLayout = 3
 )
 
 type NrPolCt struct {
@@ -201,6 +205,14 @@ type NrPolState struct {
 	Pad      uint32
 }
 
+type NrScratch struct {
+	_     structs.HostLayout
+	Fib   [64]uint8
+	Reply [124]uint8
+	Edge  [176]uint8
+	_     [4]byte
+}
+
 type NrSrcBinding struct {
 	_        structs.HostLayout
 	Ip       uint32
@@ -228,11 +240,12 @@ type NrSvcKey struct {
 }
 
 type NrSvcValue struct {
-	_     structs.HostLayout
-	Id    uint32
-	Count uint16
-	Flags uint8
-	Pad   uint8
+	_         structs.HostLayout
+	Id        uint32
+	Count     uint16
+	Flags     uint8
+	Pad       uint8
+	AffinityS uint32
 }
 
 // Names of all BPF objects in the ELF.
@@ -253,14 +266,17 @@ const (
 	NrMapNrPolPods     = "nr_pol_pods"
 	NrMapNrPolRules    = "nr_pol_rules"
 	NrMapNrPolState    = "nr_pol_state"
+	NrMapNrScratch     = "nr_scratch"
 	NrMapNrServices    = "nr_services"
 	NrMapNrSrc         = "nr_src"
 	NrMapNrSvcIds      = "nr_svc_ids"
+	NrProgNrFromHost   = "nr_from_host"
 	NrProgNrFromPod    = "nr_from_pod"
 	NrProgNrGcRun      = "nr_gc_run"
 	NrProgNrPodEgress  = "nr_pod_egress"
 	NrProgNrPodIngress = "nr_pod_ingress"
 	NrProgNrToPod      = "nr_to_pod"
+	NrProgNrUplinkIn   = "nr_uplink_in"
 )
 
 // LoadNr returns the embedded CollectionSpec for Nr.
@@ -305,11 +321,13 @@ type NrSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type NrProgramSpecs struct {
+	NrFromHost   *ebpf.ProgramSpec `ebpf:"nr_from_host"`
 	NrFromPod    *ebpf.ProgramSpec `ebpf:"nr_from_pod"`
 	NrGcRun      *ebpf.ProgramSpec `ebpf:"nr_gc_run"`
 	NrPodEgress  *ebpf.ProgramSpec `ebpf:"nr_pod_egress"`
 	NrPodIngress *ebpf.ProgramSpec `ebpf:"nr_pod_ingress"`
 	NrToPod      *ebpf.ProgramSpec `ebpf:"nr_to_pod"`
+	NrUplinkIn   *ebpf.ProgramSpec `ebpf:"nr_uplink_in"`
 }
 
 // NrMapSpecs contains maps before they are loaded into the kernel.
@@ -330,6 +348,7 @@ type NrMapSpecs struct {
 	NrPolPods   *ebpf.MapSpec `ebpf:"nr_pol_pods"`
 	NrPolRules  *ebpf.MapSpec `ebpf:"nr_pol_rules"`
 	NrPolState  *ebpf.MapSpec `ebpf:"nr_pol_state"`
+	NrScratch   *ebpf.MapSpec `ebpf:"nr_scratch"`
 	NrServices  *ebpf.MapSpec `ebpf:"nr_services"`
 	NrSrc       *ebpf.MapSpec `ebpf:"nr_src"`
 	NrSvcIds    *ebpf.MapSpec `ebpf:"nr_svc_ids"`
@@ -375,6 +394,7 @@ type NrMaps struct {
 	NrPolPods   *ebpf.Map `ebpf:"nr_pol_pods"`
 	NrPolRules  *ebpf.Map `ebpf:"nr_pol_rules"`
 	NrPolState  *ebpf.Map `ebpf:"nr_pol_state"`
+	NrScratch   *ebpf.Map `ebpf:"nr_scratch"`
 	NrServices  *ebpf.Map `ebpf:"nr_services"`
 	NrSrc       *ebpf.Map `ebpf:"nr_src"`
 	NrSvcIds    *ebpf.Map `ebpf:"nr_svc_ids"`
@@ -396,6 +416,7 @@ func (m *NrMaps) Close() error {
 		m.NrPolPods,
 		m.NrPolRules,
 		m.NrPolState,
+		m.NrScratch,
 		m.NrServices,
 		m.NrSrc,
 		m.NrSvcIds,
@@ -412,20 +433,24 @@ type NrVariables struct {
 //
 // It can be passed to LoadNrObjects or ebpf.CollectionSpec.LoadAndAssign.
 type NrPrograms struct {
+	NrFromHost   *ebpf.Program `ebpf:"nr_from_host"`
 	NrFromPod    *ebpf.Program `ebpf:"nr_from_pod"`
 	NrGcRun      *ebpf.Program `ebpf:"nr_gc_run"`
 	NrPodEgress  *ebpf.Program `ebpf:"nr_pod_egress"`
 	NrPodIngress *ebpf.Program `ebpf:"nr_pod_ingress"`
 	NrToPod      *ebpf.Program `ebpf:"nr_to_pod"`
+	NrUplinkIn   *ebpf.Program `ebpf:"nr_uplink_in"`
 }
 
 func (p *NrPrograms) Close() error {
 	return _NrClose(
+		p.NrFromHost,
 		p.NrFromPod,
 		p.NrGcRun,
 		p.NrPodEgress,
 		p.NrPodIngress,
 		p.NrToPod,
+		p.NrUplinkIn,
 	)
 }
 

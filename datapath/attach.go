@@ -37,20 +37,33 @@ const (
 	// PodIngress is tcx ingress of the pod's own interface: nr_pod_ingress,
 	// HostEgress's work.
 	PodIngress
+	// UplinkIngress is tcx ingress of the node's uplink, in the node's
+	// namespace: nr_uplink_in serves NodePort and external IP frontends
+	// reached from outside (Service.SNAT), and translates the replies of
+	// connections that entered at the node's edge.
+	UplinkIngress
+	// ServiceEgress is tcx egress of the node's service device (nrsvc0,
+	// where the node routes the service CIDR and external IPs): nr_from_host
+	// load-balances the node's own connections to services.
+	ServiceEgress
 )
 
 // HostDirections are the hooks of a veth or bridge pod (on its host-side
-// veth); PodDirections those of a macvlan or ipvlan pod (on its eth0).
+// veth); PodDirections those of a macvlan or ipvlan pod (on its eth0);
+// UplinkDirections those of the node's uplink.
 var (
-	HostDirections = []Direction{HostIngress, HostEgress}
-	PodDirections  = []Direction{PodEgress, PodIngress}
+	HostDirections   = []Direction{HostIngress, HostEgress}
+	PodDirections    = []Direction{PodEgress, PodIngress}
+	UplinkDirections = []Direction{UplinkIngress}
 )
 
 var directionNames = map[Direction]string{
-	HostIngress: "host-ingress",
-	HostEgress:  "host-egress",
-	PodEgress:   "pod-egress",
-	PodIngress:  "pod-ingress",
+	HostIngress:   "host-ingress",
+	HostEgress:    "host-egress",
+	PodEgress:     "pod-egress",
+	PodIngress:    "pod-ingress",
+	UplinkIngress: "uplink-ingress",
+	ServiceEgress: "service-egress",
 }
 
 func (d Direction) String() string {
@@ -72,15 +85,17 @@ func ParseDirection(s string) (Direction, error) {
 
 func (d Direction) valid() bool { _, ok := directionNames[d]; return ok }
 
+func (d Direction) ingress() bool { return d == HostIngress || d == PodIngress || d == UplinkIngress }
+
 func (d Direction) attachType() ebpf.AttachType {
-	if d == HostIngress || d == PodIngress {
+	if d.ingress() {
 		return ebpf.AttachTCXIngress
 	}
 	return ebpf.AttachTCXEgress
 }
 
 func (d Direction) tcParent() uint32 {
-	if d == HostIngress || d == PodIngress {
+	if d.ingress() {
 		return netlink.HANDLE_MIN_INGRESS
 	}
 	return netlink.HANDLE_MIN_EGRESS
@@ -91,6 +106,7 @@ func (d Direction) tcParent() uint32 {
 // which program an attachment should run.
 var programNames = map[Direction]string{
 	HostIngress: "nr_from_pod", HostEgress: "nr_to_pod", PodEgress: "nr_pod_egress", PodIngress: "nr_pod_ingress",
+	UplinkIngress: "nr_uplink_in", ServiceEgress: "nr_from_host",
 }
 
 func (d *Datapath) program(dir Direction) *ebpf.Program {
@@ -103,12 +119,17 @@ func (d *Datapath) program(dir Direction) *ebpf.Program {
 		return d.objs.NrPodEgress
 	case PodIngress:
 		return d.objs.NrPodIngress
+	case UplinkIngress:
+		return d.objs.NrUplinkIn
+	case ServiceEgress:
+		return d.objs.NrFromHost
 	}
 	return nil
 }
 
 func (d *Datapath) programs() []*ebpf.Program {
-	return []*ebpf.Program{d.objs.NrFromPod, d.objs.NrToPod, d.objs.NrPodEgress, d.objs.NrPodIngress, d.objs.NrGcRun}
+	return []*ebpf.Program{d.objs.NrFromPod, d.objs.NrToPod, d.objs.NrPodEgress, d.objs.NrPodIngress,
+		d.objs.NrUplinkIn, d.objs.NrFromHost, d.objs.NrGcRun}
 }
 
 // Attachment modes.

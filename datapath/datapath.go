@@ -499,6 +499,11 @@ type Config struct {
 	// ConntrackPerSource bounds the connection-tracking entries one source
 	// address may hold in each table (0: the datapath's default, 32768).
 	ConntrackPerSource uint32
+	// NodeAddr is the node's underlay address: the source of SNATed
+	// connections (Service.SNAT), and the source that marks a pod's reply
+	// as one to route without the stack. Invalid: none (SNAT entries then
+	// drop new connections from outside).
+	NodeAddr netip.Addr
 }
 
 // Config reads the configuration.
@@ -513,6 +518,7 @@ func (d *Datapath) Config() (Config, error) {
 		FastPath:           cfg.Flags&bpf.NrCfgFlagsNR_CFG_FASTPATH != 0,
 		HairpinIP:          addrFrom(cfg.HairpinIp),
 		ConntrackPerSource: cfg.CtPerSource,
+		NodeAddr:           nodeAddrFrom(cfg.NodeIp),
 	}, nil
 }
 
@@ -522,8 +528,14 @@ func (d *Datapath) SetConfig(c Config) error {
 	if !c.HairpinIP.Is4() {
 		return fmt.Errorf("set config: hairpin address %v: %w", c.HairpinIP, ErrInvalid)
 	}
+	if c.NodeAddr.IsValid() && (!c.NodeAddr.Is4() || c.NodeAddr.IsUnspecified()) {
+		return fmt.Errorf("set config: node address %v: %w", c.NodeAddr, ErrInvalid)
+	}
 	cfg := bpf.NrConfig{Version: bpf.NrLayoutNR_LAYOUT_VERSION, HairpinIp: be32(c.HairpinIP),
 		CtPerSource: c.ConntrackPerSource}
+	if c.NodeAddr.IsValid() {
+		cfg.NodeIp = be32(c.NodeAddr)
+	}
 	if c.FastPath {
 		cfg.Flags |= bpf.NrCfgFlagsNR_CFG_FASTPATH
 	}
@@ -533,6 +545,13 @@ func (d *Datapath) SetConfig(c Config) error {
 		return fmt.Errorf("set config: %w", err)
 	}
 	return nil
+}
+
+func nodeAddrFrom(v uint32) netip.Addr {
+	if v == 0 {
+		return netip.Addr{}
+	}
+	return addrFrom(v)
 }
 
 // Destroy removes everything netreconcile pinned in pinDir: it detaches

@@ -25,12 +25,16 @@ const (
 	DropCtFull    DropReason = 8  // no room to track the connection
 	DropNoBinding DropReason = 9  // the interface has no source binding
 	DropNAT       DropReason = 10 // translation failed
+	DropNoBackend DropReason = 11 // from outside, to a service with no backend here
+	DropRoute     DropReason = 12 // a translated packet has no route
+	DropSNATPorts DropReason = 13 // no free SNAT port for a new connection from outside
 )
 
 var dropNames = map[DropReason]string{
 	DropSource: "source", DropARP: "arp", DropNotIPv4: "not-ipv4", DropMalformed: "malformed",
 	DropFragment: "fragment", DropEgress: "policy-egress", DropIngress: "policy-ingress",
 	DropCtFull: "conntrack-full", DropNoBinding: "no-binding", DropNAT: "nat",
+	DropNoBackend: "no-backend", DropRoute: "no-route", DropSNATPorts: "snat-ports",
 }
 
 func (r DropReason) String() string {

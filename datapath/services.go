@@ -4,8 +4,10 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"slices"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
@@ -23,9 +25,11 @@ const (
 const (
 	svcFlagAffinity = 1 // NR_SVC_AFFINITY
 	svcFlagHash     = 2 // NR_SVC_HASH
+	svcFlagSNAT     = 4 // NR_SVC_SNAT
 	ctFwd           = 1 // NR_CT_FWD
 	ctRev           = 2 // NR_CT_REV
 	ctFlagHairpin   = 1 // NR_CT_HAIRPIN
+	ctFlagSNAT      = 2 // NR_CT_SNAT
 	maxBackends     = 1<<16 - 1
 	maxServiceIDs   = 1 << 16 // nr_svc_ids max_entries
 )
@@ -74,11 +78,25 @@ type Service struct {
 	// service refuses (TCP RST, ICMP port unreachable).
 	Backends []Backend
 	// Affinity is sessionAffinity: ClientIP. A client keeps its backend
-	// for new connections while the backend stays (idle timeout 3 h).
+	// for new connections while the backend stays and the client has
+	// not been idle for AffinityTimeout.
 	Affinity bool
+	// AffinityTimeout is the ClientIP affinity idle timeout, whole
+	// seconds; 0 is the default, DefaultAffinityTimeout. Without Affinity
+	// it is not stored (reads back as 0).
+	AffinityTimeout time.Duration
 	// Hash chooses by a hash of the 5-tuple instead of at random.
 	Hash bool
+	// SNAT: a new connection that arrives on the uplink (from outside the
+	// node, nr_uplink_in) leaves with the node's address (Config.NodeAddr)
+	// and a port in 61001-65535 as its source, so that the backend's
+	// replies come back through this node (externalTrafficPolicy Cluster).
+	SNAT bool
 }
+
+// DefaultAffinityTimeout is the affinity idle timeout of a Service whose
+// AffinityTimeout is 0 (Kubernetes' default).
+const DefaultAffinityTimeout = 10800 * time.Second
 
 func (k ServiceKey) validate() error {
 	switch {
@@ -95,6 +113,9 @@ func (k ServiceKey) validate() error {
 func (s Service) validate() error {
 	if err := s.Key.validate(); err != nil {
 		return err
+	}
+	if t := s.AffinityTimeout; t < 0 || t%time.Second != 0 || t/time.Second > math.MaxUint32 {
+		return fmt.Errorf("affinity timeout %v: not a whole number of seconds in range: %w", t, ErrInvalid)
 	}
 	if len(s.Backends) > maxBackends {
 		return fmt.Errorf("%d backends, at most %d: %w", len(s.Backends), maxBackends, ErrInvalid)
@@ -130,7 +151,18 @@ func (s Service) flags() uint8 {
 	if s.Hash {
 		f |= svcFlagHash
 	}
+	if s.SNAT {
+		f |= svcFlagSNAT
+	}
 	return f
+}
+
+// affinitySeconds is the timeout as stored: only with affinity.
+func (s Service) affinitySeconds() uint32 {
+	if !s.Affinity {
+		return 0
+	}
+	return uint32(s.AffinityTimeout / time.Second)
 }
 
 // Services reads every programmed service port.
@@ -142,10 +174,12 @@ func (d *Datapath) Services() (map[ServiceKey]Service, error) {
 	err := scan(d.objs.NrServices, func(k *bpf.NrSvcKey, v *bpf.NrSvcValue) {
 		key := serviceKeyFrom(*k)
 		out[key] = Service{
-			Key:      key,
-			Backends: make([]Backend, v.Count),
-			Affinity: v.Flags&svcFlagAffinity != 0,
-			Hash:     v.Flags&svcFlagHash != 0,
+			Key:             key,
+			Backends:        make([]Backend, v.Count),
+			Affinity:        v.Flags&svcFlagAffinity != 0,
+			AffinityTimeout: time.Duration(v.AffinityS) * time.Second,
+			Hash:            v.Flags&svcFlagHash != 0,
+			SNAT:            v.Flags&svcFlagSNAT != 0,
 		}
 		byID[v.Id] = key
 	})
@@ -224,7 +258,7 @@ func (d *Datapath) setService(s Service) error {
 			return fmt.Errorf("write backend %v in slot %d: %w", b, i, err)
 		}
 	}
-	val := bpf.NrSvcValue{Id: id, Count: uint16(len(slots)), Flags: s.flags()}
+	val := bpf.NrSvcValue{Id: id, Count: uint16(len(slots)), Flags: s.flags(), AffinityS: s.affinitySeconds()}
 	if !exists || val != cur {
 		if err := d.objs.NrServices.Put(&key, &val); err != nil {
 			if !exists {
@@ -443,6 +477,9 @@ type Conn struct {
 	Service netip.AddrPort // destination, as the client sends
 	Backend netip.AddrPort
 	Hairpin bool // the client is its own backend; it sees the hairpin address
+	// SNAT is the source the backend sees for a connection from outside
+	// that was source-NATed to the node (Service.SNAT); invalid otherwise.
+	SNAT netip.AddrPort
 }
 
 // Conntrack lists the translated connections (one per forward entry).
@@ -455,13 +492,17 @@ func (d *Datapath) Conntrack() ([]Conn, error) {
 		if v.Type != ctFwd {
 			return
 		}
-		out = append(out, Conn{
+		c := Conn{
 			Proto:   k.Proto,
 			Client:  netip.AddrPortFrom(addrFrom(k.Saddr), portFrom(k.Sport)),
 			Service: netip.AddrPortFrom(addrFrom(k.Daddr), portFrom(k.Dport)),
 			Backend: netip.AddrPortFrom(addrFrom(v.Addr), portFrom(v.Port)),
 			Hairpin: v.Flags&ctFlagHairpin != 0,
-		})
+		}
+		if v.Flags&ctFlagSNAT != 0 {
+			c.SNAT = netip.AddrPortFrom(addrFrom(v.NatAddr), portFrom(v.NatPort))
+		}
+		out = append(out, c)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read conntrack: %w", err)
