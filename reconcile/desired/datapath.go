@@ -10,6 +10,7 @@ import (
 
 	"github.com/netreconcile/netreconcile/datapath"
 	"github.com/netreconcile/netreconcile/drivers"
+	"github.com/netreconcile/netreconcile/drivers/svcdev"
 	"github.com/netreconcile/netreconcile/policy/compile"
 	"github.com/netreconcile/netreconcile/reconcile/internal/dpconv"
 	"github.com/netreconcile/netreconcile/spec"
@@ -33,8 +34,11 @@ func desiredDatapath(cfg *Config, r *spec.Resolved, n *drivers.Node, pods []spec
 		return nil
 	}
 	if err := s.Add(&state.Datapath{PinDir: cfg.BPFFS, FastPath: true, Reusable: true, MapSizes: dpconv.Text(r.Maps),
-		ConntrackPerSource: uint32(r.ConntrackPerSource),
-		OwnerK:             state.DatapathOwner}); err != nil {
+		ConntrackPerSource: uint32(r.ConntrackPerSource), NodeAddr: n.Spec.Address.Addr(),
+		OwnerK: state.DatapathOwner}); err != nil {
+		return err
+	}
+	if err := desiredNodePrograms(cfg, n, s); err != nil {
 		return err
 	}
 	use, err := desiredServices(r, n, s)
@@ -135,6 +139,33 @@ func (b *backendLists) eachFrontend(node string, nodeAddr netip.Addr,
 					return err
 				}
 			}
+		}
+	}
+	return nil
+}
+
+// desiredNodePrograms adds the programs on the node's own devices when
+// the node has a service device (svcdev): nr_from_host at its egress,
+// and every uplink hook (NodePort and external IPs from outside, and the
+// replies of connections the node's edge translated).
+func desiredNodePrograms(cfg *Config, n *drivers.Node, s *state.State) error {
+	if !svcdev.Wanted(n) {
+		return nil
+	}
+	add := func(ifname string, dir datapath.Direction) error {
+		name, err := datapath.AttachmentName(cfg.NodeNetns, ifname, dir)
+		if err != nil {
+			return fmt.Errorf("program on %s: %w", ifname, err)
+		}
+		return s.Add(&state.Attach{Name: name, NS: state.NodeNS, IfName: ifname, Direction: dir.String(), Live: true,
+			OwnerK: svcdev.Owner})
+	}
+	if err := add(svcdev.Name, datapath.ServiceEgress); err != nil {
+		return err
+	}
+	for _, dir := range datapath.UplinkDirections {
+		if err := add(n.Spec.Uplink, dir); err != nil {
+			return err
 		}
 	}
 	return nil
