@@ -280,8 +280,9 @@ func TestNodePortPolicy(t *testing.T) {
 	defer rec.Close()
 	forged := func(p attack.Packet) bool { return p.Src == outsideHost && p.Proto == unix.IPPROTO_TCP }
 	for i := range 5 {
-		syn := attack.SYN(netip.AddrPortFrom(outsideHost, uint16(40000+i)), netip.MustParseAddrPort("172.31.1.2:30081"), 1)
-		if err := attack.SendOnce(l.netns("c"), syn); err != nil {
+		src, dst := netip.AddrPortFrom(outsideHost, uint16(40000+i)), netip.MustParseAddrPort("172.31.1.2:30081")
+		h := attack.IPv4{Src: src.Addr(), Dst: dst.Addr(), Proto: unix.IPPROTO_TCP}
+		if err := attack.SendOnce(l.netns("c"), h.Packet(attack.SYN(src, dst, 1))); err != nil {
 			t.Fatal(err)
 		}
 	}
