@@ -178,9 +178,15 @@ func (l *benchLab) throughput(ctx context.Context, secs, runs int) (string, erro
 // connRates measures short connections from node a's own namespace to
 // the clusterIP and to the pod IP, alternately.
 func (l *benchLab) connRates(ctx context.Context, d time.Duration, runs int) (string, error) {
+	// Two listeners alike: the pod sees both paths' connections as the
+	// same 4-tuple when they share a port, and a connection of one path
+	// meeting the TIME_WAIT of the other's (the server closes first)
+	// waits for a SYN retransmission: each path gets a port of its own.
 	var srv benchnode.ConnServers
-	if err := srv.Listen(l.podNS("srv"), srvIP, connP); err != nil {
-		return "", err
+	for _, port := range []int{connP, connP + 1} {
+		if err := srv.Listen(l.podNS("srv"), srvIP, port); err != nil {
+			return "", err
+		}
 	}
 	defer srv.Stop()
 	rows := []struct {
@@ -188,10 +194,10 @@ func (l *benchLab) connRates(ctx context.Context, d time.Duration, runs int) (st
 		dst  netip.AddrPort
 	}{
 		{"node a -> clusterIP", netip.AddrPortFrom(cluster, uint16(connP))},
-		{"node a -> pod IP", netip.AddrPortFrom(srvIP, uint16(connP))},
+		{"node a -> pod IP", netip.AddrPortFrom(srvIP, uint16(connP+1))},
 	}
 	got := make([][]float64, len(rows))
-	failed := make([]int, len(rows))
+	failed, slow, retrans := make([]int, len(rows)), make([]int, len(rows)), make([]int64, len(rows))
 	for range runs {
 		for i, r := range rows {
 			res, err := benchnode.ConnRate(ctx, l.nodeNS("a"), r.dst, d)
@@ -200,17 +206,19 @@ func (l *benchLab) connRates(ctx context.Context, d time.Duration, runs int) (st
 			}
 			got[i] = append(got[i], res.PerSec())
 			failed[i] += res.Failed
+			slow[i] += res.Slow
+			retrans[i] += res.SynRetrans
 			fmt.Fprint(os.Stderr, ".")
 		}
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "short TCP connections from node a's namespace to a pod on node b, one thread, %s per run, median of %d alternated runs\n", d, runs)
 	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "destination\tconn/s\tfailed\t")
+	fmt.Fprintln(tw, "destination\tconn/s\tfailed\tover 500 ms\tSYN retransmits\t")
 	med := make([]float64, len(rows))
 	for i, r := range rows {
 		med[i] = benchnode.Median(got[i])
-		fmt.Fprintf(tw, "%s\t%.0f\t%d\t\n", r.name, med[i], failed[i])
+		fmt.Fprintf(tw, "%s\t%.0f\t%d\t%d\t%d\t\n", r.name, med[i], failed[i], slow[i], retrans[i])
 	}
 	tw.Flush()
 	fmt.Fprintf(&b, "ratio clusterIP / pod IP: %.3f (goal >= 0.9)\n", med[0]/med[1])
