@@ -16,7 +16,9 @@
 // in our process: the datapath keeps forwarding while netreconcile is
 // stopped, restarted or upgraded, and Open finds it again.
 //
-//	nr_services   hash  {clusterIP, port, proto} -> {id, backend count, flags}
+//	nr_services   hash  {frontend IP, port, proto} -> {id, backend count, flags
+//	              (affinity, hash, SNAT), affinity timeout}; frontends are
+//	              clusterIPs, the node's address for NodePorts, external IPs
 //	nr_backends   hash  {service id, slot}       -> {backend IP, port}
 //	nr_svc_ids    hash  service id -> service key (control plane only: an
 //	              exclusive insert claims an id, so writers never share one)
@@ -26,7 +28,9 @@
 //	nr_affinity   LRU   {service id, client IP} -> backend, last use (3 h)
 //	nr_endpoints  hash  pod IP -> host-side veth ifindex (fast path)
 //	nr_config     array layout version, hairpin address, fast path switch,
-//	              conntrack entries per source
+//	              conntrack entries per source, the node's address (SNAT)
+//	nr_scratch    percpu array: room the 512-byte stack lacks (FIB lookup,
+//	              refusals, the edge hooks' packet)
 //	nr_src        hash  {device's netns cookie, ifindex} -> the pod's address
 //	              and MAC (source validation, bpf/guard.h; Bind)
 //	nr_drops      percpu hash {local pod, reason} -> packets dropped
@@ -47,12 +51,39 @@
 //	              (131072 entries): allowed connections, per hook direction
 //	nr_pol_state  array the current revision of the policy entries
 //
-// Programs and hooks. Four entry points over one body of C:
+// Programs and hooks. Six entry points over one body of C:
 //
 //	nr_from_pod     tcx ingress, host-side veth  (veth, bridge): leaving pod
 //	nr_to_pod       tcx egress,  host-side veth  (veth, bridge): entering pod
 //	nr_pod_egress   tcx egress,  pod's interface (macvlan, ipvlan): leaving
 //	nr_pod_ingress  tcx ingress, pod's interface (macvlan, ipvlan): entering
+//	nr_uplink_in    tcx ingress, the node's uplink (UplinkIngress)
+//	nr_from_host    tcx egress,  the node's service device nrsvc0 (ServiceEgress)
+//
+// The edge. A NodePort or external IP is an ordinary nr_services entry
+// keyed by the node's address or the external IP. nr_uplink_in serves a
+// new connection from outside as a pod's hook would (pick, FWD and REV
+// entries charged to the client), SNATs it to Config.NodeAddr and a port
+// in 61001-65535 when the entry says SNAT, and sends it with
+// bpf_fib_lookup + bpf_redirect_neigh (a local backend through its
+// host-side veth, so its nr_to_pod judges policy; a remote one as the
+// node routes it). It follows those connections' FWD entries, and
+// restores replies that match REV entries of edge connections (SNATed
+// flows with remote backends; the node's own connections): delivered to
+// the node, or routed out. An entry without backends drops from outside.
+// Conntrack entries record where a connection was opened (uplink, node,
+// pod): the uplink uses only edge entries, so a packet from outside
+// cannot ride a pod's translation. The node reaches services through
+// routes to nrsvc0 (a veth pair, both ends in the node, NOARP, source
+// the node's address): nr_from_host balances, refuses (the RST or ICMP
+// goes back in through nrsvc0's ingress) and routes as above; replies
+// of local backends are restored by their nr_from_pod and delivered by
+// the stack, those of remote backends by nr_uplink_in. A pod's reply
+// whose restored source is the node's address (NodePort without SNAT;
+// SNATed flows to a local backend) leaves by bpf_redirect_neigh too: the
+// stack's input routing would drop it as a martian. Why a tc hook on a
+// device rather than socket hooks: cgroup programs serve a cgroup, and a
+// lab node's processes live in the machine's root cgroup.
 //
 // Leaving a pod: a packet that matches a REV entry is a reply and gets the
 // service as source back; one that matches a FWD entry follows its
@@ -148,11 +179,16 @@
 // kfunc (Linux 6.3) for source validation, bpf_timer (5.15) for the
 // collector; tcx (6.6) is used where it exists.
 //
-// Limits: IPv4 only; fragments and ICMP errors about translated connections
-// are not translated; host-network clients (node processes) are not
-// load-balanced. Replies that the node routes (fast path off, or backends
+// Limits: IPv4 only; ICMP errors about translated connections are not
+// translated. Replies that the node routes (fast path off, or backends
 // elsewhere) carry a clusterIP source: strict rp_filter (1) on the pods'
-// host-side interfaces drops them, loose (2) or off (0) is needed. A
+// host-side interfaces and on the uplink drops them, loose (2) or off (0)
+// is needed. A node reaching a host-network backend on itself through a
+// service is dropped (no-route). Macvlan and ipvlan backends' replies
+// restored to the node's address enter the node through its shim: that
+// needs accept_local on the shim. Each SNAT flow tries 8 ports (a hash
+// of its tuple and the next ones): a client is refused (snat-ports)
+// only when all 8 are taken toward the same backend. A
 // client's connections from one source port to two services that resolve
 // to the same backend collide (as they would on the backend itself).
 // Conntrack holds 65536 service connections (two entries each) and 131072
