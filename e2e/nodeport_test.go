@@ -250,26 +250,36 @@ func checkAffinityTimeout(t *testing.T, l *svcLab) {
 	}
 }
 
-// TestNodePortPolicy: an ingress policy on a NodePort backend that allows
+// TestNodePortPolicy: an ingress policy on NodePort backends that allows
 // only the outside host's address (ipBlock) sees the client under Local
-// (allowed; another outside address denied) and the node under Cluster
-// (denied: SNAT). A pod that forges the outside host's address cannot use
-// the NodePort to get past the policy: its packets never reach the
+// (allowed; another outside address denied) and the node under Cluster:
+// a backend on another node sees the entry node's address, not in the
+// ipBlock (denied); a backend on the entry node sees that node's own
+// address, which policies always allow (the node is the host, as for
+// kubelet probes). A pod that forges the outside host's address cannot
+// use the NodePort to get past the policy: its packets never reach the
 // backend.
 func TestNodePortPolicy(t *testing.T) {
 	l := nodePortLab(t)
-	l.extra = "policies:\n  - name: outside-only\n    namespace: t\n    spec:\n" +
-		"      podSelector: {matchLabels: {app: web}}\n      policyTypes: [Ingress]\n" +
-		"      ingress: [{from: [{ipBlock: {cidr: 198.51.100.10/32}}], ports: [{port: 8080, protocol: TCP}]}]\n"
+	l.services = append(l.services, svcService{name: "np-cluster-a", ip: "10.96.0.16", selector: map[string]string{"app": "only-a"},
+		extra: []string{"type: NodePort"}, ports: []string{"{port: 80, targetPort: 8080, nodePort: 30083}"}})
+	l.extra = "policies:\n"
+	for _, app := range []string{"web", "only-a"} {
+		l.extra += "  - name: outside-only-" + app + "\n    namespace: t\n    spec:\n" +
+			"      podSelector: {matchLabels: {app: " + app + "}}\n      policyTypes: [Ingress]\n" +
+			"      ingress: [{from: [{ipBlock: {cidr: 198.51.100.10/32}}], ports: [{port: 8080, protocol: TCP}]}]\n"
+	}
 	l.up()
 	ul := addOutsideHost(t, l)
-	for _, name := range []string{"wa", "wb"} {
+	for _, name := range []string{"wa", "wb", "oa"} {
 		l.serve(l.pod(name))
 	}
 	spread(t, "outside host -> Local nodePort (allowed by ipBlock)", 4, map[string]int{"wa": 8080}, outsideHost.String(),
 		func() (svcHit, error) { return hitFrom(ul, outsideHost, "172.31.1.2:30081", nstest.CheckTimeout) })
 	wantUnanswered(t, "other outside address -> Local nodePort (not in the ipBlock)", ul, outsideOther, "172.31.1.2:30081", false)
-	wantUnanswered(t, "outside host -> Cluster nodePort (the backend sees the node)", ul, outsideHost, "172.31.1.2:30080", false)
+	wantUnanswered(t, "outside host -> Cluster nodePort of node b, backend on a (sees node b)", ul, outsideHost, "172.31.1.3:30083", false)
+	spread(t, "outside host -> Cluster nodePort of node a, backend on a (sees its own node)", 4, map[string]int{"oa": 8080},
+		"172.31.1.2", func() (svcHit, error) { return hitFrom(ul, outsideHost, "172.31.1.2:30083", nstest.CheckTimeout) })
 
 	// The forger: pod c on node a sends SYNs as the outside host to the
 	// Local nodePort whose backend wa the policy opens to that address.
