@@ -4,6 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/netreconcile/netreconcile/reconcile"
 	"github.com/netreconcile/netreconcile/state"
 )
 
@@ -26,6 +27,9 @@ type Metrics struct {
 	Watched       prometheus.Gauge       // namespaces subscribed
 	Ready         prometheus.Gauge       // 1 when the last pass converged
 	Info          *prometheus.GaugeVec   // node, file
+	Frontends     *prometheus.GaugeVec   // frontend: service entries programmed
+	NoBackend     *prometheus.GaugeVec   // frontend: of them, without a backend
+	NodePrograms  *prometheus.GaugeVec   // hook: programs on the uplink and service device
 
 	// datapath reports the datapath's drops and conntrack use at scrape
 	// time; Run points it at the node's pin directory.
@@ -89,10 +93,20 @@ func NewMetrics() *Metrics {
 			Help: "1 when the last pass converged, else 0 (as /readyz)."}),
 		Info: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "watch_info",
 			Help: "Constant 1, labelled with the node and file watched."}, []string{"node", "file"}),
+		Frontends: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "service_frontends",
+			Help: "Service entries programmed after the last pass that converged, by frontend (clusterIP, nodePort, externalIP)."},
+			[]string{"frontend"}),
+		NoBackend: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "service_frontends_without_backends",
+			Help: "Of service_frontends, those without a backend (refused, or dropped from outside), by frontend."},
+			[]string{"frontend"}),
+		NodePrograms: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "node_programs",
+			Help: "Datapath programs attached to the node's own devices (uplink, service device) after the last pass that converged, by hook."},
+			[]string{"hook"}),
 		datapath: newDatapathCollector(ns),
 	}
 	m.Registry.MustRegister(m.Runs, m.Duration, m.Applied, m.Drift, m.DriftLatency, m.Errors, m.Managed,
-		m.LastSuccess, m.ConfigOK, m.ConfigReloads, m.KernelEvents, m.Watched, m.Ready, m.Info, m.datapath,
+		m.LastSuccess, m.ConfigOK, m.ConfigReloads, m.KernelEvents, m.Watched, m.Ready, m.Info,
+		m.Frontends, m.NoBackend, m.NodePrograms, m.datapath,
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
 	// Series that exist from the start read 0 rather than being absent,
 	// so rate() and before/after comparisons work from the first scrape.
@@ -102,6 +116,10 @@ func NewMetrics() *Metrics {
 		for _, a := range []string{"create", "update", "delete", "replace"} {
 			m.Applied.WithLabelValues(k.String(), a)
 		}
+	}
+	for _, f := range []string{state.FrontendClusterIP, state.FrontendNodePort, state.FrontendExternalIP} {
+		m.Frontends.WithLabelValues(f)
+		m.NoBackend.WithLabelValues(f)
 	}
 	for _, s := range []string{StageLoad, StageReconcile, StageSubscribe, StageWatch} {
 		m.Errors.WithLabelValues(s)
@@ -113,4 +131,20 @@ func NewMetrics() *Metrics {
 		m.KernelEvents.WithLabelValues(k)
 	}
 	return m
+}
+
+// programmed sets the gauges of what the datapath serves (nil: nothing
+// known, left as they are).
+func (m *Metrics) programmed(p *reconcile.Programmed) {
+	if p == nil {
+		return
+	}
+	for _, f := range []string{state.FrontendClusterIP, state.FrontendNodePort, state.FrontendExternalIP} {
+		m.Frontends.WithLabelValues(f).Set(float64(p.Frontends[f]))
+		m.NoBackend.WithLabelValues(f).Set(float64(p.Empty[f]))
+	}
+	m.NodePrograms.Reset()
+	for hook, n := range p.Hooks {
+		m.NodePrograms.WithLabelValues(hook).Set(float64(n))
+	}
 }

@@ -123,6 +123,7 @@ func (d *daemon) converged(p *passRun, res *reconcile.Result) {
 		total += counts[k.String()]
 	}
 	d.kernel.owns(neighs)
+	d.m.programmed(res.Programmed())
 	d.health.succeeded(d.file.specSum, total)
 	d.sched.converged()
 	d.m.LastSuccess.SetToCurrentTime()

@@ -48,6 +48,7 @@ type svcLab struct {
 	nodes    []svcNode
 	pods     []svcPod
 	services []svcService
+	extra    string // top-level YAML after the services (policies)
 }
 
 type svcNode struct{ name, addr, cidr string }
@@ -68,6 +69,7 @@ type svcService struct {
 	selector map[string]string
 	ports    []string
 	affinity bool
+	extra    []string // more fields, one "key: value" line each
 }
 
 func newSvcLab(t *testing.T, prefix string) *svcLab {
@@ -143,7 +145,11 @@ func (l *svcLab) topo() string {
 		if s.affinity {
 			b.WriteString("    sessionAffinity: ClientIP\n")
 		}
+		for _, e := range s.extra {
+			b.WriteString("    " + e + "\n")
+		}
 	}
+	b.WriteString(l.extra)
 	return b.String()
 }
 

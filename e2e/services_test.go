@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netreconcile/netreconcile/datapath"
 	"github.com/netreconcile/netreconcile/internal/nstest"
 )
 
@@ -417,13 +418,15 @@ func TestServicePlanAndDestroy(t *testing.T) {
 	}
 
 	// The datapath as the kernel holds it: a program on both hooks of
-	// every veth and bridge pod's host side, and in the macvlan pod.
+	// every veth and bridge pod's host side, and in the macvlan pod; and
+	// the node's own: at the service device's egress and on the uplink.
 	links, progs := pinnedIDs(t, pinDir)
-	if len(links) != 2*len(l.pods) {
-		t.Errorf("%d pinned links, want %d (two per pod)", len(links), 2*len(l.pods))
+	nodeProgs := 1 + len(datapath.UplinkDirections)
+	if len(links) != 2*len(l.pods)+nodeProgs {
+		t.Errorf("%d pinned links, want %d (two per pod, %d of the node)", len(links), 2*len(l.pods)+nodeProgs, nodeProgs)
 	}
-	if n := sum(tcxPrograms(t, nodeNS)) + sum(tcxPrograms(t, l.netns("b3"))); n != 2*len(l.pods) {
-		t.Errorf("%d tcx programs on the node's and b3's interfaces, want %d", n, 2*len(l.pods))
+	if n := sum(tcxPrograms(t, nodeNS)) + sum(tcxPrograms(t, l.netns("b3"))); n != 2*len(l.pods)+nodeProgs {
+		t.Errorf("%d tcx programs on the node's and b3's interfaces, want %d", n, 2*len(l.pods)+nodeProgs)
 	}
 
 	// Without services (and policies) there is no datapath at all.

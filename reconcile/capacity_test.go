@@ -152,3 +152,35 @@ func BenchmarkCheckCapacityScale(b *testing.B) {
 		}
 	}
 }
+
+// TestCapacityFrontends: every frontend is an entry, and a Local one
+// holds the node's backends only: validate and the plan count alike, per
+// node.
+func TestCapacityFrontends(t *testing.T) {
+	// Node a: clusterIP (3 backends), nodePort and external IP (Local:
+	// a's 2 backends each) = 3 services, 7 backends; node b: 3 and 5.
+	file := strings.Replace(capacityFile(2, 0, 1), "services:\n", "services:\n  - {name: np, namespace: x, type: NodePort, "+
+		"externalTrafficPolicy: Local, clusterIP: 10.96.0.1, externalIPs: [198.51.100.50], selector: {app: web}, "+
+		"ports: [{port: 80, nodePort: 30080}]}\n", 1)
+	r, err := spec.LoadBytes("cap.yaml", []byte(file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Maps.Services, r.Maps.Backends = 2, 6
+	err = CheckCapacity(r, nil)
+	for _, want := range []string{`node "a" needs 3 entries in datapath map nr_services, over its size of 2`,
+		`node "a" needs 7 entries in datapath map nr_backends, over its size of 6`,
+		`node "b" needs 3 entries in datapath map nr_services, over its size of 2`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("validate: %v, want %q", err, want)
+		}
+	}
+	if err != nil && strings.Contains(err.Error(), `node "b" needs 5 entries in datapath map nr_backends`) {
+		t.Errorf("validate: node b's 5 backends fit 6: %v", err)
+	}
+	cfg := testCfg()
+	cfg.Node = "a"
+	if _, derr := Desired(cfg, r, testUplink); derr == nil || !strings.Contains(derr.Error(), "needs 7 entries in datapath map nr_backends") {
+		t.Errorf("plan of node a: %v, want 7 backend entries counted", derr)
+	}
+}

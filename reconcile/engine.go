@@ -358,6 +358,7 @@ func (e *Engine) Show(r *spec.Resolved) (*Observed, error) {
 	if obs.Facts, err = e.nodeFacts(obs.Owned); err != nil {
 		return nil, err
 	}
+	nameFrontends(obs)
 	if obs.Defences, err = InspectDefences(e.Cfg.BPFFS, PodNames(r)); err != nil {
 		return nil, err
 	}

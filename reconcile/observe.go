@@ -90,6 +90,9 @@ func setOwners(owned, desired *state.State, services map[string]string) {
 			owner := ""
 			if d := desired.Get(k, key); d != nil {
 				owner = d.Owner()
+				if s, ok := d.(*state.Service); ok {
+					obj.(*state.Service).Frontend = s.Frontend
+				}
 			} else if k == state.KindSysctl {
 				owner = state.NodeOwner
 			} else if k == state.KindService {

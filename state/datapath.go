@@ -2,6 +2,7 @@ package state
 
 import (
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -25,7 +26,10 @@ type Datapath struct {
 	// ConntrackPerSource bounds the conntrack entries of one source in
 	// each table (0: the datapath's default).
 	ConntrackPerSource uint32 `json:"conntrackPerSource,omitempty"`
-	OwnerK             string `json:"owner,omitempty"`
+	// NodeAddr is the node's underlay address: the source of connections
+	// that services source-NAT (externalTrafficPolicy Cluster).
+	NodeAddr netip.Addr `json:"nodeAddr,omitzero"`
+	OwnerK   string     `json:"owner,omitempty"`
 }
 
 func (d *Datapath) Kind() Kind    { return KindDatapath }
@@ -35,6 +39,9 @@ func (d *Datapath) Attrs() []Attr {
 	attrs := []Attr{{"fast_path", strconv.FormatBool(d.FastPath)}, {"layout", layout(d.Reusable)}, {"map_sizes", d.MapSizes}}
 	if d.ConntrackPerSource != 0 {
 		attrs = append(attrs, Attr{"conntrack_per_source", strconv.FormatUint(uint64(d.ConntrackPerSource), 10)})
+	}
+	if d.NodeAddr.IsValid() {
+		attrs = append(attrs, Attr{"node_addr", d.NodeAddr.String()})
 	}
 	return attrs
 }
@@ -48,14 +55,38 @@ func layout(ok bool) string {
 	return "incompatible"
 }
 
-// Service is one port of a clusterIP service as the datapath holds it.
+// DefaultAffinityTimeout is the idle time, in seconds, after which a
+// client's affinity to a backend ends when the file sets none (as in
+// Kubernetes).
+const DefaultAffinityTimeout = 10800
+
+// Frontends: the ways into a service, each a Service entry of its own.
+const (
+	FrontendClusterIP  = "clusterIP"
+	FrontendNodePort   = "nodePort"
+	FrontendExternalIP = "externalIP"
+)
+
+// Service is one frontend of a service (its clusterIP, this node's
+// address and a nodePort, or an external IP, with one port) as the
+// datapath holds it.
 type Service struct {
 	IP       netip.Addr `json:"ip"`
 	Port     uint16     `json:"port"`
 	Proto    string     `json:"proto"`              // TCP | UDP | SCTP
 	Backends []string   `json:"backends,omitempty"` // "ip:port", sorted
 	Affinity bool       `json:"affinity,omitempty"` // sessionAffinity ClientIP
-	OwnerK   string     `json:"owner,omitempty"`
+	// AffinityTimeout is the affinity's idle timeout in seconds (0:
+	// DefaultAffinityTimeout).
+	AffinityTimeout uint32 `json:"affinityTimeout,omitempty"`
+	// SNAT: new connections from outside the node leave with the node's
+	// address (externalTrafficPolicy Cluster on a nodePort or external IP).
+	SNAT bool `json:"snat,omitempty"`
+	// Frontend says which way into the service the entry is (Frontend*
+	// constants): from the file, or on the live side from the owner the
+	// file gives it or the node's address. Not an attribute.
+	Frontend string `json:"frontend,omitempty"`
+	OwnerK   string `json:"owner,omitempty"`
 }
 
 func (s *Service) Kind() Kind { return KindService }
@@ -66,10 +97,31 @@ func (s *Service) Key() string {
 func (s *Service) Owner() string { return s.OwnerK }
 func (s *Service) Attrs() []Attr {
 	// (sameFields relies on these fields alone making the attributes)
-	return []Attr{{"backends", strings.Join(s.Backends, ",")}, {"affinity", strconv.FormatBool(s.Affinity)}}
+	a := []Attr{{"backends", strings.Join(s.Backends, ",")}, {"affinity", strconv.FormatBool(s.Affinity)}}
+	if t := s.Timeout(); s.Affinity && t != DefaultAffinityTimeout {
+		a = append(a, Attr{"affinity_timeout", strconv.FormatUint(uint64(t), 10)})
+	}
+	if s.SNAT {
+		a = append(a, Attr{"snat", "true"})
+	}
+	return a
 }
 func (s *Service) Immutable(string) bool { return false }
 func (s *Service) String() string        { return "service " + s.Key() }
+
+// Timeout is the affinity timeout in seconds, defaulted.
+func (s *Service) Timeout() uint32 {
+	if s.AffinityTimeout == 0 {
+		return DefaultAffinityTimeout
+	}
+	return s.AffinityTimeout
+}
+
+// sameAs reports whether s and o have equal attributes (see Attrs).
+func (s *Service) sameAs(o *Service) bool {
+	return s.Affinity == o.Affinity && s.SNAT == o.SNAT && (!s.Affinity || s.Timeout() == o.Timeout()) &&
+		slices.Equal(s.Backends, o.Backends)
+}
 
 // Endpoint is a pod on this node that the fast path delivers to directly:
 // its IP and its host-side interface in the node namespace.

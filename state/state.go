@@ -168,6 +168,9 @@ type Link struct {
 	// net.ipv4.neigh.<Name>.proxy_delay=0 in NS: the kernel otherwise
 	// delays proxy replies by up to 0.8 s.
 	ProxyARP bool `json:"proxyArp,omitempty"`
+	// NoARP is IFF_NOARP on the link (and a veth's peer): a device that
+	// no neighbour is resolved on, such as the node's service device.
+	NoARP bool `json:"noarp,omitempty"`
 
 	// Sysctls are per-interface settings under /proc/sys/net/ipv4 in NS,
 	// keyed by directory and name ("conf/arp_ignore", "neigh/proxy_delay",
@@ -207,7 +210,7 @@ func ownerFromAlias(alias string) (string, bool) {
 
 // Attrs implements Object.
 func (l *Link) Attrs() []Attr {
-	a := make([]Attr, 0, 8+len(l.Sysctls))
+	a := make([]Attr, 0, 9+len(l.Sysctls))
 	a = append(a, Attr{"type", l.Type}, Attr{"alias", l.Alias}, Attr{"mtu", strconv.Itoa(l.MTU)}, Attr{"up", strconv.FormatBool(l.Up)})
 	if l.HWAddr != "" {
 		a = append(a, Attr{"mac", l.HWAddr})
@@ -233,6 +236,9 @@ func (l *Link) Attrs() []Attr {
 	}
 	if l.Type == LinkVeth || l.Type == LinkBridge {
 		a = append(a, Attr{"proxy_arp", strconv.FormatBool(l.ProxyARP)})
+	}
+	if l.NoARP {
+		a = append(a, Attr{"noarp", "true"})
 	}
 	keys := make([]string, 0, len(l.Sysctls))
 	for k := range l.Sysctls {
@@ -510,7 +516,7 @@ func sameFields(a, b Object) bool {
 	switch x := a.(type) {
 	case *Service:
 		y, ok := b.(*Service)
-		return ok && x.Affinity == y.Affinity && slices.Equal(x.Backends, y.Backends)
+		return ok && x.sameAs(y)
 	case *PodPolicy:
 		y, ok := b.(*PodPolicy)
 		return ok && x.Isolated == y.Isolated && slices.Equal(x.Rules, y.Rules)

@@ -67,8 +67,31 @@ func writeShow(w io.Writer, obs *reconcile.Observed) {
 			fmt.Fprintln(w)
 		}
 	}
+	writeFrontends(w, obs)
 	if obs.Defences != nil {
 		writeDefences(w, obs.Defences)
+	}
+}
+
+// writeFrontends prints every way into each service programmed (its
+// clusterIP, the node's nodePorts, its external IPs) with the backends,
+// then the programs on the node's own devices (uplink, service device).
+func writeFrontends(w io.Writer, obs *reconcile.Observed) {
+	groups := reconcile.ServiceFrontends(obs.Owned)
+	if len(groups) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "service frontends")
+	for _, owner := range slices.Sorted(maps.Keys(groups)) {
+		fmt.Fprintf(w, "  %s\n", owner)
+		for _, s := range groups[owner] {
+			fmt.Fprintf(w, "    %s\n", reconcile.FrontendLine(s))
+		}
+	}
+	for _, o := range obs.Owned.Of(state.KindAttach) {
+		if a := o.(*state.Attach); a.NS == state.NodeNS && (a.IfName == obs.Uplink.Name || a.Owner() == state.NodeOwner) {
+			fmt.Fprintf(w, "  node program %s on %s live=%v\n", a.Direction, a.IfName, a.Live)
+		}
 	}
 }
 

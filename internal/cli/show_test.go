@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"net/netip"
 	"testing"
 
 	"github.com/netreconcile/netreconcile/reconcile"
@@ -53,6 +54,41 @@ func TestShowDefences(t *testing.T) {
   pod x/a2 10.244.2.11 conntrack: service=1 policy=4
   interfaces without a binding drops: no-binding=7
   conntrack collector: runs=12 last_scanned=40 last_deleted=5
+`
+	if b.String() != want {
+		t.Errorf("show:\n%s\nwant:\n%s", b.String(), want)
+	}
+}
+
+// TestShowFrontends: each service's frontends, clusterIP first, with
+// backends, affinity timeout and SNAT; an entry the file does not name
+// goes under its address; then the node's own programs.
+func TestShowFrontends(t *testing.T) {
+	obs := showFixture(nil)
+	ip := netip.MustParseAddr
+	for _, s := range []*state.Service{
+		{IP: ip("198.51.100.50"), Port: 80, Proto: "TCP", Backends: []string{"10.244.1.10:8080"}, SNAT: true,
+			Frontend: state.FrontendExternalIP, OwnerK: "service/x/web"},
+		{IP: ip("172.31.1.2"), Port: 30080, Proto: "TCP", Backends: []string{"10.244.1.10:8080"}, SNAT: true,
+			Frontend: state.FrontendNodePort, OwnerK: "service/x/web"},
+		{IP: ip("10.96.0.10"), Port: 80, Proto: "TCP", Backends: []string{"10.244.1.10:8080"}, Affinity: true,
+			AffinityTimeout: 2, Frontend: state.FrontendClusterIP, OwnerK: "service/x/web"},
+		{IP: ip("10.96.0.99"), Port: 53, Proto: "UDP", Frontend: state.FrontendClusterIP},
+	} {
+		obs.Owned.Put(s)
+	}
+	obs.Owned.Put(&state.Attach{Name: "node/eth0/uplink-ingress", NS: state.NodeNS, IfName: "eth0", Direction: "uplink-ingress",
+		Live: true, OwnerK: state.NodeOwner})
+	var b bytes.Buffer
+	writeFrontends(&b, obs)
+	want := `service frontends
+  service/10.96.0.99:53/UDP
+    clusterIP 10.96.0.99:53/UDP -> no backend
+  service/x/web
+    clusterIP 10.96.0.10:80/TCP -> 10.244.1.10:8080 (affinity 2s)
+    nodePort 172.31.1.2:30080/TCP -> 10.244.1.10:8080 (snat)
+    externalIP 198.51.100.50:80/TCP -> 10.244.1.10:8080 (snat)
+  node program uplink-ingress on eth0 live=true
 `
 	if b.String() != want {
 		t.Errorf("show:\n%s\nwant:\n%s", b.String(), want)

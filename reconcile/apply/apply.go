@@ -378,6 +378,11 @@ func (a *applier) configureLink(h *netlink.Handle, created netlink.Link, l *stat
 			return err
 		}
 	}
+	if l.NoARP {
+		if err := h.LinkSetARPOff(created); err != nil {
+			return fmt.Errorf("LinkSetARPOff: %w", err)
+		}
+	}
 	if len(l.Sysctls) > 0 {
 		keys := make([]string, 0, len(l.Sysctls))
 		for k := range l.Sysctls {
@@ -402,6 +407,11 @@ func (a *applier) markPeer(l *state.Link) error {
 	a.idx[state.LinkKey(l.PeerNS, l.PeerName)] = peer.Attrs().Index
 	if err := ph.LinkSetAlias(peer, l.Alias); err != nil {
 		return fmt.Errorf("peer %s: LinkSetAlias: %w", l.PeerName, err)
+	}
+	if l.NoARP {
+		if err := ph.LinkSetARPOff(peer); err != nil {
+			return fmt.Errorf("peer %s: LinkSetARPOff: %w", l.PeerName, err)
+		}
 	}
 	if l.Up {
 		if err := ph.LinkSetUp(peer); err != nil {
@@ -502,6 +512,11 @@ func (a *applier) updateLink(l *state.Link, changes []state.Change) error {
 			}
 		case "proxy_arp":
 			err = a.proxyARP(l, l.ProxyARP)
+		case "noarp":
+			err = setNoARP(h, link, l.NoARP)
+			if err == nil && peer != nil {
+				err = setNoARP(ph, peer, l.NoARP)
+			}
 		default:
 			if _, ok := l.Sysctls[c.Name]; ok {
 				err = a.linkSysctls(l, c.Name)
@@ -514,6 +529,14 @@ func (a *applier) updateLink(l *state.Link, changes []state.Change) error {
 		}
 	}
 	return nil
+}
+
+// setNoARP sets or clears IFF_NOARP on link.
+func setNoARP(h *netlink.Handle, link netlink.Link, on bool) error {
+	if on {
+		return called("LinkSetARPOff", h.LinkSetARPOff(link))
+	}
+	return called("LinkSetARPOn", h.LinkSetARPOn(link))
 }
 
 func (a *applier) deleteLink(l *state.Link) error {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sync"
+	"time"
 
 	"github.com/netreconcile/netreconcile/datapath"
 	"github.com/netreconcile/netreconcile/drivers"
@@ -169,10 +170,14 @@ func (a *applier) writeEntry(dp *datapath.Datapath, c plan.Change, obj state.Obj
 		}
 		conf.FastPath = o.FastPath
 		conf.ConntrackPerSource = o.ConntrackPerSource
+		conf.NodeAddr = o.NodeAddr
 		return called("SetConfig", dp.SetConfig(conf))
 	case *state.Service:
 		svc := datapath.Service{Key: datapath.ServiceKey{IP: o.IP, Port: o.Port, Proto: dpconv.ProtoNumber(o.Proto)},
-			Affinity: o.Affinity}
+			Affinity: o.Affinity, SNAT: o.SNAT}
+		if o.Affinity {
+			svc.AffinityTimeout = time.Duration(o.Timeout()) * time.Second
+		}
 		for _, b := range o.Backends {
 			ap, err := netip.ParseAddrPort(b)
 			if err != nil {

@@ -92,24 +92,15 @@ func hasEndpoint(p *spec.ResolvedPod) bool {
 	return p.Mode == spec.ModeVeth || p.Mode == spec.ModeBridge
 }
 
-// serviceUse counts the service entries every node holds: a service entry
-// per clusterIP port and a backend entry per backend of each.
-func serviceUse(r *spec.Resolved) (services, backendEntries int) {
-	idx := spec.NewPodIndex(r.Pods, nil)
-	known := map[string]int{}
-	for i := range r.Services {
-		svc := &r.Services[i]
-		for _, port := range svc.Ports {
-			key := backendsKey(svc, port)
-			n, ok := known[key]
-			if !ok {
-				n = len(backends(r.Pods, idx.Candidates(svc.Namespace, svc.Selector), svc, port))
-				known[key] = n
-			}
-			services++
-			backendEntries += n
-		}
-	}
+// serviceUse counts the service and backend entries of node n: one
+// service entry per frontend of each port, a backend entry per backend
+// of each.
+func serviceUse(b *Shared, n *spec.ResolvedNode) (services, backendEntries int) {
+	_ = b.eachFrontend(n.Name, n.Address.Addr(), func(_ *spec.ResolvedService, _ spec.ServicePort, _ frontend, bs []string) error {
+		services++
+		backendEntries += len(bs)
+		return nil
+	})
 	return services, backendEntries
 }
 
@@ -120,7 +111,6 @@ func CheckCapacity(r *spec.Resolved, pos *spec.Positions) error {
 	if !WantsDatapath(r) {
 		return nil
 	}
-	services, backendEntries := serviceUse(r)
 	endpoints := map[string]int{}
 	for i := range r.Pods {
 		if hasEndpoint(&r.Pods[i]) {
@@ -128,11 +118,13 @@ func CheckCapacity(r *spec.Resolved, pos *spec.Positions) error {
 		}
 	}
 	var list []*spec.Error
-	policies := compile.NewCluster(r)
-	for _, n := range r.Nodes {
+	shared := NewShared(r)
+	for i := range r.Nodes {
+		n := &r.Nodes[i]
+		services, backendEntries := serviceUse(shared, n)
 		u := &MapUse{Services: services, Backends: backendEntries, Endpoints: endpoints[n.Name]}
 		if len(r.Policies) > 0 {
-			prog, err := policies.Node(n.Name)
+			prog, err := shared.policies.Node(n.Name)
 			if err != nil {
 				return err
 			}

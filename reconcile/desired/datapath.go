@@ -10,6 +10,7 @@ import (
 
 	"github.com/netreconcile/netreconcile/datapath"
 	"github.com/netreconcile/netreconcile/drivers"
+	"github.com/netreconcile/netreconcile/drivers/svcdev"
 	"github.com/netreconcile/netreconcile/policy/compile"
 	"github.com/netreconcile/netreconcile/reconcile/internal/dpconv"
 	"github.com/netreconcile/netreconcile/spec"
@@ -34,11 +35,14 @@ func desiredDatapath(cfg *Config, shared *Shared, n *drivers.Node, pods []spec.R
 		return nil
 	}
 	if err := s.Add(&state.Datapath{PinDir: cfg.BPFFS, FastPath: true, Reusable: true, MapSizes: dpconv.Text(r.Maps),
-		ConntrackPerSource: uint32(r.ConntrackPerSource),
-		OwnerK:             state.DatapathOwner}); err != nil {
+		ConntrackPerSource: uint32(r.ConntrackPerSource), NodeAddr: n.Spec.Address.Addr(),
+		OwnerK: state.DatapathOwner}); err != nil {
 		return err
 	}
-	use, err := desiredServices(shared, s)
+	if err := desiredNodePrograms(cfg, n, s); err != nil {
+		return err
+	}
+	use, err := desiredServices(shared, n, s)
 	if err != nil {
 		return err
 	}
@@ -61,31 +65,85 @@ func desiredDatapath(cfg *Config, shared *Shared, n *drivers.Node, pods []spec.R
 	return desiredPods(cfg, n, pods, s)
 }
 
-// desiredServices adds a Service entry per clusterIP port to s, and
-// returns the map entries they use.
-func desiredServices(shared *Shared, s *state.State) (*MapUse, error) {
-	r := shared.r
+// desiredServices adds a Service entry per frontend of each service port
+// (see frontends) to s, and returns the map entries they use.
+func desiredServices(shared *Shared, n *drivers.Node, s *state.State) (*MapUse, error) {
+	use := &MapUse{}
+	s.Grow(state.KindService, countPorts(shared.r))
+	err := shared.eachFrontend(n.Name, n.Spec.Address.Addr(), func(svc *spec.ResolvedService, port spec.ServicePort, f frontend, bs []string) error {
+		use.Services++
+		use.Backends += len(bs)
+		// (each object gets its own copy of the shared list)
+		return s.Add(&state.Service{IP: f.ip, Port: uint16(f.port), Proto: port.Protocol,
+			Backends: slices.Clone(bs), Affinity: svc.SessionAffinity == "ClientIP", AffinityTimeout: affinityTimeout(svc),
+			SNAT: f.snat, Frontend: f.kind, OwnerK: "service/" + svc.Key})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return use, nil
+}
+
+func countPorts(r *spec.Resolved) int {
 	ports := 0
 	for _, svc := range r.Services {
 		ports += len(svc.Ports)
 	}
-	s.Grow(state.KindService, ports)
-	use := &MapUse{Services: ports}
-	for i := range r.Services {
-		svc := &r.Services[i]
+	return ports
+}
+
+// eachFrontend calls fn for every frontend of every service port on node
+// (address nodeAddr), with its backends: every selected pod, or the
+// node's own for a Local frontend.
+func (b *Shared) eachFrontend(node string, nodeAddr netip.Addr,
+	fn func(*spec.ResolvedService, spec.ServicePort, frontend, []string) error) error {
+	var local map[netip.Addr]bool
+	for i := range b.r.Services {
+		svc := &b.r.Services[i]
 		for _, port := range svc.Ports {
-			bs := shared.Backends(svc, port)
-			use.Backends += len(bs)
-			// (each object gets its own copy of the shared list)
-			obj := &state.Service{IP: svc.ClusterIP, Port: uint16(port.Port), Proto: port.Protocol,
-				Backends: slices.Clone(bs), Affinity: svc.SessionAffinity == "ClientIP",
-				OwnerK: "service/" + svc.Key}
-			if err := s.Add(obj); err != nil {
-				return nil, err
+			all := b.Backends(svc, port)
+			for _, f := range frontends(svc, port, nodeAddr) {
+				bs := all
+				if f.local {
+					if local == nil {
+						local = localPods(b.r, node)
+					}
+					bs = localOnly(all, local)
+				}
+				if err := fn(svc, port, f, bs); err != nil {
+					return err
+				}
 			}
 		}
 	}
-	return use, nil
+	return nil
+}
+
+// desiredNodePrograms adds the programs on the node's own devices when
+// the node has a service device (svcdev): nr_from_host at its egress,
+// and every uplink hook (NodePort and external IPs from outside, and the
+// replies of connections the node's edge translated).
+func desiredNodePrograms(cfg *Config, n *drivers.Node, s *state.State) error {
+	if !svcdev.Wanted(n) {
+		return nil
+	}
+	add := func(ifname string, dir datapath.Direction) error {
+		name, err := datapath.AttachmentName(cfg.NodeNetns, ifname, dir)
+		if err != nil {
+			return fmt.Errorf("program on %s: %w", ifname, err)
+		}
+		return s.Add(&state.Attach{Name: name, NS: state.NodeNS, IfName: ifname, Direction: dir.String(), Live: true,
+			OwnerK: svcdev.Owner})
+	}
+	if err := add(svcdev.Name, datapath.ServiceEgress); err != nil {
+		return err
+	}
+	for _, dir := range datapath.UplinkDirections {
+		if err := add(n.Spec.Uplink, dir); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // desiredPods adds the fast-path endpoints and the program attachments of
@@ -121,8 +179,7 @@ func desiredPods(cfg *Config, n *drivers.Node, pods []spec.ResolvedPod, s *state
 	return nil
 }
 
-// backendsKey names what the backends of one port of svc depend on: a
-// service's namespace and selector, and the port's target and protocol.
+// backendsKey names what the backends of one port of svc depend on.
 func backendsKey(svc *spec.ResolvedService, port spec.ServicePort) string {
 	keys := make([]string, 0, len(svc.Selector))
 	for k := range svc.Selector {

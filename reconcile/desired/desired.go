@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/netreconcile/netreconcile/drivers"
+	"github.com/netreconcile/netreconcile/drivers/svcdev"
 	"github.com/netreconcile/netreconcile/masq"
 	"github.com/netreconcile/netreconcile/policy/compile"
 	"github.com/netreconcile/netreconcile/routing"
@@ -104,6 +105,9 @@ func Build(cfg *Config, r *spec.Resolved, up state.Uplink) (*state.State, error)
 	s := state.New()
 	if err := routing.Desired(r, cfg.Node, up.MTU, s); err != nil {
 		return nil, fmt.Errorf("routing of node %q: %w", cfg.Node, err)
+	}
+	if err := svcdev.Node(n, s); err != nil {
+		return nil, fmt.Errorf("service device of node %q: %w", cfg.Node, err)
 	}
 	pods := r.PodsOn(cfg.Node)
 	modes := map[string]bool{}

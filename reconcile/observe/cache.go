@@ -301,6 +301,9 @@ func (c *Cache) Applied(p *plan.Plan) bool {
 				l, _ = ch.Observed.(*state.Link)
 			}
 			c.nodeChanged(0, l.Name)
+			if l.Type == state.LinkVeth && l.PeerNS == state.NodeNS && l.PeerName != "" {
+				c.nodeChanged(0, l.PeerName) // a pair within the node namespace (the service device)
+			}
 			if c.nodeSys != nil {
 				delete(c.nodeSys.proxyARP, l.Name)
 				for k := range l.Sysctls {

@@ -93,13 +93,15 @@ func (o *observer) observeEntries(dp *datapath.Datapath, byIndex map[int]string)
 		return err
 	}
 	o.dp.entries = []state.Object{&state.Datapath{PinDir: o.cfg.BPFFS, FastPath: conf.FastPath, Reusable: true,
-		MapSizes: dpconv.Text(dpconv.FromDatapath(dp.Sizes())), ConntrackPerSource: conf.ConntrackPerSource, OwnerK: state.DatapathOwner}}
+		MapSizes: dpconv.Text(dpconv.FromDatapath(dp.Sizes())), ConntrackPerSource: conf.ConntrackPerSource,
+		NodeAddr: conf.NodeAddr, OwnerK: state.DatapathOwner}}
 	svcs, err := dp.Services()
 	if err != nil {
 		return err
 	}
 	for k, s := range svcs {
-		obj := &state.Service{IP: k.IP, Port: k.Port, Proto: dpconv.ProtoName(k.Proto), Affinity: s.Affinity, Backends: []string{}}
+		obj := &state.Service{IP: k.IP, Port: k.Port, Proto: dpconv.ProtoName(k.Proto), Affinity: s.Affinity,
+			AffinityTimeout: uint32(s.AffinityTimeout / time.Second), SNAT: s.SNAT, Backends: []string{}}
 		for _, b := range s.Backends {
 			obj.Backends = append(obj.Backends, netip.AddrPortFrom(b.IP, b.Port).String())
 		}

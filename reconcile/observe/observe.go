@@ -495,6 +495,7 @@ func linkObject(ns string, l netlink.Link, byIndex map[int]string) *state.Link {
 	if a.HardwareAddr != nil {
 		s.HWAddr = a.HardwareAddr.String()
 	}
+	s.NoARP = a.RawFlags&unix.IFF_NOARP != 0
 	kind := kinds.Of(s.Type)
 	if kind != nil && kind.Child && a.NetNsID < 0 && a.ParentIndex != 0 {
 		s.Parent = byIndex[a.ParentIndex] // in ns; a parent elsewhere is resolved later
@@ -641,10 +642,14 @@ func (o *observer) node(d *nsDump, sys *nodeSysctls, scope *Scope) error {
 		if !ours[a.Index] || l.Type() != state.LinkVeth {
 			continue
 		}
-		obj := o.obs.Owned.Get(state.KindLink, state.LinkKey(state.NodeNS, a.Name)).(*state.Link)
+		obj, ok := o.obs.Owned.Get(state.KindLink, state.LinkKey(state.NodeNS, a.Name)).(*state.Link)
+		if !ok {
+			continue // the second end of a pair in this namespace, taken already
+		}
 		obj.PeerNS, obj.PeerName = "?", "?"
 		end, ok := o.ends[a.Index]
 		if !ok {
+			o.samePair(obj, l, d.links, byIndex)
 			continue
 		}
 		obj.PeerNS, obj.PeerName, obj.PeerMAC = end.ns, end.name, end.mac
@@ -666,6 +671,43 @@ func (o *observer) node(d *nsDump, sys *nodeSysctls, scope *Scope) error {
 	o.rest(state.NodeNS, d, byIndex, ours, owners)
 	o.dp.putInto(o.obs.Owned)
 	return o.sysctls(scope, sys)
+}
+
+// samePair completes obj, the veth l, when its peer is in the node
+// namespace too (the service device): the pair is one Link, named by the
+// end whose name sorts first, as the file's objects name it; the other
+// end is not an object of its own.
+func (o *observer) samePair(obj *state.Link, l netlink.Link, links []netlink.Link, byIndex map[int]string) {
+	a := l.Attrs()
+	peerName, ok := byIndex[a.ParentIndex]
+	if a.NetNsID >= 0 || a.ParentIndex == 0 || !ok {
+		return
+	}
+	var peer netlink.Link
+	for _, p := range links {
+		if p.Attrs().Index == a.ParentIndex {
+			peer = p
+		}
+	}
+	if peer == nil || peer.Type() != state.LinkVeth || peer.Attrs().ParentIndex != a.Index {
+		return
+	}
+	if peerName < a.Name {
+		o.obs.Owned.Remove(state.KindLink, obj.Key()) // the peer's object holds the pair
+		return
+	}
+	pa := peer.Attrs()
+	o.obs.Owned.Remove(state.KindLink, state.LinkKey(state.NodeNS, peerName))
+	delete(o.obs.Foreign.Links, state.LinkKey(state.NodeNS, peerName))
+	obj.PeerNS, obj.PeerName = state.NodeNS, peerName
+	if pa.Alias != obj.Alias {
+		obj.Alias = "" // an update marks both ends
+	}
+	obj.Up = obj.Up && pa.Flags&net.FlagUp != 0
+	obj.NoARP = obj.NoARP && pa.RawFlags&unix.IFF_NOARP != 0
+	if pa.MTU != obj.MTU {
+		obj.MTU = 0
+	}
 }
 
 // proxyARP reads proxy_arp of owned node links in one namespace switch.

@@ -6,6 +6,10 @@ import (
 	"github.com/netreconcile/netreconcile/state"
 )
 
+// nodeHooks are the hooks of programs on the node's own devices (the
+// uplink and the service device), as datapath names them.
+var nodeHooks = map[string]bool{"uplink-ingress": true, "uplink-egress": true, "service-egress": true}
+
 // recoverOwners names the owner of deletions that have none: datapath
 // entries whose owner left the file (the kernel holds no owner for
 // them). A pod's entries are found by its marked links: an endpoint by
@@ -51,6 +55,9 @@ func recoverOwners(changes []Change, owned *state.State) {
 			}
 		case *state.Attach:
 			c.Owner = linkOwner(o.NS, o.IfName)
+			if c.Owner == "" && o.NS == state.NodeNS && nodeHooks[o.Direction] {
+				c.Owner = state.NodeOwner // on the uplink, which netreconcile does not own
+			}
 		case *state.PodPolicy:
 			c.Owner = ipOwner(o.IP)
 		case *state.PolicyIdentity:

@@ -422,7 +422,7 @@ func clashes(desired *state.State, obs *state.Observed) error {
 		if t, ok := obs.Foreign.Links[key]; ok {
 			found = append(found, clash{key, fmt.Errorf("%w: %s (%s) exists", ErrClash, o.(*state.Link), t)})
 		}
-		if l := o.(*state.Link); l.Type == state.LinkVeth && l.PeerNS != "" {
+		if l := o.(*state.Link); l.Type == state.LinkVeth && l.PeerName != "" {
 			if t, ok := obs.Foreign.Links[state.LinkKey(l.PeerNS, l.PeerName)]; ok {
 				found = append(found, clash{key, fmt.Errorf("%w: link %s in %s (%s) exists", ErrClash, l.PeerName, l.PeerNS, t)})
 			}
