@@ -14,21 +14,21 @@ const DatapathOwner = "datapath"
 // under PinDir. Deleting it unpins everything, and with it every service,
 // endpoint and attachment.
 type Datapath struct {
-	PinDir   string `json:"pinDir"`
-	FastPath bool   `json:"fastPath,omitempty"`
+	PinDir   string `json:"pin_dir"`
+	FastPath bool   `json:"fast_path,omitempty"`
 	// Reusable is false when the pinned maps have a layout this build
 	// cannot use: the datapath is then replaced (observed only).
 	Reusable bool `json:"reusable,omitempty"`
 	// MapSizes lists the map sizes that differ from the defaults, as
 	// "policyRules=1024,services=512" ("" for none). A map's size is
 	// fixed when it is made: a change replaces the datapath.
-	MapSizes string `json:"mapSizes,omitempty"`
+	MapSizes string `json:"map_sizes,omitempty"`
 	// ConntrackPerSource bounds the conntrack entries of one source in
 	// each table (0: the datapath's default).
-	ConntrackPerSource uint32 `json:"conntrackPerSource,omitempty"`
+	ConntrackPerSource uint32 `json:"conntrack_per_source,omitempty"`
 	// NodeAddr is the node's underlay address: the source of connections
 	// that services source-NAT (externalTrafficPolicy Cluster).
-	NodeAddr netip.Addr `json:"nodeAddr,omitzero"`
+	NodeAddr netip.Addr `json:"node_addr,omitzero"`
 	OwnerK   string     `json:"owner,omitempty"`
 }
 
@@ -78,7 +78,7 @@ type Service struct {
 	Affinity bool       `json:"affinity,omitempty"` // sessionAffinity ClientIP
 	// AffinityTimeout is the affinity's idle timeout in seconds (0:
 	// DefaultAffinityTimeout).
-	AffinityTimeout uint32 `json:"affinityTimeout,omitempty"`
+	AffinityTimeout uint32 `json:"affinity_timeout,omitempty"`
 	// SNAT: new connections from outside the node leave with the node's
 	// address (externalTrafficPolicy Cluster on a nodePort or external IP).
 	SNAT bool `json:"snat,omitempty"`

@@ -19,9 +19,9 @@ type stateJSON struct {
 	Endpoints []*Endpoint `json:"endpoints,omitempty"`
 	Attaches  []*Attach   `json:"programs,omitempty"`
 
-	PolicyIdentities []*PolicyIdentity `json:"policyIdentities,omitempty"`
-	PodPolicies      []*PodPolicy      `json:"podPolicies,omitempty"`
-	PolicyRevisions  []*PolicyRevision `json:"policyRevisions,omitempty"`
+	PolicyIdentities []*PolicyIdentity `json:"policy_identities,omitempty"`
+	PodPolicies      []*PodPolicy      `json:"pod_policies,omitempty"`
+	PolicyRevisions  []*PolicyRevision `json:"policy_revisions,omitempty"`
 
 	Masquerades []*Masquerade `json:"masquerade,omitempty"`
 }

@@ -20,7 +20,7 @@ const MasqueradeTable = "netreconcile"
 type Masquerade struct {
 	NS string `json:"ns,omitempty"`
 	// PodCIDR is this node's: the sources masqueraded.
-	PodCIDR netip.Prefix `json:"podCIDR"`
+	PodCIDR netip.Prefix `json:"pod_cidr"`
 	// Uplink is the interface masqueraded traffic leaves by.
 	Uplink string `json:"uplink"`
 	// Except are the destinations never masqueraded (pod and service

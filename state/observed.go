@@ -7,10 +7,13 @@ import "net/netip"
 // and facts about the uplink. Its JSON form is `show -o json` and the
 // input of `plan --observed`.
 type Observed struct {
-	Node    string  `json:"node"`
-	Uplink  Uplink  `json:"uplink"`
-	Owned   *State  `json:"owned"`
-	Foreign Foreign `json:"foreign"`
+	// FormatVersion is ObservedFormat in what show -o json writes
+	// (absent before 2.0, whose keys were partly camelCase).
+	FormatVersion string  `json:"format_version,omitempty"`
+	Node          string  `json:"node"`
+	Uplink        Uplink  `json:"uplink"`
+	Owned         *State  `json:"owned"`
+	Foreign       Foreign `json:"foreign"`
 	// Defences is what the datapath does against hostile pods (show
 	// only; plan --observed does not need it).
 	Defences *Defences `json:"defences,omitempty"`
@@ -153,4 +156,27 @@ type Collector struct {
 	Runs        uint64 `json:"runs"`
 	LastScanned uint64 `json:"last_scanned"`
 	LastDeleted uint64 `json:"last_deleted"`
+}
+
+// ObservedFormat is the format of show -o json: 2.0 made every key
+// snake_case, as the plan's are.
+const ObservedFormat = "2.0"
+
+// LegacyKeys are the keys show -o json wrote before 2.0 and their
+// names since, for reading older files.
+var LegacyKeys = map[string]string{
+	"podCIDR":            "pod_cidr",
+	"pinDir":             "pin_dir",
+	"policyIdentities":   "policy_identities",
+	"podPolicies":        "pod_policies",
+	"policyRevisions":    "policy_revisions",
+	"fastPath":           "fast_path",
+	"mapSizes":           "map_sizes",
+	"conntrackPerSource": "conntrack_per_source",
+	"nodeAddr":           "node_addr",
+	"affinityTimeout":    "affinity_timeout",
+	"peerNs":             "peer_ns",
+	"peerName":           "peer_name",
+	"peerMac":            "peer_mac",
+	"proxyArp":           "proxy_arp",
 }

@@ -54,7 +54,7 @@ func (p *PodPolicy) String() string        { return "policy of " + p.IP.String()
 // judges tracked connections against; written after every other policy
 // entry.
 type PolicyRevision struct {
-	PinDir   string `json:"pinDir"`
+	PinDir   string `json:"pin_dir"`
 	Revision uint32 `json:"revision"`
 	OwnerK   string `json:"owner,omitempty"`
 }

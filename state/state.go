@@ -89,8 +89,8 @@ type Object interface {
 
 // Attr is one attribute of an object, as shown in a plan.
 type Attr struct {
-	Name  string
-	Value string
+	Name  string `json:"name"`
+	Value string `json:"value"`
 }
 
 // NodeOwner owns node-wide objects that no pod or driver does (the node's
@@ -152,9 +152,9 @@ type Link struct {
 	HWAddr string `json:"mac,omitempty"`    // wanted MAC of the (host) end; "" leaves the kernel's
 	Master string `json:"master,omitempty"` // bridge port of, in NS
 
-	PeerNS   string `json:"peerNs,omitempty"` // veth: namespace of the peer end
-	PeerName string `json:"peerName,omitempty"`
-	PeerMAC  string `json:"peerMac,omitempty"` // veth: MAC of the peer end
+	PeerNS   string `json:"peer_ns,omitempty"` // veth: namespace of the peer end
+	PeerName string `json:"peer_name,omitempty"`
+	PeerMAC  string `json:"peer_mac,omitempty"` // veth: MAC of the peer end
 
 	Parent string `json:"parent,omitempty"` // macvlan/ipvlan: parent device in the node namespace; vxlan: underlay device
 	Mode   string `json:"mode,omitempty"`   // macvlan: bridge; ipvlan: l2
@@ -167,7 +167,7 @@ type Link struct {
 	// ProxyARP is net.ipv4.conf.<Name>.proxy_arp=1 together with
 	// net.ipv4.neigh.<Name>.proxy_delay=0 in NS: the kernel otherwise
 	// delays proxy replies by up to 0.8 s.
-	ProxyARP bool `json:"proxyArp,omitempty"`
+	ProxyARP bool `json:"proxy_arp,omitempty"`
 	// NoARP is IFF_NOARP on the link (and a veth's peer): a device that
 	// no neighbour is resolved on, such as the node's service device.
 	NoARP bool `json:"noarp,omitempty"`
@@ -552,8 +552,9 @@ func equalTo[T comparable](x *T, b any) bool {
 
 // Change is one attribute moving from one value to another.
 type Change struct {
-	Name     string
-	From, To string
+	Name string `json:"name"`
+	From string `json:"from"`
+	To   string `json:"to"`
 }
 
 // Equal reports whether s and o hold the same objects with the same

@@ -190,9 +190,9 @@ func TestOfflineVerbs(t *testing.T) {
 		{[]string{"validate", "-f", file}, file + ": valid (1 nodes, 2 pods, 0 services, 0 policies)\n"},
 		{[]string{"explain", "-f", file, "t/a", "t/b", "80"}, "ALLOWED t/a (10.244.1.10) -> t/b (10.244.1.11) 80/TCP"},
 		{[]string{"plan", "-f", file, "--node", "n1", "--observed", observed}, "Plan: 14 to add"},
-		{[]string{"version"}, "netreconcile test (topology netreconcile/v1, plan format 1.1)\n"},
-		{[]string{"version", "-o", "json"}, `"plan_format": "1.1"`},
-		{[]string{"version", "-o", "yaml"}, "plan_format: \"1.1\"\n"},
+		{[]string{"version"}, "netreconcile test (topology netreconcile/v1, plan format 2.0)\n"},
+		{[]string{"version", "-o", "json"}, `"plan_format": "2.0"`},
+		{[]string{"version", "-o", "yaml"}, "plan_format: \"2.0\"\n"},
 		{[]string{"plan", "-f", file, "--node", "n1", "--observed", observed, "-o", "yaml"}, "changes:\n  - action: create\n"},
 		{[]string{"explain", "-f", file, "t/a", "t/b", "80", "-o", "json"}, `"verdict": "allowed",`},
 		{[]string{"graph", "-f", file}, `"t/a" [label="t/a\n10.244.1.10 veth`},
@@ -206,5 +206,24 @@ func TestOfflineVerbs(t *testing.T) {
 	}
 	if _, err := os.Lstat(state); !os.IsNotExist(err) {
 		t.Errorf("the offline verbs made the state directory: %v", err)
+	}
+}
+
+// TestObservedLegacyKeys: a show -o json written before format 2.0
+// (camelCase keys, no format_version) still plans the same; a future
+// major version is refused.
+func TestObservedLegacyKeys(t *testing.T) {
+	legacy := `{"node": "n1", "uplink": {"name": "eth0", "found": true, "mtu": 1500, "addresses": ["172.31.1.2/24"]},
+ "owned": {"links": [{"ns": "node", "name": "nrbr0", "type": "bridge", "mtu": 1500, "up": true, "proxyArp": true}]}}`
+	b, err := currentObserved([]byte(legacy))
+	if err != nil || !strings.Contains(string(b), `"proxy_arp":true`) || strings.Contains(string(b), "proxyArp") {
+		t.Errorf("legacy keys not renamed: %v\n%s", err, b)
+	}
+	if _, err := currentObserved([]byte(`{"format_version": "3.0", "node": "n1"}`)); err == nil || !strings.Contains(err.Error(), "3.0") {
+		t.Errorf("format 3.0 taken: %v", err)
+	}
+	cur := []byte(`{"format_version": "2.0", "node": "n1", "owned": {}}`)
+	if b, err := currentObserved(cur); err != nil || string(b) != string(cur) {
+		t.Errorf("format 2.0 changed: %v %s", err, b)
 	}
 }

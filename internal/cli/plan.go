@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/netreconcile/netreconcile/internal/statedir"
 	"github.com/netreconcile/netreconcile/reconcile"
 	"github.com/netreconcile/netreconcile/spec"
+	"github.com/netreconcile/netreconcile/state"
 )
 
 // observedEmpty is the --observed value that plans a node from scratch
@@ -177,6 +179,10 @@ func readObserved(path string) (*reconcile.Observed, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read observed state: %w", err)
 	}
+	b, err = currentObserved(b)
+	if err != nil {
+		return nil, fmt.Errorf("observed state %s: %w", path, err)
+	}
 	var obs reconcile.Observed
 	if err := json.Unmarshal(b, &obs); err != nil {
 		return nil, fmt.Errorf("observed state %s: %w", path, err)
@@ -185,4 +191,44 @@ func readObserved(path string) (*reconcile.Observed, error) {
 		return nil, fmt.Errorf("observed state %s: no \"owned\" objects: not the output of show -o json", path)
 	}
 	return &obs, nil
+}
+
+// currentObserved returns show -o json's output in today's format: a file
+// of format 1 (no format_version; some keys camelCase) has its keys
+// renamed; another major version is refused.
+func currentObserved(b []byte) ([]byte, error) {
+	var doc map[string]any
+	if err := json.Unmarshal(b, &doc); err != nil {
+		return nil, err
+	}
+	v, _ := doc["format_version"].(string)
+	major, _, _ := strings.Cut(v, ".")
+	switch major {
+	case "2":
+		return b, nil
+	case "", "1":
+	default:
+		return nil, fmt.Errorf("format_version %s: this netreconcile reads %s (show -o json of this version)", v, state.ObservedFormat)
+	}
+	return json.Marshal(renameKeys(doc, state.LegacyKeys))
+}
+
+// renameKeys renames the keys of every object in v (decoded JSON).
+func renameKeys(v any, names map[string]string) any {
+	switch x := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			if n, ok := names[k]; ok {
+				k = n
+			}
+			out[k] = renameKeys(e, names)
+		}
+		return out
+	case []any:
+		for i := range x {
+			x[i] = renameKeys(x[i], names)
+		}
+	}
+	return v
 }

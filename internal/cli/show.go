@@ -35,6 +35,7 @@ func showCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if output == "json" {
+				obs.FormatVersion = state.ObservedFormat
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")
 				return enc.Encode(obs)

@@ -30,7 +30,7 @@ var symbols = map[Action]string{Create: "+", Update: "~", Delete: "-", Replace: 
 
 // FormatVersion versions the JSON shape of a Plan. Bump the major
 // number on incompatible changes.
-const FormatVersion = "1.1"
+const FormatVersion = "2.0"
 
 // Change is one planned change to one object.
 type Change struct {

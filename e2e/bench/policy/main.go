@@ -464,10 +464,10 @@ func (l *lab) entries(ctx context.Context) string {
 	}
 	var s struct {
 		Owned struct {
-			PolicyIdentities []json.RawMessage `json:"policyIdentities"`
+			PolicyIdentities []json.RawMessage `json:"policy_identities"`
 			PodPolicies      []struct {
 				Rules []string `json:"rules"`
-			} `json:"podPolicies"`
+			} `json:"pod_policies"`
 		} `json:"owned"`
 	}
 	if err := json.Unmarshal([]byte(out), &s); err != nil {
