@@ -176,6 +176,27 @@ func TestNodePortLab(t *testing.T) {
 		spread(t, "node "+n.node+" -> clusterIP", 40, both, n.addr, func() (svcHit, error) {
 			return hitFrom(l.nodeNS(n.node), netip.MustParseAddr(n.addr), "10.96.0.14:80", nstest.CheckTimeout)
 		})
+		// Its own nodePort (the nftables output chain sends it to the
+		// clusterIP), and the other node's (over the uplink, as from
+		// anywhere else).
+		spread(t, "node "+n.node+" -> its own nodePort", 40, both, n.addr, func() (svcHit, error) {
+			return hitFrom(l.nodeNS(n.node), netip.MustParseAddr(n.addr), np, nstest.CheckTimeout)
+		})
+		other := map[string]string{"a": "172.31.1.3", "b": "172.31.1.2"}[n.node]
+		spread(t, "node "+n.node+" -> the other node's nodePort", 40, both, other, func() (svcHit, error) {
+			return hitFrom(l.nodeNS(n.node), netip.MustParseAddr(n.addr), other+":30080", nstest.CheckTimeout)
+		})
+		// A pod reaches every node's nodePort: its own node's translates
+		// at the pod's hook (the backend sees the pod), another's serves
+		// it from its uplink (source NAT to that node).
+		c := l.pod("c")
+		peer := n.addr
+		if n.node == "a" {
+			peer = c.ip
+		}
+		spread(t, "pod c -> nodePort "+np, 40, both, peer, func() (svcHit, error) {
+			return hitFrom(l.netns("c"), netip.MustParseAddr(c.ip), np, nstest.CheckTimeout)
+		})
 	}
 	spread(t, "outside -> Local nodePort on the node with the backend", 4, map[string]int{"oa": 8080}, outsideHost.String(),
 		func() (svcHit, error) { return hitFrom(ul, outsideHost, "172.31.1.2:30082", nstest.CheckTimeout) })

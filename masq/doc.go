@@ -31,6 +31,20 @@
 // others, so a reply to a masqueraded connection is never taken for
 // either.
 //
+// A second base chain, output (type nat, hook output, priority dstnat),
+// serves the node's own processes reaching the node's own NodePorts:
+//
+//	ip daddr <node address> meta l4proto tcp th dport 30080 dnat to 10.96.0.10:80
+//
+// Such a connection is routed through the loopback, past every eBPF hook
+// of the datapath, so it is sent to the service's clusterIP instead:
+// rerouted after the DNAT, it takes the service device's route and the
+// datapath balances it as any connection from the node (clusterIP
+// semantics: internalTrafficPolicy applies, externalTrafficPolicy does
+// not). Conntrack restores the nodePort on the replies, after the
+// datapath restored the clusterIP. The table exists for these rules alone
+// when masquerade is off.
+//
 // The table is the unit of change: apply replaces it whole in one
 // netlink batch (add, delete, add again, then its chain and rules), which
 // the kernel commits atomically, so no packet sees half a table; destroy

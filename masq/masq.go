@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 
 	"github.com/google/nftables"
@@ -21,15 +22,26 @@ const (
 	PortMax = 60999
 )
 
-// chainName is the table's one chain.
-const chainName = "postrouting"
+// The table's chains: masquerade, and the node's own NodePorts.
+const (
+	chainName   = "postrouting"
+	outputChain = "output"
+)
 
 // Desired adds node's masquerade to s when the file wants one: masquerade
 // on (the default) and pods on the node.
 func Desired(r *spec.Resolved, node string, s *state.State) error {
 	n := r.Node(node)
-	if n == nil || !r.Masquerade || len(r.PodsOn(node)) == 0 {
+	if n == nil {
 		return nil
+	}
+	nodePorts := localNodePorts(r, n.Address.Addr())
+	masquerade := r.Masquerade && len(r.PodsOn(node)) > 0
+	if !masquerade {
+		if len(nodePorts) == 0 {
+			return nil
+		}
+		return s.Add(&state.Masquerade{NS: state.NodeNS, NodePorts: nodePorts, Rules: len(nodePorts), OwnerK: state.NodeOwner})
 	}
 	except := []netip.Prefix{r.PodCIDR, r.ServiceCIDR} // an absent serviceCIDR is dropped
 	for _, o := range r.Nodes {
@@ -37,9 +49,35 @@ func Desired(r *spec.Resolved, node string, s *state.State) error {
 	}
 	except = append(except, r.NonMasqueradeCIDRs...)
 	m := &state.Masquerade{NS: state.NodeNS, PodCIDR: n.PodCIDR, Uplink: n.Uplink,
-		Except: state.CanonicalPrefixes(except), Ports: ports(PortMin, PortMax), OwnerK: state.NodeOwner}
-	m.Rules = len(m.Except) + 1
+		Except: state.CanonicalPrefixes(except), Ports: ports(PortMin, PortMax), NodePorts: nodePorts, OwnerK: state.NodeOwner}
+	m.Rules = len(m.Except) + 1 + len(nodePorts)
 	return s.Add(m)
+}
+
+// localNodePorts lists the output chain's DNAT rules: a process of the
+// node connecting to the node's own address and a nodePort is routed
+// locally, past every eBPF hook, so the connection is sent to the
+// service's clusterIP instead, whose route leads to the datapath.
+func localNodePorts(r *spec.Resolved, addr netip.Addr) []string {
+	var out []string
+	for _, svc := range r.Services {
+		if svc.Type != spec.ServiceNodePort {
+			continue
+		}
+		for _, p := range svc.Ports {
+			if p.NodePort != 0 && p.Protocol != spec.ProtocolSCTP {
+				out = append(out, nodePortRule(p.Protocol, netip.AddrPortFrom(addr, uint16(p.NodePort)),
+					netip.AddrPortFrom(svc.ClusterIP, uint16(p.Port))))
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// nodePortRule is the text of a DNAT rule: "TCP/172.31.1.2:30080>10.96.0.10:80".
+func nodePortRule(proto string, from, to netip.AddrPort) string {
+	return proto + "/" + from.String() + ">" + to.String()
 }
 
 func ports(lo, hi uint16) string {
@@ -77,6 +115,23 @@ func Apply(ref string, m *state.Masquerade) error {
 	c.AddTable(t)
 	c.DelTable(t)
 	c.AddTable(t)
+	if m.PodCIDR.IsValid() {
+		if err := addMasquerade(c, t, m); err != nil {
+			return err
+		}
+	}
+	if len(m.NodePorts) > 0 {
+		if err := addNodePorts(c, t, m); err != nil {
+			return err
+		}
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("write %s: nftables batch: %w", m, err)
+	}
+	return nil
+}
+
+func addMasquerade(c *nftables.Conn, t *nftables.Table, m *state.Masquerade) error {
 	ch := c.AddChain(&nftables.Chain{Name: chainName, Table: t, Type: nftables.ChainTypeNAT,
 		Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource})
 	for _, p := range m.Except {
@@ -87,8 +142,21 @@ func Apply(ref string, m *state.Masquerade) error {
 		return err
 	}
 	c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: masqExprs(m.PodCIDR, m.Uplink, lo, hi)})
-	if err := c.Flush(); err != nil {
-		return fmt.Errorf("write %s: nftables batch: %w", m, err)
+	return nil
+}
+
+// addNodePorts adds the output chain (type nat, hook output, priority
+// dstnat) with one DNAT rule per m.NodePorts entry, matching the node's
+// address and port as destination.
+func addNodePorts(c *nftables.Conn, t *nftables.Table, m *state.Masquerade) error {
+	ch := c.AddChain(&nftables.Chain{Name: outputChain, Table: t, Type: nftables.ChainTypeNAT,
+		Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityNATDest})
+	for _, r := range m.NodePorts {
+		es, err := nodePortExprs(r)
+		if err != nil {
+			return fmt.Errorf("%s: %w", m, err)
+		}
+		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: es})
 	}
 	return nil
 }
@@ -136,27 +204,36 @@ func Observe(ref string) (*state.Masquerade, error) {
 		return nil, fmt.Errorf("list chains of %s: %w", m, err)
 	}
 	for _, ch := range chains {
-		if ch.Table.Name != t.Name || ch.Name != chainName {
+		if ch.Table.Name != t.Name {
 			continue
-		}
-		if !ourChain(ch) {
-			return m, nil // not the base chain apply makes: nothing decoded
 		}
 		rules, err := c.GetRules(t, ch)
 		if err != nil {
 			return nil, fmt.Errorf("list rules of %s: %w", m, err)
 		}
-		m.Rules = len(rules)
-		for _, r := range rules {
-			decode(r.Exprs, m)
+		m.Rules += len(rules)
+		switch {
+		case ch.Name == chainName && ourChain(ch, nftables.ChainHookPostrouting, nftables.ChainPriorityNATSource):
+			for _, r := range rules {
+				decode(r.Exprs, m)
+			}
+		case ch.Name == outputChain && ourChain(ch, nftables.ChainHookOutput, nftables.ChainPriorityNATDest):
+			for _, r := range rules {
+				if s, ok := decodeNodePort(r.Exprs); ok {
+					m.NodePorts = append(m.NodePorts, s)
+				}
+			}
+		default:
+			m.Rules++ // a chain apply does not make: never equal
 		}
 	}
+	slices.Sort(m.NodePorts)
 	return m, nil
 }
 
-func ourChain(ch *nftables.Chain) bool {
-	return ch.Type == nftables.ChainTypeNAT && ch.Hooknum != nil && *ch.Hooknum == *nftables.ChainHookPostrouting &&
-		ch.Priority != nil && *ch.Priority == *nftables.ChainPriorityNATSource
+func ourChain(ch *nftables.Chain, hook *nftables.ChainHook, prio *nftables.ChainPriority) bool {
+	return ch.Type == nftables.ChainTypeNAT && ch.Hooknum != nil && *ch.Hooknum == *hook &&
+		ch.Priority != nil && *ch.Priority == *prio
 }
 
 func parsePorts(s string) (lo, hi uint16, err error) {

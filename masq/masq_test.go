@@ -71,7 +71,8 @@ func TestRoundTrip(t *testing.T) {
 	ns := nstest.TempNetns(t, "nrmasq")
 	want := desiredOf(t, resolved(t, "  egress: {nonMasqueradeCIDRs: [0.0.0.0/0, 198.51.100.0/24]}"), "a")
 	want.Except = append(want.Except, netip.MustParsePrefix("203.0.113.7/32"))
-	want.Rules++
+	want.NodePorts = []string{"TCP/172.31.1.2:30080>10.96.0.10:80", "UDP/172.31.1.2:30053>10.96.0.10:53"}
+	want.Rules += 1 + len(want.NodePorts)
 	foreign := &nftables.Table{Name: "someone-else", Family: nftables.TableFamilyIPv4}
 	c, done, err := conn(ns)
 	if err != nil {
@@ -106,7 +107,8 @@ func TestRoundTrip(t *testing.T) {
 	}
 	if _, err := exec.LookPath("nft"); err == nil {
 		listing := nft("list", "table", "ip", state.MasqueradeTable)
-		if !strings.Contains(listing, `oifname "up0" masquerade to :32768-60999`) || !strings.Contains(listing, "ip daddr 203.0.113.7 return") {
+		if !strings.Contains(listing, `oifname "up0" masquerade to :32768-60999`) || !strings.Contains(listing, "ip daddr 203.0.113.7 return") ||
+			!strings.Contains(listing, "dnat to 10.96.0.10:80") {
 			t.Errorf("nft shows:\n%s", listing)
 		}
 		nft("add", "rule", "ip", state.MasqueradeTable, chainName, "counter")
@@ -118,6 +120,11 @@ func TestRoundTrip(t *testing.T) {
 		got, _ = Observe(ns)
 		if d := state.Diff(got, want); len(d) != 5 {
 			t.Errorf("a flushed chain: diff %v", d)
+		}
+		nft("flush", "chain", "ip", state.MasqueradeTable, outputChain)
+		got, _ = Observe(ns)
+		if d := state.Diff(got, want); !slices.ContainsFunc(d, func(c state.Change) bool { return c.Name == "node_ports" }) {
+			t.Errorf("a flushed output chain: diff %v", d)
 		}
 	}
 	for range 2 { // deleting what is gone is done

@@ -3,7 +3,9 @@ package masq
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"net/netip"
+	"strings"
 
 	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
@@ -110,4 +112,69 @@ func prefixOf(es []expr.Any, off uint32) (netip.Prefix, bool) {
 		return netip.Prefix{}, false
 	}
 	return p, true
+}
+
+// nodePortExprs: ip daddr A meta l4proto P th dport N dnat to C:Q, from
+// nodePortRule's text.
+func nodePortExprs(rule string) ([]expr.Any, error) {
+	proto, from, to, err := parseNodePort(rule)
+	if err != nil {
+		return nil, err
+	}
+	addr, dst := from.Addr().As4(), to.Addr().As4()
+	return []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: offDaddr, Len: 4},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: addr[:]},
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: be16(from.Port())},
+		&expr.Immediate{Register: 1, Data: dst[:]},
+		&expr.Immediate{Register: 2, Data: be16(to.Port())},
+		&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, RegProtoMin: 2, Specified: true},
+	}, nil
+}
+
+// parseNodePort reads "TCP/172.31.1.2:30080>10.96.0.10:80".
+func parseNodePort(rule string) (proto byte, from, to netip.AddrPort, err error) {
+	name, rest, ok1 := strings.Cut(rule, "/")
+	a, b, ok2 := strings.Cut(rest, ">")
+	from, err1 := netip.ParseAddrPort(a)
+	to, err2 := netip.ParseAddrPort(b)
+	switch {
+	case !ok1 || !ok2 || err1 != nil || err2 != nil || !from.Addr().Is4() || !to.Addr().Is4():
+		return 0, from, to, fmt.Errorf("node port rule %q: want PROTO/ADDR:PORT>ADDR:PORT", rule)
+	case name == "TCP":
+		return unix.IPPROTO_TCP, from, to, nil
+	case name == "UDP":
+		return unix.IPPROTO_UDP, from, to, nil
+	}
+	return 0, from, to, fmt.Errorf("node port rule %q: protocol %s is not TCP or UDP", rule, name)
+}
+
+// decodeNodePort reads nodePortExprs back into its text.
+func decodeNodePort(es []expr.Any) (string, bool) {
+	if len(es) != 9 {
+		return "", false
+	}
+	da, ok1 := es[0].(*expr.Payload)
+	addr, ok2 := es[1].(*expr.Cmp)
+	proto, ok3 := es[3].(*expr.Cmp)
+	dp, ok4 := es[4].(*expr.Payload)
+	port, ok5 := es[5].(*expr.Cmp)
+	ip, ok6 := es[6].(*expr.Immediate)
+	tp, ok7 := es[7].(*expr.Immediate)
+	nat, ok8 := es[8].(*expr.NAT)
+	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 || !ok6 || !ok7 || !ok8 || da.Offset != offDaddr || len(addr.Data) != 4 ||
+		len(proto.Data) != 1 || dp.Base != expr.PayloadBaseTransportHeader || dp.Offset != 2 || len(port.Data) != 2 ||
+		len(ip.Data) != 4 || len(tp.Data) != 2 || nat.Type != expr.NATTypeDestNAT {
+		return "", false
+	}
+	name := map[byte]string{unix.IPPROTO_TCP: "TCP", unix.IPPROTO_UDP: "UDP"}[proto.Data[0]]
+	if name == "" {
+		return "", false
+	}
+	from := netip.AddrPortFrom(netip.AddrFrom4([4]byte(addr.Data)), binary.BigEndian.Uint16(port.Data))
+	to := netip.AddrPortFrom(netip.AddrFrom4([4]byte(ip.Data)), binary.BigEndian.Uint16(tp.Data))
+	return name + "/" + from.String() + ">" + to.String(), true
 }

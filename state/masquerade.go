@@ -15,7 +15,9 @@ const MasqueradeTable = "netreconcile"
 
 // Masquerade is a node's egress masquerade: netreconcile's nftables
 // table, whose postrouting NAT chain rewrites the source of pods'
-// connections to destinations outside the cluster to the node's address.
+// connections to destinations outside the cluster to the node's address
+// (when PodCIDR is set), and whose output chain sends the node's own
+// connections to its NodePorts to the services' clusterIPs.
 // The table is written whole (one batch), so every change replaces it.
 type Masquerade struct {
 	NS string `json:"ns,omitempty"`
@@ -29,7 +31,12 @@ type Masquerade struct {
 	Except []netip.Prefix `json:"except,omitempty"`
 	// Ports is the range of source ports given, "MIN-MAX".
 	Ports string `json:"ports"`
-	// Rules counts the chain's rules: a rule someone added shows here.
+	// NodePorts are the DNAT rules of the output chain, by which the
+	// node's own processes reach its NodePorts ("TCP/30080>10.96.0.10:80":
+	// to this node's address and nodePort, the service's clusterIP and
+	// port), sorted.
+	NodePorts []string `json:"node_ports,omitempty"`
+	// Rules counts the chains' rules: a rule someone added shows here.
 	Rules  int    `json:"rules"`
 	OwnerK string `json:"owner,omitempty"`
 }
@@ -48,8 +55,12 @@ func (m *Masquerade) Attrs() []Attr {
 	for i, p := range m.Except {
 		except[i] = p.String()
 	}
-	return []Attr{{"pod_cidr", prefixText(m.PodCIDR)}, {"uplink", m.Uplink}, {"except", strings.Join(except, ",")},
-		{"ports", m.Ports}, {"rules", strconv.Itoa(m.Rules)}}
+	attrs := []Attr{{"pod_cidr", prefixText(m.PodCIDR)}, {"uplink", m.Uplink}, {"except", strings.Join(except, ",")},
+		{"ports", m.Ports}}
+	if len(m.NodePorts) > 0 {
+		attrs = append(attrs, Attr{"node_ports", strings.Join(m.NodePorts, ",")})
+	}
+	return append(attrs, Attr{"rules", strconv.Itoa(m.Rules)})
 }
 
 func prefixText(p netip.Prefix) string {
