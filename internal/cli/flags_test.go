@@ -16,7 +16,7 @@ func TestFlagDefaults(t *testing.T) {
 	want := map[string]map[string]string{
 		"": {"node-netns": "", "bpffs": "", "state-dir": "/run/netreconcile", "log-format": "",
 			"verbose": "-v 0", "attach-mode": "tcx", "prefix": ""},
-		"validate": {"file": "-f "},
+		"validate": {"file": "-f ", "output": "-o text"},
 		"plan": {"file": "-f ", "node": host, "output": "-o text", "detailed-exitcode": "false",
 			"observed": "", "all-nodes": "false", "out": ""},
 		"apply":    {"file": "-f ", "node": host, "dry-run": "false", "lock-timeout": "30s"},
