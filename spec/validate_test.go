@@ -712,8 +712,8 @@ policies:
 	}
 	for body, want := range map[string]string{
 		"  - {apiVersion: networking.k8s.io/v1beta1, kind: NetworkPolicy, metadata: {name: a}, spec: {podSelector: {}}}\n": `p.yaml:6:18: policies[0].apiVersion: "networking.k8s.io/v1beta1": a NetworkPolicy here is networking.k8s.io/v1`,
-		"  - {kind: Service, metadata: {name: a}, spec: {podSelector: {}}}\n":                                          `p.yaml:6:12: policies[0].kind: "Service": only NetworkPolicy objects belong in policies:`,
-		"  - {name: a, metadata: {name: b}, spec: {podSelector: {}}}\n":                                                `p.yaml:6:32: policies[0].metadata.name: "b" differs from name "a": write one of them`,
+		"  - {kind: Service, metadata: {name: a}, spec: {podSelector: {}}}\n":                                              `p.yaml:6:12: policies[0].kind: "Service": only NetworkPolicy objects belong in policies:`,
+		"  - {name: a, metadata: {name: b}, spec: {podSelector: {}}}\n":                                                    `p.yaml:6:32: policies[0].metadata.name: "b" differs from name "a": write one of them`,
 	} {
 		_, err := LoadBytes("p.yaml", []byte(head+body))
 		if err == nil || !strings.Contains(err.Error(), want) {

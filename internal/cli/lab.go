@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -27,13 +28,13 @@ func labCmd(g *globals) *cobra.Command {
 }
 
 func labUpCmd(g *globals) *cobra.Command {
-	var file string
+	var files []string
 	up := &cobra.Command{
 		Use:   "up -f FILE",
 		Short: "Build the underlay and node namespaces, then apply every node",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			r, err := spec.Load(file)
+			r, _, err := g.loadOffline(files)
 			if err != nil {
 				return err
 			}
@@ -51,22 +52,22 @@ func labUpCmd(g *globals) *cobra.Command {
 					return fmt.Errorf("node %q: %w", n.Name, err)
 				}
 			}
-			printLab(cmd.OutOrStdout(), file, r, info)
+			printLab(cmd.OutOrStdout(), files, r, info)
 			return nil
 		},
 	}
-	fileFlag(up, &file)
+	fileFlag(up, &files)
 	return up
 }
 
 func labDownCmd(g *globals) *cobra.Command {
-	var file string
+	var files []string
 	down := &cobra.Command{
 		Use:   "down -f FILE",
 		Short: "Destroy every node's objects, then remove the lab's namespaces",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			r, err := spec.Load(file)
+			r, _, err := g.loadOffline(files)
 			if err != nil {
 				return err
 			}
@@ -89,7 +90,7 @@ func labDownCmd(g *globals) *cobra.Command {
 			return errors.Join(errs...)
 		},
 	}
-	fileFlag(down, &file)
+	fileFlag(down, &files)
 	return down
 }
 
@@ -106,7 +107,7 @@ func labNode(g *globals, node string) globals {
 	return lg
 }
 
-func printLab(w io.Writer, file string, r *spec.Resolved, info *lab.Info) {
+func printLab(w io.Writer, files []string, r *spec.Resolved, info *lab.Info) {
 	fmt.Fprintf(w, "\nLab is up: %d nodes, %d pods.\n", len(r.Nodes), len(r.Pods))
 	for _, n := range r.Nodes {
 		fmt.Fprintf(w, "  node %-10s netns %-20s %s %s  pods %s\n", n.Name, lab.NodeNetns(n.Name), n.Uplink, n.Address, n.PodCIDR)
@@ -122,6 +123,6 @@ func printLab(w io.Writer, file string, r *spec.Resolved, info *lab.Info) {
 		n := r.Nodes[0].Name
 		fmt.Fprintf(w, "Inspect a node:  netreconcile show --node-netns %s --node %s\n", lab.NodeNetns(n), n)
 	}
-	fmt.Fprintf(w, "Remove it all:   netreconcile lab down -f %s\n", file)
+	fmt.Fprintf(w, "Remove it all:   netreconcile lab down -f %s\n", strings.Join(files, " -f "))
 	_ = info
 }

@@ -2,17 +2,17 @@ package cli
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/netreconcile/netreconcile/policy"
 	"github.com/netreconcile/netreconcile/reconcile"
-	"github.com/netreconcile/netreconcile/spec"
 )
 
 // validateCmd checks a file offline: it reads no state and no kernel.
-func validateCmd() *cobra.Command {
-	var file string
+func validateCmd(g *globals) *cobra.Command {
+	var files []string
 	cmd := &cobra.Command{
 		Use:   "validate -f FILE",
 		Short: "Check a topology file offline (schema, semantics, map capacity of every node); no kernel access",
@@ -26,9 +26,9 @@ A valid file may still say something its author did not mean. Validate warns
 selects no pod (it refuses every connection), a policy that selects no pod,
 and a policy peer whose namespaceSelector or podSelector matches nothing (it
 allows nobody).`,
-		Args:  cobra.NoArgs,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			r, pos, err := spec.LoadWithPositions(file)
+			r, pos, err := g.loadOffline(files)
 			if err != nil {
 				return err
 			}
@@ -36,7 +36,7 @@ allows nobody).`,
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: valid (%d nodes, %d pods, %d services, %d policies)\n",
-				file, len(r.Nodes), len(r.Pods), len(r.Services), len(r.Policies))
+				strings.Join(files, ", "), len(r.Nodes), len(r.Pods), len(r.Services), len(r.Policies))
 			// Valid, but most likely not what was meant: said, exit 0.
 			for _, w := range policy.Lint(r) {
 				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s\n", w)
@@ -44,6 +44,6 @@ allows nobody).`,
 			return nil
 		},
 	}
-	fileFlag(cmd, &file)
+	fileFlag(cmd, &files)
 	return cmd
 }
