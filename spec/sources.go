@@ -2,10 +2,8 @@ package spec
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -203,6 +201,3 @@ func size(n int64) string {
 	}
 	return fmt.Sprintf("%d bytes", n)
 }
-
-// IsNotExist reports whether err says a file of the set is missing.
-func IsNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }
