@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -27,15 +28,16 @@ import (
 // ControlRequest is what apply sends, as one JSON line; or, from
 // status, a question about the daemon's state, answered at once.
 type ControlRequest struct {
-	File   string `json:"file,omitempty"` // the path apply was given, absolute
-	Status bool   `json:"status,omitempty"`
+	File   string   `json:"file,omitempty"`  // the path apply was given, absolute (the first of Files)
+	Files  []string `json:"files,omitempty"` // every -f apply was given, absolute, in order
+	Status bool     `json:"status,omitempty"`
 }
 
 // ControlReply is the daemon's answer to a request, as one JSON line,
 // once a pass that started after the request ended.
 type ControlReply struct {
 	PID     int    `json:"pid"`
-	File    string `json:"file"` // the file the daemon follows
+	File    string `json:"file"` // the files the daemon follows (comma-separated)
 	Applied int    `json:"applied"`
 	Add     int    `json:"add"`
 	Change  int    `json:"change"`
@@ -60,7 +62,7 @@ const ControlTimeout = 10 * time.Minute
 
 // ctlReq is a request on its way to the loop.
 type ctlReq struct {
-	file  string
+	files []string
 	reply chan ControlReply // buffered: the loop never blocks on it
 }
 
@@ -91,14 +93,15 @@ func listenControl(path string) (net.Listener, error) {
 // pass's outcome. reqs is shared with the connections' goroutines; the
 // waiters are the loop's.
 type control struct {
-	file    string      // the file the daemon follows
+	files   []string    // the set the daemon follows (-f, in order)
+	file    string      // the same, for messages
 	reqs    chan ctlReq // requests from the control socket, to the loop
 	waiters []chan ControlReply
 	board   *statusBoard // status requests are answered from it
 }
 
-func newControl(file string, board *statusBoard) *control {
-	return &control{file: file, reqs: make(chan ctlReq), board: board}
+func newControl(files []string, board *statusBoard) *control {
+	return &control{files: files, file: strings.Join(files, ", "), reqs: make(chan ctlReq), board: board}
 }
 
 // serve hands each connection's request to the loop and writes back its
@@ -135,7 +138,11 @@ func (c *control) serveConn(ctx context.Context, conn net.Conn) {
 		return
 	}
 	_ = conn.SetDeadline(time.Time{}) // the pass takes what it takes
-	r := ctlReq{file: req.File, reply: make(chan ControlReply, 1)}
+	files := req.Files
+	if len(files) == 0 && req.File != "" {
+		files = []string{req.File}
+	}
+	r := ctlReq{files: files, reply: make(chan ControlReply, 1)}
 	select {
 	case c.reqs <- r:
 	case <-ctx.Done():
@@ -152,7 +159,7 @@ func (c *control) serveConn(ctx context.Context, conn net.Conn) {
 // accept queues r for the next pass, and reports whether it did; a file
 // that is not the one the daemon follows is refused at once.
 func (c *control) accept(r ctlReq) bool {
-	if err := sameFile(r.file, c.file); err != nil {
+	if err := sameFiles(r.files, c.files); err != nil {
 		r.reply <- ControlReply{PID: os.Getpid(), File: c.file, Error: err.Error()}
 		return false
 	}
@@ -167,19 +174,27 @@ func (c *control) take() []chan ControlReply {
 	return w
 }
 
-// sameFile reports, as an error, why file is not the file followed.
-func sameFile(file, followed string) error {
-	a, err := os.Stat(file)
-	if err != nil {
-		return err
+// sameFiles reports, as an error, why files (apply's -f, in order) are
+// not the set followed.
+func sameFiles(files, followed []string) error {
+	same := len(files) == len(followed)
+	for i := 0; same && i < len(files); i++ {
+		a, err := os.Stat(files[i])
+		if err != nil {
+			return err
+		}
+		b, err := os.Stat(followed[i])
+		same = err == nil && os.SameFile(a, b)
 	}
-	b, err := os.Stat(followed)
-	if err == nil && os.SameFile(a, b) {
+	if same {
 		return nil
 	}
-	abs, _ := filepath.Abs(followed)
-	return fmt.Errorf("the watch daemon (pid %d) follows %s, not %s: edit that file, or stop the daemon to apply another",
-		os.Getpid(), abs, file)
+	abs := make([]string, len(followed))
+	for i, f := range followed {
+		abs[i], _ = filepath.Abs(f)
+	}
+	return fmt.Errorf("the watch daemon (pid %d) follows %s, not %s: edit that, or stop the daemon to apply another",
+		os.Getpid(), strings.Join(abs, ", "), strings.Join(files, ", "))
 }
 
 // answer replies to the requests a pass served.
@@ -213,10 +228,11 @@ func dialControl(ctx context.Context, path string) (net.Conn, error) {
 	return dialer.DialContext(dctx, "unix", fmt.Sprintf("/proc/self/fd/%d", fd))
 }
 
-// Ask sends file to the daemon listening on the control socket path and
-// waits for its reply. ok is false when no daemon listens there. Standard
-// input ("-") cannot be handed over: with a daemon there, it is an error.
-func Ask(ctx context.Context, path, file string) (rep ControlReply, ok bool, err error) {
+// Ask sends files (apply's -f, in order) to the daemon listening on the
+// control socket path and waits for its reply. ok is false when no daemon
+// listens there. Standard input ("-") cannot be handed over: with a
+// daemon there, it is an error.
+func Ask(ctx context.Context, path string, files []string) (rep ControlReply, ok bool, err error) {
 	conn, err := dialControl(ctx, path)
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) {
 		return rep, false, nil // no daemon, or one that died
@@ -225,17 +241,19 @@ func Ask(ctx context.Context, path, file string) (rep ControlReply, ok bool, err
 		return rep, false, fmt.Errorf("watch daemon's control socket %s: %w", path, err)
 	}
 	defer conn.Close() // a daemon that got no request drops the connection
-	if file == "-" {
-		return rep, true, errors.New("a watch daemon holds the node and follows its own file: standard input cannot be handed to it; edit that file, or stop the daemon")
-	}
-	abs, err := filepath.Abs(file)
-	if err != nil {
-		return rep, true, err
+	abs := make([]string, len(files))
+	for i, file := range files {
+		if file == "-" {
+			return rep, true, errors.New("a watch daemon holds the node and follows its own file: standard input cannot be handed to it; edit that file, or stop the daemon")
+		}
+		if abs[i], err = filepath.Abs(file); err != nil {
+			return rep, true, err
+		}
 	}
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
 	defer stop()
 	_ = conn.SetDeadline(time.Now().Add(ControlTimeout))
-	if err := json.NewEncoder(conn).Encode(ControlRequest{File: abs}); err != nil {
+	if err := json.NewEncoder(conn).Encode(ControlRequest{File: abs[0], Files: abs}); err != nil {
 		return rep, true, fmt.Errorf("watch daemon's control socket %s: %w", path, err)
 	}
 	if err := json.NewDecoder(io.LimitReader(conn, MaxControlRequest)).Decode(&rep); err != nil {

@@ -33,7 +33,7 @@ func TestAskRefusesASymlink(t *testing.T) {
 	if err := os.Symlink(other, path); err != nil {
 		t.Fatal(err)
 	}
-	_, ok, err := Ask(context.Background(), path, "/etc/topology.yaml")
+	_, ok, err := Ask(context.Background(), path, []string{"/etc/topology.yaml"})
 	if ok || err == nil || !strings.Contains(err.Error(), "is not a socket") {
 		t.Fatalf("Ask through a symlink: ok %v, %v", ok, err)
 	}
@@ -50,7 +50,7 @@ func TestAskRefusesASymlink(t *testing.T) {
 	if err := os.Rename(other, path); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok, _ := Ask(context.Background(), path, "/etc/topology.yaml"); !ok {
+	if _, ok, _ := Ask(context.Background(), path, []string{"/etc/topology.yaml"}); !ok {
 		t.Fatal("Ask did not reach the socket")
 	}
 	select {
@@ -90,7 +90,7 @@ func TestControlRequestIsBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	c := newControl("/etc/topology.yaml", &statusBoard{})
+	c := newControl([]string{"/etc/topology.yaml"}, &statusBoard{})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go c.serve(ctx, ln)
@@ -157,7 +157,7 @@ func TestAskStatus(t *testing.T) {
 	}
 	defer ln.Close()
 	board := &statusBoard{}
-	c := newControl("/etc/topology.yaml", board)
+	c := newControl([]string{"/etc/topology.yaml"}, board)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go c.serve(ctx, ln)

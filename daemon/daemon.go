@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -17,9 +18,14 @@ import (
 // Config says what a daemon watches and how it behaves. Zero durations
 // take the defaults below.
 type Config struct {
-	File      string // the topology file (a path: watched through its directory)
-	Node      string // node of the file to converge
-	NodeNetns string // the node's namespace reference ("" = the current one)
+	// Files is the topology's -f set: files and directories (followed
+	// through inotify on their directories), never standard input.
+	Files []string
+	// MaxFileSize bounds each file and the set (--max-file-size; 0:
+	// spec.DefaultMaxFileSize).
+	MaxFileSize int64
+	Node        string // node of the file to converge
+	NodeNetns   string // the node's namespace reference ("" = the current one)
 	// NewEngine returns the engine of one pass. Run adds the pass's
 	// reconcile ID to its logger.
 	NewEngine func() *reconcile.Engine
@@ -115,7 +121,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := d.file.open(); err != nil {
 		return err
 	}
-	d.m.Info.WithLabelValues(cfg.Node, cfg.File).Set(1)
+	d.m.Info.WithLabelValues(cfg.Node, strings.Join(cfg.Files, ",")).Set(1)
 	d.file.serveDatapath(cfg.NewEngine().Cfg.BPFFS)
 
 	if cfg.MetricsAddr != "" {
@@ -134,8 +140,8 @@ func Run(ctx context.Context, cfg Config) error {
 		go d.ctl.serve(ctx, ln)
 	}
 	var err error
-	if d.dirs, err = newDirWatch(cfg.File, d.m, d.Log); err != nil {
-		return fmt.Errorf("watch %s: %w", cfg.File, err)
+	if d.dirs, err = newDirWatch(cfg.Files, d.m, d.Log); err != nil {
+		return fmt.Errorf("watch %s: %w", strings.Join(cfg.Files, ", "), err)
 	}
 	defer d.dirs.close()
 	d.kernel = newKernelEvents(d.m, cfg.NodeNetns)
@@ -152,7 +158,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if iv := WatchdogInterval(); iv > 0 {
 		go d.health.watchdog(ctx, iv, d.n)
 	}
-	d.Log.Info("watching", "file", cfg.File, "nodeNetns", cfg.NodeNetns,
+	d.Log.Info("watching", "files", cfg.Files, "nodeNetns", cfg.NodeNetns,
 		"resync", cfg.Resync.String(), "metrics", cfg.MetricsAddr)
 	// Subscribe before the first pass, so that nothing changed during it
 	// goes unseen.
@@ -168,10 +174,10 @@ func newDaemon(cfg Config) *daemon {
 	board := &statusBoard{}
 	return &daemon{
 		Config: cfg, m: m, n: cfg.Notifier,
-		file:   &topoFile{path: cfg.File, node: cfg.Node, m: m, log: cfg.Log},
+		file:   &topoFile{files: cfg.Files, max: cfg.MaxFileSize, node: cfg.Node, m: m, log: cfg.Log},
 		sched:  newScheduler(cfg),
 		health: &health{timeout: cfg.PassTimeout, gauge: m.Ready},
-		ctl:    newControl(cfg.File, board),
+		ctl:    newControl(cfg.Files, board),
 		board:  board,
 	}
 }

@@ -3,6 +3,7 @@ package daemon
 import (
 	"errors"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -10,23 +11,27 @@ import (
 	"github.com/go-logr/logr"
 
 	"github.com/netreconcile/netreconcile/internal/nsutil"
+	"github.com/netreconcile/netreconcile/spec"
 )
 
 // dirWatch follows names through fsnotify on their directories: the
-// topology file's (and its symlink target's), and those holding the
+// topology files' (and their symlink targets'), the directories given as
+// -f themselves (every *.yaml entry, and a ConfigMap's ..data), and those
+// holding the
 // watched namespaces' names (/var/run/netns). Directories, not files, so
 // that an editor's write-and-rename and a ConfigMap's `..data` swap are
 // seen, and a namespace's name can be seen to appear. It sorts events
 // into what they mean; the loop decides what to do. Only the loop
 // goroutine touches it.
 type dirWatch struct {
-	fw   *fsnotify.Watcher
-	file string // the topology file, as given
-	m    *Metrics
-	log  logr.Logger
+	fw    *fsnotify.Watcher
+	files []string // the topology's -f set, as given
+	m     *Metrics
+	log   logr.Logger
 
 	fileDirs  map[string]bool   // directories whose events may mean "read the file again" ...
 	fileNames map[string]bool   // ... when about these names (or a ConfigMap's "..*")
+	setDirs   map[string]bool   // directories of the set: any *.yaml or *.yml entry is news
 	nsPaths   map[string]string // watched namespace path -> key
 	dirs      map[string]bool   // directories watched now
 }
@@ -40,14 +45,14 @@ type fsNews struct {
 	gone    bool   // ... and the name went away
 }
 
-func newDirWatch(file string, m *Metrics, log logr.Logger) (*dirWatch, error) {
+func newDirWatch(files []string, m *Metrics, log logr.Logger) (*dirWatch, error) {
 	// Buffered: a pass that creates a thousand pod namespaces queues a
 	// thousand events while the loop is busy applying.
 	fw, err := fsnotify.NewBufferedWatcher(4096)
 	if err != nil {
 		return nil, err
 	}
-	return &dirWatch{fw: fw, file: file, m: m, log: log, dirs: map[string]bool{}}, nil
+	return &dirWatch{fw: fw, files: files, m: m, log: log, dirs: map[string]bool{}}, nil
 }
 
 func (w *dirWatch) close() { w.fw.Close() }
@@ -66,7 +71,9 @@ func (w *dirWatch) sort(ev fsnotify.Event) fsNews {
 	// entries. Anything else in the directory (the daemon's own log file,
 	// an editor's swap file) is not news.
 	dir, base := filepath.Split(ev.Name)
-	n.file = w.fileDirs[ev.Name] || (w.fileDirs[filepath.Clean(dir)] && (w.fileNames[base] || strings.HasPrefix(base, "..")))
+	dir = filepath.Clean(dir)
+	n.file = w.fileDirs[ev.Name] || (w.fileDirs[dir] && (w.fileNames[base] || strings.HasPrefix(base, ".."))) ||
+		(w.setDirs[dir] && spec.IsTopologyFile(base))
 	n.key, n.netns = w.nsPaths[ev.Name]
 	n.gone = ev.Has(fsnotify.Remove | fsnotify.Rename)
 	return n
@@ -113,15 +120,30 @@ func (w *dirWatch) sync(want map[string]string) (refile, lost bool) {
 	return refile, lost
 }
 
-// fileWants sets the directories and names of the file, and returns the
+// fileWants sets the directories and names of the set, and returns the
 // directories to watch for it.
 func (w *dirWatch) fileWants() map[string]bool {
 	want := map[string]bool{}
-	w.fileDirs, w.fileNames = map[string]bool{}, map[string]bool{}
-	abs, err := filepath.Abs(w.file)
-	if err != nil {
-		abs = w.file
+	w.fileDirs, w.fileNames, w.setDirs = map[string]bool{}, map[string]bool{}, map[string]bool{}
+	for _, file := range w.files {
+		abs, err := filepath.Abs(file)
+		if err != nil {
+			abs = file
+		}
+		if st, err := os.Stat(abs); err == nil && st.IsDir() {
+			// A directory of the set: its entries come and go, and a
+			// ConfigMap volume swaps its ..data link inside it.
+			w.fileDirs[abs], w.setDirs[abs], want[abs] = true, true, true
+			continue
+		}
+		w.fileWant(abs, want)
 	}
+	return want
+}
+
+// fileWant adds one file of the set: its directory, and its symlink
+// target's when that is elsewhere.
+func (w *dirWatch) fileWant(abs string, want map[string]bool) {
 	fileDir := filepath.Dir(abs)
 	w.fileDirs[fileDir] = true
 	w.fileNames[filepath.Base(abs)] = true
@@ -135,5 +157,4 @@ func (w *dirWatch) fileWants() map[string]bool {
 			want[td] = true
 		}
 	}
-	return want
 }

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -29,13 +30,15 @@ const (
 // topoFile is the topology file followed and the last good model read
 // from it. Only the loop goroutine touches it.
 type topoFile struct {
-	path, node string
-	m          *Metrics
-	log        logr.Logger // the daemon's, for the datapath collector
-	pinDir     string      // the node's datapath pin directory, for the collector
+	files  spec.Files // -f: files and directories
+	max    int64      // --max-file-size
+	node   string
+	m      *Metrics
+	log    logr.Logger // the daemon's, for the datapath collector
+	pinDir string      // the node's datapath pin directory, for the collector
 
 	spec    *spec.Resolved
-	parser  spec.Parser // reuses the unchanged items of the last file read
+	parser  spec.Parser // reuses the unchanged items of the last set read, per file
 	specSum [32]byte    // of the last good content (the one served)
 	readSum [32]byte    // of the last content read, good or not
 	state   string
@@ -45,21 +48,22 @@ type topoFile struct {
 // open reads the file at start. Without a valid file there is no last
 // good state to serve: errors wrap ErrFile.
 func (f *topoFile) open() error {
-	if f.path == "" || f.path == "-" {
-		return fmt.Errorf("%w: watch needs a file path (standard input cannot be watched)", ErrFile)
+	if len(f.files) == 0 || f.files.Stdin() {
+		return fmt.Errorf("%w: watch needs file or directory paths (standard input cannot be watched)", ErrFile)
 	}
-	data, err := spec.ReadFile(f.path)
+	srcs, err := f.files.Sources(f.maxSize())
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrFile, err)
 	}
-	r, err := f.parser.Load(f.path, data)
+	r, _, err := f.parser.Load(srcs)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrFile, err)
 	}
 	if r.Node(f.node) == nil {
-		return fmt.Errorf("%w %s: node %q is not in the file (nodes: %s)", ErrFile, f.path, f.node, r.NodeNames())
+		return fmt.Errorf("%w %s: node %q is not in the file (nodes: %s)", ErrFile, f.files, f.node, r.NodeNames())
 	}
-	f.spec, f.specSum, f.readSum, f.state = r, sha256.Sum256(data), sha256.Sum256(data), fileOK
+	sum := sumOf(srcs)
+	f.spec, f.specSum, f.readSum, f.state = r, sum, sum, fileOK
 	f.m.ConfigOK.Set(1)
 	return nil
 }
@@ -79,26 +83,26 @@ func (f *topoFile) pods() int { return len(f.spec.PodsOn(f.node)) }
 // or invalid file is logged once per content and the last good model
 // is kept.
 func (f *topoFile) reload(log logr.Logger, force bool) bool {
-	data, err := spec.ReadFile(f.path)
+	srcs, err := f.files.Sources(f.maxSize())
 	if err != nil {
 		f.unreadable(log, err)
 		return false
 	}
-	sum := sha256.Sum256(data)
+	sum := sumOf(srcs)
 	if sum == f.readSum && !force {
 		return false // state and err still describe it
 	}
 	f.readSum = sum
-	r, err := f.parser.Load(f.path, data)
+	r, _, err := f.parser.Load(srcs)
 	if err == nil && r.Node(f.node) == nil {
-		err = fmt.Errorf("%s: node %q is not in the file (nodes: %s)", f.path, f.node, r.NodeNames())
+		err = fmt.Errorf("%s: node %q is not in the file (nodes: %s)", f.files, f.node, r.NodeNames())
 	}
 	if err != nil {
 		f.state, f.err = fileInvalid, err
 		f.m.ConfigReloads.WithLabelValues(fileInvalid).Inc()
 		f.m.Errors.WithLabelValues(StageLoad).Inc()
 		f.m.ConfigOK.Set(0)
-		log.Error(err, "topology file is invalid; keeping the last good state", "file", f.path)
+		log.Error(err, "topology file is invalid; keeping the last good state", "files", f.files)
 		return false
 	}
 	f.state, f.err = fileOK, nil
@@ -109,7 +113,7 @@ func (f *topoFile) reload(log logr.Logger, force bool) bool {
 	}
 	f.spec, f.specSum = r, sum
 	f.m.datapath.set(f.pinDir, reconcile.PodNames(r), f.log)
-	log.Info("topology file changed", "file", f.path, "sha256", hex.EncodeToString(sum[:6]),
+	log.Info("topology file changed", "files", f.files, "sources", len(srcs), "sha256", hex.EncodeToString(sum[:6]),
 		"pods", len(r.PodsOn(f.node)))
 	return true
 }
@@ -126,10 +130,34 @@ func (f *topoFile) unreadable(log logr.Logger, err error) {
 		f.m.Errors.WithLabelValues(StageLoad).Inc()
 		f.m.ConfigOK.Set(0)
 		if st == fileMissing {
-			log.Error(err, "topology file is gone; keeping the last good state until it is back", "file", f.path)
+			log.Error(err, "topology file is gone; keeping the last good state until it is back", "files", f.files)
 		} else {
-			log.Error(err, "cannot read the topology file; keeping the last good state", "file", f.path)
+			log.Error(err, "cannot read the topology file; keeping the last good state", "files", f.files)
 		}
 	}
 	f.state, f.err, f.readSum = st, err, [32]byte{}
+}
+
+// maxSize is --max-file-size, defaulted.
+func (f *topoFile) maxSize() int64 {
+	if f.max <= 0 {
+		return spec.DefaultMaxFileSize
+	}
+	return f.max
+}
+
+// sumOf digests a set: its sources' names and bytes, in order.
+func sumOf(srcs []spec.Source) [32]byte {
+	h := sha256.New()
+	for _, src := range srcs {
+		var n [16]byte
+		binary.LittleEndian.PutUint64(n[:8], uint64(len(src.Name)))
+		binary.LittleEndian.PutUint64(n[8:], uint64(len(src.Data)))
+		h.Write(n[:])
+		h.Write([]byte(src.Name))
+		h.Write(src.Data)
+	}
+	var sum [32]byte
+	h.Sum(sum[:0])
+	return sum
 }

@@ -24,7 +24,7 @@ func TestExamples(t *testing.T) {
 	}
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
-			r, err := spec.Load(f)
+			r, err := spec.LoadFiles(f)
 			if err != nil {
 				t.Fatal(err)
 			}

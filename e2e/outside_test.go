@@ -28,7 +28,7 @@ const OutsideAddr = "198.51.100.10"
 // path.
 func underlayOf(t *testing.T, path string) string {
 	t.Helper()
-	r, err := spec.Load(path)
+	r, err := spec.LoadFiles(path)
 	if err != nil {
 		t.Fatal(err)
 	}

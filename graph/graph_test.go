@@ -15,7 +15,7 @@ var update = flag.Bool("update", false, "rewrite the golden files")
 
 func load(t *testing.T) *spec.Resolved {
 	t.Helper()
-	r, err := spec.Load(filepath.Join("..", "examples", "multitier.yaml"))
+	r, err := spec.LoadFiles(filepath.Join("..", "examples", "multitier.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -125,7 +125,7 @@ func compareGolden(t *testing.T, path string, got []byte) {
 func TestGoldenFileTerms(t *testing.T) {
 	const node = "ft-node"
 	load := func(name string) *spec.Resolved {
-		r, err := spec.Load(filepath.Join("testdata/fileterms", name))
+		r, err := spec.LoadFiles(filepath.Join("testdata/fileterms", name))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -30,14 +30,14 @@ func BenchmarkParserOneChange(b *testing.B) {
 		b.Fatal("no service to change")
 	}
 	var p Parser
-	if _, err := p.Load("scale.yaml", data); err != nil {
+	if _, _, err := p.Load([]Source{{"scale.yaml", data}}); err != nil {
 		b.Fatal(err)
 	}
 	files := [][]byte{changed, data}
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		if _, err := p.Load("scale.yaml", files[i%2]); err != nil {
+		if _, _, err := p.Load([]Source{{"scale.yaml", files[i%2]}}); err != nil {
 			b.Fatal(err)
 		}
 		i++

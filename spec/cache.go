@@ -47,6 +47,9 @@ type ParseCache struct {
 	// Miss, when set, is told why a cache that was there was not used
 	// (for the verbose log).
 	Miss func(reason string)
+	// MaxSize is --max-file-size (0: DefaultMaxFileSize): a cache more
+	// than cacheSizeFactor times its size is not read.
+	MaxSize int64
 }
 
 // KeyFile is the name of the host's cache key, beside the cache.
@@ -55,12 +58,12 @@ const KeyFile = "parse.key"
 // keySize is the length of the key: that of HMAC-SHA256's output.
 const keySize = sha256.Size
 
-// maxCacheSize bounds the cache file read: the cache of the largest file
-// (MaxFileSize) is a few times its size.
-const maxCacheSize = 16 * MaxFileSize
+// cacheSizeFactor bounds the cache file read: the cache of the largest
+// set (MaxSize) is a few times its size.
+const cacheSizeFactor = 4
 
 // cacheMagic starts a cache file; bump it when the layout changes.
-const cacheMagic = "netreconcile parse cache v3\n"
+const cacheMagic = "netreconcile parse cache v4\n"
 
 // A cache file is: magic, the binary's key, the file's key, the MAC (of
 // everything after the magic but the MAC), the model's length (8 bytes),
@@ -68,10 +71,15 @@ const cacheMagic = "netreconcile parse cache v3\n"
 // (gob).
 const cacheHeader = len(cacheMagic) + 3*sha256.Size + 8
 
-// cachedModel is what the cache keeps of a whole file: what it decoded to,
-// and where fields with a zero value were written (Resolve tells them
-// from absent ones).
+// cachedModel is what the cache keeps of a set: for each source, what it
+// decoded to, and where fields with a zero value were written (Resolve
+// tells them from absent ones).
 type cachedModel struct {
+	Parts []cachedPart
+}
+
+type cachedPart struct {
+	Name     string
 	Topology *Topology
 	Zeros    map[string]Pos
 }
@@ -90,35 +98,35 @@ const (
 // Load is spec.Load through c; found says what it reused. With Store set,
 // commit writes the cache; call it once the command has succeeded (a run
 // that fails changes nothing, the cache included). commit is never nil.
-func (c ParseCache) Load(path string) (r *Resolved, found Cached, commit func() error, err error) {
+// The cache is keyed by the whole set: its sources' names and bytes.
+func (c ParseCache) Load(srcs []Source) (r *Resolved, found Cached, commit func() error, err error) {
 	commit = func() error { return nil }
-	name, data, err := readFile(path)
-	if err != nil {
-		return nil, CachedNothing, commit, err
-	}
-	keys, keyed := cacheKeysOf(data)
+	keys, keyed := cacheKeysOf(srcs)
 	var p Parser
 	found = CachedNothing
 	if c.Path != "" && keyed {
 		model, items := c.read(keys)
 		if model != nil {
-			r, err := Resolve(model.Topology, &Positions{File: name, paths: model.Zeros})
+			r, err := model.resolve()
 			if err == nil {
 				return r, CachedModel, commit, nil
 			}
 			c.miss("the cached model does not validate: " + err.Error())
 		} else if len(items) > 0 {
-			p.items, found = items, CachedItems
+			p.files, found = map[string]*itemCache{}, CachedItems
+			for _, src := range srcs {
+				p.files[src.Name] = &itemCache{items: items} // read only: each source makes its own
+			}
 		}
 	}
-	t, pos, perr := p.Parse(name, data)
-	r, err = resolveParsed(t, pos, perr)
+	parts, perr := p.parse(srcs, true)
+	r, err = resolveParsed(assemble(parts, perr))
 	if err != nil && found == CachedItems {
 		// Cached items that do not validate are a miss: decode again.
 		c.miss("the cached items do not validate")
 		p, found = Parser{}, CachedNothing
-		t, pos, perr = p.Parse(name, data)
-		r, err = resolveParsed(t, pos, perr)
+		parts, perr = p.parse(srcs, true)
+		r, err = resolveParsed(assemble(parts, perr))
 	}
 	if err != nil || c.Path == "" || !keyed || !c.Store {
 		return r, found, commit, err
@@ -130,7 +138,7 @@ func (c ParseCache) Load(path string) (r *Resolved, found Cached, commit func() 
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		out, encErr = encodeCache(keys, cachedModel{t, pos.zeroPaths()}, p.items)
+		out, encErr = encodeCache(keys, modelOf(parts), p.items())
 	}()
 	return r, found, func() error {
 		<-done
@@ -147,6 +155,35 @@ func (c ParseCache) Load(path string) (r *Resolved, found Cached, commit func() 
 		seal(key, out)
 		return c.write(out)
 	}, nil
+}
+
+// modelOf is what the cache keeps of decoded parts.
+func modelOf(parts []part) cachedModel {
+	m := cachedModel{Parts: make([]cachedPart, len(parts))}
+	for i, pt := range parts {
+		m.Parts[i] = cachedPart{Name: pt.pos.File, Topology: pt.t, Zeros: pt.pos.zeroPaths()}
+	}
+	return m
+}
+
+// resolve merges and resolves the cached parts, as Load does decoded ones.
+func (m *cachedModel) resolve() (*Resolved, error) {
+	parts := make([]part, len(m.Parts))
+	for i, cp := range m.Parts {
+		if cp.Topology == nil {
+			return nil, errors.New("a part without its topology")
+		}
+		parts[i] = part{cp.Topology, &Positions{File: cp.Name, paths: cp.Zeros}}
+	}
+	return resolveParsed(assemble(parts, nil))
+}
+
+// maxCache bounds the cache file read.
+func (c ParseCache) maxCache() int64 {
+	if c.MaxSize <= 0 {
+		return cacheSizeFactor * DefaultMaxFileSize
+	}
+	return cacheSizeFactor * c.MaxSize
 }
 
 // miss tells c.Miss why the cache was not used.
@@ -211,9 +248,9 @@ func seal(key, b []byte) {
 
 // cacheKeysOf digests the identity of the running binary (path, inode,
 // size, modification time, and the version control stamp it was built
-// with), and that with the file's bytes: a rebuilt binary, whose decoding
-// rules may differ, never reads what an older one stored.
-func cacheKeysOf(data []byte) (keys cacheKeys, ok bool) {
+// with), and that with the set's names and bytes: a rebuilt binary, whose
+// decoding rules may differ, never reads what an older one stored.
+func cacheKeysOf(srcs []Source) (keys cacheKeys, ok bool) {
 	exe, err := os.Executable()
 	if err != nil {
 		return keys, false
@@ -239,7 +276,11 @@ func cacheKeysOf(data []byte) (keys cacheKeys, ok bool) {
 		}
 	}
 	copy(keys.bin[:], h.Sum(nil))
-	h.Write(data)
+	for _, src := range srcs {
+		_ = binary.Write(h, binary.LittleEndian, [2]int64{int64(len(src.Name)), int64(len(src.Data))})
+		h.Write([]byte(src.Name))
+		h.Write(src.Data)
+	}
 	copy(keys.file[:], h.Sum(nil))
 	return keys, true
 }
@@ -247,7 +288,7 @@ func cacheKeysOf(data []byte) (keys cacheKeys, ok bool) {
 // read returns the cached model when the file's key matches, else the
 // cached items when the binary's does; nil and nil otherwise.
 func (c ParseCache) read(keys cacheKeys) (*cachedModel, map[string]*item) {
-	b, err := statedir.ReadFile(c.Path, maxCacheSize)
+	b, err := statedir.ReadFile(c.Path, c.maxCache())
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -276,7 +317,7 @@ func (c ParseCache) read(keys cacheKeys) (*cachedModel, map[string]*item) {
 	model, items := b[cacheHeader:cacheHeader+int(n)], b[cacheHeader+int(n):]
 	if bytes.Equal(file, keys.file[:]) {
 		var m cachedModel
-		if gob.NewDecoder(bytes.NewReader(model)).Decode(&m) == nil && m.Topology != nil {
+		if gob.NewDecoder(bytes.NewReader(model)).Decode(&m) == nil && len(m.Parts) > 0 {
 			return &m, nil
 		}
 	}

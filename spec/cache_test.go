@@ -34,7 +34,7 @@ func cachedFiles(t *testing.T) []string {
 // load is c.Load, committed.
 func load(t *testing.T, c ParseCache, file string) (*Resolved, Cached) {
 	t.Helper()
-	r, found, commit, err := c.Load(file)
+	r, found, commit, err := c.Load(sourcesOf(t, file))
 	if err == nil {
 		err = commit()
 	}
@@ -50,12 +50,12 @@ func TestParseCacheGivesTheSameModel(t *testing.T) {
 	stored, reused := 0, 0
 	for _, file := range cachedFiles(t) {
 		t.Run(filepath.Base(file), func(t *testing.T) {
-			want, err := Load(file)
+			want, err := LoadFiles(file)
 			if err != nil {
 				t.Skipf("not a valid topology: %v", err)
 			}
 			c := ParseCache{Path: filepath.Join(t.TempDir(), "parsed"), Store: true}
-			r, found, commit, err := c.Load(file)
+			r, found, commit, err := c.Load(sourcesOf(t, file))
 			if err == nil {
 				err = commit()
 			}
@@ -82,7 +82,7 @@ func TestParseCacheGivesTheSameModel(t *testing.T) {
 			if err := os.WriteFile(edited, append(data, "\n# edited\n"...), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			want, err = Load(edited)
+			want, err = LoadFiles(edited)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -129,7 +129,7 @@ func TestParseCacheMisses(t *testing.T) {
 	if err := os.WriteFile(file, []byte(changed), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	want, err := Load(file)
+	want, err := LoadFiles(file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +164,7 @@ func TestParseCacheMisses(t *testing.T) {
 	c.Path = filepath.Join(dir, "other")
 	load(t, c, file)
 	c.Store = true
-	if _, _, _, err := c.Load(file); err != nil {
+	if _, _, _, err := c.Load(sourcesOf(t, file)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(c.Path); !os.IsNotExist(err) {
@@ -175,7 +175,7 @@ func TestParseCacheMisses(t *testing.T) {
 	if err := os.WriteFile(file, []byte("apiVersion: netreconcile/v1\nkind: Topology\nbogus: 1\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, _, err := c.Load(file); err == nil || !strings.Contains(err.Error(), "topo.yaml:3") {
+	if _, _, _, err := c.Load(sourcesOf(t, file)); err == nil || !strings.Contains(err.Error(), "topo.yaml:3") {
 		t.Fatalf("bad file: %v", err)
 	}
 }
@@ -259,7 +259,7 @@ func tamper(t *testing.T, path string, key []byte, edit func(*Topology)) {
 	if err := gob.NewDecoder(bytes.NewReader(raw[cacheHeader : cacheHeader+int(n)])).Decode(&m); err != nil {
 		t.Fatal(err)
 	}
-	edit(m.Topology)
+	edit(m.Parts[0].Topology)
 	out, err := encodeCache(keys, m, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -288,7 +288,7 @@ func TestParseCacheIsAuthenticatedAndValidated(t *testing.T) {
 	if err := os.WriteFile(file, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	want, err := Load(file)
+	want, err := LoadFiles(file)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"reflect"
 	"regexp"
 	"sort"
@@ -16,11 +15,6 @@ import (
 
 	"gopkg.in/yaml.v3"
 )
-
-// MaxFileSize bounds the topology file. A real topology of a few thousand
-// pods is well under 1 MiB; the limit keeps a mistaken or hostile input
-// (a log file, an image) from costing memory before it is rejected.
-const MaxFileSize = 4 << 20
 
 // maxAliasExpansion bounds how many YAML nodes may be visited through
 // aliases. The parser keeps an alias as a pointer, so parsing is cheap;
@@ -39,48 +33,8 @@ func tooManyErrors(file string) *Error {
 	return &Error{File: file, Msg: fmt.Sprintf("too many errors; showing the first %d", maxErrors), Err: ErrInvalid}
 }
 
-// LoadFile reads and decodes the topology file at path; "-" reads standard
-// input. See Parse for what is checked.
-func LoadFile(path string) (*Topology, *Positions, error) {
-	name, data, err := readFile(path)
-	if err != nil {
-		return nil, nil, err
-	}
-	return Parse(name, data)
-}
-
-// ReadFile reads the topology file at path, at most MaxFileSize+1 bytes:
-// enough for Parse to refuse a file over the limit with its error,
-// without the rest of it ever being read.
-func ReadFile(path string) ([]byte, error) {
-	_, data, err := readFile(path)
-	return data, err
-}
-
-// readFile reads the file at path ("-": standard input) and returns the
-// name messages use for it.
-func readFile(path string) (name string, data []byte, err error) {
-	name, r := path, io.Reader(nil)
-	if path == "-" {
-		name, r = "<stdin>", os.Stdin
-	} else {
-		f, err := os.Open(path)
-		if err != nil {
-			return "", nil, fmt.Errorf("load topology: %w", err)
-		}
-		defer f.Close()
-		r = f
-	}
-	// Read one byte past the limit so that Parse sees an oversized file
-	// without the whole of it ever being in memory.
-	if data, err = io.ReadAll(io.LimitReader(r, MaxFileSize+1)); err != nil {
-		return "", nil, fmt.Errorf("read topology %s: %w", name, err)
-	}
-	return name, data, nil
-}
-
-// Parse decodes a topology file strictly: it must be UTF-8 text of at most
-// MaxFileSize bytes holding exactly one YAML document, whose fields all
+// Parse decodes one topology file strictly: it must be UTF-8 text holding
+// exactly one YAML document, whose fields all
 // exist in Topology (matched exactly by their yaml names), appear once per
 // mapping, and have the right type. Aliases and merge keys (<<) are
 // followed, within maxAliasExpansion.
@@ -88,8 +42,8 @@ func readFile(path string) (name string, data []byte, err error) {
 // name is the file name used in error messages. The returned Positions
 // records where each field path is written, for Resolve.
 //
-// Errors are always *Errors. When the file is not usable at all (too large,
-// not YAML, alias bomb) the Topology is nil. When only some fields are
+// Errors are always *Errors. When the file is not usable at all (not
+// YAML, alias bomb) the Topology is nil. When only some fields are
 // wrong, the Topology and Positions are still returned, holding what could
 // be decoded, so that a caller can run Resolve as well and report every
 // problem at once (Load does).
@@ -99,13 +53,11 @@ func Parse(name string, data []byte) (*Topology, *Positions, error) {
 
 // parse decodes data item by item when the file allows it (see split.go),
 // as one document otherwise.
-func parse(name string, data []byte, p *Parser) (*Topology, *Positions, error) {
-	if len(data) <= MaxFileSize {
-		if _, _, _, ok := checkText(data); ok {
-			if seqs, ok := splitSeqs(data); ok && len(seqs) > 0 {
-				if t, pos, ok := splitParse(name, data, seqs, p); ok {
-					return t, pos, nil
-				}
+func parse(name string, data []byte, p *itemCache) (*Topology, *Positions, error) {
+	if _, _, _, ok := checkText(data); ok {
+		if seqs, ok := splitSeqs(data); ok && len(seqs) > 0 {
+			if t, pos, ok := splitParse(name, data, seqs, p); ok {
+				return t, pos, nil
 			}
 		}
 	}
@@ -118,9 +70,6 @@ func wholeParse(name string, data []byte) (t *Topology, pos *Positions, err erro
 		return &Errors{List: []*Error{{
 			File: name, Line: line, Column: col, Msg: fmt.Sprintf(format, args...), Err: sentinel,
 		}}}
-	}
-	if len(data) > MaxFileSize {
-		return nil, nil, fatal(0, 0, ErrTooLarge, "file is larger than the %d MiB limit", MaxFileSize>>20)
 	}
 	if line, col, msg, ok := checkText(data); !ok {
 		return nil, nil, fatal(line, col, ErrNotYAML, "not valid YAML: %s", msg)

@@ -1,12 +1,10 @@
 package spec
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -103,7 +101,7 @@ func TestParsePositions(t *testing.T) {
 }
 
 func TestParseGoodFile(t *testing.T) {
-	top, _, err := LoadFile("testdata/good/design.yaml")
+	top, _, err := parseFile("testdata/good/design.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -290,35 +288,6 @@ func TestAliasesWithinBudget(t *testing.T) {
 	}
 }
 
-func TestSizeLimit(t *testing.T) {
-	big := bytes.Repeat([]byte("# padding\n"), MaxFileSize/10+1)
-	_, _, err := Parse("big.yaml", big)
-	if !errors.Is(err, ErrTooLarge) {
-		t.Fatalf("want ErrTooLarge, got %v", err)
-	}
-	if got, want := err.Error(), "big.yaml: file is larger than the 4 MiB limit"; got != want {
-		t.Errorf("got %q, want %q", got, want)
-	}
-	// LoadFile stops reading at the limit.
-	path := filepath.Join(t.TempDir(), "big.yaml")
-	if err := os.WriteFile(path, append(big, big...), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := LoadFile(path); !errors.Is(err, ErrTooLarge) {
-		t.Errorf("LoadFile: want ErrTooLarge, got %v", err)
-	}
-	// A file of exactly the limit is fine.
-	good := mustRead(t, "testdata/good/minimal.yaml")
-	pad := bytes.Repeat([]byte("#"), MaxFileSize-len(good)-1)
-	exact := append(append(good, pad...), '\n')
-	if len(exact) != MaxFileSize {
-		t.Fatalf("built %d bytes", len(exact))
-	}
-	if _, err := LoadBytes("exact.yaml", exact); err != nil {
-		t.Errorf("file of exactly MaxFileSize: %v", err)
-	}
-}
-
 func TestNotYAML(t *testing.T) {
 	for name, tc := range map[string]struct {
 		doc  string
@@ -374,7 +343,7 @@ func TestLoadFileStdin(t *testing.T) {
 	saved := os.Stdin
 	os.Stdin = f
 	defer func() { os.Stdin = saved }()
-	top, pos, err := LoadFile("-")
+	top, pos, err := parseFile("-")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -384,7 +353,7 @@ func TestLoadFileStdin(t *testing.T) {
 }
 
 func TestLoadFileMissing(t *testing.T) {
-	_, _, err := LoadFile("testdata/does-not-exist.yaml")
+	_, _, err := parseFile("testdata/does-not-exist.yaml")
 	if !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("want fs.ErrNotExist, got %v", err)
 	}
@@ -392,7 +361,7 @@ func TestLoadFileMissing(t *testing.T) {
 	if errors.As(err, &errs) {
 		t.Error("an I/O error is not a file content error")
 	}
-	if _, err := Load("testdata/does-not-exist.yaml"); !errors.Is(err, fs.ErrNotExist) {
+	if _, err := LoadFiles("testdata/does-not-exist.yaml"); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("Load: want fs.ErrNotExist, got %v", err)
 	}
 }

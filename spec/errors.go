@@ -60,7 +60,8 @@ func (e *Error) Error() string {
 // Unwrap returns the sentinel the error matches.
 func (e *Error) Unwrap() error { return e.Err }
 
-// Errors is every problem found in one file, sorted by position. It is the
+// Errors is every problem found in a set of files, sorted by file and
+// position. It is the
 // error type returned by Parse, Resolve and Load for bad input, so that a
 // caller can print them all (one per line) or inspect them.
 type Errors struct {
@@ -90,6 +91,7 @@ func (e *Errors) Unwrap() []error {
 func (e *Errors) sort() {
 	slices.SortStableFunc(e.List, func(a, b *Error) int {
 		return cmp.Or(
+			cmp.Compare(a.File, b.File),
 			cmp.Compare(a.Line, b.Line),
 			cmp.Compare(a.Column, b.Column),
 			cmp.Compare(a.Path, b.Path),
@@ -122,6 +124,9 @@ type Positions struct {
 	paths map[string]Pos
 	seqs  map[string][]seqItem // top-level sequences decoded item by item (split.go)
 	data  []byte               // the file, when seqs is set: their items' text
+	// set, for a topology merged from several sources, places each path
+	// in its source's Positions (load.go); the fields above are then unused.
+	set *posSet
 }
 
 // Has reports whether the field at path was written in the file. It tells
@@ -138,6 +143,10 @@ func (p *Positions) writtenZero(path string) bool { return p.has(path, true) }
 func (p *Positions) has(path string, zeros bool) bool {
 	if p == nil {
 		return false
+	}
+	if p.set != nil {
+		q, local := p.set.locate(path)
+		return q.has(local, zeros)
 	}
 	if _, found, inSeq := p.lookupItem(path, zeros); inSeq {
 		return found
@@ -179,6 +188,10 @@ func (p *Positions) Lookup(path string) Pos {
 	if p == nil {
 		return Pos{}
 	}
+	if p.set != nil {
+		q, local := p.set.locate(path)
+		return q.Lookup(local)
+	}
 	for {
 		if pos, found, inSeq := p.lookupItem(path, false); found {
 			return pos
@@ -199,9 +212,14 @@ func (p *Positions) Lookup(path string) Pos {
 // p may be nil.
 func (p *Positions) ErrorAt(path, msg string) *Error {
 	e := &Error{Path: path, Msg: msg, Err: ErrInvalid}
+	if p != nil && p.set != nil {
+		// The path in its own file: pods[7] of the set may be pods[2]
+		// of b.yaml.
+		p, e.Path = p.set.locate(path)
+	}
 	if p != nil {
 		e.File = p.File
-		pos := p.Lookup(path)
+		pos := p.Lookup(e.Path)
 		e.Line, e.Column = pos.Line, pos.Column
 	}
 	return e

@@ -133,8 +133,8 @@ func (c *checker) frontends(t *Topology, r *Resolved) {
 			if rs.Type == ServiceNodePort && sp.NodePort != 0 {
 				k := portProto{sp.NodePort, sp.Protocol}
 				if first, dup := nodePortAt[k]; dup {
-					c.add(join(index(join(path, "ports"), j), "nodePort"), "nodePort %d/%s is already used by services[%d].ports[%d] (service %q)",
-						sp.NodePort, sp.Protocol, first.svc, first.port, r.Services[first.svc].Key)
+					c.add(join(index(join(path, "ports"), j), "nodePort"), "nodePort %d/%s is already used by %s (service %q)",
+						sp.NodePort, sp.Protocol, c.ref(index(join(index("services", first.svc), "ports"), first.port)), r.Services[first.svc].Key)
 				} else {
 					nodePortAt[k] = claim{i, j}
 				}
@@ -143,7 +143,7 @@ func (c *checker) frontends(t *Topology, r *Resolved) {
 				k := ipPortProto{ip, portProto{sp.Port, sp.Protocol}}
 				if first, dup := extAt[k]; dup && first.svc != i {
 					c.add(index(join(path, "externalIPs"), slices.Index(t.Services[i].ExternalIPs, ip.String())),
-						"%s port %d/%s is already served by services[%d] (service %q)", ip, sp.Port, sp.Protocol, first.svc, r.Services[first.svc].Key)
+						"%s port %d/%s is already served by %s (service %q)", ip, sp.Port, sp.Protocol, c.ref(index("services", first.svc)), r.Services[first.svc].Key)
 				} else if !dup {
 					extAt[k] = claim{i, j}
 				}

@@ -24,26 +24,10 @@ import (
 // file is parsed again as one document, so that errors and their positions
 // always come from one path (Parse's fuzz test holds both paths equal).
 
-// Parser parses topology files, remembering the decoded items of the last
-// file it parsed. The zero Parser is ready; it is not safe for concurrent
-// use. Decoded items are shared between the Topologies it returns, which
-// must therefore be treated as read-only (Resolve only reads them).
-type Parser struct {
+// itemCache remembers the decoded items of the last text of one source
+// (see Parser). The zero itemCache is ready.
+type itemCache struct {
 	items map[string]*item // seqKey "\x00" item text → decoded item
-}
-
-// Parse is the package-level Parse, reusing unchanged items of the
-// previous file.
-func (p *Parser) Parse(name string, data []byte) (*Topology, *Positions, error) {
-	if p.items == nil {
-		p.items = map[string]*item{}
-	}
-	return parse(name, data, p)
-}
-
-// Load is LoadBytes through p.
-func (p *Parser) Load(name string, data []byte) (*Resolved, error) {
-	return resolveParsed(p.Parse(name, data))
 }
 
 // item is one decoded element of a top-level sequence, with the positions
@@ -159,7 +143,7 @@ func blockKey(line []byte) (string, bool) {
 // each sequence written as []) plus the items, parsed in groups on every
 // CPU, or reused from p. ok is false when anything did not parse or decode
 // cleanly: the caller then parses data as one document.
-func splitParse(name string, data []byte, seqs []seq, p *Parser) (*Topology, *Positions, bool) {
+func splitParse(name string, data []byte, seqs []seq, p *itemCache) (*Topology, *Positions, bool) {
 	fields := fieldsOf(reflect.TypeFor[Topology]())
 	var head []byte
 	last := 0
@@ -221,7 +205,7 @@ const groupSize = 128
 // decodeItems returns the decoded items of s, reusing p's and parsing the
 // others in groups of consecutive items; with p, it records them all in
 // fresh.
-func decodeItems(data []byte, s seq, typ reflect.Type, p *Parser, fresh map[string]*item) ([]*item, bool) {
+func decodeItems(data []byte, s seq, typ reflect.Type, p *itemCache, fresh map[string]*item) ([]*item, bool) {
 	out := make([]*item, len(s.items))
 	keys := make([]string, len(s.items))
 	type group struct{ from, to int }

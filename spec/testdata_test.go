@@ -74,7 +74,7 @@ func TestBadFiles(t *testing.T) {
 			if len(wants) == 0 {
 				t.Fatal("file has no '# want:' line")
 			}
-			r, err := Load(f)
+			r, err := LoadFiles(f)
 			if err == nil {
 				t.Fatalf("loaded without error: %d pods", len(r.Pods))
 			}
@@ -118,7 +118,7 @@ func TestGoodFiles(t *testing.T) {
 	more, _ := filepath.Glob("../examples/*.yaml")
 	for _, f := range append(files, more...) {
 		t.Run(filepath.Base(f), func(t *testing.T) {
-			r, err := Load(f)
+			r, err := LoadFiles(f)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -132,4 +132,23 @@ func TestGoodFiles(t *testing.T) {
 			}
 		})
 	}
+}
+
+// sourcesOf reads the files at paths, failing t when it cannot.
+func sourcesOf(t testing.TB, paths ...string) []Source {
+	t.Helper()
+	srcs, err := ReadFiles(DefaultMaxFileSize, paths...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srcs
+}
+
+// parseFile decodes the file at path.
+func parseFile(path string) (*Topology, *Positions, error) {
+	srcs, err := ReadFiles(DefaultMaxFileSize, path)
+	if err != nil {
+		return nil, nil, err
+	}
+	return Parse(srcs[0].Name, srcs[0].Data)
 }

@@ -64,27 +64,6 @@ var Protocols = []string{ProtocolTCP, ProtocolUDP, ProtocolSCTP}
 // Operators lists the valid label selector operators.
 var Operators = []string{"In", "NotIn", "Exists", "DoesNotExist"}
 
-// Load reads, decodes and resolves the topology file at path ("-" for
-// standard input), reporting every problem at once as *Errors.
-func Load(path string) (*Resolved, error) {
-	t, pos, err := LoadFile(path)
-	return resolveParsed(t, pos, err)
-}
-
-// LoadWithPositions is Load that also returns where each field is
-// written, for checks made outside this package (Positions.ErrorAt).
-func LoadWithPositions(path string) (*Resolved, *Positions, error) {
-	t, pos, err := LoadFile(path)
-	r, err := resolveParsed(t, pos, err)
-	return r, pos, err
-}
-
-// LoadBytes is Load for a file already in memory; name is used in messages.
-func LoadBytes(name string, data []byte) (*Resolved, error) {
-	t, pos, err := Parse(name, data)
-	return resolveParsed(t, pos, err)
-}
-
 // resolveParsed runs Resolve even when decoding found problems, so that a
 // user sees structural and semantic errors together, but drops semantic
 // errors at or under a field that failed to decode: those only repeat the
@@ -105,7 +84,7 @@ func resolveParsed(t *Topology, pos *Positions, err error) (*Resolved, error) {
 	var semantic *Errors
 	if errors.As(rerr, &semantic) {
 		for _, e := range semantic.List {
-			covered := slices.ContainsFunc(decodeErrs.List, func(d *Error) bool { return isUnder(e.Path, d.Path) })
+			covered := slices.ContainsFunc(decodeErrs.List, func(d *Error) bool { return d.File == e.File && isUnder(e.Path, d.Path) })
 			if !covered {
 				all.List = append(all.List, e)
 			}
@@ -210,6 +189,18 @@ func (c *checker) push(e *Error) {
 		}
 		c.errs.List = append(c.errs.List, tooManyErrors(file))
 	}
+}
+
+// ref names the item at path (pods[3]) in a message about another one.
+// In a set of several files it is the item's path in its own file and
+// where it starts there (pods[0] in a.yaml:12), so that a duplicate names
+// both places.
+func (c *checker) ref(path string) string {
+	if c.pos == nil || c.pos.set == nil {
+		return path
+	}
+	p, local := c.pos.set.locate(path)
+	return fmt.Sprintf("%s in %s:%d", local, p.File, p.Lookup(local).Line)
 }
 
 // written reports whether a field whose value is zero was present in the
@@ -346,7 +337,7 @@ func (c *checker) namespaces(t *Topology, r *Resolved) {
 			continue
 		}
 		if j, dup := first[ns.Name]; dup {
-			c.add(join(p, "name"), "duplicate namespace %q (first at namespaces[%d])", ns.Name, j)
+			c.add(join(p, "name"), "duplicate namespace %q (first at %s)", ns.Name, c.ref(index("namespaces", j)))
 			continue
 		}
 		first[ns.Name] = i
@@ -391,7 +382,7 @@ func (c *checker) uniqueKey(list string, i int, kind, name, namespace string, ke
 		return ns, k, false
 	}
 	if j, dup := keyAt[k]; dup {
-		c.add(join(path, "name"), "duplicate %s %q (first at %s[%d])", kind, k, list, j)
+		c.add(join(path, "name"), "duplicate %s %q (first at %s)", kind, k, c.ref(index(list, j)))
 		return ns, k, false
 	}
 	keyAt[k] = i
@@ -425,7 +416,7 @@ func (c *checker) nodes(t *Topology, r *Resolved) map[string]*ResolvedNode {
 		rn := ResolvedNode{Name: n.Name, Index: i, Uplink: c.uplink(join(p, "uplink"), n.Uplink)}
 		nameOK := c.name(join(p, "name"), n.Name)
 		if j, dup := seen.nameAt[n.Name]; nameOK && dup {
-			c.add(join(p, "name"), "duplicate node %q (first at nodes[%d])", n.Name, j)
+			c.add(join(p, "name"), "duplicate node %q (first at %s)", n.Name, c.ref(index("nodes", j)))
 			nameOK = false
 		}
 		c.nodeUnderlay(join(p, "address"), t, r, seen, &rn)
@@ -473,7 +464,7 @@ func (c *checker) nodeUnderlay(path string, t *Topology, r *Resolved, seen *node
 	rn.Address = a
 	switch j, dup := seen.addrAt[a.Addr()]; {
 	case dup:
-		c.add(path, "address %s is already used by nodes[%d] (node %q)", a.Addr(), j, t.Nodes[j].Name)
+		c.add(path, "address %s is already used by %s (node %q)", a.Addr(), c.ref(index("nodes", j)), t.Nodes[j].Name)
 	case r.PodCIDR.IsValid() && r.PodCIDR.Contains(a.Addr()):
 		c.add(path, "underlay address %s lies inside cluster.podCIDR %s", a.Addr(), r.PodCIDR)
 	case r.ServiceCIDR.IsValid() && r.ServiceCIDR.Contains(a.Addr()):
@@ -507,7 +498,7 @@ func (c *checker) nodePodCIDR(path, podCIDR string, r *Resolved, seen *nodesSeen
 	default:
 		for _, o := range seen.cidrs {
 			if o.p.Overlaps(pc) {
-				c.add(path, "%s overlaps nodes[%d].podCIDR %s (node %q)", pc, o.i, o.p, o.name)
+				c.add(path, "%s overlaps %s.podCIDR %s (node %q)", pc, c.ref(index("nodes", o.i)), o.p, o.name)
 				return
 			}
 		}
@@ -634,7 +625,7 @@ func (c *checker) podNetns(path string, i int, rp *ResolvedPod, keyOK bool, seen
 	}
 	id := netnsIdentity(rp.Netns)
 	if j, dup := seen.netnsAt[id]; dup {
-		c.add(path, "netns %q is already used by pods[%d] (pod %q)", rp.Netns, j, seen.resolved[j].Key)
+		c.add(path, "netns %q is already used by %s (pod %q)", rp.Netns, c.ref(index("pods", j)), seen.resolved[j].Key)
 	} else {
 		seen.netnsAt[id] = i
 	}
@@ -667,7 +658,7 @@ func (c *checker) podIP(path string, i int, addr string, node *ResolvedNode, rp 
 	}
 	rp.IP = ip
 	if j, dup := seen.ipAt[ip]; dup {
-		c.add(path, "address %s is already used by pods[%d] (pod %q)", ip, j, seen.resolved[j].Key)
+		c.add(path, "address %s is already used by %s (pod %q)", ip, c.ref(index("pods", j)), seen.resolved[j].Key)
 	} else {
 		seen.ipAt[ip] = i
 	}
@@ -799,7 +790,7 @@ func (c *checker) services(t *Topology, r *Resolved) {
 			sc := r.ServiceCIDR
 			switch j, dup := ipAt[ip]; {
 			case dup:
-				c.add(ipPath, "clusterIP %s is already used by services[%d] (service %q)", ip, j, t.Services[j].Name)
+				c.add(ipPath, "clusterIP %s is already used by %s (service %q)", ip, c.ref(index("services", j)), t.Services[j].Name)
 			case !sc.IsValid():
 			case !sc.Contains(ip):
 				c.add(ipPath, "%s is outside cluster.serviceCIDR %s", ip, sc)

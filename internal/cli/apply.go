@@ -14,7 +14,8 @@ import (
 // watch daemon that holds the node. Given a saved plan (plan --out)
 // instead of -f, it applies exactly that plan or nothing.
 func applyCmd(g *globals) *cobra.Command {
-	var file, node string
+	var files []string
+	var node string
 	var dryRun bool
 	cmd := &cobra.Command{
 		Use:   "apply (-f FILE | PLAN)",
@@ -24,17 +25,17 @@ func applyCmd(g *globals) *cobra.Command {
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			switch {
-			case len(args) == 1 && file != "":
+			case len(args) == 1 && len(files) > 0:
 				return fmt.Errorf("apply takes -f FILE or a saved plan, not both")
 			case len(args) == 1:
 				return applySaved(cmd, g, g.version, args[0], dryRun)
-			case file == "":
+			case len(files) == 0:
 				return fmt.Errorf("apply needs -f FILE, or a saved plan (plan --out PLAN, then apply PLAN)")
 			}
 			if !dryRun {
 				// A watch daemon holding the node converges its file at
 				// once when asked, and never releases the lock.
-				rep, ok, err := daemon.Ask(cmd.Context(), g.controlPath(node), file)
+				rep, ok, err := daemon.Ask(cmd.Context(), g.controlPath(node), files)
 				if err != nil {
 					return err
 				}
@@ -42,7 +43,7 @@ func applyCmd(g *globals) *cobra.Command {
 					return printDelegated(cmd.OutOrStdout(), node, rep)
 				}
 			}
-			r, commit, err := g.load(file, !dryRun)
+			r, commit, err := g.load(files, !dryRun)
 			if err != nil {
 				return err
 			}
@@ -73,7 +74,7 @@ func applyCmd(g *globals) *cobra.Command {
 			return err
 		},
 	}
-	cmd.Flags().StringVarP(&file, "file", "f", "", "topology file (- for standard input)")
+	cmd.Flags().StringArrayVarP(&files, "file", "f", nil, fileHelp)
 	nodeFlag(cmd, &node)
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "show the plan and change nothing")
 	lockFlag(cmd)

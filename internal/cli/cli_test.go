@@ -144,12 +144,35 @@ func TestOutputFlag(t *testing.T) {
 
 // TestRequiredFile: the verbs that need a file say so, and the flags
 // before it are still checked first.
-// TestFileTwice: a second -f is an error, never a silent winner.
-func TestFileTwice(t *testing.T) {
-	file := writeFile(t, "pods.yaml", topoOnePod)
-	_, code, msg := run(t, "validate", "-f", file, "-f", file)
-	if code != 1 || !strings.Contains(msg, "given twice") {
-		t.Errorf("validate -f X -f X: exit %d, %q", code, msg)
+// TestFileSet: -f repeats and names directories; the files merge into
+// one topology, and one file given twice is an error, never merged with
+// itself.
+func TestFileSet(t *testing.T) {
+	head, pods, _ := strings.Cut(topoOnePod, "pods:\n")
+	dir := t.TempDir()
+	for name, text := range map[string]string{"a.yaml": head, "b.yaml": "apiVersion: netreconcile/v1\nkind: Topology\npods:\n" + pods} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, b := filepath.Join(dir, "a.yaml"), filepath.Join(dir, "b.yaml")
+	for _, args := range [][]string{{"-f", a, "-f", b}, {"-f", dir}} {
+		out, code, msg := run(t, append([]string{"validate"}, args...)...)
+		if code != 0 || !strings.Contains(out, "valid (1 nodes, 2 pods, 0 services, 0 policies)") {
+			t.Errorf("validate %v: exit %d, %q %q", args, code, out, msg)
+		}
+	}
+	_, code, msg := run(t, "validate", "-f", a, "-f", dir)
+	if code != 1 || !strings.Contains(msg, "in the set twice") {
+		t.Errorf("validate -f X -f DIR-with-X: exit %d, %q", code, msg)
+	}
+	_, code, msg = run(t, "validate", "--max-file-size", "100", "-f", dir)
+	if code != 1 || !strings.Contains(msg, a+": file is ") || !strings.Contains(msg, "over the 100 bytes limit (--max-file-size)") {
+		t.Errorf("validate --max-file-size 100: exit %d, %q", code, msg)
+	}
+	_, code, msg = run(t, "validate", "--max-file-size", "1Ti", "-f", dir)
+	if code != 1 || !strings.Contains(msg, `want a positive size in bytes`) {
+		t.Errorf("validate --max-file-size 1Ti: exit %d, %q", code, msg)
 	}
 }
 

@@ -9,14 +9,15 @@ import (
 // destroyCmd removes what netreconcile owns on the node, under its lock;
 // with --dry-run it prints what it would remove.
 func destroyCmd(g *globals) *cobra.Command {
-	var file, node string
+	var files []string
+	var node string
 	var dryRun bool
 	cmd := &cobra.Command{
 		Use:   "destroy -f FILE",
 		Short: "Remove everything netreconcile owns on the node, and nothing else",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			r, _, err := g.load(file, false)
+			r, _, err := g.load(files, false)
 			if err != nil {
 				return err
 			}
@@ -43,7 +44,7 @@ func destroyCmd(g *globals) *cobra.Command {
 			return err
 		},
 	}
-	fileFlag(cmd, &file)
+	fileFlag(cmd, &files)
 	nodeFlag(cmd, &node)
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "show the destroy plan and change nothing")
 	lockFlag(cmd)

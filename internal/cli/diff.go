@@ -8,12 +8,11 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/netreconcile/netreconcile/reach"
-	"github.com/netreconcile/netreconcile/spec"
 )
 
 // diffCmd compares two versions of a topology file offline: what a
 // reviewer of the change needs, with no kernel, state or privilege.
-func diffCmd() *cobra.Command {
+func diffCmd(g *globals) *cobra.Command {
 	var output string
 	var detailed bool
 	cmd := &cobra.Command{
@@ -52,11 +51,11 @@ Exit status: 0 (also when the files differ, unless --detailed-exitcode),
 			if !ok {
 				return fmt.Errorf("-o %q: want text, json, yaml, markdown or dot", output)
 			}
-			old, err := spec.Load(args[0])
+			old, _, err := g.loadOffline(args[:1])
 			if err != nil {
 				return fmt.Errorf("read OLD: %w", err)
 			}
-			new, err := spec.Load(args[1])
+			new, _, err := g.loadOffline(args[1:])
 			if err != nil {
 				return fmt.Errorf("read NEW: %w", err)
 			}

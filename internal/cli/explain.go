@@ -15,8 +15,9 @@ import (
 // connection to TO, and which policies and rules decided it on both ends.
 // It never touches the kernel, so it runs anywhere the file is, and its
 // answer is the expectation the probe holds the datapath to.
-func explainCmd() *cobra.Command {
-	var file, output string
+func explainCmd(g *globals) *cobra.Command {
+	var files []string
+	var output string
 	cmd := &cobra.Command{
 		Use:   "explain -f FILE FROM TO PORT[/PROTO]|ICMP|PROTO/N",
 		Short: "Say whether the policies allow a connection, and which policies and rules decided it (no kernel needed)",
@@ -54,7 +55,7 @@ the question cannot be answered (invalid file, unknown pod, bad port).`,
   netreconcile explain -f topology.yaml x/a y/b proto/47`,
 		Args: cobra.ExactArgs(3),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := spec.Load(file)
+			r, _, err := g.loadOffline(files)
 			if err != nil {
 				return err
 			}
@@ -69,7 +70,7 @@ the question cannot be answered (invalid file, unknown pod, bad port).`,
 			return err
 		},
 	}
-	fileFlag(cmd, &file)
+	fileFlag(cmd, &files)
 	outputFlag(cmd, &output)
 	return cmd
 }

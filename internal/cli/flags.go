@@ -7,29 +7,52 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	"gopkg.in/yaml.v3"
 )
 
-// fileFlag adds the required -f, the topology file.
-func fileFlag(cmd *cobra.Command, file *string) {
-	cmd.Flags().VarP((*onceString)(file), "file", "f", "topology file (- for standard input)")
+// fileHelp is -f's help: what a topology set can be made of.
+const fileHelp = "topology file, directory (its *.yaml and *.yml, in name order) or - (standard input); repeat to merge several"
+
+// fileFlag adds the required -f, the topology's files.
+func fileFlag(cmd *cobra.Command, files *[]string) {
+	cmd.Flags().StringArrayVarP(files, "file", "f", nil, fileHelp)
 	_ = cmd.MarkFlagRequired("file")
 }
 
-// onceString is a string flag that refuses a second value instead of
-// letting the last one silently win.
-type onceString string
+// byteSize is a flag of a number of bytes, with an optional binary
+// suffix: 64Mi, 64MiB, 64M and 67108864 are the same.
+type byteSize int64
 
-func (s *onceString) String() string { return string(*s) }
-func (s *onceString) Type() string   { return "string" }
-func (s *onceString) Set(v string) error {
-	if *s != "" {
-		return fmt.Errorf("given twice (%q, then %q): one topology file per command", string(*s), v)
+func (b *byteSize) String() string {
+	switch n := int64(*b); {
+	case n > 0 && n%(1<<30) == 0:
+		return strconv.FormatInt(n>>30, 10) + "Gi"
+	case n > 0 && n%(1<<20) == 0:
+		return strconv.FormatInt(n>>20, 10) + "Mi"
+	case n > 0 && n%(1<<10) == 0:
+		return strconv.FormatInt(n>>10, 10) + "Ki"
+	default:
+		return strconv.FormatInt(n, 10)
 	}
-	*s = onceString(v)
+}
+
+func (b *byteSize) Type() string { return "bytes" }
+
+func (b *byteSize) Set(v string) error {
+	num := strings.TrimRight(v, "KMGiBkb")
+	shift := map[string]uint{"": 0, "K": 10, "KI": 10, "KIB": 10, "KB": 10, "M": 20, "MI": 20, "MIB": 20, "MB": 20,
+		"G": 30, "GI": 30, "GIB": 30, "GB": 30}
+	sh, ok := shift[strings.ToUpper(v[len(num):])]
+	n, err := strconv.ParseInt(num, 10, 64)
+	if !ok || err != nil || n <= 0 || n > (1<<40)>>sh {
+		return fmt.Errorf("%q: want a positive size in bytes, with an optional suffix Ki, Mi or Gi (64Mi)", v)
+	}
+	*b = byteSize(n << sh)
 	return nil
 }
 

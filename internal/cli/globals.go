@@ -31,7 +31,9 @@ type globals struct {
 	logFormat string
 	attach    string
 	verbose   int
-	log       logr.Logger
+	// maxFileSize is --max-file-size: each topology file and the set.
+	maxFileSize byteSize
+	log         logr.Logger
 	// version is the binary's (saved plans record it).
 	version string
 	// noState is set for the offline verbs: they read no state directory
@@ -54,6 +56,8 @@ func (g *globals) addFlags(root *cobra.Command) {
 	pf.StringVar(&g.logFormat, "log-format", "", "console or json (default: console on a terminal, json otherwise)")
 	pf.CountVarP(&g.verbose, "verbose", "v", "more logs (repeat for more)")
 	pf.StringVar(&g.prefix, "prefix", "", "lab prefix: the lab's namespaces (nodes' and pods'), pin directories and state carry it, so labs of files with equal names coexist")
+	g.maxFileSize = spec.DefaultMaxFileSize
+	pf.Var(&g.maxFileSize, "max-file-size", "largest topology file, and set of files, read (suffix Ki, Mi, Gi)")
 	pf.StringVar(&g.attach, "attach-mode", "tcx", "how datapath programs attach: tcx (links; an RCU wait each) or tc (clsact filters; fast in bulk)")
 }
 
@@ -107,20 +111,39 @@ func (g *globals) engine(node string) *reconcile.Engine {
 	}
 }
 
-// load reads the topology file through the parse cache in the state
+// sources reads the topology's -f set within --max-file-size.
+func (g *globals) sources(files []string) ([]spec.Source, error) {
+	return spec.Files(files).Sources(int64(g.maxFileSize))
+}
+
+// loadOffline reads and resolves the -f set without the parse cache (the
+// offline verbs read no state directory).
+func (g *globals) loadOffline(files []string) (*spec.Resolved, *spec.Positions, error) {
+	srcs, err := g.sources(files)
+	if err != nil {
+		return nil, nil, err
+	}
+	return spec.Load(srcs)
+}
+
+// load reads the topology's -f set through the parse cache in the state
 // directory. With store, commit records the model after a miss: call it
 // once the command succeeded (plan never stores: it changes nothing).
-func (g *globals) load(file string, store bool) (r *spec.Resolved, commit func(), err error) {
+func (g *globals) load(files []string, store bool) (r *spec.Resolved, commit func(), err error) {
 	start := time.Now()
-	c := spec.ParseCache{Path: filepath.Join(g.stateDirectory(), "parsed.cache"), Store: store}
+	srcs, err := g.sources(files)
+	if err != nil {
+		return nil, func() {}, err
+	}
+	c := spec.ParseCache{Path: filepath.Join(g.stateDirectory(), "parsed.cache"), Store: store, MaxSize: int64(g.maxFileSize)}
 	if g.noState {
 		c = spec.ParseCache{}
 	}
 	c.Miss = func(reason string) { g.log.V(1).Info("parse cache not used", "path", c.Path, "reason", reason) }
-	r, found, save, err := c.Load(file)
+	r, found, save, err := c.Load(srcs)
 	r = g.labNames().Pods(r)
 	if err == nil {
-		g.log.V(1).Info("loaded", "file", file, "cached", string(found), "took", time.Since(start))
+		g.log.V(1).Info("loaded", "files", files, "sources", len(srcs), "cached", string(found), "took", time.Since(start))
 	}
 	return r, func() {
 		if err := save(); err != nil {

@@ -8,12 +8,12 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/netreconcile/netreconcile/graph"
-	"github.com/netreconcile/netreconcile/spec"
 )
 
 // graphCmd draws the topology from the file alone.
-func graphCmd() *cobra.Command {
-	var file, output string
+func graphCmd(g *globals) *cobra.Command {
+	var files []string
+	var output string
 	cmd := &cobra.Command{
 		Use:   "graph -f FILE [-o dot|mermaid]",
 		Short: "Draw nodes, pods, services and the connections the policies allow (Graphviz DOT or Mermaid; no kernel needed)",
@@ -34,7 +34,7 @@ the pod pairs it stands for; above ` + fmt.Sprint(graph.MaxPods) + ` pods graph 
 			if output != "dot" && output != "mermaid" {
 				return fmt.Errorf("-o %q: want dot or mermaid", output)
 			}
-			r, err := spec.Load(file)
+			r, _, err := g.loadOffline(files)
 			if err != nil {
 				return err
 			}
@@ -48,7 +48,7 @@ the pod pairs it stands for; above ` + fmt.Sprint(graph.MaxPods) + ` pods graph 
 			return g.DOT(cmd.OutOrStdout())
 		},
 	}
-	fileFlag(cmd, &file)
+	fileFlag(cmd, &files)
 	cmd.Flags().StringVarP(&output, "output", "o", "dot", "dot or mermaid")
 	return cmd
 }

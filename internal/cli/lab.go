@@ -6,6 +6,7 @@ import (
 	"io"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -29,13 +30,13 @@ func labCmd(g *globals) *cobra.Command {
 }
 
 func labUpCmd(g *globals) *cobra.Command {
-	var file string
+	var files []string
 	up := &cobra.Command{
 		Use:   "up -f FILE",
 		Short: "Build the underlay and node namespaces, then apply every node",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			r, err := spec.Load(file)
+			r, _, err := g.loadOffline(files)
 			if err != nil {
 				return err
 			}
@@ -54,22 +55,22 @@ func labUpCmd(g *globals) *cobra.Command {
 					return fmt.Errorf("node %q: %w", n.Name, err)
 				}
 			}
-			printLab(cmd.OutOrStdout(), g, file, r, info)
+			printLab(cmd.OutOrStdout(), g, files, r, info)
 			return nil
 		},
 	}
-	fileFlag(up, &file)
+	fileFlag(up, &files)
 	return up
 }
 
 func labDownCmd(g *globals) *cobra.Command {
-	var file string
+	var files []string
 	down := &cobra.Command{
 		Use:   "down -f FILE",
 		Short: "Destroy every node's objects, then remove the lab's namespaces",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			r, err := spec.Load(file)
+			r, _, err := g.loadOffline(files)
 			if err != nil {
 				return err
 			}
@@ -93,7 +94,7 @@ func labDownCmd(g *globals) *cobra.Command {
 			return errors.Join(errs...)
 		},
 	}
-	fileFlag(down, &file)
+	fileFlag(down, &files)
 	return down
 }
 
@@ -110,7 +111,7 @@ func labNode(g *globals, node string) globals {
 	return lg
 }
 
-func printLab(w io.Writer, g *globals, file string, r *spec.Resolved, info *lab.Info) {
+func printLab(w io.Writer, g *globals, files []string, r *spec.Resolved, info *lab.Info) {
 	fmt.Fprintf(w, "\nLab is up: %d nodes, %d pods.\n", len(r.Nodes), len(r.Pods))
 	nodes := slices.Clone(r.Nodes)
 	slices.SortFunc(nodes, func(a, b spec.ResolvedNode) int { return natsort.Compare(a.Name, b.Name) })
@@ -134,6 +135,6 @@ func printLab(w io.Writer, g *globals, file string, r *spec.Resolved, info *lab.
 		n := r.Nodes[0].Name
 		fmt.Fprintf(w, "Inspect a node:  netreconcile show --node-netns %s --node %s%s\n", g.labNames().NodeNetns(n), n, flags)
 	}
-	fmt.Fprintf(w, "Remove it all:   netreconcile lab down -f %s%s\n", file, flags)
+	fmt.Fprintf(w, "Remove it all:   netreconcile lab down -f %s%s\n", strings.Join(files, " -f "), flags)
 	_ = info
 }

@@ -17,7 +17,8 @@ import (
 
 // monitorCmd streams the packets the node's datapath drops.
 func monitorCmd(g *globals) *cobra.Command {
-	var file, node, output string
+	var files []string
+	var node, output string
 	cmd := &cobra.Command{
 		Use:   "monitor [-f FILE] [--node N] [-o text|json]",
 		Short: "Stream the packets the node's datapath drops, as they are dropped: who, to whom, and why",
@@ -38,9 +39,9 @@ per node. Per-pod drop counters are in show and in the watch daemon's metrics.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var r *spec.Resolved
-			if file != "" {
+			if len(files) > 0 {
 				var err error
-				if r, _, err = g.load(file, false); err != nil {
+				if r, _, err = g.load(files, false); err != nil {
 					return err
 				}
 			}
@@ -54,7 +55,7 @@ per node. Per-pod drop counters are in show and in the watch daemon's metrics.`,
 			})
 		},
 	}
-	cmd.Flags().StringVarP(&file, "file", "f", "", "topology file: name addresses after its pods and nodes")
+	cmd.Flags().StringArrayVarP(&files, "file", "f", nil, "topology file, directory or -, repeatable: name addresses after its pods and nodes")
 	nodeFlag(cmd, &node)
 	// A stream: text or JSON lines (outputFlag's yaml waits for the end).
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json (one object per line)")

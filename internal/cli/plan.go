@@ -23,7 +23,8 @@ const observedEmpty = "empty"
 // planCmd prints what apply would change; with --observed it reads
 // neither the kernel nor the state directory.
 func planCmd(g *globals) *cobra.Command {
-	var file, node, output, observed, out string
+	var files []string
+	var node, output, observed, out string
 	var detailed, allNodes bool
 	cmd := &cobra.Command{
 		Use:   "plan -f FILE",
@@ -36,15 +37,15 @@ func planCmd(g *globals) *cobra.Command {
 			w := bufio.NewWriterSize(cmd.OutOrStdout(), 64<<10)
 			switch {
 			case out != "":
-				changed, err = planSave(g, file, node, observed, output, out, w)
+				changed, err = planSave(g, files, node, observed, output, out, w)
 			case allNodes:
-				r, _, lerr := g.load(file, false)
+				r, _, lerr := g.load(files, false)
 				if lerr != nil {
 					return lerr
 				}
 				changed, err = planAllNodes(g, r, observed, output, w)
 			default:
-				r, _, lerr := g.load(file, false)
+				r, _, lerr := g.load(files, false)
 				if lerr != nil {
 					return lerr
 				}
@@ -62,7 +63,7 @@ func planCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
-	fileFlag(cmd, &file)
+	fileFlag(cmd, &files)
 	nodeFlag(cmd, &node)
 	outputFlag(cmd, &output)
 	cmd.Flags().BoolVar(&detailed, "detailed-exitcode", false, "exit 2 when there are changes (0: none, 1: error)")
@@ -77,13 +78,18 @@ func planCmd(g *globals) *cobra.Command {
 }
 
 // planSave plans one node as planNode does, from the file's text read
-// once, and saves the plan with that text to path (plan --out).
-func planSave(g *globals, file, node, observed, output, path string, w io.Writer) (changed bool, err error) {
-	data, err := spec.ReadFile(file)
+// once, and saves the plan with that text to path (plan --out). A saved
+// plan holds one file's text: a set of several is refused.
+func planSave(g *globals, files []string, node, observed, output, path string, w io.Writer) (changed bool, err error) {
+	srcs, err := g.sources(files)
 	if err != nil {
 		return false, err
 	}
-	r, err := spec.LoadBytes(file, data)
+	if len(srcs) != 1 {
+		return false, fmt.Errorf("plan --out saves one topology file, and -f names %d (%s): merge them into one file to save a plan", len(srcs), strings.Join(files, ", "))
+	}
+	file, data := srcs[0].Name, srcs[0].Data
+	r, _, err := spec.Load(srcs)
 	if err != nil {
 		return false, err
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/netreconcile/netreconcile/reconcile"
 	"github.com/netreconcile/netreconcile/reconcile/plan"
+	"github.com/netreconcile/netreconcile/spec"
 )
 
 func TestSummaryTable(t *testing.T) {
@@ -131,8 +132,8 @@ services:
 policies:
   - {name: only-a, namespace: t, spec: {podSelector: {matchLabels: {app: web}}, ingress: [{from: [{ipBlock: {cidr: 10.244.1.0/24}}]}]}}
 `)
-	g := &globals{log: logr.Discard()}
-	r, _, err := g.load(file, false)
+	g := &globals{log: logr.Discard(), maxFileSize: spec.DefaultMaxFileSize}
+	r, _, err := g.load([]string{file}, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,8 @@ import (
 // probeCmd measures reachability between the file's pods with real
 // traffic and compares it with what the policies say.
 func probeCmd(g *globals) *cobra.Command {
-	var file, output string
+	var files []string
+	var output string
 	var ports []string
 	var o probe.Options
 	cmd := &cobra.Command{
@@ -44,7 +45,7 @@ probe could not run.`,
   netreconcile probe -f topology.yaml -p 80/TCP -p 53/UDP --timeout 300ms`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			r, err := spec.Load(file)
+			r, _, err := g.loadOffline(files)
 			if err != nil {
 				return err
 			}
@@ -77,7 +78,7 @@ probe could not run.`,
 			return nil
 		},
 	}
-	fileFlag(cmd, &file)
+	fileFlag(cmd, &files)
 	cmd.Flags().StringArrayVarP(&ports, "port", "p", nil, "PORT/PROTO to probe (repeatable; default: every TCP and UDP port the file names, and the services)")
 	cmd.Flags().DurationVar(&o.Timeout, "timeout", time.Second, "time one attempt waits for an answer")
 	cmd.Flags().IntVar(&o.Retries, "retries", 1, "further attempts for a pair that did not answer")

@@ -53,8 +53,8 @@ func NewRoot(version string) *cobra.Command {
 		},
 	}
 	g.addFlags(root)
-	root.AddCommand(validateCmd(), planCmd(g), applyCmd(g), destroyCmd(g), showCmd(g), labCmd(g), explainCmd(), versionCmd(version))
+	root.AddCommand(validateCmd(g), planCmd(g), applyCmd(g), destroyCmd(g), showCmd(g), labCmd(g), explainCmd(g), versionCmd(version))
 	root.AddCommand(watchCmd(g))
-	root.AddCommand(probeCmd(g), diffCmd(), graphCmd(), schemaCmd(), statusCmd(g), monitorCmd(g))
+	root.AddCommand(probeCmd(g), diffCmd(g), graphCmd(g), schemaCmd(), statusCmd(g), monitorCmd(g))
 	return root
 }

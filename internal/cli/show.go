@@ -17,16 +17,17 @@ import (
 
 // showCmd prints what netreconcile owns on the node, as text or JSON.
 func showCmd(g *globals) *cobra.Command {
-	var file, node, output string
+	var files []string
+	var node, output string
 	cmd := &cobra.Command{
 		Use:   "show",
 		Short: "Show the live state netreconcile owns on the node",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var r *spec.Resolved
-			if file != "" {
+			if len(files) > 0 {
 				var err error
-				if r, _, err = g.load(file, false); err != nil {
+				if r, _, err = g.load(files, false); err != nil {
 					return err
 				}
 			}
@@ -44,7 +45,7 @@ func showCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVarP(&file, "file", "f", "", "topology file: also look into the pod namespaces it names")
+	cmd.Flags().StringArrayVarP(&files, "file", "f", nil, "topology file, directory or -, repeatable: also look into the pod namespaces it names")
 	nodeFlag(cmd, &node)
 	outputFlag(cmd, &output)
 	return cmd

@@ -30,7 +30,8 @@ type nodeStatus struct {
 // statusCmd says, per node, whether it is converged: what its watch
 // daemon reports, or else what a live plan finds.
 func statusCmd(g *globals) *cobra.Command {
-	var file, node, output string
+	var files []string
+	var node, output string
 	var labWide, detailed bool
 	cmd := &cobra.Command{
 		Use:   "status [-f FILE] [--node N | --lab] [-o text|json] [--detailed-exitcode]",
@@ -52,9 +53,9 @@ converged.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var r *spec.Resolved
-			if file != "" {
+			if len(files) > 0 {
 				var err error
-				if r, _, err = g.load(file, false); err != nil {
+				if r, _, err = g.load(files, false); err != nil {
 					return err
 				}
 			}
@@ -91,7 +92,7 @@ converged.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVarP(&file, "file", "f", "", "topology file: plan nodes without a watch daemon live")
+	cmd.Flags().StringArrayVarP(&files, "file", "f", nil, "topology file, directory or -, repeatable: plan nodes without a watch daemon live")
 	nodeFlag(cmd, &node)
 	cmd.Flags().BoolVar(&labWide, "lab", false, "every node of the lab of -f (their namespaces nrlab-<node>)")
 	cmd.Flags().BoolVar(&detailed, "detailed-exitcode", false, "exit 2 when a node is not converged")

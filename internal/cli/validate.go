@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -12,8 +13,9 @@ import (
 )
 
 // validateCmd checks a file offline: it reads no state and no kernel.
-func validateCmd() *cobra.Command {
-	var file, output string
+func validateCmd(g *globals) *cobra.Command {
+	var files []string
+	var output string
 	cmd := &cobra.Command{
 		Use:   "validate -f FILE",
 		Short: "Check a topology file offline (schema, semantics, map capacity of every node); no kernel access",
@@ -33,13 +35,13 @@ policies, errors: [{file, line, column, path, message}], warnings}, also for an
 invalid file (exit 1).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			v, err := validate(file)
+			v, err := validate(g, files)
 			if output == "text" {
 				if err != nil {
 					return err
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "%s: valid (%d nodes, %d pods, %d services, %d policies)\n",
-					file, v.Nodes, v.Pods, v.Services, v.Policies)
+					v.File, v.Nodes, v.Pods, v.Services, v.Policies)
 				for _, w := range v.Warnings {
 					fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s\n", w)
 				}
@@ -55,7 +57,7 @@ invalid file (exit 1).`,
 		},
 	}
 	outputFlag(cmd, &output)
-	fileFlag(cmd, &file)
+	fileFlag(cmd, &files)
 	return cmd
 }
 
@@ -80,10 +82,11 @@ type validationError struct {
 	Message string `json:"message"`
 }
 
-// validate checks file, and also returns the error for the text output.
-func validate(file string) (*validation, error) {
-	v := &validation{FormatVersion: "1.0", File: file}
-	r, pos, err := spec.LoadWithPositions(file)
+// validate checks the files, and also returns the error for the text
+// output.
+func validate(g *globals, files []string) (*validation, error) {
+	v := &validation{FormatVersion: "1.0", File: strings.Join(files, ", ")}
+	r, pos, err := g.loadOffline(files)
 	if err == nil {
 		err = reconcile.CheckCapacity(r, pos)
 	}
@@ -94,7 +97,7 @@ func validate(file string) (*validation, error) {
 				v.Errors = append(v.Errors, validationError{e.File, e.Line, e.Column, e.Path, e.Msg})
 			}
 		} else {
-			v.Errors = []validationError{{File: file, Message: err.Error()}}
+			v.Errors = []validationError{{File: v.File, Message: err.Error()}}
 		}
 		return v, err
 	}

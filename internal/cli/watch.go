@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -26,7 +27,8 @@ const daemonMemoryLimit = 80 << 20
 const daemonGCPercent = 150
 
 func watchCmd(g *globals) *cobra.Command {
-	var file, node, metricsAddr string
+	var files []string
+	var node, metricsAddr string
 	cfg := daemon.Config{}
 	cmd := &cobra.Command{
 		Use:   "watch -f FILE",
@@ -48,15 +50,15 @@ when WatchdogSec= is set, WATCHDOG=1 keep-alives. See examples/systemd/.`,
 			defer signal.Stop(hup)
 			// Check the file before waiting for the lock, so that a
 			// missing or invalid file is reported at once.
-			if file == "-" {
-				return fmt.Errorf("watch -f -: standard input cannot be watched; give a file path")
+			if spec.Files(files).Stdin() {
+				return fmt.Errorf("watch -f -: standard input cannot be watched; give a file or directory path")
 			}
-			r, err := spec.Load(file)
+			r, _, err := g.loadOffline(files)
 			if err != nil {
 				return err
 			}
 			if r.Node(node) == nil {
-				return fmt.Errorf("node %q is not in %s", node, file)
+				return fmt.Errorf("node %q is not in %s", node, strings.Join(files, ", "))
 			}
 			unlock, err := g.lockNode(cmd, node)
 			if err != nil {
@@ -76,7 +78,7 @@ when WatchdogSec= is set, WATCHDOG=1 keep-alives. See examples/systemd/.`,
 				debug.SetGCPercent(daemonGCPercent)
 				debug.SetMemoryLimit(daemonMemoryLimit)
 			}
-			cfg.File, cfg.Node, cfg.NodeNetns, cfg.MetricsAddr = file, node, g.nodeNetns, metricsAddr
+			cfg.Files, cfg.MaxFileSize, cfg.Node, cfg.NodeNetns, cfg.MetricsAddr = files, int64(g.maxFileSize), node, g.nodeNetns, metricsAddr
 			cfg.Control = g.controlPath(node)
 			cfg.NewEngine = func() *reconcile.Engine { return g.engine(node) }
 			cfg.Log = g.log.WithValues("node", node)
@@ -84,7 +86,7 @@ when WatchdogSec= is set, WATCHDOG=1 keep-alives. See examples/systemd/.`,
 			return daemon.Run(cmd.Context(), cfg)
 		},
 	}
-	fileFlag(cmd, &file)
+	fileFlag(cmd, &files)
 	nodeFlag(cmd, &node)
 	f := cmd.Flags()
 	f.StringVar(&metricsAddr, "metrics-addr", defaultMetricsAddr, "listen address of /metrics, /healthz and /readyz (empty: none)")

@@ -77,7 +77,7 @@ pods: [{name: p, namespace: eg, node: %s, ip: %s, netns: %s}]
 	if err := os.WriteFile(file, []byte(topo), 0o644); err != nil {
 		return err
 	}
-	r, err := spec.Load(file)
+	r, err := spec.LoadFiles(file)
 	if err != nil {
 		return err
 	}

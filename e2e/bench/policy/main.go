@@ -304,7 +304,7 @@ pods:
 
 	// Programming: compile in process (best of 5); apply 1000 from 0,
 	// then one change (median of 3).
-	r, err := spec.Load(configs[3].file)
+	r, err := spec.LoadFiles(configs[3].file)
 	if err != nil {
 		return err
 	}

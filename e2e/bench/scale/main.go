@@ -223,7 +223,7 @@ func run(ctx context.Context, c config) error {
 	if err != nil {
 		return err
 	}
-	if _, err := spec.Load(full); err != nil {
+	if _, err := spec.LoadFiles(full); err != nil {
 		return err
 	}
 
@@ -613,7 +613,7 @@ func (r *engineRunner) measure(phase string, fn func() (int, error)) (measuremen
 
 func (r *engineRunner) apply(ctx context.Context, file, phase string) (measurement, error) {
 	return r.measure(phase, func() (int, error) {
-		res, err := spec.Load(file)
+		res, err := spec.LoadFiles(file)
 		if err != nil {
 			return -1, err
 		}
@@ -627,7 +627,7 @@ func (r *engineRunner) apply(ctx context.Context, file, phase string) (measureme
 
 func (r *engineRunner) plan(_ context.Context, file, phase string) (measurement, error) {
 	return r.measure(phase, func() (int, error) {
-		res, err := spec.Load(file)
+		res, err := spec.LoadFiles(file)
 		if err != nil {
 			return -1, err
 		}
