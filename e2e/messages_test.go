@@ -73,7 +73,7 @@ func messageRows() []msgRow {
 		{name: "file: empty", file: "\n",
 			want: "{file}: file holds no YAML document"},
 		{name: "file: missing", args: []string{"-f", "{dir}/missing.yaml"},
-			want: "load topology: open {dir}/missing.yaml: no such file or directory"},
+			want: "load topology: stat {dir}/missing.yaml: no such file or directory"},
 		{name: "file: unknown field", file: edit("  serviceCIDR: 10.96.0.0/16\n", "  serviceCIDR: 10.96.0.0/16\n  colour: blue\n"),
 			want: `{file}:6:3: cluster.colour: unknown field "colour"; valid fields: datapath, egress, mode, mtu, nodePortRange, podCIDR, routing, serviceCIDR`},
 		{name: "file: wrong type", file: edit("podCIDR: 10.244.0.0/16", "podCIDR: [10.244.0.0/16]"),
