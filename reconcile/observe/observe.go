@@ -144,10 +144,7 @@ func Node(cfg *Config, scope *Scope, cache *Cache, dpReady <-chan struct{}) (*st
 		sys = &nodeSysctls{proxyARP: map[string]indexed[bool]{}, linkSysctls: map[string]indexed[string]{},
 			sysctls: map[string]string{}}
 	}
-	names, byIndex := make(map[string]int, len(nd.links)), make(map[int]string, len(nd.links))
-	for _, l := range nd.links {
-		names[l.Attrs().Name], byIndex[l.Attrs().Index] = l.Attrs().Index, l.Attrs().Name
-	}
+	names, byIndex := nd.linkIndex()
 	dpDone := make(chan error, 1)
 	go func() {
 		if dpReady != nil {
@@ -171,17 +168,22 @@ func Node(cfg *Config, scope *Scope, cache *Cache, dpReady <-chan struct{}) (*st
 		return nil, err
 	}
 	cache.putNode(nd, sys, fresh, nodeStamp) // with the sysctls node read
-	// The masquerade table is read on every pass, never cached: no
-	// kernel event the cache follows says it changed.
-	m, err := masq.Observe(cfg.NodeNetns)
-	if err != nil {
+	if err := o.nftables(); err != nil {
 		return nil, err
-	}
-	if m != nil {
-		o.obs.Owned.Put(m)
 	}
 	o.obs.Phases = append(o.obs.Phases, "nodeNamespace", time.Since(start))
 	return o.obs, nil
+}
+
+// nftables reads netreconcile's table in the node namespace: on every
+// pass, never cached, since no kernel event the cache follows says it
+// changed.
+func (o *observer) nftables() error {
+	m, err := masq.Observe(o.cfg.NodeNetns)
+	if m != nil {
+		o.obs.Owned.Put(m)
+	}
+	return err
 }
 
 // namespaces observes pod namespaces first, so that node veths can be
@@ -821,4 +823,13 @@ func (o *observer) sysctls(scope *Scope, sys *nodeSysctls) error {
 		o.obs.Owned.Put(&state.Sysctl{NS: state.NodeNS, Name: name, Value: v, OwnerK: owner})
 	}
 	return nil
+}
+
+// linkIndex maps the dump's link names to indexes and back.
+func (d *nsDump) linkIndex() (names map[string]int, byIndex map[int]string) {
+	names, byIndex = make(map[string]int, len(d.links)), make(map[int]string, len(d.links))
+	for _, l := range d.links {
+		names[l.Attrs().Name], byIndex[l.Attrs().Index] = l.Attrs().Index, l.Attrs().Name
+	}
+	return names, byIndex
 }
