@@ -83,11 +83,18 @@ func (w *world) mustRun(args ...string) string {
 }
 
 // ip runs ip(8) in namespace ns and returns its output.
+// Only standard output is returned: ip(8) also writes warnings there
+// about other namespaces (a link's peer in one being deleted by another
+// test says "Peer netns reference is invalid"), which are not this
+// namespace's state.
 func ip(t *testing.T, ns string, args ...string) string {
 	t.Helper()
-	out, err := exec.Command("ip", append([]string{"-n", ns}, args...)...).CombinedOutput()
+	var stderr strings.Builder
+	cmd := exec.Command("ip", append([]string{"-n", ns}, args...)...)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("ip -n %s %s: %v\n%s", ns, strings.Join(args, " "), err, out)
+		t.Fatalf("ip -n %s %s: %v\n%s%s", ns, strings.Join(args, " "), err, out, stderr.String())
 	}
 	return string(out)
 }

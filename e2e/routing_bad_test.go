@@ -11,7 +11,7 @@ import (
 // snapshot is what a failed run must leave exactly as it was in ns.
 func snapshot(t *testing.T, ns string) string {
 	t.Helper()
-	fdb, _ := exec.Command("bridge", "-n", ns, "fdb", "show").CombinedOutput()
+	fdb, _ := exec.Command("bridge", "-n", ns, "fdb", "show").Output()
 	return ip(t, ns, "-o", "link", "show") + ip(t, ns, "-o", "-4", "addr", "show") +
 		ip(t, ns, "-4", "route", "show", "table", "all") + ip(t, ns, "neigh", "show", "nud", "permanent") +
 		ip(t, ns, "neigh", "show", "proxy") + string(fdb)
