@@ -7,6 +7,8 @@ package scaletopo
 import (
 	"fmt"
 	"strings"
+
+	"github.com/netreconcile/netreconcile/spec"
 )
 
 // File returns the topology file.
@@ -36,19 +38,22 @@ func File() []byte {
 }
 
 // Cluster returns a cluster of nodes nodes, for issue 16's cluster plan
-// benchmark: reach/bench_test.go's 1000-node cluster scaled down to it
-// (Cluster(100): ten times). 100 namespaces labelled by team and env; 50
-// veth pods per node spread over the namespaces, labelled with one of
-// 50 apps and a label of their own; 10 services per node (two per
-// namespace and app at 100 nodes, each backed by its one pod there, on a
-// named targetPort); 2 policies per node (ingress on 8080 from the next
-// app or from a team's namespaces; one in ten also has an egress rule to
-// the prod namespaces).
+// benchmark and issue 18's per-node ones: reach/bench_test.go's 1000-node
+// cluster scaled to it (Cluster(100): ten times smaller). One namespace
+// per node (at least 100), labelled by team and env; 50 veth pods per
+// node spread over the namespaces, labelled with one of 50 apps and a
+// label of their own; 10 services per node, one per 5 pods (two per
+// namespace and app at 100 nodes, each backed by its one pod there, ten
+// pods each from 1000 nodes on, on a named targetPort); 2 policies per
+// node, so 2 per namespace (ingress on 8080 from the next app or from a
+// team's namespaces; one in ten also has an egress rule to the prod
+// namespaces).
 func Cluster(nodes int) []byte {
+	nss := max(100, nodes)
 	var s strings.Builder
 	s.WriteString("apiVersion: netreconcile/v1\nkind: Topology\n")
 	s.WriteString("cluster: {podCIDR: 10.0.0.0/8, serviceCIDR: 172.20.0.0/16}\nnamespaces:\n")
-	for i := range 100 {
+	for i := range nss {
 		fmt.Fprintf(&s, "  - {name: ns%d, labels: {team: t%d, env: %s}}\n", i, i%10, []string{"prod", "dev"}[i%2])
 	}
 	s.WriteString("nodes:\n")
@@ -60,12 +65,12 @@ func Cluster(nodes int) []byte {
 	for j := range 50 * nodes {
 		n := j / 50
 		fmt.Fprintf(&s, "  - {name: p%d, namespace: ns%d, node: n%d, ip: 10.%d.%d.%d, mode: veth, labels: {app: a%d, instance: p%d}, "+
-			"ports: [{name: web, port: 8080}, {name: metrics, port: 9090}]}\n", j, j%100, n, 1+n/250, n%250, 2+j%50, (j/100)%50, j)
+			"ports: [{name: web, port: 8080}, {name: metrics, port: 9090}]}\n", j, j%nss, n, 1+n/250, n%250, 2+j%50, (j/100)%50, j)
 	}
 	s.WriteString("services:\n")
 	for k := range 10 * nodes {
 		fmt.Fprintf(&s, "  - {name: s%d, namespace: ns%d, clusterIP: 172.20.%d.%d, selector: {app: a%d}, ports: [{port: 80, targetPort: web}]}\n",
-			k, k%100, k/250, 1+k%250, (k/100)%50)
+			k, k%nss, k/250, 1+k%250, (k/100)%50)
 	}
 	s.WriteString("policies:\n")
 	for k := range 2 * nodes {
@@ -75,7 +80,61 @@ func Cluster(nodes int) []byte {
 		}
 		fmt.Fprintf(&s, "  - {name: pol%d, namespace: ns%d, spec: {podSelector: {matchLabels: {app: a%d}}, ingress: [{from: "+
 			"[{podSelector: {matchLabels: {app: a%d}}}, {namespaceSelector: {matchLabels: {team: t%d}}}], ports: [{port: 8080}]}]%s}}\n",
-			k, k%100, k%50, (k+1)%50, k%10, egress)
+			k, k%nss, k%50, (k+1)%50, k%10, egress)
 	}
 	return []byte(s.String())
+}
+
+// Split cuts a file written by this package (flow style: one item a line
+// under its list's key) into documents of at most max bytes each (a line
+// longer than that makes its own document), for files over the parser's
+// limit: every document but the first repeats the header lines
+// (apiVersion, kind) and the key of the list it continues. Parsed and
+// joined (Join), they are the file.
+func Split(data []byte, max int) [][]byte {
+	var parts [][]byte
+	var cur, header []byte
+	list := ""
+	for line := range strings.Lines(string(data)) {
+		item := strings.HasPrefix(line, " ")
+		if len(cur)+len(line) > max && len(cur) > len(header)+len(list) {
+			parts = append(parts, cur)
+			cur = append([]byte(nil), header...)
+			if item {
+				cur = append(cur, list...)
+			}
+		}
+		switch {
+		case strings.HasPrefix(line, "apiVersion:") || strings.HasPrefix(line, "kind:"):
+			header = append(header, line...)
+		case !item:
+			list = line // a top-level key: a list follows, or a mapping on its line
+		}
+		cur = append(cur, line...)
+	}
+	return append(parts, cur)
+}
+
+// Join parses the documents Split made and resolves them as one file
+// (spec.Resolve, without positions): the model of a file over the
+// parser's limit, built in memory. It also returns the joined topology,
+// for edits.
+func Join(parts [][]byte) (*spec.Topology, *spec.Resolved, error) {
+	t := &spec.Topology{}
+	for i, data := range parts {
+		p, _, err := spec.Parse(fmt.Sprintf("part%d.yaml", i), data)
+		if err != nil {
+			return nil, nil, err
+		}
+		if i == 0 {
+			t.APIVersion, t.Kind, t.Cluster = p.APIVersion, p.Kind, p.Cluster
+		}
+		t.Namespaces = append(t.Namespaces, p.Namespaces...)
+		t.Nodes = append(t.Nodes, p.Nodes...)
+		t.Pods = append(t.Pods, p.Pods...)
+		t.Services = append(t.Services, p.Services...)
+		t.Policies = append(t.Policies, p.Policies...)
+	}
+	r, err := spec.Resolve(t, nil)
+	return t, r, err
 }

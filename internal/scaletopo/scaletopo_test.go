@@ -3,6 +3,7 @@ package scaletopo_test
 import (
 	"flag"
 	"os"
+	"reflect"
 	"testing"
 
 	"github.com/netreconcile/netreconcile/internal/scaletopo"
@@ -37,5 +38,31 @@ func TestCluster(t *testing.T) {
 		if err := os.WriteFile(*write, data, 0o644); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestSplitJoin checks that a file cut into small documents resolves to
+// the same model as the whole file.
+func TestSplitJoin(t *testing.T) {
+	data := scaletopo.Cluster(100)
+	want, err := spec.LoadBytes("cluster100.yaml", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := scaletopo.Split(data, 64<<10)
+	if len(parts) < 10 {
+		t.Fatalf("%d parts of %d bytes", len(parts), len(data))
+	}
+	for i, p := range parts {
+		if len(p) > 64<<10 {
+			t.Errorf("part %d: %d bytes", i, len(p))
+		}
+	}
+	_, got, err := scaletopo.Join(parts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Error("joined parts resolve to another model than the whole file")
 	}
 }
