@@ -66,3 +66,27 @@ func TestSplitJoin(t *testing.T) {
 		t.Error("joined parts resolve to another model than the whole file")
 	}
 }
+
+// TestNodes checks issue 18's cluster has the sizes its comment says,
+// and that a service has 5 backends.
+func TestNodes(t *testing.T) {
+	_, r, err := scaletopo.Join(scaletopo.Split(scaletopo.Nodes(100), 1<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Nodes) != 100 || len(r.Pods) != 5000 || len(r.Services) != 1000 || len(r.Policies) != 200 || len(r.Namespaces) != 100 {
+		t.Fatalf("got %d nodes, %d pods, %d services, %d policies, %d namespaces",
+			len(r.Nodes), len(r.Pods), len(r.Services), len(r.Policies), len(r.Namespaces))
+	}
+	for _, svc := range []*spec.ResolvedService{&r.Services[0], &r.Services[len(r.Services)-1]} {
+		nodes := map[string]bool{}
+		for i := range r.Pods {
+			if svc.Selects(&r.Pods[i]) {
+				nodes[r.Pods[i].Node] = true
+			}
+		}
+		if len(nodes) != 5 {
+			t.Errorf("service %s selects pods on %d nodes, want 5", svc.Key, len(nodes))
+		}
+	}
+}

@@ -1,5 +1,5 @@
 // Command cluster measures one node's work in cluster-sized files (issue
-// 18): scaletopo.Cluster of 100, 1000 and 5000 nodes (50 veth pods per
+// 18): scaletopo.Nodes of 100, 1000 and 5000 nodes (50 veth pods per
 // node, a service per 5 pods, 2 policies per namespace). For each size and
 // row it runs itself as a child process -runs times and reports the
 // median of the row's own time, of the child's whole run (reading and
@@ -154,7 +154,7 @@ func writeParts(dir string, n int) (int, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return 0, err
 	}
-	data := scaletopo.Cluster(n)
+	data := scaletopo.Nodes(n)
 	for i, p := range scaletopo.Split(data, partSize) {
 		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("part%03d.yaml", i)), p, 0o644); err != nil {
 			return 0, err
