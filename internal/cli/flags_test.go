@@ -15,7 +15,7 @@ func TestFlagDefaults(t *testing.T) {
 	host, _ := os.Hostname()
 	want := map[string]map[string]string{
 		"": {"node-netns": "", "bpffs": "", "state-dir": "/run/netreconcile", "log-format": "",
-			"verbose": "-v 0", "attach-mode": "tcx", "prefix": ""},
+			"verbose": "-v 0", "attach-mode": "auto", "prefix": ""},
 		"validate": {"file": "-f "},
 		"plan": {"file": "-f ", "node": host, "output": "-o text", "detailed-exitcode": "false",
 			"observed": "", "all-nodes": "false", "out": ""},
