@@ -50,6 +50,8 @@ func (k *kernelEvents) on(ev KernelEvent) {
 		k.cache.InvalidateLink(ev.NS, ev.Index)
 	case EventAddr, EventRoute, EventNeigh:
 		k.cache.InvalidateObjects(ev.NS)
+	case EventTC:
+		k.cache.InvalidateAttachments()
 	default:
 		k.cache.Invalidate(ev.NS)
 	}

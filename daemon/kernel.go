@@ -27,6 +27,10 @@ const (
 	EventNeigh    = "neighbour"
 	EventNetns    = "netns"    // a watched namespace's name appeared or went away
 	EventOverflow = "overflow" // the socket lost events (ENOBUFS): state unknown
+	// EventTC is a clsact filter of netreconcile's priority, or a clsact
+	// qdisc, deleted: a pod's program attached as a filter (--attach-mode
+	// auto or tc) may be gone, which no link event says.
+	EventTC = "tc"
 )
 
 // KernelEvent is one change seen in a watched namespace that may concern
@@ -41,7 +45,7 @@ type KernelEvent struct {
 // Multicast groups of one subscription (the legacy bitmask form, enough
 // for groups below 32): links, IPv4 addresses, IPv4 routes, neighbours
 // (IPv4 ARP and bridge/vxlan FDB both arrive on RTNLGRP_NEIGH).
-const groups = unix.RTMGRP_LINK | unix.RTMGRP_IPV4_IFADDR | unix.RTMGRP_IPV4_ROUTE | unix.RTMGRP_NEIGH
+const groups = unix.RTMGRP_LINK | unix.RTMGRP_IPV4_IFADDR | unix.RTMGRP_IPV4_ROUTE | unix.RTMGRP_NEIGH | unix.RTMGRP_TC
 
 // recvBuf is the size of one receive buffer. Multicast notifications are
 // one message per datagram, at most a page or two (a link with stats).
@@ -363,6 +367,10 @@ func (k *kernelWatcher) classify(w *nsWatch, b []byte, events []KernelEvent) []K
 			if k.neighMatters(w.key, m.Data) {
 				events = append(events, KernelEvent{Kind: EventNeigh})
 			}
+		case unix.RTM_DELTFILTER, unix.RTM_DELQDISC:
+			if tcMatters(&m) {
+				events = append(events, KernelEvent{Kind: EventTC})
+			}
 		}
 	}
 	return events
@@ -445,4 +453,25 @@ func (k *kernelWatcher) neighMatters(key string, data []byte) bool {
 		attrs = attrs[min(len(attrs), (l+unix.NLA_ALIGNTO-1)&^(unix.NLA_ALIGNTO-1)):]
 	}
 	return false
+}
+
+// tcPriority is the priority of netreconcile's clsact filters
+// (datapath's tcPriority, "NR").
+const tcPriority = 0x4e52
+
+// tcMatters reports whether a deleted filter or qdisc may be one of ours:
+// a filter of our priority (tcm_info holds it in its upper 16 bits), or a
+// clsact qdisc (its deletion takes every filter with it). Our own
+// detaches count too; the cost is the attachments read once more.
+func tcMatters(m *syscall.NetlinkMessage) bool {
+	// struct tcmsg: family, pad (4 bytes), ifindex, handle, parent, info.
+	const sizeofTcMsg, tcHClsact = 20, 0xfffffff1
+	if len(m.Data) < sizeofTcMsg {
+		return false
+	}
+	parent, info := binary.NativeEndian.Uint32(m.Data[12:16]), binary.NativeEndian.Uint32(m.Data[16:20])
+	if m.Header.Type == unix.RTM_DELTFILTER {
+		return info>>16 == tcPriority
+	}
+	return parent == tcHClsact
 }

@@ -136,7 +136,18 @@ func (d *Datapath) programs() []*ebpf.Program {
 const (
 	ModeTCX = "tcx" // a pinned bpf_link (kernel >= 6.6)
 	ModeTC  = "tc"  // a clsact filter, recorded by a pinned program
+	// ModeAuto is no attachment's mode but the default choice of one
+	// (--attach-mode auto): pods' hooks as clsact filters, the node's own
+	// hooks as tcx links (see Datapath.PodsTC).
+	ModeAuto = "auto"
 )
+
+// SetAttachMode makes new attachments follow mode (ModeTCX, ModeTC,
+// ModeAuto; "" is ModeAuto).
+func (d *Datapath) SetAttachMode(mode string) {
+	d.PreferTC = mode == ModeTC
+	d.PodsTC = mode == ModeAuto || mode == ""
+}
 
 // Attachment is one program attached to one interface hook, as pinned in
 // the pin directory and reported by the kernel.
@@ -170,6 +181,10 @@ type Attachment struct {
 // FromPod reports whether dir sees the packets a pod sends: the hook
 // whose interface carries the pod's source binding.
 func (d Direction) FromPod() bool { return d == HostIngress || d == PodEgress }
+
+// OfPod reports whether dir is a hook of a pod's interface (its host-side
+// veth or its own eth0), not of the node's uplink or service device.
+func (d Direction) OfPod() bool { return d.valid() && d != UplinkIngress && d != ServiceEgress }
 
 // tcPriority and tcHandle identify our clsact filter on a hook.
 const (
@@ -275,7 +290,7 @@ func ifIndex(name string) (int, error) {
 func (d *Datapath) attachHere(name string, ifindex int, dir Direction) error {
 	prog := d.program(dir)
 	path := filepath.Join(d.pinDir, linksDir, name)
-	if forceTC || d.PreferTC {
+	if forceTC || d.PreferTC || (d.PodsTC && dir.OfPod()) {
 		return d.attachTC(name, ifindex, dir)
 	}
 	l, err := link.LoadPinnedLink(path, nil)

@@ -76,6 +76,10 @@ type Datapath struct {
 	// change); a clsact filter takes about 0.5 ms. Existing attachments are
 	// kept in whichever form they have.
 	PreferTC bool
+	// PodsTC is PreferTC for the pods' hooks alone (Direction.OfPod): the
+	// default (--attach-mode auto), since a node holds a thousand pods'
+	// hooks but two hooks of its own, which stay tcx links.
+	PodsTC bool
 }
 
 // progIdentity is what makes a running program "ours": same instructions

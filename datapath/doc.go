@@ -177,7 +177,9 @@
 //
 // Requirements: BTF (/sys/kernel/btf/vmlinux) and the bpf_cast_to_kern_ctx
 // kfunc (Linux 6.3) for source validation, bpf_timer (5.15) for the
-// collector; tcx (6.6) is used where it exists.
+// collector; tcx (6.6) for the node's own hooks, clsact filters for the pods' by
+// default (--attach-mode auto: see Datapath.PodsTC; tcx waits for an RCU grace
+// period per attach under rtnl).
 //
 // Limits: IPv4 only; ICMP errors about translated connections are not
 // translated. Replies that the node routes (fast path off, or backends

@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"net/netip"
+	"os/exec"
 	"syscall"
 	"testing"
 	"time"
@@ -66,5 +67,65 @@ func TestWatchCacheAndFullPass(t *testing.T) {
 	eventually(t, 10*time.Second, "service s0 put back by the full pass", func() bool { return has("10.96.0.1") })
 	if !w.planEmpty(w.file) {
 		t.Fatal("plan not empty after the full pass")
+	}
+}
+
+// TestWatchRepairsClsactFilter: by default (--attach-mode auto) a pod's
+// programs are clsact filters; a filter's deletion raises no link event,
+// but the daemon hears the tc notification and puts the program back
+// without waiting for a full pass.
+func TestWatchRepairsClsactFilter(t *testing.T) {
+	id := UniqueName("f")
+	pods := []podDef{{"a", "10.244.1.10", "veth", id + "-a"}}
+	w, _ := watchWorld(t, pods)
+	replaceFile(t, w.file, w.topo(pods)+"services:\n  - {name: s0, namespace: t, clusterIP: 10.96.0.1, selector: {app: x}, ports: [{port: 80}]}\n")
+	startWatch(t, w)
+	pinDir := datapath.DefaultPinDir(w.node)
+	attachments := func() []datapath.Attachment {
+		t.Helper()
+		dp, _, err := datapath.Inspect(pinDir)
+		if err != nil || dp == nil {
+			t.Fatalf("inspect %s: %v", pinDir, err)
+		}
+		defer dp.Close()
+		atts, err := dp.Attachments(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return atts
+	}
+	// The pod's host-side hooks, as clsact filters, each running the current program.
+	podFilters := func() (ifname string, ok bool) {
+		n := 0
+		for _, a := range attachments() {
+			if a.Direction.OfPod() && a.Mode == datapath.ModeTC && a.Current && !a.Defunct {
+				ifname = a.IfName
+				n++
+			}
+		}
+		return ifname, n == 2
+	}
+	var host string
+	eventually(t, 10*time.Second, "the pod's two programs attached as clsact filters", func() bool {
+		var ok bool
+		host, ok = podFilters()
+		return ok
+	})
+	for _, a := range attachments() {
+		if !a.Direction.OfPod() && a.Mode != datapath.ModeTCX {
+			t.Errorf("node hook %s attached as %s, want a tcx link", a.Name, a.Mode)
+		}
+	}
+	// By hand: the qdisc goes, with both filters.
+	if out, err := exec.Command("ip", "netns", "exec", w.nodeNS, "tc", "qdisc", "del", "dev", host, "clsact").CombinedOutput(); err != nil {
+		t.Fatalf("tc qdisc del: %v: %s", err, out)
+	}
+	if _, ok := podFilters(); ok {
+		t.Fatal("filters still reported after their qdisc was deleted")
+	}
+	// Far sooner than --resync (5m): the tc event triggers the pass.
+	eventually(t, 10*time.Second, "the pod's filters put back", func() bool { _, ok := podFilters(); return ok })
+	if !w.planEmpty(w.file) {
+		t.Fatal("plan not empty after the repair")
 	}
 }

@@ -15,5 +15,5 @@ func Apply(ctx context.Context, cfg *Config, p *Plan, log logr.Logger) (int, err
 }
 
 func (c *Config) applyConfig() *apply.Config {
-	return &apply.Config{Node: c.Node, NodeNetns: c.NodeNetns, BPFFS: c.BPFFS, AttachTC: c.AttachTC, Records: c.records()}
+	return &apply.Config{Node: c.Node, NodeNetns: c.NodeNetns, BPFFS: c.BPFFS, AttachMode: c.AttachMode, Records: c.records()}
 }

@@ -12,10 +12,11 @@ type Config struct {
 	StateDir  string // records of created namespaces and changed sysctls
 	BPFFS     string // pin directory of this node
 	Uplink    string // filled from the file
-	// AttachTC attaches datapath programs as clsact filters rather than
-	// tcx links (see datapath.Datapath.PreferTC).
-	AttachTC bool
-	Drivers  *drivers.Registry
+	// AttachMode says how datapath programs attach (--attach-mode):
+	// datapath.ModeTCX, ModeTC or ModeAuto ("" is ModeAuto; see
+	// datapath.Datapath.SetAttachMode).
+	AttachMode string
+	Drivers    *drivers.Registry
 	// Shared, when made (NewShared) for the file planned, carries what
 	// the desired states of that file's nodes share from one node's plan
 	// to the next (plan --all-nodes); nil computes everything per plan.

@@ -195,7 +195,7 @@ func TestRequiredFile(t *testing.T) {
 		}
 	}
 	_, code, msg := run(t, "plan", "--state-dir", state, "--attach-mode", "xdp")
-	if want := `error: --attach-mode "xdp": want tcx or tc`; code != 1 || msg != want {
+	if want := `error: --attach-mode "xdp": want auto, tcx or tc`; code != 1 || msg != want {
 		t.Errorf("plan --attach-mode xdp: exit %d %q, want %q", code, msg, want)
 	}
 }

@@ -15,7 +15,7 @@ func TestFlagDefaults(t *testing.T) {
 	host, _ := os.Hostname()
 	want := map[string]map[string]string{
 		"": {"node-netns": "", "bpffs": "", "state-dir": "/run/netreconcile", "log-format": "",
-			"verbose": "-v 0", "attach-mode": "tcx", "prefix": "", "max-file-size": "64Mi"},
+			"verbose": "-v 0", "attach-mode": "auto", "prefix": "", "max-file-size": "64Mi"},
 		"validate": {"file": "-f []", "output": "-o text"},
 		"plan": {"file": "-f []", "node": host, "output": "-o text", "detailed-exitcode": "false",
 			"observed": "", "all-nodes": "false", "out": ""},

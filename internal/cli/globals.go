@@ -10,6 +10,7 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
 
+	"github.com/netreconcile/netreconcile/datapath"
 	"github.com/netreconcile/netreconcile/drivers"
 	"github.com/netreconcile/netreconcile/drivers/bridge"
 	"github.com/netreconcile/netreconcile/drivers/ipvlan"
@@ -58,14 +59,15 @@ func (g *globals) addFlags(root *cobra.Command) {
 	pf.StringVar(&g.prefix, "prefix", "", "lab prefix: the lab's namespaces (nodes' and pods'), pin directories and state carry it, so labs of files with equal names coexist")
 	g.maxFileSize = spec.DefaultMaxFileSize
 	pf.Var(&g.maxFileSize, "max-file-size", "largest topology file, and set of files, read (suffix Ki, Mi, Gi)")
-	pf.StringVar(&g.attach, "attach-mode", "tcx", "how datapath programs attach: tcx (links; an RCU wait each) or tc (clsact filters; fast in bulk)")
+	pf.StringVar(&g.attach, "attach-mode", datapath.ModeAuto, "how datapath programs attach: auto (pods' hooks as clsact filters, "+
+		"the node's own as tcx links), tcx (links everywhere; an RCU wait each, about 10 ms) or tc (clsact filters everywhere)")
 }
 
 // setUp checks the global flags, makes the logger and checks the state
 // directory for cmd, in that order (the first error wins).
 func (g *globals) setUp(cmd *cobra.Command) error {
-	if g.attach != "tcx" && g.attach != "tc" {
-		return fmt.Errorf("--attach-mode %q: want tcx or tc", g.attach)
+	if g.attach != datapath.ModeAuto && g.attach != datapath.ModeTCX && g.attach != datapath.ModeTC {
+		return fmt.Errorf("--attach-mode %q: want auto, tcx or tc", g.attach)
 	}
 	if err := lab.CheckPrefix(g.prefix); err != nil {
 		return fmt.Errorf("--prefix: %w", err)
@@ -106,7 +108,7 @@ func (g *globals) engine(node string) *reconcile.Engine {
 	}
 	return &reconcile.Engine{
 		Cfg: &reconcile.Config{Node: node, NodeNetns: g.nodeNetns, StateDir: stateDir, BPFFS: bpffs, Drivers: registry(),
-			AttachTC: g.attach == "tc"},
+			AttachMode: g.attach},
 		Log: g.log.WithValues("node", node),
 	}
 }

@@ -3,6 +3,7 @@ package scaletopo_test
 import (
 	"flag"
 	"os"
+	"reflect"
 	"testing"
 
 	"github.com/netreconcile/netreconcile/internal/scaletopo"
@@ -36,6 +37,56 @@ func TestCluster(t *testing.T) {
 	if *write != "" {
 		if err := os.WriteFile(*write, data, 0o644); err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// TestSplitJoin checks that a file cut into small documents resolves to
+// the same model as the whole file.
+func TestSplitJoin(t *testing.T) {
+	data := scaletopo.Cluster(100)
+	want, err := spec.LoadBytes("cluster100.yaml", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := scaletopo.Split(data, 64<<10)
+	if len(parts) < 10 {
+		t.Fatalf("%d parts of %d bytes", len(parts), len(data))
+	}
+	for i, p := range parts {
+		if len(p) > 64<<10 {
+			t.Errorf("part %d: %d bytes", i, len(p))
+		}
+	}
+	_, got, err := scaletopo.Join(parts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Error("joined parts resolve to another model than the whole file")
+	}
+}
+
+// TestNodes checks issue 18's cluster has the sizes its comment says,
+// and that a service has 5 backends.
+func TestNodes(t *testing.T) {
+	_, r, err := scaletopo.Join(scaletopo.Split(scaletopo.Nodes(100), 1<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Nodes) != 100 || len(r.Pods) != 5000 || len(r.Services) != 1000 || len(r.Policies) != 200 || len(r.Namespaces) != 100 {
+		t.Fatalf("got %d nodes, %d pods, %d services, %d policies, %d namespaces",
+			len(r.Nodes), len(r.Pods), len(r.Services), len(r.Policies), len(r.Namespaces))
+	}
+	for _, svc := range []*spec.ResolvedService{&r.Services[0], &r.Services[len(r.Services)-1]} {
+		nodes := map[string]bool{}
+		for i := range r.Pods {
+			if svc.Selects(&r.Pods[i]) {
+				nodes[r.Pods[i].Node] = true
+			}
+		}
+		if len(nodes) != 5 {
+			t.Errorf("service %s selects pods on %d nodes, want 5", svc.Key, len(nodes))
 		}
 	}
 }

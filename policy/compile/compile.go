@@ -203,6 +203,17 @@ func NewCluster(r *spec.Resolved) *Cluster {
 
 // Node compiles the policies for node.
 func (cl *Cluster) Node(node string) (*Program, error) {
+	prog, err := cl.Shape(node)
+	if err == nil {
+		prog.Revision = revision(prog)
+	}
+	return prog, err
+}
+
+// Shape is Node without the revision (Revision 0): what counting a node's
+// entries needs (validate does it for every node), without hashing every
+// identity and rule of it.
+func (cl *Cluster) Shape(node string) (*Program, error) {
 	n := cl.r.Node(node)
 	if n == nil {
 		return nil, fmt.Errorf("compile policies for node %q: %w", node, ErrUnknownNode)
@@ -217,7 +228,6 @@ func (cl *Cluster) Node(node string) (*Program, error) {
 			prog.Sides = append(prog.Sides, c.compileSide(s))
 		}
 	}
-	prog.Revision = revision(prog)
 	return prog, nil
 }
 

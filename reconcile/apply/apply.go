@@ -33,10 +33,10 @@ type Config struct {
 	Node      string // node name in the file
 	NodeNetns string // the node's host namespace: "" (current), a name, or a path
 	BPFFS     string // pin directory of this node
-	// AttachTC attaches datapath programs as clsact filters rather than
-	// tcx links (see datapath.Datapath.PreferTC).
-	AttachTC bool
-	Records  records.Dir
+	// AttachMode says how new datapath attachments are made (see
+	// datapath.Datapath.SetAttachMode).
+	AttachMode string
+	Records    records.Dir
 }
 
 // applier executes a plan's steps. It does no diffing: each step says
@@ -94,7 +94,7 @@ func From(ctx context.Context, cfg *Config, p *plan.Plan, log logr.Logger, done 
 	var applied atomic.Int64
 	applied.Store(int64(done))
 	count := func() int { return int(applied.Load()) - done }
-	dp := &dpHolder{pinDir: cfg.BPFFS, tc: cfg.AttachTC}
+	dp := &dpHolder{pinDir: cfg.BPFFS, mode: cfg.AttachMode}
 	defer dp.close()
 	a := newApplier(cfg, log, dp)
 	defer a.h.Close()

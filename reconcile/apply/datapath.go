@@ -19,7 +19,7 @@ import (
 // verifying them.
 type dpHolder struct {
 	pinDir string
-	tc     bool // prefer clsact to tcx
+	mode   string // --attach-mode
 	mu     sync.Mutex
 	dp     *datapath.Datapath
 	full   bool // dp has its programs loaded
@@ -73,7 +73,7 @@ func (h *dpHolder) get(needPrograms bool) (*datapath.Datapath, error) {
 	if err != nil {
 		return nil, fmt.Errorf("datapath.OpenWith: %w", err)
 	}
-	dp.PreferTC = h.tc
+	dp.SetAttachMode(h.mode)
 	h.dp, h.full, h.notes = dp, true, dp.Notes()
 	return dp, nil
 }

@@ -124,7 +124,7 @@ func CheckCapacity(r *spec.Resolved, pos *spec.Positions) error {
 		services, backendEntries := serviceUse(shared, n)
 		u := &MapUse{Services: services, Backends: backendEntries, Endpoints: endpoints[n.Name]}
 		if len(r.Policies) > 0 {
-			prog, err := shared.policies.Node(n.Name)
+			prog, err := shared.policies.Shape(n.Name)
 			if err != nil {
 				return err
 			}

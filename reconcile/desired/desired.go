@@ -45,12 +45,24 @@ type Shared struct {
 	pods     *spec.PodIndex
 	mu       sync.Mutex
 	backends map[string][]string // by backendsKey
+	// byPort holds each list again by service and port index: every node
+	// asks for every service's, and building the key cost more than the
+	// list once the cluster had thousands of nodes (validate counts them
+	// for each).
+	byPort map[*spec.ResolvedService][]portBackends
+}
+
+// portBackends is a port's backend list once computed.
+type portBackends struct {
+	list []string
+	done bool
 }
 
 // NewShared prepares what the nodes of r share; each part is computed
 // when a node first needs it.
 func NewShared(r *spec.Resolved) *Shared {
-	return &Shared{r: r, policies: compile.NewCluster(r), backends: map[string][]string{}}
+	return &Shared{r: r, policies: compile.NewCluster(r), backends: map[string][]string{},
+		byPort: map[*spec.ResolvedService][]portBackends{}}
 }
 
 // shared is cfg.Shared when it was made for r, else a new one.
@@ -67,13 +79,25 @@ func (cfg *Config) shared(r *spec.Resolved) *Shared {
 func (sh *Shared) Backends(svc *spec.ResolvedService, port spec.ServicePort) []string {
 	// Services select pods of their own namespace, on any node, by labels.
 	sh.once.Do(func() { sh.pods = spec.NewPodIndex(sh.r.Pods, nil) })
-	key := backendsKey(svc, port)
+	j := slices.Index(svc.Ports, port)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	ports := sh.byPort[svc]
+	if j >= 0 && ports != nil && ports[j].done {
+		return ports[j].list
+	}
+	key := backendsKey(svc, port)
 	bs, ok := sh.backends[key]
 	if !ok {
 		bs = backends(sh.r.Pods, sh.pods.Candidates(svc.Namespace, svc.Selector), svc, port)
 		sh.backends[key] = bs
+	}
+	if j >= 0 {
+		if ports == nil {
+			ports = make([]portBackends, len(svc.Ports))
+			sh.byPort[svc] = ports
+		}
+		ports[j] = portBackends{list: bs, done: true}
 	}
 	return bs
 }

@@ -157,6 +157,18 @@ func (c *Cache) InvalidateLink(ns string, index int) {
 	c.nodeChanged(index, "")
 }
 
+// InvalidateAttachments makes the next pass read the datapath's
+// attachments again (a clsact filter or qdisc was deleted: tc changes
+// are no link event), keeping its map entries.
+func (c *Cache) InvalidateAttachments() {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.dropAttachments()
+}
+
 // InvalidateObjects marks addresses, routes or neighbours of namespace ns
 // as changed since they were observed; its links did not change.
 func (c *Cache) InvalidateObjects(ns string) {

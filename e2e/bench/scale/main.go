@@ -15,12 +15,13 @@
 // control socket), timing the command. It prints one table; compare
 // figures only within one run (the machine is shared and noisy).
 //
-// With --attach-mode tcx (the default) both apply and the floor are
-// dominated by the kernel: every tcx attach and detach waits for an RCU
-// grace period under the rtnl lock (about 12 ms here, serialised), 2000 of
-// them for 1000 pods. -attach-mode tc measures clsact filters instead.
+// With -attach-mode auto (netreconcile's default) the pods' programs are
+// clsact filters (about 0.5 ms each). With -attach-mode tcx both apply and
+// the datapath floor are dominated by the kernel: every tcx attach and
+// detach waits for an RCU grace period under the rtnl lock (about 12 ms
+// here, serialised), 2000 of them for 1000 pods.
 //
-//	sudo go run ./e2e/bench/scale [-pods 1000] [-services 5000] [-policies 500] [-runs 3] [-attach-mode tcx|tc]
+//	sudo go run ./e2e/bench/scale [-pods 1000] [-services 5000] [-policies 500] [-runs 3] [-attach-mode auto|tcx|tc]
 //	sudo go run ./e2e/bench/scale -inprocess -cpuprofile /tmp/prof   # same phases in this process, profiled
 //
 // -inprocess runs the phases through reconcile.Engine in this process (no
@@ -81,7 +82,7 @@ type config struct {
 	inProcess                      bool
 	profileDir                     string
 	verbose                        bool
-	attachMode                     string // tcx or tc (--attach-mode)
+	attachMode                     string // auto, tcx or tc (--attach-mode)
 	hold                           bool
 }
 
@@ -91,7 +92,7 @@ func main() {
 	flag.IntVar(&c.services, "services", 5000, "services (at most 12500)")
 	flag.IntVar(&c.policies, "policies", 500, "network policies")
 	flag.IntVar(&c.runs, "runs", 3, "no-op plans of each kind (the median is shown)")
-	flag.StringVar(&c.attachMode, "attach-mode", "tcx", "how programs attach, in the floor and netreconcile alike: tcx or tc (--attach-mode)")
+	flag.StringVar(&c.attachMode, "attach-mode", datapath.ModeAuto, "how programs attach, in the floor and netreconcile alike: auto, tcx or tc (--attach-mode)")
 	flag.BoolVar(&c.inProcess, "inprocess", false, "run the phases in this process through reconcile.Engine instead of the binary")
 	flag.StringVar(&c.profileDir, "cpuprofile", "", "with -inprocess: write a CPU profile per phase into this directory")
 	flag.BoolVar(&c.verbose, "v", false, "with -inprocess: log the engine's phase timings to stderr")
@@ -102,8 +103,8 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bad -pods, -services, -policies or -runs")
 		os.Exit(1)
 	}
-	if c.attachMode != "tcx" && c.attachMode != "tc" {
-		fmt.Fprintln(os.Stderr, "-attach-mode: tcx or tc")
+	if c.attachMode != datapath.ModeAuto && c.attachMode != datapath.ModeTCX && c.attachMode != datapath.ModeTC {
+		fmt.Fprintln(os.Stderr, "-attach-mode: auto, tcx or tc")
 		os.Exit(1)
 	}
 	if c.profileDir != "" && !c.inProcess {
@@ -450,7 +451,7 @@ func (b *bench) floor(ctx context.Context) (pods, dp time.Duration, err error) {
 		return 0, 0, err
 	}
 	defer d.Close()
-	d.PreferTC = b.cfg.attachMode == "tc"
+	d.SetAttachMode(b.cfg.attachMode)
 	for i := range b.cfg.services {
 		svc := datapath.Service{Key: datapath.ServiceKey{IP: netip.AddrFrom4([4]byte{10, 96, byte(i / 250), byte(1 + i%250)}),
 			Port: 80, Proto: datapath.ProtoTCP}}
@@ -575,8 +576,8 @@ type engineRunner struct {
 func newEngineRunner(b *bench) *engineRunner {
 	return &engineRunner{b: b, e: &reconcile.Engine{
 		Cfg: &reconcile.Config{Node: b.id, NodeNetns: b.nodeNS, StateDir: b.stateDir, BPFFS: b.pinDir,
-			AttachTC: b.cfg.attachMode == "tc",
-			Drivers:  drivers.NewRegistry(veth.Driver{}, bridge.Driver{}, macvlan.Driver{}, ipvlan.Driver{})},
+			AttachMode: b.cfg.attachMode,
+			Drivers:    drivers.NewRegistry(veth.Driver{}, bridge.Driver{}, macvlan.Driver{}, ipvlan.Driver{})},
 		Log: engineLog(b.cfg.verbose),
 	}}
 }
