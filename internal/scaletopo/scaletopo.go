@@ -7,8 +7,6 @@ package scaletopo
 import (
 	"fmt"
 	"strings"
-
-	"github.com/netreconcile/netreconcile/spec"
 )
 
 // File returns the topology file.
@@ -185,28 +183,4 @@ func Split(data []byte, max int) [][]byte {
 		cur = append(cur, line...)
 	}
 	return append(parts, cur)
-}
-
-// Join parses the documents Split made and resolves them as one file
-// (spec.Resolve, without positions): the model of a file over the
-// parser's limit, built in memory. It also returns the joined topology,
-// for edits.
-func Join(parts [][]byte) (*spec.Topology, *spec.Resolved, error) {
-	t := &spec.Topology{}
-	for i, data := range parts {
-		p, _, err := spec.Parse(fmt.Sprintf("part%d.yaml", i), data)
-		if err != nil {
-			return nil, nil, err
-		}
-		if i == 0 {
-			t.APIVersion, t.Kind, t.Cluster = p.APIVersion, p.Kind, p.Cluster
-		}
-		t.Namespaces = append(t.Namespaces, p.Namespaces...)
-		t.Nodes = append(t.Nodes, p.Nodes...)
-		t.Pods = append(t.Pods, p.Pods...)
-		t.Services = append(t.Services, p.Services...)
-		t.Policies = append(t.Policies, p.Policies...)
-	}
-	r, err := spec.Resolve(t, nil)
-	return t, r, err
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/netreconcile/netreconcile/internal/scaletopo"
+	"github.com/netreconcile/netreconcile/internal/scaletopo/join"
 	"github.com/netreconcile/netreconcile/spec"
 )
 
@@ -58,7 +59,7 @@ func TestSplitJoin(t *testing.T) {
 			t.Errorf("part %d: %d bytes", i, len(p))
 		}
 	}
-	_, got, err := scaletopo.Join(parts)
+	_, got, err := join.Join(parts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +71,7 @@ func TestSplitJoin(t *testing.T) {
 // TestNodes checks issue 18's cluster has the sizes its comment says,
 // and that a service has 5 backends.
 func TestNodes(t *testing.T) {
-	_, r, err := scaletopo.Join(scaletopo.Split(scaletopo.Nodes(100), 1<<20))
+	_, r, err := join.Join(scaletopo.Split(scaletopo.Nodes(100), 1<<20))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,7 @@ import (
 	"github.com/netreconcile/netreconcile/drivers/ipvlan"
 	"github.com/netreconcile/netreconcile/drivers/macvlan"
 	"github.com/netreconcile/netreconcile/drivers/veth"
-	"github.com/netreconcile/netreconcile/internal/scaletopo"
+	"github.com/netreconcile/netreconcile/internal/scaletopo/join"
 	"github.com/netreconcile/netreconcile/reconcile"
 	"github.com/netreconcile/netreconcile/spec"
 	"github.com/netreconcile/netreconcile/state"
@@ -49,7 +49,7 @@ func runChild(row, dir, cpuprofile, memprofile string) error {
 		}
 		parts = append(parts, b)
 	}
-	t, r, err := scaletopo.Join(parts)
+	t, r, err := join.Join(parts)
 	if err != nil {
 		return err
 	}

@@ -19,7 +19,7 @@
 //
 // Files over the parser's 4 MiB limit are cut into documents
 // (scaletopo.Split) written to a temporary directory; the child parses
-// each and resolves them as one (scaletopo.Join).
+// each and resolves them as one (join.Join).
 //
 //	go run ./e2e/bench/cluster [-nodes 100,1000,5000] [-runs 3] [-rows validate,plan,noop,edit]
 //	go run ./e2e/bench/cluster -nodes 1000 -rows plan -runs 1 -cpuprofile /tmp/plan.pprof
