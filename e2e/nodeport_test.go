@@ -40,15 +40,8 @@ func addOutsideHost(t *testing.T, l *svcLab) string {
 		t.Fatal(err)
 	}
 	ul := lab.UnderlayNetns(r)
-	for _, args := range [][]string{
-		{"link", "set", "lo", "up"},
-		{"addr", "add", outsideHost.String() + "/32", "dev", "lo"},
-		{"addr", "add", outsideOther.String() + "/32", "dev", "lo"},
-	} {
-		if out, err := exec.Command("ip", append([]string{"-n", ul}, args...)...).CombinedOutput(); err != nil {
-			t.Fatalf("ip -n %s %v: %v %s", ul, args, err, out)
-		}
-	}
+	addOutside(t, ul, outsideHost.String())
+	addOutside(t, ul, outsideOther.String())
 	return ul
 }
 
