@@ -138,6 +138,13 @@ func (f *topoFile) unreadable(log logr.Logger, err error) {
 	f.state, f.err, f.readSum = st, err, [32]byte{}
 }
 
+// storeDown records that a store of the set cannot be reached, without
+// reading it: the status says so until the set is read again (whatever
+// it then holds, as readSum no longer matches).
+func (f *topoFile) storeDown(err error) {
+	f.state, f.err, f.readSum = fileUnreadable, err, [32]byte{}
+}
+
 // maxSize is --max-file-size, defaulted.
 func (f *topoFile) maxSize() int64 {
 	if f.max <= 0 {

@@ -57,6 +57,9 @@ func (d *daemon) storeEvent(n storeNews) {
 			d.store.down[n.store] = true
 			d.m.Errors.WithLabelValues(StageWatch).Inc()
 			d.Log.Error(n.err, "topology store cannot be followed; keeping the last good state, retrying", "source", n.store)
+			d.file.storeDown(n.err)
+			d.publish(nil)
+			d.n.Status(d.status())
 		}
 		return
 	}

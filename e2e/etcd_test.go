@@ -203,6 +203,9 @@ nodes:
 	if !d1.alive() || !d2.alive() || !w1.planEmpty(labDir) || !w2.planEmpty(labDir) {
 		t.Fatal("etcd's outage changed a node or ended a daemon")
 	}
+	if out, errOut, code := w1.run("status", "--node", w1.node); !strings.Contains(out, "file unreadable, serving the last good one") {
+		t.Errorf("status during the outage: exit %d\n%s%s", code, out, errOut)
+	}
 	s.Restart()
 	eventually(t, 30*time.Second, "etcd back logged", func() bool { return strings.Contains(d1.logs(), "topology store is back") })
 	s.Put(prefix+"10-"+w1.node+".yaml", pods1+pod("a3", w1, "10.244.1.12"))

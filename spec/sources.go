@@ -329,6 +329,10 @@ func SetTooLarge(name string, total, max int64) error {
 	return tooLarge(name, fmt.Sprintf("the set is %s up to this file, over the %s limit of the whole set", size(total), size(max)))
 }
 
+// TooLarge is the error of a source or set over --max-file-size, msg
+// saying by how much.
+func TooLarge(name, msg string) error { return tooLarge(name, msg) }
+
 // tooLarge is the error of a file or set over --max-file-size.
 func tooLarge(name, msg string) error {
 	return &Errors{List: []*Error{{File: name, Msg: msg + " (--max-file-size)", Err: ErrTooLarge}}}

@@ -105,7 +105,7 @@ func (p *Prefix) Sources(max int64) ([]spec.Source, error) {
 	resp, err := c.Get(ctx, p.prefix, clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))
 	switch {
 	case status.Code(err) == codes.ResourceExhausted:
-		return nil, spec.SetTooLarge(p.String(), max+1, max)
+		return nil, spec.TooLarge(p.String(), fmt.Sprintf("the keys and values under the prefix are over %d bytes, more than twice the %d bytes limit of the whole set", recvLimit(max), max))
 	case err != nil:
 		return nil, p.unreachable("read", err)
 	case len(resp.Kvs) == 0:
@@ -145,8 +145,8 @@ type noKeys struct{ name string }
 func (e noKeys) Error() string { return "load topology: " + e.name + ": no key under the prefix" }
 func (e noKeys) Unwrap() error { return fs.ErrNotExist }
 
-// connect makes the client at the first call. Its receive limit lets a
-// response of max bytes of values (and their keys) through, and no more.
+// connect makes the client at the first call. Its receive limit
+// (recvLimit) bounds the memory a read can take before sizes are checked.
 func (p *Prefix) connect(max int64) (*clientv3.Client, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -156,7 +156,7 @@ func (p *Prefix) connect(max int64) (*clientv3.Client, error) {
 	c, err := clientv3.New(clientv3.Config{
 		Endpoints:          p.eps,
 		DialTimeout:        Timeout,
-		MaxCallRecvMsgSize: int(min(2*max+1<<20, math.MaxInt32)),
+		MaxCallRecvMsgSize: recvLimit(max),
 		// The library's errors are returned; its own logs would be noise.
 		Logger: zap.NewNop(),
 		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
@@ -170,6 +170,10 @@ func (p *Prefix) connect(max int64) (*clientv3.Client, error) {
 	p.client = c
 	return c, nil
 }
+
+// recvLimit is the largest response read for a limit of max bytes of
+// values: keys and framing come on top.
+func recvLimit(max int64) int { return int(min(2*max+1<<20, math.MaxInt32)) }
 
 // Close closes the connection.
 func (p *Prefix) Close() error {

@@ -75,6 +75,17 @@ func TestSources(t *testing.T) {
 		t.Errorf("Sources(4) = %v", err)
 	}
 
+	// A response far over the limit is refused by the client, before
+	// it is all in memory.
+	big := strings.Repeat("x", 1<<20)
+	for _, k := range []string{"big/a", "big/b", "big/c"} {
+		s.Put(k, big)
+	}
+	_, err = open(t, s.URL("big/")).Sources(64 << 10)
+	if !errors.Is(err, spec.ErrTooLarge) || !strings.Contains(err.Error(), "etcd://"+s.Addr+"/big/: the keys and values under the prefix are over 1179648 bytes") {
+		t.Errorf("a response over the receive limit: %v", err)
+	}
+
 	// A prefix with nothing under it is a missing file.
 	_, err = open(t, s.URL("none/")).Sources(1 << 20)
 	if !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "etcd://"+s.Addr+"/none/: no key under the prefix") {
