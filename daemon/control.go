@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/netreconcile/netreconcile/spec"
 )
 
 // The control socket lets `netreconcile apply` reach the daemon that
@@ -179,6 +181,10 @@ func (c *control) take() []chan ControlReply {
 func sameFiles(files, followed []string) error {
 	same := len(files) == len(followed)
 	for i := 0; same && i < len(files); i++ {
+		if _, url := spec.URLScheme(files[i]); url {
+			same = files[i] == followed[i] // a store's prefix: the same URL
+			continue
+		}
 		a, err := os.Stat(files[i])
 		if err != nil {
 			return err
@@ -191,7 +197,7 @@ func sameFiles(files, followed []string) error {
 	}
 	abs := make([]string, len(followed))
 	for i, f := range followed {
-		abs[i], _ = filepath.Abs(f)
+		abs[i] = absArg(f)
 	}
 	return fmt.Errorf("the watch daemon (pid %d) follows %s, not %s: edit that, or stop the daemon to apply another",
 		os.Getpid(), strings.Join(abs, ", "), strings.Join(files, ", "))
@@ -246,9 +252,7 @@ func Ask(ctx context.Context, path string, files []string) (rep ControlReply, ok
 		if file == "-" {
 			return rep, true, errors.New("a watch daemon holds the node and follows its own file: standard input cannot be handed to it; edit that file, or stop the daemon")
 		}
-		if abs[i], err = filepath.Abs(file); err != nil {
-			return rep, true, err
-		}
+		abs[i] = absArg(file)
 	}
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
 	defer stop()
@@ -288,4 +292,16 @@ func AskStatus(ctx context.Context, path string) (st Status, ok bool, err error)
 		return st, true, fmt.Errorf("the watch daemon (pid %d) does not answer status requests: %s", rep.PID, rep.Error)
 	}
 	return *rep.Status, true, nil
+}
+
+// absArg is an -f argument as the daemon compares it: a path made
+// absolute, a store's URL as it is.
+func absArg(arg string) string {
+	if _, url := spec.URLScheme(arg); url {
+		return arg
+	}
+	if abs, err := filepath.Abs(arg); err == nil {
+		return abs
+	}
+	return arg
 }

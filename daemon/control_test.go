@@ -175,3 +175,21 @@ func TestAskStatus(t *testing.T) {
 		t.Fatalf("no daemon: ok %v, %v", ok, err)
 	}
 }
+
+// apply's -f is compared with the daemon's: paths by the file they name,
+// a store's prefix by its URL.
+func TestSameFilesWithStores(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "a.yaml")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	url := "etcd://127.0.0.1:2379/topo/"
+	if err := sameFiles([]string{dir + "/./a.yaml", url}, []string{file, url}); err != nil {
+		t.Errorf("the same set: %v", err)
+	}
+	err := sameFiles([]string{file, "etcd://127.0.0.1:2379/other/"}, []string{file, url})
+	if err == nil || !strings.Contains(err.Error(), "follows "+file+", "+url+", not") {
+		t.Errorf("another prefix: %v", err)
+	}
+}

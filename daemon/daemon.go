@@ -13,14 +13,20 @@ import (
 	"github.com/go-logr/logr"
 
 	"github.com/netreconcile/netreconcile/reconcile"
+	"github.com/netreconcile/netreconcile/spec"
 )
 
 // Config says what a daemon watches and how it behaves. Zero durations
 // take the defaults below.
 type Config struct {
 	// Files is the topology's -f set: files and directories (followed
-	// through inotify on their directories), never standard input.
+	// through inotify on their directories) and store prefixes (such as
+	// etcd://HOST:PORT/PREFIX, followed through the store's watch), never
+	// standard input.
 	Files []string
+	// Source is Files opened (spec.OpenSet); nil reads Files as paths.
+	// Its Watchers are followed; the caller closes it after Run.
+	Source spec.Set
 	// MaxFileSize bounds each file and the set (--max-file-size; 0:
 	// spec.DefaultMaxFileSize).
 	MaxFileSize int64
@@ -106,6 +112,7 @@ type daemon struct {
 	health *health
 	ctl    *control
 	board  *statusBoard
+	store  *storeWatch
 }
 
 // Run loads the file, applies it, and then converges again on every
@@ -140,7 +147,7 @@ func Run(ctx context.Context, cfg Config) error {
 		go d.ctl.serve(ctx, ln)
 	}
 	var err error
-	if d.dirs, err = newDirWatch(cfg.Files, d.m, d.Log); err != nil {
+	if d.dirs, err = newDirWatch(d.file.set.Paths(), d.m, d.Log); err != nil {
 		return fmt.Errorf("watch %s: %w", strings.Join(cfg.Files, ", "), err)
 	}
 	defer d.dirs.close()
@@ -161,8 +168,10 @@ func Run(ctx context.Context, cfg Config) error {
 	d.Log.Info("watching", "files", cfg.Files, "nodeNetns", cfg.NodeNetns,
 		"resync", cfg.Resync.String(), "metrics", cfg.MetricsAddr)
 	// Subscribe before the first pass, so that nothing changed during it
-	// goes unseen.
+	// goes unseen; a store is watched from the revision open read.
 	d.syncWatches(d.Log)
+	d.store = watchStores(ctx, d.file.set.Watchers())
+	defer d.store.wait()
 	d.pass(runCtx, tStart)
 	d.n.Ready(d.status())
 	return d.loop(ctx, runCtx)
@@ -172,9 +181,13 @@ func Run(ctx context.Context, cfg Config) error {
 func newDaemon(cfg Config) *daemon {
 	m := cfg.Metrics
 	board := &statusBoard{}
+	set := cfg.Source
+	if set == nil {
+		set = spec.Set{spec.Files(cfg.Files)}
+	}
 	return &daemon{
 		Config: cfg, m: m, n: cfg.Notifier,
-		file:   &topoFile{files: cfg.Files, max: cfg.MaxFileSize, node: cfg.Node, m: m, log: cfg.Log},
+		file:   &topoFile{set: set, max: cfg.MaxFileSize, node: cfg.Node, m: m, log: cfg.Log},
 		sched:  newScheduler(cfg),
 		health: &health{timeout: cfg.PassTimeout, gauge: m.Ready},
 		ctl:    newControl(cfg.Files, board),

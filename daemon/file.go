@@ -30,8 +30,8 @@ const (
 // topoFile is the topology file followed and the last good model read
 // from it. Only the loop goroutine touches it.
 type topoFile struct {
-	files  spec.Files // -f: files and directories
-	max    int64      // --max-file-size
+	set    spec.Set // -f: files, directories and store prefixes
+	max    int64    // --max-file-size
 	node   string
 	m      *Metrics
 	log    logr.Logger // the daemon's, for the datapath collector
@@ -48,10 +48,10 @@ type topoFile struct {
 // open reads the file at start. Without a valid file there is no last
 // good state to serve: errors wrap ErrFile.
 func (f *topoFile) open() error {
-	if len(f.files) == 0 || f.files.Stdin() {
-		return fmt.Errorf("%w: watch needs file or directory paths (standard input cannot be watched)", ErrFile)
+	if len(f.set) == 0 || f.set.Paths().Stdin() {
+		return fmt.Errorf("%w: watch needs file or directory paths or etcd prefixes (standard input cannot be watched)", ErrFile)
 	}
-	srcs, err := f.files.Sources(f.maxSize())
+	srcs, err := f.set.Sources(f.maxSize())
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrFile, err)
 	}
@@ -60,7 +60,7 @@ func (f *topoFile) open() error {
 		return fmt.Errorf("%w: %w", ErrFile, err)
 	}
 	if r.Node(f.node) == nil {
-		return fmt.Errorf("%w %s: node %q is not in the file (nodes: %s)", ErrFile, f.files, f.node, r.NodeNames())
+		return fmt.Errorf("%w %s: node %q is not in the file (nodes: %s)", ErrFile, f.set, f.node, r.NodeNames())
 	}
 	sum := sumOf(srcs)
 	f.spec, f.specSum, f.readSum, f.state = r, sum, sum, fileOK
@@ -83,7 +83,7 @@ func (f *topoFile) pods() int { return len(f.spec.PodsOn(f.node)) }
 // or invalid file is logged once per content and the last good model
 // is kept.
 func (f *topoFile) reload(log logr.Logger, force bool) bool {
-	srcs, err := f.files.Sources(f.maxSize())
+	srcs, err := f.set.Sources(f.maxSize())
 	if err != nil {
 		f.unreadable(log, err)
 		return false
@@ -95,14 +95,14 @@ func (f *topoFile) reload(log logr.Logger, force bool) bool {
 	f.readSum = sum
 	r, _, err := f.parser.Load(srcs)
 	if err == nil && r.Node(f.node) == nil {
-		err = fmt.Errorf("%s: node %q is not in the file (nodes: %s)", f.files, f.node, r.NodeNames())
+		err = fmt.Errorf("%s: node %q is not in the file (nodes: %s)", f.set, f.node, r.NodeNames())
 	}
 	if err != nil {
 		f.state, f.err = fileInvalid, err
 		f.m.ConfigReloads.WithLabelValues(fileInvalid).Inc()
 		f.m.Errors.WithLabelValues(StageLoad).Inc()
 		f.m.ConfigOK.Set(0)
-		log.Error(err, "topology file is invalid; keeping the last good state", "files", f.files)
+		log.Error(err, "topology file is invalid; keeping the last good state", "files", f.set.String())
 		return false
 	}
 	f.state, f.err = fileOK, nil
@@ -113,7 +113,7 @@ func (f *topoFile) reload(log logr.Logger, force bool) bool {
 	}
 	f.spec, f.specSum = r, sum
 	f.m.datapath.set(f.pinDir, reconcile.PodNames(r), f.log)
-	log.Info("topology file changed", "files", f.files, "sources", len(srcs), "sha256", hex.EncodeToString(sum[:6]),
+	log.Info("topology file changed", "files", f.set.String(), "sources", len(srcs), "sha256", hex.EncodeToString(sum[:6]),
 		"pods", len(r.PodsOn(f.node)))
 	return true
 }
@@ -130,12 +130,19 @@ func (f *topoFile) unreadable(log logr.Logger, err error) {
 		f.m.Errors.WithLabelValues(StageLoad).Inc()
 		f.m.ConfigOK.Set(0)
 		if st == fileMissing {
-			log.Error(err, "topology file is gone; keeping the last good state until it is back", "files", f.files)
+			log.Error(err, "topology file is gone; keeping the last good state until it is back", "files", f.set.String())
 		} else {
-			log.Error(err, "cannot read the topology file; keeping the last good state", "files", f.files)
+			log.Error(err, "cannot read the topology file; keeping the last good state", "files", f.set.String())
 		}
 	}
 	f.state, f.err, f.readSum = st, err, [32]byte{}
+}
+
+// storeDown records that a store of the set cannot be reached, without
+// reading it: the status says so until the set is read again (whatever
+// it then holds, as readSum no longer matches).
+func (f *topoFile) storeDown(err error) {
+	f.state, f.err, f.readSum = fileUnreadable, err, [32]byte{}
 }
 
 // maxSize is --max-file-size, defaulted.

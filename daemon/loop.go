@@ -41,6 +41,8 @@ func (d *daemon) loop(ctx, runCtx context.Context) error {
 				d.sched.schedule(tFile, time.Now())
 				d.sched.schedule(tKernel, time.Now())
 			}
+		case n := <-d.store.news:
+			d.storeEvent(n)
 		case r := <-d.ctl.reqs:
 			if d.ctl.accept(r) {
 				d.sched.schedule(tApply, time.Now())

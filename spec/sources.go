@@ -2,6 +2,7 @@ package spec
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -33,12 +34,143 @@ type Provider interface {
 }
 
 // A Watcher is a Provider that reports its own changes (a store's watch).
-// The watch daemon calls Watch once; changed is called after each change
-// of the set, and the daemon then reads Sources again. Files are not
-// Watchers: the daemon follows their paths (Files.Watched) with inotify.
+// The watch daemon calls Watch once, after a first read of Sources; it
+// returns when ctx ends. changed(nil) says the set may have changed since
+// that read (the daemon reads Sources again); changed(err) says the store
+// cannot be reached (the daemon logs it and keeps its last good state),
+// and a changed(nil) follows once it is reached again. Files are not
+// Watchers: the daemon follows their paths with inotify.
 type Watcher interface {
 	Provider
-	Watch(ctx context.Context, changed func()) error
+	Watch(ctx context.Context, changed func(error)) error
+}
+
+// An Opener makes the Provider of one -f argument that names a store: a
+// URL such as etcd://HOST:PORT/PREFIX.
+type Opener func(arg string) (Provider, error)
+
+// Set is the -f arguments in order, files and stores mixed: consecutive
+// paths make one Files, each store URL its own Provider. Its sources are
+// theirs, in that order.
+type Set []Provider
+
+// OpenSet groups args into a Set; a URL (scheme://...) is opened by the
+// opener of its scheme, and a scheme without one is an error.
+func OpenSet(args []string, openers map[string]Opener) (Set, error) {
+	var set Set
+	var files Files
+	for _, arg := range args {
+		scheme, ok := URLScheme(arg)
+		if !ok {
+			files = append(files, arg)
+			continue
+		}
+		open := openers[scheme]
+		if open == nil {
+			return nil, fmt.Errorf("load topology: -f %s: unknown source %s:// (give a path, a directory, - or etcd://HOST:PORT/PREFIX)", arg, scheme)
+		}
+		p, err := open(arg)
+		if err != nil {
+			return nil, err
+		}
+		if len(files) > 0 {
+			set, files = append(set, files), nil
+		}
+		set = append(set, p)
+	}
+	if len(files) > 0 {
+		set = append(set, files)
+	}
+	return set, nil
+}
+
+// URLScheme returns the scheme of an -f argument written as a URL
+// (letters, digits, "+", "-" or "." followed by "://"); ok is false for a
+// path.
+func URLScheme(arg string) (scheme string, ok bool) {
+	scheme, _, ok = strings.Cut(arg, "://")
+	if !ok || scheme == "" || strings.ContainsFunc(scheme, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '+' || r == '-' || r == '.')
+	}) {
+		return "", false
+	}
+	return scheme, true
+}
+
+// String joins the parts' names.
+func (s Set) String() string {
+	names := make([]string, len(s))
+	for i, p := range s {
+		names[i] = p.String()
+	}
+	return strings.Join(names, ", ")
+}
+
+// Sources reads every part in order. Each part is bounded by max, and
+// so is their sum; a source named twice (a file given twice, a prefix
+// given twice) is an error.
+func (s Set) Sources(max int64) ([]Source, error) {
+	if len(s) == 1 {
+		return s[0].Sources(max)
+	}
+	var out []Source
+	var total int64
+	seen := map[string]bool{}
+	for _, p := range s {
+		srcs, err := p.Sources(max)
+		if err != nil {
+			return nil, err
+		}
+		for _, src := range srcs {
+			key := src.Name
+			if _, url := URLScheme(key); !url && key != "<stdin>" {
+				key = filepath.Clean(key)
+			}
+			if seen[key] {
+				return nil, fmt.Errorf("load topology: %s is in the set twice (-f %s)", src.Name, s)
+			}
+			seen[key] = true
+			if total += int64(len(src.Data)); total > max {
+				return nil, SetTooLarge(src.Name, total, max)
+			}
+		}
+		out = append(out, srcs...)
+	}
+	return out, nil
+}
+
+// Paths is the -f arguments that are paths (files, directories, "-"),
+// the ones followed through the file system.
+func (s Set) Paths() Files {
+	var out Files
+	for _, p := range s {
+		if f, ok := p.(Files); ok {
+			out = append(out, f...)
+		}
+	}
+	return out
+}
+
+// Watchers is the parts that report their own changes.
+func (s Set) Watchers() []Watcher {
+	var out []Watcher
+	for _, p := range s {
+		if w, ok := p.(Watcher); ok {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+// Close releases what the parts hold (a store's connection).
+func (s Set) Close() error {
+	var errs []error
+	for _, p := range s {
+		if c, ok := p.(io.Closer); ok {
+			errs = append(errs, c.Close())
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Files is a Provider of -f arguments: files, directories (every *.yaml
@@ -98,7 +230,7 @@ func (f Files) Sources(max int64) ([]Source, error) {
 			return nil, err
 		}
 		if total += int64(len(src.Data)); total > max {
-			return nil, tooLarge(src.Name, fmt.Sprintf("the set is %s up to this file, over the %s limit of the whole set", size(total), size(max)))
+			return nil, SetTooLarge(src.Name, total, max)
 		}
 		out = append(out, src)
 	}
@@ -169,7 +301,7 @@ func readSource(path string, max int64) (Source, error) {
 		}
 		defer f.Close()
 		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() && st.Size() > max {
-			return Source{}, tooLarge(name, fmt.Sprintf("file is %s, over the %s limit", size(st.Size()), size(max)))
+			return Source{}, FileTooLarge(name, st.Size(), max)
 		}
 		r = f
 	}
@@ -184,6 +316,22 @@ func readSource(path string, max int64) (Source, error) {
 	}
 	return Source{Name: name, Data: data}, nil
 }
+
+// FileTooLarge is the error of one source of n bytes over max (a store's
+// value, say), as a file's is worded.
+func FileTooLarge(name string, n, max int64) error {
+	return tooLarge(name, fmt.Sprintf("file is %s, over the %s limit", size(n), size(max)))
+}
+
+// SetTooLarge is the error of a set whose sources up to name total more
+// than max.
+func SetTooLarge(name string, total, max int64) error {
+	return tooLarge(name, fmt.Sprintf("the set is %s up to this file, over the %s limit of the whole set", size(total), size(max)))
+}
+
+// TooLarge is the error of a source or set over --max-file-size, msg
+// saying by how much.
+func TooLarge(name, msg string) error { return tooLarge(name, msg) }
 
 // tooLarge is the error of a file or set over --max-file-size.
 func tooLarge(name, msg string) error {

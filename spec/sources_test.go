@@ -295,3 +295,61 @@ func TestSetParseCache(t *testing.T) {
 		t.Errorf("duplicate through the cache: %v", err)
 	}
 }
+
+// memStore is a Provider of fixed sources, a store's stand-in.
+type memStore struct {
+	name string
+	srcs []Source
+}
+
+func (m memStore) String() string                      { return m.name }
+func (m memStore) Sources(max int64) ([]Source, error) { return m.srcs, nil }
+
+func TestOpenSetMixesFilesAndStores(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"head.yaml": setHead, "b.yaml": setTeamB})
+	a := Source{Name: "mem://s/a", Data: []byte(setTeamA)}
+	openers := map[string]Opener{"mem": func(arg string) (Provider, error) { return memStore{arg, []Source{a}}, nil }}
+	head, b := filepath.Join(dir, "head.yaml"), filepath.Join(dir, "b.yaml")
+	set, err := OpenSet([]string{head, "mem://s/", b}, openers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(set) != 3 || len(set.Watchers()) != 0 || !slices.Equal(set.Paths(), Files{head, b}) {
+		t.Fatalf("OpenSet = %v (%d parts), paths %v", set, len(set), set.Paths())
+	}
+	srcs, err := set.Sources(1 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, s := range srcs {
+		names = append(names, s.Name)
+	}
+	if want := []string{head, "mem://s/a", b}; !slices.Equal(names, want) {
+		t.Errorf("sources %v, want %v (the -f order)", names, want)
+	}
+	if r, _, err := Load(srcs); err != nil || len(r.Pods) != 3 {
+		t.Errorf("Load of the mixed set: %v", err)
+	}
+
+	// The set's bound covers every part; a source named twice is refused.
+	if _, err := set.Sources(int64(len(setHead) + len(setTeamA))); !errors.Is(err, ErrTooLarge) || !strings.HasPrefix(err.Error(), b+": the set is") {
+		t.Errorf("set over the limit: %v", err)
+	}
+	set, _ = OpenSet([]string{head, "mem://s/", dir + "/./head.yaml"}, openers)
+	if _, err := set.Sources(1 << 20); err == nil || !strings.Contains(err.Error(), "is in the set twice") {
+		t.Errorf("a file twice across parts: %v", err)
+	}
+	if _, err := OpenSet([]string{"ftp://x/y"}, openers); err == nil || !strings.Contains(err.Error(), "unknown source ftp://") {
+		t.Errorf("unknown scheme: %v", err)
+	}
+}
+
+func TestURLScheme(t *testing.T) {
+	for arg, want := range map[string]string{"etcd://h:1/p": "etcd", "a+b.c-d://x": "a+b.c-d", "dir/x://y": "", "://x": "", "-": "", "a.yaml": ""} {
+		if got, ok := URLScheme(arg); got != want || ok != (want != "") {
+			t.Errorf("URLScheme(%q) = %q, %v; want %q", arg, got, ok, want)
+		}
+	}
+}

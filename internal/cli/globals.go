@@ -21,6 +21,7 @@ import (
 	"github.com/netreconcile/netreconcile/lab"
 	"github.com/netreconcile/netreconcile/reconcile"
 	"github.com/netreconcile/netreconcile/spec"
+	"github.com/netreconcile/netreconcile/spec/etcd"
 )
 
 // globals are the flags every command shares, and what the root command
@@ -113,9 +114,20 @@ func (g *globals) engine(node string) *reconcile.Engine {
 	}
 }
 
+// openSet opens the -f arguments: paths, and etcd://HOST:PORT/PREFIX
+// key prefixes. Close it when done.
+func openSet(files []string) (spec.Set, error) {
+	return spec.OpenSet(files, map[string]spec.Opener{etcd.Scheme: etcd.Open})
+}
+
 // sources reads the topology's -f set within --max-file-size.
 func (g *globals) sources(files []string) ([]spec.Source, error) {
-	return spec.Files(files).Sources(int64(g.maxFileSize))
+	set, err := openSet(files)
+	if err != nil {
+		return nil, err
+	}
+	defer set.Close()
+	return set.Sources(int64(g.maxFileSize))
 }
 
 // loadOffline reads and resolves the -f set without the parse cache (the

@@ -35,8 +35,9 @@ func watchCmd(g *globals) *cobra.Command {
 		Short: "Run as a daemon: apply, then follow the file and repair drift (systemd notify, Prometheus metrics)",
 		Long: `Apply the file, then converge again whenever the file changes, the kernel state
 netreconcile owns drifts (links, addresses, routes, neighbours in the node and pod
-namespaces), on SIGHUP, and every --resync. An invalid or missing file is logged and
-the last good one is kept. SIGTERM/SIGINT stop the daemon and leave the datapath in
+namespaces), on SIGHUP, and every --resync. An etcd://HOST:PORT/PREFIX source is
+followed with etcd's watch from the revision read. An invalid or missing file, or an
+unreachable etcd, is logged and the last good one is kept. SIGTERM/SIGINT stop the daemon and leave the datapath in
 place; the next start adopts it without recreating anything.
 
 Under systemd (Type=notify) it sends READY=1, RELOADING=1, STOPPING=1, STATUS= and,
@@ -78,7 +79,13 @@ when WatchdogSec= is set, WATCHDOG=1 keep-alives. See examples/systemd/.`,
 				debug.SetGCPercent(daemonGCPercent)
 				debug.SetMemoryLimit(daemonMemoryLimit)
 			}
-			cfg.Files, cfg.MaxFileSize, cfg.Node, cfg.NodeNetns, cfg.MetricsAddr = files, int64(g.maxFileSize), node, g.nodeNetns, metricsAddr
+			set, err := openSet(files)
+			if err != nil {
+				return err
+			}
+			defer set.Close()
+			cfg.Files, cfg.Source = files, set
+			cfg.MaxFileSize, cfg.Node, cfg.NodeNetns, cfg.MetricsAddr = int64(g.maxFileSize), node, g.nodeNetns, metricsAddr
 			cfg.Control = g.controlPath(node)
 			cfg.NewEngine = func() *reconcile.Engine { return g.engine(node) }
 			cfg.Log = g.log.WithValues("node", node)
