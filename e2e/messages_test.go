@@ -143,7 +143,7 @@ func messageRows() []msgRow {
 		{name: "--log-format: bad value", args: []string{"--log-format", "xml"},
 			want: `--log-format "xml": want console or json`},
 		{name: "--attach-mode: bad value", args: []string{"--attach-mode", "xdp"},
-			want: `--attach-mode "xdp": want tcx or tc`},
+			want: `--attach-mode "xdp": want auto, tcx or tc`},
 		{name: "-f missing", noNode: true, cmds: [][]string{{"plan"}, {"destroy"}},
 			want: `required flag(s) "file" not set`},
 		{name: "-f and a saved plan missing", noNode: true, cmds: [][]string{{"apply"}},

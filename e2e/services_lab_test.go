@@ -636,6 +636,41 @@ func tcxPrograms(t *testing.T, ns string) map[string]int {
 	return out
 }
 
+// bpfFilters counts the bpf filters on the clsact hooks of every
+// interface of netns ns (where --attach-mode auto puts pods' programs).
+func bpfFilters(t *testing.T, ns string) int {
+	t.Helper()
+	h, err := nsutil.Open(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	nh, err := netlink.NewHandleAt(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nh.Close()
+	links, err := nh.LinkList()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, l := range links {
+		for _, parent := range []uint32{netlink.HANDLE_MIN_INGRESS, netlink.HANDLE_MIN_EGRESS} {
+			fs, err := nh.FilterList(l, parent)
+			if err != nil {
+				continue // no clsact qdisc there
+			}
+			for _, f := range fs {
+				if _, ok := f.(*netlink.BpfFilter); ok {
+					n++
+				}
+			}
+		}
+	}
+	return n
+}
+
 // fakeLayout writes version into the pinned config map, as if an older
 // build with another map layout had created the datapath.
 func fakeLayout(t *testing.T, pinDir string, version uint32) {

@@ -417,16 +417,20 @@ func TestServicePlanAndDestroy(t *testing.T) {
 		t.Errorf("pod IP of the moved b1: %v, %v", h, err)
 	}
 
-	// The datapath as the kernel holds it: a program on both hooks of
-	// every veth and bridge pod's host side, and in the macvlan pod; and
-	// the node's own: at the service device's egress and on the uplink.
+	// The datapath as the kernel holds it (--attach-mode auto): a clsact
+	// filter on both hooks of every veth and bridge pod's host side, and
+	// in the macvlan pod; and the node's own as pinned tcx links: at the
+	// service device's egress and on the uplink.
 	links, progs := pinnedIDs(t, pinDir)
 	nodeProgs := 1 + len(datapath.UplinkDirections)
-	if len(links) != 2*len(l.pods)+nodeProgs {
-		t.Errorf("%d pinned links, want %d (two per pod, %d of the node)", len(links), 2*len(l.pods)+nodeProgs, nodeProgs)
+	if len(links) != nodeProgs {
+		t.Errorf("%d pinned links, want %d (the node's)", len(links), nodeProgs)
 	}
-	if n := sum(tcxPrograms(t, nodeNS)) + sum(tcxPrograms(t, l.netns("b3"))); n != 2*len(l.pods)+nodeProgs {
-		t.Errorf("%d tcx programs on the node's and b3's interfaces, want %d", n, 2*len(l.pods)+nodeProgs)
+	if n := sum(tcxPrograms(t, nodeNS)) + sum(tcxPrograms(t, l.netns("b3"))); n != nodeProgs {
+		t.Errorf("%d tcx programs on the node's and b3's interfaces, want %d", n, nodeProgs)
+	}
+	if n := bpfFilters(t, nodeNS) + bpfFilters(t, l.netns("b3")); n != 2*len(l.pods) {
+		t.Errorf("%d bpf filters on the node's and b3's interfaces, want %d (two per pod)", n, 2*len(l.pods))
 	}
 
 	// Without services (and policies) there is no datapath at all.
