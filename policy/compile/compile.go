@@ -194,6 +194,11 @@ type Cluster struct {
 	r      *spec.Resolved
 	mu     sync.Mutex
 	tables map[string]*table // by the texts of the node's blocks
+
+	// The indexes of each node's IPv4 pods, made once: a node looks at
+	// its own pods, not at every pod of the file.
+	podsOnce sync.Once
+	podsOf   map[string][]int
 }
 
 // NewCluster prepares compiling r's policies for its nodes.
@@ -218,7 +223,7 @@ func (cl *Cluster) Shape(node string) (*Program, error) {
 	if n == nil {
 		return nil, fmt.Errorf("compile policies for node %q: %w", node, ErrUnknownNode)
 	}
-	c := &compiler{r: cl.r, node: n}
+	c := &compiler{r: cl.r, node: n, local: cl.localPods(node)}
 	c.selectSides()
 	prog := &Program{Node: node}
 	if len(c.sides) > 0 {
@@ -229,6 +234,19 @@ func (cl *Cluster) Shape(node string) (*Program, error) {
 		prog.Identities = c.identities(prog.Sides)
 	}
 	return prog, nil
+}
+
+// localPods returns the indexes of node's IPv4 pods, in file order.
+func (cl *Cluster) localPods(node string) []int {
+	cl.podsOnce.Do(func() {
+		cl.podsOf = map[string][]int{}
+		for i := range cl.r.Pods {
+			if p := &cl.r.Pods[i]; p.IP.Is4() {
+				cl.podsOf[p.Node] = append(cl.podsOf[p.Node], i)
+			}
+		}
+	})
+	return cl.podsOf[node]
 }
 
 // table returns the classes of the pods and of blocks, built on first use.
@@ -292,8 +310,9 @@ type class struct {
 
 // compiler compiles for one node.
 type compiler struct {
-	r    *spec.Resolved
-	node *spec.ResolvedNode
+	r     *spec.Resolved
+	node  *spec.ResolvedNode
+	local []int // indexes of the node's IPv4 pods
 
 	sides []side
 	*table
@@ -331,27 +350,29 @@ type ruleRef struct {
 }
 
 func (c *compiler) selectSides() {
-	// A policy looks only at the local pods of its namespace that carry
-	// its rarest matchLabels pair, not at every pod.
-	local := spec.NewPodIndex(c.r.Pods, func(p *spec.ResolvedPod) bool { return p.Node == c.node.Name && p.IP.Is4() })
+	// A policy looks only at the local pods of its namespace.
+	byNS := map[string][]int{} // namespace -> positions in c.local
+	for at, i := range c.local {
+		byNS[c.r.Pods[i].Namespace] = append(byNS[c.r.Pods[i].Namespace], at)
+	}
 	dirs := [2]string{Ingress, Egress}
-	selecting := make([][2][]*spec.ResolvedPolicy, len(c.r.Pods)) // by pod, by direction, in file order
+	selecting := make([][2][]*spec.ResolvedPolicy, len(c.local)) // by local pod, by direction, in file order
 	for j := range c.r.Policies {
 		pol := &c.r.Policies[j]
-		for _, i := range local.Candidates(pol.Namespace, pol.Spec.PodSelector.MatchLabels) {
-			if !matches(&pol.Spec.PodSelector, c.r.Pods[i].Labels) {
+		for _, at := range byNS[pol.Namespace] {
+			if !matches(&pol.Spec.PodSelector, c.r.Pods[c.local[at]].Labels) {
 				continue
 			}
 			for d, dir := range dirs {
 				if slices.Contains(pol.Spec.PolicyTypes, specDir(dir)) {
-					selecting[i][d] = append(selecting[i][d], pol)
+					selecting[at][d] = append(selecting[at][d], pol)
 				}
 			}
 		}
 	}
-	for i := range c.r.Pods {
+	for at, i := range c.local {
 		for d, dir := range dirs {
-			if pols := selecting[i][d]; len(pols) > 0 {
+			if pols := selecting[at][d]; len(pols) > 0 {
 				c.sides = append(c.sides, side{pod: &c.r.Pods[i], dir: dir, policies: pols})
 			}
 		}
@@ -605,9 +626,10 @@ func (c *compiler) identities(sides []Side) []Identity {
 			}
 		}
 	}
-	for _, p := range c.r.Pods {
-		if k := c.classOf[p.IP]; p.Node == c.node.Name && k != nil && !named[k.id] {
-			ids = append(ids, Identity{Prefix: netip.PrefixFrom(p.IP, 32), ID: k.id, Class: k.desc})
+	for _, i := range c.local {
+		ip := c.r.Pods[i].IP
+		if k := c.classOf[ip]; !named[k.id] {
+			ids = append(ids, Identity{Prefix: netip.PrefixFrom(ip, 32), ID: k.id, Class: k.desc})
 		}
 	}
 	// A pod's /32 equal to a block prefix is in both: one entry.
