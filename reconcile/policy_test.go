@@ -38,13 +38,14 @@ func TestPolicyPlan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// x/a and x/c are on n1 and isolated for ingress; n1 and n2 hold 9
-	// pods and the node's address and gateway.
+	// x/a and x/c are on n1 and isolated for ingress; n1 holds the
+	// identities of its 5 pods, of the 2 pods of y on n2 (the peers its
+	// rules name: not n2's pods of x and z) and of its address and gateway.
 	if n := len(desired.Of(state.KindPodPolicy)); n != 2 {
 		t.Errorf("%d pod policies, want 2 (x/a, x/c ingress)", n)
 	}
-	if n := len(desired.Of(state.KindPolicyIdentity)); n != 11 {
-		t.Errorf("%d identities, want 11", n)
+	if n := len(desired.Of(state.KindPolicyIdentity)); n != 9 {
+		t.Errorf("%d identities, want 9", n)
 	}
 	if n := len(desired.Of(state.KindPolicyRevision)); n != 1 {
 		t.Fatalf("%d revisions, want 1", n)

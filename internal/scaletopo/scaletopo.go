@@ -93,13 +93,13 @@ func Cluster(nodes int) []byte {
 // (ns0-ns9, whatever the size); one in ten also has an egress rule to
 // them. So what a node's policies admit does not grow with the cluster.
 // Map sizes are raised where the defaults are too small for what every
-// node holds (every service's backends, and today every pod's policy
-// identity).
+// node holds (every service's backends); a node's policy identities are
+// its own pods and the peers its policies name, well under the default.
 func Nodes(nodes int) []byte {
 	pods, svcs := 50*nodes, 10*nodes
 	var s strings.Builder
 	s.WriteString("apiVersion: netreconcile/v1\nkind: Topology\n")
-	fmt.Fprintf(&s, "cluster: {podCIDR: 10.0.0.0/8, serviceCIDR: 172.16.0.0/12%s}\nnamespaces:\n", mapSizes(5*svcs, svcs, pods+2))
+	fmt.Fprintf(&s, "cluster: {podCIDR: 10.0.0.0/8, serviceCIDR: 172.16.0.0/12%s}\nnamespaces:\n", mapSizes(5*svcs, svcs))
 	for i := range nodes {
 		fmt.Fprintf(&s, "  - {name: ns%d, labels: {team: t%d, role: %s}}\n", i, i%10, map[bool]string{true: "infra", false: "app"}[i < 10])
 	}
@@ -132,15 +132,15 @@ func Nodes(nodes int) []byte {
 	return []byte(s.String())
 }
 
-// mapSizes is the cluster's datapath map sizes for backends, services
-// and policy identities, each twice what is needed in a power of two,
-// where that is over the default (65536).
-func mapSizes(backends, services, identities int) string {
+// mapSizes is the cluster's datapath map sizes for backends and
+// services, each twice what is needed in a power of two, where that is
+// over the default (65536).
+func mapSizes(backends, services int) string {
 	var fields []string
 	for _, f := range []struct {
 		name string
 		n    int
-	}{{"backends", backends}, {"services", services}, {"policyIdentities", identities}} {
+	}{{"backends", backends}, {"services", services}} {
 		size := 1 << 16
 		for size < 2*f.n {
 			size <<= 1

@@ -194,6 +194,11 @@ type Cluster struct {
 	r      *spec.Resolved
 	mu     sync.Mutex
 	tables map[string]*table // by the texts of the node's blocks
+
+	// The indexes of each node's IPv4 pods, made once: a node looks at
+	// its own pods, not at every pod of the file.
+	podsOnce sync.Once
+	podsOf   map[string][]int
 }
 
 // NewCluster prepares compiling r's policies for its nodes.
@@ -218,17 +223,30 @@ func (cl *Cluster) Shape(node string) (*Program, error) {
 	if n == nil {
 		return nil, fmt.Errorf("compile policies for node %q: %w", node, ErrUnknownNode)
 	}
-	c := &compiler{r: cl.r, node: n}
+	c := &compiler{r: cl.r, node: n, local: cl.localPods(node)}
 	c.selectSides()
 	prog := &Program{Node: node}
 	if len(c.sides) > 0 {
 		c.table = cl.table(c.collectBlocks())
-		prog.Identities = c.identities()
 		for _, s := range c.sides {
 			prog.Sides = append(prog.Sides, c.compileSide(s))
 		}
+		prog.Identities = c.identities(prog.Sides)
 	}
 	return prog, nil
+}
+
+// localPods returns the indexes of node's IPv4 pods, in file order.
+func (cl *Cluster) localPods(node string) []int {
+	cl.podsOnce.Do(func() {
+		cl.podsOf = map[string][]int{}
+		for i := range cl.r.Pods {
+			if p := &cl.r.Pods[i]; p.IP.Is4() {
+				cl.podsOf[p.Node] = append(cl.podsOf[p.Node], i)
+			}
+		}
+	})
+	return cl.podsOf[node]
 }
 
 // table returns the classes of the pods and of blocks, built on first use.
@@ -244,7 +262,7 @@ func (cl *Cluster) table(blocks []*block) *table {
 	if !ok {
 		t = &table{r: cl.r, blocks: blocks, classOf: map[netip.Addr]*class{}, remotes: map[ruleRef]remotes{}}
 		t.buildClasses()
-		t.ids = t.identities()
+		t.netIDs = t.netIdentities()
 		cl.tables[key] = t
 	}
 	return t
@@ -287,12 +305,14 @@ type class struct {
 	id     uint32
 	pod    *spec.ResolvedPod // a member, for pod classes (ports and labels)
 	blocks map[string]bool   // texts of the blocks its members are in
+	ips    []netip.Addr      // the addresses of its pods
 }
 
 // compiler compiles for one node.
 type compiler struct {
-	r    *spec.Resolved
-	node *spec.ResolvedNode
+	r     *spec.Resolved
+	node  *spec.ResolvedNode
+	local []int // indexes of the node's IPv4 pods
 
 	sides []side
 	*table
@@ -306,8 +326,9 @@ type table struct {
 	classes []*class // every class with members; sorted by desc
 	podCls  []*class // the pod classes
 	classOf map[netip.Addr]*class
+	byID    map[uint32]*class
 	netCls  map[netip.Prefix]*class // classes of ipBlock prefixes (nil: the world)
-	ids     []Identity              // the identities of classOf and netCls, sorted
+	netIDs  []Identity              // the identities of netCls's prefixes, sorted
 
 	// Pod classes by namespace, and by namespace and label pair, so that
 	// a selector looks at the classes that can match, not at every pod.
@@ -329,27 +350,29 @@ type ruleRef struct {
 }
 
 func (c *compiler) selectSides() {
-	// A policy looks only at the local pods of its namespace that carry
-	// its rarest matchLabels pair, not at every pod.
-	local := spec.NewPodIndex(c.r.Pods, func(p *spec.ResolvedPod) bool { return p.Node == c.node.Name && p.IP.Is4() })
+	// A policy looks only at the local pods of its namespace.
+	byNS := map[string][]int{} // namespace -> positions in c.local
+	for at, i := range c.local {
+		byNS[c.r.Pods[i].Namespace] = append(byNS[c.r.Pods[i].Namespace], at)
+	}
 	dirs := [2]string{Ingress, Egress}
-	selecting := make([][2][]*spec.ResolvedPolicy, len(c.r.Pods)) // by pod, by direction, in file order
+	selecting := make([][2][]*spec.ResolvedPolicy, len(c.local)) // by local pod, by direction, in file order
 	for j := range c.r.Policies {
 		pol := &c.r.Policies[j]
-		for _, i := range local.Candidates(pol.Namespace, pol.Spec.PodSelector.MatchLabels) {
-			if !matches(&pol.Spec.PodSelector, c.r.Pods[i].Labels) {
+		for _, at := range byNS[pol.Namespace] {
+			if !matches(&pol.Spec.PodSelector, c.r.Pods[c.local[at]].Labels) {
 				continue
 			}
 			for d, dir := range dirs {
 				if slices.Contains(pol.Spec.PolicyTypes, specDir(dir)) {
-					selecting[i][d] = append(selecting[i][d], pol)
+					selecting[at][d] = append(selecting[at][d], pol)
 				}
 			}
 		}
 	}
-	for i := range c.r.Pods {
+	for at, i := range c.local {
 		for d, dir := range dirs {
-			if pols := selecting[i][d]; len(pols) > 0 {
+			if pols := selecting[at][d]; len(pols) > 0 {
 				c.sides = append(c.sides, side{pod: &c.r.Pods[i], dir: dir, policies: pols})
 			}
 		}
@@ -465,6 +488,7 @@ func (c *table) buildClasses() {
 		}
 		in, blocks := c.membership(netip.PrefixFrom(p.IP, 32))
 		k := get(podDesc(p, blocks), in, p)
+		k.ips = append(k.ips, p.IP)
 		c.classOf[p.IP] = k
 	}
 	c.netCls = map[netip.Prefix]*class{}
@@ -514,6 +538,7 @@ func (c *table) buildClasses() {
 	// Identities: a hash of the description, rehashed (in description
 	// order, so deterministically) on the rare collision or reserved value.
 	used := map[uint32]bool{World: true, Host: true, Any: true}
+	c.byID = make(map[uint32]*class, len(c.classes))
 	for _, k := range c.classes {
 		for n := 0; ; n++ {
 			h := fnv.New32a()
@@ -523,6 +548,7 @@ func (c *table) buildClasses() {
 			}
 			if id := h.Sum32(); !used[id] {
 				k.id, used[id] = id, true
+				c.byID[id] = k
 				break
 			}
 		}
@@ -553,23 +579,21 @@ func podDesc(p *spec.ResolvedPod, blocks string) string {
 	return b.String()
 }
 
-// identities are the table's, sorted by prefix: those of the ipBlock
-// prefixes and the pods' /32s.
-func (c *table) identities() []Identity {
-	out := map[netip.Prefix]Identity{}
+// netIdentities are the entries of the ipBlock prefixes, sorted; where a
+// pod's address is such a prefix (a /32), the pod's class wins: it
+// carries the same blocks.
+func (c *table) netIdentities() []Identity {
+	ids := make([]Identity, 0, len(c.netCls))
 	for p, k := range c.netCls {
 		id := Identity{Prefix: p, ID: World, Class: "the world"}
+		if pk := c.classOf[p.Addr()]; pk != nil && p.IsSingleIP() {
+			k = pk
+		}
 		if k != nil {
 			id.ID, id.Class = k.id, k.desc
 		}
-		out[p] = id
+		ids = append(ids, id)
 	}
-	// A pod's /32 wins over a prefix that is also a /32: the pod's class
-	// carries the same blocks.
-	for ip, k := range c.classOf {
-		out[netip.PrefixFrom(ip, 32)] = Identity{Prefix: netip.PrefixFrom(ip, 32), ID: k.id, Class: k.desc}
-	}
-	ids := slices.Collect(maps.Values(out))
 	slices.SortFunc(ids, compareIdentities)
 	return ids
 }
@@ -578,10 +602,39 @@ func compareIdentities(a, b Identity) int {
 	return cmp.Or(a.Prefix.Addr().Compare(b.Prefix.Addr()), cmp.Compare(a.Prefix.Bits(), b.Prefix.Bits()))
 }
 
-// identities are the node's: the table's, with the node's own addresses
-// as the host (over any other entry of the same prefix).
-func (c *compiler) identities() []Identity {
-	ids := slices.Clone(c.table.ids)
+// identities are the node's, sorted: the ipBlock prefixes, the /32s of
+// the pods whose class some rule of sides names and of the node's own
+// pods, and the node's own addresses as the host (over any other entry of
+// the same prefix).
+//
+// Any other pod's address is left out, which changes no verdict: its
+// longest match is then a block prefix that holds it in exactly the
+// blocks its pod holds it in (every block prefix is an entry), so that
+// prefix's class, or the world, is named only by the rules of those
+// blocks, which would name the pod's class too; and such a pod's class is
+// named by no rule here, so either identity meets the ANY rules only.
+func (c *compiler) identities(sides []Side) []Identity {
+	ids := slices.Clone(c.netIDs)
+	named := map[uint32]bool{}
+	for _, s := range sides {
+		for _, ru := range s.Rules {
+			if k := c.byID[ru.Remote]; ru.Remote != Any && k != nil && !named[ru.Remote] {
+				named[ru.Remote] = true
+				for _, ip := range k.ips {
+					ids = append(ids, Identity{Prefix: netip.PrefixFrom(ip, 32), ID: k.id, Class: k.desc})
+				}
+			}
+		}
+	}
+	for _, i := range c.local {
+		ip := c.r.Pods[i].IP
+		if k := c.classOf[ip]; !named[k.id] {
+			ids = append(ids, Identity{Prefix: netip.PrefixFrom(ip, 32), ID: k.id, Class: k.desc})
+		}
+	}
+	// A pod's /32 equal to a block prefix is in both: one entry.
+	slices.SortFunc(ids, compareIdentities)
+	ids = slices.CompactFunc(ids, func(a, b Identity) bool { return a.Prefix == b.Prefix })
 	for _, a := range []netip.Addr{c.node.Address.Addr(), c.node.Gateway} {
 		if !a.Is4() {
 			continue

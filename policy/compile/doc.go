@@ -21,9 +21,16 @@
 //   - this node's own addresses (underlay address, pod CIDR gateway) are
 //     the host (identity 1), which Kubernetes always lets through.
 //
-// The identity map is an LPM trie: every pod address as a /32, every
-// ipBlock cidr and except as its prefix (the longest match decides, so an
-// except is a longer prefix whose class lacks the block). An identity is a
+// The identity map is an LPM trie: every ipBlock cidr and except as its
+// prefix (the longest match decides, so an except is a longer prefix whose
+// class lacks the block) and, as a /32, the address of every pod of the
+// node and of every pod whose class a rule of the node names. Another
+// node's pod that no rule here names is left out: the longest match for
+// its address is then a block prefix that lies in exactly the blocks the
+// pod does (or the world), a class no rule here names either, so it meets
+// the same rules (those for ANY) as its own class would. A node's entries
+// thus grow with the peers its pods' policies name, not with the cluster.
+// An identity is a
 // 32-bit hash of its class's description, so it does not depend on the
 // other classes: changing one policy or one pod's labels changes only the
 // entries that involve them, not a renumbering of everything. Only the
