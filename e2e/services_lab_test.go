@@ -599,26 +599,34 @@ func requireGone(t *testing.T, when string, links []link.ID, progs []ebpf.Progra
 	}
 }
 
-// tcxPrograms returns, per interface of netns ns, how many programs are
-// attached to its tcx ingress and egress hooks.
-func tcxPrograms(t *testing.T, ns string) map[string]int {
+// nsLinks returns a netlink handle in netns ns, closed when the test
+// ends, and its links.
+func nsLinks(t *testing.T, ns string) (*netlink.Handle, []netlink.Link) {
 	t.Helper()
 	h, err := nsutil.Open(ns)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer h.Close()
+	defer h.Close() // the handle keeps the namespace
 	nh, err := netlink.NewHandleAt(h)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer nh.Close()
+	t.Cleanup(nh.Close)
 	links, err := nh.LinkList()
 	if err != nil {
 		t.Fatal(err)
 	}
+	return nh, links
+}
+
+// tcxPrograms returns, per interface of netns ns, how many programs are
+// attached to its tcx ingress and egress hooks.
+func tcxPrograms(t *testing.T, ns string) map[string]int {
+	t.Helper()
+	_, links := nsLinks(t, ns)
 	out := map[string]int{}
-	err = nsutil.Do(ns, func() error {
+	err := nsutil.Do(ns, func() error {
 		for _, l := range links {
 			for _, at := range []ebpf.AttachType{ebpf.AttachTCXIngress, ebpf.AttachTCXEgress} {
 				res, err := link.QueryPrograms(link.QueryOptions{Target: l.Attrs().Index, Attach: at})
@@ -640,20 +648,7 @@ func tcxPrograms(t *testing.T, ns string) map[string]int {
 // interface of netns ns (where --attach-mode auto puts pods' programs).
 func bpfFilters(t *testing.T, ns string) int {
 	t.Helper()
-	h, err := nsutil.Open(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	nh, err := netlink.NewHandleAt(h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nh.Close()
-	links, err := nh.LinkList()
-	if err != nil {
-		t.Fatal(err)
-	}
+	nh, links := nsLinks(t, ns)
 	n := 0
 	for _, l := range links {
 		for _, parent := range []uint32{netlink.HANDLE_MIN_INGRESS, netlink.HANDLE_MIN_EGRESS} {

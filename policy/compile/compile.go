@@ -535,8 +535,13 @@ func (c *table) buildClasses() {
 		nsSet[ns] = true
 	}
 	c.nsNames = slices.Sorted(maps.Keys(nsSet))
-	// Identities: a hash of the description, rehashed (in description
-	// order, so deterministically) on the rare collision or reserved value.
+	c.assignIDs()
+}
+
+// assignIDs gives every class its identity: a hash of the description,
+// rehashed (in description order, so deterministically) on the rare
+// collision or reserved value.
+func (c *table) assignIDs() {
 	used := map[uint32]bool{World: true, Host: true, Any: true}
 	c.byID = make(map[uint32]*class, len(c.classes))
 	for _, k := range c.classes {
