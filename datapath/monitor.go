@@ -41,9 +41,11 @@ const monitorLead = 5 * time.Second
 const eventSize = 28
 
 // Monitor streams the drop events of the datapath pinned in pinDir to fn
-// until ctx ends. Only one monitor should run per node: they share the
-// ring, and each event goes to one of them.
-func Monitor(ctx context.Context, pinDir string, fn func(DropEvent)) error {
+// until ctx ends, and tells lost, about once a second, how many events the
+// programs could not write since the last report (the ring was full: a
+// flood of drops outruns the reader). Only one monitor should run per
+// node: they share the ring, and each event goes to one of them.
+func Monitor(ctx context.Context, pinDir string, fn func(DropEvent), lost func(n uint64)) error {
 	events, err := ebpf.LoadPinnedMap(filepath.Join(pinDir, "nr_events"), nil)
 	if err != nil {
 		return fmt.Errorf("monitor: open nr_events in %s (a datapath of this release?): %w", pinDir, err)
@@ -63,6 +65,7 @@ func Monitor(ctx context.Context, pinDir string, fn func(DropEvent)) error {
 		return err
 	}
 	defer gate.Put(uint32(0), uint64(0)) //nolint:errcheck // the deadline lapses anyway
+	reported := lostEvents(gate)
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
@@ -72,6 +75,10 @@ func Monitor(ctx context.Context, pinDir string, fn func(DropEvent)) error {
 		case <-tick.C:
 			if err := openGate(gate); err != nil {
 				return err
+			}
+			if n := lostEvents(gate); n > reported {
+				lost(n - reported)
+				reported = n
 			}
 		default:
 		}
@@ -87,6 +94,14 @@ func Monitor(ctx context.Context, pinDir string, fn func(DropEvent)) error {
 			fn(ev)
 		}
 	}
+}
+
+// lostEvents reads nr_monitor[1]: the events lost to a full ring since
+// the datapath was made (0 when unreadable).
+func lostEvents(gate *ebpf.Map) uint64 {
+	var n uint64
+	_ = gate.Lookup(uint32(1), &n)
+	return n
 }
 
 // openGate moves the programs' deadline to monitorLead from now.

@@ -140,6 +140,13 @@ func (g *globals) loadOffline(files []string) (*spec.Resolved, *spec.Positions, 
 	return spec.Load(srcs)
 }
 
+// loadLab is loadOffline for the lab's verbs (lab, probe): the pods'
+// namespaces carry --prefix, as the lab made them.
+func (g *globals) loadLab(files []string) (*spec.Resolved, error) {
+	r, _, err := g.loadOffline(files)
+	return g.labNames().Pods(r), err
+}
+
 // load reads the topology's -f set through the parse cache in the state
 // directory. With store, commit records the model after a miss: call it
 // once the command succeeded (plan never stores: it changes nothing).

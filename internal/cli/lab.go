@@ -36,11 +36,10 @@ func labUpCmd(g *globals) *cobra.Command {
 		Short: "Build the underlay and node namespaces, then apply every node",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			r, _, err := g.loadOffline(files)
+			r, err := g.loadLab(files)
 			if err != nil {
 				return err
 			}
-			r = g.labNames().Pods(r)
 			info, err := g.labNames().Build(cmd.Context(), r)
 			if err != nil {
 				return err
@@ -70,11 +69,10 @@ func labDownCmd(g *globals) *cobra.Command {
 		Short: "Destroy every node's objects, then remove the lab's namespaces",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			r, _, err := g.loadOffline(files)
+			r, err := g.loadLab(files)
 			if err != nil {
 				return err
 			}
-			r = g.labNames().Pods(r)
 			var errs []error
 			for _, n := range r.Nodes {
 				if !nsutil.Exists(g.labNames().NodeNetns(n.Name)) {

@@ -52,6 +52,8 @@ per node. Per-pod drop counters are in show and in the watch daemon's metrics.`,
 			}
 			return datapath.Monitor(cmd.Context(), g.engine(node).Cfg.BPFFS, func(ev datapath.DropEvent) {
 				writeDrop(out, output, n.describe(ev))
+			}, func(lost uint64) {
+				fmt.Fprintf(cmd.ErrOrStderr(), "note: %d drop events lost: the datapath dropped faster than this monitor read (the packets were dropped all the same)\n", lost)
 			})
 		},
 	}
@@ -99,15 +101,16 @@ func writeDrop(w io.Writer, output string, l dropLine) {
 
 // namer names addresses after the file's pods and nodes.
 type namer struct {
-	r     *spec.Resolved
+	judge *policy.Judge // the file indexed once: events can come in floods
 	names map[netip.Addr]string
 }
 
 func newNamer(r *spec.Resolved) *namer {
-	n := &namer{r: r, names: map[netip.Addr]string{}}
+	n := &namer{names: map[netip.Addr]string{}}
 	if r == nil {
 		return n
 	}
+	n.judge = policy.NewJudge(r)
 	for _, p := range r.Pods {
 		n.names[p.IP] = p.Key
 	}
@@ -136,8 +139,8 @@ func (n *namer) describe(ev datapath.DropEvent) dropLine {
 			l.Pod = ev.Pod.String()
 		}
 	}
-	if n.r != nil && (ev.Reason == datapath.DropEgress || ev.Reason == datapath.DropIngress) {
-		v := policy.Evaluate(n.r, policy.AddrEndpoint(ev.Src.Addr()), policy.AddrEndpoint(ev.Dst.Addr()), int(ev.Dst.Port()), l.Protocol)
+	if n.judge != nil && (ev.Reason == datapath.DropEgress || ev.Reason == datapath.DropIngress) {
+		v := n.judge.Evaluate(policy.AddrEndpoint(ev.Src.Addr()), policy.AddrEndpoint(ev.Dst.Addr()), int(ev.Dst.Port()), l.Protocol)
 		side := v.Ingress
 		if ev.Reason == datapath.DropEgress {
 			side = v.Egress

@@ -45,11 +45,10 @@ probe could not run.`,
   netreconcile probe -f topology.yaml -p 80/TCP -p 53/UDP --timeout 300ms`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			r, _, err := g.loadOffline(files)
+			r, err := g.loadLab(files)
 			if err != nil {
 				return err
 			}
-			r = g.labNames().Pods(r) // a lab made with --prefix
 			for _, s := range ports {
 				port, proto, err := policy.ParsePort(s)
 				if err != nil {
