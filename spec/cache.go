@@ -119,16 +119,19 @@ func (c ParseCache) Load(srcs []Source) (r *Resolved, found Cached, commit func(
 			}
 		}
 	}
-	parts, perr := p.parse(srcs, true)
+	// Items are kept for the cache only: remembering them costs a copy of
+	// the file's text and a map of every item, a tenth of a plan's memory.
+	store := c.Path != "" && keyed && c.Store
+	parts, perr := p.parse(srcs, store || found == CachedItems)
 	r, err = resolveParsed(assemble(parts, perr))
 	if err != nil && found == CachedItems {
 		// Cached items that do not validate are a miss: decode again.
 		c.miss("the cached items do not validate")
 		p, found = Parser{}, CachedNothing
-		parts, perr = p.parse(srcs, true)
+		parts, perr = p.parse(srcs, store)
 		r, err = resolveParsed(assemble(parts, perr))
 	}
-	if err != nil || c.Path == "" || !keyed || !c.Store {
+	if err != nil || !store {
 		return r, found, commit, err
 	}
 	// Encoding costs some ms: done beside the command's own work, which

@@ -417,12 +417,33 @@ func (d *decoder) integer(n *yaml.Node, v reflect.Value, path string) {
 		d.fail(n, path, "expected an integer, got %s", describe(n))
 		return
 	}
+	if i, ok := decimal(n.Value); ok {
+		v.SetInt(i)
+		return
+	}
 	var i int64
 	if err := n.Decode(&i); err != nil {
 		d.fail(n, path, "integer %s is out of range", n.Value)
 		return
 	}
 	v.SetInt(i)
+}
+
+// decimal reads the common integer, a plain decimal without sign or
+// leading zero, without yaml.v3's decoder (a tenth of decoding a large
+// file); anything else (0x10, 0o17, 1_000, -1) is left to yaml.v3.
+func decimal(s string) (int64, bool) {
+	if len(s) == 0 || len(s) > 18 || len(s) > 1 && s[0] == '0' {
+		return 0, false
+	}
+	var i int64
+	for _, c := range []byte(s) {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		i = i*10 + int64(c-'0')
+	}
+	return i, true
 }
 
 // boolean accepts YAML 1.2 booleans (true, false; "yes" is a string).

@@ -262,9 +262,15 @@ func decodeItems(data []byte, s seq, typ reflect.Type, p *itemCache, fresh map[s
 // into out.
 func decodeGroup(data []byte, items []span, typ reflect.Type, out []*item) bool {
 	first := items[0]
-	root, err := parseOne("", data[first.start:items[len(items)-1].end])
-	if err != nil || root.Kind != yaml.SequenceNode || len(root.Content) != len(items) {
-		return false
+	slab := slabs.Get().(*[]yaml.Node)
+	defer slabs.Put(slab)
+	root, ok := flowGroup(data, items, slab)
+	if !ok {
+		var err error
+		root, err = parseOne("", data[first.start:items[len(items)-1].end])
+		if err != nil || root.Kind != yaml.SequenceNode || len(root.Content) != len(items) {
+			return false
+		}
 	}
 	for i, n := range root.Content {
 		// Lines relative to the item's own first line.
