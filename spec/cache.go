@@ -422,7 +422,8 @@ func readItems(b []byte) map[string]*item {
 		for j := range entries.Len() {
 			e := entries.Index(j)
 			zeros, _ := e.Field(1).Interface().(map[string]Pos)
-			items[seq+"\x00"+e.Field(0).String()] = &item{value: e.Field(2), zeros: zeros}
+			k := seq + "\x00" + e.Field(0).String()
+			items[k] = &item{key: k, value: e.Field(2), zeros: zeros}
 		}
 	}
 	return items

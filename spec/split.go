@@ -36,6 +36,7 @@ type itemCache struct {
 // needs one (Positions.lookupItem): recording them all cost a tenth of
 // decoding, and most of the watch daemon's memory for its parsed file.
 type item struct {
+	key   string // its key in an itemCache, kept so a reused item costs no new key
 	value reflect.Value
 	zeros map[string]Pos // path below the element ("" is the element) → position; nil: none
 }
@@ -207,13 +208,13 @@ const groupSize = 128
 // fresh.
 func decodeItems(data []byte, s seq, typ reflect.Type, p *itemCache, fresh map[string]*item) ([]*item, bool) {
 	out := make([]*item, len(s.items))
-	keys := make([]string, len(s.items))
 	type group struct{ from, to int }
 	var groups []group
+	var key []byte
 	for i, sp := range s.items {
 		if p != nil {
-			keys[i] = s.key + "\x00" + string(data[sp.start:sp.end])
-			if it, ok := p.items[keys[i]]; ok {
+			key = append(append(append(key[:0], s.key...), 0), data[sp.start:sp.end]...)
+			if it, ok := p.items[string(key)]; ok { // no string is made for the lookup
 				out[i] = it
 				continue
 			}
@@ -252,7 +253,11 @@ func decodeItems(data []byte, s seq, typ reflect.Type, p *itemCache, fresh map[s
 	}
 	if p != nil {
 		for i, it := range out {
-			fresh[keys[i]] = it
+			if it.key == "" {
+				sp := s.items[i]
+				it.key = s.key + "\x00" + string(data[sp.start:sp.end])
+			}
+			fresh[it.key] = it
 		}
 	}
 	return out, true
