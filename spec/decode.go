@@ -186,6 +186,9 @@ func parseOne(name string, data []byte) (root *yaml.Node, err error) {
 // because the parser reports these without a position ("control characters
 // are not allowed") and a binary file deserves a precise, obvious message.
 func checkText(data []byte) (line, col int, msg string, ok bool) {
+	if plainASCII(data) {
+		return 0, 0, "", true
+	}
 	line, col = 1, 1
 	for i := 0; i < len(data); {
 		r, size := utf8.DecodeRune(data[i:])
@@ -203,6 +206,17 @@ func checkText(data []byte) (line, col int, msg string, ok bool) {
 		i += size
 	}
 	return 0, 0, "", true
+}
+
+// plainASCII reports whether data is printable ASCII, tabs and line
+// breaks only: the common file, checked without decoding runes.
+func plainASCII(data []byte) bool {
+	for _, c := range data {
+		if (c < 0x20 || c >= 0x7f) && c != '\n' && c != '\t' && c != '\r' {
+			return false
+		}
+	}
+	return true
 }
 
 // decoder walks a YAML node tree against the Go types, by reflection on

@@ -6,12 +6,27 @@ package spec
 // this way.
 type PodIndex struct {
 	byNS    map[string][]int // namespace -> indexes in the pods indexed
-	byLabel map[string][]int // namespace, key and value -> indexes
+	byLabel map[nsLabel][]int
+	keys    map[string]bool // the label keys indexed; nil: all
 }
+
+// nsLabel is a namespace's label pair, a key made without concatenating.
+type nsLabel struct{ ns, k, v string }
 
 // NewPodIndex indexes the pods for which keep (nil: all) is true.
 func NewPodIndex(pods []ResolvedPod, keep func(*ResolvedPod) bool) *PodIndex {
-	x := &PodIndex{byNS: map[string][]int{}, byLabel: map[string][]int{}}
+	return newPodIndex(pods, keep, nil)
+}
+
+// NewSelectorIndex indexes all pods by the label keys that selectors
+// use, only: a label of each pod's own (a name, an instance) would
+// double the index and never narrow a selector's candidates.
+func NewSelectorIndex(pods []ResolvedPod, keys map[string]bool) *PodIndex {
+	return newPodIndex(pods, nil, keys)
+}
+
+func newPodIndex(pods []ResolvedPod, keep func(*ResolvedPod) bool, keys map[string]bool) *PodIndex {
+	x := &PodIndex{byNS: map[string][]int{}, byLabel: map[nsLabel][]int{}, keys: keys}
 	for i := range pods {
 		p := &pods[i]
 		if keep != nil && !keep(p) {
@@ -19,7 +34,10 @@ func NewPodIndex(pods []ResolvedPod, keep func(*ResolvedPod) bool) *PodIndex {
 		}
 		x.byNS[p.Namespace] = append(x.byNS[p.Namespace], i)
 		for k, v := range p.Labels {
-			key := labelKey(p.Namespace, k, v)
+			if keys != nil && !keys[k] {
+				continue
+			}
+			key := nsLabel{p.Namespace, k, v}
 			x.byLabel[key] = append(x.byLabel[key], i)
 		}
 	}
@@ -32,11 +50,12 @@ func NewPodIndex(pods []ResolvedPod, keep func(*ResolvedPod) bool) *PodIndex {
 func (x *PodIndex) Candidates(ns string, matchLabels map[string]string) []int {
 	cands := x.byNS[ns]
 	for k, v := range matchLabels {
-		if l := x.byLabel[labelKey(ns, k, v)]; len(l) < len(cands) {
+		if x.keys != nil && !x.keys[k] {
+			continue // not indexed
+		}
+		if l := x.byLabel[nsLabel{ns, k, v}]; len(l) < len(cands) {
 			cands = l
 		}
 	}
 	return cands
 }
-
-func labelKey(ns, k, v string) string { return ns + "\x00" + k + "\x00" + v }

@@ -590,7 +590,9 @@ func (c *checker) pod(path string, i int, p Pod, r *Resolved, seen *podsSeen) Re
 	c.use(ns)
 	rp := ResolvedPod{
 		Key: k, Name: p.Name, Namespace: ns, Node: p.Node, Mode: p.Mode, Netns: p.Netns, AdoptNetns: p.AdoptNetns,
-		Labels: maps.Clone(p.Labels), Ports: c.containerPorts(join(path, "ports"), p.Ports),
+		// Labels are shared with the decoded file (both are read-only): a
+		// copy was a quarter of a cluster-sized file's memory.
+		Labels: p.Labels, Ports: c.containerPorts(join(path, "ports"), p.Ports),
 	}
 	if rp.Mode == "" {
 		rp.Mode = r.Mode

@@ -78,7 +78,15 @@ func (cfg *Config) shared(r *spec.Resolved) *Shared {
 // a workload, say). The list is shared: do not change it.
 func (sh *Shared) Backends(svc *spec.ResolvedService, port spec.ServicePort) []string {
 	// Services select pods of their own namespace, on any node, by labels.
-	sh.once.Do(func() { sh.pods = spec.NewPodIndex(sh.r.Pods, nil) })
+	sh.once.Do(func() {
+		keys := map[string]bool{}
+		for i := range sh.r.Services {
+			for k := range sh.r.Services[i].Selector {
+				keys[k] = true
+			}
+		}
+		sh.pods = spec.NewSelectorIndex(sh.r.Pods, keys)
+	})
 	j := slices.Index(svc.Ports, port)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()

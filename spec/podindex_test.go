@@ -1,0 +1,58 @@
+package spec
+
+import (
+	"slices"
+	"testing"
+)
+
+// TestSelectorIndex: an index of some label keys gives every selector
+// the pods it matches, also one naming a key left out (then the namespace
+// is the candidates), and never more than the full index.
+func TestSelectorIndex(t *testing.T) {
+	pods := []ResolvedPod{
+		{Namespace: "a", Labels: map[string]string{"app": "web", "instance": "1"}},
+		{Namespace: "a", Labels: map[string]string{"app": "web", "instance": "2"}},
+		{Namespace: "a", Labels: map[string]string{"app": "db", "instance": "3"}},
+		{Namespace: "b", Labels: map[string]string{"app": "web", "instance": "4"}},
+	}
+	full := NewPodIndex(pods, nil)
+	some := NewSelectorIndex(pods, map[string]bool{"app": true})
+	matches := func(cands []int, ns string, sel map[string]string) []int {
+		var out []int
+		for _, i := range cands {
+			ok := pods[i].Namespace == ns
+			for k, v := range sel {
+				ok = ok && pods[i].Labels[k] == v
+			}
+			if ok {
+				out = append(out, i)
+			}
+		}
+		return out
+	}
+	for _, c := range []struct {
+		ns   string
+		sel  map[string]string
+		want []int
+	}{
+		{"a", map[string]string{"app": "web"}, []int{0, 1}},
+		{"a", map[string]string{"instance": "2"}, []int{1}},
+		{"a", map[string]string{"app": "web", "instance": "2"}, []int{1}},
+		{"b", map[string]string{"app": "web"}, []int{3}},
+		{"a", nil, []int{0, 1, 2}},
+		{"c", map[string]string{"app": "web"}, nil},
+	} {
+		for name, x := range map[string]*PodIndex{"full": full, "app only": some} {
+			cands := x.Candidates(c.ns, c.sel)
+			if got := matches(cands, c.ns, c.sel); !slices.Equal(got, c.want) {
+				t.Errorf("%s: %s %v: matched %v, want %v", name, c.ns, c.sel, got, c.want)
+			}
+		}
+		if len(some.Candidates(c.ns, c.sel)) < len(full.Candidates(c.ns, c.sel)) {
+			t.Errorf("%s %v: the partial index found fewer candidates than the full one", c.ns, c.sel)
+		}
+	}
+	if n := len(some.byLabel); n != 3 { // a/app=web, a/app=db, b/app=web
+		t.Errorf("the app-only index holds %d pairs, want 3", n)
+	}
+}
