@@ -362,11 +362,12 @@ func (c *checker) use(ns string) { c.used = append(c.used, ns) }
 // objectKey validates an object's name and namespace and returns its
 // namespace (defaulted) and key; ok is false when either is invalid.
 func (c *checker) objectKey(path string, name, namespace string) (ns, k string, ok bool) {
-	ok = c.name(join(path, "name"), name)
+	// The paths are made only for a problem: a cluster has 50,000 items.
+	ok = validName(name) || c.name(join(path, "name"), name)
 	ns = namespace
 	if ns == "" {
 		ns = DefaultNamespace
-	} else if !c.name(join(path, "namespace"), ns) {
+	} else if !validName(ns) && !c.name(join(path, "namespace"), ns) {
 		ok = false
 	}
 	return ns, ns + "/" + name, ok
@@ -376,13 +377,14 @@ func (c *checker) objectKey(path string, name, namespace string) (ns, k string, 
 // policies), which also reports a key an earlier item took (keyAt: key ->
 // index). ok is false when the key is invalid or taken.
 func (c *checker) uniqueKey(list string, i int, kind, name, namespace string, keyAt map[string]int) (ns, k string, ok bool) {
-	path := index(list, i)
-	ns, k, ok = c.objectKey(path, name, namespace)
-	if !ok {
+	if validName(name) && (namespace == "" || validName(namespace)) {
+		ns = cmp.Or(namespace, DefaultNamespace)
+		k = ns + "/" + name
+	} else if ns, k, ok = c.objectKey(index(list, i), name, namespace); !ok {
 		return ns, k, false
 	}
 	if j, dup := keyAt[k]; dup {
-		c.add(join(path, "name"), "duplicate %s %q (first at %s)", kind, k, c.ref(index(list, j)))
+		c.add(join(index(list, i), "name"), "duplicate %s %q (first at %s)", kind, k, c.ref(index(list, j)))
 		return ns, k, false
 	}
 	keyAt[k] = i
@@ -563,7 +565,7 @@ func (c *checker) pods(t *Topology, r *Resolved, nodes map[string]*ResolvedNode)
 		}
 	}
 	for i, p := range t.Pods {
-		seen.resolved[i] = c.pod(index("pods", i), i, p, r, seen)
+		seen.resolved[i] = c.pod(i, p, r, seen)
 	}
 	// Allocation comes after every explicit ip is known and reserved, in
 	// file order; see alloc.go for why.
@@ -583,8 +585,11 @@ func (c *checker) pods(t *Topology, r *Resolved, nodes map[string]*ResolvedNode)
 	r.Pods = seen.resolved
 }
 
-// pod checks pods[i] and resolves it, all but an allocated address.
-func (c *checker) pod(path string, i int, p Pod, r *Resolved, seen *podsSeen) ResolvedPod {
+// pod checks pods[i] and resolves it, all but an allocated address. The
+// paths of its fields are made only for a problem (at): a cluster's pods
+// would make half a million strings nobody reads.
+func (c *checker) pod(i int, p Pod, r *Resolved, seen *podsSeen) ResolvedPod {
+	at := func(field string) string { return join(index("pods", i), field) }
 	// A duplicate's default netns would clash too: say it once.
 	ns, k, ok := c.uniqueKey("pods", i, "pod", p.Name, p.Namespace, seen.keyAt)
 	c.use(ns)
@@ -592,34 +597,72 @@ func (c *checker) pod(path string, i int, p Pod, r *Resolved, seen *podsSeen) Re
 		Key: k, Name: p.Name, Namespace: ns, Node: p.Node, Mode: p.Mode, Netns: p.Netns, AdoptNetns: p.AdoptNetns,
 		// Labels are shared with the decoded file (both are read-only): a
 		// copy was a quarter of a cluster-sized file's memory.
-		Labels: p.Labels, Ports: c.containerPorts(join(path, "ports"), p.Ports),
+		Labels: p.Labels,
+	}
+	var good bool
+	if rp.Ports, good = validPorts(p.Ports); !good {
+		rp.Ports = c.containerPorts(at("ports"), p.Ports)
 	}
 	if rp.Mode == "" {
 		rp.Mode = r.Mode
 	}
-	c.oneOf(join(path, "mode"), p.Mode, "mode", Modes)
-	c.labels(join(path, "labels"), p.Labels)
-	c.podNetns(join(path, "netns"), i, &rp, ok, seen)
-	node := c.podNode(join(path, "node"), p.Node, seen.nodes)
+	if p.Mode != "" && !slices.Contains(Modes, p.Mode) {
+		c.oneOf(at("mode"), p.Mode, "mode", Modes)
+	}
+	if !validLabels(p.Labels) {
+		c.labels(at("labels"), p.Labels)
+	}
+	c.podNetns(at, i, &rp, ok, seen)
+	node := c.podNode(at, p.Node, seen.nodes)
 	if p.IP != "" {
-		c.podIP(join(path, "ip"), i, p.IP, node, &rp, seen)
+		c.podIP(at, i, p.IP, node, &rp, seen)
 	}
 	return rp
 }
 
+// validPorts returns ports with the protocol defaulted when they are all
+// valid (what containerPorts checks), else false.
+func validPorts(ports []ContainerPort) ([]ContainerPort, bool) {
+	var out []ContainerPort
+	for i, cp := range ports {
+		if cp.Port < 1 || cp.Port > 65535 || cp.Protocol != "" && !slices.Contains(Protocols, cp.Protocol) ||
+			cp.Name != "" && (checkPortName(cp.Name) != "" || slices.ContainsFunc(ports[:i], func(o ContainerPort) bool { return o.Name == cp.Name })) {
+			return nil, false
+		}
+		if cp.Protocol == "" {
+			cp.Protocol = ProtocolTCP
+		}
+		out = append(out, cp)
+	}
+	return out, true
+}
+
+// validLabels reports whether every label key and value is valid.
+func validLabels(m map[string]string) bool {
+	for k, v := range m {
+		if checkLabelKey(k) != "" || checkLabelValue(v) != "" {
+			return false
+		}
+	}
+	return true
+}
+
+// validName reports whether c.name accepts v.
+func validName(v string) bool { return v != "" && checkDNSLabel(v) == "" }
+
 // podNetns defaults the pod's netns (when keyOK: its name and namespace
 // are valid) and checks it is valid and not another pod's.
-func (c *checker) podNetns(path string, i int, rp *ResolvedPod, keyOK bool, seen *podsSeen) {
+func (c *checker) podNetns(at func(string) string, i int, rp *ResolvedPod, keyOK bool, seen *podsSeen) {
 	netnsOK := true
 	if rp.Netns == "" {
 		rp.Netns = rp.Namespace + "-" + rp.Name
 		netnsOK = keyOK // an invalid name is reported already
 		if keyOK && len(rp.Netns) > maxNetnsName {
-			c.add(path, "the default netns name %q is longer than %d characters; set netns", rp.Netns, maxNetnsName)
+			c.add(at("netns"), "the default netns name %q is longer than %d characters; set netns", rp.Netns, maxNetnsName)
 			netnsOK = false
 		}
 	} else if msg := checkNetns(rp.Netns); msg != "" {
-		c.add(path, "%s", msg)
+		c.add(at("netns"), "%s", msg)
 		netnsOK = false
 	}
 	if !netnsOK {
@@ -627,7 +670,7 @@ func (c *checker) podNetns(path string, i int, rp *ResolvedPod, keyOK bool, seen
 	}
 	id := netnsIdentity(rp.Netns)
 	if j, dup := seen.netnsAt[id]; dup {
-		c.add(path, "netns %q is already used by %s (pod %q)", rp.Netns, c.ref(index("pods", j)), seen.resolved[j].Key)
+		c.add(at("netns"), "netns %q is already used by %s (pod %q)", rp.Netns, c.ref(index("pods", j)), seen.resolved[j].Key)
 	} else {
 		seen.netnsAt[id] = i
 	}
@@ -635,14 +678,14 @@ func (c *checker) podNetns(path string, i int, rp *ResolvedPod, keyOK bool, seen
 
 // podNode returns the pod's node, or nil when it is missing, unknown or
 // has no valid podCIDR (reported already).
-func (c *checker) podNode(path, name string, nodes map[string]*ResolvedNode) *ResolvedNode {
+func (c *checker) podNode(at func(string) string, name string, nodes map[string]*ResolvedNode) *ResolvedNode {
 	if name == "" {
-		c.add(path, "required")
+		c.add(at("node"), "required")
 		return nil
 	}
 	node := nodes[name]
 	if node == nil {
-		c.add(path, "unknown node %q (nodes: %s)", name, strings.Join(slices.Sorted(maps.Keys(nodes)), ", "))
+		c.add(at("node"), "unknown node %q (nodes: %s)", name, strings.Join(slices.Sorted(maps.Keys(nodes)), ", "))
 		return nil
 	}
 	if !node.PodCIDR.IsValid() {
@@ -653,42 +696,43 @@ func (c *checker) podNode(path, name string, nodes map[string]*ResolvedNode) *Re
 
 // podIP checks an explicit pod address, sets rp.IP and reserves it in its
 // node's allocator (node is nil when the node is not usable).
-func (c *checker) podIP(path string, i int, addr string, node *ResolvedNode, rp *ResolvedPod, seen *podsSeen) {
-	ip, good := c.addr(path, addr)
-	if !good {
+func (c *checker) podIP(at func(string) string, i int, addr string, node *ResolvedNode, rp *ResolvedPod, seen *podsSeen) {
+	ip, err := netip.ParseAddr(addr)
+	if err != nil || !ip.Is4() || strings.Contains(addr, "/") {
+		c.addr(at("ip"), addr) // reports it
 		return
 	}
 	rp.IP = ip
 	if j, dup := seen.ipAt[ip]; dup {
-		c.add(path, "address %s is already used by %s (pod %q)", ip, c.ref(index("pods", j)), seen.resolved[j].Key)
+		c.add(at("ip"), "address %s is already used by %s (pod %q)", ip, c.ref(index("pods", j)), seen.resolved[j].Key)
 	} else {
 		seen.ipAt[ip] = i
 	}
 	if msg := reservedPodAddr(ip, seen.nodeAt); msg != "" {
-		c.add(path, "%s", msg)
+		c.add(at("ip"), "%s", msg)
 	} else if node != nil {
-		if c.podAddr(path, ip, node) {
+		if msg := podAddrProblem(ip, node); msg != "" {
+			c.add(at("ip"), "%s", msg)
+		} else {
 			seen.allocFor(node).reserve(ip)
 		}
 	}
 }
 
-// podAddr checks that an explicit pod address is a usable host address of
-// its node's podCIDR.
-func (c *checker) podAddr(path string, ip netip.Addr, n *ResolvedNode) bool {
+// podAddrProblem says why an explicit pod address is not a usable host
+// address of its node's podCIDR ("" when it is).
+func podAddrProblem(ip netip.Addr, n *ResolvedNode) string {
 	switch {
 	case !n.PodCIDR.Contains(ip):
-		c.add(path, "%s is outside node %q's podCIDR %s", ip, n.Name, n.PodCIDR)
+		return fmt.Sprintf("%s is outside node %q's podCIDR %s", ip, n.Name, n.PodCIDR)
 	case ip == n.PodCIDR.Addr():
-		c.add(path, "%s is the network address of node %q's podCIDR %s", ip, n.Name, n.PodCIDR)
+		return fmt.Sprintf("%s is the network address of node %q's podCIDR %s", ip, n.Name, n.PodCIDR)
 	case ip == n.Gateway:
-		c.add(path, "%s is node %q's gateway address (the first host address of podCIDR %s is reserved for the bridge/shim gateway)", ip, n.Name, n.PodCIDR)
+		return fmt.Sprintf("%s is node %q's gateway address (the first host address of podCIDR %s is reserved for the bridge/shim gateway)", ip, n.Name, n.PodCIDR)
 	case ip == broadcast(n.PodCIDR):
-		c.add(path, "%s is the broadcast address of node %q's podCIDR %s", ip, n.Name, n.PodCIDR)
-	default:
-		return true
+		return fmt.Sprintf("%s is the broadcast address of node %q's podCIDR %s", ip, n.Name, n.PodCIDR)
 	}
-	return false
+	return ""
 }
 
 // containerPorts validates a pod's ports and returns them with the
