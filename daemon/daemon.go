@@ -113,6 +113,9 @@ type daemon struct {
 	ctl    *control
 	board  *statusBoard
 	store  *storeWatch
+	// carried is what the last pass computed from its file that the next
+	// may keep (reconcile.NewSharedFrom): the services' backend lists.
+	carried *reconcile.Shared
 }
 
 // Run loads the file, applies it, and then converges again on every

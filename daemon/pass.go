@@ -57,7 +57,9 @@ func (d *daemon) pass(ctx context.Context, run trigger) {
 	e := d.NewEngine()
 	e.Log = e.Log.WithValues("reconcileID", p.id)
 	e.Cache = d.kernel.cache
+	e.Cfg.Shared = reconcile.NewSharedFrom(d.carried, d.file.spec)
 	res, err := e.Apply(ctx, d.file.spec)
+	d.carried = e.Cfg.Shared.Carried()
 	p.dur = time.Since(p.start)
 	d.m.Duration.Observe(p.dur.Seconds())
 	d.syncWatches(p.log)

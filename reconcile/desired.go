@@ -26,6 +26,10 @@ type Shared = desired.Shared
 // NewShared prepares what the nodes of r share (desired.NewShared).
 func NewShared(r *spec.Resolved) *Shared { return desired.NewShared(r) }
 
+// NewSharedFrom is NewShared that keeps what prev computed and the
+// changes from prev's file to r leave valid (desired.NewSharedFrom).
+func NewSharedFrom(prev *Shared, r *spec.Resolved) *Shared { return desired.NewSharedFrom(prev, r) }
+
 // Desired builds the kernel objects node cfg.Node needs (desired.Build).
 func Desired(cfg *Config, r *spec.Resolved, up Uplink) (*state.State, error) {
 	return desired.Build(cfg.desiredConfig(), r, up)

@@ -18,11 +18,16 @@ func NewPodIndex(pods []ResolvedPod, keep func(*ResolvedPod) bool) *PodIndex {
 	return newPodIndex(pods, keep, nil)
 }
 
-// NewSelectorIndex indexes all pods by the label keys that selectors
-// use, only: a label of each pod's own (a name, an instance) would
-// double the index and never narrow a selector's candidates.
-func NewSelectorIndex(pods []ResolvedPod, keys map[string]bool) *PodIndex {
-	return newPodIndex(pods, nil, keys)
+// NewSelectorIndex indexes the pods of namespaces (nil: all) by the
+// label keys that selectors use, only: a label of each pod's own (a name,
+// an instance) would double the index and never narrow a selector's
+// candidates.
+func NewSelectorIndex(pods []ResolvedPod, namespaces, keys map[string]bool) *PodIndex {
+	var keep func(*ResolvedPod) bool
+	if namespaces != nil {
+		keep = func(p *ResolvedPod) bool { return namespaces[p.Namespace] }
+	}
+	return newPodIndex(pods, keep, keys)
 }
 
 func newPodIndex(pods []ResolvedPod, keep func(*ResolvedPod) bool, keys map[string]bool) *PodIndex {

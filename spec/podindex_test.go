@@ -16,7 +16,7 @@ func TestSelectorIndex(t *testing.T) {
 		{Namespace: "b", Labels: map[string]string{"app": "web", "instance": "4"}},
 	}
 	full := NewPodIndex(pods, nil)
-	some := NewSelectorIndex(pods, map[string]bool{"app": true})
+	some := NewSelectorIndex(pods, nil, map[string]bool{"app": true})
 	matches := func(cands []int, ns string, sel map[string]string) []int {
 		var out []int
 		for _, i := range cands {

@@ -43,6 +43,7 @@ type Shared struct {
 
 	once     sync.Once
 	pods     *spec.PodIndex
+	indexed  map[string]bool // the namespaces whose pods pods holds; nil: all (see NewSharedFrom)
 	mu       sync.Mutex
 	backends map[string][]string // by backendsKey
 	// byPort holds each list again by service and port index: every node
@@ -85,7 +86,7 @@ func (sh *Shared) Backends(svc *spec.ResolvedService, port spec.ServicePort) []s
 				keys[k] = true
 			}
 		}
-		sh.pods = spec.NewSelectorIndex(sh.r.Pods, keys)
+		sh.pods = spec.NewSelectorIndex(sh.r.Pods, sh.indexed, keys)
 	})
 	j := slices.Index(svc.Ports, port)
 	sh.mu.Lock()

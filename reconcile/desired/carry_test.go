@@ -1,0 +1,97 @@
+package desired
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/netreconcile/netreconcile/spec"
+)
+
+// carryFile is a file of three namespaces with pods and services; edit
+// changes it as a watch pass would see it.
+func carryFile(t *testing.T, edit func(pods, svcs []string) ([]string, []string)) *spec.Resolved {
+	t.Helper()
+	var pods, svcs []string
+	for i := range 12 {
+		ns := fmt.Sprintf("ns%d", i%3)
+		pods = append(pods, fmt.Sprintf("  - {name: p%d, namespace: %s, node: n%d, labels: {app: a%d}, ports: [{name: web, port: %d}]}", i, ns, i%2, i%2, 8080+i%2))
+	}
+	for i := range 6 {
+		svcs = append(svcs, fmt.Sprintf("  - {name: s%d, namespace: ns%d, clusterIP: 10.96.0.%d, selector: {app: a%d}, ports: [{port: 80, targetPort: web}]}", i, i%3, 10+i, i%2))
+	}
+	if edit != nil {
+		pods, svcs = edit(pods, svcs)
+	}
+	text := "apiVersion: netreconcile/v1\nkind: Topology\ncluster: {podCIDR: 10.244.0.0/16, serviceCIDR: 10.96.0.0/16}\n" +
+		"nodes:\n  - {name: n0, address: 192.168.1.1/24, uplink: eth0, podCIDR: 10.244.0.0/24}\n" +
+		"  - {name: n1, address: 192.168.1.2/24, uplink: eth0, podCIDR: 10.244.1.0/24}\n" +
+		"pods:\n" + strings.Join(pods, "\n") + "\nservices:\n" + strings.Join(svcs, "\n") + "\n"
+	r, err := spec.LoadBytes("carry.yaml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// allBackends asks sh for every service port's list.
+func allBackends(sh *Shared) map[string][]string {
+	out := map[string][]string{}
+	for i := range sh.r.Services {
+		svc := &sh.r.Services[i]
+		for _, port := range svc.Ports {
+			out[svc.Key+fmt.Sprint(port.Port)] = sh.Backends(svc, port)
+		}
+	}
+	return out
+}
+
+// TestSharedFrom: backend lists carried from the last file are those a
+// fresh computation gives, for every kind of edit; and lists of
+// namespaces nothing touched are kept, not computed again.
+func TestSharedFrom(t *testing.T) {
+	edits := map[string]func(pods, svcs []string) ([]string, []string){
+		"pod label": func(p, s []string) ([]string, []string) {
+			p[4] = strings.Replace(p[4], "app: a0", "app: a1", 1) // p4 is in ns1
+			return p, s
+		},
+		"pod added": func(p, s []string) ([]string, []string) {
+			return append(p, "  - {name: new, namespace: ns1, node: n0, labels: {app: a0}, ports: [{name: web, port: 9000}]}"), s
+		},
+		"pod removed": func(p, s []string) ([]string, []string) { return slices.Delete(p, 4, 5), s },
+		"pod port": func(p, s []string) ([]string, []string) {
+			p[4] = strings.Replace(p[4], "port: 8080", "port: 7070", 1)
+			return p, s
+		},
+		"service target": func(p, s []string) ([]string, []string) {
+			s[1] = strings.Replace(s[1], "targetPort: web", "targetPort: 8081", 1) // s1 is in ns1; no pod changed
+			return p, s
+		},
+		"service added": func(p, s []string) ([]string, []string) {
+			return p, append(s, "  - {name: new, namespace: ns1, clusterIP: 10.96.0.99, selector: {app: a1}, ports: [{port: 81, targetPort: 8081}]}")
+		},
+	}
+	for name, edit := range edits {
+		t.Run(name, func(t *testing.T) {
+			prev := NewShared(carryFile(t, nil))
+			before := allBackends(prev)
+			r := carryFile(t, edit)
+			carried := NewSharedFrom(prev.Carried(), r)
+			got, want := allBackends(carried), allBackends(NewShared(r))
+			for k, w := range want {
+				if !slices.Equal(got[k], w) {
+					t.Errorf("%s: carried %v, computed %v", k, got[k], w)
+				}
+			}
+			// ns0 is untouched by every edit: its lists are the same slices.
+			s0 := &r.Services[slices.IndexFunc(r.Services, func(s spec.ResolvedService) bool { return s.Key == "ns0/s0" })]
+			if l := carried.Backends(s0, s0.Ports[0]); len(l) == 0 || &l[0] != &before["ns0/s080"][0] {
+				t.Errorf("ns0/s0's list was computed again (%v), not kept", l)
+			}
+			if carried.indexed["ns0"] || !carried.indexed["ns1"] {
+				t.Errorf("indexed namespaces %v, want ns1 and not ns0", carried.indexed)
+			}
+		})
+	}
+}
