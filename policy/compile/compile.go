@@ -901,6 +901,12 @@ func (c *compiler) compileRules(s side) []Rule {
 			}
 		}
 	}
+	return unpack(set, protos)
+}
+
+// unpack returns the rules of set (packed by compileRules, the protocol
+// by its place in protos), sorted.
+func unpack(set map[uint64]struct{}, protos []string) []Rule {
 	// With the protocols renumbered in text order, the words sort as
 	// CompareRules sorts the rules.
 	sorted := slices.Sorted(slices.Values(protos))
