@@ -83,10 +83,12 @@ func labDownCmd(g *globals) *cobra.Command {
 				return err
 			}
 			var errs []error
+			removed := 0 // the nodes that were up: of a cluster-sized file, a few
 			for _, n := range nodes {
 				if !nsutil.Exists(g.labNames().NodeNetns(n.Name)) {
 					continue
 				}
+				removed++
 				lg := labNode(g, n.Name)
 				if _, err := lg.engine(n.Name).Destroy(cmd.Context()); err != nil {
 					errs = append(errs, fmt.Errorf("node %q: %w", n.Name, err))
@@ -96,7 +98,7 @@ func labDownCmd(g *globals) *cobra.Command {
 				errs = append(errs, err)
 			}
 			if len(errs) == 0 {
-				fmt.Fprintf(cmd.OutOrStdout(), "Lab removed (%d nodes).\n", len(nodes))
+				fmt.Fprintf(cmd.OutOrStdout(), "Lab removed (%d nodes).\n", removed)
 			}
 			return errors.Join(errs...)
 		},
