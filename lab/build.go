@@ -38,11 +38,26 @@ func Build(ctx context.Context, r *spec.Resolved) (*Info, error) { return Names{
 
 // Build is the package's Build with n's names.
 func (n Names) Build(ctx context.Context, r *spec.Resolved) (*Info, error) {
-	in, err := n.Layout(r)
+	return n.BuildNodes(ctx, r, nil)
+}
+
+// BuildNodes is Build of the nodes named only (every node for none): a
+// few real nodes of a cluster-sized file, the others existing only in
+// the file. The layout is the whole file's (the same addresses, routers
+// and underlay), and the underlay keeps the ports of the file's other
+// nodes, so that building another subset adds to the lab. The Info
+// returned holds the nodes built and their subnets. A name that is not a
+// node of the file fails before any change, wrapping ErrInvalid.
+func (n Names) BuildNodes(ctx context.Context, r *spec.Resolved, nodes []string) (*Info, error) {
+	all, err := n.Layout(r)
 	if err != nil {
 		return nil, err
 	}
-	b := &builder{info: in, ulNs: netns.None()}
+	in, err := all.only(nodes)
+	if err != nil {
+		return nil, err
+	}
+	b := &builder{info: in, all: all, ulNs: netns.None()}
 	if err := b.underlay(ctx); err != nil {
 		return nil, err
 	}
@@ -68,14 +83,29 @@ func (n Names) Build(ctx context.Context, r *spec.Resolved) (*Info, error) {
 func Teardown(r *spec.Resolved) error { return Names{}.Teardown(r) }
 
 // Teardown is the package's Teardown with n's names.
-func (n Names) Teardown(r *spec.Resolved) error {
+func (n Names) Teardown(r *spec.Resolved) error { return n.TeardownNodes(r, nil) }
+
+// TeardownNodes is Teardown of the nodes named only (every node for
+// none); the underlay goes with the last node of the file still there.
+func (n Names) TeardownNodes(r *spec.Resolved, nodes []string) error {
 	if r == nil {
 		return nil
 	}
+	if err := CheckNodes(r, nodes); err != nil {
+		return err
+	}
 	var errs []error
 	for _, nd := range r.Nodes {
+		if len(nodes) > 0 && !slices.Contains(nodes, nd.Name) {
+			continue
+		}
 		if err := nsutil.Delete(n.NodeNetns(nd.Name)); err != nil {
 			errs = append(errs, nodeErr(nd.Name, "delete netns", err))
+		}
+	}
+	for _, nd := range r.Nodes {
+		if len(nodes) > 0 && nsutil.Exists(n.NodeNetns(nd.Name)) {
+			return errors.Join(errs...) // the rest of the lab still uses the underlay
 		}
 	}
 	ul := n.UnderlayNetns(r)
@@ -86,7 +116,8 @@ func (n Names) Teardown(r *spec.Resolved) error {
 }
 
 type builder struct {
-	info *Info
+	info *Info // what to build
+	all  *Info // the whole file's lab (what the underlay may keep)
 	ulNs netns.NsHandle
 	ul   *netlink.Handle
 }
@@ -489,10 +520,10 @@ func (b *builder) defaultRoute(h *netlink.Handle, uplink netlink.Link, n *NodeIn
 // the layout no longer has, e.g. after a node moved to another subnet.
 func (b *builder) pruneUnderlay() error {
 	want := map[string]bool{}
-	for _, s := range b.info.Subnets {
+	for _, s := range b.all.Subnets {
 		want[s.Bridge] = true
 	}
-	for _, n := range b.info.Nodes {
+	for _, n := range b.all.Nodes {
 		want[n.Port] = true
 	}
 	links, err := listRetry(b.ul.LinkList)

@@ -31,6 +31,8 @@ var (
 	// addresses, overlapping subnets, no room for a router address). It is
 	// reported before anything in the kernel changes.
 	ErrInvalid = errors.New("invalid lab topology")
+	// ErrUnknownNode: a node asked for (--nodes) is not in the file.
+	ErrUnknownNode = errors.New("no such node in the file")
 )
 
 // Error is a failure concerning one lab object. Its text names the object
@@ -185,6 +187,55 @@ func (in *Info) Node(name string) *NodeInfo {
 		}
 	}
 	return nil
+}
+
+// only returns the lab of the nodes named (in's own order) and their
+// subnets; in itself for none.
+func (in *Info) only(nodes []string) (*Info, error) {
+	if len(nodes) == 0 {
+		return in, nil
+	}
+	out := &Info{Underlay: in.Underlay}
+	bridges := map[string]bool{}
+	for _, n := range in.Nodes {
+		if slices.Contains(nodes, n.Name) {
+			out.Nodes = append(out.Nodes, n)
+			bridges[n.Bridge] = true
+		}
+	}
+	if unknown := missing(nodes, func(name string) bool { return in.Node(name) != nil }); len(unknown) > 0 {
+		return nil, &Error{Object: "topology", Err: fmt.Errorf("%w: %w", ErrInvalid, unknownNodes(unknown))}
+	}
+	for _, s := range in.Subnets {
+		if bridges[s.Bridge] {
+			out.Subnets = append(out.Subnets, s)
+		}
+	}
+	return out, nil
+}
+
+// CheckNodes checks that every name of nodes is a node of r (for
+// --nodes): an error wrapping ErrUnknownNode names those that are not.
+func CheckNodes(r *spec.Resolved, nodes []string) error {
+	if unknown := missing(nodes, func(name string) bool { return r.Node(name) != nil }); len(unknown) > 0 {
+		return unknownNodes(unknown)
+	}
+	return nil
+}
+
+// missing lists the names for which known is false.
+func missing(names []string, known func(string) bool) []string {
+	var out []string
+	for _, name := range names {
+		if !known(name) {
+			out = append(out, fmt.Sprintf("%q", name))
+		}
+	}
+	return out
+}
+
+func unknownNodes(names []string) error {
+	return fmt.Errorf("%s: %w", strings.Join(names, ", "), ErrUnknownNode)
 }
 
 // String renders the lab as a short human-readable table.

@@ -148,3 +148,35 @@ func TestLayoutErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestLayoutOnly: a lab of some of the file's nodes keeps the whole
+// file's layout (the same routers and underlay) for those nodes and
+// their subnets only; a name that is not a node is refused, named.
+func TestLayoutOnly(t *testing.T) {
+	r := resolved(node("a", "172.31.1.2/24"), node("b", "172.31.1.254/24"), node("c", "172.31.2.2/24"))
+	all, err := Layout(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := all.only([]string{"a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(in.Nodes) != 1 || in.Nodes[0].Name != "a" || in.Underlay != all.Underlay {
+		t.Fatalf("only a: %v", in)
+	}
+	// The router avoids b's address though b is not built.
+	if len(in.Subnets) != 1 || in.Subnets[0].Router != netip.MustParseAddr("172.31.1.253") || in.Nodes[0].Router != in.Subnets[0].Router {
+		t.Errorf("only a: subnets %v, router %s", in.Subnets, in.Nodes[0].Router)
+	}
+	if in, _ := all.only(nil); in != all {
+		t.Error("no names: not the whole lab")
+	}
+	_, err = all.only([]string{"a", "x", "y"})
+	if !errors.Is(err, ErrInvalid) || !errors.Is(err, ErrUnknownNode) || !strings.Contains(err.Error(), `"x", "y": no such node in the file`) {
+		t.Errorf("unknown nodes: %v", err)
+	}
+	if err := CheckNodes(r, []string{"c", "z"}); !errors.Is(err, ErrUnknownNode) || !strings.Contains(err.Error(), `"z"`) {
+		t.Errorf("CheckNodes: %v", err)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/google/nftables"
+	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/netreconcile/netreconcile/internal/nsutil"
@@ -89,13 +90,13 @@ func table() *nftables.Table {
 }
 
 // conn opens an nftables connection in namespace ref ("" the current
-// one); done closes the namespace handle it holds.
-func conn(ref string) (c *nftables.Conn, done func(), err error) {
+// one), with opts; done closes the namespace handle it holds.
+func conn(ref string, opts ...nftables.ConnOption) (c *nftables.Conn, done func(), err error) {
 	h, err := nsutil.Open(ref)
 	if err != nil {
 		return nil, nil, err
 	}
-	c, err = nftables.New(nftables.WithNetNSFd(int(h)))
+	c, err = nftables.New(append([]nftables.ConnOption{nftables.WithNetNSFd(int(h))}, opts...)...)
 	if err != nil {
 		h.Close()
 		return nil, nil, fmt.Errorf("nftables connection in %s: %w", state.NSLabel(ref), err)
@@ -105,7 +106,7 @@ func conn(ref string) (c *nftables.Conn, done func(), err error) {
 
 // Apply replaces the table in namespace ref with m, in one batch.
 func Apply(ref string, m *state.Masquerade) error {
-	c, done, err := conn(ref)
+	c, done, err := conn(ref, nftables.WithSockOptions(batchBuffers(len(m.Except)+len(m.NodePorts))))
 	if err != nil {
 		return err
 	}
@@ -129,6 +130,31 @@ func Apply(ref string, m *state.Masquerade) error {
 		return fmt.Errorf("write %s: nftables batch: %w", m, err)
 	}
 	return nil
+}
+
+// batchBuffers sizes the socket's buffers for a batch of rules: the
+// defaults (net.core.wmem_default, rmem_default) refuse one exception
+// rule per node of a thousand-node cluster (EMSGSIZE sending the batch,
+// ENOBUFS for its acknowledgements), and past wmem_max/rmem_max only the
+// FORCE options raise them (CAP_NET_ADMIN, which applying needs anyway).
+func batchBuffers(rules int) nftables.SockOption {
+	const perRule = 1024 // a rule's message and its acknowledgement, with room
+	size := max(1<<20, perRule*(rules+8))
+	return func(c *netlink.Conn) error {
+		raw, err := c.SyscallConn()
+		if err != nil {
+			return fmt.Errorf("nftables socket: %w", err)
+		}
+		var serr error
+		err = raw.Control(func(fd uintptr) {
+			for _, opt := range []int{unix.SO_SNDBUFFORCE, unix.SO_RCVBUFFORCE} {
+				if e := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, opt, size); e != nil {
+					serr = fmt.Errorf("set nftables socket buffers to %d bytes: %w", size, e)
+				}
+			}
+		})
+		return errors.Join(err, serr)
+	}
 }
 
 func addMasquerade(c *nftables.Conn, t *nftables.Table, m *state.Masquerade) error {

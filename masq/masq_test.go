@@ -140,3 +140,28 @@ func TestRoundTrip(t *testing.T) {
 		t.Errorf("the foreign table is gone: %v %v", tables, err)
 	}
 }
+
+// TestRoundTripCluster: a cluster's table (one exception rule per node
+// address, thousands) fits one batch and reads back equal; with the
+// socket's default buffers the kernel refused it (message too long).
+func TestRoundTripCluster(t *testing.T) {
+	nstest.RequireRoot(t)
+	ns := nstest.TempNetns(t, "nrmasq")
+	want := desiredOf(t, resolved(t, ""), "a")
+	var except []netip.Prefix
+	for i := range 3000 {
+		except = append(except, netip.PrefixFrom(netip.AddrFrom4([4]byte{192, 168, byte(i / 250), byte(1 + i%250)}), 32))
+	}
+	want.Except = state.CanonicalPrefixes(append(want.Except, except...))
+	want.Rules = len(want.Except) + 1
+	if err := Apply(ns, want); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Observe(ns)
+	if err != nil || got == nil {
+		t.Fatalf("observe: %v, %v", got, err)
+	}
+	if d := state.Diff(got, want); len(d) != 0 {
+		t.Errorf("observed differs from applied: %v", d)
+	}
+}

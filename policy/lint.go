@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -23,6 +24,15 @@ func (w Warning) String() string { return w.Where + ": " + w.Msg }
 // no namespace or whose podSelector matches no pod.
 func Lint(r *spec.Resolved) []Warning {
 	var out []Warning
+	// Each selector looks at the pods of its namespace carrying its
+	// rarest label: walking every pod for each cost seconds at 50,000.
+	x := &linter{r: r, pods: spec.NewPodIndex(r.Pods, nil), nsByPair: map[string][]string{}}
+	for ns, labels := range r.Namespaces {
+		x.nsNames = append(x.nsNames, ns)
+		for k, v := range labels {
+			x.nsByPair[k+"="+v] = append(x.nsByPair[k+"="+v], ns)
+		}
+	}
 	for i := range r.Services {
 		svc := &r.Services[i]
 		where := "service " + svc.Key + " selector"
@@ -30,27 +40,35 @@ func Lint(r *spec.Resolved) []Warning {
 			out = append(out, Warning{where, "none: the service has no backends and refuses every connection"})
 			continue
 		}
-		if !anyPod(r, func(p *spec.ResolvedPod) bool { return svc.Selects(p) }) {
+		if !x.anyPod(svc.Namespace, svc.Selector, svc.Selects) {
 			out = append(out, Warning{where, fmt.Sprintf("%s matches no pod in namespace %s: the service has no backends and refuses every connection",
 				labelsText(svc.Selector), svc.Namespace)})
 		}
 	}
 	for i := range r.Policies {
-		out = append(out, lintPolicy(r, &r.Policies[i], "policy "+r.Policies[i].Key)...)
+		out = append(out, x.lintPolicy(&r.Policies[i], "policy "+r.Policies[i].Key)...)
 	}
 	return out
 }
 
-func lintPolicy(r *spec.Resolved, pol *spec.ResolvedPolicy, path string) []Warning {
+// linter holds what Lint's checks share.
+type linter struct {
+	r        *spec.Resolved
+	pods     *spec.PodIndex
+	nsNames  []string            // the file's namespaces
+	nsByPair map[string][]string // "key=value" -> the namespaces with it
+}
+
+func (x *linter) lintPolicy(pol *spec.ResolvedPolicy, path string) []Warning {
 	var out []Warning
 	sel := pol.Spec.PodSelector
-	if !anyPod(r, func(p *spec.ResolvedPod) bool { return p.Namespace == pol.Namespace && Matches(&sel, p.Labels) }) {
+	if !x.anyPod(pol.Namespace, sel.MatchLabels, func(p *spec.ResolvedPod) bool { return Matches(&sel, p.Labels) }) {
 		out = append(out, Warning{path + " podSelector", fmt.Sprintf("selects no pod in namespace %s: the policy changes nothing", pol.Namespace)})
 	}
 	peers := func(dir string, i int, list []spec.PolicyPeer) {
 		for j, peer := range list {
 			p := fmt.Sprintf("%s %s[%d].%s[%d]", path, strings.ToLower(dir), i, peerField(dir), j)
-			out = append(out, lintPeer(r, pol, peer, p)...)
+			out = append(out, x.lintPeer(pol, peer, p)...)
 		}
 	}
 	for i, rule := range pol.Spec.Ingress {
@@ -62,7 +80,7 @@ func lintPolicy(r *spec.Resolved, pol *spec.ResolvedPolicy, path string) []Warni
 	return out
 }
 
-func lintPeer(r *spec.Resolved, pol *spec.ResolvedPolicy, peer spec.PolicyPeer, path string) []Warning {
+func (x *linter) lintPeer(pol *spec.ResolvedPolicy, peer spec.PolicyPeer, path string) []Warning {
 	if peer.IPBlock != nil {
 		return nil
 	}
@@ -70,8 +88,8 @@ func lintPeer(r *spec.Resolved, pol *spec.ResolvedPolicy, peer spec.PolicyPeer, 
 	if peer.NamespaceSelector == nil {
 		namespaces = []string{pol.Namespace}
 	} else {
-		for ns, labels := range r.Namespaces {
-			if Matches(peer.NamespaceSelector, labels) {
+		for _, ns := range x.namespaceCandidates(peer.NamespaceSelector) {
+			if Matches(peer.NamespaceSelector, x.r.Namespaces[ns]) {
 				namespaces = append(namespaces, ns)
 			}
 		}
@@ -82,20 +100,31 @@ func lintPeer(r *spec.Resolved, pol *spec.ResolvedPolicy, peer spec.PolicyPeer, 
 	if peer.PodSelector == nil {
 		return nil
 	}
-	in := map[string]bool{}
-	for _, ns := range namespaces {
-		in[ns] = true
-	}
-	if !anyPod(r, func(p *spec.ResolvedPod) bool { return in[p.Namespace] && Matches(peer.PodSelector, p.Labels) }) {
+	matched := func(p *spec.ResolvedPod) bool { return Matches(peer.PodSelector, p.Labels) }
+	if !slices.ContainsFunc(namespaces, func(ns string) bool { return x.anyPod(ns, peer.PodSelector.MatchLabels, matched) }) {
 		sort.Strings(namespaces)
 		return []Warning{{path + ".podSelector", fmt.Sprintf("matches no pod in namespace %s: this peer allows nobody", strings.Join(namespaces, ", "))}}
 	}
 	return nil
 }
 
-func anyPod(r *spec.Resolved, fn func(*spec.ResolvedPod) bool) bool {
-	for i := range r.Pods {
-		if fn(&r.Pods[i]) {
+// namespaceCandidates are the namespaces sel may match: with
+// matchLabels, those carrying its rarest pair; else all of them.
+func (x *linter) namespaceCandidates(sel *spec.LabelSelector) []string {
+	best := x.nsNames
+	for k, v := range sel.MatchLabels {
+		if l := x.nsByPair[k+"="+v]; len(l) < len(best) {
+			best = l
+		}
+	}
+	return best
+}
+
+// anyPod reports whether fn holds for a pod of namespace ns; every pod it
+// holds for carries matchLabels.
+func (x *linter) anyPod(ns string, matchLabels map[string]string, fn func(*spec.ResolvedPod) bool) bool {
+	for _, i := range x.pods.Candidates(ns, matchLabels) {
+		if fn(&x.r.Pods[i]) {
 			return true
 		}
 	}

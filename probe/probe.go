@@ -53,6 +53,10 @@ type Options struct {
 	Retries int
 	// Parallel bounds the attempts in flight (default 64).
 	Parallel int
+	// Nodes, when set, keeps the pods of these nodes only (a lab of a
+	// few nodes of a cluster-sized file), and the services whose every
+	// backend is on them.
+	Nodes []string
 }
 
 // Matrix is the outcome for one target over Result.Pods.
@@ -106,7 +110,7 @@ type pod struct {
 func Run(ctx context.Context, r *spec.Resolved, o Options) (*Result, error) {
 	o = o.withDefaults()
 	res := &Result{}
-	pods := openPods(r, res)
+	pods := openPods(r, res, o.Nodes)
 	defer func() {
 		for _, p := range pods {
 			p.ns.Close()
@@ -119,7 +123,7 @@ func Run(ctx context.Context, r *spec.Resolved, o Options) (*Result, error) {
 	if len(targets) == 0 {
 		// The default: every port the file names (pods, services'
 		// targets, policies), and every service through its clusterIP.
-		svcs, backendPorts := serviceTargets(r, res)
+		svcs, backendPorts := serviceTargets(r, res, o.Nodes)
 		targets = declared(r, res, backendPorts)
 		if len(svcs) > 0 {
 			res.Services = &ServiceMatrix{Targets: svcs}
@@ -176,11 +180,17 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// openPods opens the namespace of every IPv4 pod of r found here, adding
-// them to res.Pods and a note to res for each pod skipped.
-func openPods(r *spec.Resolved, res *Result) []*pod {
+// openPods opens the namespace of every IPv4 pod of r found here (on
+// nodes, when given), adding them to res.Pods and a note to res for each
+// pod skipped.
+func openPods(r *spec.Resolved, res *Result, nodes []string) []*pod {
 	var pods []*pod
-	order := slices.Clone(r.Pods)
+	var order []spec.ResolvedPod
+	for _, p := range r.Pods {
+		if len(nodes) == 0 || slices.Contains(nodes, p.Node) {
+			order = append(order, p)
+		}
+	}
 	slices.SortFunc(order, func(a, b spec.ResolvedPod) int { return natsort.Compare(a.Key, b.Key) })
 	for _, p := range order {
 		if !p.IP.Is4() {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sync"
 
 	"github.com/netreconcile/netreconcile/policy"
@@ -40,17 +41,24 @@ type ServiceTarget struct {
 func (t ServiceTarget) String() string { return fmt.Sprintf("%s %s", t.Service, t.Target) }
 
 // serviceTargets lists the TCP and UDP ports of r's services that have a
-// backend, and the backends' target ports (listeners are needed there).
-func serviceTargets(r *spec.Resolved, res *Result) (svcs []ServiceTarget, backendPorts []Target) {
+// backend (every one of them on nodes, when given), and the backends'
+// target ports (listeners are needed there).
+func serviceTargets(r *spec.Resolved, res *Result, nodes []string) (svcs []ServiceTarget, backendPorts []Target) {
+	idx := spec.NewPodIndex(r.Pods, nil)
+	elsewhere := 0
 	for i := range r.Services {
 		svc := &r.Services[i]
 		for _, sp := range svc.Ports {
 			if sp.Protocol == spec.ProtocolSCTP {
 				continue
 			}
-			bs := r.Backends(svc, sp)
+			bs := r.BackendsIn(idx, svc, sp)
 			if len(bs) == 0 {
 				res.Notes = append(res.Notes, fmt.Sprintf("service %s %d/%s has no backend: not probed (it refuses connections)", svc.Key, sp.Port, sp.Protocol))
+				continue
+			}
+			if len(nodes) > 0 && slices.ContainsFunc(bs, func(b spec.Backend) bool { return !slices.Contains(nodes, b.Pod.Node) }) {
+				elsewhere++
 				continue
 			}
 			svcs = append(svcs, ServiceTarget{Service: svc.Key, Target: Target{sp.Port, sp.Protocol}, IP: svc.ClusterIP})
@@ -58,6 +66,9 @@ func serviceTargets(r *spec.Resolved, res *Result) (svcs []ServiceTarget, backen
 				backendPorts = append(backendPorts, Target{b.Port, sp.Protocol})
 			}
 		}
+	}
+	if elsewhere > 0 {
+		res.Notes = append(res.Notes, fmt.Sprintf("%d service ports with a backend on another node than --nodes: not probed", elsewhere))
 	}
 	return svcs, backendPorts
 }

@@ -186,3 +186,18 @@ func TestCapacityFrontends(t *testing.T) {
 		t.Errorf("plan of node a: %v, want 7 backend entries counted", derr)
 	}
 }
+
+// BenchmarkCheckCapacityNodes is what validate adds at issue 18's
+// 1000-node cluster (50 pods a node, 10,000 services, 2000 policies).
+func BenchmarkCheckCapacityNodes(b *testing.B) {
+	r, err := spec.LoadBytes("nodes.yaml", scaletopo.Nodes(1000))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := CheckCapacity(r, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

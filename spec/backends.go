@@ -66,6 +66,23 @@ func (r *Resolved) Backends(svc *ResolvedService, sp ServicePort) []Backend {
 	return out
 }
 
+// BackendsIn is Backends looking only at the candidates idx (an index of
+// r.Pods) gives for svc's selector: the same list, without walking every
+// pod of a cluster-sized file for each service.
+func (r *Resolved) BackendsIn(idx *PodIndex, svc *ResolvedService, sp ServicePort) []Backend {
+	var out []Backend
+	for _, i := range idx.Candidates(svc.Namespace, svc.Selector) {
+		p := &r.Pods[i]
+		if !svc.Selects(p) {
+			continue
+		}
+		if port, ok := sp.TargetOf(p); ok {
+			out = append(out, Backend{Pod: p, Port: port})
+		}
+	}
+	return out
+}
+
 // protocolOr applies the Kubernetes default protocol, TCP.
 func protocolOr(p string) string {
 	if p == "" {

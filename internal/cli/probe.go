@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/netreconcile/netreconcile/lab"
 	"github.com/netreconcile/netreconcile/policy"
 	"github.com/netreconcile/netreconcile/probe"
 	"github.com/netreconcile/netreconcile/spec"
@@ -49,6 +50,11 @@ probe could not run.`,
 			if err != nil {
 				return err
 			}
+			if len(o.Nodes) > 0 {
+				if err := lab.CheckNodes(r, o.Nodes); err != nil {
+					return fmt.Errorf("--nodes: %w", err)
+				}
+			}
 			for _, s := range ports {
 				port, proto, err := policy.ParsePort(s)
 				if err != nil {
@@ -82,6 +88,7 @@ probe could not run.`,
 	cmd.Flags().DurationVar(&o.Timeout, "timeout", time.Second, "time one attempt waits for an answer")
 	cmd.Flags().IntVar(&o.Retries, "retries", 1, "further attempts for a pair that did not answer")
 	cmd.Flags().IntVar(&o.Parallel, "parallel", 64, "attempts in flight at once")
+	nodesFlag(cmd, &o.Nodes)
 	outputFlag(cmd, &output)
 	return cmd
 }

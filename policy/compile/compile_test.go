@@ -2,6 +2,7 @@ package compile
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -444,4 +445,46 @@ func allPeers(s spec.PolicySpec) []spec.PolicyPeer {
 		out = append(out, r.To...)
 	}
 	return out
+}
+
+// TestSidesOfOneKind: sides selected by the same policies share their
+// rules (compiled once), unless their pods' ports differ: a named
+// ingress port is each selected pod's own number.
+func TestSidesOfOneKind(t *testing.T) {
+	r, err := spec.LoadBytes("kinds.yaml", []byte(`apiVersion: netreconcile/v1
+kind: Topology
+cluster: {podCIDR: 10.244.0.0/16}
+nodes:
+  - {name: a, address: 172.31.1.2/24, podCIDR: 10.244.1.0/24}
+  - {name: b, address: 172.31.1.3/24, podCIDR: 10.244.2.0/24}
+pods:
+  - {name: a1, namespace: x, node: a, ip: 10.244.1.11, labels: {app: web}, ports: [{name: web, port: 8080}]}
+  - {name: a2, namespace: x, node: a, ip: 10.244.1.12, labels: {app: web}, ports: [{name: web, port: 8081}]}
+  - {name: b1, namespace: x, node: b, ip: 10.244.2.11, labels: {app: web}, ports: [{name: web, port: 8080}]}
+  - {name: b2, namespace: x, node: b, ip: 10.244.2.12, labels: {app: web}, ports: [{name: web, port: 8081, protocol: UDP}]}
+policies:
+  - {name: web, namespace: x, spec: {podSelector: {matchLabels: {app: web}}, ingress: [{ports: [{port: web}]}]}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := NewCluster(r)
+	got := map[string]string{}
+	for _, node := range []string{"a", "b"} {
+		prog, err := cl.Node(node)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range prog.Sides {
+			var rules []string
+			for _, ru := range s.Rules {
+				rules = append(rules, ru.String())
+			}
+			got[s.Pod] = strings.Join(rules, " ")
+		}
+	}
+	want := map[string]string{"x/a1": "any/TCP/8080", "x/a2": "any/TCP/8081", "x/b1": "any/TCP/8080", "x/b2": ""}
+	if !maps.Equal(got, want) {
+		t.Errorf("rules by pod: %v, want %v", got, want)
+	}
 }

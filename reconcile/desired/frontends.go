@@ -56,12 +56,19 @@ func frontends(svc *spec.ResolvedService, port spec.ServicePort, nodeAddr netip.
 func localOnly(bs []string, local map[netip.Addr]bool) []string {
 	out := make([]string, 0, len(bs))
 	for _, b := range bs {
-		ip, _, _ := strings.Cut(b, ":")
-		if a, err := netip.ParseAddr(ip); err == nil && local[a] {
+		if a, ok := backendAddr(b); ok && local[a] {
 			out = append(out, b)
 		}
 	}
 	return out
+}
+
+// backendAddr is the address of backend b ("ip:port") as a Local
+// frontend tells the node's own: an IPv6 backend ("[ip]:port") is none.
+func backendAddr(b string) (netip.Addr, bool) {
+	ip, _, _ := strings.Cut(b, ":")
+	a, err := netip.ParseAddr(ip)
+	return a, err == nil
 }
 
 // localPods is the set of addresses of the pods on node.
