@@ -9,6 +9,7 @@ import (
 	"hash/fnv"
 	"maps"
 	"net/netip"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -288,6 +289,10 @@ func (cl *Cluster) table(blocks []*block) *table {
 	return t
 }
 
+// labelPair is a label's key and value, a map key made without
+// concatenating (every pod's labels are indexed).
+type labelPair struct{ k, v string }
+
 // side is an isolated side of a local pod with the policies that select it.
 type side struct {
 	pod      *spec.ResolvedPod
@@ -354,10 +359,10 @@ type table struct {
 	// Pod classes by namespace, and by namespace and label pair, so that
 	// a selector looks at the classes that can match, not at every pod.
 	byNS     map[string][]*class
-	byLabel  map[string]map[string][]*class // namespace -> "key=value"
-	nsNames  []string                       // every namespace, sorted
-	nsByPair map[string][]string            // "key=value" -> namespaces with it, sorted
-	inBlock  map[string][]*class            // block text -> classes in it
+	byLabel  map[string]map[labelPair][]*class // namespace -> label, made per namespace when needed (labelIndex)
+	nsNames  []string                          // every namespace, sorted
+	nsByPair map[string][]string               // "key=value" -> namespaces with it, sorted
+	inBlock  map[string][]*class               // block text -> classes in it
 
 	// remotes holds the peer set of each rule: a policy's rules are
 	// compiled once for every pod it selects, on every node.
@@ -488,15 +493,40 @@ func parseBlock(ib *spec.IPBlock) (*block, bool) {
 }
 
 func (c *table) membership(p netip.Prefix) (map[string]bool, string) {
-	in := map[string]bool{}
+	var in map[string]bool // nil for none: the commonest by far, one per pod
 	var names []string
 	for _, b := range c.blocks {
 		if b.contains(p) {
+			if in == nil {
+				in = map[string]bool{}
+			}
 			in[b.text] = true
 			names = append(names, b.text)
 		}
 	}
 	return in, strings.Join(names, "; ")
+}
+
+// podDescs describes every IPv4 pod and the blocks it is in, on every CPU
+// (a cluster's 50,000 pods).
+func (c *table) podDescs() ([]string, []map[string]bool) {
+	descs, ins := make([]string, len(c.r.Pods)), make([]map[string]bool, len(c.r.Pods))
+	describe := func(from, to int) {
+		for i := from; i < to; i++ {
+			if p := &c.r.Pods[i]; p.IP.Is4() {
+				in, blocks := c.membership(netip.PrefixFrom(p.IP, 32))
+				descs[i], ins[i] = podDesc(p, blocks), in
+			}
+		}
+	}
+	n := len(c.r.Pods)
+	workers := min(runtime.GOMAXPROCS(0), 1+n/1000)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() { describe(w*n/workers, (w+1)*n/workers) })
+	}
+	wg.Wait()
+	return descs, ins
 }
 
 // buildClasses sorts every pod, and every ipBlock prefix, into its class.
@@ -510,13 +540,13 @@ func (c *table) buildClasses() {
 		byDesc[desc] = k
 		return k
 	}
+	descs, ins := c.podDescs()
 	for i := range c.r.Pods {
 		p := &c.r.Pods[i]
 		if !p.IP.Is4() {
 			continue
 		}
-		in, blocks := c.membership(netip.PrefixFrom(p.IP, 32))
-		k := get(podDesc(p, blocks), in, p)
+		k := get(descs[i], ins[i], p)
 		k.ips = append(k.ips, p.IP)
 		c.classOf[p.IP] = k
 	}
@@ -535,7 +565,7 @@ func (c *table) buildClasses() {
 		}
 	}
 	c.byNS = map[string][]*class{}
-	c.byLabel = map[string]map[string][]*class{}
+	c.byLabel = map[string]map[labelPair][]*class{}
 	c.inBlock = map[string][]*class{}
 	for _, d := range slices.Sorted(maps.Keys(byDesc)) {
 		k := byDesc[d]
@@ -550,12 +580,6 @@ func (c *table) buildClasses() {
 		c.podCls = append(c.podCls, k)
 		ns := k.pod.Namespace
 		c.byNS[ns] = append(c.byNS[ns], k)
-		if c.byLabel[ns] == nil {
-			c.byLabel[ns] = map[string][]*class{}
-		}
-		for lk, lv := range k.pod.Labels {
-			c.byLabel[ns][lk+"="+lv] = append(c.byLabel[ns][lk+"="+lv], k)
-		}
 	}
 	nsSet := map[string]bool{}
 	for ns := range c.r.Namespaces {
@@ -597,25 +621,47 @@ func (c *table) assignIDs() {
 }
 
 func podDesc(p *spec.ResolvedPod, blocks string) string {
-	var b strings.Builder
-	b.WriteString("pods in " + p.Namespace + " with labels {")
-	for i, k := range slices.Sorted(maps.Keys(p.Labels)) {
-		if i > 0 {
-			b.WriteString(",")
-		}
-		b.WriteString(k + "=" + p.Labels[k])
+	// Made for every pod of the file: without a sorted copy of the keys
+	// or a string per port for the usual few of each.
+	var keyBuf [8]string
+	keys := keyBuf[:0]
+	for k := range p.Labels {
+		keys = append(keys, k)
 	}
-	b.WriteString("}")
+	slices.Sort(keys)
+	var b strings.Builder
+	b.Grow(64)
+	b.WriteString("pods in ")
+	b.WriteString(p.Namespace)
+	b.WriteString(" with labels {")
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(k)
+		b.WriteByte('=')
+		b.WriteString(p.Labels[k])
+	}
+	b.WriteByte('}')
 	if len(p.Ports) > 0 {
-		ports := make([]string, len(p.Ports))
-		for i, cp := range p.Ports {
-			ports[i] = cp.Name + "=" + strconv.Itoa(cp.Port) + "/" + protocolOf(cp.Protocol)
+		var portBuf [4]string
+		ports := portBuf[:0]
+		for _, cp := range p.Ports {
+			ports = append(ports, cp.Name+"="+strconv.Itoa(cp.Port)+"/"+protocolOf(cp.Protocol))
 		}
 		slices.Sort(ports)
-		b.WriteString(" ports {" + strings.Join(ports, ",") + "}")
+		b.WriteString(" ports {")
+		for i, d := range ports {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(d)
+		}
+		b.WriteByte('}')
 	}
 	if blocks != "" {
-		b.WriteString(" in " + blocks)
+		b.WriteString(" in ")
+		b.WriteString(blocks)
 	}
 	return b.String()
 }
@@ -757,7 +803,7 @@ func (c *table) candidates(ns string, sel *spec.LabelSelector) []*class {
 	}
 	best := all
 	for k, v := range sel.MatchLabels {
-		if l := c.byLabel[ns][k+"="+v]; len(l) < len(best) {
+		if l := c.labelIndex(ns)[labelPair{k, v}]; len(l) < len(best) {
 			best = l
 		}
 		if len(best) == 0 {
@@ -765,6 +811,22 @@ func (c *table) candidates(ns string, sel *spec.LabelSelector) []*class {
 		}
 	}
 	return best
+}
+
+// labelIndex is byLabel[ns], made when a rule first names ns (a node's
+// rules name few of a cluster's namespaces). Called with c.mu held.
+func (c *table) labelIndex(ns string) map[labelPair][]*class {
+	if m, ok := c.byLabel[ns]; ok {
+		return m
+	}
+	m := map[labelPair][]*class{}
+	for _, k := range c.byNS[ns] {
+		for lk, lv := range k.pod.Labels {
+			m[labelPair{lk, lv}] = append(m[labelPair{lk, lv}], k)
+		}
+	}
+	c.byLabel[ns] = m
+	return m
 }
 
 // namespaceCandidates are the namespaces sel may match, sorted: with

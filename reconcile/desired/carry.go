@@ -2,6 +2,7 @@ package desired
 
 import (
 	"maps"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -72,11 +73,17 @@ func changedNamespaces(old, new []spec.ResolvedPod) map[string]bool {
 			j++
 		default:
 			a, b := &old[i], &new[j]
-			if a.IP != b.IP || !maps.Equal(a.Labels, b.Labels) || !slices.Equal(a.Ports, b.Ports) {
+			if a.IP != b.IP || !sameLabels(a.Labels, b.Labels) || !slices.Equal(a.Ports, b.Ports) {
 				dirty[b.Namespace] = true
 			}
 			i, j = i+1, j+1
 		}
 	}
 	return dirty
+}
+
+// sameLabels is maps.Equal, at once for the one map: a pod the file did
+// not change keeps its decoded labels from one pass to the next.
+func sameLabels(a, b map[string]string) bool {
+	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer() || maps.Equal(a, b)
 }
