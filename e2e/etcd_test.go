@@ -33,6 +33,7 @@ func TestOfflineEtcdSet(t *testing.T) {
 	}
 	bin := BuildBinary(t)
 	s := etcdtest.Start(t)
+	var urls []string
 	for _, example := range []string{"multinode.yaml", "multitier.yaml"} {
 		text, err := os.ReadFile(filepath.Join(repo, "examples", example))
 		if err != nil {
@@ -66,6 +67,15 @@ func TestOfflineEtcdSet(t *testing.T) {
 		if out, errOut, code := Run(t, bin, "validate", "-f", url); code != 0 || !strings.Contains(out, ": valid (") {
 			t.Errorf("validate -f %s: exit %d %s%s", url, code, out, errOut)
 		}
+		// diff takes sets too: the same topology from etcd and from the
+		// one file is no difference.
+		if out, errOut, code := Run(t, bin, "diff", "--detailed-exitcode", filepath.Join(repo, "examples", example), url); code != 0 {
+			t.Errorf("diff of %s and its etcd set: exit %d\n%s%s", example, code, out, errOut)
+		}
+		urls = append(urls, url)
+	}
+	if out, errOut, code := Run(t, bin, "diff", "--detailed-exitcode", urls[0], urls[1]); code != 2 || !strings.Contains(out, "pod") {
+		t.Errorf("diff of two etcd sets of different topologies: exit %d\n%s%s", code, out, errOut)
 	}
 
 	// An invalid value: named by its key, line and column.
