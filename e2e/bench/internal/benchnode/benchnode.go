@@ -48,7 +48,15 @@ func PodIP(i int) netip.Addr {
 
 // NodeNS makes the namespace <id>-node with an uplink (a veth whose peer
 // stays in it, unconnected) carrying NodeAddr, and returns its name.
-func NodeNS(id string) (string, error) {
+func NodeNS(id string) (string, error) { return NodeNSAddr(id, NodeAddr) }
+
+// NodeNSAddr is NodeNS with the uplink carrying addr (a prefix, such as
+// the node's address in the file).
+func NodeNSAddr(id, addr string) (string, error) {
+	nodeAddr, err := netlink.ParseAddr(addr)
+	if err != nil {
+		return "", fmt.Errorf("node address %q: %w", addr, err)
+	}
 	name := id + "-node"
 	if err := nsutil.Create(name); err != nil {
 		return "", err
@@ -73,8 +81,7 @@ func NodeNS(id string) (string, error) {
 		up, err = h.LinkByName(Uplink)
 	}
 	if err == nil {
-		addr, _ := netlink.ParseAddr(NodeAddr)
-		err = h.AddrAdd(up, addr)
+		err = h.AddrAdd(up, nodeAddr)
 	}
 	if err == nil {
 		err = h.LinkSetUp(up)
