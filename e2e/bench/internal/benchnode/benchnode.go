@@ -2,7 +2,8 @@
 // throwaway node namespace with an uplink, the raw-netlink floor for
 // creating veth pods (the same objects netreconcile's veth driver makes,
 // with no observation, diffing or verification), building the binary and
-// bringing a lab up and down, iperf3 runs, main's signal handling, and
+// bringing a lab up and down, running `netreconcile watch` and reading
+// its passes from its log, iperf3 runs, main's signal handling, and
 // formatting.
 //
 // Everything lives in namespaces named after a random id; callers delete

@@ -24,6 +24,9 @@ type Pass struct {
 	ReadFile string `json:"readFile"` // reading and parsing the file, within Duration
 	Changes  int    `json:"changes"`
 	Error    string `json:"error"`
+	// Seen is when the bench read the line (within about 50 ms of its
+	// writing, as Next polls).
+	Seen time.Time `json:"-"`
 }
 
 // Took is the pass's duration (0 when the log has none).
@@ -106,7 +109,7 @@ func (d *Daemon) Next(ctx context.Context, trigger string, quiet, timeout time.D
 		}
 		for _, p := range passes[d.seen:] {
 			if p.Error != "" {
-				return Pass{}, fmt.Errorf("watch pass (%s) failed: %s", p.Trigger, p.Error)
+				return Pass{}, fmt.Errorf("watch pass (%s) failed: %s", p.Trigger, Clip(p.Error, 400))
 			}
 			if found == nil && p.Trigger == trigger {
 				found = &p
@@ -155,11 +158,12 @@ func (r *passReader) read() ([]Pass, error) {
 	data = append(r.tail, data...)
 	end := bytes.LastIndexByte(data, '\n') + 1
 	r.tail = slices.Clone(data[end:])
+	now := time.Now()
 	for line := range bytes.Lines(data[:end]) {
 		if !bytes.Contains(line, []byte(`"msg":"reconcile`)) {
 			continue
 		}
-		var p Pass
+		p := Pass{Seen: now}
 		if json.Unmarshal(line, &p) != nil {
 			continue
 		}
@@ -209,4 +213,13 @@ func Memory(pid int) (rss, hwm int64, err error) {
 		}
 	}
 	return rss, hwm, nil
+}
+
+// Clip returns s cut to n bytes and "...", when longer: the errors of a
+// large node list thousands of changes.
+func Clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
 }
