@@ -80,8 +80,9 @@ func runLive(ctx context.Context, sizes []int, runs int, nodeSubnet bool) error 
 			}
 			fmt.Fprintf(w, "\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", name, took, read, mb(r.rss), mb(r.hwm), changes, r.goalOfRow)
 		}
-		w.Flush()
+		fmt.Fprintf(os.Stderr, "%d nodes done\n", n) // the table is aligned once, at the end
 	}
+	w.Flush()
 	if len(failed) > 0 {
 		return fmt.Errorf("live runs failed at %v nodes (see above)", failed)
 	}

@@ -89,7 +89,7 @@ func runOffline(ctx context.Context, sizes []int, rows []string, runs int, cpupr
 			}
 			fmt.Fprintf(w, "\t%s\t%s\t%s\t%s\t%s\t\n", rowNames[row], benchnode.Round(m.Step), mb(m.rss), changes, goal(row))
 		}
-		w.Flush()
+		fmt.Fprintf(os.Stderr, "%d nodes done\n", n) // the table is aligned once, at the end
 	}
 	return w.Flush()
 }
