@@ -54,15 +54,3 @@ var nodeRE = regexp.MustCompile(`(?m)^(  - \{name: (p\d+), [^\n]*node: ` + node 
 func withNetns(data []byte, prefix string) []byte {
 	return nodeRE.ReplaceAll(data, []byte("${1} netns: "+prefix+"-${2},"))
 }
-
-// withNodeSubnet returns data with the nodes' subnet among the
-// cluster's nonMasqueradeCIDRs (the -node-subnet work-around): the node
-// addresses, each an exception of the masquerade table, then fold into
-// one rule (at 1000 nodes, a rule each makes a batch netlink refuses).
-func withNodeSubnet(data []byte) []byte {
-	out := bytes.Replace(data, []byte("\ncluster: {"), []byte("\ncluster: {egress: {nonMasqueradeCIDRs: [192.168.0.0/16]}, "), 1)
-	if bytes.Equal(out, data) {
-		panic("scaletopo file without a cluster line")
-	}
-	return out
-}

@@ -37,7 +37,7 @@ type liveRow struct {
 	goalOfRow string
 }
 
-func runLive(ctx context.Context, sizes []int, runs int, nodeSubnet bool) error {
+func runLive(ctx context.Context, sizes []int, runs int) error {
 	tmp, err := os.MkdirTemp("", "nrcluster-live-")
 	if err != nil {
 		return err
@@ -51,7 +51,7 @@ func runLive(ctx context.Context, sizes []int, runs int, nodeSubnet bool) error 
 	fmt.Fprintf(w, "nodes\tpass\ttime\tread+load\tVmRSS\tVmHWM\tchanges\tgoal at 1000 nodes\t\n")
 	var failed []int
 	for _, n := range sizes {
-		l := &liveNode{bin: bin, id: benchnode.RandID("nrc"), dir: filepath.Join(tmp, strconv.Itoa(n)), nodeSubnet: nodeSubnet}
+		l := &liveNode{bin: bin, id: benchnode.RandID("nrc"), dir: filepath.Join(tmp, strconv.Itoa(n))}
 		rows, err := l.measure(ctx, n, runs)
 		l.cleanup()
 		if ctx.Err() != nil {
@@ -92,7 +92,6 @@ func runLive(ctx context.Context, sizes []int, runs int, nodeSubnet bool) error 
 // liveNode is one size's node: its namespace, pins, records and daemon.
 type liveNode struct {
 	bin, id, dir string
-	nodeSubnet   bool // the nodes' subnet is not masqueraded (withNodeSubnet)
 	file, nodeNS string
 }
 
@@ -113,9 +112,6 @@ func (l *liveNode) measure(ctx context.Context, n, runs int) ([]liveRow, error) 
 	}
 	l.file = filepath.Join(l.dir, "cluster.yaml")
 	base := withNetns(scaletopo.Nodes(n), l.id)
-	if l.nodeSubnet {
-		base = withNodeSubnet(base)
-	}
 	if err := os.WriteFile(l.file, base, 0o644); err != nil {
 		return nil, err
 	}
