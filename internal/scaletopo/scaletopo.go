@@ -154,33 +154,3 @@ func mapSizes(backends, services int) string {
 	}
 	return ", datapath: {maps: {" + strings.Join(fields, ", ") + "}}"
 }
-
-// Split cuts a file written by this package (flow style: one item a line
-// under its list's key) into documents of at most max bytes each (a line
-// longer than that makes its own document), for files over the parser's
-// limit: every document but the first repeats the header lines
-// (apiVersion, kind) and the key of the list it continues. Parsed and
-// joined (Join), they are the file.
-func Split(data []byte, max int) [][]byte {
-	var parts [][]byte
-	var cur, header []byte
-	list := ""
-	for line := range strings.Lines(string(data)) {
-		item := strings.HasPrefix(line, " ")
-		if len(cur)+len(line) > max && len(cur) > len(header)+len(list) {
-			parts = append(parts, cur)
-			cur = append([]byte(nil), header...)
-			if item {
-				cur = append(cur, list...)
-			}
-		}
-		switch {
-		case strings.HasPrefix(line, "apiVersion:") || strings.HasPrefix(line, "kind:"):
-			header = append(header, line...)
-		case !item:
-			list = line // a top-level key: a list follows, or a mapping on its line
-		}
-		cur = append(cur, line...)
-	}
-	return append(parts, cur)
-}

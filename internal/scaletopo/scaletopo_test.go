@@ -3,11 +3,9 @@ package scaletopo_test
 import (
 	"flag"
 	"os"
-	"reflect"
 	"testing"
 
 	"github.com/netreconcile/netreconcile/internal/scaletopo"
-	"github.com/netreconcile/netreconcile/internal/scaletopo/join"
 	"github.com/netreconcile/netreconcile/spec"
 )
 
@@ -42,36 +40,10 @@ func TestCluster(t *testing.T) {
 	}
 }
 
-// TestSplitJoin checks that a file cut into small documents resolves to
-// the same model as the whole file.
-func TestSplitJoin(t *testing.T) {
-	data := scaletopo.Cluster(100)
-	want, err := spec.LoadBytes("cluster100.yaml", data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	parts := scaletopo.Split(data, 64<<10)
-	if len(parts) < 10 {
-		t.Fatalf("%d parts of %d bytes", len(parts), len(data))
-	}
-	for i, p := range parts {
-		if len(p) > 64<<10 {
-			t.Errorf("part %d: %d bytes", i, len(p))
-		}
-	}
-	_, got, err := join.Join(parts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Error("joined parts resolve to another model than the whole file")
-	}
-}
-
 // TestNodes checks issue 18's cluster has the sizes its comment says,
 // and that a service has 5 backends.
 func TestNodes(t *testing.T) {
-	_, r, err := join.Join(scaletopo.Split(scaletopo.Nodes(100), 1<<20))
+	r, err := spec.LoadBytes("nodes100.yaml", scaletopo.Nodes(100))
 	if err != nil {
 		t.Fatal(err)
 	}

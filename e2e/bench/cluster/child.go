@@ -3,9 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
-	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"time"
@@ -17,126 +15,116 @@ import (
 	"github.com/netreconcile/netreconcile/drivers/ipvlan"
 	"github.com/netreconcile/netreconcile/drivers/macvlan"
 	"github.com/netreconcile/netreconcile/drivers/veth"
-	"github.com/netreconcile/netreconcile/internal/scaletopo/join"
 	"github.com/netreconcile/netreconcile/reconcile"
 	"github.com/netreconcile/netreconcile/spec"
 	"github.com/netreconcile/netreconcile/state"
 )
 
-// node is the node every row plans.
-const node = "n0"
+// pinDir is n0's pin directory in the offline rows: the binary's default,
+// which the observation records.
+const pinDir = "/sys/fs/bpf/netreconcile/" + node
 
-// runChild runs row on the file cut into dir's documents and prints its
-// result as JSON.
-func runChild(row, dir, cpuprofile, memprofile string) error {
-	start := time.Now()
-	if row == "validate" { // the whole of it is the row
-		stop, err := profile(cpuprofile)
-		if err != nil {
-			return err
-		}
-		defer stop()
-	}
-	names, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
-	if err != nil {
-		return err
-	}
-	var parts [][]byte
-	for _, name := range names {
-		b, err := os.ReadFile(name)
-		if err != nil {
-			return err
-		}
-		parts = append(parts, b)
-	}
-	t, r, err := join.Join(parts)
-	if err != nil {
-		return err
-	}
+// runChild runs step on file and prints its result as JSON: "observed"
+// writes the converged node's observation, "edit" times the one-pod edit.
+func runChild(step, file, cpuprofile, memprofile string) error {
 	var res result
-	if row == "validate" {
-		err = reconcile.CheckCapacity(r, nil)
-		res.Step = time.Since(start)
-		return report(res, err)
+	var err error
+	switch step {
+	case "observed":
+		res, err = writeConverged(file)
+	case "edit":
+		res, err = edit(file, cpuprofile, memprofile)
+	default:
+		err = fmt.Errorf("unknown step %q", step)
 	}
-	e := &reconcile.Engine{Cfg: &reconcile.Config{Node: node, BPFFS: "/sys/fs/bpf/netreconcile/" + node,
-		Drivers: drivers.NewRegistry(veth.Driver{}, bridge.Driver{}, macvlan.Driver{}, ipvlan.Driver{})}, Log: logr.Discard()}
-	obs, err := reconcile.EmptyObserved(r, node)
-	if err != nil {
-		return err
-	}
-	if row != "plan" {
-		if obs, err = converged(e, r, obs); err != nil {
-			return err
-		}
-	}
-	if row == "edit" {
-		t.Pods = append(t.Pods, spec.Pod{Name: "added", Namespace: "ns0", Node: node, Mode: "veth",
-			Labels: map[string]string{"app": "a1", "instance": "added"}})
-	}
-	stop, err := profile(cpuprofile)
-	if err != nil {
-		return err
-	}
-	start = time.Now()
-	if row == "edit" {
-		if r, err = spec.Resolve(t, nil); err != nil {
-			return err
-		}
-	}
-	planned, err := e.Plan(r, obs)
-	if err == nil {
-		planned.Plan.WriteText(io.Discard)
-	}
-	res.Step = time.Since(start)
-	stop()
-	if err != nil {
-		return err
-	}
-	res.Changes = len(planned.Plan.Changes)
-	if res.Objects, err = objects(e, r, obs); err != nil {
-		return err
-	}
-	if err := heapProfile(memprofile); err != nil {
-		return err
-	}
-	return report(res, nil)
-}
-
-func report(res result, err error) error {
 	if err != nil {
 		return err
 	}
 	return json.NewEncoder(os.Stdout).Encode(res)
 }
 
-// converged is a node holding exactly what the file wants of it: the
-// desired state, copied through its JSON form, with empty's node facts.
-func converged(e *reconcile.Engine, r *spec.Resolved, empty *reconcile.Observed) (*reconcile.Observed, error) {
-	e.Cfg.Uplink = r.Node(node).Uplink
-	want, err := reconcile.Desired(e.Cfg, r, empty.Uplink)
-	if err != nil {
-		return nil, err
-	}
-	b, err := json.Marshal(want)
-	if err != nil {
-		return nil, err
-	}
-	obs := state.NewObserved(node)
-	if err := json.Unmarshal(b, obs.Owned); err != nil {
-		return nil, err
-	}
-	obs.Facts, obs.Uplink = empty.Facts, empty.Uplink
-	return obs, nil
+// engine plans n0 as the binary does offline.
+func engine(r *spec.Resolved) *reconcile.Engine {
+	return &reconcile.Engine{Cfg: &reconcile.Config{Node: node, BPFFS: pinDir, Uplink: r.Node(node).Uplink,
+		Drivers: drivers.NewRegistry(veth.Driver{}, bridge.Driver{}, macvlan.Driver{}, ipvlan.Driver{})}, Log: logr.Discard()}
 }
 
-// objects counts the node's desired objects (after the timing).
-func objects(e *reconcile.Engine, r *spec.Resolved, obs *reconcile.Observed) (int, error) {
-	want, err := reconcile.Desired(e.Cfg, r, obs.Uplink)
+// writeConverged writes, beside file, node n0 holding exactly what the
+// file wants of it, in show -o json's format: the desired state, with
+// the node facts of plan --observed empty.
+func writeConverged(file string) (result, error) {
+	r, err := spec.LoadFiles(file)
 	if err != nil {
-		return 0, err
+		return result{}, err
 	}
-	return want.Len(), nil
+	empty, err := reconcile.EmptyObserved(r, node)
+	if err != nil {
+		return result{}, err
+	}
+	want, err := reconcile.Desired(engine(r).Cfg, r, empty.Uplink)
+	if err != nil {
+		return result{}, err
+	}
+	obs := state.NewObserved(node)
+	obs.FormatVersion, obs.Owned, obs.Facts, obs.Uplink = state.ObservedFormat, want, empty.Facts, empty.Uplink
+	obs.Facts.PinDir = pinDir
+	b, err := json.Marshal(obs)
+	if err == nil {
+		err = os.WriteFile(observedPath(file), b, 0o644)
+	}
+	return result{Objects: want.Len()}, err
+}
+
+// edit loads file through a spec.Parser, then times the watch daemon's
+// work for the edited file (a pod added on n0) without the kernel:
+// reading it, loading it through the same Parser (which decodes only
+// the new item) and planning it against the converged node.
+func edit(file, cpuprofile, memprofile string) (result, error) {
+	var p spec.Parser
+	srcs, err := spec.ReadFiles(spec.DefaultMaxFileSize, file)
+	if err != nil {
+		return result{}, err
+	}
+	r, _, err := p.Load(srcs)
+	if err != nil {
+		return result{}, err
+	}
+	obs, err := readObserved(observedPath(file))
+	if err != nil {
+		return result{}, err
+	}
+	e := engine(r)
+	stop, err := profile(cpuprofile)
+	if err != nil {
+		return result{}, err
+	}
+	start := time.Now()
+	if srcs, err = spec.ReadFiles(spec.DefaultMaxFileSize, editedPath(file)); err != nil {
+		return result{}, err
+	}
+	srcs[0].Name = file // the daemon reads the same path again
+	if r, _, err = p.Load(srcs); err != nil {
+		return result{}, err
+	}
+	planned, err := e.Plan(r, obs)
+	step := time.Since(start)
+	stop()
+	if err != nil {
+		return result{}, err
+	}
+	return result{Step: step, Changes: len(planned.Plan.Changes)}, heapProfile(memprofile)
+}
+
+func readObserved(path string) (*reconcile.Observed, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var obs reconcile.Observed
+	if err := json.Unmarshal(b, &obs); err != nil {
+		return nil, fmt.Errorf("observed state %s: %w", path, err)
+	}
+	return &obs, nil
 }
 
 func profile(path string) (stop func(), err error) {

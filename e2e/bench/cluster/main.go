@@ -1,204 +1,114 @@
 // Command cluster measures one node's work in cluster-sized files (issue
 // 18): scaletopo.Nodes of 100, 1000 and 5000 nodes (50 veth pods per
-// node, a service per 5 pods, 2 policies per namespace). For each size and
-// row it runs itself as a child process -runs times and reports the
-// median of the row's own time, of the child's whole run (reading and
-// resolving the file included) and of its peak RSS (wait4's rusage):
+// node, a service per 5 pods, 2 policies per namespace), each written as
+// one file, through the product's own paths. Figures are medians of -runs;
+// compare them within one run (the machine is shared and noisy).
 //
-//   - validate: read, decode and resolve the file, check every node's map
-//     capacity (what `netreconcile validate` does);
-//   - plan from scratch: node n0 against an empty node (`plan --node n0
-//     --observed empty`), the plan's text rendered;
-//   - no-op plan: n0 against a node holding exactly what it wants (the
-//     observation standing in for the kernel is built before the timing,
-//     from the desired state through its JSON form, and is in the RSS);
-//   - one-pod edit: the work of a watch pass for a pod added on n0,
-//     without the kernel: the edited topology resolved again and planned
-//     against the converged node (the daemon's parser decodes only the
-//     edited item; that saving is not in this row).
+// Offline (no privilege, no kernel state), each row -runs times in a child
+// process whose wall time and peak RSS (wait4's rusage) are shown:
 //
-// Files over the parser's 4 MiB limit are cut into documents
-// (scaletopo.Split) written to a temporary directory; the child parses
-// each and resolves them as one (join.Join).
+//   - validate: `netreconcile validate -f FILE`;
+//   - plan from scratch: `netreconcile plan -f FILE --node n0 --observed
+//     empty` (a fresh --state-dir: no parse cache);
+//   - no-op plan: the same with `--observed FILE.json`, node n0 converged
+//     (show -o json's format, written from reconcile.Desired);
+//   - one-pod edit (offline): in this program's child, a spec.Parser that
+//     loaded the file (as the watch daemon's does) loads it again with a
+//     pod added on n0, reusing the unchanged items, and reconcile.Engine
+//     plans it against the converged node; the time is that read, load
+//     and plan (the child's RSS includes the first load). -cpuprofile and
+//     -memprofile profile this row.
+//
+// Live (-live, root): for each size, a node namespace whose uplink eth0
+// carries n0's address, and `netreconcile watch -f FILE --node n0` on it
+// (its own --state-dir, pins below /sys/fs/bpf/nrbench-<id>, n0's pods in
+// namespaces nrc<id>-p<j>). It shows a node's restart: the time from the
+// daemon's start to its first pass logged (reading the file included)
+// and that pass's own (its 50 pods and every service), the daemon's
+// VmRSS 2 s after it and VmHWM; then the median "reconciled" pass of edits made as an editor
+// makes them (a new file renamed over the old): a pod added on n0, the
+// pod removed, a label of a pod on n1 changed and back (its services'
+// backends change on every node), each -runs times; then VmRSS and VmHWM
+// again. A size whose daemon fails is shown as FAILED and the next size
+// runs. Everything it made is removed on every exit path, interrupts
+// included.
 //
 //	go run ./e2e/bench/cluster [-nodes 100,1000,5000] [-runs 3] [-rows validate,plan,noop,edit]
-//	go run ./e2e/bench/cluster -nodes 1000 -rows plan -runs 1 -cpuprofile /tmp/plan.pprof
-//
-// It needs no privilege and touches no kernel state.
+//	go run ./e2e/bench/cluster -nodes 1000 -rows edit -runs 1 -cpuprofile /tmp/edit.pprof
+//	sudo go run ./e2e/bench/cluster -live [-nodes 100,1000] [-runs 3]
 package main
 
 import (
-	"encoding/json"
+	"context"
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
-	"syscall"
-	"text/tabwriter"
 	"time"
 
 	"github.com/netreconcile/netreconcile/e2e/bench/internal/benchnode"
-	"github.com/netreconcile/netreconcile/internal/scaletopo"
 )
 
 // Goals of issue 18 at 1000 nodes.
 const (
-	goalPlan = time.Second
-	goalRSS  = 200 << 20
-	goalEdit = 100 * time.Millisecond
+	goalPlan      = time.Second
+	goalPlanRSS   = 200 << 20
+	goalEdit      = 100 * time.Millisecond
+	goalDaemonRSS = 150 << 20
 )
-
-// partSize keeps every document under the parser's limit.
-const partSize = 3 << 20
-
-var rowNames = map[string]string{
-	"validate": "validate", "plan": "plan from scratch", "noop": "no-op plan", "edit": "one-pod edit (resolve + plan)",
-}
 
 func main() {
 	nodes := flag.String("nodes", "100,1000,5000", "cluster sizes, in nodes")
-	rows := flag.String("rows", "validate,plan,noop,edit", "rows to run")
-	runs := flag.Int("runs", 3, "runs of each row (the median is shown)")
-	child := flag.String("child", "", "internal: run this row on -dir and print its result")
-	dir := flag.String("dir", "", "internal: the directory of the file's parts")
-	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the row's own work here (one size and row)")
-	memprofile := flag.String("memprofile", "", "write a heap profile after the row's own work here (one size and row)")
+	rows := flag.String("rows", "validate,plan,noop,edit", "offline rows to run")
+	runs := flag.Int("runs", 3, "runs of each row, and edits of each kind live (the median is shown)")
+	live := flag.Bool("live", false, "run netreconcile watch on a node namespace (root) instead of the offline rows")
+	child := flag.String("child", "", "internal: run this step on -file and print its result")
+	file := flag.String("file", "", "internal: the cluster file")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the in-process row's own work here (one size)")
+	memprofile := flag.String("memprofile", "", "write a heap profile after the in-process row's own work here (one size)")
 	flag.Parse()
 	if *child != "" {
-		if err := runChild(*child, *dir, *cpuprofile, *memprofile); err != nil {
+		if err := runChild(*child, *file, *cpuprofile, *memprofile); err != nil {
 			fmt.Fprintln(os.Stderr, "error:", err)
 			os.Exit(1)
 		}
 		return
 	}
-	if err := run(*nodes, *rows, *runs, *cpuprofile, *memprofile); err != nil {
+	sizes, err := parseSizes(*nodes)
+	if err == nil && *runs < 1 {
+		err = fmt.Errorf("-runs %d: at least 1", *runs)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)
-		os.Exit(1)
+		os.Exit(2)
 	}
+	if *live {
+		benchnode.RequireRoot("cluster -live")
+		benchnode.Run(func(ctx context.Context) error { return runLive(ctx, sizes, *runs) })
+		return
+	}
+	benchnode.Run(func(ctx context.Context) error {
+		return runOffline(ctx, sizes, strings.Split(*rows, ","), *runs, *cpuprofile, *memprofile)
+	})
 }
 
-// result is what a child reports of its row.
-type result struct {
-	Step    time.Duration `json:"step"`    // the row's own work
-	Objects int           `json:"objects"` // desired objects of the node
-	Changes int           `json:"changes"` // changes planned
-}
-
-// measurement is one child run, as the parent saw it.
-type measurement struct {
-	result
-	wall time.Duration
-	rss  int64
-}
-
-func run(nodeList, rowList string, runs int, cpuprofile, memprofile string) error {
-	tmp, err := os.MkdirTemp("", "nrcluster-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(tmp)
-	self, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(w, "nodes\trow\tstep\tprocess\tpeak RSS\tobjects\tchanges\tgoal at 1000 nodes\t\n")
-	for _, s := range strings.Split(nodeList, ",") {
+func parseSizes(list string) ([]int, error) {
+	var sizes []int
+	for _, s := range strings.Split(list, ",") {
 		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > 16000 {
-			return fmt.Errorf("bad size %q", s)
+		if err != nil || n < 2 || n > 16000 {
+			return nil, fmt.Errorf("bad size %q: 2 to 16000 nodes", s)
 		}
-		dir := filepath.Join(tmp, s)
-		size, err := writeParts(dir, n)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(w, "%d\t(%.1f MB of YAML)\t\t\t\t\t\t\t\n", n, float64(size)/1e6)
-		for _, row := range strings.Split(rowList, ",") {
-			if rowNames[row] == "" {
-				return fmt.Errorf("unknown row %q", row)
-			}
-			var ms []measurement
-			for range runs {
-				m, err := runOnce(self, row, dir, cpuprofile, memprofile)
-				if err != nil {
-					return fmt.Errorf("%d nodes, %s: %w", n, row, err)
-				}
-				ms = append(ms, m)
-			}
-			m := median(ms)
-			fmt.Fprintf(w, "\t%s\t%s\t%s\t%.0f MB\t%d\t%d\t%s\t\n", rowNames[row], benchnode.Round(m.Step),
-				benchnode.Round(m.wall), float64(m.rss)/(1<<20), m.Objects, m.Changes, goal(row))
-		}
+		sizes = append(sizes, n)
 	}
-	return w.Flush()
+	return sizes, nil
 }
 
-func goal(row string) string {
-	switch row {
-	case "plan", "noop":
-		return fmt.Sprintf("process < %s, < %d MB", goalPlan, goalRSS>>20)
-	case "edit":
-		return "step < " + goalEdit.String()
+// mb formats a byte count in MB (MiB).
+func mb(n int64) string {
+	if n <= 0 {
+		return ""
 	}
-	return ""
-}
-
-// writeParts writes the cluster file of n nodes, cut into documents under
-// the parser's limit, and returns its size.
-func writeParts(dir string, n int) (int, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return 0, err
-	}
-	data := scaletopo.Nodes(n)
-	for i, p := range scaletopo.Split(data, partSize) {
-		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("part%03d.yaml", i)), p, 0o644); err != nil {
-			return 0, err
-		}
-	}
-	return len(data), nil
-}
-
-// runOnce runs one row in a child and reads its peak RSS from wait4.
-func runOnce(self, row, dir, cpuprofile, memprofile string) (measurement, error) {
-	args := []string{"-child", row, "-dir", dir}
-	if cpuprofile != "" {
-		args = append(args, "-cpuprofile", cpuprofile)
-	}
-	if memprofile != "" {
-		args = append(args, "-memprofile", memprofile)
-	}
-	cmd := exec.Command(self, args...)
-	cmd.Stderr = os.Stderr
-	start := time.Now()
-	out, err := cmd.Output()
-	m := measurement{wall: time.Since(start)}
-	if err != nil {
-		return m, err
-	}
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		m.rss = ru.Maxrss << 10
-	}
-	return m, json.Unmarshal(out, &m.result)
-}
-
-// median takes each figure's median over the runs on its own.
-func median(ms []measurement) measurement {
-	pick := func(f func(measurement) int64) int64 {
-		v := make([]int64, len(ms))
-		for i, m := range ms {
-			v[i] = f(m)
-		}
-		slices.Sort(v)
-		return v[len(v)/2]
-	}
-	out := ms[0]
-	out.Step = time.Duration(pick(func(m measurement) int64 { return int64(m.Step) }))
-	out.wall = time.Duration(pick(func(m measurement) int64 { return int64(m.wall) }))
-	out.rss = pick(func(m measurement) int64 { return m.rss })
-	return out
+	return fmt.Sprintf("%.0f MB", float64(n)/(1<<20))
 }

@@ -2,7 +2,8 @@
 // throwaway node namespace with an uplink, the raw-netlink floor for
 // creating veth pods (the same objects netreconcile's veth driver makes,
 // with no observation, diffing or verification), building the binary and
-// bringing a lab up and down, iperf3 runs, main's signal handling, and
+// bringing a lab up and down, running `netreconcile watch` and reading
+// its passes from its log, iperf3 runs, main's signal handling, and
 // formatting.
 //
 // Everything lives in namespaces named after a random id; callers delete
@@ -48,7 +49,15 @@ func PodIP(i int) netip.Addr {
 
 // NodeNS makes the namespace <id>-node with an uplink (a veth whose peer
 // stays in it, unconnected) carrying NodeAddr, and returns its name.
-func NodeNS(id string) (string, error) {
+func NodeNS(id string) (string, error) { return NodeNSAddr(id, NodeAddr) }
+
+// NodeNSAddr is NodeNS with the uplink carrying addr (a prefix, such as
+// the node's address in the file).
+func NodeNSAddr(id, addr string) (string, error) {
+	nodeAddr, err := netlink.ParseAddr(addr)
+	if err != nil {
+		return "", fmt.Errorf("node address %q: %w", addr, err)
+	}
 	name := id + "-node"
 	if err := nsutil.Create(name); err != nil {
 		return "", err
@@ -73,8 +82,7 @@ func NodeNS(id string) (string, error) {
 		up, err = h.LinkByName(Uplink)
 	}
 	if err == nil {
-		addr, _ := netlink.ParseAddr(NodeAddr)
-		err = h.AddrAdd(up, addr)
+		err = h.AddrAdd(up, nodeAddr)
 	}
 	if err == nil {
 		err = h.LinkSetUp(up)
