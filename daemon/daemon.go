@@ -47,6 +47,14 @@ type Config struct {
 	// Control is the path of the control socket apply reaches the daemon
 	// through (see control.go); "" listens on none.
 	Control string
+	// MemoryFloor, when set, makes the daemon fit its soft memory limit
+	// to what it keeps after every pass that read a new file
+	// (FitMemoryLimit), never under MemoryFloor; 0 leaves the limit alone
+	// (GOMEMLIMIT set by the operator).
+	MemoryFloor int64
+	// Parser, when set, is the parser that already read the file set (the
+	// watch command's check): the daemon's first read reuses its items.
+	Parser *spec.Parser
 
 	Resync         time.Duration // full pass after this long without one; negative: never
 	FileDebounce   time.Duration // quiet time after the last file event before reading it
@@ -190,7 +198,7 @@ func newDaemon(cfg Config) *daemon {
 	}
 	return &daemon{
 		Config: cfg, m: m, n: cfg.Notifier,
-		file:   &topoFile{set: set, max: cfg.MaxFileSize, node: cfg.Node, m: m, log: cfg.Log},
+		file:   newTopoFile(cfg, set, m),
 		sched:  newScheduler(cfg),
 		health: &health{timeout: cfg.PassTimeout, gauge: m.Ready},
 		ctl:    newControl(cfg.Files, board),

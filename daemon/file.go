@@ -45,6 +45,14 @@ type topoFile struct {
 	err     error // why the last content read is not served (state not ok)
 }
 
+func newTopoFile(cfg Config, set spec.Set, m *Metrics) *topoFile {
+	f := &topoFile{set: set, max: cfg.MaxFileSize, node: cfg.Node, m: m, log: cfg.Log}
+	if cfg.Parser != nil {
+		f.parser = *cfg.Parser
+	}
+	return f
+}
+
 // open reads the file at start. Without a valid file there is no last
 // good state to serve: errors wrap ErrFile.
 func (f *topoFile) open() error {

@@ -75,7 +75,11 @@ func (d *daemon) pass(ctx context.Context, run trigger) {
 		// peak, 110 MB kept). Handed back now, after the pass is timed
 		// and answered, not over minutes by the runtime's scavenger:
 		// what a node's memory limit sees between passes is what is kept.
-		debug.FreeOSMemory()
+		if d.MemoryFloor > 0 {
+			FitMemoryLimit(d.MemoryFloor)
+		} else {
+			debug.FreeOSMemory()
+		}
 	}
 }
 
