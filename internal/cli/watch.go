@@ -79,7 +79,7 @@ when WatchdogSec= is set, WATCHDOG=1 keep-alives. See examples/systemd/.`,
 				debug.SetGCPercent(daemonGCPercent)
 				debug.SetMemoryLimit(daemonMemoryLimit)
 			}
-			set, err := openSet(files)
+			set, err := g.openSet(files)
 			if err != nil {
 				return err
 			}

@@ -78,7 +78,7 @@ func Openers(files TLSFiles) map[string]spec.Opener {
 	return map[string]spec.Opener{
 		Scheme: func(arg string) (spec.Provider, error) {
 			if files.Given() {
-				return nil, fmt.Errorf("-f %s: --etcd-ca, --etcd-cert and --etcd-key are for TLS connections; write %s://%s", arg, SchemeTLS, arg[len(Scheme)+3:])
+				return nil, fmt.Errorf("-f %s: a plain connection, but --etcd-ca, --etcd-cert or --etcd-key is given, for TLS: write %s://%s", arg, SchemeTLS, arg[len(Scheme)+3:])
 			}
 			return Open(arg)
 		},
