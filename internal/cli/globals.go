@@ -35,8 +35,6 @@ type globals struct {
 	verbose   int
 	// maxFileSize is --max-file-size: each topology file and the set.
 	maxFileSize byteSize
-	// etcdTLS is --etcd-ca, --etcd-cert and --etcd-key: etcds:// sources'.
-	etcdTLS etcd.TLSFiles
 	log         logr.Logger
 	// version is the binary's (saved plans record it).
 	version string
@@ -46,6 +44,9 @@ type globals struct {
 	// prefix is --prefix: the lab's namespaces, pin directories and state
 	// carry it (see lab.Names).
 	prefix string
+	// etcdTLS is --etcd-ca, --etcd-cert and --etcd-key, for the etcds://
+	// sources.
+	etcdTLS etcd.TLSFiles
 }
 
 // labNames names the namespaces of the lab --prefix selects.

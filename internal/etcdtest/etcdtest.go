@@ -10,13 +10,14 @@ package etcdtest
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"testing"
 	"time"
 
-	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
@@ -54,8 +55,9 @@ func start(t testing.TB, certs *Certs) *Server {
 	client, peer := freeURL(t), freeURL(t)
 	if certs != nil {
 		client.Scheme = "https"
-		cfg.ClientTLSInfo = transport.TLSInfo{CertFile: certs.ServerCert, KeyFile: certs.ServerKey,
-			TrustedCAFile: certs.CA, ClientCertAuth: true}
+		tlsInfo := &cfg.ClientTLSInfo
+		tlsInfo.CertFile, tlsInfo.KeyFile, tlsInfo.TrustedCAFile = certs.ServerCert, certs.ServerKey, certs.CA
+		tlsInfo.ClientCertAuth = true
 	}
 	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
@@ -135,12 +137,17 @@ func (s *Server) Client() *clientv3.Client {
 // clientTLS is the TLS configuration of the member's own client.
 func (s *Server) clientTLS() *tls.Config {
 	s.t.Helper()
-	info := transport.TLSInfo{CertFile: s.Certs.ClientCert, KeyFile: s.Certs.ClientKey, TrustedCAFile: s.Certs.CA}
-	c, err := info.ClientConfig()
+	cert, err := tls.LoadX509KeyPair(s.Certs.ClientCert, s.Certs.ClientKey)
 	if err != nil {
 		s.t.Fatalf("etcd client TLS: %v", err)
 	}
-	return c
+	ca, err := os.ReadFile(s.Certs.CA)
+	if err != nil {
+		s.t.Fatalf("etcd client TLS: %v", err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(ca)
+	return &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: roots, MinVersion: tls.VersionTLS12}
 }
 
 // Put writes key; Delete removes it. Both fail the test on error.
