@@ -229,3 +229,67 @@ nodes:
 		}
 	}
 }
+
+// TestEtcdTLS: through etcds:// with a client certificate, a split
+// topology plans every node as its directory does, and a watch daemon
+// converges its node after a key edit.
+func TestEtcdTLS(t *testing.T) {
+	w := newWorld(t)
+	repo, err := RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := etcdtest.StartTLS(t)
+	tlsArgs := []string{"--etcd-ca", s.Certs.CA, "--etcd-cert", s.Certs.ClientCert, "--etcd-key", s.Certs.ClientKey}
+	text, err := os.ReadFile(filepath.Join(repo, "examples", "multinode.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := splitTopo(t, string(text))
+	putSet(s, "/multinode/", files)
+	plan := []string{"plan", "--all-nodes", "--observed", "empty", "-o", "json"}
+	want, errDir, code1 := Run(t, w.bin, append(plan, "-f", writeSet(t, files))...)
+	got, errEtcd, code2 := Run(t, w.bin, append(append(plan, "-f", s.URL("/multinode/")), tlsArgs...)...)
+	if code1 != 0 || code2 != 0 || got != want {
+		t.Errorf("the directory (exit %d, %d bytes) and etcds:// (exit %d, %d bytes) plan differently\n%s%s", code1, len(want), code2, len(got), errDir, errEtcd)
+	}
+
+	// A watch daemon over TLS: a key edited converges the node.
+	prefix := "/" + w.id + "/"
+	w.file = s.URL(prefix)
+	head := fmt.Sprintf(setHeader+"cluster: {podCIDR: 10.244.0.0/16, serviceCIDR: 10.96.0.0/16}\nnodes:\n  - {name: %s, address: 172.31.1.2/24, uplink: eth0, podCIDR: 10.244.1.0/24}\n", w.node)
+	pod := func(name, ip string) string {
+		return fmt.Sprintf("  - {name: %s, namespace: t, node: %s, ip: %s, netns: %s-%s}\n", name, w.node, ip, w.id, name)
+	}
+	pods := setHeader + "pods:\n" + pod("a", "10.244.1.10")
+	labDir := t.TempDir()
+	for k, v := range map[string]string{"00-cluster.yaml": head, "10-pods.yaml": pods} {
+		s.Put(prefix+k, v)
+		replaceFile(t, filepath.Join(labDir, k), v)
+	}
+	t.Cleanup(func() {
+		Run(t, w.bin, "lab", "down", "-f", labDir, "--state-dir", w.stateDir)
+		for _, p := range []string{"a", "a2"} {
+			_ = exec.Command("ip", "netns", "del", w.id+"-"+p).Run()
+		}
+	})
+	w.mustRun(append([]string{"lab", "up", "-f", w.file, "--state-dir", w.stateDir}, tlsArgs...)...)
+	planEmpty := func() bool {
+		_, _, code := Run(t, w.bin, append(w.nodeArgs("plan", "--detailed-exitcode"), tlsArgs...)...)
+		return code == 0
+	}
+	if !netnsExists(w.id+"-a") || !planEmpty() {
+		t.Fatal("lab up -f etcds://... did not converge")
+	}
+	d := startWatch(t, w, tlsArgs...)
+	s.Put(prefix+"10-pods.yaml", pods+pod("a2", "10.244.1.11"))
+	replaceFile(t, filepath.Join(labDir, "10-pods.yaml"), pods+pod("a2", "10.244.1.11"))
+	lat := eventually(t, 15*time.Second, "pod a2 of the edited key", func() bool { return netnsExists(w.id+"-a2") && planEmpty() })
+	t.Logf("edited key applied over TLS after %v", lat)
+	if strings.Contains(d.logs(), "topology store cannot be followed") {
+		t.Errorf("the daemon lost etcd over TLS:\n%s", d.logs())
+	}
+	if code := d.stop(); code != 0 {
+		t.Errorf("daemon: exit %d", code)
+	}
+}

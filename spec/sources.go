@@ -67,7 +67,7 @@ func OpenSet(args []string, openers map[string]Opener) (Set, error) {
 		}
 		open := openers[scheme]
 		if open == nil {
-			return nil, fmt.Errorf("load topology: -f %s: unknown source %s:// (give a path, a directory, - or etcd://HOST:PORT/PREFIX)", arg, scheme)
+			return nil, fmt.Errorf("load topology: -f %s: unknown source %s:// (give a path, a directory, -, etcd://HOST:PORT/PREFIX or etcds://HOST:PORT/PREFIX)", arg, scheme)
 		}
 		p, err := open(arg)
 		if err != nil {

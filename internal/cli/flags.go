@@ -16,7 +16,7 @@ import (
 )
 
 // fileHelp is -f's help: what a topology set can be made of.
-const fileHelp = "topology file, directory (its *.yaml and *.yml, in name order), - (standard input) or etcd://HOST:PORT/PREFIX (every key under PREFIX); repeat to merge several"
+const fileHelp = "topology file, directory (its *.yaml and *.yml, in name order), - (standard input) or etcd://HOST:PORT/PREFIX (every key under PREFIX; etcds:// over TLS, see --etcd-ca); repeat to merge several"
 
 // fileFlag adds the required -f, the topology's files.
 func fileFlag(cmd *cobra.Command, files *[]string) {

@@ -15,7 +15,8 @@ func TestFlagDefaults(t *testing.T) {
 	host, _ := os.Hostname()
 	want := map[string]map[string]string{
 		"": {"node-netns": "", "bpffs": "", "state-dir": "/run/netreconcile", "log-format": "",
-			"verbose": "-v 0", "attach-mode": "auto", "prefix": "", "max-file-size": "64Mi"},
+			"verbose": "-v 0", "attach-mode": "auto", "prefix": "", "max-file-size": "64Mi",
+			"etcd-ca": "", "etcd-cert": "", "etcd-key": ""},
 		"validate": {"file": "-f []", "output": "-o text"},
 		"plan": {"file": "-f []", "node": host, "output": "-o text", "detailed-exitcode": "false",
 			"observed": "", "all-nodes": "false", "out": ""},

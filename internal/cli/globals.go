@@ -44,6 +44,9 @@ type globals struct {
 	// prefix is --prefix: the lab's namespaces, pin directories and state
 	// carry it (see lab.Names).
 	prefix string
+	// etcdTLS is --etcd-ca, --etcd-cert and --etcd-key, for the etcds://
+	// sources.
+	etcdTLS etcd.TLSFiles
 }
 
 // labNames names the namespaces of the lab --prefix selects.
@@ -60,6 +63,9 @@ func (g *globals) addFlags(root *cobra.Command) {
 	pf.StringVar(&g.prefix, "prefix", "", "lab prefix: the lab's namespaces (nodes' and pods'), pin directories and state carry it, so labs of files with equal names coexist")
 	g.maxFileSize = spec.DefaultMaxFileSize
 	pf.Var(&g.maxFileSize, "max-file-size", "largest topology file, and set of files, read (suffix Ki, Mi, Gi)")
+	pf.StringVar(&g.etcdTLS.CA, "etcd-ca", "", "PEM file of the CA etcds:// servers' certificates are checked against (default: the system's roots)")
+	pf.StringVar(&g.etcdTLS.Cert, "etcd-cert", "", "PEM file of the client certificate offered to etcds:// servers (with --etcd-key)")
+	pf.StringVar(&g.etcdTLS.Key, "etcd-key", "", "PEM file of the key of --etcd-cert")
 	pf.StringVar(&g.attach, "attach-mode", datapath.ModeAuto, "how datapath programs attach: auto (pods' hooks as clsact filters, "+
 		"the node's own as tcx links), tcx (links everywhere; an RCU wait each, about 10 ms) or tc (clsact filters everywhere)")
 }
@@ -115,14 +121,14 @@ func (g *globals) engine(node string) *reconcile.Engine {
 }
 
 // openSet opens the -f arguments: paths, and etcd://HOST:PORT/PREFIX
-// key prefixes. Close it when done.
-func openSet(files []string) (spec.Set, error) {
-	return spec.OpenSet(files, map[string]spec.Opener{etcd.Scheme: etcd.Open})
+// key prefixes (etcds:// with the --etcd-* files). Close it when done.
+func (g *globals) openSet(files []string) (spec.Set, error) {
+	return spec.OpenSet(files, etcd.Openers(g.etcdTLS))
 }
 
 // sources reads the topology's -f set within --max-file-size.
 func (g *globals) sources(files []string) ([]spec.Source, error) {
-	set, err := openSet(files)
+	set, err := g.openSet(files)
 	if err != nil {
 		return nil, err
 	}

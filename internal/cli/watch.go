@@ -90,7 +90,7 @@ when WatchdogSec= is set, WATCHDOG=1 keep-alives. See examples/systemd/.`,
 				cfg.MemoryFloor = daemonMemoryLimit
 			}
 			cfg.Parser = &parser
-			set, err := openSet(files)
+			set, err := g.openSet(files)
 			if err != nil {
 				return err
 			}

@@ -2,14 +2,19 @@
 // a temporary directory, listening on free ports of 127.0.0.1 (loopback
 // of the test's own namespace; nothing of the host's network changes).
 // The server can be stopped and started again on the same ports and data,
-// as an outage does. For tests only: the binary does not link it.
+// as an outage does. StartTLS runs it behind TLS with client
+// certificates, as a production etcd is. For tests only: the binary does
+// not link it.
 package etcdtest
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"testing"
 	"time"
 
@@ -24,21 +29,41 @@ type Server struct {
 	cfg    *embed.Config
 	e      *embed.Etcd
 	Addr   string // HOST:PORT of its client endpoint
+	Certs  *Certs // of a TLS member; nil: plain
 	client *clientv3.Client
 }
 
 // Start starts a member; t.Cleanup stops it.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	return start(t, nil)
+}
+
+// StartTLS starts a member that speaks TLS only on its client port and
+// refuses a client without a certificate of its CA (see Certs).
+func StartTLS(t testing.TB) *Server {
+	t.Helper()
+	c := NewCerts(t)
+	return start(t, &c)
+}
+
+func start(t testing.TB, certs *Certs) *Server {
+	t.Helper()
 	cfg := embed.NewConfig()
 	cfg.Name = "test"
 	cfg.Dir = t.TempDir()
 	client, peer := freeURL(t), freeURL(t)
+	if certs != nil {
+		client.Scheme = "https"
+		tlsInfo := &cfg.ClientTLSInfo
+		tlsInfo.CertFile, tlsInfo.KeyFile, tlsInfo.TrustedCAFile = certs.ServerCert, certs.ServerKey, certs.CA
+		tlsInfo.ClientCertAuth = true
+	}
 	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
 	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
-	s := &Server{t: t, cfg: cfg, Addr: client.Host}
+	s := &Server{t: t, cfg: cfg, Addr: client.Host, Certs: certs}
 	s.Restart()
 	t.Cleanup(func() {
 		if s.client != nil {
@@ -83,20 +108,46 @@ func (s *Server) Restart() {
 	s.e = e
 }
 
-// URL is the -f argument of prefix on this member.
-func (s *Server) URL(prefix string) string { return "etcd://" + s.Addr + "/" + prefix }
+// URL is the -f argument of prefix on this member: etcds:// for a TLS
+// member.
+func (s *Server) URL(prefix string) string {
+	if s.Certs != nil {
+		return "etcds://" + s.Addr + "/" + prefix
+	}
+	return "etcd://" + s.Addr + "/" + prefix
+}
 
 // Client is a client of the member, made at the first call.
 func (s *Server) Client() *clientv3.Client {
 	s.t.Helper()
 	if s.client == nil {
-		c, err := clientv3.New(clientv3.Config{Endpoints: []string{s.Addr}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+		cfg := clientv3.Config{Endpoints: []string{s.Addr}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()}
+		if s.Certs != nil {
+			cfg.TLS = s.clientTLS()
+		}
+		c, err := clientv3.New(cfg)
 		if err != nil {
 			s.t.Fatal(err)
 		}
 		s.client = c
 	}
 	return s.client
+}
+
+// clientTLS is the TLS configuration of the member's own client.
+func (s *Server) clientTLS() *tls.Config {
+	s.t.Helper()
+	cert, err := tls.LoadX509KeyPair(s.Certs.ClientCert, s.Certs.ClientKey)
+	if err != nil {
+		s.t.Fatalf("etcd client TLS: %v", err)
+	}
+	ca, err := os.ReadFile(s.Certs.CA)
+	if err != nil {
+		s.t.Fatalf("etcd client TLS: %v", err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(ca)
+	return &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: roots, MinVersion: tls.VersionTLS12}
 }
 
 // Put writes key; Delete removes it. Both fail the test on error.

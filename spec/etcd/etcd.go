@@ -1,6 +1,7 @@
 // Package etcd reads a topology from an etcd key prefix: -f
-// etcd://HOST:PORT[,HOST:PORT...]/PREFIX, every key under PREFIX one file
-// of the set, named etcd://HOST:PORT/KEY in messages.
+// etcd://HOST:PORT[,HOST:PORT...]/PREFIX, or etcds://... over TLS, every
+// key under PREFIX one file of the set, named etcd://HOST:PORT/KEY (or
+// etcds://) in messages.
 //
 // Design notes. A read is one range request over the prefix, so the set
 // is what etcd held at one revision, never half of a change written in
@@ -14,11 +15,15 @@
 // after the whole prefix is read again. The connection's state (not a
 // timer) tells when etcd cannot be reached and when it is back.
 //
-// Plain connections only: no TLS and no authentication yet.
+// etcds:// is TLS: the server verified against the system's roots or a
+// given CA, a client certificate offered when given (TLSFiles). etcd's
+// user and password authentication is not supported: client
+// certificates are what production clusters (Kubernetes', Calico's) use.
 package etcd
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -35,6 +40,7 @@ import (
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 
 	"github.com/netreconcile/netreconcile/spec"
@@ -54,27 +60,48 @@ var ErrUnreachable = errors.New("etcd cannot be reached")
 // Prefix is a Provider and Watcher of the keys under one prefix. Open
 // makes it; it connects at its first read.
 type Prefix struct {
-	hosts  string   // as written: HOST:PORT[,HOST:PORT...]
-	eps    []string // the endpoints
+	scheme string      // Scheme or SchemeTLS
+	tls    *tls.Config // of SchemeTLS
+	hosts  string      // as written: HOST:PORT[,HOST:PORT...]
+	eps    []string    // the endpoints
 	prefix string
 
 	mu     sync.Mutex
 	client *clientv3.Client
 	rev    atomic.Int64 // revision of the last read
+	// tlsFailed is the last TLS failure of a connection, nil once one
+	// works: the cause of an etcds:// endpoint that does not answer.
+	tlsFailed atomic.Pointer[tlsError]
 }
 
 // Open parses an etcd://HOST:PORT[,HOST:PORT...]/PREFIX argument (a
 // spec.Opener). Nothing is dialled yet.
-func Open(arg string) (spec.Provider, error) {
-	rest, ok := strings.CutPrefix(arg, Scheme+"://")
+func Open(arg string) (spec.Provider, error) { return provider(parse(arg, Scheme, nil)) }
+
+// OpenTLS parses an etcds://HOST:PORT[,HOST:PORT...]/PREFIX argument,
+// whose connection is made with cfg (see TLSFiles.Config).
+func OpenTLS(arg string, cfg *tls.Config) (spec.Provider, error) {
+	return provider(parse(arg, SchemeTLS, cfg))
+}
+
+// provider makes a failed parse a nil Provider, not a nil *Prefix in one.
+func provider(p *Prefix, err error) (spec.Provider, error) {
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func parse(arg, scheme string, cfg *tls.Config) (*Prefix, error) {
+	rest, ok := strings.CutPrefix(arg, scheme+"://")
 	if !ok {
-		return nil, fmt.Errorf("-f %s: not an %s:// URL", arg, Scheme)
+		return nil, fmt.Errorf("-f %s: not an %s:// URL", arg, scheme)
 	}
 	hosts, prefix, _ := strings.Cut(rest, "/")
 	if prefix == "" {
-		return nil, fmt.Errorf("-f %s: give a key prefix: %s://HOST:PORT/PREFIX", arg, Scheme)
+		return nil, fmt.Errorf("-f %s: give a key prefix: %s://HOST:PORT/PREFIX", arg, scheme)
 	}
-	p := &Prefix{hosts: hosts, prefix: prefix}
+	p := &Prefix{scheme: scheme, tls: cfg, hosts: hosts, prefix: prefix}
 	for _, h := range strings.Split(hosts, ",") {
 		if _, port, err := net.SplitHostPort(h); err != nil || port == "" {
 			return nil, fmt.Errorf("-f %s: endpoint %q: want HOST:PORT", arg, h)
@@ -84,11 +111,11 @@ func Open(arg string) (spec.Provider, error) {
 	return p, nil
 }
 
-// String is the argument, etcd://HOSTS/PREFIX.
+// String is the argument, etcd://HOSTS/PREFIX (or etcds://).
 func (p *Prefix) String() string { return p.name(p.prefix) }
 
 // name is what messages call key.
-func (p *Prefix) name(key string) string { return Scheme + "://" + p.hosts + "/" + key }
+func (p *Prefix) name(key string) string { return p.scheme + "://" + p.hosts + "/" + key }
 
 // Revision is the revision of the last read (0 before one).
 func (p *Prefix) Revision() int64 { return p.rev.Load() }
@@ -133,6 +160,9 @@ func (p *Prefix) Sources(max int64) ([]spec.Source, error) {
 func (p *Prefix) unreachable(op string, err error) error {
 	if errors.Is(err, context.DeadlineExceeded) || status.Code(err) == codes.DeadlineExceeded ||
 		status.Code(err) == codes.Unavailable {
+		if f := p.tlsFailed.Load(); f != nil {
+			err = f
+		}
 		return fmt.Errorf("%s topology %s: %w at %s (no answer within %s): %w", op, p, ErrUnreachable, p.hosts, Timeout, err)
 	}
 	return fmt.Errorf("%s topology %s: %w", op, p, err)
@@ -153,16 +183,23 @@ func (p *Prefix) connect(max int64) (*clientv3.Client, error) {
 	if p.client != nil {
 		return p.client, nil
 	}
+	opts := []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+		Backoff:           backoff.Config{BaseDelay: time.Second, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 10 * time.Second},
+		MinConnectTimeout: Timeout,
+	})}
+	if p.tls != nil {
+		// These replace the credentials the client makes of TLS (dial
+		// options given later win): the same, keeping their failures.
+		opts = append(opts, grpc.WithTransportCredentials(tlsCreds{credentials.NewTLS(p.tls), &p.tlsFailed}))
+	}
 	c, err := clientv3.New(clientv3.Config{
 		Endpoints:          p.eps,
+		TLS:                p.tls,
 		DialTimeout:        Timeout,
 		MaxCallRecvMsgSize: recvLimit(max),
 		// The library's errors are returned; its own logs would be noise.
-		Logger: zap.NewNop(),
-		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
-			Backoff:           backoff.Config{BaseDelay: time.Second, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 10 * time.Second},
-			MinConnectTimeout: Timeout,
-		})},
+		Logger:      zap.NewNop(),
+		DialOptions: opts,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("connect to etcd at %s: %w", p.hosts, err)
@@ -257,7 +294,11 @@ func (p *Prefix) followConn(ctx context.Context, conn *grpc.ClientConn, changed 
 		switch {
 		case st == connectivity.TransientFailure && !down:
 			down = true
-			changed(fmt.Errorf("watch topology %s: %w at %s; retrying", p, ErrUnreachable, p.hosts))
+			err := fmt.Errorf("watch topology %s: %w at %s; retrying", p, ErrUnreachable, p.hosts)
+			if f := p.tlsFailed.Load(); f != nil {
+				err = fmt.Errorf("%w: %w", err, f)
+			}
+			changed(err)
 		case st == connectivity.Ready && down:
 			down = false
 			changed(nil)

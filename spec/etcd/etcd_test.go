@@ -15,7 +15,14 @@ import (
 
 func open(t *testing.T, arg string) *Prefix {
 	t.Helper()
-	p, err := Open(arg)
+	return openWith(t, TLSFiles{}, arg)
+}
+
+// openWith opens arg, etcd:// or etcds://, as the command does.
+func openWith(t *testing.T, files TLSFiles, arg string) *Prefix {
+	t.Helper()
+	scheme, _ := spec.URLScheme(arg)
+	p, err := Openers(files)[scheme](arg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,10 +179,17 @@ func quiet(t *testing.T, ch <-chan error, d time.Duration, what string) {
 	}
 }
 
-func TestWatch(t *testing.T) {
-	s := etcdtest.Start(t)
+func TestWatch(t *testing.T) { testWatch(t, etcdtest.Start(t), TLSFiles{}) }
+
+// The watch and its outages work the same over TLS.
+func TestWatchTLS(t *testing.T) {
+	s := etcdtest.StartTLS(t)
+	testWatch(t, s, clientFiles(s))
+}
+
+func testWatch(t *testing.T, s *etcdtest.Server, files TLSFiles) {
 	s.Put("t/a.yaml", "a")
-	p := open(t, s.URL("t/"))
+	p := openWith(t, files, s.URL("t/"))
 	if _, err := p.Sources(1 << 20); err != nil {
 		t.Fatal(err)
 	}
