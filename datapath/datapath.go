@@ -109,13 +109,15 @@ func loadSpec() (*ebpf.CollectionSpec, error) {
 // was replaced or upgraded, for the caller to log.
 func Open(pinDir string) (*Datapath, error) { return OpenWith(pinDir, Sizes{}) }
 
-func open(pinDir string, sizes Sizes) (*Datapath, error) {
+// prepare is what Open and OpenMapsWith do before loading anything: the
+// pin directory exists on bpffs, and maps of another layout are unpinned.
+func prepare(pinDir string, sizes Sizes) (*Datapath, *ebpf.CollectionSpec, error) {
 	if err := ensureBPFFS(pinDir); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for _, dir := range []string{pinDir, filepath.Join(pinDir, linksDir), filepath.Join(pinDir, tcDir)} {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	spec, err := loadSpec()
@@ -123,16 +125,23 @@ func open(pinDir string, sizes Sizes) (*Datapath, error) {
 		err = sizes.apply(spec)
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	d := &Datapath{pinDir: pinDir, nextID: 1}
-
 	if reason, err := pinnedLayoutMismatch(spec, pinDir); err != nil {
-		return nil, err
+		return nil, nil, err
 	} else if reason != "" {
 		if err := d.replaceMaps(reason); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
+	}
+	return d, spec, nil
+}
+
+func open(pinDir string, sizes Sizes) (*Datapath, error) {
+	d, spec, err := prepare(pinDir, sizes)
+	if err != nil {
+		return nil, err
 	}
 	added := missingAddedMaps(spec, pinDir)
 	if len(added) == 0 && d.loadPinned(spec) {
@@ -173,6 +182,57 @@ func open(pinDir string, sizes Sizes) (*Datapath, error) {
 	// this build's pins reused above, the Open that pinned them did this.)
 	d.upgradeLinks()
 	if err := d.pinPrograms(); err != nil {
+		d.objs.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// OpenMapsWith is OpenWith without the programs: it creates, pins and
+// stamps the maps (replacing incompatible ones, adding missing ones, as
+// OpenWith does) and returns a Datapath that programs entries but cannot
+// attach. Loading the programs means verifying them, seconds of CPU for a
+// new build; OpenWith on the same pin directory loads them later against
+// these maps (the verifier can run while the maps are being filled).
+func OpenMapsWith(pinDir string, sizes Sizes) (*Datapath, error) {
+	if pinDir == "" {
+		return nil, fmt.Errorf("open datapath maps: empty pin directory: %w", ErrInvalid)
+	}
+	pinDir = filepath.Clean(pinDir)
+	d, err := openMaps(pinDir, sizes)
+	if err != nil {
+		return nil, fmt.Errorf("open datapath maps %s: %w", pinDir, err)
+	}
+	return d, nil
+}
+
+func openMaps(pinDir string, sizes Sizes) (*Datapath, error) {
+	d, spec, err := prepare(pinDir, sizes)
+	if err != nil {
+		return nil, err
+	}
+	added := missingAddedMaps(spec, pinDir)
+	opts := &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: pinDir}}
+	err = spec.LoadAndAssign(&d.objs.NrMaps, opts)
+	if errors.Is(err, ebpf.ErrMapIncompatible) {
+		added = nil
+		if rerr := d.replaceMaps(err.Error()); rerr != nil {
+			return nil, errors.Join(err, rerr)
+		}
+		err = spec.LoadAndAssign(&d.objs.NrMaps, opts)
+	}
+	if err != nil {
+		if errors.Is(err, ebpf.ErrNotSupported) || errors.Is(err, unix.EPERM) {
+			return nil, fmt.Errorf("load maps: %w (%w)", ErrUnavailable, err)
+		}
+		return nil, fmt.Errorf("load maps: %w", err)
+	}
+	if len(added) > 0 {
+		d.notes = append(d.notes, fmt.Sprintf("added maps %s (empty) beside the maps an older build pinned in %s",
+			strings.Join(added, ", "), pinDir))
+	}
+	// The programs' identities come from their pins, as for Inspect.
+	if err := d.init(false); err != nil {
 		d.objs.Close()
 		return nil, err
 	}
@@ -384,13 +444,14 @@ func (d *Datapath) init(readOnly bool) error {
 		}
 	}
 
-	if readOnly {
+	mapsOnly := readOnly || d.objs.NrFromPod == nil
+	if mapsOnly {
 		d.progs = pinnedIdentities(d.pinDir)
 	} else {
 		d.progs = map[string]progIdentity{}
 	}
 	for _, p := range d.programs() {
-		if readOnly {
+		if mapsOnly {
 			break
 		}
 		id, err := identify(p)

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -98,13 +99,47 @@ func From(ctx context.Context, cfg *Config, p *plan.Plan, log logr.Logger, done 
 	defer dp.close()
 	a := newApplier(cfg, log, dp)
 	defer a.h.Close()
-	if err := a.run(ctx, serial, &applied); err != nil {
+	newWorker := func() *applier { return newApplier(cfg, log, dp) }
+	head, tail := cutAtPrograms(serial)
+	if err := a.run(ctx, head, &applied); err != nil {
 		return count(), err
 	}
-	if err := runPods(ctx, owners, groups, func() *applier { return newApplier(cfg, log, dp) }, &applied); err != nil {
+	if dp.loadingNow() {
+		// The programs are being verified (seconds of CPU for a new
+		// build): meanwhile every pod is made up to its first
+		// attachment. Each pod's steps and the node's keep their order;
+		// a pod is not reachable before its programs are attached.
+		heads := make(map[string][]plan.Change, len(groups))
+		for _, o := range owners {
+			heads[o], groups[o] = cutAtPrograms(groups[o])
+		}
+		if err := runPods(ctx, owners, heads, newWorker, &applied); err != nil {
+			return count(), err
+		}
+	}
+	if err := a.run(ctx, tail, &applied); err != nil {
+		return count(), err
+	}
+	if err := runPods(ctx, owners, groups, newWorker, &applied); err != nil {
+		return count(), err
+	}
+	if err := dp.wait(); err != nil {
 		return count(), err
 	}
 	return count(), a.settle(implied)
+}
+
+// cutAtPrograms splits cs before its first step that needs the datapath's
+// programs (an attachment made or changed).
+func cutAtPrograms(cs []plan.Change) (before, from []plan.Change) {
+	i := slices.IndexFunc(cs, func(c plan.Change) bool {
+		_, ok := c.Desired.(*state.Attach)
+		return ok && c.Action != plan.Delete
+	})
+	if i < 0 {
+		return cs, nil
+	}
+	return cs[:i], cs[i:]
 }
 
 // runPods runs the changes of each pod, in owners' order, applyWorkers
