@@ -11,6 +11,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -47,8 +48,10 @@ type applier struct {
 	h   *handles.Set
 	log logr.Logger
 	// idx caches ifindexes of links this pass created or looked up, by
-	// link key, saving a request per address, neighbour and route.
-	idx map[string]int
+	// link key, saving a request per address, neighbour and route. It is
+	// shared by the pass's workers: a pod's later steps may run on another
+	// worker than the one that made its links.
+	idx *ifindexes
 	// dp is the node's datapath, opened once per apply and shared.
 	dp *dpHolder
 }
@@ -97,9 +100,10 @@ func From(ctx context.Context, cfg *Config, p *plan.Plan, log logr.Logger, done 
 	count := func() int { return int(applied.Load()) - done }
 	dp := &dpHolder{pinDir: cfg.BPFFS, mode: cfg.AttachMode}
 	defer dp.close()
-	a := newApplier(cfg, log, dp)
+	idx := &ifindexes{m: map[string]int{}}
+	a := newApplier(cfg, log, dp, idx)
 	defer a.h.Close()
-	newWorker := func() *applier { return newApplier(cfg, log, dp) }
+	newWorker := func() *applier { return newApplier(cfg, log, dp, idx) }
 	head, tail := cutAtPrograms(serial)
 	if err := a.run(ctx, head, &applied); err != nil {
 		return count(), err
@@ -153,8 +157,8 @@ func runPods(ctx context.Context, owners []string, groups map[string][]plan.Chan
 		func(w *applier, owner string) error { return w.run(ctx, groups[owner], applied) })
 }
 
-func newApplier(cfg *Config, log logr.Logger, dp *dpHolder) *applier {
-	return &applier{cfg: cfg, h: handles.New(cfg.NodeNetns), log: log, idx: map[string]int{}, dp: dp}
+func newApplier(cfg *Config, log logr.Logger, dp *dpHolder, idx *ifindexes) *applier {
+	return &applier{cfg: cfg, h: handles.New(cfg.NodeNetns), log: log, idx: idx, dp: dp}
 }
 
 // run executes changes in order, stopping at the first error.
@@ -292,11 +296,7 @@ func (a *applier) createNetns(n *state.Netns) error {
 func (a *applier) deleteNetns(n *state.Netns) error {
 	a.h.Forget(n.Ref)
 	prefix := state.LinkKey(n.Ref, "")
-	for k := range a.idx {
-		if strings.HasPrefix(k, prefix) {
-			delete(a.idx, k)
-		}
-	}
+	a.idx.dropPrefix(prefix)
 	if n.Owned {
 		if err := nsutil.Delete(n.Ref); err != nil {
 			return err
@@ -326,7 +326,7 @@ func (a *applier) createLink(l *state.Link) error {
 	if err != nil {
 		return fmt.Errorf("LinkByName %s after LinkAdd: %w", l.Name, err)
 	}
-	a.idx[l.Key()] = created.Attrs().Index
+	a.idx.set(l.Key(), created.Attrs().Index)
 	if err := h.LinkSetAlias(created, l.Alias); err != nil {
 		return fmt.Errorf("LinkSetAlias: %w", err)
 	}
@@ -439,7 +439,7 @@ func (a *applier) markPeer(l *state.Link) error {
 	if err != nil {
 		return fmt.Errorf("peer %s: LinkByName: %w", l.PeerName, err)
 	}
-	a.idx[state.LinkKey(l.PeerNS, l.PeerName)] = peer.Attrs().Index
+	a.idx.set(state.LinkKey(l.PeerNS, l.PeerName), peer.Attrs().Index)
 	if err := ph.LinkSetAlias(peer, l.Alias); err != nil {
 		return fmt.Errorf("peer %s: LinkSetAlias: %w", l.PeerName, err)
 	}
@@ -575,9 +575,9 @@ func setNoARP(h *netlink.Handle, link netlink.Link, on bool) error {
 }
 
 func (a *applier) deleteLink(l *state.Link) error {
-	delete(a.idx, l.Key())
+	a.idx.drop(l.Key())
 	if l.Type == state.LinkVeth {
-		delete(a.idx, state.LinkKey(l.PeerNS, l.PeerName))
+		a.idx.drop(state.LinkKey(l.PeerNS, l.PeerName))
 	}
 	h, err := a.h.Get(l.NS)
 	if err != nil {
@@ -620,15 +620,52 @@ func (a *applier) linkIndex(ns, name string) (*netlink.Handle, int, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	if idx, ok := a.idx[state.LinkKey(ns, name)]; ok {
+	if idx, ok := a.idx.get(state.LinkKey(ns, name)); ok {
 		return h, idx, nil
 	}
 	l, err := h.LinkByName(name)
 	if err != nil {
 		return nil, 0, fmt.Errorf("link %s: LinkByName: %w", name, err)
 	}
-	a.idx[state.LinkKey(ns, name)] = l.Attrs().Index
+	a.idx.set(state.LinkKey(ns, name), l.Attrs().Index)
 	return h, l.Attrs().Index, nil
+}
+
+// ifindexes maps link keys to ifindexes, for concurrent workers.
+type ifindexes struct {
+	mu sync.Mutex
+	m  map[string]int
+}
+
+func (x *ifindexes) get(key string) (int, bool) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	idx, ok := x.m[key]
+	return idx, ok
+}
+
+func (x *ifindexes) set(key string, idx int) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.m[key] = idx
+}
+
+func (x *ifindexes) drop(key string) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	delete(x.m, key)
+}
+
+// dropPrefix forgets every link whose key starts with prefix (those of a
+// namespace).
+func (x *ifindexes) dropPrefix(prefix string) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for k := range x.m {
+		if strings.HasPrefix(k, prefix) {
+			delete(x.m, k)
+		}
+	}
 }
 
 func ipNet(p netip.Prefix) *net.IPNet {
