@@ -63,7 +63,10 @@ const applyWorkers = 4
 // node-wide objects (a bridge, tunnel routes); then each pod's creations
 // and updates, in order within the pod, with several pods at once: pods
 // never depend on each other, and most of the cost is syscalls and
-// namespace switches, which overlap well.
+// namespace switches, which overlap well. One exception: while a datapath
+// step's programs are being verified (datapath.OpenMapsWith), the node's
+// later steps (map entries, its attachments, addresses and routes) run
+// beside the pods' steps up to their first attachment.
 //
 // It stops at the first kernel refusal (other pods in flight finish
 // their current change) and returns an error naming the object and the
@@ -104,22 +107,20 @@ func From(ctx context.Context, cfg *Config, p *plan.Plan, log logr.Logger, done 
 	a := newApplier(cfg, log, dp, idx)
 	defer a.h.Close()
 	newWorker := func() *applier { return newApplier(cfg, log, dp, idx) }
-	head, tail := cutAtPrograms(serial)
+	head, tail := cutAfterDatapath(serial)
 	if err := a.run(ctx, head, &applied); err != nil {
 		return count(), err
 	}
 	if dp.loadingNow() {
 		// The programs are being verified (seconds of CPU for a new
-		// build): meanwhile every pod is made up to its first
-		// attachment. Each pod's steps and the node's keep their order;
-		// a pod is not reachable before its programs are attached.
-		heads := make(map[string][]plan.Change, len(groups))
-		for _, o := range owners {
-			heads[o], groups[o] = cutAtPrograms(groups[o])
-		}
-		if err := runPods(ctx, owners, heads, newWorker, &applied); err != nil {
+		// build): meanwhile the node's other steps run, and every pod
+		// is made up to its first attachment.
+		err := beside(ctx, func(ctx context.Context) error { return a.run(ctx, tail, &applied) },
+			func(ctx context.Context) error { return runPodHeads(ctx, owners, groups, newWorker, &applied) })
+		if err != nil {
 			return count(), err
 		}
+		tail = nil
 	}
 	if err := a.run(ctx, tail, &applied); err != nil {
 		return count(), err
@@ -131,6 +132,71 @@ func From(ctx context.Context, cfg *Config, p *plan.Plan, log logr.Logger, done 
 		return count(), err
 	}
 	return count(), a.settle(implied)
+}
+
+// runPodHeads runs the steps of each pod up to its first attachment,
+// leaving the others in groups. Each pod's steps keep their order, and a
+// pod gets no address before its programs are attached.
+func runPodHeads(ctx context.Context, owners []string, groups map[string][]plan.Change, newWorker func() *applier,
+	applied *atomic.Int64) error {
+	heads := make(map[string][]plan.Change, len(groups))
+	for _, o := range owners {
+		heads[o], groups[o] = cutAtPrograms(groups[o])
+	}
+	return runPods(ctx, owners, heads, newWorker, applied)
+}
+
+// beside runs node and pods at once. The first failure stops the other
+// (before its next change); only the failures that did not come from
+// that stop are returned.
+func beside(ctx context.Context, node, pods func(context.Context) error) error {
+	inner, stop := context.WithCancel(ctx)
+	defer stop()
+	nodeErr := make(chan error, 1)
+	go func() {
+		err := node(inner)
+		if err != nil {
+			stop()
+		}
+		nodeErr <- err
+	}()
+	err := pods(inner)
+	if err != nil {
+		stop()
+	}
+	var out []error
+	for _, e := range append(flatten(err), flatten(<-nodeErr)...) {
+		if ctx.Err() != nil || !errors.Is(e, context.Canceled) {
+			out = append(out, e)
+		}
+	}
+	return errors.Join(out...)
+}
+
+// flatten lists the errors an errors.Join holds (err itself otherwise).
+func flatten(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	if err == nil {
+		return nil
+	}
+	return []error{err}
+}
+
+// cutAfterDatapath splits the node's steps cs after the one that creates
+// or updates the datapath (which starts loading its programs). What
+// follows it are the datapath's entries and attachments and the node's
+// addresses and routes, which no pod's links and namespace depend on.
+func cutAfterDatapath(cs []plan.Change) (through, after []plan.Change) {
+	i := slices.IndexFunc(cs, func(c plan.Change) bool {
+		_, ok := c.Desired.(*state.Datapath)
+		return ok && c.Action != plan.Delete
+	})
+	if i < 0 {
+		return cs, nil
+	}
+	return cs[:i+1], cs[i+1:]
 }
 
 // cutAtPrograms splits cs before its first step that needs the datapath's

@@ -321,9 +321,16 @@ func (a *applier) bindSource(dp *datapath.Datapath, o *state.Attach, ns string) 
 	if err != nil {
 		return fmt.Errorf("bind %s: source %q: %w", o.Name, o.Source, err)
 	}
-	mac, err := datapath.HardwareAddr(o.PodNS, drivers.PodIfName)
+	// Through this pass's handle of the pod's namespace: its addresses
+	// and routes, which follow, use it too.
+	h, err := a.h.Get(o.PodNS)
 	if err != nil {
 		return fmt.Errorf("bind %s: %w", o.Name, err)
 	}
-	return called("bind "+o.Name+": Bind", dp.Bind(ns, o.IfName, datapath.Source{IP: ip, MAC: mac}))
+	l, err := h.LinkByName(drivers.PodIfName)
+	if err != nil {
+		return fmt.Errorf("bind %s: look up %s in netns %q: %w", o.Name, drivers.PodIfName, o.PodNS, err)
+	}
+	src := datapath.Source{IP: ip, MAC: l.Attrs().HardwareAddr}
+	return called("bind "+o.Name+": Bind", dp.Bind(ns, o.IfName, src))
 }
