@@ -227,22 +227,40 @@ func newApplier(cfg *Config, log logr.Logger, dp *dpHolder, idx *ifindexes) *app
 	return &applier{cfg: cfg, h: handles.New(cfg.NodeNetns), log: log, idx: idx, dp: dp}
 }
 
-// run executes changes in order, stopping at the first error.
+// run executes changes in order, stopping at the first error. A run of
+// at least minServiceBatch services is written at once (SetServices).
 func (a *applier) run(ctx context.Context, cs []plan.Change, applied *atomic.Int64) error {
-	for _, c := range cs {
+	for i := 0; i < len(cs); {
+		c := cs[i]
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("stopped before %s %s: %w", c.Action, describe(c), err)
+		}
+		if n := serviceRun(cs[i:]); n >= minServiceBatch {
+			if err := a.setServices(cs[i : i+n]); err != nil {
+				return fmt.Errorf("create or update %d services (%s to %s): %w", n, c.Key, cs[i+n-1].Key, err)
+			}
+			for _, c := range cs[i : i+n] {
+				a.applied(c, applied)
+			}
+			i += n
+			continue
 		}
 		if err := a.step(c); err != nil {
 			return fmt.Errorf("%s %s: %w", c.Action, describe(c), err)
 		}
-		if c.More() {
-			continue // the change is applied when its last part is
-		}
-		afterChange(applied.Add(1))
-		a.log.Info("applied", "action", string(c.Action), "kind", c.Kind, "key", c.Key, "owner", c.Owner)
+		a.applied(c, applied)
+		i++
 	}
 	return nil
+}
+
+// applied counts and logs change c once its last part is applied.
+func (a *applier) applied(c plan.Change, applied *atomic.Int64) {
+	if c.More() {
+		return
+	}
+	afterChange(applied.Add(1))
+	a.log.Info("applied", "action", string(c.Action), "kind", c.Kind, "key", c.Key, "owner", c.Owner)
 }
 
 // settle waits briefly for host veth ends whose peer namespace was

@@ -113,3 +113,26 @@ func TestBeside(t *testing.T) {
 		t.Errorf("caller's cancel: %v, want context.Canceled", err)
 	}
 }
+
+// TestServiceRun: only service ports created or updated count, from the
+// start; a deletion or another object ends the run.
+func TestServiceRun(t *testing.T) {
+	put := plan.Change{Action: plan.Create, Desired: &state.Service{}}
+	upd := plan.Change{Action: plan.Update, Desired: &state.Service{}, Observed: &state.Service{}}
+	del := plan.Change{Action: plan.Delete, Observed: &state.Service{}}
+	ep := plan.Change{Action: plan.Create, Desired: &state.Endpoint{}}
+	for _, tc := range []struct {
+		in   []plan.Change
+		want int
+	}{
+		{[]plan.Change{put, upd, put, ep, put}, 3},
+		{[]plan.Change{del, put}, 0},
+		{[]plan.Change{put, del, put}, 1},
+		{[]plan.Change{put, put}, 2},
+		{nil, 0},
+	} {
+		if got := serviceRun(tc.in); got != tc.want {
+			t.Errorf("serviceRun(%d changes) = %d, want %d", len(tc.in), got, tc.want)
+		}
+	}
+}

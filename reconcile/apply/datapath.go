@@ -267,17 +267,9 @@ func (a *applier) writeEntry(dp *datapath.Datapath, c plan.Change, obj state.Obj
 		conf.NodeAddr = o.NodeAddr
 		return called("SetConfig", dp.SetConfig(conf))
 	case *state.Service:
-		svc := datapath.Service{Key: datapath.ServiceKey{IP: o.IP, Port: o.Port, Proto: dpconv.ProtoNumber(o.Proto)},
-			Affinity: o.Affinity, SNAT: o.SNAT}
-		if o.Affinity {
-			svc.AffinityTimeout = time.Duration(o.Timeout()) * time.Second
-		}
-		for _, b := range o.Backends {
-			ap, err := netip.ParseAddrPort(b)
-			if err != nil {
-				return fmt.Errorf("backend %q: %w", b, err)
-			}
-			svc.Backends = append(svc.Backends, datapath.Backend{IP: ap.Addr(), Port: ap.Port()})
+		svc, err := toService(o)
+		if err != nil {
+			return err
 		}
 		return called("SetService", dp.SetService(svc))
 	case *state.Endpoint:
@@ -333,4 +325,56 @@ func (a *applier) bindSource(dp *datapath.Datapath, o *state.Attach, ns string) 
 	}
 	src := datapath.Source{IP: ip, MAC: l.Attrs().HardwareAddr}
 	return called("bind "+o.Name+": Bind", dp.Bind(ns, o.IfName, src))
+}
+
+// toService is service port o as the datapath programs it.
+func toService(o *state.Service) (datapath.Service, error) {
+	svc := datapath.Service{Key: datapath.ServiceKey{IP: o.IP, Port: o.Port, Proto: dpconv.ProtoNumber(o.Proto)},
+		Affinity: o.Affinity, SNAT: o.SNAT}
+	if o.Affinity {
+		svc.AffinityTimeout = time.Duration(o.Timeout()) * time.Second
+	}
+	for _, b := range o.Backends {
+		ap, err := netip.ParseAddrPort(b)
+		if err != nil {
+			return datapath.Service{}, fmt.Errorf("service %s: backend %q: %w", o.Key(), b, err)
+		}
+		svc.Backends = append(svc.Backends, datapath.Backend{IP: ap.Addr(), Port: ap.Port()})
+	}
+	return svc, nil
+}
+
+// minServiceBatch is the shortest run of service changes written at once:
+// a small change keeps its own steps.
+const minServiceBatch = 64
+
+// serviceRun counts the service ports created or updated at the start of
+// cs.
+func serviceRun(cs []plan.Change) int {
+	for i, c := range cs {
+		if _, ok := c.Desired.(*state.Service); !ok || (c.Action != plan.Create && c.Action != plan.Update) {
+			return i
+		}
+	}
+	return len(cs)
+}
+
+// setServices writes the service ports that changes cs create or update,
+// at once.
+func (a *applier) setServices(cs []plan.Change) error {
+	svcs := make([]datapath.Service, len(cs))
+	for i, c := range cs {
+		var err error
+		if svcs[i], err = toService(c.Desired.(*state.Service)); err != nil {
+			return err
+		}
+	}
+	dp, err := a.dp.get(false)
+	if err != nil {
+		return err
+	}
+	for _, n := range a.dp.takeNotes() {
+		a.log.Info("datapath", "note", n)
+	}
+	return called("SetServices", dp.SetServices(svcs))
 }
