@@ -253,6 +253,9 @@ func (d *Datapath) Attach(nsRef, ifname string, dir Direction) error {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.program(dir) == nil {
+		return fmt.Errorf("attach %s: programs not loaded (a datapath from OpenMapsWith): %w", describe(nsRef, ifname, dir), ErrInvalid)
+	}
 	err = nsutil.Do(nsRef, func() error {
 		index, err := ifIndex(ifname)
 		if err != nil {
@@ -353,7 +356,7 @@ func (d *Datapath) reuseLink(l link.Link, ifindex int, dir Direction) (bool, err
 	}
 	if tcx := info.TCX(); tcx != nil && int(tcx.Ifindex) == ifindex && ebpf.AttachType(tcx.AttachType) == dir.attachType() {
 		prog := d.program(dir)
-		if d.isCurrent(info.Program, progName(prog)) {
+		if d.isCurrent(info.Program, programNames[dir]) {
 			return true, nil
 		}
 		if err := l.Update(prog); err != nil {
@@ -401,7 +404,7 @@ func (d *Datapath) attachTC(name string, ifindex int, dir Direction) error {
 	}
 	f := tcFilter(ifindex, dir)
 	f.Fd = prog.FD()
-	f.Name = progName(prog)
+	f.Name = programNames[dir] // the kernel's name of prog, without asking it
 	f.DirectAction = true
 	if err := h.FilterReplace(f); err != nil {
 		return fmt.Errorf("add bpf filter: %w", err)

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -109,13 +110,15 @@ func loadSpec() (*ebpf.CollectionSpec, error) {
 // was replaced or upgraded, for the caller to log.
 func Open(pinDir string) (*Datapath, error) { return OpenWith(pinDir, Sizes{}) }
 
-func open(pinDir string, sizes Sizes) (*Datapath, error) {
+// prepare is what Open and OpenMapsWith do before loading anything: the
+// pin directory exists on bpffs, and maps of another layout are unpinned.
+func prepare(pinDir string, sizes Sizes) (*Datapath, *ebpf.CollectionSpec, error) {
 	if err := ensureBPFFS(pinDir); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for _, dir := range []string{pinDir, filepath.Join(pinDir, linksDir), filepath.Join(pinDir, tcDir)} {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	spec, err := loadSpec()
@@ -123,16 +126,23 @@ func open(pinDir string, sizes Sizes) (*Datapath, error) {
 		err = sizes.apply(spec)
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	d := &Datapath{pinDir: pinDir, nextID: 1}
-
 	if reason, err := pinnedLayoutMismatch(spec, pinDir); err != nil {
-		return nil, err
+		return nil, nil, err
 	} else if reason != "" {
 		if err := d.replaceMaps(reason); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
+	}
+	return d, spec, nil
+}
+
+func open(pinDir string, sizes Sizes) (*Datapath, error) {
+	d, spec, err := prepare(pinDir, sizes)
+	if err != nil {
+		return nil, err
 	}
 	added := missingAddedMaps(spec, pinDir)
 	if len(added) == 0 && d.loadPinned(spec) {
@@ -142,28 +152,12 @@ func open(pinDir string, sizes Sizes) (*Datapath, error) {
 		}
 		return d, nil
 	}
-	opts := &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: pinDir}}
-	err = spec.LoadAndAssign(&d.objs, opts)
-	if errors.Is(err, ebpf.ErrMapIncompatible) {
-		added = nil
-		if rerr := d.replaceMaps(err.Error()); rerr != nil {
-			return nil, errors.Join(err, rerr)
-		}
-		err = spec.LoadAndAssign(&d.objs, opts)
+	if err := d.loadMaps(spec, added); err != nil {
+		return nil, err
 	}
-	if err != nil {
-		if errors.Is(err, ebpf.ErrNotSupported) || errors.Is(err, unix.EPERM) {
-			return nil, fmt.Errorf("load programs: %w (%w)", ErrUnavailable, err)
-		}
-		var verr *ebpf.VerifierError
-		if errors.As(err, &verr) {
-			return nil, fmt.Errorf("load programs: %+v", verr)
-		}
-		return nil, fmt.Errorf("load programs: %w", err)
-	}
-	if len(added) > 0 {
-		d.notes = append(d.notes, fmt.Sprintf("added maps %s (empty) beside the maps an older build pinned in %s",
-			strings.Join(added, ", "), pinDir))
+	if err := d.loadPrograms(spec); err != nil {
+		d.objs.Close()
+		return nil, err
 	}
 	if err := d.init(false); err != nil {
 		d.objs.Close()
@@ -177,6 +171,139 @@ func open(pinDir string, sizes Sizes) (*Datapath, error) {
 		return nil, err
 	}
 	return d, nil
+}
+
+// OpenMapsWith is OpenWith without the programs: it creates, pins and
+// stamps the maps (replacing incompatible ones, adding missing ones, as
+// OpenWith does) and returns a Datapath that programs entries but cannot
+// attach. Loading the programs means verifying them, seconds of CPU for a
+// new build; OpenWith on the same pin directory loads them later against
+// these maps (the verifier can run while the maps are being filled).
+func OpenMapsWith(pinDir string, sizes Sizes) (*Datapath, error) {
+	if pinDir == "" {
+		return nil, fmt.Errorf("open datapath maps: empty pin directory: %w", ErrInvalid)
+	}
+	pinDir = filepath.Clean(pinDir)
+	d, err := openMaps(pinDir, sizes)
+	if err != nil {
+		return nil, fmt.Errorf("open datapath maps %s: %w", pinDir, err)
+	}
+	return d, nil
+}
+
+func openMaps(pinDir string, sizes Sizes) (*Datapath, error) {
+	d, spec, err := prepare(pinDir, sizes)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.loadMaps(spec, missingAddedMaps(spec, pinDir)); err != nil {
+		return nil, err
+	}
+	// The programs' identities come from their pins, as for Inspect.
+	if err := d.init(false); err != nil {
+		d.objs.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// loadMaps opens the maps pinned in d's directory, creating and pinning
+// those missing and replacing incompatible ones. added are the maps an
+// older build lacked (see addedMaps), noted once loaded.
+func (d *Datapath) loadMaps(spec *ebpf.CollectionSpec, added []string) error {
+	opts := &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: d.pinDir}}
+	err := spec.LoadAndAssign(&d.objs.NrMaps, opts)
+	if errors.Is(err, ebpf.ErrMapIncompatible) {
+		added = nil
+		if rerr := d.replaceMaps(err.Error()); rerr != nil {
+			return errors.Join(err, rerr)
+		}
+		err = spec.LoadAndAssign(&d.objs.NrMaps, opts)
+	}
+	if err != nil {
+		return loadError("load maps", err)
+	}
+	if len(added) > 0 {
+		d.notes = append(d.notes, fmt.Sprintf("added maps %s (empty) beside the maps an older build pinned in %s",
+			strings.Join(added, ", "), d.pinDir))
+	}
+	return nil
+}
+
+// slowProgram is the program the verifier spends most of its time on
+// (nr_from_pod: about 1.9 s of 2.3 s here).
+const slowProgram = "nr_from_pod"
+
+// loadPrograms loads this build's programs against the maps pinned in d's
+// directory: slowProgram and the others at once, so that a second CPU
+// verifies the others meanwhile.
+func (d *Datapath) loadPrograms(spec *ebpf.CollectionSpec) error {
+	var (
+		wg    sync.WaitGroup
+		progs [2]map[string]*ebpf.Program
+		errs  [2]error
+	)
+	for i, slow := range []bool{true, false} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			progs[i], errs[i] = loadSome(spec, d.pinDir, func(name string) bool { return (name == slowProgram) == slow })
+		}()
+	}
+	wg.Wait()
+	loaded := maps.Clone(progs[0])
+	maps.Copy(loaded, progs[1])
+	err := errors.Join(errs[:]...)
+	fields := reflect.ValueOf(&d.objs.NrPrograms).Elem()
+	for i := range fields.NumField() {
+		if _, ok := loaded[fields.Type().Field(i).Tag.Get("ebpf")]; !ok && err == nil {
+			err = fmt.Errorf("program %s: not in the object", fields.Type().Field(i).Tag.Get("ebpf"))
+		}
+	}
+	if err != nil {
+		for _, p := range loaded {
+			p.Close()
+		}
+		return loadError("load programs", err)
+	}
+	for i := range fields.NumField() {
+		fields.Field(i).Set(reflect.ValueOf(loaded[fields.Type().Field(i).Tag.Get("ebpf")]))
+	}
+	return nil
+}
+
+// loadSome loads the programs of spec that keep selects, against the maps
+// pinned in pinDir.
+func loadSome(spec *ebpf.CollectionSpec, pinDir string, keep func(string) bool) (map[string]*ebpf.Program, error) {
+	s := spec.Copy()
+	for name := range s.Programs {
+		if !keep(name) {
+			delete(s.Programs, name)
+		}
+	}
+	c, err := ebpf.NewCollectionWithOptions(s, ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: pinDir}})
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close() // the maps: each program holds those it uses
+	out := make(map[string]*ebpf.Program, len(c.Programs))
+	for name := range c.Programs {
+		out[name] = c.DetachProgram(name)
+	}
+	return out, nil
+}
+
+// loadError wraps an error of loading maps or programs: the kernel
+// refusing BPF is ErrUnavailable, a verifier refusal shows its log.
+func loadError(what string, err error) error {
+	if errors.Is(err, ebpf.ErrNotSupported) || errors.Is(err, unix.EPERM) {
+		return fmt.Errorf("%s: %w (%w)", what, ErrUnavailable, err)
+	}
+	var verr *ebpf.VerifierError
+	if errors.As(err, &verr) {
+		return fmt.Errorf("%s: %+v", what, verr)
+	}
+	return fmt.Errorf("%s: %w", what, err)
 }
 
 // loadPinned fills d.objs from pins alone: the maps, and this build's
@@ -384,13 +511,14 @@ func (d *Datapath) init(readOnly bool) error {
 		}
 	}
 
-	if readOnly {
+	mapsOnly := readOnly || d.objs.NrFromPod == nil
+	if mapsOnly {
 		d.progs = pinnedIdentities(d.pinDir)
 	} else {
 		d.progs = map[string]progIdentity{}
 	}
 	for _, p := range d.programs() {
-		if readOnly {
+		if mapsOnly {
 			break
 		}
 		id, err := identify(p)

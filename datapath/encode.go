@@ -69,3 +69,32 @@ func scan[K, V any](m *ebpf.Map, fn func(k *K, v *V)) error {
 	}
 	return it.Err()
 }
+
+// putBatch is how many entries putMany writes per system call.
+const putBatch = 4096
+
+// putMany writes keys[i] -> values[i] for every i (creating or replacing
+// each): in batches of putBatch entries, one system call each, or one
+// entry at a time where the map type has no batch update (a devmap, or a
+// kernel before 5.6). After an error, any of the entries may have been
+// written: the kernel does not always say how many were.
+func putMany[K, V any](m *ebpf.Map, keys []K, values []V) error {
+	done := 0
+	for done < len(keys) {
+		end := min(done+putBatch, len(keys))
+		_, err := m.BatchUpdate(keys[done:end], values[done:end], nil)
+		if errors.Is(err, ebpf.ErrNotSupported) {
+			break // refused before any entry
+		}
+		if err != nil {
+			return err
+		}
+		done = end
+	}
+	for ; done < len(keys); done++ {
+		if err := m.Put(&keys[done], &values[done]); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -9,7 +9,9 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -46,8 +48,10 @@ type applier struct {
 	h   *handles.Set
 	log logr.Logger
 	// idx caches ifindexes of links this pass created or looked up, by
-	// link key, saving a request per address, neighbour and route.
-	idx map[string]int
+	// link key, saving a request per address, neighbour and route. It is
+	// shared by the pass's workers: a pod's later steps may run on another
+	// worker than the one that made its links.
+	idx *ifindexes
 	// dp is the node's datapath, opened once per apply and shared.
 	dp *dpHolder
 }
@@ -59,7 +63,10 @@ const applyWorkers = 4
 // node-wide objects (a bridge, tunnel routes); then each pod's creations
 // and updates, in order within the pod, with several pods at once: pods
 // never depend on each other, and most of the cost is syscalls and
-// namespace switches, which overlap well.
+// namespace switches, which overlap well. One exception: while a datapath
+// step's programs are being verified (datapath.OpenMapsWith), the node's
+// later steps (map entries, its attachments, addresses and routes) run
+// beside the pods' steps up to their first attachment.
 //
 // It stops at the first kernel refusal (other pods in flight finish
 // their current change) and returns an error naming the object and the
@@ -96,15 +103,113 @@ func From(ctx context.Context, cfg *Config, p *plan.Plan, log logr.Logger, done 
 	count := func() int { return int(applied.Load()) - done }
 	dp := &dpHolder{pinDir: cfg.BPFFS, mode: cfg.AttachMode}
 	defer dp.close()
-	a := newApplier(cfg, log, dp)
+	idx := &ifindexes{m: map[string]int{}}
+	a := newApplier(cfg, log, dp, idx)
 	defer a.h.Close()
-	if err := a.run(ctx, serial, &applied); err != nil {
+	newWorker := func() *applier { return newApplier(cfg, log, dp, idx) }
+	head, tail := cutAfterDatapath(serial)
+	if err := a.run(ctx, head, &applied); err != nil {
 		return count(), err
 	}
-	if err := runPods(ctx, owners, groups, func() *applier { return newApplier(cfg, log, dp) }, &applied); err != nil {
+	if dp.loadingNow() {
+		// The programs are being verified (seconds of CPU for a new
+		// build): meanwhile the node's other steps run, and every pod
+		// is made up to its first attachment.
+		err := beside(ctx, func(ctx context.Context) error { return a.run(ctx, tail, &applied) },
+			func(ctx context.Context) error { return runPodHeads(ctx, owners, groups, newWorker, &applied) })
+		if err != nil {
+			return count(), err
+		}
+		tail = nil
+	}
+	if err := a.run(ctx, tail, &applied); err != nil {
+		return count(), err
+	}
+	if err := runPods(ctx, owners, groups, newWorker, &applied); err != nil {
+		return count(), err
+	}
+	if err := dp.wait(); err != nil {
 		return count(), err
 	}
 	return count(), a.settle(implied)
+}
+
+// runPodHeads runs the steps of each pod up to its first attachment,
+// leaving the others in groups. Each pod's steps keep their order, and a
+// pod gets no address before its programs are attached.
+func runPodHeads(ctx context.Context, owners []string, groups map[string][]plan.Change, newWorker func() *applier,
+	applied *atomic.Int64) error {
+	heads := make(map[string][]plan.Change, len(groups))
+	for _, o := range owners {
+		heads[o], groups[o] = cutAtPrograms(groups[o])
+	}
+	return runPods(ctx, owners, heads, newWorker, applied)
+}
+
+// beside runs node and pods at once. The first failure stops the other
+// (before its next change); only the failures that did not come from
+// that stop are returned.
+func beside(ctx context.Context, node, pods func(context.Context) error) error {
+	inner, stop := context.WithCancel(ctx)
+	defer stop()
+	nodeErr := make(chan error, 1)
+	go func() {
+		err := node(inner)
+		if err != nil {
+			stop()
+		}
+		nodeErr <- err
+	}()
+	err := pods(inner)
+	if err != nil {
+		stop()
+	}
+	var out []error
+	for _, e := range append(flatten(err), flatten(<-nodeErr)...) {
+		if ctx.Err() != nil || !errors.Is(e, context.Canceled) {
+			out = append(out, e)
+		}
+	}
+	return errors.Join(out...)
+}
+
+// flatten lists the errors an errors.Join holds (err itself otherwise).
+func flatten(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	if err == nil {
+		return nil
+	}
+	return []error{err}
+}
+
+// cutAfterDatapath splits the node's steps cs after the one that creates
+// or updates the datapath (which starts loading its programs). What
+// follows it are the datapath's entries and attachments and the node's
+// addresses and routes, which no pod's links and namespace depend on.
+func cutAfterDatapath(cs []plan.Change) (through, after []plan.Change) {
+	i := slices.IndexFunc(cs, func(c plan.Change) bool {
+		_, ok := c.Desired.(*state.Datapath)
+		return ok && c.Action != plan.Delete
+	})
+	if i < 0 {
+		return cs, nil
+	}
+	return cs[:i+1], cs[i+1:]
+}
+
+// cutAtPrograms splits cs before its first step that needs the datapath's
+// programs (an attachment made or changed).
+func cutAtPrograms(cs []plan.Change) (before, from []plan.Change) {
+	i := slices.IndexFunc(cs, func(c plan.Change) bool {
+		_, ok := c.Desired.(*state.Attach)
+		return ok && c.Action != plan.Delete
+	})
+	if i < 0 {
+		return cs, nil
+	}
+	return cs[:i], cs[i:]
 }
 
 // runPods runs the changes of each pod, in owners' order, applyWorkers
@@ -118,26 +223,44 @@ func runPods(ctx context.Context, owners []string, groups map[string][]plan.Chan
 		func(w *applier, owner string) error { return w.run(ctx, groups[owner], applied) })
 }
 
-func newApplier(cfg *Config, log logr.Logger, dp *dpHolder) *applier {
-	return &applier{cfg: cfg, h: handles.New(cfg.NodeNetns), log: log, idx: map[string]int{}, dp: dp}
+func newApplier(cfg *Config, log logr.Logger, dp *dpHolder, idx *ifindexes) *applier {
+	return &applier{cfg: cfg, h: handles.New(cfg.NodeNetns), log: log, idx: idx, dp: dp}
 }
 
-// run executes changes in order, stopping at the first error.
+// run executes changes in order, stopping at the first error. A run of
+// at least minServiceBatch services is written at once (SetServices).
 func (a *applier) run(ctx context.Context, cs []plan.Change, applied *atomic.Int64) error {
-	for _, c := range cs {
+	for i := 0; i < len(cs); {
+		c := cs[i]
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("stopped before %s %s: %w", c.Action, describe(c), err)
+		}
+		if n := serviceRun(cs[i:]); n >= minServiceBatch {
+			if err := a.setServices(cs[i : i+n]); err != nil {
+				return fmt.Errorf("create or update %d services (%s to %s): %w", n, c.Key, cs[i+n-1].Key, err)
+			}
+			for _, c := range cs[i : i+n] {
+				a.applied(c, applied)
+			}
+			i += n
+			continue
 		}
 		if err := a.step(c); err != nil {
 			return fmt.Errorf("%s %s: %w", c.Action, describe(c), err)
 		}
-		if c.More() {
-			continue // the change is applied when its last part is
-		}
-		afterChange(applied.Add(1))
-		a.log.Info("applied", "action", string(c.Action), "kind", c.Kind, "key", c.Key, "owner", c.Owner)
+		a.applied(c, applied)
+		i++
 	}
 	return nil
+}
+
+// applied counts and logs change c once its last part is applied.
+func (a *applier) applied(c plan.Change, applied *atomic.Int64) {
+	if c.More() {
+		return
+	}
+	afterChange(applied.Add(1))
+	a.log.Info("applied", "action", string(c.Action), "kind", c.Kind, "key", c.Key, "owner", c.Owner)
 }
 
 // settle waits briefly for host veth ends whose peer namespace was
@@ -257,11 +380,7 @@ func (a *applier) createNetns(n *state.Netns) error {
 func (a *applier) deleteNetns(n *state.Netns) error {
 	a.h.Forget(n.Ref)
 	prefix := state.LinkKey(n.Ref, "")
-	for k := range a.idx {
-		if strings.HasPrefix(k, prefix) {
-			delete(a.idx, k)
-		}
-	}
+	a.idx.dropPrefix(prefix)
 	if n.Owned {
 		if err := nsutil.Delete(n.Ref); err != nil {
 			return err
@@ -291,7 +410,7 @@ func (a *applier) createLink(l *state.Link) error {
 	if err != nil {
 		return fmt.Errorf("LinkByName %s after LinkAdd: %w", l.Name, err)
 	}
-	a.idx[l.Key()] = created.Attrs().Index
+	a.idx.set(l.Key(), created.Attrs().Index)
 	if err := h.LinkSetAlias(created, l.Alias); err != nil {
 		return fmt.Errorf("LinkSetAlias: %w", err)
 	}
@@ -404,7 +523,7 @@ func (a *applier) markPeer(l *state.Link) error {
 	if err != nil {
 		return fmt.Errorf("peer %s: LinkByName: %w", l.PeerName, err)
 	}
-	a.idx[state.LinkKey(l.PeerNS, l.PeerName)] = peer.Attrs().Index
+	a.idx.set(state.LinkKey(l.PeerNS, l.PeerName), peer.Attrs().Index)
 	if err := ph.LinkSetAlias(peer, l.Alias); err != nil {
 		return fmt.Errorf("peer %s: LinkSetAlias: %w", l.PeerName, err)
 	}
@@ -540,9 +659,9 @@ func setNoARP(h *netlink.Handle, link netlink.Link, on bool) error {
 }
 
 func (a *applier) deleteLink(l *state.Link) error {
-	delete(a.idx, l.Key())
+	a.idx.drop(l.Key())
 	if l.Type == state.LinkVeth {
-		delete(a.idx, state.LinkKey(l.PeerNS, l.PeerName))
+		a.idx.drop(state.LinkKey(l.PeerNS, l.PeerName))
 	}
 	h, err := a.h.Get(l.NS)
 	if err != nil {
@@ -585,15 +704,52 @@ func (a *applier) linkIndex(ns, name string) (*netlink.Handle, int, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	if idx, ok := a.idx[state.LinkKey(ns, name)]; ok {
+	if idx, ok := a.idx.get(state.LinkKey(ns, name)); ok {
 		return h, idx, nil
 	}
 	l, err := h.LinkByName(name)
 	if err != nil {
 		return nil, 0, fmt.Errorf("link %s: LinkByName: %w", name, err)
 	}
-	a.idx[state.LinkKey(ns, name)] = l.Attrs().Index
+	a.idx.set(state.LinkKey(ns, name), l.Attrs().Index)
 	return h, l.Attrs().Index, nil
+}
+
+// ifindexes maps link keys to ifindexes, for concurrent workers.
+type ifindexes struct {
+	mu sync.Mutex
+	m  map[string]int
+}
+
+func (x *ifindexes) get(key string) (int, bool) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	idx, ok := x.m[key]
+	return idx, ok
+}
+
+func (x *ifindexes) set(key string, idx int) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.m[key] = idx
+}
+
+func (x *ifindexes) drop(key string) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	delete(x.m, key)
+}
+
+// dropPrefix forgets every link whose key starts with prefix (those of a
+// namespace).
+func (x *ifindexes) dropPrefix(prefix string) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for k := range x.m {
+		if strings.HasPrefix(k, prefix) {
+			delete(x.m, k)
+		}
+	}
 }
 
 func ipNet(p netip.Prefix) *net.IPNet {

@@ -16,7 +16,9 @@ import (
 // dpHolder opens the node's datapath once per apply, for all workers.
 // Map changes use the maps alone (datapath.Inspect); only attaching
 // programs or (re)creating the datapath loads the programs, which means
-// verifying them.
+// verifying them. A datapath step opens the maps at once and loads the
+// programs in the background (seconds of CPU for a new build), so that
+// the maps are filled and the pods made meanwhile; attaching waits.
 type dpHolder struct {
 	pinDir string
 	mode   string // --attach-mode
@@ -28,6 +30,12 @@ type dpHolder struct {
 	// wants; nil: those of the maps pinned (the plan replaces the
 	// datapath when they differ from the file's).
 	sizes *datapath.Sizes
+	// spare are datapaths that a fuller one replaced: closed at the end,
+	// as a worker may still be writing through one.
+	spare []*datapath.Datapath
+	// loading is closed once the background load ended (loadErr says how).
+	loading chan struct{}
+	loadErr error
 }
 
 // setSizes records the map sizes of the datapath about to be created.
@@ -43,26 +51,41 @@ func (h *dpHolder) setSizes(d *state.Datapath) error {
 	return nil
 }
 
+// sizesLocked are the map sizes to open with; h.mu is held.
+func (h *dpHolder) sizesLocked() datapath.Sizes {
+	if h.sizes != nil {
+		return *h.sizes
+	}
+	return datapath.PinnedSizes(h.pinDir)
+}
+
+// use makes dp the datapath in use; h.mu is held.
+func (h *dpHolder) use(dp *datapath.Datapath, full bool) {
+	if h.dp != nil {
+		h.spare = append(h.spare, h.dp)
+	}
+	h.dp, h.full = dp, full
+	h.notes = append(h.notes, dp.Notes()...)
+}
+
 func (h *dpHolder) get(needPrograms bool) (*datapath.Datapath, error) {
+	if needPrograms {
+		if err := h.wait(); err != nil {
+			return nil, err
+		}
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.dp != nil && (h.full || !needPrograms) {
 		return h.dp, nil
 	}
-	if h.dp != nil {
-		h.dp.Close()
-		h.dp = nil
-	}
-	sizes := datapath.PinnedSizes(h.pinDir)
-	if h.sizes != nil {
-		sizes = *h.sizes
-	}
+	sizes := h.sizesLocked()
 	if !needPrograms {
 		// (Not on an older build's pins: writes to the maps it lacks
 		// would go to Inspect's stand-ins; Open adds them.)
 		dp, reason, err := datapath.InspectWith(h.pinDir, sizes)
 		if err == nil && dp != nil && reason == "" && dp.Complete() {
-			h.dp = dp
+			h.use(dp, false)
 			return dp, nil
 		}
 		if dp != nil {
@@ -74,8 +97,70 @@ func (h *dpHolder) get(needPrograms bool) (*datapath.Datapath, error) {
 		return nil, fmt.Errorf("datapath.OpenWith: %w", err)
 	}
 	dp.SetAttachMode(h.mode)
-	h.dp, h.full, h.notes = dp, true, dp.Notes()
+	h.use(dp, true)
 	return dp, nil
+}
+
+// openMaps serves a step that creates or updates the datapath: it opens
+// (creating, replacing) the maps now, and loads the programs against them
+// in the background. A datapath already open with its programs is kept.
+func (h *dpHolder) openMaps() (*datapath.Datapath, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.dp != nil && (h.full || h.loading != nil) {
+		return h.dp, nil
+	}
+	sizes := h.sizesLocked()
+	dp, err := datapath.OpenMapsWith(h.pinDir, sizes)
+	if err != nil {
+		return nil, fmt.Errorf("datapath.OpenMapsWith: %w", err)
+	}
+	h.use(dp, false)
+	done := make(chan struct{})
+	h.loading = done
+	go func() {
+		defer close(done)
+		full, err := datapath.OpenWith(h.pinDir, sizes)
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if err != nil {
+			h.loadErr = fmt.Errorf("datapath.OpenWith: %w", err)
+			return
+		}
+		full.SetAttachMode(h.mode)
+		h.use(full, true)
+	}()
+	return dp, nil
+}
+
+// loadingNow reports whether programs are being loaded in the background.
+func (h *dpHolder) loadingNow() bool {
+	h.mu.Lock()
+	ch := h.loading
+	h.mu.Unlock()
+	if ch == nil {
+		return false
+	}
+	select {
+	case <-ch:
+		return false
+	default:
+		return true
+	}
+}
+
+// wait waits for a background load, and returns its error.
+func (h *dpHolder) wait() error {
+	h.mu.Lock()
+	ch := h.loading
+	h.mu.Unlock()
+	if ch == nil {
+		return nil
+	}
+	<-ch
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.loadErr
 }
 
 // takeNotes returns what opening the datapath replaced or upgraded, once.
@@ -87,13 +172,17 @@ func (h *dpHolder) takeNotes() []string {
 	return n
 }
 
+// close waits for a background load and closes every datapath opened.
 func (h *dpHolder) close() {
+	_ = h.wait()
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.dp != nil {
-		h.dp.Close()
-		h.dp = nil
+	for _, dp := range append(h.spare, h.dp) {
+		if dp != nil {
+			dp.Close()
+		}
 	}
+	h.dp, h.full, h.spare, h.loading, h.loadErr = nil, false, nil, nil, nil
 }
 
 // datapathStep applies one change to a datapath object.
@@ -113,8 +202,13 @@ func (a *applier) datapathStep(c plan.Change) error {
 		}
 	}
 	_, isAttach := obj.(*state.Attach)
-	_, isDatapath := obj.(*state.Datapath)
-	dp, err := a.dp.get((isAttach || isDatapath) && c.Action != plan.Delete)
+	var dp *datapath.Datapath
+	var err error
+	if _, ok := obj.(*state.Datapath); ok && c.Action != plan.Delete {
+		dp, err = a.dp.openMaps()
+	} else {
+		dp, err = a.dp.get(isAttach && c.Action != plan.Delete)
+	}
 	if err != nil {
 		return err
 	}
@@ -173,17 +267,9 @@ func (a *applier) writeEntry(dp *datapath.Datapath, c plan.Change, obj state.Obj
 		conf.NodeAddr = o.NodeAddr
 		return called("SetConfig", dp.SetConfig(conf))
 	case *state.Service:
-		svc := datapath.Service{Key: datapath.ServiceKey{IP: o.IP, Port: o.Port, Proto: dpconv.ProtoNumber(o.Proto)},
-			Affinity: o.Affinity, SNAT: o.SNAT}
-		if o.Affinity {
-			svc.AffinityTimeout = time.Duration(o.Timeout()) * time.Second
-		}
-		for _, b := range o.Backends {
-			ap, err := netip.ParseAddrPort(b)
-			if err != nil {
-				return fmt.Errorf("backend %q: %w", b, err)
-			}
-			svc.Backends = append(svc.Backends, datapath.Backend{IP: ap.Addr(), Port: ap.Port()})
+		svc, err := toService(o)
+		if err != nil {
+			return err
 		}
 		return called("SetService", dp.SetService(svc))
 	case *state.Endpoint:
@@ -227,9 +313,68 @@ func (a *applier) bindSource(dp *datapath.Datapath, o *state.Attach, ns string) 
 	if err != nil {
 		return fmt.Errorf("bind %s: source %q: %w", o.Name, o.Source, err)
 	}
-	mac, err := datapath.HardwareAddr(o.PodNS, drivers.PodIfName)
+	// Through this pass's handle of the pod's namespace: its addresses
+	// and routes, which follow, use it too.
+	h, err := a.h.Get(o.PodNS)
 	if err != nil {
 		return fmt.Errorf("bind %s: %w", o.Name, err)
 	}
-	return called("bind "+o.Name+": Bind", dp.Bind(ns, o.IfName, datapath.Source{IP: ip, MAC: mac}))
+	l, err := h.LinkByName(drivers.PodIfName)
+	if err != nil {
+		return fmt.Errorf("bind %s: look up %s in netns %q: %w", o.Name, drivers.PodIfName, o.PodNS, err)
+	}
+	src := datapath.Source{IP: ip, MAC: l.Attrs().HardwareAddr}
+	return called("bind "+o.Name+": Bind", dp.Bind(ns, o.IfName, src))
+}
+
+// toService is service port o as the datapath programs it.
+func toService(o *state.Service) (datapath.Service, error) {
+	svc := datapath.Service{Key: datapath.ServiceKey{IP: o.IP, Port: o.Port, Proto: dpconv.ProtoNumber(o.Proto)},
+		Affinity: o.Affinity, SNAT: o.SNAT}
+	if o.Affinity {
+		svc.AffinityTimeout = time.Duration(o.Timeout()) * time.Second
+	}
+	for _, b := range o.Backends {
+		ap, err := netip.ParseAddrPort(b)
+		if err != nil {
+			return datapath.Service{}, fmt.Errorf("service %s: backend %q: %w", o.Key(), b, err)
+		}
+		svc.Backends = append(svc.Backends, datapath.Backend{IP: ap.Addr(), Port: ap.Port()})
+	}
+	return svc, nil
+}
+
+// minServiceBatch is the shortest run of service changes written at once:
+// a small change keeps its own steps.
+const minServiceBatch = 64
+
+// serviceRun counts the service ports created or updated at the start of
+// cs.
+func serviceRun(cs []plan.Change) int {
+	for i, c := range cs {
+		if _, ok := c.Desired.(*state.Service); !ok || (c.Action != plan.Create && c.Action != plan.Update) {
+			return i
+		}
+	}
+	return len(cs)
+}
+
+// setServices writes the service ports that changes cs create or update,
+// at once.
+func (a *applier) setServices(cs []plan.Change) error {
+	svcs := make([]datapath.Service, len(cs))
+	for i, c := range cs {
+		var err error
+		if svcs[i], err = toService(c.Desired.(*state.Service)); err != nil {
+			return err
+		}
+	}
+	dp, err := a.dp.get(false)
+	if err != nil {
+		return err
+	}
+	for _, n := range a.dp.takeNotes() {
+		a.log.Info("datapath", "note", n)
+	}
+	return called("SetServices", dp.SetServices(svcs))
 }

@@ -30,8 +30,9 @@
 // then VmHWM, reset before each phase through /proc/self/clear_refs.
 //
 // Everything lives in namespaces named nrs<random>-*, pins below
-// /sys/fs/bpf/nrbench-<id>, records in a temporary directory; all are
-// removed at the end, also on error or interrupt.
+// /sys/fs/bpf/nrbench-<id>, records in a temporary directory on tmpfs
+// (/dev/shm, as the default /run/netreconcile is; -state-root DIR puts it
+// elsewhere); all are removed at the end, also on error or interrupt.
 package main
 
 import (
@@ -84,6 +85,7 @@ type config struct {
 	verbose                        bool
 	attachMode                     string // auto, tcx or tc (--attach-mode)
 	hold                           bool
+	stateRoot                      string // where the --state-dir is made
 }
 
 func main() {
@@ -97,6 +99,7 @@ func main() {
 	flag.StringVar(&c.profileDir, "cpuprofile", "", "with -inprocess: write a CPU profile per phase into this directory")
 	flag.BoolVar(&c.verbose, "v", false, "with -inprocess: log the engine's phase timings to stderr")
 	flag.BoolVar(&c.hold, "hold", false, "after the apply from scratch, print a plan command for the lab and wait for an interrupt (for profiling)")
+	flag.StringVar(&c.stateRoot, "state-root", defaultStateRoot(), "directory in which the --state-dir is made (default: tmpfs, as /run is)")
 	flag.Parse()
 	benchnode.RequireRoot("scale bench")
 	if c.pods < 2 || c.pods > 4000 || c.services < 1 || c.services > 12500 || c.policies < 0 || c.runs < 1 {
@@ -112,6 +115,17 @@ func main() {
 		os.Exit(1)
 	}
 	benchnode.Run(func(ctx context.Context) error { return run(ctx, c) })
+}
+
+// defaultStateRoot is /dev/shm when it is tmpfs (the product's records
+// default to /run/netreconcile, which is tmpfs on a systemd host), else
+// the temporary directory.
+func defaultStateRoot() string {
+	var st unix.Statfs_t
+	if unix.Statfs("/dev/shm", &st) == nil && st.Type == unix.TMPFS_MAGIC {
+		return "/dev/shm"
+	}
+	return os.TempDir()
 }
 
 // bench is one run: its names, and what to remove at the end.
@@ -193,7 +207,16 @@ func run(ctx context.Context, c config) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	b := &bench{cfg: c, id: benchnode.RandID("nrs"), dir: dir, stateDir: filepath.Join(dir, "state")}
+	// Records go where the product keeps them by default: on tmpfs
+	// (/run/netreconcile on a systemd host). On a disk, every pod's two
+	// record files cost a journal write each, a second or more for a
+	// thousand pods on a busy one (-state-root /tmp measures that).
+	stateDir, err := os.MkdirTemp(c.stateRoot, "nr-scale-state-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(stateDir)
+	b := &bench{cfg: c, id: benchnode.RandID("nrs"), dir: dir, stateDir: stateDir}
 	b.pinDir = "/sys/fs/bpf/nrbench-" + b.id
 	if !c.inProcess {
 		if err := b.build(ctx); err != nil {
