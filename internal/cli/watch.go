@@ -49,47 +49,17 @@ when WatchdogSec= is set, WATCHDOG=1 keep-alives. See examples/systemd/.`,
 			hup := make(chan os.Signal, 1)
 			signal.Notify(hup, syscall.SIGHUP)
 			defer signal.Stop(hup)
-			// Check the file before waiting for the lock, so that a
-			// missing or invalid file is reported at once.
-			if spec.Files(files).Stdin() {
-				return fmt.Errorf("watch -f -: standard input cannot be watched; give a file or directory path")
-			}
-			// The daemon's first read reuses what this one decoded.
-			var parser spec.Parser
-			srcs, err := g.sources(files)
+			parser, err := g.checkWatched(files, node)
 			if err != nil {
 				return err
-			}
-			r, _, err := parser.Load(srcs)
-			if err != nil {
-				return err
-			}
-			if r.Node(node) == nil {
-				return fmt.Errorf("node %q is not in %s", node, strings.Join(files, ", "))
 			}
 			unlock, err := g.lockNode(cmd, node)
 			if err != nil {
 				return err
 			}
 			defer unlock()
-			// The daemon allocates in bursts: a pass at the scale node
-			// allocates about as much as it keeps (30-35 MB). It collects
-			// when a file change arrives (see daemon.schedule), and
-			// GOGC=150 then lets the pass run without collecting; a
-			// memory limit bounds the full passes (start, resync), which
-			// allocate several times more. At the scale node this took
-			// 3-5 ms off a pass and 3 MB off peak RSS (against GOGC=100
-			// alone); GOGC=50 saved 10 MB of RSS but cost 10 ms of every
-			// pass. The limit follows what the daemon keeps (three times
-			// it, daemon.FitMemoryLimit), never under daemonMemoryLimit: a
-			// fixed 80 MiB made a 1000-node file's passes collect without
-			// end. GOGC or GOMEMLIMIT, when set, decide.
-			if os.Getenv("GOGC") == "" && os.Getenv("GOMEMLIMIT") == "" {
-				debug.SetGCPercent(daemonGCPercent)
-				daemon.FitMemoryLimit(daemonMemoryLimit)
-				cfg.MemoryFloor = daemonMemoryLimit
-			}
-			cfg.Parser = &parser
+			cfg.MemoryFloor = daemonMemory()
+			cfg.Parser = parser
 			set, err := g.openSet(files)
 			if err != nil {
 				return err
@@ -113,4 +83,49 @@ when WatchdogSec= is set, WATCHDOG=1 keep-alives. See examples/systemd/.`,
 	f.DurationVar(&cfg.KernelDebounce, "drift-debounce", daemon.DefaultKernelDebounce, "time to gather a burst of kernel events before repairing")
 	lockFlag(cmd)
 	return cmd
+}
+
+// checkWatched reads the set before watch waits for the node's lock, so
+// that a missing or invalid file is reported at once. The daemon's first
+// read reuses the parser's decoded items.
+func (g *globals) checkWatched(files []string, node string) (*spec.Parser, error) {
+	if spec.Files(files).Stdin() {
+		return nil, fmt.Errorf("watch -f -: standard input cannot be watched; give a file or directory path")
+	}
+	var parser spec.Parser
+	srcs, err := g.sources(files)
+	if err != nil {
+		return nil, err
+	}
+	r, _, err := parser.Load(srcs)
+	if err != nil {
+		return nil, err
+	}
+	if r.Node(node) == nil {
+		return nil, fmt.Errorf("node %q is not in %s", node, strings.Join(files, ", "))
+	}
+	return &parser, nil
+}
+
+// daemonMemory sets the daemon's collector and returns the floor of its
+// memory limit (daemon.Config.MemoryFloor; 0 when GOGC or GOMEMLIMIT,
+// set by the operator, decide).
+//
+// The daemon allocates in bursts: a pass at the scale node allocates
+// about as much as it keeps (30-35 MB). It collects when a file change
+// arrives (see daemon.schedule), and GOGC=150 then lets the pass run
+// without collecting; a memory limit bounds the full passes (start,
+// resync), which allocate several times more. At the scale node this took
+// 3-5 ms off a pass and 3 MB off peak RSS (against GOGC=100 alone);
+// GOGC=50 saved 10 MB of RSS but cost 10 ms of every pass. The limit
+// follows what the daemon keeps (three times it, daemon.FitMemoryLimit),
+// never under daemonMemoryLimit: a fixed 80 MiB made a 1000-node file's
+// passes collect without end.
+func daemonMemory() int64 {
+	if os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
+		return 0
+	}
+	debug.SetGCPercent(daemonGCPercent)
+	daemon.FitMemoryLimit(daemonMemoryLimit)
+	return daemonMemoryLimit
 }
