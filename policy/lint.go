@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -26,13 +27,8 @@ func Lint(r *spec.Resolved) []Warning {
 	var out []Warning
 	// Each selector looks at the pods of its namespace carrying its
 	// rarest label: walking every pod for each cost seconds at 50,000.
-	x := &linter{r: r, pods: spec.NewPodIndex(r.Pods, nil), nsByPair: map[string][]string{}}
-	for ns, labels := range r.Namespaces {
-		x.nsNames = append(x.nsNames, ns)
-		for k, v := range labels {
-			x.nsByPair[k+"="+v] = append(x.nsByPair[k+"="+v], ns)
-		}
-	}
+	x := &linter{r: r, pods: spec.NewPodIndex(r.Pods, nil),
+		nss: spec.NewNamespaceIndex(slices.Collect(maps.Keys(r.Namespaces)), func(ns string) map[string]string { return r.Namespaces[ns] })}
 	for i := range r.Services {
 		svc := &r.Services[i]
 		where := "service " + svc.Key + " selector"
@@ -53,10 +49,9 @@ func Lint(r *spec.Resolved) []Warning {
 
 // linter holds what Lint's checks share.
 type linter struct {
-	r        *spec.Resolved
-	pods     *spec.PodIndex
-	nsNames  []string            // the file's namespaces
-	nsByPair map[string][]string // "key=value" -> the namespaces with it
+	r    *spec.Resolved
+	pods *spec.PodIndex
+	nss  *spec.NamespaceIndex // the file's namespaces
 }
 
 func (x *linter) lintPolicy(pol *spec.ResolvedPolicy, path string) []Warning {
@@ -88,7 +83,7 @@ func (x *linter) lintPeer(pol *spec.ResolvedPolicy, peer spec.PolicyPeer, path s
 	if peer.NamespaceSelector == nil {
 		namespaces = []string{pol.Namespace}
 	} else {
-		for _, ns := range x.namespaceCandidates(peer.NamespaceSelector) {
+		for _, ns := range x.nss.Candidates(peer.NamespaceSelector.MatchLabels) {
 			if Matches(peer.NamespaceSelector, x.r.Namespaces[ns]) {
 				namespaces = append(namespaces, ns)
 			}
@@ -106,18 +101,6 @@ func (x *linter) lintPeer(pol *spec.ResolvedPolicy, peer spec.PolicyPeer, path s
 		return []Warning{{path + ".podSelector", fmt.Sprintf("matches no pod in namespace %s: this peer allows nobody", strings.Join(namespaces, ", "))}}
 	}
 	return nil
-}
-
-// namespaceCandidates are the namespaces sel may match: with
-// matchLabels, those carrying its rarest pair; else all of them.
-func (x *linter) namespaceCandidates(sel *spec.LabelSelector) []string {
-	best := x.nsNames
-	for k, v := range sel.MatchLabels {
-		if l := x.nsByPair[k+"="+v]; len(l) < len(best) {
-			best = l
-		}
-	}
-	return best
 }
 
 // anyPod reports whether fn holds for a pod of namespace ns; every pod it

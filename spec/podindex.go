@@ -1,5 +1,7 @@
 package spec
 
+import "slices"
+
 // PodIndex finds pods by namespace and label, so that a selector is
 // checked against the pods carrying its rarest pair rather than every pod:
 // services select backends and policies select the pods they isolate
@@ -63,4 +65,40 @@ func (x *PodIndex) Candidates(ns string, matchLabels map[string]string) []int {
 		}
 	}
 	return cands
+}
+
+// NamespaceIndex finds namespaces by label, so that a namespaceSelector
+// is checked against the namespaces carrying its rarest pair rather than
+// every namespace of a cluster.
+type NamespaceIndex struct {
+	names  []string               // sorted
+	byPair map[labelPair][]string // sorted
+}
+
+// labelPair is a label's key and value, a map key made without
+// concatenating.
+type labelPair struct{ k, v string }
+
+// NewNamespaceIndex indexes the namespaces names by labels(ns).
+func NewNamespaceIndex(names []string, labels func(ns string) map[string]string) *NamespaceIndex {
+	x := &NamespaceIndex{names: slices.Sorted(slices.Values(names)), byPair: map[labelPair][]string{}}
+	for _, ns := range x.names {
+		for k, v := range labels(ns) {
+			x.byPair[labelPair{k, v}] = append(x.byPair[labelPair{k, v}], ns)
+		}
+	}
+	return x
+}
+
+// Candidates returns the namespaces, sorted, that carry the rarest pair
+// of matchLabels (all of them for none): the only ones the selector may
+// match.
+func (x *NamespaceIndex) Candidates(matchLabels map[string]string) []string {
+	best := x.names
+	for k, v := range matchLabels {
+		if l := x.byPair[labelPair{k, v}]; len(l) < len(best) {
+			best = l
+		}
+	}
+	return best
 }

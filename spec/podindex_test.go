@@ -56,3 +56,25 @@ func TestSelectorIndex(t *testing.T) {
 		t.Errorf("the app-only index holds %d pairs, want 3", n)
 	}
 }
+
+// TestNamespaceIndex: a selector's candidates hold every namespace it
+// matches, sorted, and a rare pair narrows them.
+func TestNamespaceIndex(t *testing.T) {
+	labels := map[string]map[string]string{
+		"c": {"env": "prod", "team": "x"}, "a": {"env": "prod"}, "b": {"env": "dev"}, "d": nil,
+	}
+	x := NewNamespaceIndex([]string{"c", "a", "b", "d"}, func(ns string) map[string]string { return labels[ns] })
+	for _, c := range []struct {
+		sel  map[string]string
+		want []string
+	}{
+		{nil, []string{"a", "b", "c", "d"}},
+		{map[string]string{"env": "prod"}, []string{"a", "c"}},
+		{map[string]string{"env": "prod", "team": "x"}, []string{"c"}},
+		{map[string]string{"env": "test"}, nil},
+	} {
+		if got := x.Candidates(c.sel); !slices.Equal(got, c.want) {
+			t.Errorf("%v: candidates %v, want %v", c.sel, got, c.want)
+		}
+	}
+}

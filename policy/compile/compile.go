@@ -358,11 +358,10 @@ type table struct {
 
 	// Pod classes by namespace, and by namespace and label pair, so that
 	// a selector looks at the classes that can match, not at every pod.
-	byNS     map[string][]*class
-	byLabel  map[string]map[labelPair][]*class // namespace -> label, made per namespace when needed (labelIndex)
-	nsNames  []string                          // every namespace, sorted
-	nsByPair map[string][]string               // "key=value" -> namespaces with it, sorted
-	inBlock  map[string][]*class               // block text -> classes in it
+	byNS    map[string][]*class
+	byLabel map[string]map[labelPair][]*class // namespace -> label, made per namespace when needed (labelIndex)
+	nss     *spec.NamespaceIndex              // every namespace: the file's and its pods'
+	inBlock map[string][]*class               // block text -> classes in it
 
 	// remotes holds the peer set of each rule: a policy's rules are
 	// compiled once for every pod it selects, on every node.
@@ -588,13 +587,7 @@ func (c *table) buildClasses() {
 	for ns := range c.byNS {
 		nsSet[ns] = true
 	}
-	c.nsNames = slices.Sorted(maps.Keys(nsSet))
-	c.nsByPair = map[string][]string{}
-	for _, ns := range c.nsNames {
-		for k, v := range c.namespaceLabels(ns) {
-			c.nsByPair[k+"="+v] = append(c.nsByPair[k+"="+v], ns)
-		}
-	}
+	c.nss = spec.NewNamespaceIndex(slices.Collect(maps.Keys(nsSet)), c.namespaceLabels)
 	c.assignIDs()
 }
 
@@ -773,7 +766,7 @@ func (c *table) resolvePeers(policyNS string, peers []spec.PolicyPeer) remotes {
 		namespaces := []string{policyNS}
 		if peer.NamespaceSelector != nil {
 			namespaces = namespaces[:0]
-			for _, ns := range c.namespaceCandidates(peer.NamespaceSelector) {
+			for _, ns := range c.nss.Candidates(peer.NamespaceSelector.MatchLabels) {
 				if matches(peer.NamespaceSelector, c.namespaceLabels(ns)) {
 					namespaces = append(namespaces, ns)
 				}
@@ -827,19 +820,6 @@ func (c *table) labelIndex(ns string) map[labelPair][]*class {
 	}
 	c.byLabel[ns] = m
 	return m
-}
-
-// namespaceCandidates are the namespaces sel may match, sorted: with
-// matchLabels, those carrying its rarest pair; else all of them. (Every
-// rule of a cluster's policies looking at its thousand namespaces showed.)
-func (c *table) namespaceCandidates(sel *spec.LabelSelector) []string {
-	best := c.nsNames
-	for k, v := range sel.MatchLabels {
-		if l := c.nsByPair[k+"="+v]; len(l) < len(best) {
-			best = l
-		}
-	}
-	return best
 }
 
 func (c *table) namespaceLabels(ns string) map[string]string {

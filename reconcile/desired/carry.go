@@ -26,7 +26,10 @@ func NewSharedFrom(prev *Shared, r *spec.Resolved) *Shared {
 	if prev.r == r && prev.policies != nil {
 		sh.policies = prev.policies // the same file: everything holds
 	}
-	dirty := changedNamespaces(prev.r.Pods, r.Pods)
+	dirty := map[string]bool{} // the same file (a drift pass): every list holds
+	if prev.r != r {
+		dirty = changedNamespaces(prev.r.Pods, r.Pods)
+	}
 	prev.mu.Lock()
 	for key, list := range prev.backends {
 		if ns, _, _ := strings.Cut(key, "\x00"); !dirty[ns] {

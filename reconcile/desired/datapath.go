@@ -220,21 +220,14 @@ func attachObject(nsRef, ns, ifname string, dir datapath.Direction, owner string
 // resolves per pod, and pods that do not declare it are left out, as
 // Kubernetes does. A service without a selector has no backends.
 func Backends(r *spec.Resolved, svc *spec.ResolvedService, port spec.ServicePort) []string {
-	return backends(r.Pods, spec.NewPodIndex(r.Pods, nil).Candidates(svc.Namespace, svc.Selector), svc, port)
+	return addrPorts(r.BackendsIn(spec.NewPodIndex(r.Pods, nil), svc, port))
 }
 
-// backends is Backends among the pods at indexes cands (spec's rule:
-// ResolvedService.Selects, ServicePort.TargetOf).
-func backends(pods []spec.ResolvedPod, cands []int, svc *spec.ResolvedService, port spec.ServicePort) []string {
-	out := []string{}
-	for _, i := range cands {
-		p := &pods[i]
-		if !svc.Selects(p) {
-			continue
-		}
-		if target, ok := port.TargetOf(p); ok {
-			out = append(out, netip.AddrPortFrom(p.IP, uint16(target)).String())
-		}
+// addrPorts is "ip:port" of each backend, sorted.
+func addrPorts(bs []spec.Backend) []string {
+	out := make([]string, 0, len(bs))
+	for _, b := range bs {
+		out = append(out, netip.AddrPortFrom(b.Pod.IP, uint16(b.Port)).String())
 	}
 	sort.Strings(out)
 	return out

@@ -98,7 +98,7 @@ func (sh *Shared) Backends(svc *spec.ResolvedService, port spec.ServicePort) []s
 	key := backendsKey(svc, port)
 	bs, ok := sh.backends[key]
 	if !ok {
-		bs = backends(sh.r.Pods, sh.pods.Candidates(svc.Namespace, svc.Selector), svc, port)
+		bs = addrPorts(sh.r.BackendsIn(sh.pods, svc, port))
 		sh.backends[key] = bs
 	}
 	if j >= 0 {
