@@ -12,9 +12,11 @@ import (
 	"github.com/netreconcile/netreconcile/state"
 )
 
-// betweenDrivers are the drivers PlanBetween builds with: every mode, as
-// the command line has them. Building touches no kernel.
-var betweenDrivers = drivers.NewRegistry(veth.Driver{}, bridge.Driver{}, macvlan.Driver{}, ipvlan.Driver{})
+// AllDrivers is every mode's driver, as the command line registers them
+// (and PlanBetween, offline, builds with). Building touches no kernel.
+func AllDrivers() *drivers.Registry {
+	return drivers.NewRegistry(veth.Driver{}, bridge.Driver{}, macvlan.Driver{}, ipvlan.Driver{})
+}
 
 // PlanBetween is the plan that moving node from old to new means, offline:
 // what netreconcile would own on the node after applying old stands in
@@ -67,7 +69,7 @@ func desiredOffline(r *spec.Resolved, shared *Shared, node string) (*state.State
 	if err != nil {
 		return nil, err
 	}
-	cfg := &Config{Node: node, BPFFS: "/sys/fs/bpf/netreconcile/" + node, Uplink: r.Node(node).Uplink, Drivers: betweenDrivers,
+	cfg := &Config{Node: node, BPFFS: "/sys/fs/bpf/netreconcile/" + node, Uplink: r.Node(node).Uplink, Drivers: AllDrivers(),
 		Shared: shared}
 	up := obs.Facts.UplinkFrom(cfg.Uplink, peerAddrs(r, node))
 	return Desired(cfg, r, up)

@@ -11,11 +11,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/netreconcile/netreconcile/datapath"
-	"github.com/netreconcile/netreconcile/drivers"
-	"github.com/netreconcile/netreconcile/drivers/bridge"
-	"github.com/netreconcile/netreconcile/drivers/ipvlan"
-	"github.com/netreconcile/netreconcile/drivers/macvlan"
-	"github.com/netreconcile/netreconcile/drivers/veth"
 	"github.com/netreconcile/netreconcile/internal/nodelock"
 	"github.com/netreconcile/netreconcile/internal/statedir"
 	"github.com/netreconcile/netreconcile/lab"
@@ -95,11 +90,6 @@ func (g *globals) setUp(cmd *cobra.Command) error {
 	return g.checkState(cmd)
 }
 
-// registry is the one place drivers are registered.
-func registry() *drivers.Registry {
-	return drivers.NewRegistry(veth.Driver{}, bridge.Driver{}, macvlan.Driver{}, ipvlan.Driver{})
-}
-
 func (g *globals) engine(node string) *reconcile.Engine {
 	bpffs := g.bpffs
 	if bpffs == "" {
@@ -114,7 +104,7 @@ func (g *globals) engine(node string) *reconcile.Engine {
 		stateDir = g.stateDirectory()
 	}
 	return &reconcile.Engine{
-		Cfg: &reconcile.Config{Node: node, NodeNetns: g.nodeNetns, StateDir: stateDir, BPFFS: bpffs, Drivers: registry(),
+		Cfg: &reconcile.Config{Node: node, NodeNetns: g.nodeNetns, StateDir: stateDir, BPFFS: bpffs, Drivers: reconcile.AllDrivers(),
 			AttachMode: g.attach},
 		Log: g.log.WithValues("node", node),
 	}

@@ -10,11 +10,6 @@ import (
 
 	"github.com/go-logr/logr"
 
-	"github.com/netreconcile/netreconcile/drivers"
-	"github.com/netreconcile/netreconcile/drivers/bridge"
-	"github.com/netreconcile/netreconcile/drivers/ipvlan"
-	"github.com/netreconcile/netreconcile/drivers/macvlan"
-	"github.com/netreconcile/netreconcile/drivers/veth"
 	"github.com/netreconcile/netreconcile/reconcile"
 	"github.com/netreconcile/netreconcile/spec"
 	"github.com/netreconcile/netreconcile/state"
@@ -46,7 +41,7 @@ func runChild(step, file, cpuprofile, memprofile string) error {
 // engine plans n0 as the binary does offline.
 func engine(r *spec.Resolved) *reconcile.Engine {
 	return &reconcile.Engine{Cfg: &reconcile.Config{Node: node, BPFFS: pinDir, Uplink: r.Node(node).Uplink,
-		Drivers: drivers.NewRegistry(veth.Driver{}, bridge.Driver{}, macvlan.Driver{}, ipvlan.Driver{})}, Log: logr.Discard()}
+		Drivers: reconcile.AllDrivers()}, Log: logr.Discard()}
 }
 
 // writeConverged writes, beside file, node n0 holding exactly what the

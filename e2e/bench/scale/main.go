@@ -59,11 +59,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/netreconcile/netreconcile/datapath"
-	"github.com/netreconcile/netreconcile/drivers"
-	"github.com/netreconcile/netreconcile/drivers/bridge"
-	"github.com/netreconcile/netreconcile/drivers/ipvlan"
-	"github.com/netreconcile/netreconcile/drivers/macvlan"
-	"github.com/netreconcile/netreconcile/drivers/veth"
 	"github.com/netreconcile/netreconcile/e2e/bench/internal/benchnode"
 	"github.com/netreconcile/netreconcile/internal/nsutil"
 	"github.com/netreconcile/netreconcile/reconcile"
@@ -600,7 +595,7 @@ func newEngineRunner(b *bench) *engineRunner {
 	return &engineRunner{b: b, e: &reconcile.Engine{
 		Cfg: &reconcile.Config{Node: b.id, NodeNetns: b.nodeNS, StateDir: b.stateDir, BPFFS: b.pinDir,
 			AttachMode: b.cfg.attachMode,
-			Drivers:    drivers.NewRegistry(veth.Driver{}, bridge.Driver{}, macvlan.Driver{}, ipvlan.Driver{})},
+			Drivers:    reconcile.AllDrivers()},
 		Log: engineLog(b.cfg.verbose),
 	}}
 }
