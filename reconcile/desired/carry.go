@@ -2,11 +2,14 @@ package desired
 
 import (
 	"maps"
+	"net/netip"
 	"reflect"
 	"slices"
 	"strings"
 
+	"github.com/netreconcile/netreconcile/drivers"
 	"github.com/netreconcile/netreconcile/spec"
+	"github.com/netreconcile/netreconcile/state"
 )
 
 // A watch pass plans a file that differs from the last one in an item or
@@ -18,10 +21,19 @@ import (
 // the namespaces where no pod changed between prev's file and r (a list
 // depends only on its namespace's pods: their labels, addresses and
 // ports). Only the other namespaces' pods are indexed. prev may be nil.
+// The Shared it returns also carries its node's objects to the next
+// pass (nodeCarry): it is for one node.
 func NewSharedFrom(prev *Shared, r *spec.Resolved) *Shared {
 	sh := NewShared(r)
+	sh.carry = &nodeCarry{}
 	if prev == nil {
 		return sh
+	}
+	if prev.carry != nil {
+		sh.carry.node, sh.carry.services = prev.carry.node, prev.carry.services
+		if prev.r == r {
+			sh.carry.last = prev.carry.last
+		}
 	}
 	if prev.r == r && prev.policies != nil {
 		sh.policies = prev.policies // the same file: everything holds
@@ -36,11 +48,19 @@ func NewSharedFrom(prev *Shared, r *spec.Resolved) *Shared {
 			sh.backends[key] = list
 		}
 	}
+	for key, e := range prev.bySvc {
+		if !dirty[e.ns] {
+			sh.bySvc[key] = e
+		}
+	}
 	prev.mu.Unlock()
 	// A list not kept (a service new or changed, in any namespace) is
 	// computed from the index: its namespace is indexed too.
 	for i := range r.Services {
 		svc := &r.Services[i]
+		if e := sh.bySvc[svc.Key]; e != nil && e.of(svc) {
+			continue
+		}
 		for _, port := range svc.Ports {
 			if _, ok := sh.backends[backendsKey(svc, port)]; !ok {
 				dirty[svc.Namespace] = true
@@ -51,13 +71,14 @@ func NewSharedFrom(prev *Shared, r *spec.Resolved) *Shared {
 	return sh
 }
 
-// Carried is what a later NewSharedFrom needs of sh: its file and its
-// backend lists, without the compiled policies (a daemon keeps it between
-// passes, and the policies' classes are the larger part).
+// Carried is what a later NewSharedFrom needs of sh: its file, its
+// backend lists and its node's objects, without the compiled policies
+// (a daemon keeps it between passes, and the policies' classes are the
+// larger part).
 func (sh *Shared) Carried() *Shared {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	return &Shared{r: sh.r, backends: maps.Clone(sh.backends)}
+	return &Shared{r: sh.r, backends: maps.Clone(sh.backends), bySvc: maps.Clone(sh.bySvc), carry: sh.carry}
 }
 
 // changedNamespaces returns the namespaces of the pods that old and new
@@ -89,4 +110,108 @@ func changedNamespaces(old, new []spec.ResolvedPod) map[string]bool {
 // not change keeps its decoded labels from one pass to the next.
 func sameLabels(a, b map[string]string) bool {
 	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer() || maps.Equal(a, b)
+}
+
+// nodeCarry is what a daemon's passes hand on for its one node: the
+// service entries built last, each kept by the next pass when all it
+// holds is the same (a node holds every service of the cluster: a pass
+// then allocates only the entries an edit changed), and the whole
+// desired state with what it was built from (a pass that kernel events
+// started, the file unchanged, builds nothing).
+type nodeCarry struct {
+	node     string
+	services map[serviceRef]*state.Service
+	last     *built
+}
+
+// serviceRef is a service entry's key, without making its string.
+type serviceRef struct {
+	ip    netip.Addr
+	port  uint16
+	proto string
+}
+
+// built is a desired state and what Build made it from, besides the file.
+type built struct {
+	node, netns, bpffs string
+	drivers            *drivers.Registry
+	upIndex, upMTU     int
+	s                  *state.State
+}
+
+// builtFor returns the state built last for the same node, places and
+// uplink facts (the Shared being for the same file), or nil.
+func (c *nodeCarry) builtFor(cfg *Config, up state.Uplink) *state.State {
+	if c == nil || c.last == nil {
+		return nil
+	}
+	b := c.last
+	if b.node != cfg.Node || b.netns != cfg.NodeNetns || b.bpffs != cfg.BPFFS || b.drivers != cfg.Drivers ||
+		b.upIndex != up.Index || b.upMTU != up.MTU {
+		return nil
+	}
+	return b.s
+}
+
+// keep records s as built for cfg and up. Nobody changes a desired state
+// once built, so the next pass may return it as it is.
+func (c *nodeCarry) keep(cfg *Config, up state.Uplink, s *state.State) {
+	if c != nil {
+		c.last = &built{node: cfg.Node, netns: cfg.NodeNetns, bpffs: cfg.BPFFS, drivers: cfg.Drivers,
+			upIndex: up.Index, upMTU: up.MTU, s: s}
+	}
+}
+
+// serviceObjs are the service entries of one pass: those of the last
+// pass to reuse, and those made now.
+type serviceObjs struct {
+	c        *nodeCarry
+	old, now map[serviceRef]*state.Service
+}
+
+// serviceObjs returns node's entries kept from the last pass, nil when
+// nothing is carried (a Shared of several nodes).
+func (c *nodeCarry) serviceObjs(node string, n int) *serviceObjs {
+	if c == nil {
+		return nil
+	}
+	if c.node != node {
+		c.node, c.services = node, nil
+	}
+	return &serviceObjs{c: c, old: c.services, now: make(map[serviceRef]*state.Service, n)}
+}
+
+// get returns the entry of frontend f of svc's port with backends bs:
+// the last pass's when it is the same, else a new one.
+func (k *serviceObjs) get(svc *spec.ResolvedService, port spec.ServicePort, f frontend, bs []string) *state.Service {
+	affinity, timeout := svc.SessionAffinity == spec.AffinityClientIP, affinityTimeout(svc)
+	ref := serviceRef{ip: f.ip, port: uint16(f.port), proto: port.Protocol}
+	if k != nil {
+		o := k.old[ref]
+		if o != nil && o.Affinity == affinity && o.AffinityTimeout == timeout && o.SNAT == f.snat && o.Frontend == f.kind &&
+			isOwner(o.OwnerK, svc.Key) && slices.Equal(o.Backends, bs) {
+			k.now[ref] = o
+			return o
+		}
+	}
+	// (each object gets its own copy of the shared list)
+	o := &state.Service{IP: f.ip, Port: ref.port, Proto: port.Protocol, Backends: slices.Clone(bs), Affinity: affinity,
+		AffinityTimeout: timeout, SNAT: f.snat, Frontend: f.kind, OwnerK: "service/" + svc.Key}
+	if k != nil {
+		k.now[ref] = o
+	}
+	return o
+}
+
+// done hands this pass's entries on to the next.
+func (k *serviceObjs) done() {
+	if k != nil {
+		k.c.services = k.now
+	}
+}
+
+// isOwner reports whether owner is "service/" + key, without making it.
+func isOwner(owner, key string) bool {
+	const prefix = "service/"
+	return len(owner) == len(prefix)+len(key) && strings.HasPrefix(owner, prefix) && strings.HasSuffix(owner, key)
 }

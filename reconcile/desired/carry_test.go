@@ -1,12 +1,16 @@
 package desired
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/netreconcile/netreconcile/drivers"
+	"github.com/netreconcile/netreconcile/drivers/veth"
 	"github.com/netreconcile/netreconcile/spec"
+	"github.com/netreconcile/netreconcile/state"
 )
 
 // carryFile is a file of three namespaces with pods and services; edit
@@ -68,6 +72,10 @@ func TestSharedFrom(t *testing.T) {
 			s[1] = strings.Replace(s[1], "targetPort: web", "targetPort: 8081", 1) // s1 is in ns1; no pod changed
 			return p, s
 		},
+		"service selector": func(p, s []string) ([]string, []string) {
+			s[3] = strings.Replace(s[3], "app: a1", "app: a0", 1) // s3 is in ns0; no pod changed
+			return p, s
+		},
 		"service added": func(p, s []string) ([]string, []string) {
 			return p, append(s, "  - {name: new, namespace: ns1, clusterIP: 10.96.0.99, selector: {app: a1}, ports: [{port: 81, targetPort: 8081}]}")
 		},
@@ -89,9 +97,76 @@ func TestSharedFrom(t *testing.T) {
 			if l := carried.Backends(s0, s0.Ports[0]); len(l) == 0 || &l[0] != &before["ns0/s080"][0] {
 				t.Errorf("ns0/s0's list was computed again (%v), not kept", l)
 			}
+			if name == "service selector" {
+				return // ns0 is indexed for s3
+			}
 			if carried.indexed["ns0"] || !carried.indexed["ns1"] {
 				t.Errorf("indexed namespaces %v, want ns1 and not ns0", carried.indexed)
 			}
 		})
+	}
+}
+
+// TestCarriedNodeState: a daemon's passes (NewSharedFrom, Carried) build
+// what a fresh Build gives for every edit, keep the service entries the
+// edit left alone, and return the state built last when neither the file
+// nor the uplink facts changed.
+func TestCarriedNodeState(t *testing.T) {
+	cfg := &Config{Node: "n0", BPFFS: "/sys/fs/bpf/carry", Drivers: drivers.NewRegistry(veth.Driver{})}
+	up := state.Uplink{Name: "eth0", Found: true, Index: 2, MTU: 1500}
+	build := func(t *testing.T, sh *Shared, r *spec.Resolved, up state.Uplink) *state.State {
+		t.Helper()
+		c := *cfg
+		c.Shared = sh
+		s, err := Build(&c, r, up)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	text := func(t *testing.T, s *state.State) string {
+		b, err := json.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	edit := func(p, s []string) ([]string, []string) {
+		p[4] = strings.Replace(p[4], "app: a0", "app: a1", 1) // p4, ns1: ns1's services change
+		return p, s
+	}
+	old := carryFile(t, nil)
+	sh := NewSharedFrom(nil, old)
+	first := build(t, sh, old, up)
+	r := carryFile(t, edit)
+	sh = NewSharedFrom(sh.Carried(), r)
+	got := build(t, sh, r, up)
+	if want := build(t, NewShared(r), r, up); text(t, got) != text(t, want) {
+		t.Fatalf("carried build differs from a fresh one:\n%s\n%s", text(t, got), text(t, want))
+	}
+	kept, made := 0, 0
+	for key, o := range got.All(state.KindService) {
+		svc := o.(*state.Service)
+		if first.Get(state.KindService, key) == o {
+			kept++
+			if !strings.HasPrefix(svc.OwnerK, "service/ns0/") && !strings.HasPrefix(svc.OwnerK, "service/ns2/") {
+				t.Errorf("entry %s of %s kept, but its namespace's pods changed", key, svc.OwnerK)
+			}
+		} else {
+			made++
+		}
+	}
+	if kept == 0 || made == 0 {
+		t.Errorf("%d entries kept and %d made; want the untouched namespaces' kept and ns1's made", kept, made)
+	}
+	// A pass with the same file and uplink (kernel events) builds nothing;
+	// another MTU is another state.
+	sh = NewSharedFrom(sh.Carried(), r)
+	if again := build(t, sh, r, up); again != got {
+		t.Errorf("the same file and uplink built a new state")
+	}
+	up.MTU = 9000
+	if other := build(t, sh, r, up); other == got {
+		t.Errorf("another uplink MTU returned the state built for the last")
 	}
 }

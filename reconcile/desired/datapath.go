@@ -3,7 +3,6 @@ package desired
 import (
 	"fmt"
 	"net/netip"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -69,18 +68,18 @@ func desiredDatapath(cfg *Config, shared *Shared, n *drivers.Node, pods []spec.R
 // (see frontends) to s, and returns the map entries they use.
 func desiredServices(shared *Shared, n *drivers.Node, s *state.State) (*MapUse, error) {
 	use := &MapUse{}
-	s.Grow(state.KindService, countPorts(shared.r))
+	ports := countPorts(shared.r)
+	s.Grow(state.KindService, ports)
+	kept := shared.carry.serviceObjs(n.Name, ports)
 	err := shared.eachFrontend(n.Name, n.Spec.Address.Addr(), func(svc *spec.ResolvedService, port spec.ServicePort, f frontend, bs []string) error {
 		use.Services++
 		use.Backends += len(bs)
-		// (each object gets its own copy of the shared list)
-		return s.Add(&state.Service{IP: f.ip, Port: uint16(f.port), Proto: port.Protocol,
-			Backends: slices.Clone(bs), Affinity: svc.SessionAffinity == "ClientIP", AffinityTimeout: affinityTimeout(svc),
-			SNAT: f.snat, Frontend: f.kind, OwnerK: "service/" + svc.Key})
+		return s.Add(kept.get(svc, port, f, bs))
 	})
 	if err != nil {
 		return nil, err
 	}
+	kept.done()
 	return use, nil
 }
 

@@ -46,11 +46,30 @@ type Shared struct {
 	indexed  map[string]bool // the namespaces whose pods pods holds; nil: all (see NewSharedFrom)
 	mu       sync.Mutex
 	backends map[string][]string // by backendsKey
-	// byPort holds each list again by service and port index: every node
-	// asks for every service's, and building the key cost more than the
-	// list once the cluster had thousands of nodes (validate counts them
-	// for each).
-	byPort map[*spec.ResolvedService][]portBackends
+	// bySvc holds each list again by service key and port index: every
+	// node asks for every service's, and building the key cost more than
+	// the list once the cluster had thousands of nodes (validate counts
+	// them for each). A daemon's next pass keeps the entries of services
+	// whose namespace's pods did not change (NewSharedFrom).
+	bySvc map[string]*svcLists
+
+	// A daemon's Shared (made by NewSharedFrom) also carries the node's
+	// own objects from one pass to the next: see carry.go.
+	carry *nodeCarry
+}
+
+// svcLists are the backend lists of one service's ports, for the
+// service as it was when they were computed.
+type svcLists struct {
+	ns       string
+	selector map[string]string
+	ports    []spec.ServicePort
+	lists    []portBackends
+}
+
+// of reports whether the lists were computed for svc as it is.
+func (e *svcLists) of(svc *spec.ResolvedService) bool {
+	return e.ns == svc.Namespace && sameLabels(e.selector, svc.Selector) && slices.Equal(e.ports, svc.Ports)
 }
 
 // portBackends is a port's backend list once computed.
@@ -63,7 +82,7 @@ type portBackends struct {
 // when a node first needs it.
 func NewShared(r *spec.Resolved) *Shared {
 	return &Shared{r: r, policies: compile.NewCluster(r), backends: map[string][]string{},
-		byPort: map[*spec.ResolvedService][]portBackends{}}
+		bySvc: map[string]*svcLists{}}
 }
 
 // shared is cfg.Shared when it was made for r, else a new one.
@@ -78,35 +97,35 @@ func (cfg *Config) shared(r *spec.Resolved) *Shared {
 // Backends), computed once for services that share them (one per port of
 // a workload, say). The list is shared: do not change it.
 func (sh *Shared) Backends(svc *spec.ResolvedService, port spec.ServicePort) []string {
-	// Services select pods of their own namespace, on any node, by labels.
-	sh.once.Do(func() {
-		keys := map[string]bool{}
-		for i := range sh.r.Services {
-			for k := range sh.r.Services[i].Selector {
-				keys[k] = true
-			}
-		}
-		sh.pods = spec.NewSelectorIndex(sh.r.Pods, sh.indexed, keys)
-	})
 	j := slices.Index(svc.Ports, port)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	ports := sh.byPort[svc]
-	if j >= 0 && ports != nil && ports[j].done {
-		return ports[j].list
+	e := sh.bySvc[svc.Key]
+	if j >= 0 && e != nil && e.of(svc) && e.lists[j].done {
+		return e.lists[j].list
 	}
 	key := backendsKey(svc, port)
 	bs, ok := sh.backends[key]
 	if !ok {
+		// Services select pods of their own namespace, on any node, by labels.
+		sh.once.Do(func() {
+			keys := map[string]bool{}
+			for i := range sh.r.Services {
+				for k := range sh.r.Services[i].Selector {
+					keys[k] = true
+				}
+			}
+			sh.pods = spec.NewSelectorIndex(sh.r.Pods, sh.indexed, keys)
+		})
 		bs = addrPorts(sh.r.BackendsIn(sh.pods, svc, port))
 		sh.backends[key] = bs
 	}
 	if j >= 0 {
-		if ports == nil {
-			ports = make([]portBackends, len(svc.Ports))
-			sh.byPort[svc] = ports
+		if e == nil || !e.of(svc) {
+			e = &svcLists{ns: svc.Namespace, selector: svc.Selector, ports: svc.Ports, lists: make([]portBackends, len(svc.Ports))}
+			sh.bySvc[svc.Key] = e
 		}
-		ports[j] = portBackends{list: bs, done: true}
+		e.lists[j] = portBackends{list: bs, done: true}
 	}
 	return bs
 }
@@ -122,6 +141,9 @@ func Build(cfg *Config, r *spec.Resolved, up state.Uplink) (*state.State, error)
 	// Policies compile beside the rest (they only read r): a third of
 	// this function's time at scale.
 	shared := cfg.shared(r)
+	if s := shared.carry.builtFor(cfg, up); s != nil {
+		return s, nil
+	}
 	compiled := func() (*compile.Program, error) { return nil, nil }
 	if WantsDatapath(r) {
 		type result struct {
@@ -173,6 +195,7 @@ func Build(cfg *Config, r *spec.Resolved, up state.Uplink) (*state.State, error)
 	if err := masq.Desired(r, cfg.Node, s); err != nil {
 		return nil, fmt.Errorf("masquerade of node %q: %w", cfg.Node, err)
 	}
+	shared.carry.keep(cfg, up, s)
 	return s, nil
 }
 

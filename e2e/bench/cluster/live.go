@@ -37,7 +37,7 @@ type liveRow struct {
 	goalOfRow string
 }
 
-func runLive(ctx context.Context, sizes []int, runs int) error {
+func runLive(ctx context.Context, sizes []int, runs int, logs string) error {
 	tmp, err := os.MkdirTemp("", "nrcluster-live-")
 	if err != nil {
 		return err
@@ -54,6 +54,9 @@ func runLive(ctx context.Context, sizes []int, runs int) error {
 		l := &liveNode{bin: bin, id: benchnode.RandID("nrc"), dir: filepath.Join(tmp, strconv.Itoa(n))}
 		rows, err := l.measure(ctx, n, runs)
 		l.cleanup()
+		if logs != "" {
+			keepLog(filepath.Join(l.dir, "watch.log"), filepath.Join(logs, fmt.Sprintf("watch-%d.log", n)))
+		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -221,5 +224,17 @@ func deleteIfThere(name string) {
 		if err := nsutil.Delete(name); err != nil {
 			fmt.Fprintln(os.Stderr, "cleanup:", err)
 		}
+	}
+}
+
+// keepLog copies a daemon's log out of the run's directory, which is
+// removed at the end (-logs: the passes' phases are in it at -v).
+func keepLog(from, to string) {
+	b, err := os.ReadFile(from)
+	if err == nil {
+		err = os.WriteFile(to, b, 0o644)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "keep log:", err)
 	}
 }

@@ -35,7 +35,7 @@
 //
 //	go run ./e2e/bench/cluster [-nodes 100,1000,5000] [-runs 3] [-rows validate,plan,noop,edit]
 //	go run ./e2e/bench/cluster -nodes 1000 -rows edit -runs 1 -cpuprofile /tmp/edit.pprof
-//	sudo go run ./e2e/bench/cluster -live [-nodes 100,1000] [-runs 3]
+//	sudo go run ./e2e/bench/cluster -live [-nodes 100,1000] [-runs 3] [-logs DIR]
 package main
 
 import (
@@ -67,6 +67,7 @@ func main() {
 	file := flag.String("file", "", "internal: the cluster file")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the in-process row's own work here (one size)")
 	memprofile := flag.String("memprofile", "", "write a heap profile after the in-process row's own work here (one size)")
+	logs := flag.String("logs", "", "live: copy each size's watch log (-v, JSON) to DIR/watch-<nodes>.log")
 	flag.Parse()
 	if *child != "" {
 		if err := runChild(*child, *file, *cpuprofile, *memprofile); err != nil {
@@ -85,7 +86,7 @@ func main() {
 	}
 	if *live {
 		benchnode.RequireRoot("cluster -live")
-		benchnode.Run(func(ctx context.Context) error { return runLive(ctx, sizes, *runs) })
+		benchnode.Run(func(ctx context.Context) error { return runLive(ctx, sizes, *runs, *logs) })
 		return
 	}
 	benchnode.Run(func(ctx context.Context) error {
