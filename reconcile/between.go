@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"fmt"
+	"sync"
 
 	"github.com/netreconcile/netreconcile/drivers"
 	"github.com/netreconcile/netreconcile/drivers/bridge"
@@ -14,9 +15,11 @@ import (
 
 // AllDrivers is every mode's driver, as the command line registers them
 // (and PlanBetween, offline, builds with). Building touches no kernel.
-func AllDrivers() *drivers.Registry {
+// It is one registry (read-only), so that a daemon's passes, each with
+// an engine of its own, are seen to build with the same drivers.
+var AllDrivers = sync.OnceValue(func() *drivers.Registry {
 	return drivers.NewRegistry(veth.Driver{}, bridge.Driver{}, macvlan.Driver{}, ipvlan.Driver{})
-}
+})
 
 // PlanBetween is the plan that moving node from old to new means, offline:
 // what netreconcile would own on the node after applying old stands in
