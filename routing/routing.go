@@ -80,6 +80,22 @@ func ClusterUsesVXLAN(r *spec.Resolved) bool {
 	case spec.RoutingDirect:
 		return false
 	}
+	// Addresses of one prefix length are in the same subnet when their
+	// networks are equal: one look at each node, where pairs of a
+	// thousand nodes were half a million (a plan asks on every pass).
+	if len(r.Nodes) > 0 {
+		first := r.Nodes[0].Address
+		uniform := first.IsValid()
+		for i := 1; uniform && i < len(r.Nodes); i++ {
+			a := r.Nodes[i].Address
+			if uniform = a.IsValid() && a.Bits() == first.Bits(); uniform && a.Masked() != first.Masked() {
+				return true
+			}
+		}
+		if uniform {
+			return false
+		}
+	}
 	for i := range r.Nodes {
 		for j := range i {
 			if !SameSubnet(r.Nodes[i].Address, r.Nodes[j].Address) {

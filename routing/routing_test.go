@@ -2,7 +2,9 @@ package routing
 
 import (
 	"errors"
+	"math/rand/v2"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -216,5 +218,37 @@ func TestCheckMTU(t *testing.T) {
 	r.Nodes = r.Nodes[:2] // no VXLAN peer: any MTU the uplink carries
 	if err := Check(r, "a", 1500); err != nil {
 		t.Errorf("flat: %v", err)
+	}
+}
+
+// TestClusterUsesVXLANPairs: the one look at each node that equal prefix
+// lengths allow answers as every pair does, mixed lengths included (where
+// being in one subnet is not transitive).
+func TestClusterUsesVXLANPairs(t *testing.T) {
+	pairs := func(r *spec.Resolved) bool {
+		for i := range r.Nodes {
+			for j := range r.Nodes {
+				if !SameSubnet(r.Nodes[i].Address, r.Nodes[j].Address) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	lengths := []int{16, 24, 23}
+	for run := range 2000 {
+		r := &spec.Resolved{}
+		for i := range 1 + rng.IntN(5) {
+			addr := netip.AddrFrom4([4]byte{10, 0, byte(rng.IntN(3)), byte(1 + rng.IntN(3))})
+			bits := lengths[0]
+			if run%2 == 1 {
+				bits = lengths[rng.IntN(len(lengths))]
+			}
+			r.Nodes = append(r.Nodes, spec.ResolvedNode{Name: "n" + strconv.Itoa(i), Address: netip.PrefixFrom(addr, bits)})
+		}
+		if got, want := ClusterUsesVXLAN(r), pairs(r); got != want {
+			t.Fatalf("nodes %v: ClusterUsesVXLAN %v, every pair says %v", r.Nodes, got, want)
+		}
 	}
 }

@@ -137,13 +137,13 @@ func Build(cfg *Config, r *spec.Resolved, up state.Uplink) (*state.State, error)
 	if ns == nil {
 		return nil, fmt.Errorf("node %q is not in the file", cfg.Node)
 	}
-	n := &drivers.Node{Name: cfg.Node, Spec: ns, Cluster: r, MTU: routing.PodMTU(r, up.MTU), UplinkIndex: up.Index}
-	// Policies compile beside the rest (they only read r): a third of
-	// this function's time at scale.
 	shared := cfg.shared(r)
 	if s := shared.carry.builtFor(cfg, up); s != nil {
 		return s, nil
 	}
+	n := &drivers.Node{Name: cfg.Node, Spec: ns, Cluster: r, MTU: routing.PodMTU(r, up.MTU), UplinkIndex: up.Index}
+	// Policies compile beside the rest (they only read r): a third of
+	// this function's time at scale.
 	compiled := func() (*compile.Program, error) { return nil, nil }
 	if WantsDatapath(r) {
 		type result struct {
