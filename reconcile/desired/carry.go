@@ -97,13 +97,19 @@ func changedNamespaces(old, new []spec.ResolvedPod) map[string]bool {
 			j++
 		default:
 			a, b := &old[i], &new[j]
-			if a.IP != b.IP || !sameLabels(a.Labels, b.Labels) || !slices.Equal(a.Ports, b.Ports) {
+			if a.IP != b.IP || !sameLabels(a.Labels, b.Labels) || !sameSlice(a.Ports, b.Ports) {
 				dirty[b.Namespace] = true
 			}
 			i, j = i+1, j+1
 		}
 	}
 	return dirty
+}
+
+// sameSlice is slices.Equal, at once for the one slice (an item the file
+// did not change keeps its resolved slices).
+func sameSlice[T comparable](a, b []T) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0]) || slices.Equal(a, b)
 }
 
 // sameLabels is maps.Equal, at once for the one map: a pod the file did
