@@ -1,13 +1,13 @@
 package daemon
 
 import (
-	"net/netip"
 	"sync/atomic"
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/netreconcile/netreconcile/reconcile"
+	"github.com/netreconcile/netreconcile/spec"
 )
 
 // unboundPod is the pod label of drops on an interface that had no
@@ -23,10 +23,12 @@ type datapathCollector struct {
 	drops, entries, gcRuns *prometheus.Desc
 }
 
-// dpSource is where the collector reads, and how it names addresses.
+// dpSource is where the collector reads, and the file whose pods name
+// addresses (named on a scrape, not on every reload of the file: a
+// cluster's file has 50,000 of them).
 type dpSource struct {
 	pinDir string
-	names  map[netip.Addr]string // pod address -> namespace/name
+	file   *spec.Resolved
 	log    logr.Logger
 }
 
@@ -44,8 +46,8 @@ func newDatapathCollector(ns string) *datapathCollector {
 }
 
 // set points the collector at a pin directory and the pods of a file.
-func (c *datapathCollector) set(pinDir string, names map[netip.Addr]string, log logr.Logger) {
-	c.src.Store(&dpSource{pinDir: pinDir, names: names, log: log})
+func (c *datapathCollector) set(pinDir string, file *spec.Resolved, log logr.Logger) {
+	c.src.Store(&dpSource{pinDir: pinDir, file: file, log: log})
 }
 
 func (c *datapathCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -61,7 +63,7 @@ func (c *datapathCollector) Collect(ch chan<- prometheus.Metric) {
 	if src == nil {
 		return
 	}
-	def, err := reconcile.InspectDefences(src.pinDir, src.names)
+	def, err := reconcile.InspectDefences(src.pinDir, reconcile.PodNames(src.file))
 	if err != nil {
 		src.log.Error(err, "datapath metrics not read", "pinDir", src.pinDir)
 		return

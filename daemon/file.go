@@ -10,7 +10,6 @@ import (
 
 	"github.com/go-logr/logr"
 
-	"github.com/netreconcile/netreconcile/reconcile"
 	"github.com/netreconcile/netreconcile/spec"
 )
 
@@ -80,7 +79,7 @@ func (f *topoFile) open() error {
 // the model served.
 func (f *topoFile) serveDatapath(pinDir string) {
 	f.pinDir = pinDir
-	f.m.datapath.set(f.pinDir, reconcile.PodNames(f.spec), f.log)
+	f.m.datapath.set(f.pinDir, f.spec, f.log)
 }
 
 // pods is the number of pods the model served puts on the node.
@@ -120,7 +119,7 @@ func (f *topoFile) reload(log logr.Logger, force bool) bool {
 		return force // back to the content already served
 	}
 	f.spec, f.specSum = r, sum
-	f.m.datapath.set(f.pinDir, reconcile.PodNames(r), f.log)
+	f.m.datapath.set(f.pinDir, r, f.log)
 	log.Info("topology file changed", "files", f.set.String(), "sources", len(srcs), "sha256", hex.EncodeToString(sum[:6]),
 		"pods", len(r.PodsOn(f.node)))
 	return true
