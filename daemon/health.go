@@ -22,7 +22,7 @@ type health struct {
 	gauge   prometheus.Gauge // the ready metric, kept equal to ready
 
 	converged    bool     // the last pass converged ...
-	convergedSum [32]byte // ... to this file content
+	convergedSum contentSum // ... to this file content
 	lastErr      error
 	started      bool // a pass has ended
 	managed      int  // objects owned after the last converged pass
@@ -46,12 +46,12 @@ func (h *health) failed(err error) {
 // isDrift says whether a pass that needed changes (changed) to converge
 // to the file content sum repaired drift: the file is what the last
 // converged pass applied. Changes after a file change are not drift.
-func (h *health) isDrift(sum [32]byte, changed bool) bool {
+func (h *health) isDrift(sum contentSum, changed bool) bool {
 	return h.converged && h.convergedSum == sum && changed
 }
 
 // succeeded records a pass that converged to sum, owning managed objects.
-func (h *health) succeeded(sum [32]byte, managed int) {
+func (h *health) succeeded(sum contentSum, managed int) {
 	h.managed = managed
 	h.converged, h.convergedSum, h.lastErr = true, sum, nil
 	h.ready.Store(true)
