@@ -165,7 +165,7 @@ func TestMasquerade(t *testing.T) {
 	}
 	l.noOutsideTCP("table deleted", "p1")
 	out, errOut, code := l.run("a", "plan", "--detailed-exitcode")
-	if code != 2 || !strings.Contains(out, "+   masquerade node/netreconcile (pod_cidr=10.244.1.0/24 uplink=eth0 except=10.96.0.0/16,10.244.0.0/16,172.31.1.2/32,172.31.1.3/32 ports=32768-60999 rules=5)") {
+	if code != 2 || !strings.Contains(out, "+   masquerade node/netreconcile (pod_cidr=10.244.1.0/24 uplink=eth0 except=10.96.0.0/16,10.244.0.0/16,172.31.1.2/31 ports=32768-60999 rules=4)") {
 		t.Errorf("plan after the table was deleted: exit %d\n%s%s", code, out, errOut)
 	}
 	if out, errOut, code := l.run("a", "apply"); code != 0 {

@@ -48,7 +48,8 @@ func desiredOf(t *testing.T, r *spec.Resolved, node string) *state.Masquerade {
 
 func TestDesired(t *testing.T) {
 	m := desiredOf(t, resolved(t, "  egress: {nonMasqueradeCIDRs: [10.0.0.0/8, 192.168.0.0/16, 172.31.1.3/32]}"), "a")
-	want := "pod_cidr=10.244.1.0/24 uplink=up0 except=10.0.0.0/8,172.31.1.2/32,172.31.1.3/32,192.168.0.0/16 ports=32768-60999 rules=5"
+	// The nodes' 172.31.1.2 and .3 are one /31.
+	want := "pod_cidr=10.244.1.0/24 uplink=up0 except=10.0.0.0/8,172.31.1.2/31,192.168.0.0/16 ports=32768-60999 rules=4"
 	var got []string
 	for _, a := range m.Attrs() {
 		got = append(got, a.Name+"="+a.Value)

@@ -70,9 +70,12 @@ func prefixText(p netip.Prefix) string {
 	return p.String()
 }
 
-// CanonicalPrefixes returns ps sorted by address, without duplicates and
-// without a prefix that another covers: the one form of a set of
-// destinations, so that desired and observed compare equal.
+// CanonicalPrefixes returns ps sorted by address, without duplicates,
+// without a prefix that another covers, and with the two halves of a
+// prefix written as that prefix: the one form of a set of destinations,
+// so that desired and observed compare equal, and the shortest (a
+// cluster's node addresses, one /32 each, are mostly runs: 1000 nodes
+// are tens of rules, not a thousand, to write and to read on every pass).
 func CanonicalPrefixes(ps []netip.Prefix) []netip.Prefix {
 	sorted := make([]netip.Prefix, 0, len(ps))
 	for _, p := range ps {
@@ -90,6 +93,22 @@ func CanonicalPrefixes(ps []netip.Prefix) []netip.Prefix {
 			continue // sorted: a covering prefix comes just before
 		}
 		out = append(out, p)
+		// Sorted and disjoint: halves of one prefix are neighbours, and a
+		// merge may complete the half of a larger one.
+		for n := len(out); n >= 2 && halves(out[n-2], out[n-1]); n = len(out) {
+			out = append(out[:n-2], parent(out[n-1]))
+		}
 	}
 	return out
+}
+
+// halves reports whether a and b are the two halves of one prefix.
+func halves(a, b netip.Prefix) bool {
+	return a.Bits() == b.Bits() && a.Bits() > 0 && a != b && parent(a) == parent(b)
+}
+
+// parent is the prefix one bit shorter that holds p.
+func parent(p netip.Prefix) netip.Prefix {
+	q, _ := p.Addr().Prefix(p.Bits() - 1)
+	return q
 }
