@@ -52,6 +52,9 @@ func LoadFiles(paths ...string) (*Resolved, error) {
 // treated as read-only (Resolve only reads them).
 type Parser struct {
 	files map[string]*itemCache // by source name
+	last  *lastResolve          // the last successful load, for resolving by difference
+	// deltas counts the loads resolved by difference (for tests).
+	deltas int
 }
 
 // Load is the package-level Load, reusing the unchanged items of the
@@ -61,11 +64,20 @@ func (p *Parser) Load(srcs []Source) (*Resolved, *Positions, error) {
 }
 
 // load parses each source (keeping items when keep is set), merges them
-// and resolves the whole.
+// and resolves the whole; when keep is set, from the last load where
+// only some items changed (see incremental.go).
 func (p *Parser) load(srcs []Source, keep bool) (*Resolved, *Positions, error) {
 	parts, err := p.parse(srcs, keep)
 	t, pos, err := assemble(parts, err)
+	if keep && err == nil {
+		if r := p.resolveDelta(t, pos); r != nil {
+			return r, pos, nil
+		}
+	}
 	r, err := resolveParsed(t, pos, err)
+	if keep && err == nil {
+		p.remember(t, pos, r)
+	}
 	return r, pos, err
 }
 
