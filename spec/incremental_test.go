@@ -29,7 +29,9 @@ func parseWorld(text string, nodes int, nodeIP func(node, host int) string) *wor
 	w.head = head
 	podText, rest, _ := strings.Cut(rest, "services:\n")
 	svcText, polText, _ := strings.Cut(rest, "policies:\n")
-	lines := func(s string) []string { return slices.DeleteFunc(strings.Split(s, "\n"), func(l string) bool { return l == "" }) }
+	lines := func(s string) []string {
+		return slices.DeleteFunc(strings.Split(s, "\n"), func(l string) bool { return l == "" })
+	}
 	w.pods, w.svcs, w.pols = lines(podText), lines(svcText), lines(polText)
 	return w
 }
