@@ -421,6 +421,9 @@ func (d *podDelta) merge(old []ResolvedPod) []ResolvedPod {
 		at, _ := slices.BinarySearchFunc(old, k, byKey)
 		events = append(events, event{at: at, ip: ip})
 	}
+	if len(events) == 0 {
+		return old // shared, read-only, as the unchanged lists are
+	}
 	// At one place, insertions (in key order) come before old[at].
 	slices.SortStableFunc(events, func(a, b event) int {
 		return cmp.Or(cmp.Compare(a.at, b.at), cmp.Compare(boolInt(a.add == nil), boolInt(b.add == nil)))

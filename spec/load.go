@@ -49,7 +49,11 @@ func LoadFiles(paths ...string) (*Resolved, error) {
 // decodes only the items that changed (the watch daemon's reload). The
 // zero Parser is ready; it is not safe for concurrent use. Decoded items
 // are shared between the Topologies it returns, which must therefore be
-// treated as read-only (Resolve only reads them).
+// treated as read-only (Resolve only reads them). It also remembers its
+// last successful model and resolves the next set from it when only some
+// pods, services or policies changed (incremental.go); the models it
+// returns share what did not change, and are read-only too. A copied
+// Parser shares that state: use the copy or the original, not both.
 type Parser struct {
 	files map[string]*itemCache // by source name
 	last  *lastResolve          // the last successful load, for resolving by difference
