@@ -49,9 +49,16 @@ func LoadFiles(paths ...string) (*Resolved, error) {
 // decodes only the items that changed (the watch daemon's reload). The
 // zero Parser is ready; it is not safe for concurrent use. Decoded items
 // are shared between the Topologies it returns, which must therefore be
-// treated as read-only (Resolve only reads them).
+// treated as read-only (Resolve only reads them). It also remembers its
+// last successful model and resolves the next set from it when only some
+// pods, services or policies changed (incremental.go); the models it
+// returns share what did not change, and are read-only too. A copied
+// Parser shares that state: use the copy or the original, not both.
 type Parser struct {
 	files map[string]*itemCache // by source name
+	last  *lastResolve          // the last successful load, for resolving by difference
+	// deltas counts the loads resolved by difference (for tests).
+	deltas int
 }
 
 // Load is the package-level Load, reusing the unchanged items of the
@@ -61,11 +68,20 @@ func (p *Parser) Load(srcs []Source) (*Resolved, *Positions, error) {
 }
 
 // load parses each source (keeping items when keep is set), merges them
-// and resolves the whole.
+// and resolves the whole; when keep is set, from the last load where
+// only some items changed (see incremental.go).
 func (p *Parser) load(srcs []Source, keep bool) (*Resolved, *Positions, error) {
 	parts, err := p.parse(srcs, keep)
 	t, pos, err := assemble(parts, err)
+	if keep && err == nil {
+		if r := p.resolveDelta(t, pos); r != nil {
+			return r, pos, nil
+		}
+	}
 	r, err := resolveParsed(t, pos, err)
+	if keep && err == nil {
+		p.remember(t, pos, r)
+	}
 	return r, pos, err
 }
 
