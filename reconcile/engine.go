@@ -46,7 +46,7 @@ type Result struct {
 
 // uplink reads the uplink facts the desired state depends on.
 func (e *Engine) uplink(r *spec.Resolved) (Uplink, error) {
-	return observe.Uplink(e.Cfg.NodeNetns, e.Cfg.Uplink, peerAddrs(r, e.Cfg.Node))
+	return observe.UplinkWith(e.Cache, e.Cfg.NodeNetns, e.Cfg.Uplink, peerAddrs(r, e.Cfg.Node))
 }
 
 // Plan observes the node and diffs it against the file. With observed

@@ -35,6 +35,7 @@ type Cache struct {
 	stale   nodeStale    // what changed in the node namespace since nodeNS
 	nodeSys *nodeSysctls // outlives nodeNS
 	dp      *dpObserved
+	up      *uplinkObs // the uplink facts and peers' routes (UplinkWith)
 	// netns records (the state directory) are written by this process's
 	// passes alone: watch holds the node lock all along.
 	netns map[string]string
@@ -72,7 +73,7 @@ func (c *Cache) InvalidateAll() {
 	c.epoch++
 	clear(c.gen) // stamps of older epochs never match again
 	clear(c.pods)
-	c.nodeNS, c.nodeSys, c.dp, c.netns = nil, nil, nil, nil
+	c.nodeNS, c.nodeSys, c.dp, c.netns, c.up = nil, nil, nil, nil, nil
 	c.stale = nodeStale{}
 	c.dpGen++
 }

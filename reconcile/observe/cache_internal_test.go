@@ -55,3 +55,41 @@ func TestWriteThrough(t *testing.T) {
 		t.Error("writeThrough changed the cached slices it was given")
 	}
 }
+
+// TestCacheUplink: the uplink facts are kept for the peers they were read
+// for, until anything changes in the node namespace; a read that an
+// invalidation overtook is not kept.
+func TestCacheUplink(t *testing.T) {
+	c := NewCache()
+	peers := []netip.Addr{netip.MustParseAddr("192.168.0.2"), netip.MustParseAddr("192.168.0.3")}
+	up := state.Uplink{Name: "eth0", Found: true, Index: 2, MTU: 1500, Unreachable: peers[1:]}
+	c.putUplink("eth0", peers, up, c.nodeStamp())
+	if got, ok := c.uplink("eth0", peers); !ok || got.MTU != 1500 || len(got.Unreachable) != 1 {
+		t.Fatalf("kept facts: %+v, %v", got, ok)
+	}
+	if _, ok := c.uplink("eth0", peers[:1]); ok {
+		t.Error("facts read for other peers were served")
+	}
+	if _, ok := c.uplink("eth1", peers); ok {
+		t.Error("facts of another uplink were served")
+	}
+	c.InvalidateObjects("pod-a")
+	if _, ok := c.uplink("eth0", peers); !ok {
+		t.Error("a pod namespace's change dropped the node's uplink facts")
+	}
+	c.InvalidateObjects(state.NodeNS)
+	if _, ok := c.uplink("eth0", peers); ok {
+		t.Error("facts served after a change in the node namespace")
+	}
+	st := c.nodeStamp()
+	c.InvalidateLink(state.NodeNS, 2)
+	c.putUplink("eth0", peers, up, st)
+	if _, ok := c.uplink("eth0", peers); ok {
+		t.Error("a read overtaken by a link event was kept")
+	}
+	c.putUplink("eth0", peers, up, c.nodeStamp())
+	c.InvalidateAll()
+	if _, ok := c.uplink("eth0", peers); ok {
+		t.Error("facts served after InvalidateAll")
+	}
+}
