@@ -77,3 +77,40 @@ func TestServiceOwnersRecord(t *testing.T) {
 		t.Errorf("the record that replaced the link reads %v, %v", got, err)
 	}
 }
+
+// TestServiceOwnersRemembered: the record this process wrote or read
+// last is not parsed or written again while the file holds it, and a
+// record changed behind its back is read, and rewritten, as it is.
+func TestServiceOwnersRemembered(t *testing.T) {
+	d := For(t.TempDir(), "n1")
+	path := filepath.Join(string(d), "services")
+	owners := map[string]string{"10.96.0.10:80/TCP": "service/x/web"}
+	if err := d.RecordServiceOwners(owners); err != nil {
+		t.Fatal(err)
+	}
+	first, _, err := d.ServiceOwners()
+	if err != nil || !reflect.DeepEqual(first, owners) {
+		t.Fatalf("read back %v, %v", first, err)
+	}
+	if again, _, _ := d.ServiceOwners(); reflect.ValueOf(again).UnsafePointer() != reflect.ValueOf(first).UnsafePointer() {
+		t.Error("the same record was parsed again")
+	}
+	// Changed by hand, same length: read as it is now.
+	if err := os.WriteFile(path, []byte("10.96.0.10:80/TCP service/x/abc\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, _ := d.ServiceOwners(); got["10.96.0.10:80/TCP"] != "service/x/abc" {
+		t.Errorf("a record changed by hand read as %v", got)
+	}
+	// Changed by hand again: recording the owners it held before writes
+	// them back.
+	if err := os.WriteFile(path, []byte("10.96.0.10:80/TCP service/x/xyz\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.RecordServiceOwners(map[string]string{"10.96.0.10:80/TCP": "service/x/abc"}); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "10.96.0.10:80/TCP service/x/abc\n" {
+		t.Errorf("record after recording over a hand change: %q", b)
+	}
+}
