@@ -138,8 +138,10 @@ func (e *Engine) ApplyChecked(ctx context.Context, r *spec.Resolved, check func(
 	}
 	// Recorded before the entries are written: every entry of ours in
 	// the maps has its service named, also after a crash.
-	if err := e.Cfg.recordServices(res.desired, res.Observed.Owned); err != nil {
-		return nil, err
+	if writesServices(res.Plan) {
+		if err := e.Cfg.recordServices(res.desired, res.Observed.Owned); err != nil {
+			return nil, err
+		}
 	}
 	var early <-chan observation
 	res.Applied, early, err = e.apply(ctx, res)
@@ -265,6 +267,17 @@ func (e *Engine) verify(ctx context.Context, plan func() (*Plan, error), settle 
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// writesServices reports whether p creates or changes service entries
+// (whose owners are recorded before they are written).
+func writesServices(p *Plan) bool {
+	for _, c := range p.Changes {
+		if c.Action != Delete && c.Kind == state.KindService.String() {
+			return true
+		}
+	}
+	return false
 }
 
 func onlyDeletions(p *Plan) bool {
