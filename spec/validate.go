@@ -826,7 +826,8 @@ func (c *checker) services(t *Topology, r *Resolved) {
 		path := index("services", i)
 		ns, k, _ := c.uniqueKey("services", i, "service", s.Name, s.Namespace, keyAt)
 		c.use(ns)
-		rs := ResolvedService{Key: k, Name: s.Name, Namespace: ns, Selector: maps.Clone(s.Selector), SessionAffinity: s.SessionAffinity}
+		// The selector is shared with the decoded file, as a pod's labels are.
+		rs := ResolvedService{Key: k, Name: s.Name, Namespace: ns, Selector: s.Selector, SessionAffinity: s.SessionAffinity}
 
 		ipPath := join(path, "clusterIP")
 		if s.ClusterIP == "" {
