@@ -70,10 +70,11 @@ func writeConverged(file string) (result, error) {
 	return result{Objects: want.Len()}, err
 }
 
-// edit loads file through a spec.Parser, then times the watch daemon's
-// work for the edited file (a pod added on n0) without the kernel:
-// reading it, loading it through the same Parser (which decodes only
-// the new item) and planning it against the converged node.
+// edit loads file through a spec.Parser and plans it against the
+// converged node, then times the watch daemon's work for the edited file
+// (a pod added on n0) without the kernel: reading it, loading it through
+// the same Parser (which decodes and resolves only the new item) and
+// planning it with what the first plan carried (desired.NewSharedFrom).
 func edit(file, cpuprofile, memprofile string) (result, error) {
 	var p spec.Parser
 	srcs, err := spec.ReadFiles(spec.DefaultMaxFileSize, file)
@@ -89,6 +90,11 @@ func edit(file, cpuprofile, memprofile string) (result, error) {
 		return result{}, err
 	}
 	e := engine(r)
+	e.Cfg.Shared = reconcile.NewSharedFrom(nil, r)
+	if _, err := e.Plan(r, obs); err != nil {
+		return result{}, err
+	}
+	carried := e.Cfg.Shared.Carried()
 	stop, err := profile(cpuprofile)
 	if err != nil {
 		return result{}, err
@@ -101,6 +107,7 @@ func edit(file, cpuprofile, memprofile string) (result, error) {
 	if r, _, err = p.Load(srcs); err != nil {
 		return result{}, err
 	}
+	e.Cfg.Shared = reconcile.NewSharedFrom(carried, r)
 	planned, err := e.Plan(r, obs)
 	step := time.Since(start)
 	stop()

@@ -13,11 +13,12 @@
 //   - no-op plan: the same with `--observed FILE.json`, node n0 converged
 //     (show -o json's format, written from reconcile.Desired);
 //   - one-pod edit (offline): in this program's child, a spec.Parser that
-//     loaded the file (as the watch daemon's does) loads it again with a
-//     pod added on n0, reusing the unchanged items, and reconcile.Engine
-//     plans it against the converged node; the time is that read, load
-//     and plan (the child's RSS includes the first load). -cpuprofile and
-//     -memprofile profile this row.
+//     loaded the file and a plan of it against the converged node (as the
+//     watch daemon's pass does), then the file again with a pod added on
+//     n0, loaded through the same Parser and planned with what the first
+//     plan carried (desired.NewSharedFrom); the time is that read, load
+//     and plan (the child's RSS includes the first load and plan).
+//     -cpuprofile and -memprofile profile this row.
 //
 // Live (-live, root): for each size, a node namespace whose uplink eth0
 // carries n0's address, and `netreconcile watch -f FILE --node n0` on it
