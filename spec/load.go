@@ -84,7 +84,7 @@ func (p *Parser) parse(srcs []Source, keep bool) ([]part, error) {
 		var ic *itemCache
 		if keep {
 			if ic = p.files[src.Name]; ic == nil {
-				ic = &itemCache{items: map[string]*item{}}
+				ic = &itemCache{}
 			}
 			files[src.Name] = ic
 		}
@@ -100,12 +100,12 @@ func (p *Parser) parse(srcs []Source, keep bool) ([]part, error) {
 	return parts, errs.orNil()
 }
 
-// items is every item the parser remembers, of all sources (keys hold
-// the item's text, so sources can share them).
+// items is every item of the sources' last texts, for the parse cache
+// (keys hold the item's text, so sources can share them).
 func (p *Parser) items() map[string]*item {
 	all := map[string]*item{}
 	for _, ic := range p.files {
-		maps.Copy(all, ic.items)
+		maps.Copy(all, ic.kept())
 	}
 	return all
 }
