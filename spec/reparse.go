@@ -142,7 +142,7 @@ func (e edit) resplit(old *parsed, data []byte) ([]seq, []seqSrc, bool) {
 				sp.indent == seqIndent(old, oa, ob) {
 				closed := len(sp.seqs) > a // before stitch adds the open one
 				seqs, srcs := e.stitch(old, sp, off, oa, ob)
-				markPrefix(old, seqs, srcs, a, b, resumedAt(resumed, sp.cur, closed, a, len(sp.seqs)))
+				markPrefix(srcs, a, b, resumedAt(resumed, sp.cur, closed, a, len(sp.seqs)))
 				return seqs, srcs, true
 			}
 		}
@@ -156,23 +156,20 @@ func (e edit) resplit(old *parsed, data []byte) ([]seq, []seqSrc, bool) {
 	for k, s := range sp.seqs {
 		srcs[k] = seqSrc{suffix: len(s.items)}
 	}
-	markPrefix(old, sp.seqs, srcs, a, b, resumedAt(resumed, nil, len(sp.seqs) > a, a, 0))
+	markPrefix(srcs, a, b, resumedAt(resumed, nil, len(sp.seqs) > a, a, 0))
 	return sp.seqs, srcs, true
 }
 
 // markPrefix marks the old items the scan resumed after: the a sequences
-// before it whole, and in the sequence it resumed in (at k), the b items
-// above but the last when the scan made it longer.
-func markPrefix(old *parsed, seqs []seq, srcs []seqSrc, a, b, k int) {
+// before it whole, and the b items above it in the sequence it resumed in
+// (at k). The last of those ends where it did: the line resumed at is the
+// same, and read in the same state it closes that item again.
+func markPrefix(srcs []seqSrc, a, b, k int) {
 	for i := range a {
 		srcs[i].prefix = srcs[i].suffix
 	}
-	if k < 0 || b == 0 {
-		return
-	}
-	srcs[k].prefix = b
-	if seqs[k].items[b-1] != old.seqs[a].items[b-1] {
-		srcs[k].prefix = b - 1
+	if k >= 0 {
+		srcs[k].prefix = b
 	}
 }
 
