@@ -3,6 +3,7 @@ package spec
 import (
 	"bytes"
 	"runtime"
+	"slices"
 	"testing"
 
 	"github.com/netreconcile/netreconcile/internal/scaletopo"
@@ -46,38 +47,47 @@ func BenchmarkParserOneChange(b *testing.B) {
 }
 
 // BenchmarkParserEdit1000 is the parse step (everything before Resolve)
-// of the watch daemon's reload at 1000 nodes after one line changed: one
-// pod's line edited, every other run back. It reports the live heap of a
-// Parser and the parts it returned (what the daemon holds) after GC as
-// heap-MB.
+// of the watch daemon's reload at 1000 nodes after one line changed, every
+// other run back: a pod's line edited ("change"), or a pod added before
+// the services ("insert", which moves every item below it). It reports the
+// live heap of a Parser and the parts it returned (what the daemon holds)
+// after GC as heap-MB.
 func BenchmarkParserEdit1000(b *testing.B) {
 	data := scaletopo.Nodes(1000)
-	old := []byte("{name: p25000, namespace: ns0, node: n500,")
-	edited := bytes.Replace(data, old, []byte("{name: p25000, namespace: ns1, node: n500,"), 1)
-	if bytes.Equal(edited, data) {
+	changed := bytes.Replace(data, []byte("{name: p25000, namespace: ns0,"), []byte("{name: p25000, namespace: ns1,"), 1)
+	i := bytes.Index(data, []byte("\nservices:\n")) + 1
+	inserted := slices.Concat(data[:i], []byte("  - {name: added, namespace: ns0, node: n0, labels: {app: a0}}\n"), data[i:])
+	if bytes.Equal(changed, data) || i == 0 {
 		b.Fatal("no pod to edit")
 	}
-	var before runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	var p Parser
-	parts, err := p.parse([]Source{{"scale.yaml", data}}, true)
-	if err != nil {
-		b.Fatal(err)
+	for _, edit := range []struct {
+		name string
+		data []byte
+	}{{"change", changed}, {"insert", inserted}} {
+		b.Run(edit.name, func(b *testing.B) {
+			var before runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			var p Parser
+			parts, err := p.parse([]Source{{"scale.yaml", data}}, true)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&after)
+			runtime.KeepAlive(parts)
+			heap := float64(after.HeapAlloc) - float64(before.HeapAlloc)
+			files := [][]byte{edit.data, data}
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if _, err := p.parse([]Source{{"scale.yaml", files[i%2]}}, true); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+			b.ReportMetric(heap/1e6, "heap-MB")
+		})
 	}
-	var after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&after)
-	runtime.KeepAlive(parts)
-	heap := float64(after.HeapAlloc) - float64(before.HeapAlloc)
-	files := [][]byte{edited, data}
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		if _, err := p.parse([]Source{{"scale.yaml", files[i%2]}}, true); err != nil {
-			b.Fatal(err)
-		}
-		i++
-	}
-	b.ReportMetric(heap/1e6, "heap-MB")
 }
