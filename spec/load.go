@@ -45,11 +45,13 @@ func LoadFiles(paths ...string) (*Resolved, error) {
 }
 
 // Parser loads sets of sources, remembering for each source of the last
-// set the decoded items of its text, so that loading the set again
-// decodes only the items that changed (the watch daemon's reload). The
-// zero Parser is ready; it is not safe for concurrent use. Decoded items
-// are shared between the Topologies it returns, which must therefore be
-// treated as read-only (Resolve only reads them).
+// set its text and what it decoded to, so that loading the set again
+// decodes only the lines that changed (the watch daemon's reload; see
+// reparse.go). The zero Parser is ready; it is not safe for concurrent
+// use. A source's Data is kept and must not be changed afterwards.
+// Decoded items, and the whole Topology of a source whose text did not
+// change, are shared between the Topologies it returns, which must
+// therefore be treated as read-only (Resolve only reads them).
 type Parser struct {
 	files map[string]*itemCache // by source name
 }

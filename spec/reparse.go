@@ -362,10 +362,34 @@ func rebuildSeq(data []byte, s seq, src seqSrc, old *parsed, typ reflect.Type, c
 		}
 	}
 	from, to := src.prefix, src.suffix
+	if cache == nil && to-from >= bigEdit && prevAt != nil {
+		oldTo := prev.Len()
+		if src.suffix < n {
+			oldTo = src.oldFrom
+		}
+		cache = byText(old, s.key, prev, prevAt, from, oldTo)
+	}
 	if from < to && !decodeItems(data, s.key, s.items[from:to], out.Slice(from, to), zeros[from:to], cache) {
 		return reflect.Value{}, nil, false
 	}
 	return out, newSeqItems(typ.Elem(), s.items, zeros), true
+}
+
+// bigEdit is how many new items make rebuildSeq look for them among the
+// old ones by their text: a generator that rewrites a line at the top of
+// a file and one at the bottom changes every byte between them, as diff
+// sees it, not every item.
+const bigEdit = 64
+
+// byText returns the old items from..to of a sequence by key "\x00" text,
+// as decodeItems looks them up.
+func byText(old *parsed, key string, prev reflect.Value, at *seqItems, from, to int) map[string]*item {
+	m := make(map[string]*item, max(0, to-from))
+	for j := from; j < to; j++ {
+		sp := at.spans[j]
+		m[key+"\x00"+string(old.data[sp.start:sp.end])] = &item{value: prev.Index(j), zeros: at.zerosOf(j)}
+	}
+	return m
 }
 
 // reuseHead returns the old head's decode when the head text of data is

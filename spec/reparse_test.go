@@ -317,3 +317,27 @@ func samplePaths(t *Topology) []string {
 	}
 	return paths
 }
+
+// A file rewritten with a new first and last line reuses the items
+// between them, found by their text, and decodes the same as a fresh
+// parse.
+func TestReparseRewrittenFile(t *testing.T) {
+	data := scaletopo.Nodes(4)
+	var ic itemCache
+	if _, _, err := parse("fuzz.yaml", data, &ic); err != nil || ic.last == nil {
+		t.Fatalf("%v", err)
+	}
+	wasPods := ic.last.t.Pods
+	pod := bytes.Index(data, []byte("  - {name: p7,"))
+	edited := slices.Concat([]byte("# generated again\n"), data[:pod], []byte("  - {name: new, namespace: ns0, node: n0}\n"),
+		data[pod:], []byte("# end\n"))
+	top, pos, err := parse("fuzz.yaml", edited, &ic)
+	sameAsFresh(t, edited, top, pos, err)
+	if len(top.Pods) != len(wasPods)+1 {
+		t.Fatalf("%d pods, was %d", len(top.Pods), len(wasPods))
+	}
+	// Values decoded again would have their own label maps.
+	if reflect.ValueOf(top.Pods[100].Labels).UnsafePointer() != reflect.ValueOf(wasPods[99].Labels).UnsafePointer() {
+		t.Error("pods[100] decoded again, not found by its text")
+	}
+}

@@ -15,8 +15,8 @@ import (
 // Large topologies are long block sequences at the top level (pods,
 // services, policies) of small, independent items. Parsing them item by
 // item lets the items be parsed on every CPU, and lets a Parser reuse the
-// items of the previous file that did not change: the watch daemon then
-// pays for the item a user edited, not for the whole file.
+// items of the previous file that did not change (reparse.go): the watch
+// daemon then pays for the item a user edited, not for the whole file.
 //
 // The split is an optimisation only. It applies to files in plain block
 // style (no anchors, aliases, tags, directives or document markers), and
