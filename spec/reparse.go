@@ -211,8 +211,10 @@ func resume(old *parsed, data []byte, from int) (sp *splitter, off, a, b int) {
 		return &splitter{data: data, indent: -1}, 0, 0, 0
 	}
 	s := old.seqs[a]
-	// The item above is open: the line resumed at may still belong to it.
-	items := append(make([]span, 0, b+16), s.items[:b]...)
+	// Room for the old items below too, which stitch adds after the
+	// edit's. The item above is open: the line resumed at may still
+	// belong to it.
+	items := append(make([]span, 0, len(s.items)+16), s.items[:b]...)
 	if b > 0 {
 		items[b-1].end = -1
 	}
