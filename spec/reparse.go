@@ -102,19 +102,20 @@ func commonSuffix(a, b []byte) int {
 }
 
 // clean reports whether the changed text of data keeps it splittable as
-// far as splitSeqs and parse check the bytes: text (checked on whole
-// lines, so that no rune is cut), no anchors, aliases or tags. The rest
-// was checked in the old text.
+// far as splitSeqs and parse check the bytes: text, no line breaks but
+// "\n" and "\r\n" (both checked on whole lines, so that no rune or "\r\n"
+// is cut), no anchors, aliases or tags. The rest was checked in the old
+// text.
 func (e edit) clean(data []byte) bool {
 	if bytes.ContainsAny(data[e.from:e.newEnd], "&*!") {
 		return false
 	}
 	from, to := bytes.LastIndexByte(data[:e.from], '\n')+1, len(data)
 	if i := bytes.IndexByte(data[e.newEnd:], '\n'); i >= 0 {
-		to = e.newEnd + i
+		to = e.newEnd + i + 1
 	}
 	_, _, _, ok := checkText(data[from:to])
-	return ok
+	return ok && !oddBreaks(data[from:to])
 }
 
 // seqSrc says which items of a new sequence are old ones: items[:prefix]

@@ -240,6 +240,12 @@ func TestReparseCases(t *testing.T) {
 		{"  - {name: a, namespace: x, node: n1, ports: [{port: 0}]}\n", "  - name: a\n    namespace: x\n    node: n1\n"},
 		{"mtu: 0}", "mtu: 0, bogus: 1}"},
 		{"name: b,", "name: [b,"},
+		// YAML counts a lone CR, NEL, LS and PS as line breaks: such a
+		// file is one document (a CRLF is one break, as LF).
+		{"node: n1}\n  - {name: c", "node: n1}\r  - {name: c"},
+		{"node: n1}\n  - {name: c", "node: n1}\r\n  - {name: c"},
+		{"{name: c", "{name: \"c\u2028\""},
+		{"{name: c", "{name: \"c\u0085\""},
 	}
 	for _, ed := range edits {
 		edited := strings.Replace(base, ed[0], ed[1], 1)

@@ -62,7 +62,7 @@ type seq struct {
 // splitSeqs finds the top-level block sequences of data. ok is false when
 // the file is not plain enough to split safely.
 func splitSeqs(data []byte) (seqs []seq, ok bool) {
-	if bytes.ContainsAny(data, "&*!") {
+	if bytes.ContainsAny(data, "&*!") || oddBreaks(data) {
 		return nil, false // anchors, aliases, tags: one document only
 	}
 	sp := splitter{data: data, indent: -1}
@@ -73,6 +73,23 @@ func splitSeqs(data []byte) (seqs []seq, ok bool) {
 	}
 	sp.closeSeq(len(data))
 	return sp.seqs, true
+}
+
+// oddBreaks reports whether data holds a line break other than "\n" and
+// "\r\n": YAML counts a lone "\r", NEL, LS and PS as line breaks too, so
+// items split on "\n" would have other lines than in one document.
+func oddBreaks(data []byte) bool {
+	for i := 0; ; i++ {
+		k := bytes.IndexByte(data[i:], '\r')
+		if k < 0 {
+			break
+		}
+		if i += k; i+1 >= len(data) || data[i+1] != '\n' {
+			return true
+		}
+	}
+	return bytes.Contains(data, []byte("\u0085")) || bytes.Contains(data, []byte("\u2028")) ||
+		bytes.Contains(data, []byte("\u2029"))
 }
 
 // splitter is splitSeqs's scan, line by line. Its state before a line
