@@ -63,7 +63,7 @@ type seq struct {
 // the file is not plain enough to split safely.
 func splitSeqs(data []byte) (seqs []seq, ok bool) {
 	if bytes.ContainsAny(data, "&*!") || oddBreaks(data) {
-		return nil, false // anchors, aliases, tags: one document only
+		return nil, false // anchors, aliases, tags, breaks the split misses: one document only
 	}
 	sp := splitter{data: data, indent: -1}
 	for off := 0; off < len(data); {
