@@ -3,6 +3,8 @@ package spec
 import (
 	"bytes"
 	"fmt"
+	"runtime"
+	"slices"
 	"testing"
 
 	"github.com/netreconcile/netreconcile/internal/scaletopo"
@@ -115,4 +117,50 @@ func BenchmarkResolveEdit1000(b *testing.B) {
 			i++
 		}
 	})
+}
+
+// BenchmarkParseEdit1000 is the parse step (everything before Resolve)
+// of the watch daemon's reload at 1000 nodes after one line changed, every
+// other run back: a pod's line edited ("change"), or a pod added before
+// the services ("insert", which moves every item below it). It reports the
+// live heap of a Parser and the parts it returned (what the daemon holds)
+// after GC as heap-MB.
+func BenchmarkParseEdit1000(b *testing.B) {
+	data := scaletopo.Nodes(1000)
+	changed := bytes.Replace(data, []byte("{name: p25000, namespace: ns0,"), []byte("{name: p25000, namespace: ns1,"), 1)
+	i := bytes.Index(data, []byte("\nservices:\n")) + 1
+	inserted := slices.Concat(data[:i], []byte("  - {name: added, namespace: ns0, node: n0, labels: {app: a0}}\n"), data[i:])
+	if bytes.Equal(changed, data) || i == 0 {
+		b.Fatal("no pod to edit")
+	}
+	for _, edit := range []struct {
+		name string
+		data []byte
+	}{{"change", changed}, {"insert", inserted}} {
+		b.Run(edit.name, func(b *testing.B) {
+			var before runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			var p Parser
+			parts, err := p.parse([]Source{{"scale.yaml", data}}, true)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&after)
+			runtime.KeepAlive(parts)
+			heap := float64(after.HeapAlloc) - float64(before.HeapAlloc)
+			files := [][]byte{edit.data, data}
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if _, err := p.parse([]Source{{"scale.yaml", files[i%2]}}, true); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+			b.ReportMetric(heap/1e6, "heap-MB")
+		})
+	}
 }

@@ -423,7 +423,7 @@ func readItems(b []byte) map[string]*item {
 			e := entries.Index(j)
 			zeros, _ := e.Field(1).Interface().(map[string]Pos)
 			k := seq + "\x00" + e.Field(0).String()
-			items[k] = &item{key: k, value: e.Field(2), zeros: zeros}
+			items[k] = &item{value: e.Field(2), zeros: zeros}
 		}
 	}
 	return items

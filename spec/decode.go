@@ -52,8 +52,17 @@ func Parse(name string, data []byte) (*Topology, *Positions, error) {
 }
 
 // parse decodes data item by item when the file allows it (see split.go),
-// as one document otherwise.
+// as one document otherwise. With p, from what p kept of the source's last
+// text when it can (reparse.go).
 func parse(name string, data []byte, p *itemCache) (*Topology, *Positions, error) {
+	if p != nil && p.last != nil {
+		switch t, pos, how := p.reparse(name, data); how {
+		case reparsed:
+			return t, pos, nil
+		case reparseWhole:
+			return wholeParse(name, data)
+		}
+	}
 	if _, _, _, ok := checkText(data); ok {
 		if seqs, ok := splitSeqs(data); ok && len(seqs) > 0 {
 			if t, pos, ok := splitParse(name, data, seqs, p); ok {

@@ -122,7 +122,7 @@ type Positions struct {
 	// File is the name errors are reported under.
 	File  string
 	paths map[string]Pos
-	seqs  map[string][]seqItem // top-level sequences decoded item by item (split.go)
+	seqs  map[string]*seqItems // top-level sequences decoded item by item (split.go)
 	data  []byte               // the file, when seqs is set: their items' text
 	// set, for a topology merged from several sources, places each path
 	// in its source's Positions (load.go); the fields above are then unused.
@@ -162,14 +162,13 @@ func (p *Positions) has(path string, zeros bool) bool {
 func (p *Positions) zeroPaths() map[string]Pos {
 	out := maps.Clone(p.paths)
 	for seq, items := range p.seqs {
-		for i := range items {
-			it := &items[i]
-			for rel, pos := range it.zeros {
+		for i, zeros := range items.zeros {
+			for rel, pos := range zeros {
 				path := index(seq, i)
 				if rel != "" {
 					path += "." + rel
 				}
-				pos.Line += it.line
+				pos.Line += items.spans[i].line - 1
 				out[path] = pos
 			}
 		}

@@ -38,11 +38,11 @@ func FuzzParse(f *testing.F) {
 		sameAsWhole(t, data, top, pos, err)
 		// A Parser that saw part of the file first reuses what it can and
 		// must still decode exactly what one document gives.
-		p := itemCache{items: map[string]*item{}}
+		var p itemCache
 		parse("fuzz.yaml", data[:len(data)/2], &p)
 		top2, pos2, err2 := parse("fuzz.yaml", data, &p)
 		sameAsWhole(t, data, top2, pos2, err2)
-		sameItemsThroughCache(t, p.items)
+		sameItemsThroughCache(t, p.kept())
 		if top == nil {
 			if err == nil {
 				t.Fatal("no topology and no error")
@@ -104,10 +104,9 @@ func allPositions(p *Positions) map[string]Pos {
 	}
 	all := maps.Clone(p.paths)
 	for k, items := range p.seqs {
-		for i := range items {
-			it := &items[i]
-			paths := p.allPaths(it)
-			for rel, pos := range it.zeros {
+		for i, sp := range items.spans {
+			paths := p.allPaths(items, i)
+			for rel, pos := range items.zerosOf(i) {
 				if paths[rel] != pos {
 					panic(fmt.Sprintf("%s[%d]: zero-valued %q at %v, decoded again at %v", k, i, rel, pos, paths[rel]))
 				}
@@ -117,7 +116,7 @@ func allPositions(p *Positions) map[string]Pos {
 				if rel != "" {
 					path += "." + rel
 				}
-				pos.Line += it.line
+				pos.Line += sp.line - 1
 				all[path] = pos
 			}
 		}

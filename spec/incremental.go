@@ -157,11 +157,11 @@ func listZeros(pos *Positions, list string, n int) ([]map[string]Pos, bool) {
 			continue
 		}
 		items := part.seqs[list]
-		if len(items) != end-starts[k] {
+		if items == nil || len(items.spans) != end-starts[k] {
 			return nil, false
 		}
-		for i := range items {
-			out = append(out, items[i].zeros)
+		for i := range items.spans {
+			out = append(out, items.zerosOf(i))
 		}
 	}
 	return out, len(out) == n

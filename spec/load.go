@@ -45,15 +45,18 @@ func LoadFiles(paths ...string) (*Resolved, error) {
 }
 
 // Parser loads sets of sources, remembering for each source of the last
-// set the decoded items of its text, so that loading the set again
-// decodes only the items that changed (the watch daemon's reload). The
-// zero Parser is ready; it is not safe for concurrent use. Decoded items
-// are shared between the Topologies it returns, which must therefore be
-// treated as read-only (Resolve only reads them). It also remembers its
-// last successful model and resolves the next set from it when only some
-// pods, services or policies changed (incremental.go); the models it
-// returns share what did not change, and are read-only too. A copied
-// Parser shares that state: use the copy or the original, not both.
+// set its text and what it decoded to, so that loading the set again
+// decodes only the lines that changed (the watch daemon's reload; see
+// reparse.go). The zero Parser is ready; it is not safe for concurrent
+// use. A source's Data is kept and must not be changed afterwards.
+// Decoded items, and the whole Topology of a source whose text did not
+// change, are shared between the Topologies it returns, which must
+// therefore be treated as read-only (Resolve only reads them). It also
+// remembers its last successful model and resolves the next set from it
+// when only some pods, services or policies changed (incremental.go);
+// the models it returns share what did not change, and are read-only
+// too. A copied Parser shares that state: use the copy or the original,
+// not both.
 type Parser struct {
 	files map[string]*itemCache // by source name
 	last  *lastResolve          // the last successful load, for resolving by difference
@@ -100,7 +103,7 @@ func (p *Parser) parse(srcs []Source, keep bool) ([]part, error) {
 		var ic *itemCache
 		if keep {
 			if ic = p.files[src.Name]; ic == nil {
-				ic = &itemCache{items: map[string]*item{}}
+				ic = &itemCache{}
 			}
 			files[src.Name] = ic
 		}
@@ -116,12 +119,12 @@ func (p *Parser) parse(srcs []Source, keep bool) ([]part, error) {
 	return parts, errs.orNil()
 }
 
-// items is every item the parser remembers, of all sources (keys hold
-// the item's text, so sources can share them).
+// items is every item of the sources' last texts, for the parse cache
+// (keys hold the item's text, so sources can share them).
 func (p *Parser) items() map[string]*item {
 	all := map[string]*item{}
 	for _, ic := range p.files {
-		maps.Copy(all, ic.items)
+		maps.Copy(all, ic.kept())
 	}
 	return all
 }

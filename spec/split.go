@@ -15,8 +15,8 @@ import (
 // Large topologies are long block sequences at the top level (pods,
 // services, policies) of small, independent items. Parsing them item by
 // item lets the items be parsed on every CPU, and lets a Parser reuse the
-// items of the previous file that did not change: the watch daemon then
-// pays for the item a user edited, not for the whole file.
+// items of the previous file that did not change (reparse.go): the watch
+// daemon then pays for the item a user edited, not for the whole file.
 //
 // The split is an optimisation only. It applies to files in plain block
 // style (no anchors, aliases, tags, directives or document markers), and
@@ -24,19 +24,24 @@ import (
 // file is parsed again as one document, so that errors and their positions
 // always come from one path (Parse's fuzz test holds both paths equal).
 
-// itemCache remembers the decoded items of the last text of one source
+// itemCache remembers what a Parser needs to decode one source again
 // (see Parser). The zero itemCache is ready.
 type itemCache struct {
-	items map[string]*item // seqKey "\x00" item text → decoded item
+	// items are decoded items from the parse cache (cache.go), by seqKey
+	// "\x00" item text; read only. nil when there are none.
+	items map[string]*item
+	// last is the source's last text that split cleanly, with what it
+	// decoded to: the next text is compared with it (reparse.go).
+	last *parsed
 }
 
-// item is one decoded element of a top-level sequence, with the positions
-// of its fields written with a zero value, relative to its first line
-// (line 1). The positions of the others are found again when an error
-// needs one (Positions.lookupItem): recording them all cost a tenth of
-// decoding, and most of the watch daemon's memory for its parsed file.
+// item is one decoded element of a top-level sequence, as the parse cache
+// keeps it, with the positions of its fields written with a zero value,
+// relative to its first line (line 1). The positions of the others are
+// found again when an error needs one (Positions.lookupItem): recording
+// them all cost a tenth of decoding, and most of the watch daemon's memory
+// for its parsed file.
 type item struct {
-	key   string // its key in an itemCache, kept so a reused item costs no new key
 	value reflect.Value
 	zeros map[string]Pos // path below the element ("" is the element) → position; nil: none
 }
@@ -57,67 +62,103 @@ type seq struct {
 // splitSeqs finds the top-level block sequences of data. ok is false when
 // the file is not plain enough to split safely.
 func splitSeqs(data []byte) (seqs []seq, ok bool) {
-	if bytes.ContainsAny(data, "&*!") {
-		return nil, false // anchors, aliases, tags: one document only
+	if bytes.ContainsAny(data, "&*!") || oddBreaks(data) {
+		return nil, false // anchors, aliases, tags, breaks the split misses: one document only
 	}
-	var cur *seq
-	indent := -1 // the current sequence's indentation, once known
-	closeItem := func(end int) {
-		if cur != nil && len(cur.items) > 0 && cur.items[len(cur.items)-1].end < 0 {
-			cur.items[len(cur.items)-1].end = end
-		}
-	}
-	closeSeq := func(end int) {
-		closeItem(end)
-		if cur != nil && len(cur.items) > 0 {
-			seqs = append(seqs, *cur)
-		}
-		cur, indent = nil, -1
-	}
-	line := 0
+	sp := splitter{data: data, indent: -1}
 	for off := 0; off < len(data); {
-		line++
-		nl := bytes.IndexByte(data[off:], '\n')
-		end := len(data)
-		if nl >= 0 {
-			end = off + nl
-		}
-		text := bytes.TrimSuffix(data[off:end], []byte("\r"))
-		next := end + 1
-		trimmed := bytes.TrimLeft(text, " ")
-		ind := len(text) - len(trimmed)
-		isItem := bytes.HasPrefix(trimmed, []byte("- ")) || bytes.Equal(trimmed, []byte("-"))
-		switch {
-		case len(trimmed) == 0 || trimmed[0] == '#':
-			// Blank and comment lines belong to whatever is open.
-		case ind == 0 && (bytes.HasPrefix(text, []byte("---")) || bytes.HasPrefix(text, []byte("...")) || text[0] == '%'):
-			return nil, false
-		case ind == 0 && !isItem:
-			closeSeq(off)
-			if k, ok := blockKey(text); ok {
-				cur = &seq{key: k, keyStart: off, keyEnd: off + len(text)}
-			}
-		case cur == nil:
-			if ind == 0 {
-				return nil, false // a top-level sequence, not a mapping
-			}
-		case indent < 0:
-			if !isItem {
-				cur = nil // a nested mapping or a scalar: not split
-				break
-			}
-			indent = ind
-			cur.items = append(cur.items, span{start: off, end: -1, line: line})
-		case ind == indent && isItem:
-			closeItem(off)
-			cur.items = append(cur.items, span{start: off, end: -1, line: line})
-		case ind <= indent:
+		if off, ok = sp.step(off); !ok {
 			return nil, false
 		}
-		off = next
 	}
-	closeSeq(len(data))
-	return seqs, true
+	sp.closeSeq(len(data))
+	return sp.seqs, true
+}
+
+// oddBreaks reports whether data holds a line break other than "\n" and
+// "\r\n": YAML counts a lone "\r", NEL, LS and PS as line breaks too, so
+// items split on "\n" would have other lines than in one document.
+func oddBreaks(data []byte) bool {
+	for i := 0; ; i++ {
+		k := bytes.IndexByte(data[i:], '\r')
+		if k < 0 {
+			break
+		}
+		if i += k; i+1 >= len(data) || data[i+1] != '\n' {
+			return true
+		}
+	}
+	return bytes.Contains(data, []byte("\u0085")) || bytes.Contains(data, []byte("\u2028")) ||
+		bytes.Contains(data, []byte("\u2029"))
+}
+
+// splitter is splitSeqs's scan, line by line. Its state before a line
+// depends only on the lines above, so reparse can resume it at any item's
+// line of a file whose text above that line did not change.
+type splitter struct {
+	data   []byte
+	seqs   []seq // the sequences closed so far
+	cur    *seq  // the sequence open, if any
+	indent int   // cur's indentation, once its first item is read; else -1
+	line   int   // lines read
+}
+
+func (sp *splitter) closeItem(end int) {
+	if sp.cur != nil && len(sp.cur.items) > 0 && sp.cur.items[len(sp.cur.items)-1].end < 0 {
+		sp.cur.items[len(sp.cur.items)-1].end = end
+	}
+}
+
+func (sp *splitter) closeSeq(end int) {
+	sp.closeItem(end)
+	if sp.cur != nil && len(sp.cur.items) > 0 {
+		sp.seqs = append(sp.seqs, *sp.cur)
+	}
+	sp.cur, sp.indent = nil, -1
+}
+
+// step reads the line at off and returns the next line's offset; false
+// when the file cannot be split.
+func (sp *splitter) step(off int) (int, bool) {
+	data := sp.data
+	sp.line++
+	nl := bytes.IndexByte(data[off:], '\n')
+	end := len(data)
+	if nl >= 0 {
+		end = off + nl
+	}
+	text := bytes.TrimSuffix(data[off:end], []byte("\r"))
+	trimmed := bytes.TrimLeft(text, " ")
+	ind := len(text) - len(trimmed)
+	isItem := bytes.HasPrefix(trimmed, []byte("- ")) || bytes.Equal(trimmed, []byte("-"))
+	switch {
+	case len(trimmed) == 0 || trimmed[0] == '#':
+		// Blank and comment lines belong to whatever is open.
+	case ind == 0 && (bytes.HasPrefix(text, []byte("---")) || bytes.HasPrefix(text, []byte("...")) || text[0] == '%'):
+		return 0, false
+	case ind == 0 && !isItem:
+		sp.closeSeq(off)
+		if k, ok := blockKey(text); ok {
+			sp.cur = &seq{key: k, keyStart: off, keyEnd: off + len(text)}
+		}
+	case sp.cur == nil:
+		if ind == 0 {
+			return 0, false // a top-level sequence, not a mapping
+		}
+	case sp.indent < 0:
+		if !isItem {
+			sp.cur = nil // a nested mapping or a scalar: not split
+			break
+		}
+		sp.indent = ind
+		sp.cur.items = append(sp.cur.items, span{start: off, end: -1, line: sp.line})
+	case ind == sp.indent && isItem:
+		sp.closeItem(off)
+		sp.cur.items = append(sp.cur.items, span{start: off, end: -1, line: sp.line})
+	case ind <= sp.indent:
+		return 0, false
+	}
+	return end + 1, true
 }
 
 // blockKey returns k for a line "k:" (a plain key with no value on its
@@ -142,9 +183,43 @@ func blockKey(line []byte) (string, bool) {
 
 // splitParse decodes data as head (everything but the sequences' items,
 // each sequence written as []) plus the items, parsed in groups on every
-// CPU, or reused from p. ok is false when anything did not parse or decode
-// cleanly: the caller then parses data as one document.
+// CPU, or taken from p's parse cache items. ok is false when anything did
+// not parse or decode cleanly: the caller then parses data as one
+// document. With p, it remembers data and its decode for the next text.
 func splitParse(name string, data []byte, seqs []seq, p *itemCache) (*Topology, *Positions, bool) {
+	t, pos, ok := parseHead(name, data, seqs)
+	if !ok {
+		return nil, nil, false
+	}
+	var cache map[string]*item
+	if p != nil {
+		cache = p.items
+	}
+	v := reflect.ValueOf(t).Elem()
+	fields := fieldsOf(reflect.TypeFor[Topology]())
+	for _, s := range seqs {
+		field := v.Field(fields[s.key])
+		if field.Kind() != reflect.Slice {
+			return nil, nil, false
+		}
+		out := reflect.MakeSlice(field.Type(), len(s.items), len(s.items))
+		zeros := make([]map[string]Pos, len(s.items))
+		if !decodeItems(data, s.key, s.items, out, zeros, cache) {
+			return nil, nil, false
+		}
+		field.Set(out)
+		pos.seqs[s.key] = newSeqItems(field.Type().Elem(), s.items, zeros)
+		pos.paths[s.key] = dashPos(data, s)
+	}
+	if p != nil {
+		p.last = &parsed{data: data, seqs: seqs, t: t, pos: pos}
+	}
+	return t, pos, true
+}
+
+// parseHead decodes the head of data: data with each sequence written as
+// [] and its item lines left empty, so that lines keep their numbers.
+func parseHead(name string, data []byte, seqs []seq) (*Topology, *Positions, bool) {
 	fields := fieldsOf(reflect.TypeFor[Topology]())
 	var head []byte
 	last := 0
@@ -154,7 +229,6 @@ func splitParse(name string, data []byte, seqs []seq, p *itemCache) (*Topology, 
 		}
 		head = append(head, data[last:s.keyStart]...)
 		head = append(head, s.key+": []"...)
-		// Keep line numbers: every item line becomes an empty line.
 		from, to := s.keyEnd, s.items[len(s.items)-1].end
 		head = append(head, bytes.Repeat([]byte("\n"), bytes.Count(data[from:to], []byte("\n")))...)
 		last = to
@@ -164,38 +238,14 @@ func splitParse(name string, data []byte, seqs []seq, p *itemCache) (*Topology, 
 	if err != nil {
 		return nil, nil, false
 	}
-	pos.seqs, pos.data = map[string][]seqItem{}, data
-	var fresh map[string]*item
-	if p != nil {
-		fresh = make(map[string]*item, len(p.items)+1)
-	}
-	v := reflect.ValueOf(t).Elem()
-	for _, s := range seqs {
-		field := v.Field(fields[s.key])
-		if field.Kind() != reflect.Slice {
-			return nil, nil, false
-		}
-		items, ok := decodeItems(data, s, field.Type(), p, fresh)
-		if !ok {
-			return nil, nil, false
-		}
-		out := reflect.MakeSlice(field.Type(), len(items), len(items))
-		pi := make([]seqItem, len(items))
-		for i, it := range items {
-			out.Index(i).Set(it.value)
-			pi[i] = seqItem{line: s.items[i].line - 1, zeros: it.zeros, span: s.items[i], typ: field.Type().Elem()}
-		}
-		field.Set(out)
-		pos.seqs[s.key] = pi
-		// The sequence is where its first item's dash is.
-		first := s.items[0]
-		col := 1 + bytes.IndexByte(data[first.start:first.end], '-')
-		pos.paths[s.key] = Pos{Line: first.line, Column: col}
-	}
-	if p != nil {
-		p.items = fresh // only the current file's items stay
-	}
+	pos.seqs, pos.data = map[string]*seqItems{}, data
 	return t, pos, true
+}
+
+// dashPos is where sequence s is: its first item's dash.
+func dashPos(data []byte, s seq) Pos {
+	first := s.items[0]
+	return Pos{Line: first.line, Column: 1 + bytes.IndexByte(data[first.start:first.end], '-')}
 }
 
 // groupSize is how many items are parsed as one YAML document: large
@@ -203,19 +253,20 @@ func splitParse(name string, data []byte, seqs []seq, p *itemCache) (*Topology, 
 // across CPUs.
 const groupSize = 128
 
-// decodeItems returns the decoded items of s, reusing p's and parsing the
-// others in groups of consecutive items; with p, it records them all in
-// fresh.
-func decodeItems(data []byte, s seq, typ reflect.Type, p *itemCache, fresh map[string]*item) ([]*item, bool) {
-	out := make([]*item, len(s.items))
+// decodeItems decodes the items at spans into out, a slice of as many
+// zero values, and their zero-valued fields' positions into zeros. Items
+// found in cache (by key "\x00" text) are copied; the others are parsed in
+// groups of consecutive items, on every CPU.
+func decodeItems(data []byte, key string, spans []span, out reflect.Value, zeros []map[string]Pos, cache map[string]*item) bool {
 	type group struct{ from, to int }
 	var groups []group
-	var key []byte
-	for i, sp := range s.items {
-		if p != nil {
-			key = append(append(append(key[:0], s.key...), 0), data[sp.start:sp.end]...)
-			if it, ok := p.items[string(key)]; ok { // no string is made for the lookup
-				out[i] = it
+	var k []byte
+	for i, sp := range spans {
+		if cache != nil {
+			k = append(append(append(k[:0], key...), 0), data[sp.start:sp.end]...)
+			if it, ok := cache[string(k)]; ok { // no string is made for the lookup
+				out.Index(i).Set(it.value)
+				zeros[i] = it.zeros
 				continue
 			}
 		}
@@ -228,44 +279,34 @@ func decodeItems(data []byte, s seq, typ reflect.Type, p *itemCache, fresh map[s
 	ok := make([]bool, len(groups))
 	decode := func(i int) {
 		g := groups[i]
-		ok[i] = decodeGroup(data, s.items[g.from:g.to], typ, out[g.from:g.to])
+		ok[i] = decodeGroup(data, spans[g.from:g.to], out.Slice(g.from, g.to), zeros[g.from:g.to])
 	}
-	if len(groups) == 1 {
-		decode(0) // a small file: no goroutine
-	} else {
-		work := make(chan int, len(groups))
+	if len(groups) <= 1 {
 		for i := range groups {
-			work <- i
+			decode(i) // a small file or edit: no goroutine
 		}
-		close(work)
-		var wg sync.WaitGroup
-		for range min(runtime.GOMAXPROCS(0), len(groups)) {
-			wg.Go(func() {
-				for i := range work {
-					decode(i)
-				}
-			})
-		}
-		wg.Wait()
+		return !slices.Contains(ok, false)
 	}
-	if slices.Contains(ok, false) {
-		return nil, false
+	work := make(chan int, len(groups))
+	for i := range groups {
+		work <- i
 	}
-	if p != nil {
-		for i, it := range out {
-			if it.key == "" {
-				sp := s.items[i]
-				it.key = s.key + "\x00" + string(data[sp.start:sp.end])
+	close(work)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(groups)) {
+		wg.Go(func() {
+			for i := range work {
+				decode(i)
 			}
-			fresh[it.key] = it
-		}
+		})
 	}
-	return out, true
+	wg.Wait()
+	return !slices.Contains(ok, false)
 }
 
 // decodeGroup parses consecutive items as one sequence and decodes each
-// into out.
-func decodeGroup(data []byte, items []span, typ reflect.Type, out []*item) bool {
+// into out's elements (zero values), their zero-valued fields into zeros.
+func decodeGroup(data []byte, items []span, out reflect.Value, zeros []map[string]Pos) bool {
 	first := items[0]
 	slab := slabs.Get().(*[]yaml.Node)
 	defer slabs.Put(slab)
@@ -281,40 +322,63 @@ func decodeGroup(data []byte, items []span, typ reflect.Type, out []*item) bool 
 		// Lines relative to the item's own first line.
 		base := items[i].line - first.line
 		d := &decoder{pos: &Positions{}, lineBase: base, zerosOnly: true}
-		v := reflect.New(typ.Elem()).Elem()
-		d.value(n, v, "")
+		d.value(n, out.Index(i), "")
 		if len(d.errs) > 0 {
 			return false
 		}
-		out[i] = &item{value: v, zeros: d.pos.paths}
+		zeros[i] = d.pos.paths
 	}
 	return true
 }
 
-// seqItem places one split item's positions in the file.
-type seqItem struct {
-	line  int            // added to the item's relative lines
-	zeros map[string]Pos // as in item
-	span  span           // the item's text in Positions.data
-	typ   reflect.Type   // its Go type
+// seqItems places the items of one split sequence in the file.
+type seqItems struct {
+	typ   reflect.Type     // the items' Go type
+	spans []span           // each item's text in Positions.data
+	zeros []map[string]Pos // by item, as item.zeros; nil when no item has any
 
-	once  sync.Once
-	paths map[string]Pos // all of them, decoded again on first use
+	mu  sync.Mutex
+	all map[int]map[string]Pos // every position of the items decoded again, by index
 }
 
-// allPaths returns every recorded position of item it, decoding its text
-// again the first time (as decodeGroup did, recording everything).
-func (p *Positions) allPaths(it *seqItem) map[string]Pos {
-	it.once.Do(func() {
-		root, err := parseOne("", p.data[it.span.start:it.span.end])
-		if err != nil || root.Kind != yaml.SequenceNode || len(root.Content) != 1 {
-			return
-		}
-		d := &decoder{pos: &Positions{}}
-		d.value(root.Content[0], reflect.New(it.typ).Elem(), "")
-		it.paths = d.pos.paths
-	})
-	return it.paths
+// newSeqItems keeps zeros only when some item has any (few do).
+func newSeqItems(typ reflect.Type, spans []span, zeros []map[string]Pos) *seqItems {
+	if !slices.ContainsFunc(zeros, func(z map[string]Pos) bool { return z != nil }) {
+		zeros = nil
+	}
+	return &seqItems{typ: typ, spans: spans, zeros: zeros}
+}
+
+// zerosOf returns item i's zero-valued fields.
+func (s *seqItems) zerosOf(i int) map[string]Pos {
+	if s.zeros == nil {
+		return nil
+	}
+	return s.zeros[i]
+}
+
+// allPaths returns every recorded position of item i of s, relative to
+// its first line, decoding its text again the first time (as decodeGroup
+// did, recording everything).
+func (p *Positions) allPaths(s *seqItems, i int) map[string]Pos {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if paths, ok := s.all[i]; ok {
+		return paths
+	}
+	if s.all == nil {
+		s.all = map[int]map[string]Pos{}
+	}
+	sp := s.spans[i]
+	root, err := parseOne("", p.data[sp.start:sp.end])
+	if err != nil || root.Kind != yaml.SequenceNode || len(root.Content) != 1 {
+		s.all[i] = nil
+		return nil
+	}
+	d := &decoder{pos: &Positions{}}
+	d.value(root.Content[0], reflect.New(s.typ).Elem(), "")
+	s.all[i] = d.pos.paths
+	return d.pos.paths
 }
 
 // lookupItem finds path in a split sequence: "pods[3].ip" is item 3's
@@ -325,7 +389,7 @@ func (p *Positions) lookupItem(path string, zeros bool) (pos Pos, found, inSeq b
 	if open <= 0 || p.seqs == nil {
 		return Pos{}, false, false
 	}
-	items, ok := p.seqs[path[:open]]
+	s, ok := p.seqs[path[:open]]
 	if !ok {
 		return Pos{}, false, false
 	}
@@ -334,19 +398,18 @@ func (p *Positions) lookupItem(path string, zeros bool) (pos Pos, found, inSeq b
 		return Pos{}, false, true
 	}
 	i, err := strconv.Atoi(path[open+1 : closing])
-	if err != nil || i < 0 || i >= len(items) {
+	if err != nil || i < 0 || i >= len(s.spans) {
 		return Pos{}, false, true
 	}
 	rel := path[closing+1:]
 	if len(rel) > 0 && rel[0] == '.' {
 		rel = rel[1:]
 	}
-	it := &items[i]
 	if zeros {
-		pos, found = it.zeros[rel]
+		pos, found = s.zerosOf(i)[rel]
 	} else {
-		pos, found = p.allPaths(it)[rel]
+		pos, found = p.allPaths(s, i)[rel]
 	}
-	pos.Line += it.line
+	pos.Line += s.spans[i].line - 1
 	return pos, found, true
 }
