@@ -138,7 +138,7 @@ func (e *Engine) ApplyChecked(ctx context.Context, r *spec.Resolved, check func(
 	}
 	// Recorded before the entries are written: every entry of ours in
 	// the maps has its service named, also after a crash.
-	if writesServices(res.Plan) {
+	if before, _ := namesServices(res.Plan); before {
 		if err := e.Cfg.recordServices(res.desired, res.Observed.Owned); err != nil {
 			return nil, err
 		}
@@ -150,7 +150,7 @@ func (e *Engine) ApplyChecked(ctx context.Context, r *spec.Resolved, check func(
 	// cache, only what the plan touched is read again, and a plan of map
 	// entries alone, each acknowledged by the kernel, needs no reading.
 	if err == nil && early == nil && e.Cache.Applied(res.Plan) {
-		return res, e.converged(res.desired)
+		return res, e.converged(res)
 	}
 	replan := func() (*Plan, error) {
 		start := time.Now()
@@ -189,14 +189,19 @@ func (e *Engine) ApplyChecked(ctx context.Context, r *spec.Resolved, check func(
 		e.Cache.InvalidateAll()
 		return res, err
 	}
-	return res, e.converged(res.desired)
+	return res, e.converged(res)
 }
 
-// converged drops the records a verified pass to desired made obsolete:
-// pending links (every link of ours carries its mark) and the owners of
-// service entries that are gone.
-func (e *Engine) converged(desired *state.State) error {
-	return errors.Join(e.Cfg.records().ClearAllPending(), e.Cfg.recordServices(desired, nil))
+// converged drops the records a verified pass made obsolete: pending
+// links (every link of ours carries its mark) and the owners of service
+// entries that are gone (when it deleted some: a failed pass may leave
+// owners of entries gone in the record until then, which names nothing).
+func (e *Engine) converged(res *Result) error {
+	err := e.Cfg.records().ClearAllPending()
+	if _, after := namesServices(res.Plan); after {
+		err = errors.Join(err, e.Cfg.recordServices(res.desired, nil))
+	}
+	return err
 }
 
 // apply runs res.Plan. With a cache, the attachments it makes to pods
@@ -269,15 +274,23 @@ func (e *Engine) verify(ctx context.Context, plan func() (*Plan, error), settle 
 	}
 }
 
-// writesServices reports whether p creates or changes service entries
-// (whose owners are recorded before they are written).
-func writesServices(p *Plan) bool {
+// namesServices reports whether p changes what the services record says:
+// service entries created, deleted, or given another owner (an entry's
+// new backends leave its line as it is). Written before the entries when
+// p names new owners, cleared of the deleted ones once converged.
+func namesServices(p *Plan) (before, after bool) {
 	for _, c := range p.Changes {
-		if c.Action != Delete && c.Kind == state.KindService.String() {
-			return true
+		if c.Kind != state.KindService.String() {
+			continue
+		}
+		switch {
+		case c.Action == Delete:
+			after = true
+		case c.Action == Create || c.Observed == nil || c.Desired == nil || c.Observed.Owner() != c.Desired.Owner():
+			before, after = true, true
 		}
 	}
-	return false
+	return before, after
 }
 
 func onlyDeletions(p *Plan) bool {
@@ -314,7 +327,8 @@ func (e *Engine) Destroy(ctx context.Context) (*Result, error) {
 			return res, err
 		}
 	}
-	return res, e.converged(state.New())
+	// Nothing of ours is left: no pending link, no service entry.
+	return res, errors.Join(e.Cfg.records().ClearAllPending(), e.Cfg.recordServices(state.New(), nil))
 }
 
 // PlanDestroy observes the node and plans the removal of everything
