@@ -328,10 +328,22 @@ func covers(outer, p netip.Prefix) bool {
 type class struct {
 	desc   string
 	id     uint32
-	pod    *spec.ResolvedPod // a member, for pod classes (ports and labels)
-	blocks map[string]bool   // texts of the blocks its members are in
-	ips    []netip.Addr      // the addresses of its pods
-	at     int               // its position in table.classes (desc order)
+	blocks map[string]bool // texts of the blocks its members are in
+	// members are the indexes of its pods in table.r.Pods, in file order
+	// (none for a class of ipBlock prefixes): indexes rather than
+	// pointers or addresses, so that a table carried to the next file
+	// (NewClusterFrom) renumbers them and holds nothing of the last one.
+	members []int32
+	at      int // its position in table.classes (desc order)
+}
+
+// pod returns a member of pod class k (its first), whose namespace,
+// labels and ports are the class's; nil for a class of ipBlock prefixes.
+func (t *table) pod(k *class) *spec.ResolvedPod {
+	if len(k.members) == 0 {
+		return nil
+	}
+	return &t.r.Pods[k.members[0]]
 }
 
 // compiler compiles for one node.
@@ -362,6 +374,10 @@ type table struct {
 	byLabel map[string]map[labelPair][]*class // namespace -> label, made per namespace when needed (labelIndex)
 	nss     *spec.NamespaceIndex              // every namespace: the file's and its pods'
 	inBlock map[string][]*class               // block text -> classes in it
+	// rehashed are the classes whose identity is not the hash of their
+	// description (a collision): what NewClusterFrom checks a removed
+	// class against.
+	rehashed []*class
 
 	// remotes holds the peer set of each rule: a policy's rules are
 	// compiled once for every pod it selects, on every node.
@@ -531,11 +547,11 @@ func (c *table) podDescs() ([]string, []map[string]bool) {
 // buildClasses sorts every pod, and every ipBlock prefix, into its class.
 func (c *table) buildClasses() {
 	byDesc := map[string]*class{}
-	get := func(desc string, in map[string]bool, pod *spec.ResolvedPod) *class {
+	get := func(desc string, in map[string]bool) *class {
 		if k, ok := byDesc[desc]; ok {
 			return k
 		}
-		k := &class{desc: desc, blocks: in, pod: pod}
+		k := &class{desc: desc, blocks: in}
 		byDesc[desc] = k
 		return k
 	}
@@ -545,8 +561,8 @@ func (c *table) buildClasses() {
 		if !p.IP.Is4() {
 			continue
 		}
-		k := get(descs[i], ins[i], p)
-		k.ips = append(k.ips, p.IP)
+		k := get(descs[i], ins[i])
+		k.members = append(k.members, int32(i))
 		c.classOf[p.IP] = k
 	}
 	c.netCls = map[netip.Prefix]*class{}
@@ -560,7 +576,7 @@ func (c *table) buildClasses() {
 				c.netCls[p] = nil // the world: the entry overrides a shorter prefix
 				continue
 			}
-			c.netCls[p] = get("addresses in "+blocks, in, nil)
+			c.netCls[p] = get("addresses in "+blocks, in)
 		}
 	}
 	c.byNS = map[string][]*class{}
@@ -573,13 +589,19 @@ func (c *table) buildClasses() {
 		for text := range k.blocks {
 			c.inBlock[text] = append(c.inBlock[text], k)
 		}
-		if k.pod == nil {
+		if len(k.members) == 0 {
 			continue
 		}
 		c.podCls = append(c.podCls, k)
-		ns := k.pod.Namespace
+		ns := c.pod(k).Namespace
 		c.byNS[ns] = append(c.byNS[ns], k)
 	}
+	c.nss = c.namespaceIndex()
+	c.assignIDs()
+}
+
+// namespaceIndex indexes every namespace: the file's and its pods'.
+func (c *table) namespaceIndex() *spec.NamespaceIndex {
 	nsSet := map[string]bool{}
 	for ns := range c.r.Namespaces {
 		nsSet[ns] = true
@@ -587,31 +609,40 @@ func (c *table) buildClasses() {
 	for ns := range c.byNS {
 		nsSet[ns] = true
 	}
-	c.nss = spec.NewNamespaceIndex(slices.Collect(maps.Keys(nsSet)), c.namespaceLabels)
-	c.assignIDs()
+	return spec.NewNamespaceIndex(slices.Collect(maps.Keys(nsSet)), c.namespaceLabels)
 }
 
 // assignIDs gives every class its identity: a hash of the description,
 // rehashed (in description order, so deterministically) on the rare
 // collision or reserved value.
 func (c *table) assignIDs() {
-	used := map[uint32]bool{World: true, Host: true, Any: true}
 	c.byID = make(map[uint32]*class, len(c.classes))
+	c.rehashed = nil
 	for _, k := range c.classes {
 		for n := 0; ; n++ {
-			h := fnv.New32a()
-			h.Write([]byte(k.desc))
-			if n > 0 {
-				fmt.Fprintf(h, "\x00%d", n)
-			}
-			if id := h.Sum32(); !used[id] {
-				k.id, used[id] = id, true
+			if id := classID(k.desc, n); !reserved(id) && c.byID[id] == nil {
+				k.id = id
 				c.byID[id] = k
+				if n > 0 {
+					c.rehashed = append(c.rehashed, k)
+				}
 				break
 			}
 		}
 	}
 }
+
+// classID is the n-th candidate identity of the class described by desc.
+func classID(desc string, n int) uint32 {
+	h := fnv.New32a()
+	h.Write([]byte(desc))
+	if n > 0 {
+		fmt.Fprintf(h, "\x00%d", n)
+	}
+	return h.Sum32()
+}
+
+func reserved(id uint32) bool { return id == World || id == Host || id == Any }
 
 func podDesc(p *spec.ResolvedPod, blocks string) string {
 	// Made for every pod of the file: without a sorted copy of the keys
@@ -700,8 +731,8 @@ func (c *compiler) identities(namedBySide [][]*class) []Identity {
 		for _, k := range list {
 			if !named[k] {
 				named[k] = true
-				for _, ip := range k.ips {
-					ids = append(ids, Identity{Prefix: netip.PrefixFrom(ip, 32), ID: k.id, Class: k.desc})
+				for _, m := range k.members {
+					ids = append(ids, Identity{Prefix: netip.PrefixFrom(c.r.Pods[m].IP, 32), ID: k.id, Class: k.desc})
 				}
 			}
 		}
@@ -774,7 +805,7 @@ func (c *table) resolvePeers(policyNS string, peers []spec.PolicyPeer) remotes {
 		}
 		for _, ns := range namespaces {
 			for _, k := range c.candidates(ns, peer.PodSelector) {
-				if !set[k] && (peer.PodSelector == nil || matches(peer.PodSelector, k.pod.Labels)) {
+				if !set[k] && (peer.PodSelector == nil || matches(peer.PodSelector, c.pod(k).Labels)) {
 					set[k] = true
 				}
 			}
@@ -814,7 +845,7 @@ func (c *table) labelIndex(ns string) map[labelPair][]*class {
 	}
 	m := map[labelPair][]*class{}
 	for _, k := range c.byNS[ns] {
-		for lk, lv := range k.pod.Labels {
+		for lk, lv := range c.pod(k).Labels {
 			m[labelPair{lk, lv}] = append(m[labelPair{lk, lv}], k)
 		}
 	}
@@ -925,7 +956,7 @@ func (c *compiler) compileRules(s side) []Rule {
 						cls = c.podCls
 					}
 					for _, k := range cls {
-						if n, ok := namedPort(k.pod, pp.Port.StrVal, proto); ok {
+						if n, ok := namedPort(c.pod(k), pp.Port.StrVal, proto); ok {
 							add(k.id, proto, uint16(n), 16)
 						}
 					}

@@ -1,0 +1,331 @@
+package compile
+
+import (
+	"maps"
+	"net/netip"
+	"reflect"
+	"slices"
+	"strings"
+
+	"github.com/netreconcile/netreconcile/spec"
+)
+
+// A watch pass compiles a file that differs from the last one in a pod or
+// two. Building a class table describes, sorts and numbers every pod of
+// the file (75 ms at 1000 nodes); NewClusterFrom carries the last file's
+// tables over and moves only the pods that changed, so that a one-pod
+// edit costs about what the pod does. The result is what NewCluster would
+// build, identities included: where carrying could number a class
+// otherwise (see renumber), the table is built again instead.
+
+// maxDeltaShare bounds the pods changed, as a share of the file's, for
+// which a table is patched rather than built again: past it patching
+// costs about what building does.
+const maxDeltaShare = 8
+
+// NewClusterFrom is NewCluster for r that takes over the class tables
+// prev built and patches them for the pods that differ between prev's
+// file and r. prev must not be used afterwards: its tables are changed in
+// place and belong to the new Cluster. prev may be nil. Where the
+// policies or the namespaces differ, or many pods do, nothing is carried.
+func NewClusterFrom(prev *Cluster, r *spec.Resolved) *Cluster {
+	if prev == nil {
+		return NewCluster(r)
+	}
+	if prev.r == r {
+		return prev // the same file: everything holds
+	}
+	cl := NewCluster(r)
+	if !sameScope(prev.r, r) {
+		return cl
+	}
+	d := diffPods(prev.r.Pods, r.Pods)
+	if len(d.removed)+len(d.added) > len(r.Pods)/maxDeltaShare+2 {
+		return cl
+	}
+	prev.mu.Lock()
+	defer prev.mu.Unlock()
+	for key, t := range prev.tables {
+		// A table that cannot be patched is left out: built again
+		// when a node needs it.
+		if t.patch(r, d) {
+			cl.tables[key] = t
+		}
+	}
+	if prev.podsOf != nil {
+		cl.podsOnce.Do(func() { cl.podsOf = d.localPods(prev.podsOf, r) })
+	}
+	return cl
+}
+
+// sameScope reports whether a and b hold alike what a table depends on
+// besides the pods: the policies (their ipBlocks are the table's blocks,
+// their selectors what the caches hold) and the namespaces' labels.
+// The nodes do not count: a pod's node is compared with the pod.
+func sameScope(a, b *spec.Resolved) bool {
+	if !maps.EqualFunc(a.Namespaces, b.Namespaces, sameLabels) || len(a.Policies) != len(b.Policies) {
+		return false
+	}
+	for i := range a.Policies {
+		pa, pb := &a.Policies[i], &b.Policies[i]
+		if pa.Key != pb.Key || pa.Namespace != pb.Namespace || !reflect.DeepEqual(pa.Spec, pb.Spec) {
+			return false
+		}
+	}
+	return true
+}
+
+// sameLabels is maps.Equal, at once for the one map: a pod the file did
+// not change keeps its decoded labels from one file to the next.
+func sameLabels(a, b map[string]string) bool {
+	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer() || maps.Equal(a, b)
+}
+
+// podDelta is how the pods of one file became those of the next.
+type podDelta struct {
+	// remap maps each old pod's index to the new one's, -1 for a pod
+	// removed or changed.
+	remap []int32
+	// removed holds the old indexes of the pods removed or changed;
+	// added the new indexes of the pods added or changed.
+	removed, added []int
+}
+
+// diffPods compares old and new, each sorted by key (as Resolve leaves
+// them): a pod is changed when its address, node, namespace, labels or
+// ports differ.
+func diffPods(old, new []spec.ResolvedPod) *podDelta {
+	d := &podDelta{remap: make([]int32, len(old))}
+	i, j := 0, 0
+	for i < len(old) || j < len(new) {
+		order := 0
+		switch {
+		case j == len(new):
+			order = -1
+		case i == len(old):
+			order = 1
+		default:
+			order = strings.Compare(old[i].Key, new[j].Key)
+		}
+		switch {
+		case order < 0:
+			d.remap[i] = -1
+			d.removed = append(d.removed, i)
+			i++
+		case order > 0:
+			d.added = append(d.added, j)
+			j++
+		default:
+			d.remap[i] = int32(j)
+			if a, b := &old[i], &new[j]; a.IP != b.IP || a.Node != b.Node || a.Namespace != b.Namespace ||
+				!sameLabels(a.Labels, b.Labels) || !slices.Equal(a.Ports, b.Ports) {
+				d.remap[i] = -1
+				d.removed = append(d.removed, i)
+				d.added = append(d.added, j)
+			}
+			i, j = i+1, j+1
+		}
+	}
+	return d
+}
+
+// localPods is Cluster.podsOf for r made from prev's by d, in place.
+func (d *podDelta) localPods(prev map[string][]int, r *spec.Resolved) map[string][]int {
+	for node, list := range prev {
+		kept := list[:0]
+		for _, i := range list {
+			if j := d.remap[i]; j >= 0 {
+				kept = append(kept, int(j))
+			}
+		}
+		if prev[node] = kept; len(kept) == 0 {
+			delete(prev, node) // as if built: only nodes with pods
+		}
+	}
+	touched := map[string]bool{}
+	for _, j := range d.added {
+		if p := &r.Pods[j]; p.IP.Is4() {
+			prev[p.Node] = append(prev[p.Node], j)
+			touched[p.Node] = true
+		}
+	}
+	for node := range touched {
+		slices.Sort(prev[node])
+	}
+	return prev
+}
+
+// patch moves the pods of d between t's classes, now those of r, making
+// and dropping classes; false when the result might differ from a table
+// built for r (t is then left half changed: drop it).
+func (t *table) patch(r *spec.Resolved, d *podDelta) bool {
+	nsOf := map[*class]string{} // the namespace of each class touched
+	touched := map[*class]bool{}
+	for _, i := range d.removed {
+		p := &t.r.Pods[i]
+		if !p.IP.Is4() {
+			continue
+		}
+		k := t.classOf[p.IP]
+		if k == nil {
+			return false
+		}
+		if at, found := slices.BinarySearch(k.members, int32(i)); found {
+			k.members = slices.Delete(k.members, at, at+1)
+		}
+		delete(t.classOf, p.IP)
+		touched[k], nsOf[k] = true, p.Namespace
+	}
+	for _, k := range t.classes {
+		for n, m := range k.members {
+			k.members[n] = d.remap[m]
+		}
+	}
+	t.r = r
+	created := t.addPods(d.added, touched, nsOf)
+	var dropped []*class
+	for k := range touched {
+		slices.Sort(k.members)
+		if len(k.members) == 0 {
+			dropped = append(dropped, k)
+		}
+	}
+	if !t.renumber(dropped, created) {
+		return false
+	}
+	if len(dropped)+len(created) > 0 {
+		t.reindex(dropped, created, nsOf)
+		// Any rule's peers may have gained or lost a class.
+		t.kinds = map[string]*sideKind{}
+	}
+	t.netIDs = t.netIdentities() // a pod's /32 may be a block prefix
+	t.byLabel = map[string]map[labelPair][]*class{}
+	// The peers are keyed by the last file's policies.
+	t.remotes = map[ruleRef]remotes{}
+	return true
+}
+
+// addPods puts the pods of r at the indexes added into their classes,
+// marking them touched; it returns the classes made for them, sorted.
+func (t *table) addPods(added []int, touched map[*class]bool, nsOf map[*class]string) []*class {
+	made := map[string]*class{}
+	var created []*class
+	for _, j := range added {
+		p := &t.r.Pods[j]
+		if !p.IP.Is4() {
+			continue
+		}
+		in, blocks := t.membership(netip.PrefixFrom(p.IP, 32))
+		desc := podDesc(p, blocks)
+		k := made[desc]
+		if k == nil {
+			at, found := slices.BinarySearchFunc(t.classes, desc, func(k *class, d string) int { return strings.Compare(k.desc, d) })
+			if found {
+				k = t.classes[at]
+			} else {
+				k = &class{desc: desc, blocks: in}
+				made[desc] = k
+				created = append(created, k)
+			}
+		}
+		k.members = append(k.members, int32(j))
+		t.classOf[p.IP] = k
+		touched[k], nsOf[k] = true, p.Namespace
+	}
+	slices.SortFunc(created, func(a, b *class) int { return strings.Compare(a.desc, b.desc) })
+	return created
+}
+
+// renumber gives the classes created their identities and forgets those
+// of the classes dropped, where that is what assignIDs would give for the
+// new set of classes; false where it might not be.
+//
+// assignIDs gives each class, in description order, the first of its
+// candidates (classID) that no earlier class holds. Dropping a class
+// frees its identity: a later class that passed over it (one of the
+// rehashed, whose earlier candidates were all taken) would now take it.
+// A class created whose first candidate nobody holds takes it, wherever
+// it sorts: no class that passed over that value exists (it would be
+// held), and no class holds it. Otherwise its place in the order decides
+// who gets rehashed: built again.
+func (t *table) renumber(dropped, created []*class) bool {
+	gone := map[*class]bool{}
+	for _, k := range dropped {
+		gone[k] = true
+		delete(t.byID, k.id)
+	}
+	t.rehashed = slices.DeleteFunc(t.rehashed, func(k *class) bool { return gone[k] })
+	for _, k := range t.rehashed {
+		for n := 0; ; n++ {
+			id := classID(k.desc, n)
+			if id == k.id {
+				break
+			}
+			if t.byID[id] == nil && !reserved(id) {
+				return false // it passed over an identity now free
+			}
+		}
+	}
+	for _, k := range created {
+		id := classID(k.desc, 0)
+		if reserved(id) || t.byID[id] != nil {
+			return false
+		}
+		k.id = id
+		t.byID[id] = k
+	}
+	return true
+}
+
+// reindex takes the classes dropped out of t's lists and indexes and
+// merges those created in, keeping each list in description order.
+func (t *table) reindex(dropped, created []*class, nsOf map[*class]string) {
+	gone := map[*class]bool{}
+	for _, k := range dropped {
+		gone[k] = true
+	}
+	t.classes = splice(t.classes, gone, created)
+	for at, k := range t.classes {
+		k.at = at
+	}
+	t.podCls = splice(t.podCls, gone, created)
+	byNS, byBlock := map[string][]*class{}, map[string][]*class{}
+	for _, k := range slices.Concat(dropped, created) {
+		byNS[nsOf[k]] = nil
+		for text := range k.blocks {
+			byBlock[text] = nil
+		}
+	}
+	for _, k := range created {
+		byNS[nsOf[k]] = append(byNS[nsOf[k]], k)
+		for text := range k.blocks {
+			byBlock[text] = append(byBlock[text], k)
+		}
+	}
+	for ns, made := range byNS {
+		if t.byNS[ns] = splice(t.byNS[ns], gone, made); len(t.byNS[ns]) == 0 {
+			delete(t.byNS, ns)
+		}
+	}
+	for text, made := range byBlock {
+		if t.inBlock[text] = splice(t.inBlock[text], gone, made); len(t.inBlock[text]) == 0 {
+			delete(t.inBlock, text)
+		}
+	}
+	t.nss = t.namespaceIndex()
+}
+
+// splice returns list, sorted by description, without the classes gone
+// and with those of made (sorted too) merged in.
+func splice(list []*class, gone map[*class]bool, made []*class) []*class {
+	out := make([]*class, 0, len(list)+len(made))
+	for _, k := range list {
+		for len(made) > 0 && made[0].desc < k.desc {
+			out, made = append(out, made[0]), made[1:]
+		}
+		if !gone[k] {
+			out = append(out, k)
+		}
+	}
+	return append(out, made...)
+}
