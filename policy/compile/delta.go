@@ -17,6 +17,12 @@ import (
 // edit costs about what the pod does. The result is what NewCluster would
 // build, identities included: where carrying could number a class
 // otherwise (see renumber), the table is built again instead.
+//
+// A table depends on the file through its pods, and on the policies only
+// through its blocks, which are its key in Cluster.tables: a node whose
+// policies now name other blocks looks up another table. So the policies
+// and namespaces are not compared; what a table derives from them (the
+// peers and rules of its caches, the namespace index) is made again.
 
 // maxDeltaShare bounds the pods changed, as a share of the file's, for
 // which a table is patched rather than built again: past it patching
@@ -26,8 +32,8 @@ const maxDeltaShare = 8
 // NewClusterFrom is NewCluster for r that takes over the class tables
 // prev built and patches them for the pods that differ between prev's
 // file and r. prev must not be used afterwards: its tables are changed in
-// place and belong to the new Cluster. prev may be nil. Where the
-// policies or the namespaces differ, or many pods do, nothing is carried.
+// place and belong to the new Cluster. prev may be nil. Where many pods
+// differ, nothing is carried.
 func NewClusterFrom(prev *Cluster, r *spec.Resolved) *Cluster {
 	if prev == nil {
 		return NewCluster(r)
@@ -36,9 +42,6 @@ func NewClusterFrom(prev *Cluster, r *spec.Resolved) *Cluster {
 		return prev // the same file: everything holds
 	}
 	cl := NewCluster(r)
-	if !sameScope(prev.r, r) {
-		return cl
-	}
 	d := diffPods(prev.r.Pods, r.Pods)
 	if len(d.removed)+len(d.added) > len(r.Pods)/maxDeltaShare+2 {
 		return cl
@@ -56,23 +59,6 @@ func NewClusterFrom(prev *Cluster, r *spec.Resolved) *Cluster {
 		cl.podsOnce.Do(func() { cl.podsOf = d.localPods(prev.podsOf, r) })
 	}
 	return cl
-}
-
-// sameScope reports whether a and b hold alike what a table depends on
-// besides the pods: the policies (their ipBlocks are the table's blocks,
-// their selectors what the caches hold) and the namespaces' labels.
-// The nodes do not count: a pod's node is compared with the pod.
-func sameScope(a, b *spec.Resolved) bool {
-	if !maps.EqualFunc(a.Namespaces, b.Namespaces, sameLabels) || len(a.Policies) != len(b.Policies) {
-		return false
-	}
-	for i := range a.Policies {
-		pa, pb := &a.Policies[i], &b.Policies[i]
-		if pa.Key != pb.Key || pa.Namespace != pb.Namespace || !reflect.DeepEqual(pa.Spec, pb.Spec) {
-			return false
-		}
-	}
-	return true
 }
 
 // sameLabels is maps.Equal, at once for the one map: a pod the file did
@@ -104,7 +90,9 @@ func diffPods(old, new []spec.ResolvedPod) *podDelta {
 			order = -1
 		case i == len(old):
 			order = 1
-		default:
+		case old[i].Name != new[j].Name || old[i].Namespace != new[j].Namespace:
+			// The key is namespace/name; name and namespace, as decoded,
+			// are often the same strings, compared without reading them.
 			order = strings.Compare(old[i].Key, new[j].Key)
 		}
 		switch {
@@ -195,13 +183,14 @@ func (t *table) patch(r *spec.Resolved, d *podDelta) bool {
 	}
 	if len(dropped)+len(created) > 0 {
 		t.reindex(dropped, created, nsOf)
-		// Any rule's peers may have gained or lost a class.
-		t.kinds = map[string]*sideKind{}
 	}
 	t.netIDs = t.netIdentities() // a pod's /32 may be a block prefix
+	// What was made from the last file's policies, namespaces and
+	// classes is made again when a node needs it.
+	t.nss = t.namespaceIndex()
 	t.byLabel = map[string]map[labelPair][]*class{}
-	// The peers are keyed by the last file's policies.
 	t.remotes = map[ruleRef]remotes{}
+	t.kinds = map[string]*sideKind{}
 	return true
 }
 
@@ -312,7 +301,6 @@ func (t *table) reindex(dropped, created []*class, nsOf map[*class]string) {
 			delete(t.inBlock, text)
 		}
 	}
-	t.nss = t.namespaceIndex()
 }
 
 // splice returns list, sorted by description, without the classes gone

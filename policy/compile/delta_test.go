@@ -24,7 +24,10 @@ type editFile struct {
 	pods       []spec.ResolvedPod
 	nodes      []spec.ResolvedNode
 	nss        []string
-	parser     spec.Parser
+	// toggles are texts of head or tail that an edit swaps one for the
+	// other: a namespace's labels, a policy's ports or blocks.
+	toggles [][2]string
+	parser  spec.Parser
 	rng        *rand.Rand
 	serial     int
 }
@@ -134,9 +137,17 @@ func (f *editFile) randomPorts() []spec.ContainerPort {
 func (f *editFile) edit() string {
 	i := f.rng.IntN(len(f.pods))
 	p := &f.pods[i]
-	op := f.rng.IntN(6)
+	op := f.rng.IntN(7)
 	if len(f.pods) < 4 {
 		op = 0 // never empty
+	}
+	if op == 6 && len(f.toggles) > 0 {
+		tg := f.toggles[f.rng.IntN(len(f.toggles))]
+		if !strings.Contains(f.head+f.tail, tg[0]) {
+			tg[0], tg[1] = tg[1], tg[0]
+		}
+		f.head, f.tail = strings.Replace(f.head, tg[0], tg[1], 1), strings.Replace(f.tail, tg[0], tg[1], 1)
+		return "swap " + tg[0] + " for " + tg[1]
 	}
 	switch op {
 	case 0:
@@ -230,9 +241,19 @@ policies:
 // carried Cluster are those of one compiled from scratch, and most edits
 // are carried rather than built again.
 func TestNewClusterFrom(t *testing.T) {
-	for name, text := range map[string]string{"hand-written": deltaTopology, "scaletopo": string(scaletopo.Nodes(4))} {
+	for name, c := range map[string]struct {
+		text    string
+		toggles [][2]string
+	}{
+		"hand-written": {deltaTopology, [][2]string{{"env: prod", "env: dev"}, {"{port: 80}", "{port: 88}"},
+			{"cidr: 10.244.2.5/32", "cidr: 10.244.2.0/28"}, {"team: b}", "team: a}"}}},
+		"scaletopo": {string(scaletopo.Nodes(4)), [][2]string{{"team: t1, role: infra", "team: t1, role: app"},
+			{"ports: [{port: 8080}]}]}}", "ports: [{port: 8081}]}]}}"}, {"matchLabels: {app: a1}}", "matchLabels: {app: a3}}"}}},
+	} {
 		t.Run(name, func(t *testing.T) {
-			f := newEditFile(t, text, 7)
+			f := newEditFile(t, c.text, 7)
+			f.toggles = c.toggles
+			f.nss = append(f.nss, "w") // a namespace only pods name
 			r := f.load(t, f.text())
 			cl := NewCluster(r)
 			var nodes []string
@@ -263,8 +284,9 @@ func TestNewClusterFrom(t *testing.T) {
 	}
 }
 
-// TestNewClusterFromScope: a file whose policies or namespaces changed,
-// or most of whose pods did, is built again; the same file is kept.
+// TestNewClusterFromScope: a file whose policies or namespaces changed
+// is carried (what the table caches of them is made again), one most of
+// whose pods changed is built again; the same file is kept.
 func TestNewClusterFromScope(t *testing.T) {
 	base := deltaTopology
 	for name, c := range map[string]struct {
@@ -272,8 +294,9 @@ func TestNewClusterFromScope(t *testing.T) {
 		carry bool
 	}{
 		"same pods":       {base, true},
-		"policy port":     {strings.Replace(base, "{port: 80}", "{port: 88}", 1), false},
-		"namespace label": {strings.Replace(base, "env: prod", "env: dev", 1), false},
+		"policy port":     {strings.Replace(base, "{port: 80}", "{port: 88}", 1), true},
+		"policy block":    {strings.Replace(base, "cidr: 10.244.2.5/32", "cidr: 10.244.2.0/28", 1), true},
+		"namespace label": {strings.Replace(base, "env: prod", "env: dev", 1), true},
 		"every pod":       {strings.ReplaceAll(base, "labels: {", "labels: {extra: v, "), false},
 	} {
 		t.Run(name, func(t *testing.T) {
