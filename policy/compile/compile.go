@@ -199,7 +199,7 @@ type Cluster struct {
 	// The indexes of each node's IPv4 pods, made once: a node looks at
 	// its own pods, not at every pod of the file.
 	podsOnce sync.Once
-	podsOf   map[string][]int
+	podsOf   map[string][]int32
 	// The policies of each namespace, in file order, made once: a node
 	// looks at the policies of its pods' namespaces, not at every policy.
 	polsOnce sync.Once
@@ -245,12 +245,12 @@ func (cl *Cluster) Shape(node string) (*Program, error) {
 }
 
 // localPods returns the indexes of node's IPv4 pods, in file order.
-func (cl *Cluster) localPods(node string) []int {
+func (cl *Cluster) localPods(node string) []int32 {
 	cl.podsOnce.Do(func() {
-		cl.podsOf = map[string][]int{}
+		cl.podsOf = map[string][]int32{}
 		for i := range cl.r.Pods {
 			if p := &cl.r.Pods[i]; p.IP.Is4() {
-				cl.podsOf[p.Node] = append(cl.podsOf[p.Node], i)
+				cl.podsOf[p.Node] = append(cl.podsOf[p.Node], int32(i))
 			}
 		}
 	})
@@ -280,7 +280,7 @@ func (cl *Cluster) table(blocks []*block) *table {
 	defer cl.mu.Unlock()
 	t, ok := cl.tables[key]
 	if !ok {
-		t = &table{r: cl.r, blocks: blocks, classOf: map[netip.Addr]*class{}, remotes: map[ruleRef]remotes{},
+		t = &table{r: cl.r, blocks: blocks, ofPod: make([]*class, len(cl.r.Pods)), remotes: map[ruleRef]remotes{},
 			kinds: map[string]*sideKind{}}
 		t.buildClasses()
 		t.netIDs = t.netIdentities()
@@ -325,8 +325,14 @@ func covers(outer, p netip.Prefix) bool {
 }
 
 // class is an identity class.
+//
+// A daemon keeps a table between passes (50,000 classes at 1000 nodes), so
+// a class is kept to 48 bytes: its description behind a pointer that
+// Cluster.Compact drops, no position.
 type class struct {
-	desc   string
+	// desc describes the class (descOf): made again when needed for a
+	// pod class of a carried table.
+	desc   *string
 	id     uint32
 	blocks map[string]bool // texts of the blocks its members are in
 	// members are the indexes of its pods in table.r.Pods, in file order
@@ -334,7 +340,19 @@ type class struct {
 	// pointers or addresses, so that a table carried to the next file
 	// (NewClusterFrom) renumbers them and holds nothing of the last one.
 	members []int32
-	at      int // its position in table.classes (desc order)
+}
+
+// descOf returns k's description, made from a member if it was dropped.
+func (t *table) descOf(k *class) string {
+	t.descMu.Lock()
+	defer t.descMu.Unlock()
+	if k.desc == nil {
+		p := t.pod(k)
+		_, blocks := t.membership(netip.PrefixFrom(p.IP, 32))
+		desc := podDesc(p, blocks)
+		k.desc = &desc
+	}
+	return *k.desc
 }
 
 // pod returns a member of pod class k (its first), whose namespace,
@@ -350,7 +368,7 @@ func (t *table) pod(k *class) *spec.ResolvedPod {
 type compiler struct {
 	r     *spec.Resolved
 	node  *spec.ResolvedNode
-	local []int // indexes of the node's IPv4 pods
+	local []int32 // indexes of the node's IPv4 pods
 
 	sides []side
 	*table
@@ -360,11 +378,10 @@ type compiler struct {
 // blocks: read-only once built, but for remotes.
 type table struct {
 	r       *spec.Resolved
-	blocks  []*block // sorted by text
-	classes []*class // every class with members; sorted by desc
-	podCls  []*class // the pod classes
-	classOf map[netip.Addr]*class
-	byID    map[uint32]*class
+	blocks  []*block                // sorted by text
+	classes []*class                // every class with members; sorted by desc
+	ofPod   []*class                // by index in r.Pods; nil for a pod without an IPv4 address
+	byID    []*class                // sorted by id (classByID)
 	netCls  map[netip.Prefix]*class // classes of ipBlock prefixes (nil: the world)
 	netIDs  []Identity              // the identities of netCls's prefixes, sorted
 
@@ -374,6 +391,8 @@ type table struct {
 	byLabel map[string]map[labelPair][]*class // namespace -> label, made per namespace when needed (labelIndex)
 	nss     *spec.NamespaceIndex              // every namespace: the file's and its pods'
 	inBlock map[string][]*class               // block text -> classes in it
+	// descMu guards the classes' descriptions, made again when needed.
+	descMu sync.Mutex
 	// rehashed are the classes whose identity is not the hash of their
 	// description (a collision): what NewClusterFrom checks a removed
 	// class against.
@@ -551,7 +570,7 @@ func (c *table) buildClasses() {
 		if k, ok := byDesc[desc]; ok {
 			return k
 		}
-		k := &class{desc: desc, blocks: in}
+		k := &class{desc: &desc, blocks: in}
 		byDesc[desc] = k
 		return k
 	}
@@ -563,7 +582,7 @@ func (c *table) buildClasses() {
 		}
 		k := get(descs[i], ins[i])
 		k.members = append(k.members, int32(i))
-		c.classOf[p.IP] = k
+		c.ofPod[i] = k
 	}
 	c.netCls = map[netip.Prefix]*class{}
 	for _, b := range c.blocks {
@@ -584,7 +603,6 @@ func (c *table) buildClasses() {
 	c.inBlock = map[string][]*class{}
 	for _, d := range slices.Sorted(maps.Keys(byDesc)) {
 		k := byDesc[d]
-		k.at = len(c.classes)
 		c.classes = append(c.classes, k)
 		for text := range k.blocks {
 			c.inBlock[text] = append(c.inBlock[text], k)
@@ -592,7 +610,6 @@ func (c *table) buildClasses() {
 		if len(k.members) == 0 {
 			continue
 		}
-		c.podCls = append(c.podCls, k)
 		ns := c.pod(k).Namespace
 		c.byNS[ns] = append(c.byNS[ns], k)
 	}
@@ -616,13 +633,12 @@ func (c *table) namespaceIndex() *spec.NamespaceIndex {
 // rehashed (in description order, so deterministically) on the rare
 // collision or reserved value.
 func (c *table) assignIDs() {
-	c.byID = make(map[uint32]*class, len(c.classes))
+	used := make(map[uint32]bool, len(c.classes))
 	c.rehashed = nil
 	for _, k := range c.classes {
 		for n := 0; ; n++ {
-			if id := classID(k.desc, n); !reserved(id) && c.byID[id] == nil {
-				k.id = id
-				c.byID[id] = k
+			if id := classID(*k.desc, n); !reserved(id) && !used[id] { // made with the classes
+				k.id, used[id] = id, true
 				if n > 0 {
 					c.rehashed = append(c.rehashed, k)
 				}
@@ -630,6 +646,18 @@ func (c *table) assignIDs() {
 			}
 		}
 	}
+	c.byID = slices.SortedFunc(slices.Values(c.classes), compareIDs)
+}
+
+func compareIDs(a, b *class) int { return cmp.Compare(a.id, b.id) }
+
+// classByID returns the class of identity id, or nil.
+func (c *table) classByID(id uint32) *class {
+	i, found := slices.BinarySearchFunc(c.byID, id, func(k *class, id uint32) int { return cmp.Compare(k.id, id) })
+	if !found {
+		return nil
+	}
+	return c.byID[i]
 }
 
 // classID is the n-th candidate identity of the class described by desc.
@@ -695,13 +723,27 @@ func podDesc(p *spec.ResolvedPod, blocks string) string {
 // carries the same blocks.
 func (c *table) netIdentities() []Identity {
 	ids := make([]Identity, 0, len(c.netCls))
+	hosts := map[netip.Addr]*class{}
+	for p := range c.netCls {
+		if p.IsSingleIP() {
+			hosts[p.Addr()] = nil
+		}
+	}
+	if len(hosts) > 0 {
+		// Rare: the pods are looked through rather than indexed by address.
+		for i := range c.r.Pods {
+			if _, ok := hosts[c.r.Pods[i].IP]; ok && c.ofPod[i] != nil {
+				hosts[c.r.Pods[i].IP] = c.ofPod[i]
+			}
+		}
+	}
 	for p, k := range c.netCls {
 		id := Identity{Prefix: p, ID: World, Class: "the world"}
-		if pk := c.classOf[p.Addr()]; pk != nil && p.IsSingleIP() {
+		if pk := hosts[p.Addr()]; pk != nil && p.IsSingleIP() {
 			k = pk
 		}
 		if k != nil {
-			id.ID, id.Class = k.id, k.desc
+			id.ID, id.Class = k.id, c.descOf(k)
 		}
 		ids = append(ids, id)
 	}
@@ -732,15 +774,14 @@ func (c *compiler) identities(namedBySide [][]*class) []Identity {
 			if !named[k] {
 				named[k] = true
 				for _, m := range k.members {
-					ids = append(ids, Identity{Prefix: netip.PrefixFrom(c.r.Pods[m].IP, 32), ID: k.id, Class: k.desc})
+					ids = append(ids, Identity{Prefix: netip.PrefixFrom(c.r.Pods[m].IP, 32), ID: k.id, Class: c.descOf(k)})
 				}
 			}
 		}
 	}
 	for _, i := range c.local {
-		ip := c.r.Pods[i].IP
-		if k := c.classOf[ip]; !named[k] {
-			ids = append(ids, Identity{Prefix: netip.PrefixFrom(ip, 32), ID: k.id, Class: k.desc})
+		if k := c.ofPod[i]; !named[k] {
+			ids = append(ids, Identity{Prefix: netip.PrefixFrom(c.r.Pods[i].IP, 32), ID: k.id, Class: c.descOf(k)})
 		}
 	}
 	// A pod's /32 equal to a block prefix is in both: one entry.
@@ -811,10 +852,9 @@ func (c *table) resolvePeers(policyNS string, peers []spec.PolicyPeer) remotes {
 			}
 		}
 	}
-	// In class order, sorted from the set: walking every class of the
+	// In identity order, sorted from the set: walking every class of the
 	// file instead cost each rule of a 1000-node cluster 50,000 lookups.
-	out := remotes{classes: slices.Collect(maps.Keys(set))}
-	slices.SortFunc(out.classes, func(a, b *class) int { return a.at - b.at })
+	out := remotes{classes: slices.SortedFunc(maps.Keys(set), compareIDs)}
 	return out
 }
 
@@ -873,7 +913,7 @@ func (c *compiler) compileSide(s side) *sideKind {
 	k = &sideKind{rules: c.compileRules(s)}
 	seen := map[uint32]bool{}
 	for _, ru := range k.rules {
-		if cl := c.byID[ru.Remote]; ru.Remote != Any && cl != nil && !seen[ru.Remote] {
+		if cl := c.classByID(ru.Remote); ru.Remote != Any && cl != nil && !seen[ru.Remote] {
 			seen[ru.Remote] = true
 			k.named = append(k.named, cl)
 		}
@@ -953,7 +993,7 @@ func (c *compiler) compileRules(s side) []Rule {
 					// The name is each peer's: only pod classes have ports.
 					cls := rem.classes
 					if rem.any {
-						cls = c.podCls
+						cls = c.classes // of which those of pods
 					}
 					for _, k := range cls {
 						if n, ok := namedPort(c.pod(k), pp.Port.StrVal, proto); ok {

@@ -118,12 +118,12 @@ func diffPods(old, new []spec.ResolvedPod) *podDelta {
 }
 
 // localPods is Cluster.podsOf for r made from prev's by d, in place.
-func (d *podDelta) localPods(prev map[string][]int, r *spec.Resolved) map[string][]int {
+func (d *podDelta) localPods(prev map[string][]int32, r *spec.Resolved) map[string][]int32 {
 	for node, list := range prev {
 		kept := list[:0]
 		for _, i := range list {
 			if j := d.remap[i]; j >= 0 {
-				kept = append(kept, int(j))
+				kept = append(kept, j)
 			}
 		}
 		if prev[node] = kept; len(kept) == 0 {
@@ -133,7 +133,7 @@ func (d *podDelta) localPods(prev map[string][]int, r *spec.Resolved) map[string
 	touched := map[string]bool{}
 	for _, j := range d.added {
 		if p := &r.Pods[j]; p.IP.Is4() {
-			prev[p.Node] = append(prev[p.Node], j)
+			prev[p.Node] = append(prev[p.Node], int32(j))
 			touched[p.Node] = true
 		}
 	}
@@ -154,22 +154,28 @@ func (t *table) patch(r *spec.Resolved, d *podDelta) bool {
 		if !p.IP.Is4() {
 			continue
 		}
-		k := t.classOf[p.IP]
+		k := t.ofPod[i]
 		if k == nil {
 			return false
 		}
+		t.descOf(k) // while it has its members: it sorts the class
 		if at, found := slices.BinarySearch(k.members, int32(i)); found {
 			k.members = slices.Delete(k.members, at, at+1)
 		}
-		delete(t.classOf, p.IP)
 		touched[k], nsOf[k] = true, p.Namespace
+	}
+	ofPod := make([]*class, len(r.Pods))
+	for i, k := range t.ofPod {
+		if j := d.remap[i]; j >= 0 {
+			ofPod[j] = k
+		}
 	}
 	for _, k := range t.classes {
 		for n, m := range k.members {
 			k.members[n] = d.remap[m]
 		}
 	}
-	t.r = r
+	t.r, t.ofPod = r, ofPod
 	created := t.addPods(d.added, touched, nsOf)
 	var dropped []*class
 	for k := range touched {
@@ -208,20 +214,20 @@ func (t *table) addPods(added []int, touched map[*class]bool, nsOf map[*class]st
 		desc := podDesc(p, blocks)
 		k := made[desc]
 		if k == nil {
-			at, found := slices.BinarySearchFunc(t.classes, desc, func(k *class, d string) int { return strings.Compare(k.desc, d) })
+			at, found := slices.BinarySearchFunc(t.classes, desc, t.compareDesc)
 			if found {
 				k = t.classes[at]
 			} else {
-				k = &class{desc: desc, blocks: in}
+				k = &class{desc: &desc, blocks: in}
 				made[desc] = k
 				created = append(created, k)
 			}
 		}
 		k.members = append(k.members, int32(j))
-		t.classOf[p.IP] = k
+		t.ofPod[j] = k
 		touched[k], nsOf[k] = true, p.Namespace
 	}
-	slices.SortFunc(created, func(a, b *class) int { return strings.Compare(a.desc, b.desc) })
+	slices.SortFunc(created, func(a, b *class) int { return strings.Compare(*a.desc, *b.desc) })
 	return created
 }
 
@@ -241,29 +247,47 @@ func (t *table) renumber(dropped, created []*class) bool {
 	gone := map[*class]bool{}
 	for _, k := range dropped {
 		gone[k] = true
-		delete(t.byID, k.id)
 	}
-	t.rehashed = slices.DeleteFunc(t.rehashed, func(k *class) bool { return gone[k] })
+	isGone := func(k *class) bool { return gone[k] }
+	t.byID = slices.DeleteFunc(t.byID, isGone)
+	t.rehashed = slices.DeleteFunc(t.rehashed, isGone)
 	for _, k := range t.rehashed {
 		for n := 0; ; n++ {
-			id := classID(k.desc, n)
+			id := classID(t.descOf(k), n)
 			if id == k.id {
 				break
 			}
-			if t.byID[id] == nil && !reserved(id) {
+			if t.classByID(id) == nil && !reserved(id) {
 				return false // it passed over an identity now free
 			}
 		}
 	}
+	taken := map[uint32]bool{}
 	for _, k := range created {
-		id := classID(k.desc, 0)
-		if reserved(id) || t.byID[id] != nil {
+		id := classID(*k.desc, 0)
+		if reserved(id) || taken[id] || t.classByID(id) != nil {
 			return false
 		}
-		k.id = id
-		t.byID[id] = k
+		k.id, taken[id] = id, true
 	}
+	t.byID = mergeByID(t.byID, slices.SortedFunc(slices.Values(created), compareIDs))
 	return true
+}
+
+// mergeByID merges two lists of classes sorted by identity.
+func mergeByID(a, b []*class) []*class {
+	if len(b) == 0 {
+		return a
+	}
+	out := make([]*class, 0, len(a)+len(b))
+	for len(a) > 0 && len(b) > 0 {
+		if a[0].id < b[0].id {
+			out, a = append(out, a[0]), a[1:]
+		} else {
+			out, b = append(out, b[0]), b[1:]
+		}
+	}
+	return append(append(out, a...), b...)
 }
 
 // reindex takes the classes dropped out of t's lists and indexes and
@@ -273,11 +297,7 @@ func (t *table) reindex(dropped, created []*class, nsOf map[*class]string) {
 	for _, k := range dropped {
 		gone[k] = true
 	}
-	t.classes = splice(t.classes, gone, created)
-	for at, k := range t.classes {
-		k.at = at
-	}
-	t.podCls = splice(t.podCls, gone, created)
+	t.classes = t.splice(t.classes, gone, created)
 	byNS, byBlock := map[string][]*class{}, map[string][]*class{}
 	for _, k := range slices.Concat(dropped, created) {
 		byNS[nsOf[k]] = nil
@@ -292,28 +312,60 @@ func (t *table) reindex(dropped, created []*class, nsOf map[*class]string) {
 		}
 	}
 	for ns, made := range byNS {
-		if t.byNS[ns] = splice(t.byNS[ns], gone, made); len(t.byNS[ns]) == 0 {
+		if t.byNS[ns] = t.splice(t.byNS[ns], gone, made); len(t.byNS[ns]) == 0 {
 			delete(t.byNS, ns)
 		}
 	}
 	for text, made := range byBlock {
-		if t.inBlock[text] = splice(t.inBlock[text], gone, made); len(t.inBlock[text]) == 0 {
+		if t.inBlock[text] = t.splice(t.inBlock[text], gone, made); len(t.inBlock[text]) == 0 {
 			delete(t.inBlock, text)
 		}
 	}
 }
 
 // splice returns list, sorted by description, without the classes gone
-// and with those of made (sorted too) merged in.
-func splice(list []*class, gone map[*class]bool, made []*class) []*class {
+// and with those of made (sorted too) put in their places, found by
+// bisection: most descriptions of a carried table are not kept (descOf).
+func (t *table) splice(list []*class, gone map[*class]bool, made []*class) []*class {
 	out := make([]*class, 0, len(list)+len(made))
-	for _, k := range list {
-		for len(made) > 0 && made[0].desc < k.desc {
-			out, made = append(out, made[0]), made[1:]
+	for _, k := range made {
+		at, _ := slices.BinarySearchFunc(list, *k.desc, t.compareDesc)
+		for _, o := range list[:at] {
+			if !gone[o] {
+				out = append(out, o)
+			}
 		}
-		if !gone[k] {
-			out = append(out, k)
+		out, list = append(out, k), list[at:]
+	}
+	for _, o := range list {
+		if !gone[o] {
+			out = append(out, o)
 		}
 	}
-	return append(out, made...)
+	return out
+}
+
+// compareDesc orders class k against a description, for bisection.
+func (t *table) compareDesc(k *class, desc string) int { return strings.Compare(t.descOf(k), desc) }
+
+// Compact drops what the Cluster's tables can make again and a carried
+// Cluster seldom needs: the descriptions of the pod classes (half of a
+// table at 1000 nodes), made again for the classes a node's identities
+// name, and the caches of the rules, which NewClusterFrom drops anyway. A
+// daemon calls it on what it keeps between passes.
+func (cl *Cluster) Compact() {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	for _, t := range cl.tables {
+		t.descMu.Lock()
+		for _, k := range t.classes {
+			if len(k.members) > 0 {
+				k.desc = nil
+			}
+		}
+		t.descMu.Unlock()
+		t.mu.Lock()
+		t.byLabel, t.remotes, t.kinds = map[string]map[labelPair][]*class{}, map[ruleRef]remotes{}, map[string]*sideKind{}
+		t.mu.Unlock()
+	}
 }

@@ -28,8 +28,8 @@ type editFile struct {
 	// other: a namespace's labels, a policy's ports or blocks.
 	toggles [][2]string
 	parser  spec.Parser
-	rng        *rand.Rand
-	serial     int
+	rng     *rand.Rand
+	serial  int
 }
 
 // newEditFile splits text (a file whose pods are one list, "pods:" to
@@ -269,6 +269,9 @@ func TestNewClusterFrom(t *testing.T) {
 				}
 				r = f.load(t, f.text())
 				f.pods = slices.Clone(r.Pods) // edits must not change r
+				if f.rng.IntN(2) == 0 {
+					cl.Compact() // as a daemon keeps it
+				}
 				cl = NewClusterFrom(cl, r)
 				if len(cl.tables) > 0 {
 					carried++

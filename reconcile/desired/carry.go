@@ -60,6 +60,7 @@ func NewSharedFrom(prev *Shared, r *spec.Resolved) *Shared {
 func (sh *Shared) Carried() *Shared {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	sh.policies.Compact()
 	return &Shared{r: sh.r, policies: sh.policies, backends: maps.Clone(sh.backends)}
 }
 
