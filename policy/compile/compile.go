@@ -913,8 +913,11 @@ func (c *compiler) compileSide(s side) *sideKind {
 	k = &sideKind{rules: c.compileRules(s)}
 	seen := map[uint32]bool{}
 	for _, ru := range k.rules {
-		if cl := c.classByID(ru.Remote); ru.Remote != Any && cl != nil && !seen[ru.Remote] {
-			seen[ru.Remote] = true
+		if ru.Remote == Any || seen[ru.Remote] {
+			continue
+		}
+		seen[ru.Remote] = true
+		if cl := c.classByID(ru.Remote); cl != nil {
 			k.named = append(k.named, cl)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/netreconcile/netreconcile/internal/scaletopo"
 	"github.com/netreconcile/netreconcile/spec"
@@ -388,5 +389,13 @@ func TestNewClusterFromCollision(t *testing.T) {
 			}
 			checkSame(t, cl2, r2, []string{"n0"}, name)
 		})
+	}
+}
+
+// TestClassSize: a daemon keeps a class per pod class between passes
+// (50,000 at 1000 nodes); a field more moves it to the next size class.
+func TestClassSize(t *testing.T) {
+	if size := unsafe.Sizeof(class{}); size > 48 {
+		t.Errorf("class is %d bytes, want at most 48", size)
 	}
 }
