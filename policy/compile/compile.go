@@ -204,6 +204,9 @@ type Cluster struct {
 	// looks at the policies of its pods' namespaces, not at every policy.
 	polsOnce sync.Once
 	polsOf   map[string][]*spec.ResolvedPolicy
+	// changed holds the namespaces of the pods that differ from the last
+	// file (ChangedNamespaces); nil when no files were compared.
+	changed map[string]bool
 }
 
 // NewCluster prepares compiling r's policies for its nodes.
@@ -413,12 +416,20 @@ type table struct {
 type sideKind struct {
 	rules []Rule
 	named []*class
+	// What the rules were made of, for NewClusterFrom to tell whether
+	// they still hold: the policies, the peers of their rules, and
+	// whether a named egress port to any peer looked at every class.
+	policies []string
+	refs     []ruleRef
+	anyNamed bool
 }
 
-// ruleRef identifies a rule's peers: their namespace and the first of them.
+// ruleRef identifies a rule's peers by its policy (key), direction and
+// place: the same in the next file when the policy did not change.
 type ruleRef struct {
-	ns    string
-	first *spec.PolicyPeer
+	policy string
+	dir    string
+	rule   int
 }
 
 // selectSides finds the isolated sides of the local pods; policiesOf
@@ -807,17 +818,18 @@ type remotes struct {
 	classes []*class
 }
 
-func (c *table) peers(policyNS string, peers []spec.PolicyPeer) remotes {
+// peers returns the peer set of ref, the rule of pol whose peers are
+// peers, resolved once.
+func (c *table) peers(pol *spec.ResolvedPolicy, ref ruleRef, peers []spec.PolicyPeer) remotes {
 	if len(peers) == 0 {
 		return remotes{any: true}
 	}
-	ref := ruleRef{policyNS, &peers[0]}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if rem, ok := c.remotes[ref]; ok {
 		return rem
 	}
-	rem := c.resolvePeers(policyNS, peers)
+	rem := c.resolvePeers(pol.Namespace, peers)
 	c.remotes[ref] = rem
 	return rem
 }
@@ -910,7 +922,11 @@ func (c *compiler) compileSide(s side) *sideKind {
 	if ok {
 		return k
 	}
-	k = &sideKind{rules: c.compileRules(s)}
+	k = &sideKind{}
+	for _, pol := range s.policies {
+		k.policies = append(k.policies, pol.Key)
+	}
+	k.rules = c.compileRules(s, k)
 	seen := map[uint32]bool{}
 	for _, ru := range k.rules {
 		if ru.Remote == Any || seen[ru.Remote] {
@@ -943,8 +959,9 @@ func sideKey(s side) string {
 	return b.String()
 }
 
-// compileRules compiles the rules of side s, sorted.
-func (c *compiler) compileRules(s side) []Rule {
+// compileRules compiles the rules of side s, sorted, noting in kind what
+// they depend on.
+func (c *compiler) compileRules(s side, kind *sideKind) []Rule {
 	// Rules packed in a word (the protocol by its place in protos): a set
 	// of Rule hashed the protocol's text for each of a cluster's millions.
 	set := map[uint64]struct{}{}
@@ -957,8 +974,12 @@ func (c *compiler) compileRules(s side) []Rule {
 		set[uint64(remote)<<32|uint64(i)<<24|uint64(port)<<8|uint64(bits)] = struct{}{}
 	}
 	for _, pol := range s.policies {
-		for _, ru := range rulesOf(pol, s.dir) {
-			rem := c.peers(pol.Namespace, ru.peers)
+		for i, ru := range rulesOf(pol, s.dir) {
+			ref := ruleRef{pol.Key, s.dir, i}
+			rem := c.peers(pol, ref, ru.peers)
+			if !rem.any {
+				kind.refs = append(kind.refs, ref)
+			}
 			ids := func() []uint32 {
 				if rem.any {
 					return []uint32{Any}
@@ -997,6 +1018,7 @@ func (c *compiler) compileRules(s side) []Rule {
 					cls := rem.classes
 					if rem.any {
 						cls = c.classes // of which those of pods
+						kind.anyNamed = true
 					}
 					for _, k := range cls {
 						if n, ok := namedPort(c.pod(k), pp.Port.StrVal, proto); ok {

@@ -39,10 +39,18 @@ func NewClusterFrom(prev *Cluster, r *spec.Resolved) *Cluster {
 		return NewCluster(r)
 	}
 	if prev.r == r {
+		prev.changed = map[string]bool{}
 		return prev // the same file: everything holds
 	}
 	cl := NewCluster(r)
 	d := diffPods(prev.r.Pods, r.Pods)
+	cl.changed = map[string]bool{}
+	for _, i := range d.removed {
+		cl.changed[prev.r.Pods[i].Namespace] = true
+	}
+	for _, j := range d.added {
+		cl.changed[r.Pods[j].Namespace] = true
+	}
 	if len(d.removed)+len(d.added) > len(r.Pods)/maxDeltaShare+2 {
 		return cl
 	}
@@ -59,6 +67,15 @@ func NewClusterFrom(prev *Cluster, r *spec.Resolved) *Cluster {
 		cl.podsOnce.Do(func() { cl.podsOf = d.localPods(prev.podsOf, r) })
 	}
 	return cl
+}
+
+// ChangedNamespaces returns the namespaces of the pods that
+// NewClusterFrom found differing between the last file and cl's (added,
+// removed, or with another address, node, labels or ports); false when
+// it compared no files (cl was made by NewCluster). The map is cl's: do
+// not change it.
+func (cl *Cluster) ChangedNamespaces() (map[string]bool, bool) {
+	return cl.changed, cl.changed != nil
 }
 
 // sameLabels is maps.Equal, at once for the one map: a pod the file did
@@ -175,6 +192,7 @@ func (t *table) patch(r *spec.Resolved, d *podDelta) bool {
 			k.members[n] = d.remap[m]
 		}
 	}
+	old := t.r
 	t.r, t.ofPod = r, ofPod
 	created := t.addPods(d.added, touched, nsOf)
 	var dropped []*class
@@ -191,12 +209,9 @@ func (t *table) patch(r *spec.Resolved, d *podDelta) bool {
 		t.reindex(dropped, created, nsOf)
 	}
 	t.netIDs = t.netIdentities() // a pod's /32 may be a block prefix
-	// What was made from the last file's policies, namespaces and
-	// classes is made again when a node needs it.
 	t.nss = t.namespaceIndex()
 	t.byLabel = map[string]map[labelPair][]*class{}
-	t.remotes = map[ruleRef]remotes{}
-	t.kinds = map[string]*sideKind{}
+	t.carryRules(old, dropped, created)
 	return true
 }
 
@@ -229,6 +244,91 @@ func (t *table) addPods(added []int, touched map[*class]bool, nsOf map[*class]st
 	}
 	slices.SortFunc(created, func(a, b *class) int { return strings.Compare(*a.desc, *b.desc) })
 	return created
+}
+
+// carryRules keeps the peers and rules that hold in t's new file (old was
+// the last): those of policies that did not change, whose peers gained
+// or lost no class, and, for a named egress port to any peer, while no
+// class came or went. The peers of a rule are patched for the classes
+// dropped and created rather than resolved again.
+func (t *table) carryRules(old *spec.Resolved, dropped, created []*class) {
+	if !maps.EqualFunc(old.Namespaces, t.r.Namespaces, sameLabels) {
+		t.remotes, t.kinds = map[ruleRef]remotes{}, map[string]*sideKind{}
+		return
+	}
+	same := map[string]bool{}
+	unchanged := func(key string) bool {
+		if same, ok := same[key]; ok {
+			return same
+		}
+		a, b := policyByKey(old, key), policyByKey(t.r, key)
+		same[key] = a != nil && b != nil && a.Namespace == b.Namespace && reflect.DeepEqual(a.Spec, b.Spec)
+		return same[key]
+	}
+	gone := map[*class]bool{}
+	for _, k := range dropped {
+		gone[k] = true
+	}
+	moved := map[ruleRef]bool{} // peers that gained or lost a class
+	for ref, rem := range t.remotes {
+		if !unchanged(ref.policy) {
+			delete(t.remotes, ref)
+			continue
+		}
+		pol := policyByKey(t.r, ref.policy)
+		peers := rulesOf(pol, ref.dir)[ref.rule].peers
+		n := len(rem.classes)
+		rem.classes = slices.DeleteFunc(rem.classes, func(k *class) bool { return gone[k] })
+		changed := len(rem.classes) != n
+		for _, k := range created {
+			if t.peersMatch(pol.Namespace, peers, k) {
+				rem.classes, changed = append(rem.classes, k), true
+			}
+		}
+		if changed {
+			slices.SortFunc(rem.classes, compareIDs)
+			moved[ref] = true
+		}
+		t.remotes[ref] = rem
+	}
+	for key, k := range t.kinds {
+		if k.anyNamed && len(dropped)+len(created) > 0 ||
+			slices.ContainsFunc(k.policies, func(p string) bool { return !unchanged(p) }) ||
+			slices.ContainsFunc(k.refs, func(ref ruleRef) bool { return moved[ref] }) {
+			delete(t.kinds, key)
+		}
+	}
+}
+
+// policyByKey returns r's policy of key, or nil.
+func policyByKey(r *spec.Resolved, key string) *spec.ResolvedPolicy {
+	i, found := slices.BinarySearchFunc(r.Policies, key, func(p spec.ResolvedPolicy, key string) int { return strings.Compare(p.Key, key) })
+	if !found {
+		return nil
+	}
+	return &r.Policies[i]
+}
+
+// peersMatch reports whether pod class k is one of peers, those of a
+// rule of a policy of namespace policyNS: resolvePeers for one class.
+func (t *table) peersMatch(policyNS string, peers []spec.PolicyPeer, k *class) bool {
+	p := t.pod(k)
+	for _, peer := range peers {
+		if peer.IPBlock != nil {
+			if b, ok := parseBlock(peer.IPBlock); ok && k.blocks[b.text] {
+				return true
+			}
+			continue
+		}
+		inNS := p.Namespace == policyNS
+		if peer.NamespaceSelector != nil {
+			inNS = matches(peer.NamespaceSelector, t.namespaceLabels(p.Namespace))
+		}
+		if inNS && (peer.PodSelector == nil || matches(peer.PodSelector, p.Labels)) {
+			return true
+		}
+	}
+	return false
 }
 
 // renumber gives the classes created their identities and forgets those
@@ -351,7 +451,7 @@ func (t *table) compareDesc(k *class, desc string) int { return strings.Compare(
 // Compact drops what the Cluster's tables can make again and a carried
 // Cluster seldom needs: the descriptions of the pod classes (half of a
 // table at 1000 nodes), made again for the classes a node's identities
-// name, and the caches of the rules, which NewClusterFrom drops anyway. A
+// name, and the label indexes, which NewClusterFrom drops anyway. A
 // daemon calls it on what it keeps between passes.
 func (cl *Cluster) Compact() {
 	cl.mu.Lock()
@@ -365,7 +465,7 @@ func (cl *Cluster) Compact() {
 		}
 		t.descMu.Unlock()
 		t.mu.Lock()
-		t.byLabel, t.remotes, t.kinds = map[string]map[labelPair][]*class{}, map[ruleRef]remotes{}, map[string]*sideKind{}
+		t.byLabel = map[string]map[labelPair][]*class{}
 		t.mu.Unlock()
 	}
 }

@@ -3,6 +3,7 @@ package compile
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"hash/fnv"
 	"math/rand/v2"
 	"net/netip"
@@ -178,6 +179,32 @@ func (f *editFile) edit() string {
 	}
 }
 
+// changedNamespaces are the namespaces of the pods a and b do not hold
+// alike, found the slow way.
+func changedNamespaces(a, b *spec.Resolved) map[string]bool {
+	out := map[string]bool{}
+	byKey := func(r *spec.Resolved) map[string]spec.ResolvedPod {
+		m := map[string]spec.ResolvedPod{}
+		for _, p := range r.Pods {
+			m[p.Key] = p
+		}
+		return m
+	}
+	pa, pb := byKey(a), byKey(b)
+	for key, p := range pa {
+		if q, ok := pb[key]; !ok || !reflect.DeepEqual(p.Labels, q.Labels) || !reflect.DeepEqual(p.Ports, q.Ports) ||
+			p.IP != q.IP || p.Node != q.Node {
+			out[p.Namespace] = true
+		}
+	}
+	for key, q := range pb {
+		if _, ok := pa[key]; !ok {
+			out[q.Namespace] = true
+		}
+	}
+	return out
+}
+
 // checkSame compares cl's programs for nodes with a fresh compile of r.
 func checkSame(t *testing.T, cl *Cluster, r *spec.Resolved, nodes []string, step string) {
 	t.Helper()
@@ -247,13 +274,20 @@ func TestNewClusterFrom(t *testing.T) {
 		toggles [][2]string
 	}{
 		"hand-written": {deltaTopology, [][2]string{{"env: prod", "env: dev"}, {"{port: 80}", "{port: 88}"},
-			{"cidr: 10.244.2.5/32", "cidr: 10.244.2.0/28"}, {"team: b}", "team: a}"}}},
+			{"cidr: 10.244.2.5/32", "cidr: 10.244.2.0/28"}, {"team: b}", "team: a}"},
+			{"matchLabels: {app: web}}", "matchLabels: {app: a2}}"}, {"to: [{namespaceSelector: {matchLabels: {env: prod}}}]", "to: [{namespaceSelector: {matchLabels: {team: b}}}]"}}},
 		"scaletopo": {string(scaletopo.Nodes(4)), [][2]string{{"team: t1, role: infra", "team: t1, role: app"},
-			{"ports: [{port: 8080}]}]}}", "ports: [{port: 8081}]}]}}"}, {"matchLabels: {app: a1}}", "matchLabels: {app: a3}}"}}},
+			{"ports: [{port: 8080}]}]}}", "ports: [{port: 8081}]}]}}"}, {"matchLabels: {app: a1}}", "matchLabels: {app: a3}}"},
+			{"from: [{podSelector: {matchLabels: {app: a1}}}", "from: [{podSelector: {matchLabels: {app: a4}}}"}}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			f := newEditFile(t, c.text, 7)
 			f.toggles = c.toggles
+			for _, tg := range c.toggles {
+				if !strings.Contains(c.text, tg[0]) {
+					t.Fatalf("toggle %q: not in the file", tg[0])
+				}
+			}
 			f.nss = append(f.nss, "w") // a namespace only pods name
 			r := f.load(t, f.text())
 			cl := NewCluster(r)
@@ -268,12 +302,16 @@ func TestNewClusterFrom(t *testing.T) {
 				for range 1 + f.rng.IntN(2) {
 					what = append(what, f.edit())
 				}
+				last := r
 				r = f.load(t, f.text())
 				f.pods = slices.Clone(r.Pods) // edits must not change r
 				if f.rng.IntN(2) == 0 {
 					cl.Compact() // as a daemon keeps it
 				}
 				cl = NewClusterFrom(cl, r)
+				if got, ok := cl.ChangedNamespaces(); !ok || !maps.Equal(got, changedNamespaces(last, r)) {
+					t.Fatalf("step %d: changed namespaces %v, want %v", step, got, changedNamespaces(last, r))
+				}
 				if len(cl.tables) > 0 {
 					carried++
 				}
