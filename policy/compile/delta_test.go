@@ -3,8 +3,8 @@ package compile
 import (
 	"bytes"
 	"fmt"
-	"maps"
 	"hash/fnv"
+	"maps"
 	"math/rand/v2"
 	"net/netip"
 	"reflect"
