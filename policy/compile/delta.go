@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/netreconcile/netreconcile/spec"
 )
@@ -96,9 +97,28 @@ type podDelta struct {
 
 // diffPods compares old and new, each sorted by key (as Resolve leaves
 // them): a pod is changed when its address, node, namespace, labels or
-// ports differ.
+// ports differ. A large file is compared in two halves, on two cores:
+// it is most of what carrying costs (50,000 pods at 1000 nodes).
 func diffPods(old, new []spec.ResolvedPod) *podDelta {
 	d := &podDelta{remap: make([]int32, len(old))}
+	if len(new) < 4096 || len(old) < 4096 {
+		d.removed, d.added = diffRange(old, new, 0, 0, d.remap)
+		return d
+	}
+	m := len(new) / 2
+	i, _ := slices.BinarySearchFunc(old, new[m].Key, func(p spec.ResolvedPod, key string) int { return strings.Compare(p.Key, key) })
+	var removed, added []int
+	var wg sync.WaitGroup
+	wg.Go(func() { removed, added = diffRange(old[i:], new[m:], i, m, d.remap[i:]) })
+	d.removed, d.added = diffRange(old[:i], new[:m], 0, 0, d.remap[:i])
+	wg.Wait()
+	d.removed, d.added = append(d.removed, removed...), append(d.added, added...)
+	return d
+}
+
+// diffRange is diffPods for old and new, parts of their files from
+// indexes oi and nj, filling remap for old.
+func diffRange(old, new []spec.ResolvedPod, oi, nj int, remap []int32) (removed, added []int) {
 	i, j := 0, 0
 	for i < len(old) || j < len(new) {
 		order := 0
@@ -114,24 +134,23 @@ func diffPods(old, new []spec.ResolvedPod) *podDelta {
 		}
 		switch {
 		case order < 0:
-			d.remap[i] = -1
-			d.removed = append(d.removed, i)
+			remap[i] = -1
+			removed = append(removed, oi+i)
 			i++
 		case order > 0:
-			d.added = append(d.added, j)
+			added = append(added, nj+j)
 			j++
 		default:
-			d.remap[i] = int32(j)
+			remap[i] = int32(nj + j)
 			if a, b := &old[i], &new[j]; a.IP != b.IP || a.Node != b.Node || a.Namespace != b.Namespace ||
 				!sameLabels(a.Labels, b.Labels) || !slices.Equal(a.Ports, b.Ports) {
-				d.remap[i] = -1
-				d.removed = append(d.removed, i)
-				d.added = append(d.added, j)
+				remap[i] = -1
+				removed, added = append(removed, oi+i), append(added, nj+j)
 			}
 			i, j = i+1, j+1
 		}
 	}
-	return d
+	return removed, added
 }
 
 // localPods is Cluster.podsOf for r made from prev's by d, in place.
@@ -205,13 +224,13 @@ func (t *table) patch(r *spec.Resolved, d *podDelta) bool {
 	if !t.renumber(dropped, created) {
 		return false
 	}
-	if len(dropped)+len(created) > 0 {
-		t.reindex(dropped, created, nsOf)
+	sameNS := maps.EqualFunc(old.Namespaces, r.Namespaces, sameLabels)
+	if t.reindex(dropped, created, nsOf) || !sameNS {
+		t.nss = t.namespaceIndex()
 	}
 	t.netIDs = t.netIdentities() // a pod's /32 may be a block prefix
-	t.nss = t.namespaceIndex()
 	t.byLabel = map[string]map[labelPair][]*class{}
-	t.carryRules(old, dropped, created)
+	t.carryRules(old, dropped, created, sameNS)
 	return true
 }
 
@@ -251,8 +270,8 @@ func (t *table) addPods(added []int, touched map[*class]bool, nsOf map[*class]st
 // or lost no class, and, for a named egress port to any peer, while no
 // class came or went. The peers of a rule are patched for the classes
 // dropped and created rather than resolved again.
-func (t *table) carryRules(old *spec.Resolved, dropped, created []*class) {
-	if !maps.EqualFunc(old.Namespaces, t.r.Namespaces, sameLabels) {
+func (t *table) carryRules(old *spec.Resolved, dropped, created []*class, sameNS bool) {
+	if !sameNS {
 		t.remotes, t.kinds = map[ruleRef]remotes{}, map[string]*sideKind{}
 		return
 	}
@@ -391,8 +410,12 @@ func mergeByID(a, b []*class) []*class {
 }
 
 // reindex takes the classes dropped out of t's lists and indexes and
-// merges those created in, keeping each list in description order.
-func (t *table) reindex(dropped, created []*class, nsOf map[*class]string) {
+// merges those created in, keeping each list in description order. It
+// reports whether a namespace gained its first pods or lost its last.
+func (t *table) reindex(dropped, created []*class, nsOf map[*class]string) bool {
+	if len(dropped)+len(created) == 0 {
+		return false
+	}
 	gone := map[*class]bool{}
 	for _, k := range dropped {
 		gone[k] = true
@@ -411,9 +434,14 @@ func (t *table) reindex(dropped, created []*class, nsOf map[*class]string) {
 			byBlock[text] = append(byBlock[text], k)
 		}
 	}
+	namespaces := false
 	for ns, made := range byNS {
-		if t.byNS[ns] = t.splice(t.byNS[ns], gone, made); len(t.byNS[ns]) == 0 {
+		list, had := t.byNS[ns]
+		if t.byNS[ns] = t.splice(list, gone, made); len(t.byNS[ns]) == 0 {
 			delete(t.byNS, ns)
+			namespaces = namespaces || had
+		} else {
+			namespaces = namespaces || !had
 		}
 	}
 	for text, made := range byBlock {
@@ -421,6 +449,7 @@ func (t *table) reindex(dropped, created []*class, nsOf map[*class]string) {
 			delete(t.inBlock, text)
 		}
 	}
+	return namespaces
 }
 
 // splice returns list, sorted by description, without the classes gone

@@ -437,3 +437,41 @@ func TestClassSize(t *testing.T) {
 		t.Errorf("class is %d bytes, want at most 48", size)
 	}
 }
+
+// TestDiffPods: a file large enough to be compared in halves gives what
+// one pass over it does, for edits on both sides of the split and at it.
+func TestDiffPods(t *testing.T) {
+	r, err := spec.LoadBytes("big.yaml", scaletopo.Nodes(100)) // 5000 pods
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := r.Pods
+	rng := rand.New(rand.NewPCG(3, 4))
+	for round := range 20 {
+		pods := slices.Clone(old)
+		mid := len(pods) / 2
+		for _, i := range []int{rng.IntN(len(pods)), mid, mid - 1, rng.IntN(len(pods))} {
+			switch rng.IntN(3) {
+			case 0:
+				pods[i].Labels = map[string]string{"app": "changed"}
+			case 1:
+				pods[i].Key += "-moved" // as if removed, and one added beside it
+			default:
+				pods[i].Ports = nil
+			}
+		}
+		at := rng.IntN(len(pods) - 10)
+		pods = slices.Delete(pods, at, at+1+rng.IntN(5))
+		slices.SortFunc(pods, func(a, b spec.ResolvedPod) int { return strings.Compare(a.Key, b.Key) })
+		got := diffPods(old, pods)
+		want := &podDelta{remap: make([]int32, len(old))}
+		want.removed, want.added = diffRange(old, pods, 0, 0, want.remap)
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("round %d: in halves removed %d added %d, in one pass removed %d added %d",
+				round, len(got.removed), len(got.added), len(want.removed), len(want.added))
+		}
+		if len(want.removed)+len(want.added) == 0 {
+			t.Fatalf("round %d: no change to find", round)
+		}
+	}
+}
