@@ -354,6 +354,7 @@ func (t *table) descOf(k *class) string {
 		_, blocks := t.membership(netip.PrefixFrom(p.IP, 32))
 		desc := podDesc(p, blocks)
 		k.desc = &desc
+		t.described = append(t.described, k)
 	}
 	return *k.desc
 }
@@ -394,8 +395,12 @@ type table struct {
 	byLabel map[string]map[labelPair][]*class // namespace -> label, made per namespace when needed (labelIndex)
 	nss     *spec.NamespaceIndex              // every namespace: the file's and its pods'
 	inBlock map[string][]*class               // block text -> classes in it
-	// descMu guards the classes' descriptions, made again when needed.
-	descMu sync.Mutex
+	// descMu guards the classes' descriptions, made again when needed,
+	// and described: the classes whose description was made since the
+	// last Cluster.Compact, once compacted (all of them before).
+	descMu    sync.Mutex
+	described []*class
+	compacted bool
 	// rehashed are the classes whose identity is not the hash of their
 	// description (a collision): what NewClusterFrom checks a removed
 	// class against.

@@ -253,6 +253,7 @@ func (t *table) addPods(added []int, touched map[*class]bool, nsOf map[*class]st
 				k = t.classes[at]
 			} else {
 				k = &class{desc: &desc, blocks: in}
+				t.described = append(t.described, k)
 				made[desc] = k
 				created = append(created, k)
 			}
@@ -487,11 +488,16 @@ func (cl *Cluster) Compact() {
 	defer cl.mu.Unlock()
 	for _, t := range cl.tables {
 		t.descMu.Lock()
-		for _, k := range t.classes {
+		list := t.described
+		if !t.compacted {
+			list = t.classes
+		}
+		for _, k := range list {
 			if len(k.members) > 0 {
 				k.desc = nil
 			}
 		}
+		t.described, t.compacted = nil, true
 		t.descMu.Unlock()
 		t.mu.Lock()
 		t.byLabel = map[string]map[labelPair][]*class{}

@@ -205,6 +205,19 @@ func changedNamespaces(a, b *spec.Resolved) map[string]bool {
 	return out
 }
 
+// checkCompact checks that a compacted cl keeps no pod class's
+// description.
+func checkCompact(t *testing.T, cl *Cluster) {
+	t.Helper()
+	for _, tb := range cl.tables {
+		for _, k := range tb.classes {
+			if len(k.members) > 0 && k.desc != nil {
+				t.Fatalf("compacted, class %q kept its description", *k.desc)
+			}
+		}
+	}
+}
+
 // checkSame compares cl's programs for nodes with a fresh compile of r.
 func checkSame(t *testing.T, cl *Cluster, r *spec.Resolved, nodes []string, step string) {
 	t.Helper()
@@ -307,6 +320,7 @@ func TestNewClusterFrom(t *testing.T) {
 				f.pods = slices.Clone(r.Pods) // edits must not change r
 				if f.rng.IntN(2) == 0 {
 					cl.Compact() // as a daemon keeps it
+					checkCompact(t, cl)
 				}
 				cl = NewClusterFrom(cl, r)
 				if got, ok := cl.ChangedNamespaces(); !ok || !maps.Equal(got, changedNamespaces(last, r)) {
