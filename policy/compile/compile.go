@@ -823,6 +823,18 @@ type remotes struct {
 	classes []*class
 }
 
+// ids returns the identities of rem's classes, or Any.
+func (rem remotes) ids() []uint32 {
+	if rem.any {
+		return []uint32{Any}
+	}
+	out := make([]uint32, len(rem.classes))
+	for i, k := range rem.classes {
+		out[i] = k.id
+	}
+	return out
+}
+
 // peers returns the peer set of ref, the rule of pol whose peers are
 // peers, resolved once.
 func (c *table) peers(pol *spec.ResolvedPolicy, ref ruleRef, peers []spec.PolicyPeer) remotes {
@@ -985,16 +997,7 @@ func (c *compiler) compileRules(s side, kind *sideKind) []Rule {
 			if !rem.any {
 				kind.refs = append(kind.refs, ref)
 			}
-			ids := func() []uint32 {
-				if rem.any {
-					return []uint32{Any}
-				}
-				out := make([]uint32, len(rem.classes))
-				for i, k := range rem.classes {
-					out[i] = k.id
-				}
-				return out
-			}()
+			ids := rem.ids()
 			ports := ru.ports
 			if len(ports) == 0 {
 				for _, proto := range spec.Protocols {
