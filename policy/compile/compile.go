@@ -253,7 +253,7 @@ func (cl *Cluster) localPods(node string) []int32 {
 		cl.podsOf = map[string][]int32{}
 		for i := range cl.r.Pods {
 			if p := &cl.r.Pods[i]; p.IP.Is4() {
-				cl.podsOf[p.Node] = append(cl.podsOf[p.Node], int32(i))
+				cl.podsOf[keyOf(cl.podsOf, p.Node)] = append(cl.podsOf[p.Node], int32(i))
 			}
 		}
 	})
@@ -290,6 +290,16 @@ func (cl *Cluster) table(blocks []*block) *table {
 		cl.tables[key] = t
 	}
 	return t
+}
+
+// keyOf returns key as a key of m: itself when m has it, else a copy.
+// The file's strings are substrings of its text (spec/flow.go), and a key
+// of a map that NewClusterFrom carries would keep an old file's text.
+func keyOf[V any](m map[string]V, key string) string {
+	if _, ok := m[key]; ok {
+		return key
+	}
+	return strings.Clone(key)
 }
 
 // labelPair is a label's key and value, a map key made without
@@ -627,7 +637,7 @@ func (c *table) buildClasses() {
 			continue
 		}
 		ns := c.pod(k).Namespace
-		c.byNS[ns] = append(c.byNS[ns], k)
+		c.byNS[keyOf(c.byNS, ns)] = append(c.byNS[ns], k)
 	}
 	c.nss = c.namespaceIndex()
 	c.assignIDs()

@@ -169,7 +169,7 @@ func (d *podDelta) localPods(prev map[string][]int32, r *spec.Resolved) map[stri
 	touched := map[string]bool{}
 	for _, j := range d.added {
 		if p := &r.Pods[j]; p.IP.Is4() {
-			prev[p.Node] = append(prev[p.Node], int32(j))
+			prev[keyOf(prev, p.Node)] = append(prev[p.Node], int32(j))
 			touched[p.Node] = true
 		}
 	}
@@ -438,7 +438,7 @@ func (t *table) reindex(dropped, created []*class, nsOf map[*class]string) bool 
 	namespaces := false
 	for ns, made := range byNS {
 		list, had := t.byNS[ns]
-		if t.byNS[ns] = t.splice(list, gone, made); len(t.byNS[ns]) == 0 {
+		if t.byNS[keyOf(t.byNS, ns)] = t.splice(list, gone, made); len(t.byNS[ns]) == 0 {
 			delete(t.byNS, ns)
 			namespaces = namespaces || had
 		} else {
