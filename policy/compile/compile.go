@@ -663,7 +663,7 @@ func (c *table) assignIDs() {
 	c.rehashed = nil
 	for _, k := range c.classes {
 		for n := 0; ; n++ {
-			if id := classID(*k.desc, n); !reserved(id) && !used[id] { // made with the classes
+			if id := classID(*k.desc, n); !reserved(id) && !used[id] { // a build made every description
 				k.id, used[id] = id, true
 				if n > 0 {
 					c.rehashed = append(c.rehashed, k)

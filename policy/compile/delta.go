@@ -21,9 +21,10 @@ import (
 //
 // A table depends on the file through its pods, and on the policies only
 // through its blocks, which are its key in Cluster.tables: a node whose
-// policies now name other blocks looks up another table. So the policies
-// and namespaces are not compared; what a table derives from them (the
-// peers and rules of its caches, the namespace index) is made again.
+// policies now name other blocks looks up another table. So a table is
+// carried whatever the policies and namespaces; what it caches of them
+// (the peers and rules, the namespace index) is checked against them
+// (carryRules).
 
 // maxDeltaShare bounds the pods changed, as a share of the file's, for
 // which a table is patched rather than built again: past it patching
