@@ -122,7 +122,8 @@ type daemon struct {
 	board  *statusBoard
 	store  *storeWatch
 	// carried is what the last pass computed from its file that the next
-	// may keep (reconcile.NewSharedFrom): the services' backend lists.
+	// may keep (reconcile.NewSharedFrom): the services' backend lists and
+	// the policies' class table (about 4-6 MB of heap at 1000 nodes).
 	carried *reconcile.Shared
 }
 

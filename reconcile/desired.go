@@ -27,7 +27,8 @@ type Shared = desired.Shared
 func NewShared(r *spec.Resolved) *Shared { return desired.NewShared(r) }
 
 // NewSharedFrom is NewShared that keeps what prev computed and the
-// changes from prev's file to r leave valid (desired.NewSharedFrom).
+// changes from prev's file to r leave valid (desired.NewSharedFrom);
+// prev must not be used afterwards.
 func NewSharedFrom(prev *Shared, r *spec.Resolved) *Shared { return desired.NewSharedFrom(prev, r) }
 
 // Desired builds the kernel objects node cfg.Node needs (desired.Build).

@@ -1,10 +1,13 @@
 package compile
 
 import (
+	"bytes"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/netreconcile/netreconcile/internal/scaletopo"
 	"github.com/netreconcile/netreconcile/spec"
 )
 
@@ -37,6 +40,49 @@ func BenchmarkCompile1000(b *testing.B) {
 	b.ResetTimer()
 	for b.Loop() {
 		if _, err := Node(r, "a"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkNewClusterFrom1000 is a watch pass's policy work at 1000 nodes
+// (scaletopo.Nodes: 50,000 pods in as many classes): the file differs
+// from the last by a pod removed and one added, the class table is
+// compacted as a daemon keeps it, carried and patched, and node n0 is
+// compiled. BenchmarkNewCluster1000 is the same without carrying.
+func BenchmarkNewClusterFrom1000(b *testing.B) {
+	benchmarkEdits(b, func(prev *Cluster, r *spec.Resolved) *Cluster {
+		prev.Compact()
+		return NewClusterFrom(prev, r)
+	})
+}
+
+func BenchmarkNewCluster1000(b *testing.B) {
+	benchmarkEdits(b, func(_ *Cluster, r *spec.Resolved) *Cluster { return NewCluster(r) })
+}
+
+func benchmarkEdits(b *testing.B, next func(*Cluster, *spec.Resolved) *Cluster) {
+	data := scaletopo.Nodes(1000)
+	at := bytes.Index(data, []byte("\nservices:\n")) + 1
+	var p spec.Parser
+	var files [2]*spec.Resolved
+	for k := range files {
+		pod := fmt.Sprintf("  - {name: added%d, namespace: ns0, node: n0, ip: 10.1.0.%d, mode: veth, labels: {app: a0, instance: added}, "+
+			"ports: [{name: web, port: 8080}]}\n", k, 100+k)
+		r, _, err := p.Load([]spec.Source{{Name: "f", Data: slices.Concat(data[:at], []byte(pod), data[at:])}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		files[k] = r
+	}
+	cl := NewCluster(files[0])
+	if _, err := cl.Node("n0"); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		cl = next(cl, files[(i+1)%2])
+		if _, err := cl.Node("n0"); err != nil {
 			b.Fatal(err)
 		}
 	}

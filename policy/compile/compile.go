@@ -199,11 +199,14 @@ type Cluster struct {
 	// The indexes of each node's IPv4 pods, made once: a node looks at
 	// its own pods, not at every pod of the file.
 	podsOnce sync.Once
-	podsOf   map[string][]int
+	podsOf   map[string][]int32
 	// The policies of each namespace, in file order, made once: a node
 	// looks at the policies of its pods' namespaces, not at every policy.
 	polsOnce sync.Once
 	polsOf   map[string][]*spec.ResolvedPolicy
+	// changed holds the namespaces of the pods that differ from the last
+	// file (ChangedNamespaces); nil when no files were compared.
+	changed map[string]bool
 }
 
 // NewCluster prepares compiling r's policies for its nodes.
@@ -245,12 +248,12 @@ func (cl *Cluster) Shape(node string) (*Program, error) {
 }
 
 // localPods returns the indexes of node's IPv4 pods, in file order.
-func (cl *Cluster) localPods(node string) []int {
+func (cl *Cluster) localPods(node string) []int32 {
 	cl.podsOnce.Do(func() {
-		cl.podsOf = map[string][]int{}
+		cl.podsOf = map[string][]int32{}
 		for i := range cl.r.Pods {
 			if p := &cl.r.Pods[i]; p.IP.Is4() {
-				cl.podsOf[p.Node] = append(cl.podsOf[p.Node], i)
+				cl.podsOf[keyOf(cl.podsOf, p.Node)] = append(cl.podsOf[p.Node], int32(i))
 			}
 		}
 	})
@@ -280,13 +283,23 @@ func (cl *Cluster) table(blocks []*block) *table {
 	defer cl.mu.Unlock()
 	t, ok := cl.tables[key]
 	if !ok {
-		t = &table{r: cl.r, blocks: blocks, classOf: map[netip.Addr]*class{}, remotes: map[ruleRef]remotes{},
+		t = &table{r: cl.r, blocks: blocks, ofPod: make([]*class, len(cl.r.Pods)), remotes: map[ruleRef]remotes{},
 			kinds: map[string]*sideKind{}}
 		t.buildClasses()
 		t.netIDs = t.netIdentities()
 		cl.tables[key] = t
 	}
 	return t
+}
+
+// keyOf returns key as a key of m: itself when m has it, else a copy.
+// The file's strings are substrings of its text (spec/flow.go), and a key
+// of a map that NewClusterFrom carries would keep an old file's text.
+func keyOf[V any](m map[string]V, key string) string {
+	if _, ok := m[key]; ok {
+		return key
+	}
+	return strings.Clone(key)
 }
 
 // labelPair is a label's key and value, a map key made without
@@ -325,20 +338,51 @@ func covers(outer, p netip.Prefix) bool {
 }
 
 // class is an identity class.
+//
+// A daemon keeps a table between passes (50,000 classes at 1000 nodes), so
+// a class is kept to 48 bytes: its description behind a pointer that
+// Cluster.Compact drops, no position.
 type class struct {
-	desc   string
+	// desc describes the class (descOf): made again when needed for a
+	// pod class of a carried table.
+	desc   *string
 	id     uint32
-	pod    *spec.ResolvedPod // a member, for pod classes (ports and labels)
-	blocks map[string]bool   // texts of the blocks its members are in
-	ips    []netip.Addr      // the addresses of its pods
-	at     int               // its position in table.classes (desc order)
+	blocks map[string]bool // texts of the blocks its members are in
+	// members are the indexes of its pods in table.r.Pods, in file order
+	// (none for a class of ipBlock prefixes): indexes rather than
+	// pointers or addresses, so that a table carried to the next file
+	// (NewClusterFrom) renumbers them and holds nothing of the last one.
+	members []int32
+}
+
+// descOf returns k's description, made from a member if it was dropped.
+func (t *table) descOf(k *class) string {
+	t.descMu.Lock()
+	defer t.descMu.Unlock()
+	if k.desc == nil {
+		p := t.pod(k)
+		_, blocks := t.membership(netip.PrefixFrom(p.IP, 32))
+		desc := podDesc(p, blocks)
+		k.desc = &desc
+		t.described = append(t.described, k)
+	}
+	return *k.desc
+}
+
+// pod returns a member of pod class k (its first), whose namespace,
+// labels and ports are the class's; nil for a class of ipBlock prefixes.
+func (t *table) pod(k *class) *spec.ResolvedPod {
+	if len(k.members) == 0 {
+		return nil
+	}
+	return &t.r.Pods[k.members[0]]
 }
 
 // compiler compiles for one node.
 type compiler struct {
 	r     *spec.Resolved
 	node  *spec.ResolvedNode
-	local []int // indexes of the node's IPv4 pods
+	local []int32 // indexes of the node's IPv4 pods
 
 	sides []side
 	*table
@@ -348,11 +392,10 @@ type compiler struct {
 // blocks: read-only once built, but for remotes.
 type table struct {
 	r       *spec.Resolved
-	blocks  []*block // sorted by text
-	classes []*class // every class with members; sorted by desc
-	podCls  []*class // the pod classes
-	classOf map[netip.Addr]*class
-	byID    map[uint32]*class
+	blocks  []*block                // sorted by text
+	classes []*class                // every class with members; sorted by desc
+	ofPod   []*class                // by index in r.Pods; nil for a pod without an IPv4 address
+	byID    []*class                // sorted by id (classByID)
 	netCls  map[netip.Prefix]*class // classes of ipBlock prefixes (nil: the world)
 	netIDs  []Identity              // the identities of netCls's prefixes, sorted
 
@@ -362,6 +405,16 @@ type table struct {
 	byLabel map[string]map[labelPair][]*class // namespace -> label, made per namespace when needed (labelIndex)
 	nss     *spec.NamespaceIndex              // every namespace: the file's and its pods'
 	inBlock map[string][]*class               // block text -> classes in it
+	// descMu guards the classes' descriptions, made again when needed,
+	// and described: the classes whose description was made since the
+	// last Cluster.Compact, once compacted (all of them before).
+	descMu    sync.Mutex
+	described []*class
+	compacted bool
+	// rehashed are the classes whose identity is not the hash of their
+	// description (a collision): what NewClusterFrom checks a removed
+	// class against.
+	rehashed []*class
 
 	// remotes holds the peer set of each rule: a policy's rules are
 	// compiled once for every pod it selects, on every node.
@@ -378,12 +431,20 @@ type table struct {
 type sideKind struct {
 	rules []Rule
 	named []*class
+	// What the rules were made of, for NewClusterFrom to tell whether
+	// they still hold: the policies, the peers of their rules, and
+	// whether a named egress port to any peer looked at every class.
+	policies []string
+	refs     []ruleRef
+	anyNamed bool
 }
 
-// ruleRef identifies a rule's peers: their namespace and the first of them.
+// ruleRef identifies a rule's peers by its policy (key), direction and
+// place: the same in the next file when the policy did not change.
 type ruleRef struct {
-	ns    string
-	first *spec.PolicyPeer
+	policy string
+	dir    string
+	rule   int
 }
 
 // selectSides finds the isolated sides of the local pods; policiesOf
@@ -531,11 +592,11 @@ func (c *table) podDescs() ([]string, []map[string]bool) {
 // buildClasses sorts every pod, and every ipBlock prefix, into its class.
 func (c *table) buildClasses() {
 	byDesc := map[string]*class{}
-	get := func(desc string, in map[string]bool, pod *spec.ResolvedPod) *class {
+	get := func(desc string, in map[string]bool) *class {
 		if k, ok := byDesc[desc]; ok {
 			return k
 		}
-		k := &class{desc: desc, blocks: in, pod: pod}
+		k := &class{desc: &desc, blocks: in}
 		byDesc[desc] = k
 		return k
 	}
@@ -545,9 +606,9 @@ func (c *table) buildClasses() {
 		if !p.IP.Is4() {
 			continue
 		}
-		k := get(descs[i], ins[i], p)
-		k.ips = append(k.ips, p.IP)
-		c.classOf[p.IP] = k
+		k := get(descs[i], ins[i])
+		k.members = append(k.members, int32(i))
+		c.ofPod[i] = k
 	}
 	c.netCls = map[netip.Prefix]*class{}
 	for _, b := range c.blocks {
@@ -560,7 +621,7 @@ func (c *table) buildClasses() {
 				c.netCls[p] = nil // the world: the entry overrides a shorter prefix
 				continue
 			}
-			c.netCls[p] = get("addresses in "+blocks, in, nil)
+			c.netCls[p] = get("addresses in "+blocks, in)
 		}
 	}
 	c.byNS = map[string][]*class{}
@@ -568,18 +629,22 @@ func (c *table) buildClasses() {
 	c.inBlock = map[string][]*class{}
 	for _, d := range slices.Sorted(maps.Keys(byDesc)) {
 		k := byDesc[d]
-		k.at = len(c.classes)
 		c.classes = append(c.classes, k)
 		for text := range k.blocks {
 			c.inBlock[text] = append(c.inBlock[text], k)
 		}
-		if k.pod == nil {
+		if len(k.members) == 0 {
 			continue
 		}
-		c.podCls = append(c.podCls, k)
-		ns := k.pod.Namespace
-		c.byNS[ns] = append(c.byNS[ns], k)
+		ns := c.pod(k).Namespace
+		c.byNS[keyOf(c.byNS, ns)] = append(c.byNS[ns], k)
 	}
+	c.nss = c.namespaceIndex()
+	c.assignIDs()
+}
+
+// namespaceIndex indexes every namespace: the file's and its pods'.
+func (c *table) namespaceIndex() *spec.NamespaceIndex {
 	nsSet := map[string]bool{}
 	for ns := range c.r.Namespaces {
 		nsSet[ns] = true
@@ -587,31 +652,51 @@ func (c *table) buildClasses() {
 	for ns := range c.byNS {
 		nsSet[ns] = true
 	}
-	c.nss = spec.NewNamespaceIndex(slices.Collect(maps.Keys(nsSet)), c.namespaceLabels)
-	c.assignIDs()
+	return spec.NewNamespaceIndex(slices.Collect(maps.Keys(nsSet)), c.namespaceLabels)
 }
 
 // assignIDs gives every class its identity: a hash of the description,
 // rehashed (in description order, so deterministically) on the rare
 // collision or reserved value.
 func (c *table) assignIDs() {
-	used := map[uint32]bool{World: true, Host: true, Any: true}
-	c.byID = make(map[uint32]*class, len(c.classes))
+	used := make(map[uint32]bool, len(c.classes))
+	c.rehashed = nil
 	for _, k := range c.classes {
 		for n := 0; ; n++ {
-			h := fnv.New32a()
-			h.Write([]byte(k.desc))
-			if n > 0 {
-				fmt.Fprintf(h, "\x00%d", n)
-			}
-			if id := h.Sum32(); !used[id] {
+			if id := classID(*k.desc, n); !reserved(id) && !used[id] { // a build made every description
 				k.id, used[id] = id, true
-				c.byID[id] = k
+				if n > 0 {
+					c.rehashed = append(c.rehashed, k)
+				}
 				break
 			}
 		}
 	}
+	c.byID = slices.SortedFunc(slices.Values(c.classes), compareIDs)
 }
+
+func compareIDs(a, b *class) int { return cmp.Compare(a.id, b.id) }
+
+// classByID returns the class of identity id, or nil.
+func (c *table) classByID(id uint32) *class {
+	i, found := slices.BinarySearchFunc(c.byID, id, func(k *class, id uint32) int { return cmp.Compare(k.id, id) })
+	if !found {
+		return nil
+	}
+	return c.byID[i]
+}
+
+// classID is the n-th candidate identity of the class described by desc.
+func classID(desc string, n int) uint32 {
+	h := fnv.New32a()
+	h.Write([]byte(desc))
+	if n > 0 {
+		fmt.Fprintf(h, "\x00%d", n)
+	}
+	return h.Sum32()
+}
+
+func reserved(id uint32) bool { return id == World || id == Host || id == Any }
 
 func podDesc(p *spec.ResolvedPod, blocks string) string {
 	// Made for every pod of the file: without a sorted copy of the keys
@@ -664,13 +749,27 @@ func podDesc(p *spec.ResolvedPod, blocks string) string {
 // carries the same blocks.
 func (c *table) netIdentities() []Identity {
 	ids := make([]Identity, 0, len(c.netCls))
+	hosts := map[netip.Addr]*class{}
+	for p := range c.netCls {
+		if p.IsSingleIP() {
+			hosts[p.Addr()] = nil
+		}
+	}
+	if len(hosts) > 0 {
+		// Rare: the pods are looked through rather than indexed by address.
+		for i := range c.r.Pods {
+			if _, ok := hosts[c.r.Pods[i].IP]; ok && c.ofPod[i] != nil {
+				hosts[c.r.Pods[i].IP] = c.ofPod[i]
+			}
+		}
+	}
 	for p, k := range c.netCls {
 		id := Identity{Prefix: p, ID: World, Class: "the world"}
-		if pk := c.classOf[p.Addr()]; pk != nil && p.IsSingleIP() {
+		if pk := hosts[p.Addr()]; pk != nil && p.IsSingleIP() {
 			k = pk
 		}
 		if k != nil {
-			id.ID, id.Class = k.id, k.desc
+			id.ID, id.Class = k.id, c.descOf(k)
 		}
 		ids = append(ids, id)
 	}
@@ -700,16 +799,15 @@ func (c *compiler) identities(namedBySide [][]*class) []Identity {
 		for _, k := range list {
 			if !named[k] {
 				named[k] = true
-				for _, ip := range k.ips {
-					ids = append(ids, Identity{Prefix: netip.PrefixFrom(ip, 32), ID: k.id, Class: k.desc})
+				for _, m := range k.members {
+					ids = append(ids, Identity{Prefix: netip.PrefixFrom(c.r.Pods[m].IP, 32), ID: k.id, Class: c.descOf(k)})
 				}
 			}
 		}
 	}
 	for _, i := range c.local {
-		ip := c.r.Pods[i].IP
-		if k := c.classOf[ip]; !named[k] {
-			ids = append(ids, Identity{Prefix: netip.PrefixFrom(ip, 32), ID: k.id, Class: k.desc})
+		if k := c.ofPod[i]; !named[k] {
+			ids = append(ids, Identity{Prefix: netip.PrefixFrom(c.r.Pods[i].IP, 32), ID: k.id, Class: c.descOf(k)})
 		}
 	}
 	// A pod's /32 equal to a block prefix is in both: one entry.
@@ -735,17 +833,30 @@ type remotes struct {
 	classes []*class
 }
 
-func (c *table) peers(policyNS string, peers []spec.PolicyPeer) remotes {
+// ids returns the identities of rem's classes, or Any.
+func (rem remotes) ids() []uint32 {
+	if rem.any {
+		return []uint32{Any}
+	}
+	out := make([]uint32, len(rem.classes))
+	for i, k := range rem.classes {
+		out[i] = k.id
+	}
+	return out
+}
+
+// peers returns the peer set of ref, the rule of pol whose peers are
+// peers, resolved once.
+func (c *table) peers(pol *spec.ResolvedPolicy, ref ruleRef, peers []spec.PolicyPeer) remotes {
 	if len(peers) == 0 {
 		return remotes{any: true}
 	}
-	ref := ruleRef{policyNS, &peers[0]}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if rem, ok := c.remotes[ref]; ok {
 		return rem
 	}
-	rem := c.resolvePeers(policyNS, peers)
+	rem := c.resolvePeers(pol.Namespace, peers)
 	c.remotes[ref] = rem
 	return rem
 }
@@ -774,16 +885,15 @@ func (c *table) resolvePeers(policyNS string, peers []spec.PolicyPeer) remotes {
 		}
 		for _, ns := range namespaces {
 			for _, k := range c.candidates(ns, peer.PodSelector) {
-				if !set[k] && (peer.PodSelector == nil || matches(peer.PodSelector, k.pod.Labels)) {
+				if !set[k] && (peer.PodSelector == nil || matches(peer.PodSelector, c.pod(k).Labels)) {
 					set[k] = true
 				}
 			}
 		}
 	}
-	// In class order, sorted from the set: walking every class of the
+	// In identity order, sorted from the set: walking every class of the
 	// file instead cost each rule of a 1000-node cluster 50,000 lookups.
-	out := remotes{classes: slices.Collect(maps.Keys(set))}
-	slices.SortFunc(out.classes, func(a, b *class) int { return a.at - b.at })
+	out := remotes{classes: slices.SortedFunc(maps.Keys(set), compareIDs)}
 	return out
 }
 
@@ -814,7 +924,7 @@ func (c *table) labelIndex(ns string) map[labelPair][]*class {
 	}
 	m := map[labelPair][]*class{}
 	for _, k := range c.byNS[ns] {
-		for lk, lv := range k.pod.Labels {
+		for lk, lv := range c.pod(k).Labels {
 			m[labelPair{lk, lv}] = append(m[labelPair{lk, lv}], k)
 		}
 	}
@@ -839,11 +949,18 @@ func (c *compiler) compileSide(s side) *sideKind {
 	if ok {
 		return k
 	}
-	k = &sideKind{rules: c.compileRules(s)}
+	k = &sideKind{}
+	for _, pol := range s.policies {
+		k.policies = append(k.policies, pol.Key)
+	}
+	k.rules = c.compileRules(s, k)
 	seen := map[uint32]bool{}
 	for _, ru := range k.rules {
-		if cl := c.byID[ru.Remote]; ru.Remote != Any && cl != nil && !seen[ru.Remote] {
-			seen[ru.Remote] = true
+		if ru.Remote == Any || seen[ru.Remote] {
+			continue
+		}
+		seen[ru.Remote] = true
+		if cl := c.classByID(ru.Remote); cl != nil {
 			k.named = append(k.named, cl)
 		}
 	}
@@ -869,8 +986,9 @@ func sideKey(s side) string {
 	return b.String()
 }
 
-// compileRules compiles the rules of side s, sorted.
-func (c *compiler) compileRules(s side) []Rule {
+// compileRules compiles the rules of side s, sorted, noting in kind what
+// they depend on.
+func (c *compiler) compileRules(s side, kind *sideKind) []Rule {
 	// Rules packed in a word (the protocol by its place in protos): a set
 	// of Rule hashed the protocol's text for each of a cluster's millions.
 	set := map[uint64]struct{}{}
@@ -883,18 +1001,13 @@ func (c *compiler) compileRules(s side) []Rule {
 		set[uint64(remote)<<32|uint64(i)<<24|uint64(port)<<8|uint64(bits)] = struct{}{}
 	}
 	for _, pol := range s.policies {
-		for _, ru := range rulesOf(pol, s.dir) {
-			rem := c.peers(pol.Namespace, ru.peers)
-			ids := func() []uint32 {
-				if rem.any {
-					return []uint32{Any}
-				}
-				out := make([]uint32, len(rem.classes))
-				for i, k := range rem.classes {
-					out[i] = k.id
-				}
-				return out
-			}()
+		for i, ru := range rulesOf(pol, s.dir) {
+			ref := ruleRef{pol.Key, s.dir, i}
+			rem := c.peers(pol, ref, ru.peers)
+			if !rem.any {
+				kind.refs = append(kind.refs, ref)
+			}
+			ids := rem.ids()
 			ports := ru.ports
 			if len(ports) == 0 {
 				for _, proto := range spec.Protocols {
@@ -922,10 +1035,11 @@ func (c *compiler) compileRules(s side) []Rule {
 					// The name is each peer's: only pod classes have ports.
 					cls := rem.classes
 					if rem.any {
-						cls = c.podCls
+						cls = c.classes // of which those of pods
+						kind.anyNamed = true
 					}
 					for _, k := range cls {
-						if n, ok := namedPort(k.pod, pp.Port.StrVal, proto); ok {
+						if n, ok := namedPort(c.pod(k), pp.Port.StrVal, proto); ok {
 							add(k.id, proto, uint16(n), 16)
 						}
 					}

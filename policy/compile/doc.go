@@ -52,4 +52,17 @@
 // Revision. A hash of everything above: the control plane writes it after
 // the entries, and the datapath re-judges each tracked connection once
 // when it changes.
+//
+// Carrying. The class table is the whole file's (50,000 classes at 1000
+// nodes: 75 ms to build); a watch daemon keeps it between passes
+// (NewClusterFrom) and moves only the pods that changed between its
+// classes. A table depends on the policies only through its blocks, its
+// key, so a policy edit needs no rebuild; the peers and rules of the
+// policies that did not change are kept too, patched for the classes
+// that came and went. Identities stay those a build gives: a class made
+// takes the hash of its description when nobody holds it, and a class
+// dropped must free no identity that a rehashed class passed over;
+// otherwise the table is built again. Between passes the table is
+// compacted (Cluster.Compact): the pod classes' descriptions, half of its
+// memory, are made again for the classes a node's identities name.
 package compile

@@ -3,12 +3,14 @@ package desired
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/netreconcile/netreconcile/drivers"
 	"github.com/netreconcile/netreconcile/drivers/veth"
+	"github.com/netreconcile/netreconcile/policy/compile"
 	"github.com/netreconcile/netreconcile/spec"
 	"github.com/netreconcile/netreconcile/state"
 )
@@ -168,5 +170,70 @@ func TestCarriedNodeState(t *testing.T) {
 	up.MTU = 9000
 	if other := build(t, sh, r, up); other == got {
 		t.Errorf("another uplink MTU returned the state built for the last")
+	}
+}
+
+// TestSharedFromPolicies: the compiled policies carried to the next file
+// give every node the programs a fresh compile does, for edits that
+// patch the class table and one (a policy changed) that builds it again.
+func TestSharedFromPolicies(t *testing.T) {
+	pols := "policies:\n" +
+		"  - {name: web, namespace: ns1, spec: {podSelector: {matchLabels: {app: a0}}, ingress: [{from: [{namespaceSelector: {}, podSelector: {matchLabels: {app: a1}}}], ports: [{port: web}]}]}}\n" +
+		"  - {name: back, namespace: ns1, spec: {podSelector: {matchLabels: {app: a1}}, ingress: [{from: [{podSelector: {matchLabels: {app: a0}}}]}]}}\n"
+	// The policies go after the services, where carryFile ends.
+	withPolicies := func(edit func(pods, svcs []string) ([]string, []string), pols string) func(p, s []string) ([]string, []string) {
+		return func(p, s []string) ([]string, []string) {
+			if edit != nil {
+				p, s = edit(p, s)
+			}
+			return p, append(s, strings.Split(strings.TrimSuffix(pols, "\n"), "\n")...)
+		}
+	}
+	edits := map[string]struct {
+		pods func(pods, svcs []string) ([]string, []string)
+		pols string
+	}{
+		"pod label": {func(p, s []string) ([]string, []string) {
+			p[4] = strings.Replace(p[4], "app: a0", "app: a1", 1)
+			return p, s
+		}, pols},
+		"pod port": {func(p, s []string) ([]string, []string) {
+			p[5] = strings.Replace(p[5], "port: 8081", "port: 7070", 1)
+			return p, s
+		}, pols},
+		"pod removed":    {func(p, s []string) ([]string, []string) { return slices.Delete(p, 1, 2), s }, pols},
+		"policy changed": {nil, strings.Replace(pols, "{port: web}", "{port: 8080}", 1)},
+	}
+	for name, e := range edits {
+		t.Run(name, func(t *testing.T) {
+			prev := NewShared(carryFile(t, withPolicies(nil, pols)))
+			for _, n := range []string{"n0", "n1"} {
+				if _, err := prev.policies.Node(n); err != nil {
+					t.Fatal(err)
+				}
+			}
+			carried := prev.Carried()
+			if carried.policies != prev.policies {
+				t.Fatal("Carried dropped the compiled policies")
+			}
+			r := carryFile(t, withPolicies(e.pods, e.pols))
+			sh := NewSharedFrom(carried, r)
+			for _, n := range []string{"n0", "n1"} {
+				got, err := sh.policies.Node(n)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want, err := compile.NewCluster(r).Node(n)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !reflect.DeepEqual(got, want) {
+					t.Errorf("node %s: carried %+v, fresh %+v", n, got, want)
+				}
+				if len(want.Sides) == 0 {
+					t.Errorf("node %s: no isolated side: the test compiles nothing", n)
+				}
+			}
+		})
 	}
 }
