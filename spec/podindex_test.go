@@ -78,3 +78,37 @@ func TestNamespaceIndex(t *testing.T) {
 		}
 	}
 }
+
+// TestSelectorIndexNamespaces: an index of some namespaces of a resolved
+// file (sorted by key) holds exactly their pods, in order, also where one
+// namespace's name begins another's.
+func TestSelectorIndexNamespaces(t *testing.T) {
+	r, err := LoadBytes("ns.yaml", []byte(`apiVersion: netreconcile/v1
+kind: Topology
+cluster: {podCIDR: 10.244.0.0/16}
+nodes:
+  - {name: n1, address: 192.168.1.1/24, podCIDR: 10.244.1.0/24}
+pods:
+  - {name: b, namespace: ns1, node: n1, labels: {app: web}}
+  - {name: a, namespace: ns10, node: n1, labels: {app: web}}
+  - {name: a, namespace: ns1, node: n1, labels: {app: db}}
+  - {name: c, namespace: ns1-x, node: n1, labels: {app: web}}
+  - {name: z, namespace: ns2, node: n1, labels: {app: web}}
+  - {name: a, namespace: ns0, node: n1, labels: {app: web}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := map[string]bool{"app": true}
+	for _, nss := range []map[string]bool{{"ns1": true}, {"ns10": true, "ns0": true}, {"ns1-x": true, "ns3": true}, {}} {
+		got := NewSelectorIndex(r.Pods, nss, keys)
+		want := newPodIndex(r.Pods, func(p *ResolvedPod) bool { return nss[p.Namespace] }, keys)
+		for _, ns := range []string{"ns0", "ns1", "ns10", "ns1-x", "ns2", "ns3"} {
+			for _, sel := range []map[string]string{nil, {"app": "web"}, {"app": "db"}} {
+				if g, w := got.Candidates(ns, sel), want.Candidates(ns, sel); !slices.Equal(g, w) {
+					t.Errorf("namespaces %v: %s %v: candidates %v, want %v", nss, ns, sel, g, w)
+				}
+			}
+		}
+	}
+}

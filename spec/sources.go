@@ -292,6 +292,7 @@ func expand(arg string) ([]string, error) {
 // readSource reads one file ("-": standard input) of at most max bytes.
 func readSource(path string, max int64) (Source, error) {
 	name, r := path, io.Reader(os.Stdin)
+	var sized int64 // a regular file's size, read into a buffer made once
 	if path == "-" {
 		name = "<stdin>"
 	} else {
@@ -300,14 +301,17 @@ func readSource(path string, max int64) (Source, error) {
 			return Source{}, fmt.Errorf("load topology: %w", err)
 		}
 		defer f.Close()
-		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() && st.Size() > max {
-			return Source{}, FileTooLarge(name, st.Size(), max)
+		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+			if st.Size() > max {
+				return Source{}, FileTooLarge(name, st.Size(), max)
+			}
+			sized = st.Size()
 		}
 		r = f
 	}
 	// One byte past the limit tells an oversized input (a pipe, a file
 	// that grew) without the rest of it ever being in memory.
-	data, err := io.ReadAll(io.LimitReader(r, max+1))
+	data, err := readAll(io.LimitReader(r, max+1), sized)
 	if err != nil {
 		return Source{}, fmt.Errorf("read topology %s: %w", name, err)
 	}
@@ -315,6 +319,26 @@ func readSource(path string, max int64) (Source, error) {
 		return Source{}, tooLarge(name, fmt.Sprintf("file is over the %s limit", size(max)))
 	}
 	return Source{Name: name, Data: data}, nil
+}
+
+// readAll is io.ReadAll into a buffer made for size bytes and the EOF
+// after them: ReadAll doubled its way to a cluster's 10 MB, copying, on
+// every reload.
+func readAll(r io.Reader, size int64) ([]byte, error) {
+	b := make([]byte, 0, size+1)
+	for {
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+		if len(b) == cap(b) { // more than size (a file that grew, a pipe)
+			b = append(b, 0)[:len(b)]
+		}
+	}
 }
 
 // FileTooLarge is the error of one source of n bytes over max (a store's

@@ -1,12 +1,14 @@
 package spec
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"testing/iotest"
 )
 
 // The set's files: a header with the cluster and nodes, then pods and
@@ -348,6 +350,19 @@ func TestURLScheme(t *testing.T) {
 	for arg, want := range map[string]string{"etcd://h:1/p": "etcd", "a+b.c-d://x": "a+b.c-d", "dir/x://y": "", "://x": "", "-": "", "a.yaml": ""} {
 		if got, ok := URLScheme(arg); got != want || ok != (want != "") {
 			t.Errorf("URLScheme(%q) = %q, %v; want %q", arg, got, ok, want)
+		}
+	}
+}
+
+// TestReadAll: reading into a buffer sized for the file gives the whole
+// input, whether it is the size given, shorter (truncated since the
+// stat) or longer (grown since, or a pipe of unknown size).
+func TestReadAll(t *testing.T) {
+	for _, c := range []struct{ n, size int64 }{{0, 0}, {10, 10}, {10, 4}, {4, 10}, {5000, 0}, {5000, 4999}} {
+		want := bytes.Repeat([]byte("x"), int(c.n))
+		got, err := readAll(iotest.HalfReader(bytes.NewReader(want)), c.size)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%d bytes read for a size of %d: got %d bytes, %v", c.n, c.size, len(got), err)
 		}
 	}
 }
