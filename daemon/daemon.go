@@ -137,6 +137,10 @@ type daemon struct {
 func Run(ctx context.Context, cfg Config) error {
 	cfg.defaults()
 	d := newDaemon(cfg)
+	// The file's parser is a copy of cfg.Parser (newTopoFile): a reference
+	// left here would keep the model it held at start alive all along (the
+	// whole of a cluster's file, twice over).
+	cfg.Parser, d.Parser = nil, nil
 	if err := d.file.open(); err != nil {
 		return err
 	}

@@ -59,7 +59,6 @@ when WatchdogSec= is set, WATCHDOG=1 keep-alives. See examples/systemd/.`,
 			}
 			defer unlock()
 			cfg.MemoryFloor = daemonMemory()
-			cfg.Parser = parser
 			set, err := g.openSet(files)
 			if err != nil {
 				return err
@@ -71,7 +70,11 @@ when WatchdogSec= is set, WATCHDOG=1 keep-alives. See examples/systemd/.`,
 			cfg.NewEngine = func() *reconcile.Engine { return g.engine(node) }
 			cfg.Log = g.log.WithValues("node", node)
 			cfg.Reload = hup
-			return daemon.Run(cmd.Context(), cfg)
+			// The parser goes in a copy: cfg, which the flags hold, would
+			// keep it (and the model it read) alive as long as the process.
+			run := cfg
+			run.Parser = parser
+			return daemon.Run(cmd.Context(), run)
 		},
 	}
 	fileFlag(cmd, &files)
