@@ -125,6 +125,10 @@ type daemon struct {
 	// may keep (reconcile.NewSharedFrom): the services' backend lists and
 	// the policies' class table (about 4-6 MB of heap at 1000 nodes).
 	carried *reconcile.Shared
+	// echoTrim says the next pass hands memory back too: it answers the
+	// kernel events of what a new file's pass applied, and allocates
+	// again what that pass's trim returned.
+	echoTrim bool
 }
 
 // Run loads the file, applies it, and then converges again on every

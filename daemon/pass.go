@@ -69,7 +69,8 @@ func (d *daemon) pass(ctx context.Context, run trigger) {
 	} else {
 		d.converged(p, res)
 	}
-	if p.newFile || p.run&tStart != 0 {
+	heavy := p.newFile || p.run&tStart != 0
+	if heavy || d.echoTrim {
 		// Reading and planning a cluster-sized file allocates several
 		// times what the daemon keeps (1000 nodes: about 250 MB at the
 		// peak, 110 MB kept). Handed back now, after the pass is timed
@@ -81,6 +82,7 @@ func (d *daemon) pass(ctx context.Context, run trigger) {
 			debug.FreeOSMemory()
 		}
 	}
+	d.echoTrim = heavy
 }
 
 // readFile reads the file when the pass's reasons ask for it. It reports
