@@ -59,9 +59,13 @@ func selectedBy(r *spec.Resolved, c *Change) string {
 		want = "Egress"
 	}
 	var names []string
-	for _, pol := range r.Policies {
-		if pol.Namespace == pod.Namespace && slices.Contains(pol.Spec.PolicyTypes, want) &&
-			policy.Matches(&pol.Spec.PodSelector, pod.Labels) {
+	// Policies are sorted by key: the namespace's are one run of them.
+	from, _ := slices.BinarySearchFunc(r.Policies, pod.Namespace+"/", func(p spec.ResolvedPolicy, prefix string) int {
+		return strings.Compare(p.Key, prefix)
+	})
+	for j := from; j < len(r.Policies) && r.Policies[j].Namespace == pod.Namespace; j++ {
+		pol := &r.Policies[j]
+		if slices.Contains(pol.Spec.PolicyTypes, want) && policy.Matches(&pol.Spec.PodSelector, pod.Labels) {
 			names = append(names, pol.Key+" ("+policy.FormatSelector(&pol.Spec.PodSelector)+")")
 		}
 	}

@@ -51,50 +51,34 @@ func NewSharedFrom(prev *Shared, r *spec.Resolved) *Shared {
 		if !ok {
 			return sh // built again: so is every list
 		}
-		dirty = maps.Clone(changed)
+		dirty = changed
 	default:
 		return sh
 	}
 	prev.mu.Lock()
-	for key, list := range prev.backends {
-		if ns, _, _ := strings.Cut(key, "\x00"); !dirty[ns] {
-			sh.backends[key] = list
-		}
-	}
-	for key, e := range prev.bySvc {
-		if !dirty[e.ns] {
-			sh.bySvc[key] = e
-		}
-	}
+	sh.lists = prev.lists
 	prev.mu.Unlock()
-	// A list not kept (a service new or changed, in any namespace) is
-	// computed from the index: its namespace is indexed too.
-	for i := range r.Services {
-		svc := &r.Services[i]
-		if e := sh.bySvc[svc.Key]; e != nil && e.of(svc) {
-			continue
+	if prev.r != r {
+		for ns := range dirty {
+			delete(sh.lists, ns)
 		}
-		for _, port := range svc.Ports {
-			if _, ok := sh.backends[backendsKey(svc, port)]; !ok {
-				dirty[svc.Namespace] = true
-			}
+		for _, n := range sh.lists {
+			n.pods = nil // indexes in prev's pods
 		}
 	}
-	sh.indexed = dirty
 	return sh
 }
 
 // Carried is what a later NewSharedFrom needs of sh: its file, its
 // backend lists, its compiled policies (whose class table a one-pod edit
-// patches rather than builds again) and its node's objects. A daemon
-// keeps it between passes: sh must not be used once a NewSharedFrom took
-// it over.
+// patches rather than builds again) and its node's objects, shared with
+// sh, which is done with. A daemon keeps it between passes: it must not
+// be used once a NewSharedFrom took it over.
 func (sh *Shared) Carried() *Shared {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	sh.policies.Compact()
-	return &Shared{r: sh.r, policies: sh.policies, backends: maps.Clone(sh.backends), bySvc: maps.Clone(sh.bySvc),
-		carry: sh.carry}
+	return &Shared{r: sh.r, policies: sh.policies, lists: sh.lists, carry: sh.carry}
 }
 
 // nodeCarry is what a daemon's passes hand on for its one node: the

@@ -102,8 +102,12 @@ func TestSharedFrom(t *testing.T) {
 			if name == "service selector" {
 				return // ns0 is indexed for s3
 			}
-			if carried.indexed["ns0"] || !carried.indexed["ns1"] {
-				t.Errorf("indexed namespaces %v, want ns1 and not ns0", carried.indexed)
+			indexed := map[string]bool{}
+			for ns, n := range carried.lists {
+				indexed[ns] = n.pods != nil
+			}
+			if indexed["ns0"] || !indexed["ns1"] {
+				t.Errorf("indexed namespaces %v, want ns1 and not ns0", indexed)
 			}
 		})
 	}

@@ -41,21 +41,27 @@ type Shared struct {
 	r        *spec.Resolved
 	policies *compile.Cluster
 
-	once     sync.Once
-	pods     *spec.PodIndex
-	indexed  map[string]bool // the namespaces whose pods pods holds; nil: all (see NewSharedFrom)
-	mu       sync.Mutex
-	backends map[string][]string // by backendsKey
-	// bySvc holds each list again by service key and port index: every
-	// node asks for every service's, and building the key cost more than
-	// the list once the cluster had thousands of nodes (validate counts
-	// them for each). A daemon's next pass keeps the entries of services
-	// whose namespace's pods did not change (NewSharedFrom).
-	bySvc map[string]*svcLists
+	mu sync.Mutex
+	// lists are the services' backend lists, by namespace: a list depends
+	// only on its namespace's pods, so a daemon's next pass keeps or drops
+	// a namespace's whole (NewSharedFrom).
+	lists    map[string]*nsLists
+	keysOnce sync.Once
+	keys     map[string]bool // the label keys selectors use (spec.NewSelectorIndex)
 
 	// A daemon's Shared (made by NewSharedFrom) also carries the node's
 	// own objects from one pass to the next: see carry.go.
 	carry *nodeCarry
+}
+
+// nsLists are one namespace's backend lists, by backendsKey and again by
+// service key and port index: every node asks for every service's, and
+// building the key cost more than the list once the cluster had
+// thousands of nodes (validate counts them for each).
+type nsLists struct {
+	byKey map[string][]string
+	bySvc map[string]*svcLists
+	pods  *spec.PodIndex // the namespace's pods, indexed for the first list computed
 }
 
 // svcLists are the backend lists of one service's ports, for the
@@ -81,8 +87,7 @@ type portBackends struct {
 // NewShared prepares what the nodes of r share; each part is computed
 // when a node first needs it.
 func NewShared(r *spec.Resolved) *Shared {
-	return &Shared{r: r, policies: compile.NewCluster(r), backends: map[string][]string{},
-		bySvc: map[string]*svcLists{}}
+	return &Shared{r: r, policies: compile.NewCluster(r), lists: map[string]*nsLists{}}
 }
 
 // shared is cfg.Shared when it was made for r, else a new one.
@@ -100,34 +105,46 @@ func (sh *Shared) Backends(svc *spec.ResolvedService, port spec.ServicePort) []s
 	j := slices.Index(svc.Ports, port)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	e := sh.bySvc[svc.Key]
+	n := sh.lists[svc.Namespace]
+	if n == nil {
+		n = &nsLists{byKey: map[string][]string{}, bySvc: map[string]*svcLists{}}
+		sh.lists[svc.Namespace] = n
+	}
+	e := n.bySvc[svc.Key]
 	if j >= 0 && e != nil && e.of(svc) && e.lists[j].done {
 		return e.lists[j].list
 	}
 	key := backendsKey(svc, port)
-	bs, ok := sh.backends[key]
+	bs, ok := n.byKey[key]
 	if !ok {
 		// Services select pods of their own namespace, on any node, by labels.
-		sh.once.Do(func() {
-			keys := map[string]bool{}
-			for i := range sh.r.Services {
-				for k := range sh.r.Services[i].Selector {
-					keys[k] = true
-				}
-			}
-			sh.pods = spec.NewSelectorIndex(sh.r.Pods, sh.indexed, keys)
-		})
-		bs = addrPorts(sh.r.BackendsIn(sh.pods, svc, port))
-		sh.backends[key] = bs
+		if n.pods == nil {
+			n.pods = spec.NewSelectorIndex(sh.r.Pods, map[string]bool{svc.Namespace: true}, sh.selectorKeys())
+		}
+		bs = addrPorts(sh.r.BackendsIn(n.pods, svc, port))
+		n.byKey[key] = bs
 	}
 	if j >= 0 {
 		if e == nil || !e.of(svc) {
 			e = &svcLists{ns: svc.Namespace, selector: svc.Selector, ports: svc.Ports, lists: make([]portBackends, len(svc.Ports))}
-			sh.bySvc[svc.Key] = e
+			n.bySvc[svc.Key] = e
 		}
 		e.lists[j] = portBackends{list: bs, done: true}
 	}
 	return bs
+}
+
+// selectorKeys are the label keys the services' selectors use.
+func (sh *Shared) selectorKeys() map[string]bool {
+	sh.keysOnce.Do(func() {
+		sh.keys = map[string]bool{}
+		for i := range sh.r.Services {
+			for k := range sh.r.Services[i].Selector {
+				sh.keys[k] = true
+			}
+		}
+	})
+	return sh.keys
 }
 
 // Build builds the kernel objects node cfg.Node needs, from the file and
