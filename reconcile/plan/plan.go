@@ -114,7 +114,8 @@ func (c Change) More() bool { return c.more }
 // the writes of its part, or all of them for a change applied whole.
 func (c Change) PolicyWrites() []PolicyWrite {
 	if c.part == partWhole {
-		return append(sideWrites(c, partClose), sideWrites(c, partOpen)...)
+		closing, opening := sideParts(c)
+		return append(closing, opening...)
 	}
 	return c.writes
 }

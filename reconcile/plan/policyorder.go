@@ -132,7 +132,7 @@ func policyBlock(dels, puts []Change) (block, otherDels, otherPuts []Change) {
 	block = make([]Change, 0, 2*len(sides)+len(ids)+len(revs))
 	var open []Change
 	for _, c := range sides {
-		cw, ow := sideWrites(c, partClose), sideWrites(c, partOpen)
+		cw, ow := sideParts(c)
 		if len(cw) > 0 {
 			first := c
 			first.part, first.writes, first.more = partClose, cw, len(ow) > 0
