@@ -385,9 +385,12 @@ func New() *State { return &State{objs: map[Kind]map[string]Object{}} }
 // Add puts o into s, failing if another object has its key: two pods
 // asking for the same link name is a bug in the desired model, not
 // something to paper over.
-func (s *State) Add(o Object) error {
+func (s *State) Add(o Object) error { return s.AddKeyed(o, o.Key()) }
+
+// AddKeyed is Add of o under key, which is o.Key() made before (a watch
+// pass adds the thousands of service entries it kept from the last).
+func (s *State) AddKeyed(o Object, key string) error {
 	m := s.kind(o.Kind())
-	key := o.Key()
 	if prev, ok := m[key]; ok && !sameAttrs(prev, o) {
 		return fmt.Errorf("%s %s wanted twice (by %s and %s)", o.Kind(), key, prev.Owner(), o.Owner())
 	}

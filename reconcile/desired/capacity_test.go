@@ -9,8 +9,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/netreconcile/netreconcile/drivers"
 	"github.com/netreconcile/netreconcile/policy/compile"
 	"github.com/netreconcile/netreconcile/spec"
+	"github.com/netreconcile/netreconcile/state"
 )
 
 // capacityTopology writes a random but valid file from seed: 3 to 6
@@ -125,15 +127,13 @@ func policyRules(rnd *rand.Rand) string {
 }
 
 // slowUse counts node n's entries the way the plan does: its own walk of
-// every service frontend (eachFrontend), and its policies compiled with
+// every service frontend (desiredServices), and its policies compiled with
 // nothing shared with another node.
 func slowUse(t *testing.T, r *spec.Resolved, n *spec.ResolvedNode) *MapUse {
-	u := &MapUse{}
-	_ = NewShared(r).eachFrontend(n.Name, n.Address.Addr(), func(_ *spec.ResolvedService, _ spec.ServicePort, _ frontend, bs []string) error {
-		u.Services++
-		u.Backends += len(bs)
-		return nil
-	})
+	u, err := desiredServices(NewShared(r), &drivers.Node{Name: n.Name, Spec: n}, state.New())
+	if err != nil {
+		t.Fatal(err)
+	}
 	for i := range r.Pods {
 		if r.Pods[i].Node == n.Name && hasEndpoint(&r.Pods[i]) {
 			u.Endpoints++

@@ -34,7 +34,7 @@ func NewSharedFrom(prev *Shared, r *spec.Resolved) *Shared {
 		return sh
 	}
 	if prev.carry != nil {
-		sh.carry.node, sh.carry.services = prev.carry.node, prev.carry.services
+		sh.carry.node, sh.carry.services, sh.carry.bySvc = prev.carry.node, prev.carry.services, prev.carry.bySvc
 		if prev.r == r {
 			sh.carry.last = prev.carry.last
 		}
@@ -55,6 +55,7 @@ func NewSharedFrom(prev *Shared, r *spec.Resolved) *Shared {
 	default:
 		return sh
 	}
+	sh.dirty = dirty
 	prev.mu.Lock()
 	sh.lists = prev.lists
 	prev.mu.Unlock()
@@ -90,6 +91,7 @@ func (sh *Shared) Carried() *Shared {
 type nodeCarry struct {
 	node     string
 	services map[serviceRef]*state.Service
+	bySvc    map[*spec.ResolvedService][]keyedService
 	last     *built
 }
 
@@ -132,22 +134,53 @@ func (c *nodeCarry) keep(cfg *Config, up state.Uplink, s *state.State) {
 }
 
 // serviceObjs are the service entries of one pass: those of the last
-// pass to reuse, and those made now.
+// pass to reuse, and those made now, by entry and by service.
 type serviceObjs struct {
-	c        *nodeCarry
-	old, now map[serviceRef]*state.Service
+	c              *nodeCarry
+	old, now       map[serviceRef]*state.Service
+	oldSvc, nowSvc map[*spec.ResolvedService][]keyedService
+	dirty          map[string]bool // namespaces whose pods changed; nil: unknown
+}
+
+// keyedService is a service entry with its key.
+type keyedService struct {
+	svc *state.Service
+	key string
 }
 
 // serviceObjs returns node's entries kept from the last pass, nil when
-// nothing is carried (a Shared of several nodes).
-func (c *nodeCarry) serviceObjs(node string, n int) *serviceObjs {
+// nothing is carried (a Shared of several nodes). dirty are the
+// namespaces whose pods changed since (nil: not known).
+func (c *nodeCarry) serviceObjs(node string, n int, dirty map[string]bool) *serviceObjs {
 	if c == nil {
 		return nil
 	}
 	if c.node != node {
-		c.node, c.services = node, nil
+		c.node, c.services, c.bySvc = node, nil, nil
 	}
-	return &serviceObjs{c: c, old: c.services, now: make(map[serviceRef]*state.Service, n)}
+	return &serviceObjs{c: c, old: c.services, now: make(map[serviceRef]*state.Service, n), oldSvc: c.bySvc,
+		nowSvc: make(map[*spec.ResolvedService][]keyedService, len(c.bySvc)), dirty: dirty}
+}
+
+// same returns the entries made last time for svc, when they hold: the
+// file's services are the very ones of the last pass (the parser shares
+// a list none of whose items changed, so an unchanged address means an
+// unchanged service, its node address and cluster settings included),
+// and no pod of its namespace changed (its backends, its Local ones too).
+func (k *serviceObjs) same(svc *spec.ResolvedService) ([]keyedService, bool) {
+	if k == nil || k.dirty == nil || k.dirty[svc.Namespace] {
+		return nil, false
+	}
+	objs, ok := k.oldSvc[svc]
+	return objs, ok
+}
+
+// keep records entry o of svc for the next pass.
+func (k *serviceObjs) keep(svc *spec.ResolvedService, o keyedService) {
+	if k != nil {
+		k.now[serviceRef{ip: o.svc.IP, port: o.svc.Port, proto: o.svc.Proto}] = o.svc
+		k.nowSvc[svc] = append(k.nowSvc[svc], o)
+	}
 }
 
 // get returns the entry of frontend f of svc's port with backends bs:
@@ -159,23 +192,18 @@ func (k *serviceObjs) get(svc *spec.ResolvedService, port spec.ServicePort, f fr
 		o := k.old[ref]
 		if o != nil && o.Affinity == affinity && o.AffinityTimeout == timeout && o.SNAT == f.snat && o.Frontend == f.kind &&
 			isOwner(o.OwnerK, svc.Key) && slices.Equal(o.Backends, bs) {
-			k.now[ref] = o
 			return o
 		}
 	}
 	// (each object gets its own copy of the shared list)
-	o := &state.Service{IP: f.ip, Port: ref.port, Proto: port.Protocol, Backends: slices.Clone(bs), Affinity: affinity,
+	return &state.Service{IP: f.ip, Port: ref.port, Proto: port.Protocol, Backends: slices.Clone(bs), Affinity: affinity,
 		AffinityTimeout: timeout, SNAT: f.snat, Frontend: f.kind, OwnerK: "service/" + svc.Key}
-	if k != nil {
-		k.now[ref] = o
-	}
-	return o
 }
 
 // done hands this pass's entries on to the next.
 func (k *serviceObjs) done() {
 	if k != nil {
-		k.c.services = k.now
+		k.c.services, k.c.bySvc = k.now, k.nowSvc
 	}
 }
 

@@ -19,6 +19,15 @@ import (
 // changes it as a watch pass would see it.
 func carryFile(t *testing.T, edit func(pods, svcs []string) ([]string, []string)) *spec.Resolved {
 	t.Helper()
+	r, err := spec.LoadBytes("carry.yaml", carryText(edit))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// carryText is carryFile's text.
+func carryText(edit func(pods, svcs []string) ([]string, []string)) []byte {
 	var pods, svcs []string
 	for i := range 12 {
 		ns := fmt.Sprintf("ns%d", i%3)
@@ -34,11 +43,7 @@ func carryFile(t *testing.T, edit func(pods, svcs []string) ([]string, []string)
 		"nodes:\n  - {name: n0, address: 192.168.1.1/24, uplink: eth0, podCIDR: 10.244.0.0/24}\n" +
 		"  - {name: n1, address: 192.168.1.2/24, uplink: eth0, podCIDR: 10.244.1.0/24}\n" +
 		"pods:\n" + strings.Join(pods, "\n") + "\nservices:\n" + strings.Join(svcs, "\n") + "\n"
-	r, err := spec.LoadBytes("carry.yaml", []byte(text))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
+	return []byte(text)
 }
 
 // allBackends asks sh for every service port's list.
@@ -141,10 +146,23 @@ func TestCarriedNodeState(t *testing.T) {
 		p[4] = strings.Replace(p[4], "app: a0", "app: a1", 1) // p4, ns1: ns1's services change
 		return p, s
 	}
-	old := carryFile(t, nil)
+	// Loaded as the daemon does, through one Parser: a file whose services
+	// did not change shares them with the last.
+	var p spec.Parser
+	load := func(text []byte) *spec.Resolved {
+		r, _, err := p.Load([]spec.Source{{Name: "carry.yaml", Data: text}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	old := load(carryText(nil))
 	sh := NewSharedFrom(nil, old)
 	first := build(t, sh, old, up)
-	r := carryFile(t, edit)
+	r := load(carryText(edit))
+	if &r.Services[0] != &old.Services[0] {
+		t.Fatal("the services of a file whose services did not change are not the last file's: nothing tests keeping them")
+	}
 	sh = NewSharedFrom(sh.Carried(), r)
 	got := build(t, sh, r, up)
 	if want := build(t, NewShared(r), r, up); text(t, got) != text(t, want) {
@@ -165,8 +183,24 @@ func TestCarriedNodeState(t *testing.T) {
 	if kept == 0 || made == 0 {
 		t.Errorf("%d entries kept and %d made; want the untouched namespaces' kept and ns1's made", kept, made)
 	}
+	// A service changed: every service is the file's own again.
+	edited := load(carryText(func(p, s []string) ([]string, []string) {
+		p, s = edit(p, s)
+		s[3] = strings.Replace(s[3], "app: a1", "app: a0", 1) // s3, ns0
+		return p, s
+	}))
+	sh = NewSharedFrom(sh.Carried(), edited)
+	if got, want := build(t, sh, edited, up), build(t, NewShared(edited), edited, up); text(t, got) != text(t, want) {
+		t.Fatalf("carried build after a service edit differs from a fresh one:\n%s\n%s", text(t, got), text(t, want))
+	}
+	// Back: kept entries hold their service's new backends.
+	sh = NewSharedFrom(sh.Carried(), r)
+	if again, want := build(t, sh, r, up), build(t, NewShared(r), r, up); text(t, again) != text(t, want) {
+		t.Fatalf("carried build after the service edit was undone differs from a fresh one")
+	}
 	// A pass with the same file and uplink (kernel events) builds nothing;
 	// another MTU is another state.
+	got = build(t, sh, r, up)
 	sh = NewSharedFrom(sh.Carried(), r)
 	if again := build(t, sh, r, up); again != got {
 		t.Errorf("the same file and uplink built a new state")

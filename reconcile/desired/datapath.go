@@ -65,19 +65,47 @@ func desiredDatapath(cfg *Config, shared *Shared, n *drivers.Node, pods []spec.R
 }
 
 // desiredServices adds a Service entry per frontend of each service port
-// (see frontends) to s, and returns the map entries they use.
+// (see frontends) to s, and returns the map entries they use. A daemon's
+// pass adds the entries of a service it kept from the last as they are
+// (see serviceObjs.same).
 func desiredServices(shared *Shared, n *drivers.Node, s *state.State) (*MapUse, error) {
 	use := &MapUse{}
 	ports := countPorts(shared.r)
 	s.Grow(state.KindService, ports)
-	kept := shared.carry.serviceObjs(n.Name, ports)
-	err := shared.eachFrontend(n.Name, n.Spec.Address.Addr(), func(svc *spec.ResolvedService, port spec.ServicePort, f frontend, bs []string) error {
+	kept := shared.carry.serviceObjs(n.Name, ports, shared.dirty)
+	add := func(svc *spec.ResolvedService, o keyedService) error {
 		use.Services++
-		use.Backends += len(bs)
-		return s.Add(kept.get(svc, port, f, bs))
-	})
-	if err != nil {
-		return nil, err
+		use.Backends += len(o.svc.Backends)
+		kept.keep(svc, o)
+		return s.AddKeyed(o.svc, o.key)
+	}
+	var local map[netip.Addr]bool
+	for i := range shared.r.Services {
+		svc := &shared.r.Services[i]
+		if objs, ok := kept.same(svc); ok {
+			for _, o := range objs {
+				if err := add(svc, o); err != nil {
+					return nil, err
+				}
+			}
+			continue
+		}
+		for _, port := range svc.Ports {
+			all := shared.Backends(svc, port)
+			for _, f := range frontends(svc, port, n.Spec.Address.Addr()) {
+				bs := all
+				if f.local {
+					if local == nil {
+						local = localPods(shared.r, n.Name)
+					}
+					bs = localOnly(all, local)
+				}
+				o := kept.get(svc, port, f, bs)
+				if err := add(svc, keyedService{svc: o, key: o.Key()}); err != nil {
+					return nil, err
+				}
+			}
+		}
 	}
 	kept.done()
 	return use, nil
@@ -89,33 +117,6 @@ func countPorts(r *spec.Resolved) int {
 		ports += len(svc.Ports)
 	}
 	return ports
-}
-
-// eachFrontend calls fn for every frontend of every service port on node
-// (address nodeAddr), with its backends: every selected pod, or the
-// node's own for a Local frontend.
-func (b *Shared) eachFrontend(node string, nodeAddr netip.Addr,
-	fn func(*spec.ResolvedService, spec.ServicePort, frontend, []string) error) error {
-	var local map[netip.Addr]bool
-	for i := range b.r.Services {
-		svc := &b.r.Services[i]
-		for _, port := range svc.Ports {
-			all := b.Backends(svc, port)
-			for _, f := range frontends(svc, port, nodeAddr) {
-				bs := all
-				if f.local {
-					if local == nil {
-						local = localPods(b.r, node)
-					}
-					bs = localOnly(all, local)
-				}
-				if err := fn(svc, port, f, bs); err != nil {
-					return err
-				}
-			}
-		}
-	}
-	return nil
 }
 
 // desiredNodePrograms adds the programs on the node's own devices when

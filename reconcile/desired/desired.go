@@ -50,8 +50,10 @@ type Shared struct {
 	keys     map[string]bool // the label keys selectors use (spec.NewSelectorIndex)
 
 	// A daemon's Shared (made by NewSharedFrom) also carries the node's
-	// own objects from one pass to the next: see carry.go.
+	// own objects from one pass to the next (see carry.go), and knows the
+	// namespaces whose pods changed since the last (nil: not known).
 	carry *nodeCarry
+	dirty map[string]bool
 }
 
 // nsLists are one namespace's backend lists, by backendsKey and again by
