@@ -21,7 +21,7 @@ type health struct {
 	timeout time.Duration    // PassTimeout: a pass running longer is stuck
 	gauge   prometheus.Gauge // the ready metric, kept equal to ready
 
-	converged    bool     // the last pass converged ...
+	converged    bool       // the last pass converged ...
 	convergedSum contentSum // ... to this file content
 	lastErr      error
 	started      bool // a pass has ended
