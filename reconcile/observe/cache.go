@@ -351,13 +351,17 @@ func writeThrough(objs []state.Object, index map[string]int, changes []plan.Chan
 	if index == nil {
 		index = map[string]int{}
 	}
-	byKey := make(map[string]int, len(objs))
+	type kindKey struct {
+		kind string
+		key  string
+	}
+	byKey := make(map[kindKey]int, len(objs))
 	for i, o := range objs {
-		byKey[o.Kind().String()+" "+o.Key()] = i
+		byKey[kindKey{o.Kind().String(), o.Key()}] = i
 	}
 	var gone []int
 	for _, ch := range changes {
-		k := ch.Kind + " " + ch.Key
+		k := kindKey{ch.Kind, ch.Key}
 		i, have := byKey[k]
 		switch {
 		case ch.Action == plan.Delete:
