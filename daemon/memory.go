@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
 )
@@ -28,4 +29,37 @@ func FitMemoryLimit(floor int64) int64 {
 	}
 	debug.SetMemoryLimit(limit)
 	return limit
+}
+
+// maxPrepare bounds what prepareHeap touches.
+const maxPrepare = 256 << 20
+
+// prepareHeap collects, then makes n bytes of heap resident and frees
+// them again, for a pass about to run (while the file is let settle):
+// the memory a pass allocates was handed back to the system after the
+// last one (FitMemoryLimit), and taking it back page by page inside the
+// pass cost a cluster's edit pass a tenth of its time (1000 nodes: some
+// 30 MB, 7,000 page faults). Freed, the pages stay resident until the
+// pass allocates them; the pass's own trim hands them back.
+func prepareHeap(n int64) {
+	runtime.GC()
+	if n <= 0 {
+		return
+	}
+	b := make([]byte, min(n, maxPrepare))
+	for i := 0; i < len(b); i += 4096 {
+		b[i] = 1
+	}
+	runtime.KeepAlive(b) // written, then dropped: the next collection frees it
+	runtime.GC()
+}
+
+// allocated is the bytes the program has allocated so far.
+func allocated() int64 {
+	s := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return int64(s[0].Value.Uint64())
 }

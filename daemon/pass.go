@@ -40,6 +40,7 @@ type passRun struct {
 // pass runs one reconcile pass.
 func (d *daemon) pass(ctx context.Context, run trigger) {
 	p := &passRun{id: newID(), run: run, start: time.Now()} // a pass's duration includes reading the file
+	before := allocated()
 	p.log = d.Log.WithValues("reconcileID", p.id)
 	if !d.readFile(p) {
 		return
@@ -70,6 +71,9 @@ func (d *daemon) pass(ctx context.Context, run trigger) {
 		d.converged(p, res)
 	}
 	heavy := p.newFile || p.run&tStart != 0
+	if p.newFile {
+		d.sched.passAlloc = allocated() - before
+	}
 	if heavy || d.echoTrim {
 		// Reading and planning a cluster-sized file allocates several
 		// times what the daemon keeps (1000 nodes: about 250 MB at the

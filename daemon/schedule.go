@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"runtime"
 	"time"
 )
 
@@ -59,6 +58,7 @@ type scheduler struct {
 	firstFile time.Time     // first file event of the pending batch
 	backoff   time.Duration // wait before retrying the last failed pass; 0 after a success
 	timer     *time.Timer
+	passAlloc int64 // what the last pass that read a new file allocated
 }
 
 // newScheduler takes its timing from cfg, defaults applied.
@@ -82,8 +82,9 @@ func (s *scheduler) schedule(t trigger, now time.Time) {
 			s.firstFile = now
 			// The pass waits for quiet (FileDebounce) anyway: collect
 			// the last pass's garbage now, rather than during the pass,
-			// which allocates about as much as the daemon keeps.
-			go runtime.GC()
+			// which allocates about as much as the daemon keeps, and
+			// make the memory it will allocate resident (prepareHeap).
+			go prepareHeap(s.passAlloc)
 		}
 		s.due[i] = minTime(now.Add(s.fileDebounce), s.firstFile.Add(s.maxDelay))
 	case tKernel:
