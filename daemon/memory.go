@@ -31,8 +31,10 @@ func FitMemoryLimit(floor int64) int64 {
 	return limit
 }
 
-// maxPrepare bounds what prepareHeap touches.
-const maxPrepare = 256 << 20
+// maxPrepare bounds what prepareHeap touches: a pass that allocates more
+// is of a file so large (5000 nodes) that collecting its heap again takes
+// longer than the wait for quiet, and would overlap the pass.
+const maxPrepare = 64 << 20
 
 // prepareHeap collects, then makes n bytes of heap resident and frees
 // them again, for a pass about to run (while the file is let settle):
@@ -43,10 +45,10 @@ const maxPrepare = 256 << 20
 // pass allocates them; the pass's own trim hands them back.
 func prepareHeap(n int64) {
 	runtime.GC()
-	if n <= 0 {
+	if n <= 0 || n > maxPrepare {
 		return
 	}
-	b := make([]byte, min(n, maxPrepare))
+	b := make([]byte, n)
 	for i := 0; i < len(b); i += 4096 {
 		b[i] = 1
 	}
