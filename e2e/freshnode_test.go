@@ -168,50 +168,27 @@ func (l *freshLab) floodedFreshApply() (late []string) {
 	if _, err := os.Stat(pinDir); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("pin dir %s before the apply: %v, want none (the node must have no datapath)", pinDir, err)
 	}
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	counters := map[string]*counter{}
-	ready := make(chan error, len(newPodB))
-	for _, b := range newPodB {
-		c := &counter{from: map[string]int{}}
-		counters[b.name] = c
-		go listenWhenCreated(ctx, l.netns(b.name), b.ip, c, ready)
-	}
-	var attempts atomic.Int64
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer stop()
-	for _, b := range newPodB {
-		flood(ctx, l.attacker, b.ip, &attempts, &wg)
-		for _, src := range freshForged {
-			floodFrom(ctx, l.attacker, src, b.ip, &attempts, &wg)
+	send := func(ctx context.Context, attempts *atomic.Int64, wg *sync.WaitGroup) {
+		for _, b := range newPodB {
+			flood(ctx, l.attacker, b.ip, attempts, wg)
+			for _, src := range freshForged {
+				floodFrom(ctx, l.attacker, src, b.ip, attempts, wg)
+			}
 		}
 	}
-	time.Sleep(100 * time.Millisecond) // the flood is on before the apply starts
-	before := attempts.Load()
-	l.file = WriteFile(t, fmt.Sprintf("%s-%d.yaml", l.id, time.Now().UnixNano()), l.topo(true))
-	start := time.Now()
-	if out, errOut, code := Run(t, l.bin, l.nodeArgs("apply")...); code != 0 {
-		t.Fatalf("apply: exit %d\n%s%s", code, out, errOut)
-	}
-	t.Logf("apply on the fresh node took %v", time.Since(start))
-	for range newPodB {
-		if err := <-ready; err != nil {
-			t.Fatal(err)
+	apply := func() {
+		l.file = WriteFile(t, fmt.Sprintf("%s-%d.yaml", l.id, time.Now().UnixNano()), l.topo(true))
+		start := time.Now()
+		if out, errOut, code := Run(t, l.bin, l.nodeArgs("apply")...); code != 0 {
+			t.Fatalf("apply: exit %d\n%s%s", code, out, errOut)
 		}
+		t.Logf("apply on the fresh node took %v", time.Since(start))
 	}
-	// And goes on after it, over a second: the node reaches the bridge
-	// pod through a neighbour entry that failed while the pod did not
-	// exist, and asks again only once a second (with 500ms and no policy,
-	// the bridge pod saw none of the flood).
-	time.Sleep(1500 * time.Millisecond)
-	during := attempts.Load() - before
-	stop()
-	wg.Wait()
-	if before == 0 || during == 0 {
-		t.Fatalf("the flood did not run (%d attempts before the apply, %d during and after)", before, during)
-	}
-	t.Logf("%d connection attempts and datagrams from the attacker during and after the apply", during)
+	// The flood goes on for over a second after the apply: the node
+	// reaches the bridge pod through a neighbour entry that failed while
+	// the pod did not exist, and asks again only once a second (with
+	// 500ms and no policy, the bridge pod saw none of the flood).
+	counters := l.floodWhile(send, apply, 1500*time.Millisecond, "the attacker")
 	return l.checkCounters(counters)
 }
 

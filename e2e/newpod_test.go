@@ -300,6 +300,42 @@ func TestNewPodIsolatedFromFirstPacket(t *testing.T) {
 // the new pods whose listeners came up too late to tell.
 func (l *newPodLab) floodedApply(args []string) (late []string) {
 	t := l.t
+	send := func(ctx context.Context, attempts *atomic.Int64, wg *sync.WaitGroup) {
+		for _, c := range newPodC {
+			for _, b := range newPodB {
+				flood(ctx, l.netns(c.name), b.ip, attempts, wg)
+			}
+		}
+	}
+	apply := func() {
+		l.file = WriteFile(t, fmt.Sprintf("%s-%d.yaml", l.id, time.Now().UnixNano()), l.topo(true))
+		args[2] = l.file
+		if out, errOut, code := Run(t, l.bin, args...); code != 0 {
+			t.Fatalf("apply: exit %d\n%s%s", code, out, errOut)
+		}
+	}
+	counters := l.floodWhile(send, apply, 500*time.Millisecond, "the denied pods")
+	for _, b := range newPodB {
+		c := counters[b.name]
+		if !c.early {
+			late = append(late, b.name)
+		}
+		for _, from := range newPodC {
+			if n := c.count(from.ip); n != 0 {
+				t.Errorf("%s (%s) accepted %d connections or datagrams from denied pod %s", b.name, b.mode, n, from.name)
+			}
+		}
+	}
+	return late
+}
+
+// floodWhile listens in the new pods' namespaces as soon as they exist,
+// starts the floods (send), and runs apply while they go on, then for
+// linger after it; it checks that the flood ran and returns what each new
+// pod received.
+func (l *newPodLab) floodWhile(send func(context.Context, *atomic.Int64, *sync.WaitGroup), apply func(),
+	linger time.Duration, who string) map[string]*counter {
+	t := l.t
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	counters := map[string]*counter{}
@@ -313,41 +349,22 @@ func (l *newPodLab) floodedApply(args []string) (late []string) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer stop()
-	for _, c := range newPodC {
-		for _, b := range newPodB {
-			flood(ctx, l.netns(c.name), b.ip, &attempts, &wg)
-		}
-	}
+	send(ctx, &attempts, &wg)
 	time.Sleep(100 * time.Millisecond) // the flood is on before the apply starts
 	before := attempts.Load()
-	l.file = WriteFile(t, fmt.Sprintf("%s-%d.yaml", l.id, time.Now().UnixNano()), l.topo(true))
-	args[2] = l.file
-	if out, errOut, code := Run(t, l.bin, args...); code != 0 {
-		t.Fatalf("apply: exit %d\n%s%s", code, out, errOut)
-	}
+	apply()
 	for range newPodB {
 		if err := <-ready; err != nil {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(500 * time.Millisecond) // and goes on after it
+	time.Sleep(linger) // and goes on after it
 	during := attempts.Load() - before
 	stop()
 	wg.Wait()
 	if before == 0 || during == 0 {
 		t.Fatalf("the flood did not run (%d attempts before the apply, %d during and after)", before, during)
 	}
-	t.Logf("%d connection attempts and datagrams from the denied pods during and after the apply", during)
-	for _, b := range newPodB {
-		c := counters[b.name]
-		if !c.early {
-			late = append(late, b.name)
-		}
-		for _, from := range newPodC {
-			if n := c.count(from.ip); n != 0 {
-				t.Errorf("%s (%s) accepted %d connections or datagrams from denied pod %s", b.name, b.mode, n, from.name)
-			}
-		}
-	}
-	return late
+	t.Logf("%d connection attempts and datagrams from %s during and after the apply", during, who)
+	return counters
 }
