@@ -24,7 +24,7 @@ func TestAdoptNetns(t *testing.T) {
 		if t.Failed() {
 			DumpState(t, w.nodeNS, foreign)
 		}
-		w.run("lab", "down", "-f", w.file)
+		w.labDown(w.file)
 	})
 	w.mustRun("lab", "up", "-f", w.file, "--state-dir", w.stateDir)
 

@@ -26,7 +26,7 @@ func TestCrashSafety(t *testing.T) {
 	w.write(nil)
 	empty := w.file
 	t.Cleanup(func() {
-		w.run("lab", "down", "-f", empty)
+		w.labDown(empty)
 		for _, p := range pods {
 			_ = exec.Command("ip", "netns", "del", p.netns).Run()
 		}

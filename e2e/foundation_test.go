@@ -78,6 +78,14 @@ func (w *world) write(pods []podDef) string {
 	return w.file
 }
 
+// labDown takes the lab of file down, in a test's cleanup: a failure is
+// logged (what it left is then removed by newWorld's last cleanup).
+func (w *world) labDown(file string) {
+	if out, errOut, code := w.run("lab", "down", "-f", file); code != 0 {
+		w.t.Logf("lab down -f %s: exit %d\n%s%s", file, code, out, errOut)
+	}
+}
+
 // run runs the binary with the world's state directory.
 func (w *world) run(args ...string) (string, string, int) {
 	return Run(w.t, w.bin, append(args, "--state-dir", w.stateDir)...)
@@ -168,7 +176,7 @@ func TestFoundation(t *testing.T) {
 		if t.Failed() {
 			DumpState(t, w.nodeNS, pods[0].netns, pods[2].netns)
 		}
-		w.run("lab", "down", "-f", w.file)
+		w.labDown(w.file)
 		for _, p := range pods {
 			_ = exec.Command("ip", "netns", "del", p.netns).Run()
 		}
@@ -368,7 +376,7 @@ func TestBadFilesChangeNothing(t *testing.T) {
 	w := newWorld(t)
 	w.write([]podDef{{"a", "10.244.1.10", "veth", w.id + "-a"}})
 	good := w.file
-	t.Cleanup(func() { w.run("lab", "down", "-f", good) })
+	t.Cleanup(func() { w.labDown(good) })
 	w.mustRun("lab", "up", "-f", good, "--state-dir", w.stateDir)
 	before := ip(t, w.nodeNS, "-o", "link", "show") + ip(t, w.nodeNS, "route", "show")
 	bad := map[string]string{

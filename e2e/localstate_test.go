@@ -104,7 +104,7 @@ func TestForgedRecordDeletesNothing(t *testing.T) {
 	victim := w.id + "-v"
 	w.write(pods)
 	t.Cleanup(func() {
-		w.run("lab", "down", "-f", w.file)
+		w.labDown(w.file)
 		for _, ns := range []string{pods[0].netns, victim} {
 			_ = exec.Command("ip", "netns", "del", ns).Run()
 		}

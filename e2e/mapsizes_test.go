@@ -62,7 +62,7 @@ policies:
 		if t.Failed() {
 			DumpState(t, w.nodeNS, w.id+"-s")
 		}
-		w.run("lab", "down", "-f", w.file)
+		w.labDown(w.file)
 		for _, s := range []string{"-c", "-s", "-o"} {
 			_ = exec.Command("ip", "netns", "del", w.id+s).Run()
 		}

@@ -33,7 +33,7 @@ func TestMonitor(t *testing.T) {
       ingress: [{from: [{podSelector: {matchExpressions: [{key: never, operator: Exists}]}}]}]
 `)
 	t.Cleanup(func() {
-		w.run("lab", "down", "-f", w.file)
+		w.labDown(w.file)
 		for _, p := range pods {
 			_ = exec.Command("ip", "netns", "del", p.netns).Run()
 		}

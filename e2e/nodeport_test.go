@@ -432,7 +432,7 @@ func TestWatchServiceDevice(t *testing.T) {
 	labFile := filepath.Join(dir, "lab.yaml")
 	replaceFile(t, labFile, topo)
 	t.Cleanup(func() {
-		w.run("lab", "down", "-f", labFile)
+		w.labDown(labFile)
 		_ = exec.Command("ip", "netns", "del", pods[0].netns).Run()
 	})
 	w.mustRun("lab", "up", "-f", w.file, "--state-dir", w.stateDir)

@@ -19,7 +19,7 @@ func TestParseCache(t *testing.T) {
 	pods := []podDef{{"a", "10.244.1.10", "veth", w.id + "-a"}}
 	w.write(pods)
 	t.Cleanup(func() {
-		w.run("lab", "down", "-f", w.file)
+		w.labDown(w.file)
 		for _, p := range append(pods, podDef{netns: w.id + "-b"}) {
 			_ = exec.Command("ip", "netns", "del", p.netns).Run()
 		}

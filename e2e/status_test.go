@@ -31,7 +31,7 @@ func TestStatus(t *testing.T) {
 	pods := []podDef{{"a", "10.244.1.10", "veth", w.id + "-a"}, {"b", "10.244.1.11", "veth", w.id + "-b"}}
 	w.write(pods)
 	t.Cleanup(func() {
-		w.run("lab", "down", "-f", w.file)
+		w.labDown(w.file)
 		for _, p := range pods {
 			_ = exec.Command("ip", "netns", "del", p.netns).Run()
 		}

@@ -303,7 +303,7 @@ func watchWorld(t *testing.T, pods []podDef) (*world, string) {
 	labFile := filepath.Join(dir, "lab.yaml")
 	replaceFile(t, labFile, w.topo(pods))
 	t.Cleanup(func() {
-		w.run("lab", "down", "-f", labFile)
+		w.labDown(labFile)
 		for _, p := range pods {
 			_ = exec.Command("ip", "netns", "del", p.netns).Run()
 		}
