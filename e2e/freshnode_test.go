@@ -125,35 +125,19 @@ func TestFreshNodeIsolatedFromFirstPacket(t *testing.T) {
 		}
 		l.stateDir = t.TempDir()
 	}
-	l.control()
+	l.controlAfter()
 }
 
-// control checks, after the apply, that a reaches every isolated pod
+// controlAfter checks, after the apply, that a reaches every isolated pod
 // over TCP and UDP, and that the attacker reaches a but none of them.
-func (l *freshLab) control() {
+func (l *freshLab) controlAfter() {
 	t := l.t
 	aAddr := net.JoinHostPort(newPodA, "8080")
 	nstest.StartEchoTCP(t, l.netns("a"), aAddr, "a")
 	if got, err := nstest.TryTCP(l.attacker, aAddr, 2*time.Second); got != "a" {
 		t.Errorf("attacker -> a (not isolated) after the apply: answered by %q (%v): the attacker's route is not real", got, err)
 	}
-	for _, b := range newPodB {
-		addr := net.JoinHostPort(b.ip, "8080")
-		nstest.StartEchoTCP(t, l.netns(b.name), addr, b.name)
-		nstest.StartEchoUDP(t, l.netns(b.name), addr, b.name)
-		if got := nstest.CheckTCP(t, l.netns("a"), addr); got != b.name {
-			t.Errorf("a -> %s over TCP: answered by %q", b.name, got)
-		}
-		if got := nstest.CheckUDP(t, l.netns("a"), addr); got != b.name {
-			t.Errorf("a -> %s over UDP: answered by %q", b.name, got)
-		}
-		if _, err := nstest.TryTCP(l.attacker, addr, polTimeout); !nstest.IsTimeout(err) {
-			t.Errorf("attacker -> %s over TCP after the apply: %v, want dropped", b.name, err)
-		}
-		if _, err := nstest.TryUDP(l.attacker, addr, polTimeout); !nstest.IsTimeout(err) {
-			t.Errorf("attacker -> %s over UDP after the apply: %v, want dropped", b.name, err)
-		}
-	}
+	l.newPodLab.control(l.attacker, "attacker")
 	if out, errOut, code := Run(t, l.bin, append(l.nodeArgs("plan"), "--detailed-exitcode")...); code != 0 {
 		t.Errorf("plan after apply: exit %d\n%s%s", code, out, errOut)
 	}

@@ -275,6 +275,18 @@ func TestNewPodIsolatedFromFirstPacket(t *testing.T) {
 	}
 
 	// The control: a reaches every new pod, over TCP and UDP; c does not.
+	l.control(l.netns("c"), "c")
+	args[0] = "plan"
+	if out, errOut, code := Run(t, l.bin, append(args, "--detailed-exitcode")...); code != 0 {
+		t.Errorf("plan after apply: exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+// control checks, after the apply, that a reaches every new pod over TCP
+// and UDP, and that the namespace denied (named who) reaches none of
+// them.
+func (l *newPodLab) control(denied, who string) {
+	t := l.t
 	for _, b := range newPodB {
 		addr := net.JoinHostPort(b.ip, "8080")
 		nstest.StartEchoTCP(t, l.netns(b.name), addr, b.name)
@@ -285,13 +297,12 @@ func TestNewPodIsolatedFromFirstPacket(t *testing.T) {
 		if got := nstest.CheckUDP(t, l.netns("a"), addr); got != b.name {
 			t.Errorf("a -> %s over UDP: answered by %q", b.name, got)
 		}
-		if _, err := nstest.TryTCP(l.netns("c"), addr, polTimeout); !nstest.IsTimeout(err) {
-			t.Errorf("c -> %s after the apply: %v, want dropped", b.name, err)
+		if _, err := nstest.TryTCP(denied, addr, polTimeout); !nstest.IsTimeout(err) {
+			t.Errorf("%s -> %s over TCP after the apply: %v, want dropped", who, b.name, err)
 		}
-	}
-	args[0] = "plan"
-	if out, errOut, code := Run(t, l.bin, append(args, "--detailed-exitcode")...); code != 0 {
-		t.Errorf("plan after apply: exit %d\n%s%s", code, out, errOut)
+		if _, err := nstest.TryUDP(denied, addr, polTimeout); !nstest.IsTimeout(err) {
+			t.Errorf("%s -> %s over UDP after the apply: %v, want dropped", who, b.name, err)
+		}
 	}
 }
 
