@@ -112,3 +112,17 @@ pods:
 		}
 	}
 }
+
+// TestSameLabels: labels compare by content, the shared map at once.
+func TestSameLabels(t *testing.T) {
+	a := map[string]string{"app": "web"}
+	for _, c := range []struct {
+		x, y map[string]string
+		want bool
+	}{{a, a, true}, {a, map[string]string{"app": "web"}, true}, {a, map[string]string{"app": "db"}, false},
+		{a, nil, false}, {nil, map[string]string{}, true}} {
+		if got := SameLabels(c.x, c.y); got != c.want {
+			t.Errorf("SameLabels(%v, %v) = %v, want %v", c.x, c.y, got, c.want)
+		}
+	}
+}

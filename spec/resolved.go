@@ -1,7 +1,9 @@
 package spec
 
 import (
+	"maps"
 	"net/netip"
+	"reflect"
 	"strings"
 )
 
@@ -144,4 +146,12 @@ func (r *Resolved) NodeNames() string {
 		names = append(names, n.Name)
 	}
 	return strings.Join(names, ", ")
+}
+
+// SameLabels is maps.Equal for labels or a selector, at once for the one
+// map: a model resolved by a Parser shares the maps of the items that did
+// not change with the last one (read-only), so comparing two files' pods
+// mostly compares pointers.
+func SameLabels(a, b map[string]string) bool {
+	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer() || maps.Equal(a, b)
 }

@@ -80,12 +80,6 @@ func (cl *Cluster) ChangedNamespaces() (map[string]bool, bool) {
 	return cl.changed, cl.changed != nil
 }
 
-// sameLabels is maps.Equal, at once for the one map: a pod the file did
-// not change keeps its decoded labels from one file to the next.
-func sameLabels(a, b map[string]string) bool {
-	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer() || maps.Equal(a, b)
-}
-
 // podDelta is how the pods of one file became those of the next.
 type podDelta struct {
 	// remap maps each old pod's index to the new one's, -1 for a pod
@@ -144,7 +138,7 @@ func diffRange(old, new []spec.ResolvedPod, oi, nj int, remap []int32) (removed,
 		default:
 			remap[i] = int32(nj + j)
 			if a, b := &old[i], &new[j]; a.IP != b.IP || a.Node != b.Node || a.Namespace != b.Namespace ||
-				!sameLabels(a.Labels, b.Labels) || !slices.Equal(a.Ports, b.Ports) {
+				!spec.SameLabels(a.Labels, b.Labels) || !slices.Equal(a.Ports, b.Ports) {
 				remap[i] = -1
 				removed, added = append(removed, oi+i), append(added, nj+j)
 			}
@@ -225,7 +219,7 @@ func (t *table) patch(r *spec.Resolved, d *podDelta) bool {
 	if !t.renumber(dropped, created) {
 		return false
 	}
-	sameNS := maps.EqualFunc(old.Namespaces, r.Namespaces, sameLabels)
+	sameNS := maps.EqualFunc(old.Namespaces, r.Namespaces, spec.SameLabels)
 	if t.reindex(dropped, created, nsOf) || !sameNS {
 		t.nss = t.namespaceIndex()
 	}

@@ -1,9 +1,7 @@
 package desired
 
 import (
-	"maps"
 	"net/netip"
-	"reflect"
 	"slices"
 	"strings"
 
@@ -219,8 +217,3 @@ func sameSlice[T comparable](a, b []T) bool {
 	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0]) || slices.Equal(a, b)
 }
 
-// sameLabels is maps.Equal, at once for the one map (an item the file did
-// not change keeps its decoded maps).
-func sameLabels(a, b map[string]string) bool {
-	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer() || maps.Equal(a, b)
-}

@@ -77,7 +77,7 @@ type svcLists struct {
 
 // of reports whether the lists were computed for svc as it is.
 func (e *svcLists) of(svc *spec.ResolvedService) bool {
-	return e.ns == svc.Namespace && sameLabels(e.selector, svc.Selector) && sameSlice(e.ports, svc.Ports)
+	return e.ns == svc.Namespace && spec.SameLabels(e.selector, svc.Selector) && sameSlice(e.ports, svc.Ports)
 }
 
 // portBackends is a port's backend list once computed.
