@@ -37,11 +37,12 @@ func NewSharedFrom(prev *Shared, r *spec.Resolved) *Shared {
 			sh.carry.last = prev.carry.last
 		}
 	}
-	dirty := map[string]bool{} // the same file (a drift pass): every list holds
 	switch {
-	case prev.r == r && prev.policies != nil:
-		sh.policies = prev.policies
-	case prev.policies != nil:
+	case prev.policies == nil:
+		return sh
+	case prev.r == r:
+		sh.policies, sh.dirty = prev.policies, map[string]bool{} // a drift pass: everything holds
+	default:
 		// The policies compare the pods (once for both: 50,000 at 1000
 		// nodes).
 		sh.policies = compile.NewClusterFrom(prev.policies, r)
@@ -49,16 +50,13 @@ func NewSharedFrom(prev *Shared, r *spec.Resolved) *Shared {
 		if !ok {
 			return sh // built again: so is every list
 		}
-		dirty = changed
-	default:
-		return sh
+		sh.dirty = changed
 	}
-	sh.dirty = dirty
 	prev.mu.Lock()
 	sh.lists = prev.lists
 	prev.mu.Unlock()
 	if prev.r != r {
-		for ns := range dirty {
+		for ns := range sh.dirty {
 			delete(sh.lists, ns)
 		}
 		for _, n := range sh.lists {
